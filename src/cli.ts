@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+// gpuhost <command>: argument parsing only; each command lives in src/commands/.
+import { Command, CommanderError, Option } from 'commander'
+import { ConfigError } from './config.js'
+import { CliError, EXIT } from './exit-codes.js'
+import { VERSION } from './version.js'
+
+export interface GlobalOptions {
+  config?: string
+  json?: boolean
+}
+
+type Action = (opts: Record<string, unknown>, globals: GlobalOptions) => Promise<number>
+
+/** Loads a command module only when it runs, so `gpuhost compat` never loads Docker or the coordinator. */
+function lazy(load: () => Promise<{ run: Action }>): (opts: Record<string, unknown>, cmd: Command) => Promise<void> {
+  return async (opts, cmd) => {
+    const globals = cmd.optsWithGlobals() as GlobalOptions
+    const { run } = await load()
+    process.exitCode = await run(opts, globals)
+  }
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value]
+
+export function buildProgram(): Command {
+  const program = new Command('gpuhost')
+    .description('GPU host agent: CUDA compatibility, Docker disk and image metrics, safe pruning, prewarming, fleet reporting')
+    .version(VERSION, '--version')
+    .option('--config <file>', 'config file (else $GPUHOST_CONFIG, else /etc/gpuhost/agent.yaml when it exists)')
+    .option('--json', 'machine output on stdout, logs on stderr')
+    .showHelpAfterError()
+    .exitOverride()
+
+  program.command('agent').description('run the daemon in the foreground until SIGTERM/SIGINT')
+    .option('--print-config', 'print the effective configuration and exit')
+    .action(lazy(() => import('./commands/agent.js')))
+
+  program.command('check').description('GPU facts and a CUDA verdict for each local image (or each --image)')
+    .option('--image <ref>', 'an image to check instead of the local ones (repeatable)', collect)
+    .action(lazy(() => import('./commands/check.js')))
+
+  program.command('compat').description('one CUDA verdict, pure: no Docker, no GPU')
+    .requiredOption('--driver <version>', 'driver version, e.g. 535.104.05')
+    .option('--cuda <version>', 'CUDA version the driver supports (default: from the driver version)')
+    .option('--brand <token>', 'NVIDIA brand token: tesla, nvidia, nvidiartx, geforce, quadro, titan, …')
+    .option('--arch <cc>', 'compute capability, e.g. 8.0')
+    .addOption(new Option('--require <expr>', 'an NVIDIA_REQUIRE_CUDA expression').conflicts('imageCuda'))
+    .addOption(new Option('--image-cuda <version>', 'an image that sets only CUDA_VERSION').conflicts('require'))
+    .action(lazy(() => import('./commands/compat.js')))
+
+  program.command('prune').description('one prune now, with the configured policy')
+    .option('--dry-run', 'show the plan and remove nothing')
+    .option('--target-percent <n>', 'free down to this usage instead of prune.lowPercent', Number)
+    .action(lazy(() => import('./commands/prune.js')))
+
+  program.command('prewarm').description('one prewarm now: the configured list, or the --image refs')
+    .option('--image <ref>', 'an image to prewarm instead of the configured list (repeatable)', collect)
+    .option('--dry-run', 'show the plan and pull nothing')
+    .action(lazy(() => import('./commands/prewarm.js')))
+
+  program.command('status').description("the running agent's /v1/status")
+    .option('--url <url>', 'the agent to ask (default: http://<listen> from the config)')
+    .action(lazy(() => import('./commands/status.js')))
+
+  program.command('coordinator').description('run the reference coordinator')
+    .action(lazy(() => import('./commands/coordinator.js')))
+
+  return program
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv)
+    return Number(process.exitCode ?? 0)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      const benign = ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(err.code)
+      return benign ? EXIT.ok : EXIT.usage
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`gpuhost: ${err.message}\n`)
+      return EXIT.config
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`gpuhost: ${err.message}\n`)
+      return err.exitCode
+    }
+    process.stderr.write(`gpuhost: ${(err as Error).stack ?? String(err)}\n`)
+    return 70
+  }
+}
+
+// Exit explicitly: a library's keep-alive socket must not hold a finished command open.
+main(process.argv).then((code) => process.exit(code))

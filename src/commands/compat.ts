@@ -1,0 +1,5 @@
+import { notYetImplemented } from './not-yet.js'
+
+export async function run(): Promise<number> {
+  notYetImplemented('compat')
+}

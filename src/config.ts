@@ -1,0 +1,150 @@
+// The one configuration schema: every key, its default and its bounds live here and nowhere else.
+import { readFileSync, existsSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
+
+const percent = z.number().min(0).max(100)
+const seconds = z.number().positive()
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT')
+const cronOrNull = z.string().min(1).nullable()
+
+export const agentConfigSchema = z.strictObject({
+  hostId: z.string().min(1).default(() => hostname()),
+  listen: hostPort.default('127.0.0.1:9477'),
+  tokenFile: z.string().min(1).nullable().default('/etc/gpuhost/token'),
+  stateDir: z.string().min(1).default('/var/lib/gpuhost'),
+  docker: z.strictObject({
+    socket: z.string().min(1).default('/var/run/docker.sock'),
+    timeoutSeconds: seconds.default(30),
+  }).prefault({}),
+  gpu: z.strictObject({
+    nvidiaSmi: z.string().min(1).default('nvidia-smi'),
+    timeoutSeconds: seconds.default(10),
+    intervalSeconds: seconds.default(30),
+  }).prefault({}),
+  disk: z.strictObject({
+    path: z.string().min(1).nullable().default(null),
+    checkIntervalSeconds: seconds.default(60),
+  }).prefault({}),
+  prune: z.strictObject({
+    highPercent: percent.default(85),
+    lowPercent: percent.default(80),
+    minAgeSeconds: z.number().min(0).default(3600),
+    protect: z.array(z.string().min(1)).default([]),
+    keepPerRepository: z.number().int().min(0).default(0),
+    schedule: cronOrNull.default('0 3 * * 0'),
+    buildCache: z.boolean().default(false),
+  }).prefault({}),
+  prewarm: z.strictObject({
+    schedule: cronOrNull.default('0 2 * * *'),
+    images: z.array(z.string().min(1)).default([]),
+    mirrors: z.record(z.string(), z.array(z.string().min(1))).default({}),
+    concurrency: z.number().int().min(1).max(32).default(2),
+    retries: z.number().int().min(0).max(20).default(3),
+    attemptTimeoutSeconds: seconds.default(600),
+    credentialsFile: z.string().min(1).nullable().default(null),
+  }).prefault({}),
+  coordinator: z.strictObject({
+    url: z.string().regex(/^wss?:\/\//, 'must start with ws:// or wss://').nullable().default(null),
+    tokenFile: z.string().min(1).nullable().default(null),
+    caFile: z.string().min(1).nullable().default(null),
+    snapshotIntervalSeconds: seconds.default(60),
+    outboxMaxEvents: z.number().int().min(100).default(10000),
+  }).prefault({}),
+  log: z.strictObject({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  }).prefault({}),
+}).check(z.refine((c) => c.prune.highPercent >= 100 || c.prune.lowPercent < c.prune.highPercent, {
+  path: ['prune', 'lowPercent'],
+  message: 'must be below prune.highPercent',
+  // Run even when other keys are bad, so one pass names every bad key; skip only if either value is itself bad.
+  when: (payload) => {
+    const prune = (payload.value as { prune?: { lowPercent?: unknown; highPercent?: unknown } })?.prune
+    return typeof prune?.lowPercent === 'number' && typeof prune?.highPercent === 'number'
+  },
+}))
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>
+
+export const coordinatorConfigSchema = z.strictObject({
+  listen: hostPort.default('127.0.0.1:9478'),
+  adminTokenFile: z.string().min(1).nullable().default('/etc/gpuhost/admin-token'),
+  agentTokenFile: z.string().min(1).nullable().default('/etc/gpuhost/agent-token'),
+  dataDir: z.string().min(1).default('/var/lib/gpuhost-coordinator'),
+  maxFrameBytes: z.number().int().min(1024).default(1024 * 1024),
+  log: z.strictObject({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  }).prefault({}),
+})
+
+export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>
+
+/** A config that could not be read or is invalid; `problems` names every bad key by its path. */
+export class ConfigError extends Error {
+  constructor(readonly file: string | null, readonly problems: string[]) {
+    super(`invalid configuration${file ? ` in ${file}` : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export const DEFAULT_AGENT_CONFIG_FILE = '/etc/gpuhost/agent.yaml'
+export const DEFAULT_COORDINATOR_CONFIG_FILE = '/etc/gpuhost/coordinator.yaml'
+
+/** --config, else $GPUHOST_CONFIG, else the system file when it exists, else none (defaults). */
+export function resolveConfigFile(flag: string | undefined, systemFile: string): string | null {
+  if (flag) return flag
+  if (process.env.GPUHOST_CONFIG) return process.env.GPUHOST_CONFIG
+  return existsSync(systemFile) ? systemFile : null
+}
+
+export function parseConfig<S extends z.ZodType>(schema: S, raw: unknown, file: string | null = null): z.infer<S> {
+  const result = schema.safeParse(raw ?? {})
+  if (result.success) return result.data
+  throw new ConfigError(file, result.error.issues.map(describeIssue))
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String).join('.') || '(top level)'
+  if (issue.code === 'unrecognized_keys') {
+    const prefix = issue.path.length ? `${path}.` : ''
+    return issue.keys.map((k) => `${prefix}${k}: unknown key`).join('; ')
+  }
+  return `${path}: ${issue.message}`
+}
+
+export function loadConfigFile<S extends z.ZodType>(schema: S, file: string | null): z.infer<S> {
+  if (file === null) return parseConfig(schema, {}, null)
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`])
+  }
+  let raw: unknown
+  try {
+    raw = parseYaml(text, { prettyErrors: true })
+  } catch (err) {
+    throw new ConfigError(file, [`not valid YAML: ${(err as Error).message.split('\n')[0]}`])
+  }
+  if (raw !== null && raw !== undefined && (typeof raw !== 'object' || Array.isArray(raw))) {
+    throw new ConfigError(file, ['(top level): must be a mapping of keys to values'])
+  }
+  return parseConfig(schema, raw, file)
+}
+
+export function loadAgentConfig(flag?: string): AgentConfig {
+  return loadConfigFile(agentConfigSchema, resolveConfigFile(flag, DEFAULT_AGENT_CONFIG_FILE))
+}
+
+export function loadCoordinatorConfig(flag?: string): CoordinatorConfig {
+  return loadConfigFile(coordinatorConfigSchema, resolveConfigFile(flag, DEFAULT_COORDINATOR_CONFIG_FILE))
+}
+
+/** Reads a bearer token file; null when the file is unset. Throws with the path when unreadable or empty. */
+export function readTokenFile(file: string | null): string | null {
+  if (file === null) return null
+  const token = readFileSync(file, 'utf8').trim()
+  if (!token) throw new Error(`token file ${file} is empty`)
+  return token
+}

@@ -1,0 +1,173 @@
+// HostSnapshot: the single picture of the host that collectors fill and that metrics, status and
+// planners read. A scrape or a status call reads this; it never queries Docker or nvidia-smi.
+import { EventEmitter } from 'node:events'
+
+export interface MigDevice {
+  index: number
+  gpuInstanceId?: number
+  computeInstanceId?: number
+  memoryTotalBytes?: number
+  memoryUsedBytes?: number
+}
+
+export interface GpuDevice {
+  index: number
+  uuid: string
+  name: string
+  /** nvidia-smi's product_brand as printed, e.g. "Tesla", "GeForce", "NVIDIA RTX". */
+  productBrand?: string
+  /** compute capability "8.0" when nvidia-smi reports it (arch in NVIDIA_REQUIRE_* terms). */
+  computeCapability?: string
+  memoryTotalBytes?: number
+  memoryUsedBytes?: number
+  utilizationRatio?: number
+  temperatureCelsius?: number
+  powerDrawWatts?: number
+  migMode?: string
+  migDevices: MigDevice[]
+}
+
+export interface GpuFacts {
+  available: boolean
+  /** why the facts are unavailable: no nvidia-smi, it failed, it timed out, it printed garbage */
+  reason?: string
+  driverVersion?: string
+  cudaVersion?: string
+  gpus: GpuDevice[]
+}
+
+export interface DiskFacts {
+  /** the path measured: Docker's root dir or disk.path */
+  path: string
+  mountpoint: string
+  sizeBytes: number
+  usedBytes: number
+  availBytes: number
+  usedPercent: number
+}
+
+export interface ContainerRef {
+  id: string
+  name: string
+  state: string
+}
+
+export interface ImageCompat {
+  /** null: the image states no CUDA requirement */
+  compatible: boolean | null
+  reason: string
+  requirement: string | null
+}
+
+export interface ImageFacts {
+  id: string
+  repoTags: string[]
+  repoDigests: string[]
+  sizeBytes: number
+  /** bytes of layers shared with other images; -1 when Docker did not say */
+  sharedSizeBytes: number
+  createdAt: string
+  /** containers, running or not, that use this image */
+  containers: ContainerRef[]
+  dangling: boolean
+  /** last time a container used it (ISO), null if never seen used */
+  lastUsed: string | null
+  /** first time the agent saw it (ISO) */
+  firstSeen: string
+  /** CUDA-relevant env of the image config (NVIDIA_REQUIRE_*, NVIDIA_DISABLE_REQUIRE, CUDA_VERSION); null until inspected */
+  cudaEnv: Record<string, string> | null
+  compat?: ImageCompat
+}
+
+export interface CollectorStatus {
+  success: boolean
+  durationSeconds: number
+  at: string
+  error?: string
+}
+
+export interface HostSnapshot {
+  takenAt: string
+  gpu: GpuFacts
+  disk: DiskFacts | null
+  /** null until the image collector has run once */
+  images: ImageFacts[] | null
+  docker: { reachable: boolean; reason?: string; rootDir?: string; version?: string }
+  collectors: Record<string, CollectorStatus>
+}
+
+export interface ImageSummary {
+  count: number
+  inUse: number
+  unused: number
+  dangling: number
+  sizeBytes: number
+  inUseSizeBytes: number
+  unusedSizeBytes: number
+  danglingSizeBytes: number
+  cudaIncompatible: number
+}
+
+export type ImageState = 'in_use' | 'unused' | 'dangling'
+
+export function imageState(image: ImageFacts): ImageState {
+  if (image.containers.length > 0) return 'in_use'
+  return image.dangling ? 'dangling' : 'unused'
+}
+
+export function summarizeImages(images: ImageFacts[]): ImageSummary {
+  const s: ImageSummary = {
+    count: 0, inUse: 0, unused: 0, dangling: 0, sizeBytes: 0,
+    inUseSizeBytes: 0, unusedSizeBytes: 0, danglingSizeBytes: 0, cudaIncompatible: 0,
+  }
+  for (const image of images) {
+    s.count++
+    s.sizeBytes += image.sizeBytes
+    const state = imageState(image)
+    if (state === 'in_use') { s.inUse++; s.inUseSizeBytes += image.sizeBytes }
+    else if (state === 'dangling') { s.dangling++; s.danglingSizeBytes += image.sizeBytes }
+    else { s.unused++; s.unusedSizeBytes += image.sizeBytes }
+    if (image.compat?.compatible === false) s.cudaIncompatible++
+  }
+  return s
+}
+
+type SnapshotPart = Exclude<keyof HostSnapshot, 'takenAt' | 'collectors'>
+
+/** Holds the current snapshot; collectors replace their part, readers get a consistent object. */
+export class SnapshotStore extends EventEmitter {
+  private current: HostSnapshot
+  private collectorsRun = new Set<string>()
+
+  constructor(private readonly expectedCollectors: string[] = [], now: () => Date = () => new Date()) {
+    super()
+    this.current = {
+      takenAt: now().toISOString(),
+      gpu: { available: false, reason: 'not collected yet', gpus: [] },
+      disk: null,
+      images: null,
+      docker: { reachable: false, reason: 'not collected yet' },
+      collectors: {},
+    }
+  }
+
+  get(): HostSnapshot {
+    return this.current
+  }
+
+  set<K extends SnapshotPart>(part: K, value: HostSnapshot[K], at: Date = new Date()): void {
+    this.current = { ...this.current, [part]: value, takenAt: at.toISOString() }
+    this.emit('change', part)
+  }
+
+  recordCollector(name: string, status: CollectorStatus): void {
+    this.collectorsRun.add(name)
+    this.current = { ...this.current, collectors: { ...this.current.collectors, [name]: status } }
+    this.emit('collected', name)
+  }
+
+  /** true once every expected collector has run at least once (success or not) */
+  ready(): boolean {
+    return this.expectedCollectors.every((c) => this.collectorsRun.has(c))
+  }
+}

@@ -1,0 +1,178 @@
+// A small HTTP server: exact-path routes, JSON bodies with a size limit, bearer auth for every POST.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import { checkBearer } from './auth.js'
+
+export class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message)
+  }
+}
+
+export interface Reply {
+  status: number
+  body: unknown
+  contentType?: string
+}
+
+export interface Request {
+  method: string
+  path: string
+  params: Record<string, string>
+  query: URLSearchParams
+  headers: IncomingMessage['headers']
+  /** parsed JSON body (POST only); undefined when the body was empty */
+  body: unknown
+}
+
+type Handler = (req: Request) => Promise<Reply> | Reply
+
+interface Route {
+  method: 'GET' | 'POST'
+  pattern: RegExp
+  keys: string[]
+  auth: boolean
+  handler: Handler
+}
+
+export interface HttpServerOptions {
+  listen: string
+  /** the bearer token for writes; null refuses every authenticated route with 403 */
+  token: () => string | null
+  /** GETs that need the token too (the coordinator's API) */
+  authenticateReads?: boolean
+  maxBodyBytes?: number
+  log: Logger
+  name?: string
+}
+
+export class HttpServer {
+  private readonly routes: Route[] = []
+  private server: Server | null = null
+  readonly name: string
+
+  constructor(private readonly opts: HttpServerOptions) {
+    this.name = opts.name ?? 'http'
+  }
+
+  get(path: string, handler: Handler, opts: { auth?: boolean } = {}): void {
+    this.add('GET', path, handler, opts.auth ?? this.opts.authenticateReads ?? false)
+  }
+
+  /** every POST is authenticated */
+  post(path: string, handler: Handler): void {
+    this.add('POST', path, handler, true)
+  }
+
+  private add(method: 'GET' | 'POST', path: string, handler: Handler, auth: boolean): void {
+    const keys: string[] = []
+    const source = path.replace(/:(\w+)/g, (_, key: string) => {
+      keys.push(key)
+      return '([^/]+)'
+    })
+    this.routes.push({ method, pattern: new RegExp(`^${source}$`), keys, auth, handler })
+  }
+
+  /** the port actually bound (useful with port 0) */
+  port(): number {
+    const address = this.server?.address()
+    return typeof address === 'object' && address ? address.port : 0
+  }
+
+  async start(): Promise<void> {
+    const { host, port } = splitHostPort(this.opts.listen)
+    this.server = createServer((req, res) => void this.handle(req, res))
+    this.server.keepAliveTimeout = 5000
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject)
+      this.server!.listen(port, host, () => {
+        this.server!.off('error', reject)
+        resolve()
+      })
+    })
+    this.opts.log.info({ listen: `${host}:${this.port()}` }, `${this.name} listening`)
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server
+    if (!server) return
+    this.server = null
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    try {
+      const route = this.match(req.method ?? 'GET', url.pathname)
+      if (route.auth) this.authenticate(req)
+      const body = req.method === 'POST' ? await readJsonBody(req, this.opts.maxBodyBytes ?? 1024 * 1024) : undefined
+      const reply = await route.handler({
+        method: req.method ?? 'GET', path: url.pathname, params: route.params, query: url.searchParams, headers: req.headers, body,
+      })
+      send(res, reply)
+    } catch (err) {
+      if (err instanceof HttpError) {
+        send(res, { status: err.status, body: { error: err.message } })
+      } else {
+        this.opts.log.error({ err: (err as Error).message, path: url.pathname }, 'request failed')
+        send(res, { status: 500, body: { error: (err as Error).message } })
+      }
+    }
+  }
+
+  private match(method: string, path: string): Route & { params: Record<string, string> } {
+    let pathMatched = false
+    for (const route of this.routes) {
+      const m = route.pattern.exec(path)
+      if (!m) continue
+      pathMatched = true
+      if (route.method !== method) continue
+      const params: Record<string, string> = {}
+      route.keys.forEach((k, i) => { params[k] = decodeURIComponent(m[i + 1]) })
+      return { ...route, params }
+    }
+    throw pathMatched ? new HttpError(405, `method ${method} not allowed on ${path}`) : new HttpError(404, `no such path: ${path}`)
+  }
+
+  private authenticate(req: IncomingMessage): void {
+    const verdict = checkBearer(req.headers.authorization, this.opts.token())
+    if (verdict === 'disabled') throw new HttpError(403, 'writes are disabled: no token file is configured')
+    if (verdict !== 'ok') throw new HttpError(401, verdict === 'missing' ? 'missing bearer token' : 'wrong bearer token')
+  }
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  const text = reply.contentType ? String(reply.body) : JSON.stringify(reply.body) + '\n'
+  res.writeHead(reply.status, {
+    'content-type': reply.contentType ?? 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  })
+  res.end(text)
+}
+
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0)
+  if (declared > limit) throw new HttpError(413, `body larger than ${limit} bytes`)
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length
+    if (size > limit) throw new HttpError(413, `body larger than ${limit} bytes`)
+    chunks.push(chunk as Buffer)
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim()
+  if (!text) return undefined
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new HttpError(400, `body is not valid JSON: ${(err as Error).message}`)
+  }
+}
+
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':')
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) }
+}

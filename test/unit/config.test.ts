@@ -1,0 +1,51 @@
+import t from 'tap'
+import { agentConfigSchema, coordinatorConfigSchema, parseConfig, ConfigError } from '../../src/config.js'
+
+t.test('defaults are those of INTERFACES.md', async (t) => {
+  const c = parseConfig(agentConfigSchema, {})
+  t.equal(c.listen, '127.0.0.1:9477')
+  t.equal(c.tokenFile, '/etc/gpuhost/token')
+  t.equal(c.stateDir, '/var/lib/gpuhost')
+  t.same(c.docker.socket, '/var/run/docker.sock')
+  t.same(c.gpu, { nvidiaSmi: 'nvidia-smi', timeoutSeconds: 10, intervalSeconds: 30 })
+  t.same(c.disk, { path: null, checkIntervalSeconds: 60 })
+  t.equal(c.prune.highPercent, 85)
+  t.equal(c.prune.lowPercent, 80)
+  t.equal(c.prune.minAgeSeconds, 3600)
+  t.same(c.prune.protect, [])
+  t.equal(c.prune.keepPerRepository, 0)
+  t.equal(c.prune.schedule, '0 3 * * 0')
+  t.equal(c.prewarm.schedule, '0 2 * * *')
+  t.equal(c.prewarm.concurrency, 2)
+  t.equal(c.prewarm.retries, 3)
+  t.same(c.coordinator.url, null)
+  t.ok(c.hostId.length > 0, 'hostId defaults to the hostname')
+  const k = parseConfig(coordinatorConfigSchema, {})
+  t.equal(k.listen, '127.0.0.1:9478')
+  t.equal(k.dataDir, '/var/lib/gpuhost-coordinator')
+})
+
+t.test('every bad key is named by its path', async (t) => {
+  try {
+    parseConfig(agentConfigSchema, { prune: { lowPercent: 'x', highPercent: 101 }, coordinator: { url: 'http://x' }, prewarm: { mirrors: { 'docker.io': 'one' } } })
+    t.fail('should throw')
+  } catch (err) {
+    t.type(err, ConfigError)
+    const problems = (err as ConfigError).problems.join('\n')
+    t.match(problems, /prune\.lowPercent:/)
+    t.match(problems, /prune\.highPercent:/)
+    t.match(problems, /coordinator\.url: must start with ws:\/\/ or wss:\/\//)
+    t.match(problems, /prewarm\.mirrors\.docker\.io:/)
+  }
+})
+
+t.test('low must be below high, unless the watcher is off', async (t) => {
+  t.throws(() => parseConfig(agentConfigSchema, { prune: { highPercent: 80, lowPercent: 80 } }), /prune\.lowPercent: must be below prune\.highPercent/)
+  t.equal(parseConfig(agentConfigSchema, { prune: { highPercent: 100, lowPercent: 100 } }).prune.highPercent, 100)
+})
+
+t.test('nullable schedules switch jobs off', async (t) => {
+  const c = parseConfig(agentConfigSchema, { prune: { schedule: null }, prewarm: { schedule: null } })
+  t.equal(c.prune.schedule, null)
+  t.equal(c.prewarm.schedule, null)
+})
