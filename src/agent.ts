@@ -1,6 +1,7 @@
 // Composition root: builds every part of the agent, wires triggers to jobs, and owns the lifecycle.
 import { mkdirSync } from 'node:fs'
 import type { Logger } from 'pino'
+import { ActionRegistry } from './actions.js'
 import { readTokenFile, type AgentConfig } from './config.js'
 import { EventBus } from './events.js'
 import { SnapshotStore } from './host/snapshot.js'
@@ -20,6 +21,8 @@ export interface AgentContext {
   bus: EventBus
   runner: JobRunner
   http: HttpServer
+  /** prune, prewarm, check, status: what HTTP, the coordinator and the CLI invoke */
+  actions: ActionRegistry
   now: () => Date
   /** coordinator link state, set by the link when one is configured */
   linkState: () => { configured: boolean; connected: boolean; pending: number }
@@ -48,6 +51,7 @@ export class Agent {
       store: new SnapshotStore(expectedCollectors),
       bus: new EventBus(),
       runner: new JobRunner(),
+      actions: new ActionRegistry(),
       now: () => new Date(),
       linkState: () => ({ configured: false, connected: false, pending: 0 }),
     }
@@ -70,6 +74,7 @@ export class Agent {
       : { status: 503, body: { status: 'starting', waitingFor: 'first snapshot' } })
     http.get('/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }))
     http.get('/v1/status', () => ({ status: 200, body: this.status() }))
+    this.ctx.actions.register('status', async () => this.status())
     void config
   }
 
