@@ -63,7 +63,8 @@ export function buildProgram(): Command {
     .option('--url <url>', 'the agent to ask (default: http://<listen> from the config)')
     .action(lazy(() => import('./commands/status.js')))
 
-  program.command('coordinator').description('run the reference coordinator')
+  program.command('coordinator').description('run the reference coordinator (config: --config, else /etc/gpuhost/coordinator.yaml)')
+    .option('--print-config', 'print the effective configuration and exit')
     .action(lazy(() => import('./commands/coordinator.js')))
 
   return program

@@ -51,6 +51,10 @@ export const agentConfigSchema = z.strictObject({
     caFile: z.string().min(1).nullable().default(null),
     snapshotIntervalSeconds: seconds.default(60),
     outboxMaxEvents: z.number().int().min(100).default(10000),
+    /** a ping goes out this often; no pong by the next one means the peer is dead */
+    pingIntervalSeconds: seconds.default(15),
+    /** reconnect delays grow from 0.5 s to this, with jitter */
+    reconnectMaxSeconds: seconds.default(60),
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
@@ -73,6 +77,10 @@ export const coordinatorConfigSchema = z.strictObject({
   agentTokenFile: z.string().min(1).nullable().default('/etc/gpuhost/agent-token'),
   dataDir: z.string().min(1).default('/var/lib/gpuhost-coordinator'),
   maxFrameBytes: z.number().int().min(1024).default(1024 * 1024),
+  /** each agent is pinged this often; no pong by the next ping closes its connection */
+  pingIntervalSeconds: seconds.default(30),
+  /** a command not picked up by its host within this time fails */
+  commandTimeoutSeconds: seconds.default(3600),
   log: z.strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   }).prefault({}),

@@ -4,10 +4,11 @@ import { stringify } from 'yaml'
 import { Agent, type Feature } from '../agent.js'
 import { loadAgentConfig } from '../config.js'
 import { createLogger } from '../log.js'
+import { coordinatorLinkFeature } from '../report/link.js'
 import type { GlobalOptions } from '../cli.js'
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
-const FEATURES: Feature[] = []
+const FEATURES: Feature[] = [coordinatorLinkFeature]
 const COLLECTORS: string[] = []
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {

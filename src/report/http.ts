@@ -1,5 +1,6 @@
 // A small HTTP server: exact-path routes, JSON bodies with a size limit, bearer auth for every POST.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { checkBearer } from './auth.js'
 
@@ -26,6 +27,7 @@ export interface Request {
 }
 
 type Handler = (req: Request) => Promise<Reply> | Reply
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void
 
 interface Route {
   method: 'GET' | 'POST'
@@ -49,6 +51,7 @@ export interface HttpServerOptions {
 export class HttpServer {
   private readonly routes: Route[] = []
   private server: Server | null = null
+  private upgradeHandler: UpgradeHandler | null = null
   readonly name: string
 
   constructor(private readonly opts: HttpServerOptions) {
@@ -73,6 +76,11 @@ export class HttpServer {
     this.routes.push({ method, pattern: new RegExp(`^${source}$`), keys, auth, handler })
   }
 
+  /** WebSocket upgrades (the coordinator's agent endpoint); without a handler they are refused */
+  onUpgrade(handler: UpgradeHandler): void {
+    this.upgradeHandler = handler
+  }
+
   /** the port actually bound (useful with port 0) */
   port(): number {
     const address = this.server?.address()
@@ -83,6 +91,7 @@ export class HttpServer {
     const { host, port } = splitHostPort(this.opts.listen)
     this.server = createServer((req, res) => void this.handle(req, res))
     this.server.keepAliveTimeout = 5000
+    if (this.upgradeHandler) this.server.on('upgrade', this.upgradeHandler)
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject)
       this.server!.listen(port, host, () => {

@@ -1,0 +1,82 @@
+// The coordinator's HTTP API (admin token on every /v1 call and the webhook; /metrics and
+// /healthz open): fleet, events, commands, the Alertmanager webhook and the fleet compat query.
+import { z } from 'zod'
+import { HttpError, type HttpServer, type Request } from '../report/http.js'
+import { COMMAND_ACTIONS } from '../protocol.js'
+import { alertmanagerPayloadSchema, routeAlerts } from './alerts.js'
+import { fleetCompat, type CompatEvaluator } from './compat.js'
+import type { AgentHub } from './hub.js'
+import { publicHost, type FleetStore } from './store.js'
+import type { Registry } from 'prom-client'
+
+const commandBodySchema = z.strictObject({
+  action: z.enum(COMMAND_ACTIONS),
+  args: z.record(z.string(), z.unknown()).default({}),
+})
+
+const eventsQuerySchema = z.object({
+  hostId: z.string().min(1).optional(),
+  type: z.string().min(1).optional(),
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+})
+
+function validate<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  const r = schema.safeParse(value ?? {})
+  if (r.success) return r.data
+  throw new HttpError(400, `bad ${what}: ${r.error.issues.map((i) => `${i.path.map(String).join('.') || '(body)'}: ${i.message}`).join('; ')}`)
+}
+
+export function addCoordinatorRoutes(http: HttpServer, deps: { store: FleetStore; hub: AgentHub; metrics: Registry; evaluator: CompatEvaluator | null }): void {
+  const { store, hub } = deps
+
+  http.get('/healthz', () => ({ status: 200, body: { status: 'ok' } }), { auth: false })
+  http.get('/metrics', async () => ({ status: 200, body: await deps.metrics.metrics(), contentType: deps.metrics.contentType }), { auth: false })
+
+  http.get('/v1/hosts', () => ({ status: 200, body: { hosts: store.hosts().map(publicHost) } }))
+  http.get('/v1/hosts/:hostId', (req) => ({ status: 200, body: publicHost(knownHost(store, req.params.hostId)) }))
+
+  http.get('/v1/events', (req) => {
+    const q = validate(eventsQuerySchema, Object.fromEntries(req.query), 'query')
+    const { events } = store.events(q)
+    const next = events.length === q.limit ? events[events.length - 1].seq : null
+    return { status: 200, body: { events: events.map(({ seq: _seq, ...e }) => e), next } }
+  })
+
+  http.post('/v1/hosts/:hostId/commands', (req) => {
+    const host = knownHost(store, req.params.hostId)
+    const body = validate(commandBodySchema, req.body, 'command')
+    const commandId = store.createCommand(host.hostId, body.action, body.args)
+    hub.dispatch(host.hostId)
+    return { status: 202, body: { commandId } }
+  })
+
+  http.get('/v1/commands/:commandId', (req) => {
+    const command = store.command(req.params.commandId)
+    if (!command) throw new HttpError(404, `no command ${req.params.commandId}`)
+    return { status: 200, body: command }
+  })
+
+  http.post('/hooks/alertmanager', (req: Request) => {
+    const payload = validate(alertmanagerPayloadSchema, req.body, 'Alertmanager payload')
+    const routing = routeAlerts(payload, store.hosts().map((h) => h.hostId))
+    const commands = routing.hostIds.map((hostId) => {
+      const commandId = store.createCommand(hostId, 'prune', {})
+      hub.dispatch(hostId)
+      return { hostId, commandId }
+    })
+    return { status: 202, body: { commands, skipped: routing.skipped } }
+  })
+
+  http.get('/v1/compat', (req) => {
+    const image = req.query.get('image')
+    if (!image) throw new HttpError(400, 'bad query: image: required, e.g. ?image=nvcr.io/nvidia/pytorch:23.10-py3')
+    return { status: 200, body: fleetCompat(image, store.hosts(), deps.evaluator) }
+  })
+}
+
+function knownHost(store: FleetStore, hostId: string) {
+  const host = store.host(hostId)
+  if (!host) throw new HttpError(404, `no host ${hostId}`)
+  return host
+}

@@ -1,0 +1,90 @@
+// GET /v1/compat?image=REF: for every host, can its driver run REF, and why. Pure.
+//
+// Where an answer comes from, best first: the verdict the host itself reported for its local copy
+// of the image; else the image's CUDA requirement (from any host that has it) put through the
+// evaluator against this host's GPU facts; else the facts known and why no verdict is possible.
+import type { GpuFacts } from '../host/snapshot.js'
+import type { ReportedImage } from '../protocol.js'
+import type { HostDetail } from './store.js'
+
+export interface CompatVerdict { compatible: boolean | null; reason: string }
+
+/** Decides whether an image with this CUDA-relevant env runs on a host with these GPU facts. */
+export type CompatEvaluator = (cudaEnv: Record<string, string>, gpu: GpuFacts) => CompatVerdict
+
+export interface HostCompat extends CompatVerdict {
+  hostId: string
+  connected: boolean
+  driverVersion: string | null
+  cudaVersion: string | null
+  source: 'host' | 'coordinator' | 'none'
+}
+
+export interface FleetCompat {
+  image: string
+  requirement: { cudaEnv: Record<string, string>; reportedBy: string } | null
+  evaluator: 'available' | 'unavailable'
+  hosts: HostCompat[]
+}
+
+/** docker.io/library/ubuntu → ubuntu:latest; keeps digests; a bare image id stays as it is. */
+export function normalizeRef(ref: string): string {
+  let r = ref.trim()
+  if (/^(sha256:)?[0-9a-f]{64}$/.test(r)) return r.startsWith('sha256:') ? r : `sha256:${r}`
+  r = r.replace(/^(docker\.io|index\.docker\.io|registry-1\.docker\.io)\//, '').replace(/^library\//, '')
+  const name = r.split('@')[0]
+  const lastPart = name.slice(name.lastIndexOf('/') + 1)
+  if (!r.includes('@') && !lastPart.includes(':')) r = `${r}:latest`
+  return r
+}
+
+export function findImage(images: ReportedImage[] | null, ref: string): ReportedImage | null {
+  if (!images) return null
+  const want = normalizeRef(ref)
+  return images.find((i) => i.id === want || i.repoTags.some((t) => normalizeRef(t) === want) || i.repoDigests.some((d) => normalizeRef(d) === want)) ?? null
+}
+
+export function fleetCompat(image: string, hosts: HostDetail[], evaluator: CompatEvaluator | null): FleetCompat {
+  let requirement: FleetCompat['requirement'] = null
+  for (const h of hosts) {
+    const found = findImage(h.localImages, image)
+    if (found?.cudaEnv) { requirement = { cudaEnv: found.cudaEnv, reportedBy: h.hostId }; break }
+  }
+  return {
+    image,
+    requirement,
+    evaluator: evaluator ? 'available' : 'unavailable',
+    hosts: hosts.map((h) => ({ hostId: h.hostId, connected: h.connected, ...gpuVersions(h), ...verdictFor(h, image, requirement, evaluator) })),
+  }
+}
+
+function gpuVersions(h: HostDetail): { driverVersion: string | null; cudaVersion: string | null } {
+  const gpu = (h.gpu ?? {}) as Partial<GpuFacts>
+  return { driverVersion: gpu.driverVersion ?? null, cudaVersion: gpu.cudaVersion ?? null }
+}
+
+function verdictFor(h: HostDetail, image: string, requirement: FleetCompat['requirement'], evaluator: CompatEvaluator | null): CompatVerdict & { source: HostCompat['source'] } {
+  const local = findImage(h.localImages, image)
+  if (local?.compat) return { compatible: local.compat.compatible, reason: `reported by the host for its local copy: ${local.compat.reason}`, source: 'host' }
+  const gpu = h.gpu as GpuFacts | null
+  if (!gpu || gpu.available !== true) {
+    return { compatible: null, reason: `no GPU facts from this host${gpu?.reason ? `: ${gpu.reason}` : ''}`, source: 'none' }
+  }
+  const { driverVersion, cudaVersion } = gpuVersions(h)
+  const facts = `driver ${driverVersion ?? 'unknown'}, CUDA ${cudaVersion ?? 'unknown'}`
+  const cudaEnv = local?.cudaEnv ?? requirement?.cudaEnv ?? null
+  if (!cudaEnv) return { compatible: null, reason: `no host has reported the CUDA requirement of ${image}; this host has ${facts}`, source: 'none' }
+  if (!evaluator) {
+    return { compatible: null, reason: `the compat evaluator is unavailable; the image asks ${describeEnv(cudaEnv)}; this host has ${facts}`, source: 'none' }
+  }
+  try {
+    return { ...evaluator(cudaEnv, gpu), source: 'coordinator' }
+  } catch (err) {
+    return { compatible: null, reason: `the compat evaluator failed: ${(err as Error).message}`, source: 'none' }
+  }
+}
+
+function describeEnv(env: Record<string, string>): string {
+  const keys = Object.keys(env).sort()
+  return keys.length ? keys.map((k) => `${k}=${env[k]}`).join(' ') : 'nothing (no CUDA requirement)'
+}

@@ -1,0 +1,243 @@
+// The coordinator's durable fleet state in SQLite: one row per host, every event once (its id is
+// the key, so a resent event is dropped), every command with its status and result.
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import type { CommandAction, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
+
+export type CommandStatus = 'pending' | 'running' | 'succeeded' | 'failed'
+
+export interface HostRecord {
+  hostId: string
+  connected: boolean
+  lastSeen: string | null
+  version: string | null
+  gpu: Record<string, unknown> | null
+  disk: Record<string, unknown> | null
+  images: Record<string, unknown> | null
+  lastPrune: Record<string, unknown> | null
+  lastPrewarm: Record<string, unknown> | null
+}
+
+export interface HostDetail extends HostRecord {
+  actions: string[]
+  localImages: import('../protocol.js').ReportedImage[] | null
+}
+
+export interface EventRecord { id: string; hostId: string; type: string; ts: string; data: Record<string, unknown> }
+
+export interface CommandRecord {
+  commandId: string
+  hostId: string
+  action: CommandAction
+  args: Record<string, unknown>
+  status: CommandStatus
+  result: unknown
+  error: string | null
+  createdAt: string
+  updatedAt: string
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS hosts (
+  hostId TEXT PRIMARY KEY, connected INTEGER NOT NULL DEFAULT 0, lastSeen TEXT, version TEXT,
+  actions TEXT, gpu TEXT, disk TEXT, images TEXT, localImages TEXT, lastPrune TEXT, lastPrewarm TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, hostId TEXT NOT NULL,
+  type TEXT NOT NULL, ts TEXT NOT NULL, data TEXT NOT NULL, receivedAt TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_host_type ON events (hostId, type, seq);
+CREATE INDEX IF NOT EXISTS events_type ON events (type, seq);
+CREATE TABLE IF NOT EXISTS commands (
+  commandId TEXT PRIMARY KEY, hostId TEXT NOT NULL, action TEXT NOT NULL, args TEXT NOT NULL,
+  status TEXT NOT NULL, result TEXT, error TEXT, createdAt TEXT NOT NULL, updatedAt TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS commands_host_status ON commands (hostId, status, createdAt);
+`
+
+const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v))
+const parse = <T>(v: unknown): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : null)
+
+export class FleetStore {
+  private readonly db: Database.Database
+  private readonly stmt: Record<string, Database.Statement>
+
+  constructor(dataDir: string, private readonly now: () => Date = () => new Date()) {
+    mkdirSync(dataDir, { recursive: true })
+    this.db = new Database(join(dataDir, 'coordinator.db'))
+    this.db.pragma('journal_mode = WAL')
+    // An event is acked once stored; FULL makes "stored" survive a power cut, not only a crash.
+    this.db.pragma('synchronous = FULL')
+    this.db.exec(SCHEMA)
+    // Whoever was connected before this process started is not connected to it.
+    this.db.exec('UPDATE hosts SET connected = 0')
+    const p = (sql: string) => this.db.prepare(sql)
+    this.stmt = {
+      hello: p(`INSERT INTO hosts (hostId, connected, lastSeen, version, actions, gpu, disk, images)
+        VALUES (@hostId, 1, @lastSeen, @version, @actions, @gpu, @disk, @images)
+        ON CONFLICT (hostId) DO UPDATE SET connected = 1, lastSeen = @lastSeen, version = @version, actions = @actions,
+          gpu = coalesce(@gpu, gpu), disk = coalesce(@disk, disk), images = coalesce(@images, images)`),
+      snapshot: p(`UPDATE hosts SET lastSeen = @lastSeen, gpu = @gpu, disk = @disk, images = @images,
+        localImages = coalesce(@localImages, localImages), lastPrune = coalesce(@lastPrune, lastPrune),
+        lastPrewarm = coalesce(@lastPrewarm, lastPrewarm) WHERE hostId = @hostId`),
+      seen: p('UPDATE hosts SET lastSeen = ? WHERE hostId = ?'),
+      disconnected: p('UPDATE hosts SET connected = 0, lastSeen = ? WHERE hostId = ?'),
+      lastPrune: p('UPDATE hosts SET lastPrune = ? WHERE hostId = ?'),
+      lastPrewarm: p('UPDATE hosts SET lastPrewarm = ? WHERE hostId = ?'),
+      host: p('SELECT * FROM hosts WHERE hostId = ?'),
+      hosts: p('SELECT * FROM hosts ORDER BY hostId'),
+      insertEvent: p('INSERT OR IGNORE INTO events (id, hostId, type, ts, data, receivedAt) VALUES (?, ?, ?, ?, ?, ?)'),
+      eventCount: p('SELECT count(*) AS n FROM events'),
+      insertCommand: p(`INSERT INTO commands (commandId, hostId, action, args, status, createdAt, updatedAt)
+        VALUES (?, ?, ?, ?, 'pending', ?, ?)`),
+      command: p('SELECT * FROM commands WHERE commandId = ?'),
+      pendingFor: p(`SELECT * FROM commands WHERE hostId = ? AND status = 'pending' ORDER BY createdAt, rowid`),
+      setStatus: p('UPDATE commands SET status = ?, updatedAt = ? WHERE commandId = ? AND status IN (\'pending\', \'running\')'),
+      finish: p(`UPDATE commands SET status = ?, result = ?, error = ?, updatedAt = ? WHERE commandId = ? AND hostId = ?`),
+      expire: p(`UPDATE commands SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('pending', 'running') AND createdAt < ?`),
+      commandCounts: p('SELECT action, status, count(*) AS n FROM commands GROUP BY action, status'),
+    }
+  }
+
+  private stamp(): string {
+    return this.now().toISOString()
+  }
+
+  recordHello(hello: Hello): void {
+    const f = hello.facts as Record<string, unknown>
+    this.stmt.hello.run({
+      hostId: hello.hostId, lastSeen: this.stamp(), version: hello.version, actions: JSON.stringify(hello.actions),
+      gpu: json(f.gpu), disk: json(f.disk), images: json(f.images),
+    })
+  }
+
+  recordSnapshot(s: SnapshotMessage): void {
+    this.stmt.snapshot.run({
+      hostId: s.hostId, lastSeen: this.stamp(), gpu: json(s.gpu), disk: json(s.disk), images: json(s.images),
+      localImages: json(s.localImages), lastPrune: json(s.lastPrune), lastPrewarm: json(s.lastPrewarm),
+    })
+  }
+
+  touch(hostId: string): void {
+    this.stmt.seen.run(this.stamp(), hostId)
+  }
+
+  recordDisconnect(hostId: string): void {
+    this.stmt.disconnected.run(this.stamp(), hostId)
+  }
+
+  /** Stores a batch of events in one transaction; returns how many were new (the rest were duplicates). */
+  insertEvents(events: EventMessage[]): number {
+    const receivedAt = this.stamp()
+    return this.db.transaction(() => {
+      let added = 0
+      for (const e of events) {
+        const { changes } = this.stmt.insertEvent.run(e.id, e.hostId, e.eventType, e.ts, JSON.stringify(e.data), receivedAt)
+        added += changes
+        if (changes && e.eventType === 'prune.finished') this.stmt.lastPrune.run(JSON.stringify({ ts: e.ts, ...e.data }), e.hostId)
+        if (changes && e.eventType === 'prewarm.finished') this.stmt.lastPrewarm.run(JSON.stringify({ ts: e.ts, ...e.data }), e.hostId)
+      }
+      return added
+    })()
+  }
+
+  eventCount(): number {
+    return (this.stmt.eventCount.get() as { n: number }).n
+  }
+
+  events(filter: { hostId?: string; type?: string; after?: number; limit: number }): { events: (EventRecord & { seq: number })[] } {
+    const where: string[] = ['seq > @after']
+    if (filter.hostId) where.push('hostId = @hostId')
+    if (filter.type) where.push('type = @type')
+    const rows = this.db.prepare(`SELECT seq, id, hostId, type, ts, data FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`)
+      .all({ after: filter.after ?? 0, hostId: filter.hostId, type: filter.type, limit: filter.limit }) as Record<string, unknown>[]
+    return { events: rows.map((r) => ({ seq: r.seq as number, id: r.id as string, hostId: r.hostId as string, type: r.type as string, ts: r.ts as string, data: parse(r.data)! })) }
+  }
+
+  host(hostId: string): HostDetail | null {
+    const row = this.stmt.host.get(hostId) as Record<string, unknown> | undefined
+    return row ? toHost(row) : null
+  }
+
+  hosts(): HostDetail[] {
+    return (this.stmt.hosts.all() as Record<string, unknown>[]).map(toHost)
+  }
+
+  createCommand(hostId: string, action: CommandAction, args: Record<string, unknown>): string {
+    const commandId = randomUUID()
+    const at = this.stamp()
+    this.stmt.insertCommand.run(commandId, hostId, action, JSON.stringify(args), at, at)
+    return commandId
+  }
+
+  command(commandId: string): CommandRecord | null {
+    const row = this.stmt.command.get(commandId) as Record<string, unknown> | undefined
+    return row ? toCommand(row) : null
+  }
+
+  pendingCommands(hostId: string): CommandRecord[] {
+    return (this.stmt.pendingFor.all(hostId) as Record<string, unknown>[]).map(toCommand)
+  }
+
+  markRunning(commandId: string): void {
+    this.stmt.setStatus.run('running', this.stamp(), commandId)
+  }
+
+  /** Records a result from `hostId`; false when no such command of that host exists. */
+  finishCommand(hostId: string, commandId: string, ok: boolean, result: unknown, error: string | undefined): boolean {
+    const { changes } = this.stmt.finish.run(ok ? 'succeeded' : 'failed', json(result), error ?? null, this.stamp(), commandId, hostId)
+    return changes > 0
+  }
+
+  /** Fails commands still pending or running after `timeoutSeconds`; returns how many. */
+  expireCommands(timeoutSeconds: number): number {
+    const cutoff = new Date(this.now().getTime() - timeoutSeconds * 1000).toISOString()
+    return this.stmt.expire.run(`no result within ${timeoutSeconds} s`, this.stamp(), cutoff).changes
+  }
+
+  commandCounts(): { action: string; status: string; n: number }[] {
+    return this.stmt.commandCounts.all() as { action: string; status: string; n: number }[]
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close()
+  }
+}
+
+function toHost(r: Record<string, unknown>): HostDetail {
+  return {
+    hostId: r.hostId as string,
+    connected: r.connected === 1,
+    lastSeen: (r.lastSeen as string | null) ?? null,
+    version: (r.version as string | null) ?? null,
+    gpu: parse(r.gpu),
+    disk: parse(r.disk),
+    images: parse(r.images),
+    lastPrune: parse(r.lastPrune),
+    lastPrewarm: parse(r.lastPrewarm),
+    actions: parse<string[]>(r.actions) ?? [],
+    localImages: parse(r.localImages),
+  }
+}
+
+function toCommand(r: Record<string, unknown>): CommandRecord {
+  return {
+    commandId: r.commandId as string,
+    hostId: r.hostId as string,
+    action: r.action as CommandAction,
+    args: parse(r.args) ?? {},
+    status: r.status as CommandStatus,
+    result: parse(r.result),
+    error: (r.error as string | null) ?? null,
+    createdAt: r.createdAt as string,
+    updatedAt: r.updatedAt as string,
+  }
+}
+
+/** A host as the API shows it: the record of INTERFACES.md, without the bulky local image list. */
+export function publicHost(h: HostDetail): HostRecord {
+  const { actions: _actions, localImages: _images, ...record } = h
+  return record
+}

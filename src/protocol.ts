@@ -1,0 +1,170 @@
+// The agent↔coordinator protocol (JSON text frames over WebSocket), shared by both sides. Every
+// frame is validated on arrival; a bad one becomes a ProtocolError that the receiver logs and
+// answers with an `error` message, so no peer can crash the other with a frame.
+import { randomUUID } from 'node:crypto'
+import { z } from 'zod'
+
+export const PROTOCOL_VERSION = 1
+export const AGENTS_PATH = '/v1/agents'
+export const COMMAND_ACTIONS = ['prune', 'prewarm', 'check', 'status'] as const
+export type CommandAction = (typeof COMMAND_ACTIONS)[number]
+
+const id = z.string().min(1).max(200)
+const object = z.record(z.string(), z.unknown())
+
+const envelope = {
+  v: z.literal(PROTOCOL_VERSION),
+  id,
+  ts: z.iso.datetime({ offset: true }),
+  hostId: z.string().min(1).max(253),
+}
+
+/** agent → coordinator: who it is and what it knows at connect time */
+export const helloSchema = z.strictObject({
+  ...envelope,
+  type: z.literal('hello'),
+  version: z.string().min(1).max(100),
+  actions: z.array(z.string().max(100)).max(100).default([]),
+  facts: object,
+})
+
+/** one local image as the coordinator needs it to answer compat questions for the fleet */
+export const reportedImageSchema = z.strictObject({
+  id: z.string().max(200),
+  repoTags: z.array(z.string().max(500)).max(200),
+  repoDigests: z.array(z.string().max(500)).max(200),
+  sizeBytes: z.number().nonnegative(),
+  cudaEnv: z.record(z.string(), z.string()).nullable(),
+  compat: z.object({ compatible: z.boolean().nullable(), reason: z.string(), requirement: z.string().nullable() }).nullable(),
+})
+export type ReportedImage = z.infer<typeof reportedImageSchema>
+
+/** agent → coordinator: the host's current facts (as in the agent's /v1/status, plus local images) */
+export const snapshotSchema = z.strictObject({
+  ...envelope,
+  type: z.literal('snapshot'),
+  gpu: object,
+  disk: object.nullable(),
+  images: object.nullable(),
+  localImages: z.array(reportedImageSchema).max(20_000).nullable(),
+  lastPrune: object.nullable(),
+  lastPrewarm: object.nullable(),
+})
+
+/** agent → coordinator: one bus event; the message id is the event id, so duplicates are dropped by it */
+export const eventSchema = z.strictObject({
+  ...envelope,
+  type: z.literal('event'),
+  eventType: z.string().min(1).max(100),
+  data: object,
+})
+
+/** agent → coordinator: the outcome of a command; also delivered through the outbox and acked */
+export const commandResultSchema = z.strictObject({
+  ...envelope,
+  type: z.literal('command.result'),
+  commandId: id,
+  ok: z.boolean(),
+  result: z.unknown().optional(),
+  error: z.string().max(10_000).optional(),
+})
+
+/** coordinator → agent: these event or result ids are stored; drop them from the outbox */
+export const ackSchema = z.strictObject({
+  ...envelope,
+  type: z.literal('ack'),
+  ids: z.array(id).min(1).max(10_000),
+})
+
+/** coordinator → agent: run an action, answer with command.result */
+export const commandSchema = z.strictObject({
+  ...envelope,
+  type: z.literal('command'),
+  commandId: id,
+  action: z.enum(COMMAND_ACTIONS),
+  args: object.default({}),
+})
+
+/** either way: the frame named by `ref` (when it had a readable id) was refused */
+export const errorSchema = z.strictObject({
+  ...envelope,
+  type: z.literal('error'),
+  code: z.enum(['bad_json', 'bad_message', 'unknown_type', 'too_large', 'unsupported_version', 'internal']),
+  message: z.string().max(10_000),
+  ref: id.nullable(),
+})
+
+export const agentMessageSchema = z.discriminatedUnion('type', [helloSchema, snapshotSchema, eventSchema, commandResultSchema, errorSchema])
+export const coordinatorMessageSchema = z.discriminatedUnion('type', [ackSchema, commandSchema, errorSchema])
+
+export type Hello = z.infer<typeof helloSchema>
+export type SnapshotMessage = z.infer<typeof snapshotSchema>
+export type EventMessage = z.infer<typeof eventSchema>
+export type CommandResult = z.infer<typeof commandResultSchema>
+export type Ack = z.infer<typeof ackSchema>
+export type Command = z.infer<typeof commandSchema>
+export type ErrorMessage = z.infer<typeof errorSchema>
+export type AgentMessage = z.infer<typeof agentMessageSchema>
+export type CoordinatorMessage = z.infer<typeof coordinatorMessageSchema>
+export type ErrorCode = ErrorMessage['code']
+
+const AGENT_TYPES = new Set(['hello', 'snapshot', 'event', 'command.result', 'error'])
+const COORDINATOR_TYPES = new Set(['ack', 'command', 'error'])
+
+export class ProtocolError extends Error {
+  constructor(readonly code: ErrorCode, message: string, readonly ref: string | null) {
+    super(message)
+    this.name = 'ProtocolError'
+  }
+}
+
+export type ParseResult<M> = { ok: true; message: M } | { ok: false; error: ProtocolError }
+
+/** Validates a frame an agent sent; never throws. */
+export function parseAgentMessage(frame: string | Buffer, maxBytes: number): ParseResult<AgentMessage> {
+  return parseFrame(frame, maxBytes, AGENT_TYPES, agentMessageSchema)
+}
+
+/** Validates a frame a coordinator sent; never throws. */
+export function parseCoordinatorMessage(frame: string | Buffer, maxBytes: number): ParseResult<CoordinatorMessage> {
+  return parseFrame(frame, maxBytes, COORDINATOR_TYPES, coordinatorMessageSchema)
+}
+
+function parseFrame<M>(frame: string | Buffer, maxBytes: number, types: Set<string>, schema: z.ZodType<M>): ParseResult<M> {
+  const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length
+  if (size > maxBytes) return fail('too_large', `frame of ${size} bytes is over the limit of ${maxBytes}`, null)
+  let raw: unknown
+  try {
+    raw = JSON.parse(frame.toString())
+  } catch (err) {
+    return fail('bad_json', `frame is not JSON: ${(err as Error).message}`, null)
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('bad_message', 'frame must be a JSON object', null)
+  const fields = raw as Record<string, unknown>
+  const ref = typeof fields.id === 'string' && fields.id.length <= 200 ? fields.id : null
+  if (fields.v !== PROTOCOL_VERSION) return fail('unsupported_version', `protocol version ${JSON.stringify(fields.v)} is not supported; this side speaks v${PROTOCOL_VERSION}`, ref)
+  if (typeof fields.type !== 'string' || !types.has(fields.type)) {
+    return fail('unknown_type', `unknown message type ${JSON.stringify(fields.type)}; expected one of ${[...types].join(', ')}`, ref)
+  }
+  const result = schema.safeParse(raw)
+  if (result.success) return { ok: true, message: result.data }
+  const problems = result.error.issues.slice(0, 5).map((i) => `${i.path.map(String).join('.') || '(message)'}: ${i.message}`)
+  return fail('bad_message', `bad ${fields.type} message: ${problems.join('; ')}`, ref)
+}
+
+function fail(code: ErrorCode, message: string, ref: string | null): { ok: false; error: ProtocolError } {
+  return { ok: false, error: new ProtocolError(code, message, ref) }
+}
+
+type Body<M> = M extends unknown ? Omit<M, 'v' | 'id' | 'ts' | 'hostId'> : never
+
+/** Builds a message with its envelope; `id` and `ts` default to a fresh id and now. */
+export function envelop<M extends AgentMessage | CoordinatorMessage>(
+  hostId: string, body: Body<M>, opts: { id?: string; ts?: string } = {},
+): M {
+  return { v: PROTOCOL_VERSION, id: opts.id ?? randomUUID(), ts: opts.ts ?? new Date().toISOString(), hostId, ...body } as unknown as M
+}
+
+export function errorReply(hostId: string, error: ProtocolError): ErrorMessage {
+  return envelop<ErrorMessage>(hostId, { type: 'error', code: error.code, message: error.message, ref: error.ref })
+}
