@@ -1,0 +1,69 @@
+import t from 'tap'
+import { hostOfInstance, routeAlerts } from '../../src/coordinator/alerts.js'
+import { fleetCompat, normalizeRef, type CompatEvaluator } from '../../src/coordinator/compat.js'
+import type { HostDetail } from '../../src/coordinator/store.js'
+
+t.test('instance labels lose their port, IPv6 included', async (t) => {
+  t.equal(hostOfInstance('gpu-node-1:9477'), 'gpu-node-1')
+  t.equal(hostOfInstance('10.0.0.7:9477'), '10.0.0.7')
+  t.equal(hostOfInstance('[fe80::1]:9477'), 'fe80::1')
+  t.equal(hostOfInstance('fe80::1'), 'fe80::1', 'a bare IPv6 address is not cut')
+  t.equal(hostOfInstance('gpu-node-1'), 'gpu-node-1')
+})
+
+t.test('firing alerts route to the host their labels name, once per host', async (t) => {
+  const known = ['gpu-node-1', 'gpu-node-2', 'gpu-node-3']
+  const r = routeAlerts({ alerts: [
+    { status: 'firing', labels: { alertname: 'DiskHigh', instance: 'gpu-node-1:9477' } },
+    { status: 'firing', labels: { alertname: 'DiskHigh', host: 'gpu-node-2' } },
+    { status: 'firing', labels: { alertname: 'DiskHigh', hostId: 'gpu-node-1' } },
+    { status: 'firing', labels: { alertname: 'DiskHigh', instance: 'gpu-node-3.dc1.example:9477' } },
+    { status: 'resolved', labels: { alertname: 'DiskHigh', host: 'gpu-node-3' } },
+    { status: 'firing', labels: { alertname: 'DiskHigh', host: 'elsewhere' } },
+    { status: 'firing', labels: { alertname: 'NoLabels' } },
+  ] }, known)
+  t.same(r.hostIds, ['gpu-node-1', 'gpu-node-2', 'gpu-node-3'])
+  t.same(r.skipped.map((s) => s.reason), ['status resolved', 'no known host elsewhere', 'no host, hostId or instance label'])
+  const hostWins = routeAlerts({ alerts: [{ status: 'firing', labels: { host: 'gpu-node-2', instance: 'gpu-node-1:9477' } }] }, known)
+  t.same(hostWins.hostIds, ['gpu-node-2'], 'host is preferred over instance')
+})
+
+t.test('image references are compared in their normal form', async (t) => {
+  t.equal(normalizeRef('ubuntu'), 'ubuntu:latest')
+  t.equal(normalizeRef('docker.io/library/ubuntu:22.04'), 'ubuntu:22.04')
+  t.equal(normalizeRef('nvcr.io/nvidia/pytorch:23.10-py3'), 'nvcr.io/nvidia/pytorch:23.10-py3')
+  t.equal(normalizeRef('localhost:5000/cuda'), 'localhost:5000/cuda:latest', 'a registry port is not a tag')
+  t.equal(normalizeRef('repo@sha256:' + 'a'.repeat(64)), 'repo@sha256:' + 'a'.repeat(64))
+})
+
+const gpu = (driverVersion: string, cudaVersion: string) => ({ available: true, driverVersion, cudaVersion, gpus: [] })
+const host = (hostId: string, over: Partial<HostDetail>): HostDetail => ({
+  hostId, connected: true, lastSeen: null, version: '0.1.0', gpu: null, disk: null, images: null,
+  lastPrune: null, lastPrewarm: null, actions: [], localImages: null, ...over,
+})
+const pytorch = { id: 'sha256:p', repoTags: ['pytorch/pytorch:2.1.0-cuda12.1'], repoDigests: [], sizeBytes: 1, cudaEnv: { NVIDIA_REQUIRE_CUDA: 'cuda>=12.1' } }
+
+t.test('fleet compat: the host\'s own verdict first, else the shared requirement, else why not', async (t) => {
+  const hosts = [
+    host('a', { gpu: gpu('535.104.05', '12.2'), localImages: [{ ...pytorch, compat: { compatible: true, reason: 'driver 535 ≥ 530', requirement: 'cuda>=12.1' } }] }),
+    host('b', { gpu: gpu('470.82.01', '11.4') }),
+    host('c', { gpu: { available: false, reason: 'nvidia-smi timed out', gpus: [] } }),
+  ]
+  const without = fleetCompat('pytorch/pytorch:2.1.0-cuda12.1', hosts, null)
+  t.equal(without.evaluator, 'unavailable')
+  t.same(without.requirement, { cudaEnv: pytorch.cudaEnv, reportedBy: 'a' })
+  t.match(without.hosts[0], { hostId: 'a', compatible: true, source: 'host', driverVersion: '535.104.05' })
+  t.match(without.hosts[1], { hostId: 'b', compatible: null, source: 'none', reason: /evaluator is unavailable.*NVIDIA_REQUIRE_CUDA=cuda>=12\.1.*driver 470\.82\.01/ })
+  t.match(without.hosts[2], { hostId: 'c', compatible: null, reason: /nvidia-smi timed out/ })
+
+  const evaluator: CompatEvaluator = (env, g) => ({ compatible: g.cudaVersion! >= '12.1', reason: `${env.NVIDIA_REQUIRE_CUDA} vs CUDA ${g.cudaVersion}` })
+  const withEval = fleetCompat('pytorch/pytorch:2.1.0-cuda12.1', hosts, evaluator)
+  t.match(withEval.hosts[1], { hostId: 'b', compatible: false, source: 'coordinator', reason: 'cuda>=12.1 vs CUDA 11.4' })
+
+  const unknown = fleetCompat('nowhere/seen:1', hosts, evaluator)
+  t.equal(unknown.requirement, null)
+  t.match(unknown.hosts[0], { compatible: null, reason: /no host has reported/ })
+
+  const throwing = fleetCompat('pytorch/pytorch:2.1.0-cuda12.1', hosts, () => { throw new Error('bad requirement') })
+  t.match(throwing.hosts[1], { compatible: null, reason: /evaluator failed: bad requirement/ })
+})
