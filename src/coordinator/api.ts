@@ -43,10 +43,10 @@ export function addCoordinatorRoutes(http: HttpServer, deps: { store: FleetStore
     return { status: 200, body: { events: events.map(({ seq: _seq, ...e }) => e), next } }
   })
 
-  http.post('/v1/hosts/:hostId/commands', (req) => {
+  http.post('/v1/hosts/:hostId/commands', async (req) => {
     const host = knownHost(store, req.params.hostId)
     const body = validate(commandBodySchema, req.body, 'command')
-    const commandId = store.createCommand(host.hostId, body.action, body.args)
+    const commandId = await store.write(() => store.createCommand(host.hostId, body.action, body.args))
     hub.dispatch(host.hostId)
     return { status: 202, body: { commandId } }
   })
@@ -57,14 +57,11 @@ export function addCoordinatorRoutes(http: HttpServer, deps: { store: FleetStore
     return { status: 200, body: command }
   })
 
-  http.post('/hooks/alertmanager', (req: Request) => {
+  http.post('/hooks/alertmanager', async (req: Request) => {
     const payload = validate(alertmanagerPayloadSchema, req.body, 'Alertmanager payload')
     const routing = routeAlerts(payload, store.hosts().map((h) => h.hostId))
-    const commands = routing.hostIds.map((hostId) => {
-      const commandId = store.createCommand(hostId, 'prune', {})
-      hub.dispatch(hostId)
-      return { hostId, commandId }
-    })
+    const commands = await store.write(() => routing.hostIds.map((hostId) => ({ hostId, commandId: store.createCommand(hostId, 'prune', {}) })))
+    for (const { hostId } of commands) hub.dispatch(hostId)
     return { status: 202, body: { commands, skipped: routing.skipped } }
   })
 

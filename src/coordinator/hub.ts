@@ -21,6 +21,8 @@ interface Session {
   events: EventMessage[]
   results: CommandResult[]
   flushScheduled: boolean
+  /** commands sent on this connection whose 'running' mark may not be committed yet */
+  dispatched: Set<string>
 }
 
 export interface HubCounters {
@@ -86,7 +88,7 @@ export class AgentHub {
   }
 
   private accept(ws: WebSocket, req: IncomingMessage): void {
-    const session: Session = { ws, hostId: null, alive: true, events: [], results: [], flushScheduled: false }
+    const session: Session = { ws, hostId: null, alive: true, events: [], results: [], flushScheduled: false, dispatched: new Set() }
     this.all.add(session)
     ws.on('pong', () => { session.alive = true })
     ws.on('message', (data, isBinary) => {
@@ -115,7 +117,7 @@ export class AgentHub {
       return this.refuse(session, new ProtocolError('bad_message', `hostId ${message.hostId} differs from ${session.hostId} of the hello`, message.id))
     }
     switch (message.type) {
-      case 'snapshot': return this.opts.store.recordSnapshot(message)
+      case 'snapshot': void this.write(() => this.opts.store.recordSnapshot(message)); return
       case 'event': session.events.push(message); return this.scheduleFlush(session)
       case 'command.result': session.results.push(message); return this.scheduleFlush(session)
       case 'error': this.opts.log.warn({ hostId: session.hostId, code: message.code, ref: message.ref, err: message.message }, 'the agent refused a message')
@@ -132,10 +134,19 @@ export class AgentHub {
     }
     session.hostId = hello.hostId
     this.sessions.set(hello.hostId, session)
-    this.opts.store.recordHello(hello)
     this.opts.log.info({ hostId: hello.hostId, version: hello.version }, 'agent said hello')
-    this.send(session, envelop<Ack>(COORDINATOR_ID, { type: 'ack', ids: [hello.id] }))
-    this.dispatch(hello.hostId)
+    void this.write(() => this.opts.store.recordHello(hello)).then(() => {
+      this.send(session, envelop<Ack>(COORDINATOR_ID, { type: 'ack', ids: [hello.id] }))
+      this.dispatch(hello.hostId)
+    })
+  }
+
+  /** A durable write whose failure is logged; resolves false when it failed. */
+  private write(work: () => unknown): Promise<boolean> {
+    return this.opts.store.write(work).then(() => true, (err: Error) => {
+      this.opts.log.error({ err: err.message }, 'cannot write to the fleet database')
+      return false
+    })
   }
 
   private refuse(session: Session, error: ProtocolError): void {
@@ -150,26 +161,31 @@ export class AgentHub {
     setImmediate(() => this.flush(session))
   }
 
-  /** Stores what arrived since the last flush in one transaction, then acks it: stored before acked. */
+  /** Stores what arrived since the last flush, then acks it: stored before acked. */
   private flush(session: Session): void {
     session.flushScheduled = false
     const events = session.events.splice(0)
     const results = session.results.splice(0)
     if (!events.length && !results.length) return
     const { store, log } = this.opts
-    if (events.length) {
-      const added = store.insertEvents(events)
-      this.counters.eventsReceived += events.length
-      this.counters.eventsDuplicate += events.length - added
-    }
-    for (const r of results) {
-      if (!store.finishCommand(r.hostId, r.commandId, r.ok, r.result, r.error)) {
-        log.warn({ hostId: r.hostId, commandId: r.commandId }, 'a result for an unknown command: dropped')
+    const hostId = session.hostId
+    void this.write(() => {
+      if (events.length) {
+        const added = store.insertEvents(events)
+        this.counters.eventsReceived += events.length
+        this.counters.eventsDuplicate += events.length - added
       }
-    }
-    if (session.hostId) store.touch(session.hostId)
-    const ids = [...events.map((e) => e.id), ...results.map((r) => r.id)]
-    this.send(session, envelop<Ack>(COORDINATOR_ID, { type: 'ack', ids }))
+      for (const r of results) {
+        if (!store.finishCommand(r.hostId, r.commandId, r.ok, r.result, r.error)) {
+          log.warn({ hostId: r.hostId, commandId: r.commandId }, 'a result for an unknown command: dropped')
+        }
+      }
+      if (hostId) store.touch(hostId)
+    }).then((stored) => {
+      if (!stored) return
+      const ids = [...events.map((e) => e.id), ...results.map((r) => r.id)]
+      this.send(session, envelop<Ack>(COORDINATOR_ID, { type: 'ack', ids }))
+    })
   }
 
   /** Sends every pending command of a host, if it is connected. */
@@ -177,9 +193,11 @@ export class AgentHub {
     const session = this.sessions.get(hostId)
     if (!session) return
     for (const c of this.opts.store.pendingCommands(hostId)) {
+      if (session.dispatched.has(c.commandId)) continue
       const command = envelop<Command>(COORDINATOR_ID, { type: 'command', commandId: c.commandId, action: c.action, args: c.args })
       if (!this.send(session, command)) return
-      this.opts.store.markRunning(c.commandId)
+      session.dispatched.add(c.commandId)
+      void this.write(() => this.opts.store.markRunning(c.commandId))
     }
   }
 
@@ -189,7 +207,7 @@ export class AgentHub {
     const hostId = session.hostId
     if (hostId && this.sessions.get(hostId) === session) {
       this.sessions.delete(hostId)
-      this.opts.store.recordDisconnect(hostId)
+      void this.write(() => this.opts.store.recordDisconnect(hostId))
       this.opts.log.info({ hostId }, 'agent disconnected')
     }
   }
@@ -204,8 +222,9 @@ export class AgentHub {
       session.alive = false
       session.ws.ping()
     }
-    const expired = this.opts.store.expireCommands(this.opts.commandTimeoutSeconds)
-    if (expired) this.opts.log.warn({ expired }, 'commands without a result in time were failed')
+    void this.opts.store.write(() => this.opts.store.expireCommands(this.opts.commandTimeoutSeconds)).then((expired) => {
+      if (expired) this.opts.log.warn({ expired }, 'commands without a result in time were failed')
+    }, () => {})
   }
 
   private send(session: Session, message: object): boolean {

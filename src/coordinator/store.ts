@@ -60,9 +60,12 @@ CREATE INDEX IF NOT EXISTS commands_host_status ON commands (hostId, status, cre
 const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v))
 const parse = <T>(v: unknown): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : null)
 
+interface QueuedWrite { work: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
+
 export class FleetStore {
   private readonly db: Database.Database
   private readonly stmt: Record<string, Database.Statement>
+  private queue: QueuedWrite[] = []
 
   constructor(dataDir: string, private readonly now: () => Date = () => new Date()) {
     mkdirSync(dataDir, { recursive: true })
@@ -99,6 +102,40 @@ export class FleetStore {
       expire: p(`UPDATE commands SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('pending', 'running') AND createdAt < ?`),
       commandCounts: p('SELECT action, status, count(*) AS n FROM commands GROUP BY action, status'),
     }
+  }
+
+  /**
+   * Group commit: writes queued in one turn of the event loop share one transaction, so one fsync
+   * covers every agent's events of that turn. Each write runs in its own savepoint: one that throws
+   * is rolled back and rejected alone. The promise settles once the write is durable; callers ack
+   * or answer only then.
+   */
+  write<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (!this.db.open) return reject(new Error('the fleet database is closed'))
+      if (this.queue.push({ work, resolve: resolve as (v: unknown) => void, reject }) === 1) setImmediate(() => this.commit())
+    })
+  }
+
+  private commit(): void {
+    const batch = this.queue
+    this.queue = []
+    const outcomes: { ok: boolean; value: unknown }[] = []
+    try {
+      this.db.transaction(() => {
+        for (const item of batch) {
+          try {
+            outcomes.push({ ok: true, value: this.db.transaction(item.work)() })
+          } catch (err) {
+            outcomes.push({ ok: false, value: err })
+          }
+        }
+      })()
+    } catch (err) {
+      for (const item of batch) item.reject(err)
+      return
+    }
+    batch.forEach((item, i) => (outcomes[i].ok ? item.resolve(outcomes[i].value) : item.reject(outcomes[i].value)))
   }
 
   private stamp(): string {
@@ -202,7 +239,9 @@ export class FleetStore {
   }
 
   close(): void {
-    if (this.db.open) this.db.close()
+    if (!this.db.open) return
+    if (this.queue.length) this.commit()
+    this.db.close()
   }
 }
 
