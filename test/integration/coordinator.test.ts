@@ -221,3 +221,32 @@ t.test('bad frames are answered with errors; duplicates are stored once', async 
   ws.terminate()
   t.equal((await coord.stop()).code, 0, 'still running, stops cleanly')
 })
+
+t.test('keep-alive pings find a peer that went silent, on both sides', async (t) => {
+  const coord = await startCoordinator(t, undefined, { pingIntervalSeconds: 1 })
+  const agent = await startAgent(t, agentConfig(t, coord, 'gpu-node-t4', { coordinator: {
+    url: coord.agentsUrl, tokenFile: coord.agentTokenFile, reconnectMaxSeconds: 1, pingIntervalSeconds: 1,
+  } }))
+  const hostConnected = async () => (await coord.api('/v1/hosts/gpu-node-t4')).body.connected === true
+  await waitFor('the host connected', hostConnected, 15_000, 100)
+
+  // A frozen agent keeps its TCP connection open but answers no ping.
+  process.kill(agent.pid, 'SIGSTOP')
+  try {
+    await waitFor('the coordinator to drop the silent agent', async () => !(await hostConnected()), 10_000, 100)
+    t.pass('the coordinator closed the connection of an agent that stopped answering')
+  } finally {
+    process.kill(agent.pid, 'SIGCONT')
+  }
+  await waitFor('the agent back', hostConnected, 15_000, 100)
+
+  process.kill(coord.pid, 'SIGSTOP')
+  try {
+    await waitFor('the agent to notice the silent coordinator', () => /did not answer a ping/.test(agent.logs()), 10_000, 100)
+    t.pass('the agent closed the link to a coordinator that stopped answering')
+  } finally {
+    process.kill(coord.pid, 'SIGCONT')
+  }
+  await waitFor('the link up again', async () => await metric(agent.url, 'gpuhost_coordinator_connected') === 1, 15_000, 100)
+  await agent.stop()
+})
