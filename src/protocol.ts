@@ -132,7 +132,12 @@ export function parseCoordinatorMessage(frame: string | Buffer, maxBytes: number
 
 function parseFrame<M>(frame: string | Buffer, maxBytes: number, types: Set<string>, schema: z.ZodType<M>): ParseResult<M> {
   const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length
-  if (size > maxBytes) return fail('too_large', `frame of ${size} bytes is over the limit of ${maxBytes}`, null)
+  if (size > maxBytes) {
+    // Name the refused message when its id is readable at the start, so the sender can drop it.
+    const head = typeof frame === 'string' ? frame.slice(0, 256) : frame.subarray(0, 256).toString()
+    const ref = /^\{"v":\d+,"id":"([^"\\]{1,200})"/.exec(head)?.[1] ?? null
+    return fail('too_large', `frame of ${size} bytes is over the limit of ${maxBytes}`, ref)
+  }
   let raw: unknown
   try {
     raw = JSON.parse(frame.toString())

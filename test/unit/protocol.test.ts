@@ -44,7 +44,8 @@ t.test('bad frames become errors with a code and, when readable, the id they ans
     ['extra field', JSON.stringify({ ...base, type: 'event', eventType: 'x', data: {}, surprise: 1 }), 'bad_message', 'm-1'],
     ['bad timestamp', JSON.stringify({ ...base, ts: 'yesterday', type: 'event', eventType: 'x', data: {} }), 'bad_message', 'm-1'],
     ['empty hostId', JSON.stringify({ ...base, hostId: '', type: 'event', eventType: 'x', data: {} }), 'bad_message', 'm-1'],
-    ['oversized', JSON.stringify({ ...base, type: 'event', eventType: 'x', data: { pad: 'x'.repeat(LIMIT) } }), 'too_large', null],
+    ['oversized', JSON.stringify({ ...base, type: 'event', eventType: 'x', data: { pad: 'x'.repeat(LIMIT) } }), 'too_large', 'm-1'],
+    ['oversized, id not first', JSON.stringify({ pad: 'x'.repeat(LIMIT), ...base }), 'too_large', null],
     ['binary garbage', Buffer.from([0xff, 0x00, 0x13]), 'bad_json', null],
   ]
   for (const [what, frame, code, ref] of cases) {
