@@ -2,11 +2,13 @@
 // API, events delivered once across outages and restarts, tokens refused on both sides.
 import t from 'tap'
 import WebSocket from 'ws'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { post, startAgent, testDir, type RunningAgent } from '../harness/agent.js'
 import { coordinatorSetup, startCoordinator, type RunningCoordinator } from '../harness/coordinator.js'
 import { fakeNvidiaSmi } from '../harness/nvidia-smi.js'
 import { waitFor } from '../harness/ports.js'
+import { which } from '../harness/services.js'
 
 type T = Parameters<Parameters<typeof t.test>[1]>[0]
 
@@ -95,6 +97,13 @@ t.test('the coordinator lists the host with its facts and runs commands on it', 
   t.equal(await metric(coord.url, 'gpuhost_coordinator_agents_connected'), 1)
   t.equal(await metric(coord.url, 'gpuhost_coordinator_commands{action="status",status="succeeded"}'), 1)
   t.equal(await metric(agent.url, 'gpuhost_coordinator_connected'), 1)
+  if (which('promtool')) {
+    // The coordinator's own families; prom-client's process metrics are not this suite's to judge.
+    const ours = (await (await fetch(`${coord.url}/metrics`)).text()).split('\n')
+      .filter((l) => !/gpuhost_coordinator_(nodejs|process)_/.test(l)).join('\n')
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: ours, encoding: 'utf8' })
+    t.equal(lint.status, 0, `promtool check metrics: ${lint.stdout}${lint.stderr}`)
+  }
 
   t.equal((await coord.api('/v1/hosts/gpu-node-t1/commands', { body: '{"action":' })).status, 400, 'bad JSON')
   t.equal((await coord.api('/v1/hosts/gpu-node-t1/commands', { body: { action: 'reboot' } })).status, 400, 'unknown action')
