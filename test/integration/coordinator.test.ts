@@ -76,6 +76,12 @@ t.test('the coordinator lists the host with its facts and runs commands on it', 
   t.equal(done.result.hostId, 'gpu-node-t1', 'the result is the agent\'s status')
   t.equal(done.result.coordinator.connected, true, 'which knows it is connected')
 
+  // A prune through the API runs on the agent where this build has prune; its report is the result.
+  const pruneSent = await coord.api('/v1/hosts/gpu-node-t1/commands', { body: { action: 'prune', args: { dryRun: true } } })
+  const pruned = await waitCommand(coord, pruneSent.body.commandId)
+  if (pruned.status === 'succeeded') t.match(pruned.result, { trigger: 'coordinator', dryRun: true }, 'the dry-run prune report')
+  else t.match(pruned, { status: 'failed', error: /unknown action prune/ }, 'no prune in this build: the agent says so')
+
   // An Alertmanager alert naming the host by instance becomes a prune command for it.
   const hook = await coord.api('/hooks/alertmanager', { body: { version: '4', status: 'firing', alerts: [
     { status: 'firing', labels: { alertname: 'GpuhostDiskHigh', instance: 'gpu-node-t1:9477' } },
