@@ -165,6 +165,8 @@ t.test('every event reaches the coordinator once, across its outage and agent re
   const events = await startedEvents()
   t.equal(events.length, 3, 'all three agent.started events are there')
   t.equal(new Set(events.map((e) => e.id)).size, 3, 'each once')
+  const times = (events as unknown as { ts: string }[]).map((e) => e.ts)
+  t.same(times, [...times].sort(), 'and in the order they happened')
   const all = (await coord.api('/v1/events?hostId=gpu-node-t2')).body.events as { id: string; type: string }[]
   t.equal(new Set(all.map((e) => e.id)).size, all.length, `no event twice among ${all.length}`)
   for (const job of jobs) {
