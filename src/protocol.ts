@@ -39,7 +39,10 @@ export const reportedImageSchema = z.strictObject({
 })
 export type ReportedImage = z.infer<typeof reportedImageSchema>
 
-/** agent → coordinator: the host's current facts (as in the agent's /v1/status, plus local images) */
+/**
+ * agent → coordinator: the host's current facts (as in the agent's /v1/status, plus local images).
+ * `localImages` null: unknown yet, or unchanged since the last snapshot on this connection.
+ */
 export const snapshotSchema = z.strictObject({
   ...envelope,
   type: z.literal('snapshot'),

@@ -1,6 +1,7 @@
 // The agent's link to a coordinator: a WebSocket client that says hello, sends snapshots and every
 // bus event (through the durable outbox), runs the coordinator's commands as actions, and
 // reconnects with backoff. Sending never blocks the agent: a missing coordinator only grows the outbox.
+import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import WebSocket from 'ws'
@@ -20,7 +21,7 @@ export const MAX_FRAME_BYTES = 1024 * 1024
 /** entries sent and not yet acked on one connection */
 const SEND_WINDOW = 256
 /** snapshots on change are sent at most this often */
-const SNAPSHOT_THROTTLE_MS = 2000
+const SNAPSHOT_THROTTLE_MS = 5000
 
 /** Registers the link when coordinator.url is set; it then owns ctx.linkState. */
 export const coordinatorLinkFeature: Feature = (ctx) => {
@@ -45,6 +46,8 @@ export class CoordinatorLink implements Component {
   private snapshotTimer: NodeJS.Timeout | null = null
   private snapshotThrottle: NodeJS.Timeout | null = null
   private lastSnapshotAt = 0
+  /** digest of the image list last sent on this connection: an unchanged list is not sent again */
+  private sentImagesDigest: string | null = null
   private sentUpTo = 0
   private readonly inFlight = new Set<string>()
   private readonly unsubscribe: () => void
@@ -152,6 +155,7 @@ export class CoordinatorLink implements Component {
     this.failures = 0
     this.sentUpTo = 0
     this.inFlight.clear()
+    this.sentImagesDigest = null
     const alive = ws as WebSocket & { alive?: boolean }
     alive.alive = true
     this.pingTimer = setInterval(() => {
@@ -286,7 +290,16 @@ export class CoordinatorLink implements Component {
     void this.status().then((status) => {
       if (this.ws !== ws) return
       const snapshot = buildSnapshotMessage(this.ctx, status)
-      if (Buffer.byteLength(JSON.stringify(snapshot)) > MAX_FRAME_BYTES) snapshot.localImages = null
+      if (snapshot.localImages) {
+        const digest = createHash('sha256').update(JSON.stringify(snapshot.localImages)).digest('hex')
+        if (digest === this.sentImagesDigest) snapshot.localImages = null
+        else this.sentImagesDigest = digest
+      }
+      if (Buffer.byteLength(JSON.stringify(snapshot)) > MAX_FRAME_BYTES) {
+        this.ctx.log.warn({ images: snapshot.localImages?.length }, 'the image list does not fit in one frame: sending the snapshot without it')
+        snapshot.localImages = null
+        this.sentImagesDigest = null
+      }
       this.send(ws, snapshot)
     })
   }
