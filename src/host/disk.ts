@@ -1,6 +1,8 @@
 // Disk collector: size, used and available bytes of the filesystem that holds Docker's root dir
-// (or disk.path). systeminformation runs `df` over every mount; a stale network mount can make df
-// hang, so it gets a deadline, after which the path is measured with statfs(2) alone.
+// (or disk.path), from systeminformation's fsSize (df underneath). On a loop-mounted ext4 its
+// figures equal statfs(2) and df to the byte, so it is used as is. statfs is the fallback only
+// when df does not answer in time (a stale network mount can make it hang) or does not list the
+// mount that holds the path.
 import { realpath, readFile, statfs } from 'node:fs/promises'
 import si from 'systeminformation'
 import type { Collector } from './collector.js'

@@ -9,6 +9,9 @@ import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
 import { createContainer, makeImage } from '../harness/images.js'
 import { startAgent, testDir, type RunningAgent } from '../harness/agent.js'
 import { waitFor } from '../harness/ports.js'
+import { pino } from 'pino'
+import { agentConfigSchema, parseConfig } from '../../src/config.js'
+import { takeSnapshotOnce } from '../../src/host/inventory.js'
 
 const MiB = 1024 * 1024
 
@@ -109,6 +112,19 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       t.equal((await imageFacts(agent, b)).lastUsed, null, 'an image never used stays never used')
     })
 
+    await t.test('a one-shot snapshot beside the agent reads the same durable record', async (t) => {
+      const config = parseConfig(agentConfigSchema, { docker: { socket: dockerd.socket }, stateDir, tokenFile: null })
+      const snap = await takeSnapshotOnce(config, pino({ level: 'silent' }))
+      t.equal(snap.docker.reachable, true)
+      t.same([snap.collectors.images?.success, snap.collectors.disk?.success], [true, true])
+      t.equal(snap.disk?.mountpoint, dockerd.mountpoint)
+      t.equal(snap.images?.length, 4)
+      const facts = snap.images!.find((i) => i.id === a)!
+      t.equal(facts.lastUsed, lastUsedA)
+      t.equal(facts.firstSeen, firstSeenA)
+      t.same(facts.cudaEnv, { CUDA_VERSION: '12.2.0', NVIDIA_REQUIRE_CUDA: 'cuda>=12.2' })
+    })
+
     await t.test('dockerd killed and restarted: the agent serves on and recovers', async (t) => {
       await dockerd.kill()
       t.teardown(() => { if (t.passing() === false) t.comment(agent.logs()) })
@@ -137,3 +153,15 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     })
   })
 }
+
+t.test('a one-shot snapshot without Docker says so instead of throwing', async (t) => {
+  const dir = testDir(t)
+  const config = parseConfig(agentConfigSchema, { docker: { socket: join(dir.path, 'no.sock') }, stateDir: join(dir.path, 'state'), tokenFile: null })
+  const snap = await takeSnapshotOnce(config, pino({ level: 'silent' }))
+  t.equal(snap.docker.reachable, false)
+  t.match(snap.docker.reason, /ENOENT/)
+  t.equal(snap.images, null)
+  t.equal(snap.collectors.images?.success, false)
+  t.equal(snap.collectors.disk?.success, false)
+  t.match(snap.collectors.disk?.error, /set disk\.path/)
+})
