@@ -32,6 +32,8 @@ export function loadImageUsage(path: string, onDamaged: (reason: string, movedTo
   try {
     raw = readJsonFile<unknown>(path, { version: 1, images: {} })
   } catch (err) {
+    // Unreadable (permissions, I/O) is not damage: moving the file aside would lose it.
+    if ((err as NodeJS.ErrnoException).code) throw new Error(`cannot read ${path}: ${(err as Error).message}`)
     problem = (err as Error).message
   }
   if (problem === null) {
