@@ -1,6 +1,8 @@
 // Keeps a CUDA verdict on every local image in the snapshot: whenever the GPU facts or the image
-// list change, each image gets `compat`, and a `compat.changed` event says which verdicts flipped.
-// Its own write of the image list changes nothing the second time round, so it does not loop.
+// list change, each image gets `compat`, and a `compat.changed` event says which verdicts flipped
+// between compatible and incompatible. A spell without GPU facts (verdict null) is not a flip, so
+// a flaky nvidia-smi does not flood the coordinator. Its own write of the image list changes
+// nothing the second time round, so it does not loop.
 import type { EventBus } from '../events.js'
 import type { GpuFacts, ImageCompat, ImageFacts, SnapshotStore } from '../host/snapshot.js'
 import type { Component } from '../lifecycle.js'
@@ -8,8 +10,8 @@ import { checkImageCompat } from './check.js'
 
 export class CompatAnnotator implements Component {
   readonly name = 'compat-annotator'
-  /** last verdict per image id, kept here because the image collector replaces the objects */
-  private readonly verdicts = new Map<string, boolean | null>()
+  /** last known (true/false) verdict per image id, kept here because the image collector replaces the objects */
+  private readonly verdicts = new Map<string, boolean>()
   private readonly onChange = (part: string) => {
     if (part === 'gpu' || part === 'images') this.annotate()
   }
@@ -34,9 +36,11 @@ export class CompatAnnotator implements Component {
     const annotated = images.map((image) => {
       const compat = checkImageCompat(image.cudaEnv, gpu)
       if (!sameCompat(image.compat, compat)) changed = true
-      const before = this.verdicts.get(image.id)
-      if (before !== undefined && before !== compat.compatible) flips.push(flip(image, before, compat, gpu))
-      this.verdicts.set(image.id, compat.compatible)
+      if (compat.compatible !== null) {
+        const before = this.verdicts.get(image.id)
+        if (before !== undefined && before !== compat.compatible) flips.push(flip(image, before, compat, gpu))
+        this.verdicts.set(image.id, compat.compatible)
+      }
       return sameCompat(image.compat, compat) ? image : { ...image, compat }
     })
     const present = new Set(images.map((i) => i.id))
@@ -50,7 +54,7 @@ function sameCompat(a: ImageCompat | undefined, b: ImageCompat): boolean {
   return a !== undefined && a.compatible === b.compatible && a.reason === b.reason && a.requirement === b.requirement
 }
 
-function flip(image: ImageFacts, before: boolean | null, compat: ImageCompat, gpu: GpuFacts): Record<string, unknown> {
+function flip(image: ImageFacts, before: boolean, compat: ImageCompat, gpu: GpuFacts): Record<string, unknown> {
   return {
     id: image.id, refs: image.repoTags, before, compatible: compat.compatible, reason: compat.reason,
     requirement: compat.requirement, driverVersion: gpu.driverVersion ?? null, cudaVersion: gpu.cudaVersion ?? null,
