@@ -8,6 +8,11 @@ import { EventBus, type AgentEvent } from '../../src/events.js'
 import { parseNvidiaSmiXml } from '../../src/host/gpu-parse.js'
 import { SnapshotStore, summarizeImages, type ImageFacts } from '../../src/host/snapshot.js'
 import { FIXTURES } from '../harness/nvidia-smi.js'
+import { createAgentMetrics } from '../../src/report/metrics.js'
+import { pino } from 'pino'
+import { agentConfigSchema, parseConfig } from '../../src/config.js'
+import { Agent } from '../../src/agent.js'
+import { compatFeature } from '../../src/compat/feature.js'
 
 const capture = (name: string) => parseNvidiaSmiXml(readFileSync(join(FIXTURES, 'xml', name), 'utf8'))
 const T4 = capture('tesla-t4_driver-515.105.01_dtd-v11.xml') // CUDA 11.7
@@ -62,4 +67,27 @@ t.test('annotates, follows the GPU, publishes flips, and does not loop', async (
   t.same(byId(), { a: false, e: false })
   t.equal(events.length, 2, 'back on the old driver: image a flips to incompatible, e stays so')
   t.match(events[1], { type: 'compat.changed', data: { id: 'a', before: true, compatible: false, driverVersion: '515.105.01' } })
+})
+
+t.test('the annotated snapshot renders gpuhost_images_cuda_incompatible', async (t) => {
+  const store = new SnapshotStore()
+  const annotator = new CompatAnnotator(store, new EventBus())
+  await annotator.start()
+  t.teardown(() => annotator.stop())
+  store.set('gpu', T4)
+  store.set('images', [image('a', { CUDA_VERSION: '12.2.0' }), image('b', { NVIDIA_REQUIRE_CUDA: 'cuda>=13.0' }), image('c', { CUDA_VERSION: '11.7.0' })])
+  const { registry } = createAgentMetrics({ snapshot: () => store.get(), version: 'test' }, { processMetrics: false })
+  const body = await registry.metrics()
+  t.match(body, /^gpuhost_images_cuda_incompatible 2$/m)
+  t.match(body, /^gpuhost_gpu_info\{gpu="0",uuid="GPU-d37e67a5-91dd-3774-a5cb-99096249601a",name="Tesla T4",driver_version="515.105.01",cuda_version="11.7"\} 1$/m)
+})
+
+t.test("the agent's check action answers from the snapshot's GPU facts, Docker or not", async (t) => {
+  const config = parseConfig(agentConfigSchema, { tokenFile: null, docker: { socket: '/nonexistent/docker.sock' } })
+  const agent = new Agent(config, pino({ level: 'silent' }), [compatFeature()])
+  agent.ctx.store.set('gpu', A5000)
+  const report = await agent.ctx.actions.invoke('check', { images: ['test/x:1'] }, 'coordinator') as any
+  t.match(report.gpu, { available: true, driverVersion: '590.44.01', cudaVersion: '13.1' })
+  t.match(report.docker, { reachable: false })
+  t.same(report.images, [{ ref: 'test/x:1', id: null, requirement: null, compatible: null, reason: 'Docker unreachable; registry lookup unavailable' }])
 })
