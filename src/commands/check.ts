@@ -15,7 +15,7 @@ function remoteImageSource(_config: AgentConfig): RemoteImageSource | null {
 
 export async function run(opts: { image?: string[] }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)
-  const gpu = await readGpuFacts({ nvidiaSmi: config.gpu.nvidiaSmi, timeoutMs: config.gpu.timeoutSeconds * 1000 })
+  const gpu = readGpuFacts({ nvidiaSmi: config.gpu.nvidiaSmi, timeoutMs: config.gpu.timeoutSeconds * 1000 })
   const report = await buildCheckReport({ gpu, docker: createDockerClient(config), refs: opts.image ?? [], remote: remoteImageSource(config) })
   process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report))
   return checkExitCode(report)

@@ -54,26 +54,33 @@ export function gpuReport(gpu: GpuFacts): GpuReport {
 }
 
 export interface CheckInputs {
-  gpu: GpuFacts
+  /** a promise lets nvidia-smi run while Docker is asked */
+  gpu: GpuFacts | Promise<GpuFacts>
   docker: Docker
   /** images to check; empty: every local image */
   refs: string[]
   remote?: RemoteImageSource | null
 }
 
-export async function buildCheckReport({ gpu, docker, refs, remote }: CheckInputs): Promise<CheckReport> {
-  const report: CheckReport = { gpu: gpuReport(gpu), docker: { reachable: true }, images: [] }
-  try {
-    await docker.ping()
-  } catch (err) {
-    report.docker = { reachable: false, reason: `Docker is unreachable: ${(err as Error).message}` }
-  }
+export async function buildCheckReport(inputs: CheckInputs): Promise<CheckReport> {
+  const { docker, refs, remote } = inputs
+  const [gpu, dockerState] = await Promise.all([inputs.gpu, dockerReachable(docker)])
+  const report: CheckReport = { gpu: gpuReport(gpu), docker: dockerState, images: [] }
   if (refs.length === 0) {
     if (report.docker.reachable) report.images = await checkLocalImages(docker, gpu)
     return report
   }
   for (const ref of refs) report.images.push(await checkRef(ref, report.docker, docker, gpu, remote ?? null))
   return report
+}
+
+async function dockerReachable(docker: Docker): Promise<CheckReport['docker']> {
+  try {
+    await docker.ping()
+    return { reachable: true }
+  } catch (err) {
+    return { reachable: false, reason: `Docker is unreachable: ${(err as Error).message}` }
+  }
 }
 
 async function checkLocalImages(docker: Docker, gpu: GpuFacts): Promise<CheckedImage[]> {
