@@ -6,10 +6,12 @@ import { loadAgentConfig } from '../config.js'
 import { INVENTORY_COLLECTORS, inventoryFeature } from '../host/inventory.js'
 import { createLogger } from '../log.js'
 import type { GlobalOptions } from '../cli.js'
+import { compatFeature } from '../compat/feature.js'
+import { GPU_COLLECTOR, gpuFeature } from '../host/gpu-feature.js'
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
-const FEATURES: Feature[] = [inventoryFeature]
-const COLLECTORS: string[] = [...INVENTORY_COLLECTORS]
+const FEATURES: Feature[] = [gpuFeature, inventoryFeature, compatFeature()]
+const COLLECTORS: string[] = [GPU_COLLECTOR, ...INVENTORY_COLLECTORS]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)
