@@ -65,7 +65,7 @@ export class Agent {
   }
 
   private addCoreRoutes(): void {
-    const { http, store, bus, config } = this.ctx
+    const { http, store, bus } = this.ctx
     const metrics = createAgentMetrics({ snapshot: () => store.get(), link: () => this.ctx.linkState(), version: VERSION })
     bus.subscribe(metrics.onEvent)
     http.get('/healthz', () => ({ status: 200, body: { status: 'ok' } }))
@@ -75,7 +75,6 @@ export class Agent {
     http.get('/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }))
     http.get('/v1/status', () => ({ status: 200, body: this.status() }))
     this.ctx.actions.register('status', async () => this.status())
-    void config
   }
 
   status() {

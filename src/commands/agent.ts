@@ -3,13 +3,17 @@
 import { stringify } from 'yaml'
 import { Agent, type Feature } from '../agent.js'
 import { loadAgentConfig } from '../config.js'
+import { INVENTORY_COLLECTORS, inventoryFeature } from '../host/inventory.js'
 import { createLogger } from '../log.js'
 import { coordinatorLinkFeature } from '../report/link.js'
 import type { GlobalOptions } from '../cli.js'
+import { compatFeature } from '../compat/feature.js'
+import { GPU_COLLECTOR, gpuFeature } from '../host/gpu-feature.js'
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
-const FEATURES: Feature[] = [coordinatorLinkFeature]
-const COLLECTORS: string[] = []
+// The coordinator link comes first: it subscribes to the bus as it is built, so it sees every event.
+const FEATURES: Feature[] = [coordinatorLinkFeature, gpuFeature, inventoryFeature, compatFeature()]
+const COLLECTORS: string[] = [GPU_COLLECTOR, ...INVENTORY_COLLECTORS]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)
