@@ -1,6 +1,6 @@
-// The compat evaluator the coordinator uses for /v1/compat. Null until a CUDA requirement checker
-// is available to this build; then this is the one line to change, e.g.
-//   export const COMPAT_EVALUATOR: CompatEvaluator | null = (env, gpu) => checkImageCompat(env, gpu)
+// The compat evaluator the coordinator uses for /v1/compat: the same check the agents run on their
+// local images, put to a host's reported GPU facts and an image's reported CUDA env.
+import { checkImageCompat } from '../compat/check.js'
 import type { CompatEvaluator } from './compat.js'
 
-export const COMPAT_EVALUATOR: CompatEvaluator | null = null
+export const COMPAT_EVALUATOR: CompatEvaluator | null = checkImageCompat
