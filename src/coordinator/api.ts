@@ -21,6 +21,13 @@ const eventsQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(10_000).default(1000),
 })
 
+const commandsQuerySchema = z.object({
+  hostId: z.string().min(1).optional(),
+  action: z.enum(COMMAND_ACTIONS).optional(),
+  status: z.enum(['pending', 'running', 'succeeded', 'failed']).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+})
+
 function validate<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
   const r = schema.safeParse(value ?? {})
   if (r.success) return r.data
@@ -49,6 +56,11 @@ export function addCoordinatorRoutes(http: HttpServer, deps: { store: FleetStore
     const commandId = await store.write(() => store.createCommand(host.hostId, body.action, body.args))
     hub.dispatch(host.hostId)
     return { status: 202, body: { commandId } }
+  })
+
+  http.get('/v1/commands', (req) => {
+    const q = validate(commandsQuerySchema, Object.fromEntries(req.query), 'query')
+    return { status: 200, body: { commands: store.commands(q) } }
   })
 
   http.get('/v1/commands/:commandId', (req) => {

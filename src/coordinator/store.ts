@@ -214,6 +214,17 @@ export class FleetStore {
     return row ? toCommand(row) : null
   }
 
+  /** Commands oldest first, by host, action and status when given. */
+  commands(filter: { hostId?: string; action?: string; status?: string; limit: number }): CommandRecord[] {
+    const where = ['1 = 1']
+    if (filter.hostId) where.push('hostId = @hostId')
+    if (filter.action) where.push('action = @action')
+    if (filter.status) where.push('status = @status')
+    const rows = this.db.prepare(`SELECT * FROM (SELECT rowid AS r, * FROM commands WHERE ${where.join(' AND ')} ORDER BY rowid DESC LIMIT @limit) ORDER BY r`)
+      .all({ hostId: filter.hostId, action: filter.action, status: filter.status, limit: filter.limit }) as Record<string, unknown>[]
+    return rows.map(toCommand)
+  }
+
   pendingCommands(hostId: string): CommandRecord[] {
     return (this.stmt.pendingFor.all(hostId) as Record<string, unknown>[]).map(toCommand)
   }

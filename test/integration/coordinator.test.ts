@@ -120,6 +120,9 @@ t.test('the coordinator lists the host with its facts and runs commands on it', 
   t.equal((await coord.api('/v1/hosts/gpu-node-t1/commands', { body: { action: 'status', args: [] } })).status, 400, 'args not an object')
   t.equal((await coord.api('/v1/hosts/nobody/commands', { body: { action: 'status' } })).status, 404, 'unknown host')
   t.equal((await coord.api('/v1/commands/nothing')).status, 404)
+  const listed = (await coord.api('/v1/commands?hostId=gpu-node-t1&action=status')).body.commands
+  t.same(listed.map((c: any) => c.commandId), [sent.body.commandId], 'commands listed by host and action')
+  t.equal((await coord.api('/v1/commands?status=done')).status, 400, 'an unknown status is a bad query')
   t.equal((await coord.api('/v1/compat')).status, 400, 'compat without image')
   t.equal((await coord.api('/v1/events?limit=0')).status, 400)
   t.equal((await coord.api('/hooks/alertmanager', { body: { alerts: 'none' } })).status, 400)
