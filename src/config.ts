@@ -81,7 +81,7 @@ export const coordinatorConfigSchema = z.strictObject({
   maxFrameBytes: z.number().int().min(1024).default(1024 * 1024),
   /** each agent is pinged this often; no pong by the next ping closes its connection */
   pingIntervalSeconds: seconds.default(30),
-  /** a command not picked up by its host within this time fails */
+  /** a command without a result from its host within this time fails */
   commandTimeoutSeconds: seconds.default(3600),
   log: z.strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
