@@ -1,12 +1,11 @@
-// gpuhost agent: the daemon. Signals are handled from the first line, so SIGTERM at any phase of
-// start-up stops what has started and exits 0.
-import { stringify } from 'yaml'
+// gpuhost agent: the daemon, in the foreground until SIGTERM/SIGINT.
 import { Agent, type Feature } from '../agent.js'
 import { loadAgentConfig } from '../config.js'
 import { INVENTORY_COLLECTORS, inventoryFeature } from '../host/inventory.js'
 import { createLogger } from '../log.js'
 import { coordinatorLinkFeature } from '../report/link.js'
 import type { GlobalOptions } from '../cli.js'
+import { printConfig, runUntilSignal } from './daemon.js'
 import { compatFeature } from '../compat/feature.js'
 import { GPU_COLLECTOR, gpuFeature } from '../host/gpu-feature.js'
 
@@ -17,36 +16,8 @@ const COLLECTORS: string[] = [GPU_COLLECTOR, ...INVENTORY_COLLECTORS]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)
-  if (opts.printConfig) {
-    process.stdout.write(globals.json ? JSON.stringify(config, null, 2) + '\n' : stringify(config))
-    return 0
-  }
+  if (opts.printConfig) return printConfig(config, globals.json)
   const log = createLogger({ level: config.log.level })
   const agent = new Agent(config, log, FEATURES, COLLECTORS)
-  let stopping: Promise<void> | null = null
-  const done = new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      if (stopping) {
-        log.warn({ signal }, 'second signal: exiting now')
-        process.exit(1)
-      }
-      log.info({ signal }, 'stopping')
-      // Hard limit: a component that will not stop must not keep a service manager waiting.
-      setTimeout(() => { log.error('stop took longer than 4 s; exiting'); process.exit(1) }, 4000).unref()
-      stopping = agent.stop().then(() => resolve(0), () => resolve(1))
-    }
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
-  })
-  try {
-    await agent.start()
-    log.info({ hostId: config.hostId, listen: config.listen }, 'agent started')
-  } catch (err) {
-    log.fatal({ err: (err as Error).message }, 'agent failed to start')
-    await agent.stop()
-    return 1
-  }
-  const code = await done
-  log.info('stopped')
-  return code
+  return runUntilSignal(agent, log, 'agent', { hostId: config.hostId, listen: config.listen })
 }
