@@ -44,6 +44,8 @@ export const agentConfigSchema = z.strictObject({
     retries: z.number().int().min(0).max(20).default(3),
     attemptTimeoutSeconds: seconds.default(600),
     credentialsFile: z.string().min(1).nullable().default(null),
+    /** extracted size ÷ compressed download size assumed when checking disk room before a pull */
+    expansionFactor: z.number().min(1).max(20).default(2.5),
   }).prefault({}),
   coordinator: z.strictObject({
     url: z.string().regex(/^wss?:\/\//, 'must start with ws:// or wss://').nullable().default(null),

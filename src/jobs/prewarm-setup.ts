@@ -1,0 +1,51 @@
+// Builds the prewarm's parts from the configuration: the Docker client for pulls, the registry
+// client with dockerd's own trust settings, and the credentials. Shared by the agent and the CLI.
+import type { Logger } from 'pino'
+import type { ActionRegistry } from '../actions.js'
+import type { AgentConfig } from '../config.js'
+import type { EventBus } from '../events.js'
+import { createDockerClient } from '../host/docker.js'
+import type { GpuFacts, ImageCompat } from '../host/snapshot.js'
+import { RegistryClient } from '../registry/client.js'
+import { CredentialStore } from '../registry/credentials.js'
+import type { RegistryTrust } from '../registry/insecure.js'
+import type { PrewarmDeps } from './prewarm.js'
+import { readPrewarmFacts } from './prewarm-facts.js'
+import type { JobRunner } from './runner.js'
+
+/** the compat evaluator: can a host with these GPU facts run an image with this CUDA env */
+export type CompatEvaluator = (cudaEnv: Record<string, string> | null, gpu: GpuFacts) => ImageCompat
+
+export function buildPrewarmDeps(args: {
+  config: AgentConfig
+  log: Logger
+  bus: EventBus
+  runner: JobRunner
+  actions?: ActionRegistry
+  gpu: () => Promise<GpuFacts>
+  evaluate: CompatEvaluator
+}): PrewarmDeps & { close(): Promise<void> } {
+  const { config } = args
+  // A pull streams for as long as an attempt may last; the API client's own timeout must not cut it.
+  const docker = createDockerClient({ docker: { ...config.docker, timeoutSeconds: config.prewarm.attemptTimeoutSeconds + 30 } })
+  let trust: Promise<RegistryTrust> | null = null
+  const readTrust = () => {
+    trust ??= docker.info().then((i: { RegistryConfig?: RegistryTrust }) => i.RegistryConfig ?? {}).catch((err: Error) => {
+      trust = null
+      throw err
+    })
+    return trust
+  }
+  const credentials = new CredentialStore(config.prewarm.credentialsFile)
+  const source = new RegistryClient({ mirrors: config.prewarm.mirrors, credentials, trust: readTrust, timeoutMs: config.docker.timeoutSeconds * 1000 })
+  return {
+    docker, source, credentials, config,
+    bus: args.bus, runner: args.runner, actions: args.actions, log: args.log,
+    facts: () => readPrewarmFacts(docker, config.disk.path),
+    compat: async () => {
+      const gpu = await args.gpu()
+      return (cudaEnv) => args.evaluate(cudaEnv, gpu)
+    },
+    close: () => source.close(),
+  }
+}
