@@ -5,9 +5,11 @@ import { Agent, type Feature } from '../agent.js'
 import { loadAgentConfig } from '../config.js'
 import { createLogger } from '../log.js'
 import type { GlobalOptions } from '../cli.js'
+import { evaluateCompat } from '../jobs/prewarm-compat.js'
+import { prewarmFeature } from '../jobs/prewarm-triggers.js'
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
-const FEATURES: Feature[] = []
+const FEATURES: Feature[] = [prewarmFeature(evaluateCompat)]
 const COLLECTORS: string[] = []
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {

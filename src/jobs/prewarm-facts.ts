@@ -21,9 +21,21 @@ export async function measureDisk(path: string): Promise<DiskFacts> {
   return { path, mountpoint: path, sizeBytes, usedBytes, availBytes, usedPercent: usable > 0 ? (usedBytes / usable) * 100 : 0 }
 }
 
-/** Throws when Docker cannot be reached: without it nothing can be pulled. */
+export class DockerUnreachableError extends Error {
+  constructor(reason: string) {
+    super(`Docker is unreachable: ${reason}`)
+    this.name = 'DockerUnreachableError'
+  }
+}
+
+/** Throws DockerUnreachableError when Docker cannot be reached: without it nothing can be pulled. */
 export async function readPrewarmFacts(docker: Docker, diskPath: string | null): Promise<PrewarmHostFacts> {
-  const info = (await docker.info()) as { DockerRootDir?: string; RegistryConfig?: RegistryTrust }
+  let info: { DockerRootDir?: string; RegistryConfig?: RegistryTrust }
+  try {
+    info = await docker.info()
+  } catch (err) {
+    throw new DockerUnreachableError((err as Error).message)
+  }
   const images = await docker.listImages()
   const local = images.map((i) => ({ id: i.Id, repoTags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'), repoDigests: (i.RepoDigests ?? []).filter((d) => !d.startsWith('<none>')) }))
   const path = diskPath ?? info.DockerRootDir ?? null

@@ -113,7 +113,10 @@ function planOne(input: PrewarmPlanInput, wanted: string, ref: ImageRef, planned
   }
   const base = { ref: wanted, warnings, remote }
   const digests = [remote.digest, remote.indexDigest].filter((d): d is string => !!d)
-  const match = local.images.find((img) => hasDigest(img, ref, digests, input.mirrors))
+  // The image ID is the config digest in dockerd's own store (the manifest's in the containerd
+  // store): it identifies the image even when the RepoDigests entry went with a mirror's name.
+  const ids = [remote.configDigest, ...digests].filter((d): d is string => !!d)
+  const match = local.images.find((img) => ids.includes(img.id) || hasDigest(img, ref, digests, input.mirrors))
   if (match && (ref.tag === null || local.tagged === match)) {
     return { ...base, action: 'present', reason: `already present with digest ${remote.indexDigest ?? remote.digest}` }
   }

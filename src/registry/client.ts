@@ -91,6 +91,7 @@ export class RegistryClient implements RemoteImageSource {
       repository: ref.repository,
       digest: manifest.digest,
       ...(manifest !== top ? { indexDigest: top.digest } : {}),
+      configDigest,
       env: inner.Env ?? [],
       labels: inner.Labels ?? {},
       compressedBytes: layers.reduce((sum, l) => sum + l.sizeBytes, 0),

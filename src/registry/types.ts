@@ -15,6 +15,8 @@ export interface RemoteImage {
   compressedBytes: number
   /** the digest the tag points at when that is a manifest list or OCI index (what Docker records in RepoDigests) */
   indexDigest?: string
+  /** the image config's digest: the image ID in dockerd's own image store */
+  configDigest?: string
   /** the manifest's layers (compressed digest and size), for progress per layer */
   layers?: { digest: string; sizeBytes: number }[]
 }
