@@ -37,7 +37,9 @@ export function buildPrewarmDeps(args: {
     return trust
   }
   const credentials = new CredentialStore(config.prewarm.credentialsFile)
-  const source = new RegistryClient({ mirrors: config.prewarm.mirrors, credentials, trust: readTrust, timeoutMs: config.docker.timeoutSeconds * 1000 })
+  // A manifest or config read is small: it gets at most 30 s, and never more than a whole pull attempt.
+  const timeoutMs = Math.min(30, config.prewarm.attemptTimeoutSeconds) * 1000
+  const source = new RegistryClient({ mirrors: config.prewarm.mirrors, credentials, trust: readTrust, timeoutMs })
   return {
     docker, source, credentials, config,
     bus: args.bus, runner: args.runner, actions: args.actions, log: args.log,

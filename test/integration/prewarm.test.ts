@@ -11,7 +11,9 @@ import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
 import { startRegistry, type PrivateRegistry } from '../harness/registry.js'
 import { makeImage, pushImage } from '../harness/images.js'
 import { fakeNvidiaSmi } from '../harness/nvidia-smi.js'
-import { post, runCli, startAgent, testDir } from '../harness/agent.js'
+import { post, runCli, runCliAsync, startAgent, testDir } from '../harness/agent.js'
+import { waitFor } from '../harness/ports.js'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 
 const MiB = 1024 * 1024
 
@@ -147,6 +149,31 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       t.notOk(localTags(dockerd).includes(big))
       const fetched = upstream.log().slice(upstreamBefore) + mirror.log().slice(mirrorBefore)
       for (const digest of bigLayers) t.notOk(blobFetched(fetched, digest), 'no layer of it was fetched')
+    })
+
+    t.test('a mirror that never answers: the attempt times out and the pull goes on to the upstream', async (t) => {
+      const held = new Set<Socket>()
+      const blackhole = createServer((socket) => { held.add(socket) }) // accepts and never answers
+      await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', () => r()))
+      t.teardown(() => new Promise<void>((r) => {
+        blackhole.close(() => r())
+        for (const socket of held) socket.destroy()
+      }))
+      const silent = `127.0.0.1:${(blackhole.address() as AddressInfo).port}`
+      const cfg = dir.file('blackhole.yaml', stringify({ ...config, prewarm: { ...config.prewarm, mirrors: { [upstream.host]: [silent] }, attemptTimeoutSeconds: 2 } }))
+      dockerd.docker(['rmi', later])
+      const r = await runCliAsync(['--json', 'prewarm', '--config', cfg, '--image', later])
+      t.equal(r.code, 0, r.stderr)
+      const result = JSON.parse(r.stdout).results[0]
+      t.equal(result.status, 'pulled')
+      t.equal(result.source, upstream.host)
+    })
+
+    t.test('the schedule starts a prewarm', async (t) => {
+      const agent = await startAgent(t, { ...config, prewarm: { ...config.prewarm, schedule: '* * * * * *', images: [small] } })
+      await waitFor('a scheduled prewarm', async () => (await (await fetch(`${agent.url}/v1/status`)).json()).lastPrewarm?.trigger === 'schedule', 10_000)
+      const status = await (await fetch(`${agent.url}/v1/status`)).json()
+      t.equal(status.lastPrewarm.present, 1)
     })
 
     t.test('Docker unreachable: exit 69', async (t) => {
