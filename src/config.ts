@@ -3,6 +3,7 @@ import { readFileSync, existsSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { parseImageRef } from './registry/reference.js'
 
 const percent = z.number().min(0).max(100)
 const seconds = z.number().positive()
@@ -38,7 +39,7 @@ export const agentConfigSchema = z.strictObject({
   }).prefault({}),
   prewarm: z.strictObject({
     schedule: cronOrNull.default('0 2 * * *'),
-    images: z.array(z.string().min(1)).default([]),
+    images: z.array(z.string().min(1).refine(isImageRef, 'not a valid image reference (repo:tag or repo@sha256:…)')).default([]),
     mirrors: z.record(z.string(), z.array(z.string().min(1))).default({}),
     concurrency: z.number().int().min(1).max(32).default(2),
     retries: z.number().int().min(0).max(20).default(3),
@@ -66,6 +67,15 @@ export const agentConfigSchema = z.strictObject({
     return typeof prune?.lowPercent === 'number' && typeof prune?.highPercent === 'number'
   },
 }))
+
+function isImageRef(ref: string): boolean {
+  try {
+    parseImageRef(ref)
+    return true
+  } catch {
+    return false
+  }
+}
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>
 

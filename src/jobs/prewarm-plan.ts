@@ -2,6 +2,7 @@
 // the reason, from facts gathered beforehand (local images, the registry's manifest and config,
 // the disk, the driver's verdict). Nothing here touches Docker, the network or the clock.
 import type { DiskFacts, ImageCompat } from '../host/snapshot.js'
+import { normalizeRegistryKey } from '../registry/credentials.js'
 import { formatRef, parseImageRef, parseRepoDigest, type ImageRef } from '../registry/reference.js'
 import type { RemoteImage } from '../registry/types.js'
 
@@ -181,7 +182,8 @@ function sameTag(repoTag: string, ref: ImageRef): boolean {
 
 /** a RepoDigests entry for this repository (on its registry or a mirror of it) with one of `digests` */
 function hasDigest(img: LocalImage, ref: ImageRef, digests: string[], mirrors: Record<string, string[]> = {}): boolean {
-  const domains = new Set([ref.domain, ...(mirrors[ref.domain] ?? [])])
+  const mirrorsOf = Object.entries(mirrors).filter(([k]) => normalizeRegistryKey(k) === ref.domain).flatMap(([, v]) => v.map(normalizeRegistryKey))
+  const domains = new Set([ref.domain, ...mirrorsOf])
   return img.repoDigests.some((entry) => {
     const d = parseRepoDigest(entry)
     return !!d && domains.has(d.domain) && d.repository === ref.repository && digests.includes(d.digest)

@@ -258,7 +258,7 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
       throw err
     })
     deps.bus.publish('pull.progress', { ref: item.ref, source, ...tracker.get(), bytesDone: remote.compressedBytes })
-    if (viaMirror && ref.tag) await retagFromMirror(deps.docker, target, ref)
+    await nameAfterPull(deps.docker, target, ref, viaMirror)
   } finally {
     for (const name of inFlight) deps.runner.pullsInFlight.delete(name)
   }
@@ -266,11 +266,13 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
 
 /**
  * An image pulled through a mirror is named after the mirror; give it its original name and take
- * the mirror's tag off (never forced: the image keeps its other name, so only the tag goes).
- * The mirror's digest reference stays: it records which manifest the tag came from.
+ * the mirror's name off (never forced: the image keeps its original name, so only the name goes).
+ * A pull by digest makes no tag, so a `repo:tag@digest` reference gets its tag here too. An image
+ * wanted by digest alone keeps the mirror's digest name: Docker cannot give it another one.
  */
-async function retagFromMirror(docker: Docker, mirrored: ImageRef, ref: ImageRef): Promise<void> {
-  const mirroredName = `${familiarName(mirrored.domain, mirrored.repository)}:${mirrored.tag}`
-  await docker.getImage(mirroredName).tag({ repo: familiarName(ref.domain, ref.repository), tag: ref.tag! })
-  await docker.getImage(mirroredName).remove({ noprune: true })
+async function nameAfterPull(docker: Docker, pulled: ImageRef, ref: ImageRef, viaMirror: boolean): Promise<void> {
+  if (!ref.tag || (!viaMirror && !ref.digest)) return
+  const pulledName = familiarName(pulled.domain, pulled.repository) + (pulled.digest ? `@${pulled.digest}` : `:${pulled.tag}`)
+  await docker.getImage(pulledName).tag({ repo: familiarName(ref.domain, ref.repository), tag: ref.tag })
+  if (viaMirror) await docker.getImage(pulledName).remove({ noprune: true })
 }

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import { parse as parseAuthHeader } from 'auth-header'
 import { Agent, fetch, type Dispatcher, type Response } from 'undici'
-import { CredentialStore } from './credentials.js'
+import { CredentialStore, normalizeRegistryKey } from './credentials.js'
 import { RegistryError, isTransportError, transportReason } from './errors.js'
 import { DOCKERD_DEFAULT_TRUST, isInsecureRegistry, type RegistryTrust } from './insecure.js'
 import { hostPlatform, pickPlatform, formatPlatform, type IndexEntry, type Platform } from './platform.js'
@@ -39,7 +39,13 @@ export class RegistryClient implements RemoteImageSource {
   // TLS without verification, for registries dockerd would also reach with InsecureSkipVerify.
   private readonly insecureTls = new Agent({ connect: { rejectUnauthorized: false } })
 
+  private readonly mirrors = new Map<string, string[]>()
+
   constructor(private readonly opts: RegistryClientOptions = {}) {
+    // Keys and mirrors as people write them (index.docker.io, https://mirror.internal/) name the same hosts.
+    for (const [registry, mirrors] of Object.entries(opts.mirrors ?? {})) {
+      this.mirrors.set(normalizeRegistryKey(registry), mirrors.map(normalizeRegistryKey))
+    }
     this.credentials = opts.credentials ?? new CredentialStore(null)
     this.platform = opts.platform ?? hostPlatform()
     this.timeoutMs = opts.timeoutMs ?? 30_000
@@ -47,7 +53,7 @@ export class RegistryClient implements RemoteImageSource {
 
   /** the registries to try for `domain`, in order: its mirrors, then itself */
   sourcesFor(domain: string): string[] {
-    return [...(this.opts.mirrors?.[domain] ?? []), domain]
+    return [...(this.mirrors.get(domain) ?? []), domain]
   }
 
   async inspectRemote(ref: string): Promise<RemoteImage> {

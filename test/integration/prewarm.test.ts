@@ -50,6 +50,7 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
     const cuda12 = publish(dockerd, upstream, 'team/cuda12:1', 2 * MiB, { CUDA_VERSION: '12.2.0', NVIDIA_REQUIRE_CUDA: 'cuda>=12.2' })
     const later = publish(dockerd, upstream, 'team/later:1', 2 * MiB)
     const big = publish(dockerd, upstream, 'team/big:1', 12 * MiB)
+    const pinned = publish(dockerd, upstream, 'team/pinned:1', 1 * MiB)
     const missing = `${upstream.host}/team/missing:1`
     t.same(localTags(dockerd), [], 'nothing local before the prewarm')
 
@@ -125,6 +126,21 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       const plain = runCli(['prewarm', '--config', configFile, '--image', missing])
       t.equal(plain.code, 1)
       t.match(plain.stdout, /FAILED +127\.0\.0\.1:\d+\/team\/missing:1: .*not found/, 'plain lines when not on a terminal')
+    })
+
+    t.test('a tag pinned by digest, through the mirror, ends up under its original tag', async (t) => {
+      const res = await fetch(`${upstream.url}/v2/team/pinned/manifests/1`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } })
+      const ref = `${pinned}@${res.headers.get('docker-content-digest')}`
+      const r = runCli(['--json', 'prewarm', '--config', configFile, '--image', ref])
+      t.equal(r.code, 0, r.stderr)
+      const result = JSON.parse(r.stdout).results[0]
+      t.equal(result.status, 'pulled')
+      t.equal(result.source, mirror.host)
+      const tags = localTags(dockerd)
+      t.ok(tags.includes(pinned), 'tagged with the original name')
+      t.notOk(tags.some((x) => x.startsWith(mirror.host)))
+      const again = runCli(['--json', 'prewarm', '--config', configFile, '--image', ref])
+      t.equal(JSON.parse(again.stdout).results[0].status, 'present')
     })
 
     t.test('a pull that would overfill the disk is not started', async (t) => {

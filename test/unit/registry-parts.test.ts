@@ -101,3 +101,18 @@ t.test('pull progress from a real dockerd pull stream', async (t) => {
   p.update({ status: 'Digest: sha256:…' })
   t.same(p.get(), { bytesDone: 4000, bytesTotal: 4000 })
 })
+
+t.test('mirror keys and hosts as people write them', async (t) => {
+  const { RegistryClient } = await import('../../src/registry/client.js')
+  const client = new RegistryClient({ mirrors: { 'index.docker.io': ['https://mirror.internal:5000/', 'hub-cache.internal'], 'nvcr.io': ['nvcr-cache.internal'] } })
+  t.same(client.sourcesFor('docker.io'), ['mirror.internal:5000', 'hub-cache.internal', 'docker.io'])
+  t.same(client.sourcesFor('nvcr.io'), ['nvcr-cache.internal', 'nvcr.io'])
+  t.same(client.sourcesFor('quay.io'), ['quay.io'])
+  await client.close()
+})
+
+t.test('prewarm.images must be image references', async (t) => {
+  const { agentConfigSchema, parseConfig } = await import('../../src/config.js')
+  t.throws(() => parseConfig(agentConfigSchema, { prewarm: { images: ['ok:1', 'Not/Valid:x'] } }), /prewarm\.images\.1: not a valid image reference/)
+  t.same(parseConfig(agentConfigSchema, { prewarm: { images: [`nvcr.io/nvidia/pytorch:24.01-py3`, `x@${DIGEST}`] } }).prewarm.images.length, 2)
+})
