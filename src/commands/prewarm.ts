@@ -48,7 +48,7 @@ const MARK: Record<PullResult['status'], string> = { pulled: 'pulled ', present:
 export function formatReport(report: PrewarmReport, afterBars: boolean): string {
   if (report.results.length === 0) return 'nothing to prewarm: prewarm.images is empty and no --image was given\n'
   const lines = report.results.map((r) => {
-    const where = r.source ? ` from ${r.source}` : ''
+    const where = r.source && (r.status === 'pulled' || r.status === 'present') ? ` from ${r.source}` : ''
     const time = r.status === 'pulled' ? ` in ${r.durationSeconds.toFixed(1)} s` : ''
     const warn = (r.warnings ?? []).map((w) => `\n          warning: ${w}`).join('')
     return `${MARK[r.status]}  ${r.ref}${where}${time}: ${r.reason}${warn}`

@@ -65,10 +65,11 @@ export class RegistryClient implements RemoteImageSource {
         return await this.inspectOn(source, parsed)
       } catch (err) {
         if (!(err instanceof RegistryError) || i === sources.length - 1) {
-          if (err instanceof RegistryError && failures.length) err.message += ` (mirrors: ${failures.join('; ')})`
+          if (err instanceof RegistryError && failures.length) err.message += ` (also tried ${failures.join('; ')})`
           throw err
         }
-        failures.push(`${source}: ${err.message}`)
+        // A mirror's "not found" says nothing the registry's own answer will not; other failures are worth keeping.
+        failures.push(`mirror ${source}: ${err.kind === 'not_found' ? 'not found' : err.message}`)
       }
     }
     throw new Error('unreachable: no registry to try')
