@@ -98,6 +98,16 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       const status = await (await fetch(`${agent.url}/v1/status`)).json()
       t.equal(status.lastPrewarm.present, 2, 'status shows the last prewarm')
 
+      const dry = await post(`${agent.url}/v1/prewarm`, agent.token, { images: [later], dryRun: true })
+      t.equal(dry.body.dryRun, true)
+      t.equal(dry.body.results[0].status, 'skipped')
+      t.match(dry.body.results[0].reason, /^dry run: would pull \(not present locally\)/)
+      t.equal(dry.body.plan[0].action, 'pull')
+      t.notOk(localTags(dockerd).includes(later), 'a dry run pulls nothing')
+      const afterDry = await (await fetch(`${agent.url}/v1/status`)).json()
+      t.equal(afterDry.lastPrewarm.dryRun, true, 'a dry run is a prewarm run too: started and finished events')
+      t.match(await (await fetch(`${agent.url}/metrics`)).text(), /gpuhost_prewarm_pulls_total\{result="skipped"\} 1\n/, 'a dry run counts no pull results')
+
       const bad = await post(`${agent.url}/v1/prewarm`, agent.token, { images: 'nope' })
       t.equal(bad.status, 400)
       t.match(bad.body.error, /images/)
