@@ -117,8 +117,9 @@ async function planAndPull(deps: PrewarmDeps, req: PrewarmRequest & { images: st
     }))
     return { trigger: req.trigger, dryRun, results, plan: planView, durationSeconds: (now() - started) / 1000 }
   }
+  // Only pulls wait for a slot; a verdict that needs no download is reported at once.
   const limit = pLimit(prewarm.concurrency)
-  const results = await Promise.all(plan.items.map((item) => limit(() => settle(deps, item))))
+  const results = await Promise.all(plan.items.map((item) => item.action === 'pull' ? limit(() => settle(deps, item)) : settle(deps, item)))
   return { trigger: req.trigger, dryRun, results, plan: planView, durationSeconds: (now() - started) / 1000 }
 }
 
