@@ -26,8 +26,9 @@ export function buildPrewarmDeps(args: {
   evaluate: CompatEvaluator
 }): PrewarmDeps & { close(): Promise<void> } {
   const { config } = args
+  const docker = createDockerClient(config)
   // A pull streams for as long as an attempt may last; the API client's own timeout must not cut it.
-  const docker = createDockerClient({ docker: { ...config.docker, timeoutSeconds: config.prewarm.attemptTimeoutSeconds + 30 } })
+  const pullDocker = createDockerClient({ docker: { ...config.docker, timeoutSeconds: config.prewarm.attemptTimeoutSeconds + 30 } })
   let trust: Promise<RegistryTrust> | null = null
   const readTrust = () => {
     trust ??= docker.info().then((i: { RegistryConfig?: RegistryTrust }) => i.RegistryConfig ?? {}).catch((err: Error) => {
@@ -41,7 +42,7 @@ export function buildPrewarmDeps(args: {
   const timeoutMs = Math.min(30, config.prewarm.attemptTimeoutSeconds) * 1000
   const source = new RegistryClient({ mirrors: config.prewarm.mirrors, credentials, trust: readTrust, timeoutMs })
   return {
-    docker, source, credentials, config,
+    docker, pullDocker, source, credentials, config,
     bus: args.bus, runner: args.runner, actions: args.actions, log: args.log,
     facts: () => readPrewarmFacts(docker, config.disk.path),
     compat: async () => {

@@ -41,6 +41,8 @@ export interface PrewarmReport {
 
 export interface PrewarmDeps {
   docker: Docker
+  /** the client for pull streams, whose timeout outlasts an attempt; `docker` when absent */
+  pullDocker?: Docker
   source: RemoteImageSource & { sourcesFor(domain: string): string[] }
   credentials: CredentialStore
   config: Pick<AgentConfig, 'prewarm' | 'prune'>
@@ -239,7 +241,7 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
   const inFlight = [original, formatRef(target)]
   for (const name of inFlight) deps.runner.pullsInFlight.add(name)
   try {
-    await dockerPull(deps.docker, {
+    await dockerPull(deps.pullDocker ?? deps.docker, {
       name: familiarName(target.domain, target.repository),
       reference: target.digest ?? target.tag!,
       auth: deps.credentials.dockerAuth(source),
