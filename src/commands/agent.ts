@@ -5,12 +5,14 @@ import { Agent, type Feature } from '../agent.js'
 import { loadAgentConfig } from '../config.js'
 import { createLogger } from '../log.js'
 import type { GlobalOptions } from '../cli.js'
-import { evaluateCompat } from '../jobs/prewarm-compat.js'
+import { checkImageCompat } from '../compat/check.js'
+import { compatFeature } from '../compat/feature.js'
+import { GPU_COLLECTOR, gpuFeature } from '../host/gpu-feature.js'
 import { prewarmFeature } from '../jobs/prewarm-triggers.js'
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
-const FEATURES: Feature[] = [prewarmFeature(evaluateCompat)]
-const COLLECTORS: string[] = []
+const FEATURES: Feature[] = [gpuFeature, compatFeature(), prewarmFeature(checkImageCompat)]
+const COLLECTORS: string[] = [GPU_COLLECTOR]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)

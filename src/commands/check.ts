@@ -1,5 +1,54 @@
-import { notYetImplemented } from './not-yet.js'
+// gpuhost check: GPU facts from nvidia-smi (with the configured hard timeout) and a CUDA verdict
+// for each local image, or for each --image. When Docker is unreachable it still prints the GPU
+// facts, says so, and exits 69.
+import type { GlobalOptions } from '../cli.js'
+import { buildCheckReport, checkExitCode, type CheckReport } from '../compat/check-report.js'
+import { loadAgentConfig, type AgentConfig } from '../config.js'
+import { createDockerClient } from '../host/docker.js'
+import { readGpuFacts } from '../host/gpu.js'
+import type { RemoteImageSource } from '../registry/types.js'
 
-export async function run(): Promise<number> {
-  notYetImplemented('check')
+/** The registry lookup for --image refs not on the host; none is built in yet, so they are reported as such. */
+function remoteImageSource(_config: AgentConfig): RemoteImageSource | null {
+  return null
+}
+
+export async function run(opts: { image?: string[] }, globals: GlobalOptions): Promise<number> {
+  const config = loadAgentConfig(globals.config)
+  const gpu = readGpuFacts({ nvidiaSmi: config.gpu.nvidiaSmi, timeoutMs: config.gpu.timeoutSeconds * 1000 })
+  const report = await buildCheckReport({ gpu, docker: createDockerClient(config), refs: opts.image ?? [], remote: remoteImageSource(config) })
+  process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report))
+  return checkExitCode(report)
+}
+
+const GIB = 1024 ** 3
+
+export function renderReport(report: CheckReport): string {
+  const lines: string[] = []
+  const g = report.gpu
+  if (!g.available) lines.push(`GPU: unavailable: ${g.reason ?? 'unknown reason'}`)
+  else {
+    lines.push(`GPU: driver ${g.driverVersion ?? 'unknown'}, CUDA ${g.cudaVersion ?? 'unknown'}, ${g.gpus.length} GPU${g.gpus.length === 1 ? '' : 's'}`)
+    lines.push(...table(['#', 'NAME', 'BRAND', 'MEMORY', 'MIG', 'UUID'], g.gpus.map((d) => [
+      String(d.index), d.name, d.brand ? `${d.brand} (${d.brandToken})` : '-',
+      d.memoryTotalBytes !== undefined ? `${(d.memoryTotalBytes / GIB).toFixed(1)} GiB` : '-',
+      d.migMode ? `${d.migMode}${d.migDevices ? ` (${d.migDevices})` : ''}` : '-', d.uuid,
+    ])).map((l) => '  ' + l))
+  }
+  lines.push('')
+  if (!report.docker.reachable) lines.push(`Docker: ${report.docker.reason}`)
+  if (report.images.length === 0) lines.push(report.docker.reachable ? 'No images.' : 'No image verdicts.')
+  else {
+    lines.push(...table(['IMAGE', 'VERDICT', 'REASON'], report.images.map((i) => [
+      i.ref, i.compatible === null ? 'no verdict' : i.compatible ? 'compatible' : 'INCOMPATIBLE', i.reason,
+    ])))
+  }
+  return lines.join('\n') + '\n'
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)))
+  // The last column is free text: it is not padded.
+  const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')
+  return [line(header), ...rows.map(line)]
 }

@@ -1,5 +1,89 @@
-import { notYetImplemented } from './not-yet.js'
+// gpuhost compat: one verdict, pure — what NVIDIA's container runtime would decide for a
+// requirement on a host with the given driver (and brand, arch). No Docker, no GPU.
+import type { GlobalOptions } from '../cli.js'
+import { BRAND_TOKENS } from '../compat/brand.js'
+import { evaluateOnHost } from '../compat/check.js'
+import { cudaVersionForDriver } from '../compat/cuda-drivers.js'
+import { imageRequirements, type StatedRequirement } from '../compat/image-requirements.js'
+import { RequirementError, type DeviceFacts, type DriverFacts } from '../compat/requirement.js'
+import { isVersion } from '../compat/version.js'
+import { CliError, EXIT } from '../exit-codes.js'
 
-export async function run(): Promise<number> {
-  notYetImplemented('compat')
+interface CompatOptions {
+  driver: string
+  cuda?: string
+  brand?: string
+  arch?: string
+  require?: string
+  imageCuda?: string
 }
+
+export async function run(raw: Record<string, unknown>, globals: GlobalOptions): Promise<number> {
+  const opts = raw as unknown as CompatOptions
+  const driver = hostDriver(opts)
+  const device = hostDevice(opts)
+  let requirements: StatedRequirement[]
+  try {
+    requirements = stated(opts)
+  } catch (err) {
+    return malformed(err, globals)
+  }
+  const label = device ? `a GPU${device.brand ? ` of brand ${device.brand}` : ''}${device.arch ? ` with arch ${device.arch}` : ''}` : 'any GPU (no --brand or --arch: brand and arch conditions hold, as when the runtime sees no GPU)'
+  let verdict
+  try {
+    verdict = evaluateOnHost(requirements, driver, [{ label, device }])
+  } catch (err) {
+    return malformed(err, globals)
+  }
+  const out = {
+    compatible: verdict.compatible,
+    reason: verdict.reason,
+    matched: verdict.matched[0] ?? null,
+    requirement: requirements.map((r) => r.expression).join('; '),
+    driverVersion: driver.driverVersion,
+    cudaVersion: driver.cudaVersion,
+    brand: device?.brand ?? null,
+    arch: device?.arch ?? null,
+  }
+  if (globals.json) process.stdout.write(JSON.stringify(out, null, 2) + '\n')
+  else process.stdout.write(`${verdict.compatible ? 'compatible' : 'INCOMPATIBLE'}: ${verdict.reason}\n`)
+  return verdict.compatible ? EXIT.ok : EXIT.no
+}
+
+function hostDriver(opts: CompatOptions): DriverFacts {
+  if (!isVersion(opts.driver)) throw new CliError(`--driver ${opts.driver}: not a driver version (e.g. 535.104.05)`, EXIT.usage)
+  if (opts.cuda !== undefined && !isVersion(opts.cuda)) throw new CliError(`--cuda ${opts.cuda}: not a CUDA version (e.g. 12.2)`, EXIT.usage)
+  const cuda = opts.cuda ?? cudaVersionForDriver(opts.driver)
+  if (cuda === null) throw new CliError(`driver ${opts.driver} is older than every CUDA release NVIDIA lists; give its CUDA version with --cuda`, EXIT.usage)
+  return { driverVersion: opts.driver, cudaVersion: cuda }
+}
+
+function hostDevice(opts: CompatOptions): DeviceFacts | null {
+  if (opts.brand === undefined && opts.arch === undefined) return null
+  const device: DeviceFacts = {}
+  if (opts.brand !== undefined) {
+    const token = opts.brand.toLowerCase()
+    if (!BRAND_TOKENS.includes(token)) throw new CliError(`--brand ${opts.brand}: not one of NVIDIA's brand tokens (${BRAND_TOKENS.join(', ')})`, EXIT.usage)
+    device.brand = token
+  }
+  if (opts.arch !== undefined) {
+    if (!isVersion(opts.arch)) throw new CliError(`--arch ${opts.arch}: not a compute capability (e.g. 8.0)`, EXIT.usage)
+    device.arch = opts.arch
+  }
+  return device
+}
+
+function stated(opts: CompatOptions): StatedRequirement[] {
+  if (opts.require !== undefined) return [{ source: '--require', expression: opts.require }]
+  if (opts.imageCuda !== undefined) return imageRequirements({ CUDA_VERSION: opts.imageCuda }).requirements
+  throw new CliError('give the requirement: --require EXPR or --image-cuda VERSION', EXIT.usage)
+}
+
+/** exit 2 with the runtime's reason; with --json the answer is still JSON */
+function malformed(err: unknown, globals: GlobalOptions): number {
+  if (!(err instanceof RequirementError)) throw err
+  if (globals.json) process.stdout.write(JSON.stringify({ compatible: null, reason: err.message, matched: null, invalid: err.reason }, null, 2) + '\n')
+  process.stderr.write(`gpuhost: ${err.message}\n`)
+  return EXIT.usage
+}
+
