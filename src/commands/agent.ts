@@ -8,10 +8,15 @@ import type { GlobalOptions } from '../cli.js'
 import { checkImageCompat } from '../compat/check.js'
 import { compatFeature } from '../compat/feature.js'
 import { GPU_COLLECTOR, gpuFeature } from '../host/gpu-feature.js'
+import { createDockerClient } from '../host/docker.js'
 import { prewarmFeature } from '../jobs/prewarm-triggers.js'
+import { createRegistryClient } from '../registry/from-config.js'
+
+/** `check` of images not on the host asks their registry as prewarm does */
+const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(ctx.config, createDockerClient(ctx.config)))(ctx)
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
-const FEATURES: Feature[] = [gpuFeature, compatFeature(), prewarmFeature(checkImageCompat)]
+const FEATURES: Feature[] = [gpuFeature, compatWithRegistry, prewarmFeature(checkImageCompat)]
 const COLLECTORS: string[] = [GPU_COLLECTOR]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {

@@ -6,9 +6,8 @@ import type { AgentConfig } from '../config.js'
 import type { EventBus } from '../events.js'
 import { createDockerClient } from '../host/docker.js'
 import type { GpuFacts, ImageCompat } from '../host/snapshot.js'
-import { RegistryClient } from '../registry/client.js'
 import { CredentialStore } from '../registry/credentials.js'
-import type { RegistryTrust } from '../registry/insecure.js'
+import { createRegistryClient } from '../registry/from-config.js'
 import type { PrewarmDeps } from './prewarm.js'
 import { readPrewarmFacts } from './prewarm-facts.js'
 import type { JobRunner } from './runner.js'
@@ -29,18 +28,8 @@ export function buildPrewarmDeps(args: {
   const docker = createDockerClient(config)
   // A pull streams for as long as an attempt may last; the API client's own timeout must not cut it.
   const pullDocker = createDockerClient({ docker: { ...config.docker, timeoutSeconds: config.prewarm.attemptTimeoutSeconds + 30 } })
-  let trust: Promise<RegistryTrust> | null = null
-  const readTrust = () => {
-    trust ??= docker.info().then((i: { RegistryConfig?: RegistryTrust }) => i.RegistryConfig ?? {}).catch((err: Error) => {
-      trust = null
-      throw err
-    })
-    return trust
-  }
   const credentials = new CredentialStore(config.prewarm.credentialsFile)
-  // A manifest or config read is small: it gets at most 30 s, and never more than a whole pull attempt.
-  const timeoutMs = Math.min(30, config.prewarm.attemptTimeoutSeconds) * 1000
-  const source = new RegistryClient({ mirrors: config.prewarm.mirrors, credentials, trust: readTrust, timeoutMs })
+  const source = createRegistryClient(config, docker, credentials)
   return {
     docker, pullDocker, source, credentials, config,
     bus: args.bus, runner: args.runner, actions: args.actions, log: args.log,
