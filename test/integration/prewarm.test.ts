@@ -202,6 +202,12 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       t.equal(status.lastPrewarm.present, 1)
     })
 
+    t.test('check --image asks the registry (through the mirror) for an image not on the host', async (t) => {
+      const r = runCli(['--json', 'check', '--config', configFile, '--image', cuda12])
+      t.equal(r.code, 1, r.stderr)
+      t.match(JSON.parse(r.stdout).images[0], { ref: cuda12, compatible: false, source: 'registry', requirement: /cuda>=12\.2/ })
+    })
+
     t.test('Docker unreachable: exit 69', async (t) => {
       const cfg = dir.file('nodocker.yaml', stringify({ ...config, docker: { socket: join(dir.path, 'none.sock') } }))
       const r = runCli(['prewarm', '--config', cfg, '--image', small])
