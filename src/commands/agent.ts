@@ -3,6 +3,7 @@
 import { stringify } from 'yaml'
 import { Agent, type Feature } from '../agent.js'
 import { loadAgentConfig } from '../config.js'
+import { INVENTORY_COLLECTORS, inventoryFeature } from '../host/inventory.js'
 import { createLogger } from '../log.js'
 import type { GlobalOptions } from '../cli.js'
 import { checkImageCompat } from '../compat/check.js'
@@ -16,8 +17,8 @@ import { createRegistryClient } from '../registry/from-config.js'
 const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(ctx.config, createDockerClient(ctx.config)))(ctx)
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
-const FEATURES: Feature[] = [gpuFeature, compatWithRegistry, prewarmFeature(checkImageCompat)]
-const COLLECTORS: string[] = [GPU_COLLECTOR]
+const FEATURES: Feature[] = [inventoryFeature, gpuFeature, compatWithRegistry, prewarmFeature(checkImageCompat)]
+const COLLECTORS: string[] = [...INVENTORY_COLLECTORS, GPU_COLLECTOR]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)
