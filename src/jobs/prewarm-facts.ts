@@ -1,6 +1,7 @@
-// The facts a prewarm needs from this host, read fresh just before it plans: the local images
-// with their RepoDigests, the disk that holds Docker's data, and dockerd's registry trust settings.
-import { statfs } from 'node:fs/promises'
+// The facts a prewarm needs from this host, read fresh just before it plans (the snapshot may be a
+// minute old, and a prune may just have run): the local images with their RepoDigests, the disk
+// that holds Docker's data measured as the disk collector does, and dockerd's registry trust.
+import { measureDisk } from '../host/disk.js'
 import type { Docker } from '../host/docker.js'
 import type { DiskFacts } from '../host/snapshot.js'
 import type { RegistryTrust } from '../registry/insecure.js'
@@ -10,15 +11,6 @@ export interface PrewarmHostFacts {
   local: LocalImage[]
   disk: DiskFacts | null
   trust: RegistryTrust
-}
-
-export async function measureDisk(path: string): Promise<DiskFacts> {
-  const s = await statfs(path)
-  const sizeBytes = s.blocks * s.bsize
-  const usedBytes = (s.blocks - s.bfree) * s.bsize
-  const availBytes = s.bavail * s.bsize
-  const usable = usedBytes + availBytes
-  return { path, mountpoint: path, sizeBytes, usedBytes, availBytes, usedPercent: usable > 0 ? (usedBytes / usable) * 100 : 0 }
 }
 
 export class DockerUnreachableError extends Error {
