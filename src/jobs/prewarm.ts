@@ -3,7 +3,7 @@
 // with exponential backoff and jitter, a per-attempt timeout and mirror fallback, publishing
 // progress and one result per image.
 import pLimit from 'p-limit'
-import pRetry, { AbortError } from 'p-retry'
+import { backOff } from 'exponential-backoff'
 import type { Logger } from 'pino'
 import type { ActionRegistry, Trigger } from '../actions.js'
 import type { AgentConfig } from '../config.js'
@@ -194,16 +194,21 @@ async function settle(deps: PrewarmDeps, item: PlanItem): Promise<PullResult> {
   return result
 }
 
+/** "not found" from every source: a retry would not change it */
+class NotFoundEverywhere extends Error {}
+
 async function pullWithRetries(deps: PrewarmDeps, item: PlanItem): Promise<string> {
   const { retries } = deps.config.prewarm
-  return pRetry(() => pullFromSources(deps, item), {
-    retries,
-    factor: 2,
-    minTimeout: deps.retryMinMs ?? 1000,
-    maxTimeout: 60_000,
-    randomize: true,
-    onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-      deps.log.warn({ ref: item.ref, attempt: attemptNumber, retriesLeft, err: error.message }, 'pull attempt failed')
+  return backOff(() => pullFromSources(deps, item), {
+    numOfAttempts: retries + 1,
+    startingDelay: deps.retryMinMs ?? 1000,
+    timeMultiple: 2,
+    maxDelay: 60_000,
+    jitter: 'full',
+    retry: (error: Error, attemptNumber: number) => {
+      if (error instanceof NotFoundEverywhere) return false
+      deps.log.warn({ ref: item.ref, attempt: attemptNumber, retriesLeft: retries + 1 - attemptNumber, err: error.message }, 'pull attempt failed')
+      return true
     },
   })
 }
@@ -224,8 +229,7 @@ async function pullFromSources(deps: PrewarmDeps, item: PlanItem): Promise<strin
     }
   }
   const message = `pull failed from ${failures.join('; ')}`
-  // Not found everywhere will not change on a retry.
-  throw allNotFound ? new AbortError(message) : new Error(message)
+  throw allNotFound ? new NotFoundEverywhere(message) : new Error(message)
 }
 
 async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source: string): Promise<void> {

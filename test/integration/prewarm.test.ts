@@ -14,6 +14,16 @@ import { fakeNvidiaSmi } from '../harness/nvidia-smi.js'
 import { post, runCli, runCliAsync, startAgent, testDir } from '../harness/agent.js'
 import { waitFor } from '../harness/ports.js'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
+import { pino } from 'pino'
+import { agentConfigSchema, parseConfig } from '../../src/config.js'
+import { EventBus } from '../../src/events.js'
+import { JobRunner } from '../../src/jobs/runner.js'
+import { runPrewarm } from '../../src/jobs/prewarm.js'
+import { buildPrewarmDeps } from '../../src/jobs/prewarm-setup.js'
+import { checkImageCompat } from '../../src/compat/check.js'
+import type { GpuFacts } from '../../src/host/snapshot.js'
+
+const readGpu = async (): Promise<GpuFacts> => ({ available: false, reason: 'not needed here', gpus: [] })
 
 const MiB = 1024 * 1024
 
@@ -200,6 +210,32 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       await waitFor('a scheduled prewarm', async () => (await (await fetch(`${agent.url}/v1/status`)).json()).lastPrewarm?.trigger === 'schedule', 10_000)
       const status = await (await fetch(`${agent.url}/v1/status`)).json()
       t.equal(status.lastPrewarm.present, 1)
+    })
+
+    t.test('retries with backoff: a registry that comes back between attempts', async (t) => {
+      const flaky = await startRegistry(t)
+      const image = publish(dockerd, flaky, 'team/flaky:1', MiB)
+      const cfg = parseConfig(agentConfigSchema, { ...config, prewarm: { ...config.prewarm, mirrors: {}, retries: 6 } })
+      // The registry goes away after the plan has read the manifest, and comes back when the first attempt has failed.
+      let failures = 0
+      let restarted: Promise<void> | null = null
+      const log = pino({ level: 'warn' }, { write: (line: string) => {
+        if (/pull attempt failed/.test(line) && ++failures === 1) restarted = flaky.start()
+      } })
+      const deps = buildPrewarmDeps({ config: cfg, log, bus: new EventBus(), runner: new JobRunner(), gpu: readGpu, evaluate: checkImageCompat })
+      t.teardown(() => deps.close())
+      // The verdicts are asked for after the registry has been read, just before the pulls.
+      const realCompat = deps.compat
+      deps.compat = async () => {
+        const compat = await realCompat()
+        await flaky.stop()
+        return compat
+      }
+      const report = await runPrewarm({ ...deps, retryMinMs: 200 }, { images: [image], trigger: 'cli' })
+      await restarted
+      t.equal(report.results[0].status, 'pulled', report.results[0].reason)
+      t.ok(failures >= 1, `${failures} attempt(s) failed before the pull succeeded`)
+      t.ok(localTags(dockerd).includes(image))
     })
 
     t.test('check --image asks the registry (through the mirror) for an image not on the host', async (t) => {
