@@ -238,6 +238,24 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       t.ok(localTags(dockerd).includes(image))
     })
 
+    t.test('a manifest list: the entry for this platform is read and pulled', async (t) => {
+      const amd = publish(dockerd, upstream, 'team/multi-amd:1', MiB, { CUDA_VERSION: '11.2.2' })
+      const other = publish(dockerd, upstream, 'team/multi-arm:1', MiB, { CUDA_VERSION: '12.4.0' })
+      const list = `${upstream.host}/team/multi:1`
+      const cli = testDir(t) // the docker CLI keeps manifest lists in its config dir: not the user's
+      const docker = (args: string[]) => execFileSync('docker', ['-H', dockerd.host, '--config', cli.path, ...args], { encoding: 'utf8' })
+      docker(['manifest', 'create', '--insecure', list, amd, other])
+      docker(['manifest', 'annotate', '--arch', 'arm64', '--variant', 'v8', list, other])
+      docker(['manifest', 'push', '--insecure', list])
+      const r = runCli(['--json', 'prewarm', '--config', configFile, '--image', list])
+      t.equal(r.code, 0, r.stderr)
+      const result = JSON.parse(r.stdout).results[0]
+      t.equal(result.status, 'pulled', 'the amd64 entry (CUDA 11.2) was judged, not the arm64 one (CUDA 12.4)')
+      t.match(dockerd.docker(['image', 'inspect', list, '--format', '{{json .Config.Env}}']), /CUDA_VERSION=11\.2\.2/)
+      const again = runCli(['--json', 'prewarm', '--config', configFile, '--image', list])
+      t.equal(JSON.parse(again.stdout).results[0].status, 'present')
+    })
+
     t.test('check --image asks the registry (through the mirror) for an image not on the host', async (t) => {
       const r = runCli(['--json', 'check', '--config', configFile, '--image', cuda12])
       t.equal(r.code, 1, r.stderr)
