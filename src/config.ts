@@ -3,6 +3,7 @@ import { readFileSync, existsSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { parseImageRef } from './registry/reference.js'
 
 const percent = z.number().min(0).max(100)
 const seconds = z.number().positive()
@@ -40,12 +41,14 @@ export const agentConfigSchema = z.strictObject({
   }).prefault({}),
   prewarm: z.strictObject({
     schedule: cronOrNull.default('0 2 * * *'),
-    images: z.array(z.string().min(1)).default([]),
+    images: z.array(z.string().min(1).refine(isImageRef, 'not a valid image reference (repo:tag or repo@sha256:…)')).default([]),
     mirrors: z.record(z.string(), z.array(z.string().min(1))).default({}),
     concurrency: z.number().int().min(1).max(32).default(2),
     retries: z.number().int().min(0).max(20).default(3),
     attemptTimeoutSeconds: seconds.default(600),
     credentialsFile: z.string().min(1).nullable().default(null),
+    /** extracted size ÷ compressed download size assumed when checking disk room before a pull */
+    expansionFactor: z.number().min(1).max(20).default(2.5),
   }).prefault({}),
   coordinator: z.strictObject({
     url: z.string().regex(/^wss?:\/\//, 'must start with ws:// or wss://').nullable().default(null),
@@ -70,6 +73,15 @@ export const agentConfigSchema = z.strictObject({
     return typeof prune?.lowPercent === 'number' && typeof prune?.highPercent === 'number'
   },
 }))
+
+function isImageRef(ref: string): boolean {
+  try {
+    parseImageRef(ref)
+    return true
+  } catch {
+    return false
+  }
+}
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>
 

@@ -6,13 +6,20 @@ import { createLogger } from '../log.js'
 import { coordinatorLinkFeature } from '../report/link.js'
 import type { GlobalOptions } from '../cli.js'
 import { printConfig, runUntilSignal } from './daemon.js'
+import { checkImageCompat } from '../compat/check.js'
 import { compatFeature } from '../compat/feature.js'
 import { GPU_COLLECTOR, gpuFeature } from '../host/gpu-feature.js'
+import { createDockerClient } from '../host/docker.js'
+import { prewarmFeature } from '../jobs/prewarm-triggers.js'
+import { createRegistryClient } from '../registry/from-config.js'
+
+/** `check` of images not on the host asks their registry as prewarm does */
+const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(ctx.config, createDockerClient(ctx.config)))(ctx)
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
 // The coordinator link comes first: it subscribes to the bus as it is built, so it sees every event.
-const FEATURES: Feature[] = [coordinatorLinkFeature, gpuFeature, inventoryFeature, compatFeature()]
-const COLLECTORS: string[] = [GPU_COLLECTOR, ...INVENTORY_COLLECTORS]
+const FEATURES: Feature[] = [coordinatorLinkFeature, inventoryFeature, gpuFeature, compatWithRegistry, prewarmFeature(checkImageCompat)]
+const COLLECTORS: string[] = [...INVENTORY_COLLECTORS, GPU_COLLECTOR]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)

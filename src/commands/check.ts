@@ -6,11 +6,12 @@ import { buildCheckReport, checkExitCode, type CheckReport } from '../compat/che
 import { loadAgentConfig, type AgentConfig } from '../config.js'
 import { createDockerClient } from '../host/docker.js'
 import { readGpuFacts } from '../host/gpu.js'
+import { createRegistryClient } from '../registry/from-config.js'
 import type { RemoteImageSource } from '../registry/types.js'
 
-/** The registry lookup for --image refs not on the host; none is built in yet, so they are reported as such. */
-function remoteImageSource(_config: AgentConfig): RemoteImageSource | null {
-  return null
+/** The registry lookup for --image refs not on the host: mirrors, credentials and trust as prewarm uses them. */
+function remoteImageSource(config: AgentConfig): RemoteImageSource | null {
+  return createRegistryClient(config, createDockerClient(config))
 }
 
 export async function run(opts: { image?: string[] }, globals: GlobalOptions): Promise<number> {

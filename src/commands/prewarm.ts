@@ -1,5 +1,93 @@
-import { notYetImplemented } from './not-yet.js'
+// gpuhost prewarm: one prewarm now, from this host, with the configured policy. A person on a
+// terminal sees a live bar per image; scripts get --json; exit 1 if any image failed, 69 when
+// Docker cannot be reached.
+import { MultiBar, Presets, type SingleBar } from 'cli-progress'
+import type { GlobalOptions } from '../cli.js'
+import { loadAgentConfig } from '../config.js'
+import { EventBus } from '../events.js'
+import { CliError, EXIT } from '../exit-codes.js'
+import { runPrewarm, type PrewarmReport, type PullResult } from '../jobs/prewarm.js'
+import { evaluateCompat, readHostGpu } from '../jobs/prewarm-compat.js'
+import { DockerUnreachableError } from '../jobs/prewarm-facts.js'
+import { buildPrewarmDeps } from '../jobs/prewarm-setup.js'
+import { JobRunner } from '../jobs/runner.js'
+import { createLogger } from '../log.js'
 
-export async function run(): Promise<number> {
-  notYetImplemented('prewarm')
+const MiB = 1024 * 1024
+
+export async function run(opts: { image?: string[]; dryRun?: boolean }, globals: GlobalOptions): Promise<number> {
+  const config = loadAgentConfig(globals.config)
+  const log = createLogger({ level: globals.json ? 'warn' : config.log.level === 'info' ? 'warn' : config.log.level, toStderr: true })
+  const interactive = !globals.json && process.stdout.isTTY === true
+  const view = interactive ? new BarView() : null
+  const deps = buildPrewarmDeps({
+    config, log, bus: new EventBus(), runner: new JobRunner(),
+    gpu: () => readHostGpu(config), evaluate: evaluateCompat,
+  })
+  let report: PrewarmReport
+  try {
+    report = await runPrewarm({
+      ...deps,
+      onProgress: view ? (ref, p) => view.progress(ref, p.bytesDone, p.bytesTotal, p.source) : undefined,
+      onResult: view ? (r) => view.finish(r) : undefined,
+    }, { images: opts.image, dryRun: !!opts.dryRun, trigger: 'cli' })
+  } catch (err) {
+    if (err instanceof DockerUnreachableError) throw new CliError(err.message, EXIT.unavailable)
+    throw err
+  } finally {
+    view?.stop()
+    await deps.close()
+  }
+  if (globals.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+  else process.stdout.write(formatReport(report, interactive))
+  return report.results.some((r) => r.status === 'failed') ? EXIT.no : EXIT.ok
+}
+
+const MARK: Record<PullResult['status'], string> = { pulled: 'pulled ', present: 'present', skipped: 'skipped', failed: 'FAILED ' }
+
+export function formatReport(report: PrewarmReport, afterBars: boolean): string {
+  if (report.results.length === 0) return 'nothing to prewarm: prewarm.images is empty and no --image was given\n'
+  const lines = report.results.map((r) => {
+    const where = r.source && (r.status === 'pulled' || r.status === 'present') ? ` from ${r.source}` : ''
+    const time = r.status === 'pulled' ? ` in ${r.durationSeconds.toFixed(1)} s` : ''
+    const warn = (r.warnings ?? []).map((w) => `\n          warning: ${w}`).join('')
+    return `${MARK[r.status]}  ${r.ref}${where}${time}: ${r.reason}${warn}`
+  })
+  const count = (s: PullResult['status']) => report.results.filter((r) => r.status === s).length
+  const summary = `${report.dryRun ? 'dry run: ' : ''}${count('pulled')} pulled, ${count('present')} present, ${count('skipped')} skipped, ${count('failed')} failed in ${report.durationSeconds.toFixed(1)} s`
+  return `${afterBars ? '\n' : ''}${lines.join('\n')}\n${summary}\n`
+}
+
+/** One bar per image while it pulls, on stderr so stdout keeps only the report. */
+class BarView {
+  private readonly bars = new MultiBar({
+    format: ' {ref} |{bar}| {percentage}% {done}/{totalMiB} MiB {state}',
+    hideCursor: true, clearOnComplete: false, stopOnComplete: false, stream: process.stderr,
+  }, Presets.shades_classic)
+  private readonly byRef = new Map<string, SingleBar>()
+  private readonly width = 40
+
+  progress(ref: string, done: number, total: number, source: string): void {
+    let bar = this.byRef.get(ref)
+    const payload = { ref: this.label(ref), done: (done / MiB).toFixed(1), totalMiB: (total / MiB).toFixed(1), state: `from ${source}` }
+    if (!bar) {
+      bar = this.bars.create(Math.max(total, 1), done, payload)
+      this.byRef.set(ref, bar)
+    }
+    bar.update(done, payload)
+  }
+
+  finish(r: PullResult): void {
+    const bar = this.byRef.get(r.ref)
+    if (!bar) return
+    bar.update(r.status === 'pulled' ? bar.getTotal() : bar.getProgress() * bar.getTotal(), { state: r.status })
+  }
+
+  stop(): void {
+    this.bars.stop()
+  }
+
+  private label(ref: string): string {
+    return ref.length > this.width ? `…${ref.slice(-(this.width - 1))}` : ref.padEnd(this.width)
+  }
 }

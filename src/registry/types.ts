@@ -13,6 +13,12 @@ export interface RemoteImage {
   labels: Record<string, string>
   /** sum of the compressed layer sizes in the manifest: what a pull downloads */
   compressedBytes: number
+  /** the digest the tag points at when that is a manifest list or OCI index (what Docker records in RepoDigests) */
+  indexDigest?: string
+  /** the image config's digest: the image ID in dockerd's own image store */
+  configDigest?: string
+  /** the manifest's layers (compressed digest and size), for progress per layer */
+  layers?: { digest: string; sizeBytes: number }[]
 }
 
 /** Reads image facts from a registry (a mirror first when configured); throws with a clear reason. */

@@ -20,7 +20,7 @@ export interface PrivateRegistry {
 
 interface Teardown { teardown(fn: () => void | Promise<void>): void }
 
-export async function startRegistry(t: Teardown, opts: { proxyOf?: string } = {}): Promise<PrivateRegistry> {
+export async function startRegistry(t: Teardown, opts: { proxyOf?: string; extraConfig?: string[] } = {}): Promise<PrivateRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'gh-reg-'))
   const port = await freePort()
   const config = join(dir, 'config.yml')
@@ -34,6 +34,7 @@ export async function startRegistry(t: Teardown, opts: { proxyOf?: string } = {}
     'http:',
     `  addr: 127.0.0.1:${port}`,
     ...(opts.proxyOf ? ['proxy:', `  remoteurl: ${opts.proxyOf}`] : []),
+    ...(opts.extraConfig ?? []),
     '',
   ].join('\n'))
 
@@ -42,7 +43,8 @@ export async function startRegistry(t: Teardown, opts: { proxyOf?: string } = {}
     const out = openSync(logFile, 'a')
     const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', out, out] })
     pid = child.pid
-    await waitFor(`registry on ${port}`, async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === 200, 20_000)
+    // 401 is a registry up and asking for a token
+    await waitFor(`registry on ${port}`, async () => [200, 401].includes((await fetch(`http://127.0.0.1:${port}/v2/`)).status), 20_000)
   }
   const halt = () => {
     if (pid) killAndWait(pid, 5000)

@@ -7,6 +7,7 @@ import { fakeNvidiaSmi } from '../harness/nvidia-smi.js'
 import { requireServices } from '../harness/services.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { makeImage } from '../harness/images.js'
+import { freePort } from '../harness/ports.js'
 
 const T4 = 'xml/tesla-t4_driver-515.105.01_dtd-v11.xml' // brand NVIDIA, driver 515.105.01, CUDA 11.7
 
@@ -105,10 +106,12 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.match(byRef['test/cuda-bad:1'], { compatible: false, reason: /invalid requirement expression/ })
     t.match(byRef['test/plain:1'], { compatible: null, reason: 'no CUDA requirement', requirement: null })
 
-    const some = JSON.parse(runCli(['check', '--json', '--config', file, '--image', 'test/cuda-legacy:11.7', '--image', 'nvcr.io/nvidia/pytorch:24.01-py3']).stdout)
+    // A registry on loopback that is not running: the lookup is tried and fails with the reason.
+    const absent = `127.0.0.1:${await freePort()}/nvidia/pytorch:24.01-py3`
+    const some = JSON.parse(runCli(['check', '--json', '--config', file, '--image', 'test/cuda-legacy:11.7', '--image', absent]).stdout)
     t.equal(some.images.length, 2)
     t.match(some.images[0], { ref: 'test/cuda-legacy:11.7', compatible: true, source: 'local' })
-    t.same(some.images[1], { ref: 'nvcr.io/nvidia/pytorch:24.01-py3', id: null, requirement: null, compatible: null, reason: 'not present locally; registry lookup unavailable' })
+    t.match(some.images[1], { ref: absent, id: null, requirement: null, compatible: null, reason: /^not present locally; registry lookup failed: registry 127\.0\.0\.1:\d+ unreachable/ })
     t.equal(runCli(['check', '--config', file, '--image', 'test/cuda-legacy:11.7']).code, 0, 'only compatible images asked: exit 0')
 
     const human = runCli(['check', '--config', file]).stdout
