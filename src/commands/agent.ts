@@ -5,9 +5,10 @@ import { Agent, type Feature } from '../agent.js'
 import { loadAgentConfig } from '../config.js'
 import { createLogger } from '../log.js'
 import type { GlobalOptions } from '../cli.js'
+import { createPruneFeature } from '../jobs/prune-feature.js'
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
-const FEATURES: Feature[] = []
+const FEATURES: Feature[] = [createPruneFeature()]
 const COLLECTORS: string[] = []
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
