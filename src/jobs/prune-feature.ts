@@ -1,6 +1,6 @@
 // The prune feature of the agent: one job, and every way to start it — the disk watcher, the
 // schedule, POST /v1/prune, POST /hooks/alertmanager and the coordinator's "prune" action.
-import type { Feature, AgentContext } from '../agent.js'
+import type { Feature } from '../agent.js'
 import { createDockerClient } from '../host/docker.js'
 import { HttpError } from '../report/http.js'
 import { AlertDeduper, parseAlertmanagerPayload } from '../report/alertmanager.js'
@@ -12,9 +12,9 @@ import type { Trigger } from '../actions.js'
 /** Alertmanager repeats a firing alert every group_interval (default 5 min); one prune per alert per window. */
 export const ALERT_REPEAT_WINDOW_MS = 10 * 60 * 1000
 
-export function createPruneFeature(opts: { refreshImages?: (ctx: AgentContext) => (() => Promise<void>) | undefined } = {}): Feature {
+export function createPruneFeature(): Feature {
   return (ctx) => {
-    const job = new PruneJob(ctx, { docker: createDockerClient(ctx.config), refreshImages: opts.refreshImages?.(ctx) })
+    const job = new PruneJob(ctx, { docker: createDockerClient(ctx.config) })
     const prune = (req: Parameters<PruneJob['run']>[0]) => job.run(req)
 
     const argsOrThrow = (raw: unknown) => {

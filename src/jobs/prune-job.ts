@@ -5,12 +5,10 @@ import type Docker from 'dockerode'
 import type { AgentContext } from '../agent.js'
 import type { HostSnapshot } from '../host/snapshot.js'
 import { measureDisk, type DiskReading } from './measure-disk.js'
-import { runPrune, type PruneHooks, type PruneReport, type PruneRequest } from './prune.js'
+import { runPrune, sharedSizesFromDf, type PruneHooks, type PruneReport, type PruneRequest } from './prune.js'
 
 export interface PruneJobOptions {
   docker: Docker
-  /** asks the inventory to look at the images again (after a prune removed some) */
-  refreshImages?: () => Promise<void>
   measure?: (path: string) => Promise<DiskReading>
 }
 
@@ -40,12 +38,9 @@ export class PruneJob {
     const snapshot = store.get()
     const report = await runPrune({
       docker: this.opts.docker, measure, bus, log, now, policy: config.prune, pullsInFlight: () => runner.pullsInFlight,
-      stopRequested: () => this.stopping,
+      stopRequested: () => this.stopping, sharedSizes: () => sharedSizesFromDf(this.opts.docker),
     }, { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) }, req, hooks)
     if (!req.dryRun && report.after) this.recordDisk(snapshot, report.after)
-    if (!req.dryRun && report.removed.length > 0) {
-      await this.opts.refreshImages?.().catch((err) => log.warn({ err: (err as Error).message }, 'could not refresh the images after a prune'))
-    }
     return report
   }
 

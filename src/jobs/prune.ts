@@ -63,6 +63,11 @@ export interface PruneDeps {
   policy: AgentConfig['prune']
   /** references a pull in flight is writing; read at planning and again before each removal */
   pullsInFlight: () => Iterable<string>
+  /**
+   * Shared sizes by image id, for daemons whose image list leaves SharedSize at -1 (API < 1.42):
+   * one /system/df per run, so the plan need not treat every image as fully shared.
+   */
+  sharedSizes?: () => Promise<Map<string, number>>
   /** true once the agent is stopping: the run ends after the image being removed */
   stopRequested?: () => boolean
 }
@@ -104,10 +109,11 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
   if (inputs.images === null) throw new Error('the images are not known yet: the image collector has not run')
   if (inputs.diskPath === null) throw new Error("the disk is not known yet: neither disk.path nor Docker's root dir")
   const diskPath = inputs.diskPath
+  const images = await withSharedSizes(deps, inputs.images)
   const before = await deps.measure(diskPath)
   report.before = before
   const plan = planPrune({
-    disk: before, images: inputs.images, policy: deps.policy, now: deps.now(),
+    disk: before, images, policy: deps.policy, now: deps.now(),
     targetPercent: report.targetPercent, pullsInFlight: deps.pullsInFlight(),
   })
   Object.assign(report, { needBytes: plan.needBytes, plan: plan.plan, kept: plan.kept })
@@ -141,6 +147,23 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
       targetPercent: report.targetPercent, skipped: report.skipped.length, failed: report.failed.length, kept: report.kept.length,
     }, 'prune could not free enough: every image left is in use, protected, too young or kept per repository')
   }
+}
+
+async function withSharedSizes(deps: PruneDeps, images: ImageFacts[]): Promise<ImageFacts[]> {
+  if (!deps.sharedSizes || !images.some((i) => i.sharedSizeBytes < 0)) return images
+  try {
+    const shared = await deps.sharedSizes()
+    return images.map((i) => (i.sharedSizeBytes < 0 && (shared.get(i.id) ?? -1) >= 0 ? { ...i, sharedSizeBytes: shared.get(i.id)! } : i))
+  } catch (err) {
+    deps.log.warn({ err: messageOf(err) }, 'cannot read shared image sizes: images whose shared size is unknown count as freeing nothing')
+    return images
+  }
+}
+
+/** SharedSize of every image from /system/df */
+export async function sharedSizesFromDf(docker: Docker): Promise<Map<string, number>> {
+  const df = await docker.df() as { Images?: { Id: string; SharedSize?: number }[] | null }
+  return new Map((df.Images ?? []).filter((i) => typeof i.SharedSize === 'number').map((i) => [i.Id, i.SharedSize!]))
 }
 
 async function removeOne(deps: PruneDeps, req: PruneRequest, report: PruneReport, item: PlanItem): Promise<void> {
