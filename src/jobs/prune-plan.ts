@@ -120,7 +120,7 @@ export function qualifiedRef(ref: string): string {
 }
 
 /** A truly dangling image: no tag and no digest. One pulled by digest only is pinned, not junk. */
-export function isDangling(image: Pick<ImageFacts, 'dangling' | 'repoTags' | 'repoDigests'>): boolean {
+export function isDangling(image: Pick<ImageFacts, 'repoTags' | 'repoDigests'>): boolean {
   return refsOf(image).length === 0
 }
 
@@ -159,24 +159,50 @@ function namesOf(image: Pick<ImageFacts, 'id' | 'repoTags' | 'repoDigests'>): st
   return [...names]
 }
 
-/** ids of the images that are among the newest `n` of one of their repositories */
-export function newestPerRepository(images: ImageFacts[], n: number): Map<string, string> {
+/** An image with its times parsed once: sorting 10,000 images must not parse dates a million times. */
+interface Keyed {
+  image: ImageFacts
+  refs: string[]
+  dangling: boolean
+  /** ms; -Infinity when never used */
+  lastUsed: number
+  /** ms; Infinity when unreadable (sorts last, and counts as young) */
+  firstSeen: number
+  /** ms; -Infinity when unreadable */
+  created: number
+}
+
+function keyed(image: ImageFacts): Keyed {
+  return {
+    image, refs: refsOf(image), dangling: isDangling(image), lastUsed: timeOf(image.lastUsed, -Infinity),
+    firstSeen: timeOf(image.firstSeen, Infinity), created: timeOf(image.createdAt, -Infinity),
+  }
+}
+
+/** ids of the images that are among the newest `n` of one of their repositories, with that repository */
+function newestPerRepository(images: Keyed[], n: number): Map<string, string> {
   const kept = new Map<string, string>()
   if (n <= 0) return kept
-  const byRepo = new Map<string, ImageFacts[]>()
-  for (const image of images) {
-    for (const repo of new Set(refsOf(image).map(repositoryOf))) {
+  const byRepo = new Map<string, Keyed[]>()
+  for (const k of images) {
+    for (const repo of new Set(k.refs.map(repositoryOf))) {
       const list = byRepo.get(repo) ?? []
-      list.push(image)
+      list.push(k)
       byRepo.set(repo, list)
     }
   }
+  // newest first: by created, then first seen (unreadable first-seen counts as oldest here)
+  const seen = (k: Keyed) => (Number.isFinite(k.firstSeen) ? k.firstSeen : -Infinity)
   for (const [repo, list] of byRepo) {
-    list.sort((a, b) => timeOf(b.createdAt, -Infinity) - timeOf(a.createdAt, -Infinity)
-      || timeOf(b.firstSeen, -Infinity) - timeOf(a.firstSeen, -Infinity) || compareStrings(a.id, b.id))
-    for (const image of list.slice(0, n)) if (!kept.has(image.id)) kept.set(image.id, repo)
+    list.sort((a, b) => diff(b.created, a.created) || diff(seen(b), seen(a)) || compareStrings(a.image.id, b.image.id))
+    for (const k of list.slice(0, n)) if (!kept.has(k.image.id)) kept.set(k.image.id, repo)
   }
   return kept
+}
+
+/** a - b for times that may be infinite (Infinity - Infinity is NaN, which would break a sort) */
+function diff(a: number, b: number): number {
+  return a === b ? 0 : a < b ? -1 : 1
 }
 
 /** a time in ms, or `fallback` when absent or unreadable */
@@ -191,25 +217,22 @@ function compareStrings(a: string, b: string): number {
 }
 
 /** dangling first, then least recently used (never used first), then first seen, then id */
-export function compareForEviction(a: ImageFacts, b: ImageFacts): number {
-  const da = isDangling(a) ? 0 : 1
-  const db = isDangling(b) ? 0 : 1
-  return da - db
-    || timeOf(a.lastUsed, -Infinity) - timeOf(b.lastUsed, -Infinity)
-    || timeOf(a.firstSeen, Infinity) - timeOf(b.firstSeen, Infinity)
-    || compareStrings(a.id, b.id)
+function compareForEviction(a: Keyed, b: Keyed): number {
+  return diff(a.dangling ? 0 : 1, b.dangling ? 0 : 1)
+    || diff(a.lastUsed, b.lastUsed)
+    || diff(a.firstSeen, b.firstSeen)
+    || compareStrings(a.image.id, b.image.id)
 }
 
 /** Why an image must stay, or null when it may go. */
-export function keepReason(
-  image: ImageFacts,
+function keepReason(
+  { image, firstSeen }: Keyed,
   ctx: { now: number; minAgeMs: number; inFlight: Set<string>; protect: ProtectMatcher; newest: Map<string, string>; keepPerRepository: number },
 ): string | null {
   if (image.containers.length > 0) return KEPT.inUse
   if ([image.id, ...image.repoTags, ...image.repoDigests].some((r) => ctx.inFlight.has(r) || ctx.inFlight.has(qualifiedRef(r)))) return KEPT.pullInFlight
   const glob = ctx.protect(image)
   if (glob !== null) return `protected by "${glob}"`
-  const firstSeen = timeOf(image.firstSeen, Infinity)
   if (ctx.now - firstSeen < ctx.minAgeMs) {
     return Number.isFinite(firstSeen) ? `younger than minAgeSeconds (first seen ${image.firstSeen})` : 'first-seen time unknown: kept as young'
   }
@@ -218,8 +241,8 @@ export function keepReason(
   return null
 }
 
-function planReason(image: ImageFacts): string {
-  if (isDangling(image)) return 'dangling'
+function planReason({ image, dangling }: Keyed): string {
+  if (dangling) return 'dangling'
   return image.lastUsed ? `least recently used (last used ${image.lastUsed})` : `least recently used (never used, first seen ${image.firstSeen})`
 }
 
@@ -232,35 +255,37 @@ export function planPrune(input: PlanInput): PrunePlan {
     inFlight.add(r)
     inFlight.add(qualifiedRef(r))
   }
+  const images = input.images.map(keyed)
   const ctx = {
     now: input.now.getTime(),
     minAgeMs: input.policy.minAgeSeconds * 1000,
     inFlight,
     protect: protectMatcher(input.policy.protect),
-    newest: newestPerRepository(input.images, input.policy.keepPerRepository),
+    newest: newestPerRepository(images, input.policy.keepPerRepository),
     keepPerRepository: input.policy.keepPerRepository,
   }
   const kept: KeptItem[] = []
-  const candidates: ImageFacts[] = []
-  for (const image of input.images) {
-    const reason = keepReason(image, ctx)
-    if (reason === null) candidates.push(image)
-    else kept.push({ id: image.id, refs: refsOf(image), reason })
+  const candidates: Keyed[] = []
+  for (const k of images) {
+    const reason = keepReason(k, ctx)
+    if (reason === null) candidates.push(k)
+    else kept.push({ id: k.image.id, refs: k.refs, reason })
   }
   candidates.sort(compareForEviction)
 
   const plan: PlanItem[] = []
   let expected = 0
-  for (const image of candidates) {
+  for (const k of candidates) {
+    const { image } = k
     if (expected >= needBytes) {
-      kept.push({ id: image.id, refs: refsOf(image), reason: KEPT.notNeeded })
+      kept.push({ id: image.id, refs: k.refs, reason: KEPT.notNeeded })
       continue
     }
     const freed = expectedFreedBytes(image)
     expected += freed
     plan.push({
-      id: image.id, refs: refsOf(image), sizeBytes: image.sizeBytes, expectedFreedBytes: freed,
-      lastUsed: image.lastUsed, firstSeen: image.firstSeen, dangling: isDangling(image), reason: planReason(image),
+      id: image.id, refs: k.refs, sizeBytes: image.sizeBytes, expectedFreedBytes: freed,
+      lastUsed: image.lastUsed, firstSeen: image.firstSeen, dangling: k.dangling, reason: planReason(k),
     })
   }
   return { targetPercent, needBytes, plan, expectedFreedBytes: expected, expectedEnough: expected >= needBytes, kept }
