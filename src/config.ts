@@ -20,6 +20,8 @@ export const agentConfigSchema = z.strictObject({
   docker: z.strictObject({
     socket: z.string().min(1).default('/var/run/docker.sock'),
     timeoutSeconds: seconds.default(30),
+    /** images and containers are refreshed on Docker events; this periodic run is only a safety net */
+    refreshIntervalSeconds: seconds.default(300),
   }).prefault({}),
   gpu: z.strictObject({
     nvidiaSmi: z.string().min(1).default('nvidia-smi'),

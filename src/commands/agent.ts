@@ -3,13 +3,14 @@
 import { stringify } from 'yaml'
 import { Agent, type Feature } from '../agent.js'
 import { loadAgentConfig } from '../config.js'
+import { INVENTORY_COLLECTORS, inventoryFeature } from '../host/inventory.js'
 import { createLogger } from '../log.js'
 import type { GlobalOptions } from '../cli.js'
 import { createPruneFeature } from '../jobs/prune-feature.js'
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
-const FEATURES: Feature[] = [createPruneFeature()]
-const COLLECTORS: string[] = []
+const FEATURES: Feature[] = [inventoryFeature, createPruneFeature()]
+const COLLECTORS: string[] = [...INVENTORY_COLLECTORS]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)

@@ -1,5 +1,89 @@
-import { notYetImplemented } from './not-yet.js'
+// gpuhost status: the running agent's /v1/status, for a person (default) or a script (--json).
+import { loadAgentConfig } from '../config.js'
+import { CliError, EXIT } from '../exit-codes.js'
+import { splitHostPort } from '../report/http.js'
+import type { AgentStatus } from '../report/status.js'
+import type { GlobalOptions } from '../cli.js'
 
-export async function run(): Promise<number> {
-  notYetImplemented('status')
+const REQUEST_TIMEOUT_MS = 10_000
+
+export async function run(opts: { url?: string }, globals: GlobalOptions): Promise<number> {
+  const base = opts.url ?? agentUrl(loadAgentConfig(globals.config).listen)
+  const url = new URL('/v1/status', base)
+  let res: Response
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause
+    throw new CliError(`the agent at ${base} is unreachable: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.unavailable)
+  }
+  const text = await res.text()
+  if (!res.ok) throw new CliError(`the agent at ${base} answered ${res.status}: ${text.trim().slice(0, 200)}`, EXIT.unavailable)
+  let status: AgentStatus
+  try {
+    status = JSON.parse(text) as AgentStatus
+  } catch {
+    throw new CliError(`the agent at ${base} did not answer with JSON; is it a gpuhost agent?`, EXIT.unavailable)
+  }
+  process.stdout.write(globals.json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status))
+  return EXIT.ok
+}
+
+/** the agent listens on `listen`; a wildcard address is reached on loopback */
+export function agentUrl(listen: string): string {
+  const { host, port } = splitHostPort(listen)
+  const reachable = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`
+}
+
+/** Pure: the status as a few lines a person reads at a glance. */
+export function formatStatus(s: AgentStatus): string {
+  const lines: string[] = [`host ${s.hostId} · gpuhost ${s.version} · snapshot ${s.takenAt}`]
+  lines.push(s.docker.reachable
+    ? `docker     ${s.docker.version ?? '?'} · root ${s.docker.rootDir ?? '?'}`
+    : `docker     unreachable: ${s.docker.reason ?? 'unknown reason'}`)
+  if (s.gpu.available) {
+    lines.push(`gpu        ${s.gpu.gpus.length} × ${[...new Set(s.gpu.gpus.map((g) => g.name))].join(', ') || '?'} · driver ${s.gpu.driverVersion ?? '?'} · CUDA ${s.gpu.cudaVersion ?? '?'}`)
+  } else {
+    lines.push(`gpu        unavailable: ${s.gpu.reason ?? 'unknown reason'}`)
+  }
+  if (s.disk) {
+    lines.push(`disk       ${s.disk.mountpoint}: ${bytes(s.disk.usedBytes)} used of ${bytes(s.disk.sizeBytes)} (${s.disk.usedPercent.toFixed(1)} %), ${bytes(s.disk.availBytes)} available`)
+  } else {
+    lines.push('disk       not measured yet')
+  }
+  const i = s.images
+  if (i) {
+    lines.push(`images     ${i.count} · ${bytes(i.sizeBytes)}`)
+    lines.push(`  in use   ${i.inUse} · ${bytes(i.inUseSizeBytes)}`)
+    lines.push(`  unused   ${i.unused} · ${bytes(i.unusedSizeBytes)}`)
+    lines.push(`  dangling ${i.dangling} · ${bytes(i.danglingSizeBytes)}`)
+    if (i.cudaIncompatible > 0) lines.push(`  CUDA-incompatible ${i.cudaIncompatible}`)
+  } else {
+    lines.push('images     not listed yet')
+  }
+  lines.push(`last prune    ${jobLine(s.lastPrune)}`)
+  lines.push(`last prewarm  ${jobLine(s.lastPrewarm)}`)
+  lines.push(`coordinator   ${s.coordinator.configured ? `${s.coordinator.connected ? 'connected' : 'disconnected'}, ${s.coordinator.pending} events pending` : 'not configured'}`)
+  const failed = Object.entries(s.collectors).filter(([, c]) => !c.success)
+  for (const [name, c] of failed) lines.push(`collector ${name} failing: ${c.error ?? 'unknown error'}`)
+  return lines.join('\n') + '\n'
+}
+
+function jobLine(job: Record<string, unknown> | null): string {
+  if (!job) return 'none since the agent started'
+  const parts = [String(job.ts ?? '')]
+  if (job.trigger) parts.push(`trigger ${String(job.trigger)}`)
+  if (typeof job.freedBytes === 'number') parts.push(`freed ${bytes(job.freedBytes)}`)
+  if (job.result) parts.push(String(job.result))
+  return parts.join(' · ')
+}
+
+/** 1536 → "1.5 KiB" */
+export function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
+  let v = n
+  let u = 0
+  while (Math.abs(v) >= 1024 && u < units.length - 1) { v /= 1024; u++ }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`
 }

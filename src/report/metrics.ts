@@ -16,7 +16,13 @@ export interface MetricsSources {
 
 export function createAgentMetrics(src: MetricsSources, opts: { processMetrics?: boolean } = {}): { registry: Registry; onEvent: (e: AgentEvent) => void } {
   const registry = new Registry()
-  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: P })
+  if (opts.processMetrics ?? true) {
+    collectDefaultMetrics({ register: registry, prefix: P })
+    // prom-client names these gauges *_total, which promtool rejects (the suffix is for counters).
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      registry.removeSingleMetric(`${P}${name}`)
+    }
+  }
   const reg = [registry]
 
   new Gauge({ name: `${P}build_info`, help: 'gpuhost version; always 1', labelNames: ['version'], registers: reg,

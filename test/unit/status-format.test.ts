@@ -1,0 +1,34 @@
+import t from 'tap'
+import { agentUrl, bytes, formatStatus } from '../../src/commands/status.js'
+import type { AgentStatus } from '../../src/report/status.js'
+
+const status: AgentStatus = {
+  hostId: 'gpu-node-1', version: '0.1.0', takenAt: '2026-11-23T12:00:00.000Z',
+  docker: { reachable: true, rootDir: '/var/lib/docker', version: '24.0.7' },
+  gpu: { available: false, reason: 'nvidia-smi not found', gpus: [] },
+  disk: { path: '/var/lib/docker', mountpoint: '/', sizeBytes: 1024 ** 4, usedBytes: 0.86 * 1024 ** 4, availBytes: 0.14 * 1024 ** 4, usedPercent: 86 },
+  images: { count: 3, inUse: 1, unused: 1, dangling: 1, sizeBytes: 3 * 1024 ** 3, inUseSizeBytes: 1024 ** 3, unusedSizeBytes: 1024 ** 3, danglingSizeBytes: 1024 ** 3, cudaIncompatible: 0 },
+  collectors: { disk: { success: true, durationSeconds: 0.01, at: '2026-11-23T12:00:00.000Z' } },
+  lastPrune: null, lastPrewarm: null, coordinator: { configured: false, connected: false, pending: 0 },
+}
+
+t.test('a person-readable summary', async (t) => {
+  const text = formatStatus(status)
+  t.match(text, 'host gpu-node-1 · gpuhost 0.1.0')
+  t.match(text, 'docker     24.0.7 · root /var/lib/docker')
+  t.match(text, 'gpu        unavailable: nvidia-smi not found')
+  t.match(text, 'disk       /: 880.6 GiB used of 1.0 TiB (86.0 %), 143.4 GiB available')
+  t.match(text, 'images     3 · 3.0 GiB')
+  t.match(text, 'coordinator   not configured')
+  t.notMatch(text, 'failing')
+  t.match(formatStatus({ ...status, disk: null, images: null }), /disk +not measured yet\nimages +not listed yet/)
+})
+
+t.test('the agent URL from listen', async (t) => {
+  t.equal(agentUrl('127.0.0.1:9477'), 'http://127.0.0.1:9477')
+  t.equal(agentUrl('0.0.0.0:9477'), 'http://127.0.0.1:9477', 'a wildcard is reached on loopback')
+  t.equal(agentUrl('[::]:9477'), 'http://[::1]:9477')
+  t.equal(agentUrl('[fd00::1]:9477'), 'http://[fd00::1]:9477')
+  t.equal(bytes(512), '512 B')
+  t.equal(bytes(1536), '1.5 KiB')
+})
