@@ -18,11 +18,12 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const dir = testDir(t)
     const state = join(dir.path, 'state')
     const old = { firstSeen: daysAgo(40), lastUsed: null }
+    // Docker lists creation times in whole seconds: first-seen times in creation order break the ties.
     seedUsage(state, {
-      [ids['ml/train:1']]: { firstSeen: daysAgo(40), lastUsed: daysAgo(3) },
-      [ids['ml/train:2']]: { firstSeen: daysAgo(40), lastUsed: daysAgo(20) },
-      [ids['ml/train:3']]: { firstSeen: daysAgo(40), lastUsed: daysAgo(7) },
-      [ids['ml/train:4']]: { firstSeen: daysAgo(40), lastUsed: daysAgo(1) },
+      [ids['ml/train:1']]: { firstSeen: daysAgo(39), lastUsed: daysAgo(3) },
+      [ids['ml/train:2']]: { firstSeen: daysAgo(38), lastUsed: daysAgo(20) },
+      [ids['ml/train:3']]: { firstSeen: daysAgo(37), lastUsed: daysAgo(7) },
+      [ids['ml/train:4']]: { firstSeen: daysAgo(36), lastUsed: daysAgo(1) },
       [ids['pinned/x:1']]: old,
       [ids['used/x:1']]: old,
       // fresh/x:1 is not in the record: first seen now, too young
