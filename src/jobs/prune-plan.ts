@@ -224,13 +224,28 @@ function compareForEviction(a: Keyed, b: Keyed): number {
     || compareStrings(a.image.id, b.image.id)
 }
 
+/** the references pulls in flight are writing, each also in its docker.io form */
+export function pullSet(refs: Iterable<string>): Set<string> {
+  const set = new Set<string>()
+  for (const r of refs) {
+    set.add(r)
+    set.add(qualifiedRef(r))
+  }
+  return set
+}
+
+/** true when one of an image's names (id, tags, digests) is being written by a pull */
+export function isBeingPulled(names: string[], inFlight: Set<string>): boolean {
+  return names.some((n) => inFlight.has(n) || inFlight.has(qualifiedRef(n)))
+}
+
 /** Why an image must stay, or null when it may go. */
 function keepReason(
   { image, firstSeen }: Keyed,
   ctx: { now: number; minAgeMs: number; inFlight: Set<string>; protect: ProtectMatcher; newest: Map<string, string>; keepPerRepository: number },
 ): string | null {
   if (image.containers.length > 0) return KEPT.inUse
-  if ([image.id, ...image.repoTags, ...image.repoDigests].some((r) => ctx.inFlight.has(r) || ctx.inFlight.has(qualifiedRef(r)))) return KEPT.pullInFlight
+  if (isBeingPulled([image.id, ...image.repoTags, ...image.repoDigests], ctx.inFlight)) return KEPT.pullInFlight
   const glob = ctx.protect(image)
   if (glob !== null) return `protected by "${glob}"`
   if (ctx.now - firstSeen < ctx.minAgeMs) {
@@ -250,11 +265,7 @@ function planReason({ image, dangling }: Keyed): string {
 export function planPrune(input: PlanInput): PrunePlan {
   const targetPercent = input.targetPercent ?? input.policy.lowPercent
   const needBytes = bytesToFree(input.disk, targetPercent)
-  const inFlight = new Set<string>()
-  for (const r of input.pullsInFlight ?? []) {
-    inFlight.add(r)
-    inFlight.add(qualifiedRef(r))
-  }
+  const inFlight = pullSet(input.pullsInFlight ?? [])
   const images = input.images.map(keyed)
   const ctx = {
     now: input.now.getTime(),

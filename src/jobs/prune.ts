@@ -10,7 +10,7 @@ import type { AgentConfig } from '../config.js'
 import type { EventBus } from '../events.js'
 import type { ImageFacts } from '../host/snapshot.js'
 import type { DiskReading } from './measure-disk.js'
-import { bytesToFree, planPrune, type KeptItem, type PlanItem, type PrunePlan } from './prune-plan.js'
+import { bytesToFree, isBeingPulled, planPrune, pullSet, type KeptItem, type PlanItem, type PrunePlan } from './prune-plan.js'
 import { messageOf, removeImage } from './remove-image.js'
 
 export type PruneResult = 'ok' | 'nothing_to_do' | 'not_enough' | 'error'
@@ -167,8 +167,8 @@ export async function sharedSizesFromDf(docker: Docker): Promise<Map<string, num
 }
 
 async function removeOne(deps: PruneDeps, req: PruneRequest, report: PruneReport, item: PlanItem): Promise<void> {
-  const inFlight = new Set(deps.pullsInFlight())
-  const outcome = [item.id, ...item.refs].some((r) => inFlight.has(r))
+  // A pull may have started since planning: look again right before removing.
+  const outcome = isBeingPulled([item.id, ...item.refs], pullSet(deps.pullsInFlight()))
     ? { outcome: 'skipped' as const, reason: 'a pull in flight is writing it' }
     : await removeImage(deps.docker, item)
   const reason = outcome.outcome === 'removed' ? item.reason : outcome.reason

@@ -5,19 +5,27 @@ import type { Logger } from 'pino'
 import type { Component } from '../lifecycle.js'
 import type { EventBus } from '../events.js'
 import type { DiskFacts } from '../host/snapshot.js'
-import type { PruneRequest } from './prune.js'
+import type { PruneReport, PruneRequest } from './prune.js'
 
-export type StartPrune = (req: PruneRequest) => Promise<unknown>
+export type StartPrune = (req: PruneRequest) => Promise<{ report: Pick<PruneReport, 'result' | 'after'> }>
+
+/** after a prune that could not free enough, the watcher tries again this many checks later… */
+export const RETRY_AFTER_CHECKS = 10
+/** …or as soon as usage has grown by this many points */
+export const RETRY_ON_GROWTH_PERCENT = 1
 
 /**
  * Every checkIntervalSeconds reads the snapshot's disk; at or above highPercent it starts a prune
  * (down to lowPercent). highPercent 100 switches it off. Crossing the line either way publishes
- * disk.threshold once, not on every check.
+ * disk.threshold once, not on every check. When a prune could not free enough (everything left is
+ * needed), pruning again every check would only repeat the same loud failure: the watcher waits
+ * until usage grows or RETRY_AFTER_CHECKS checks have passed.
  */
 export class DiskWatcher implements Component {
   readonly name = 'disk-watcher'
   private timer: NodeJS.Timeout | null = null
   private above: boolean | null = null
+  private notEnough: { usedPercent: number; checks: number } | null = null
 
   constructor(private readonly opts: {
     disk: () => DiskFacts | null
@@ -58,9 +66,17 @@ export class DiskWatcher implements Component {
       this.opts.log[above ? 'warn' : 'info']({ usedPercent: disk.usedPercent, highPercent: this.opts.highPercent }, above ? 'disk usage at or above the high watermark' : 'disk usage back below the high watermark')
     }
     this.above = above
-    if (!above) return false
-    this.opts.prune({ trigger: 'watcher', dryRun: false }).catch((err) =>
-      this.opts.log.error({ err: (err as Error).message }, 'watcher prune failed'))
+    if (!above) {
+      this.notEnough = null
+      return false
+    }
+    if (this.notEnough && disk.usedPercent < this.notEnough.usedPercent + RETRY_ON_GROWTH_PERCENT && ++this.notEnough.checks < RETRY_AFTER_CHECKS) {
+      return false
+    }
+    this.notEnough = null
+    this.opts.prune({ trigger: 'watcher', dryRun: false }).then(({ report }) => {
+      if (report.result === 'not_enough') this.notEnough = { usedPercent: report.after?.usedPercent ?? disk.usedPercent, checks: 0 }
+    }, (err) => this.opts.log.error({ err: (err as Error).message }, 'watcher prune failed'))
     return true
   }
 }

@@ -1,6 +1,6 @@
 // Properties of the prune planner over thousands of generated cases (seeded: a failure names its
 // seed, and `seedFor(i)` replays it), plus examples for the rules that need a closer look.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import {
   planPrune, bytesToFree, expectedFreedBytes, KEPT, repositoryOf, type PlanInput, type PrunePlan,
 } from '../../src/jobs/prune-plan.js'
@@ -50,7 +50,7 @@ function inOrder(a: ImageFacts, b: ImageFacts): boolean {
   return time(a.firstSeen, Infinity) <= time(b.firstSeen, Infinity)
 }
 
-function checkCase(t: Tap.Test, seed: number): void {
+function checkCase(t: Test, seed: number): void {
   const input = generateCase(seed)
   const out = planPrune(input)
   const byId = new Map(input.images.map((i) => [i.id, i]))
@@ -90,8 +90,6 @@ function checkCase(t: Tap.Test, seed: number): void {
   // every guarded image is kept with a reason
   for (const k of out.kept) if (!k.reason) fail('kept without a reason')
 }
-
-declare namespace Tap { type Test = typeof t }
 
 t.test(`${CASES} generated cases: guards, order, target`, async (t) => {
   let planned = 0

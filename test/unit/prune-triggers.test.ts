@@ -6,7 +6,7 @@ import { pino } from 'pino'
 import type Docker from 'dockerode'
 import { AlertDeduper, parseAlertmanagerPayload } from '../../src/report/alertmanager.js'
 import { parsePruneArgs } from '../../src/jobs/prune-request.js'
-import { DiskWatcher, CronPrune } from '../../src/jobs/triggers.js'
+import { DiskWatcher, CronPrune, RETRY_AFTER_CHECKS } from '../../src/jobs/triggers.js'
 import { EventBus, type AgentEvent } from '../../src/events.js'
 import type { DiskFacts } from '../../src/host/snapshot.js'
 import { runPrune } from '../../src/jobs/prune.js'
@@ -16,6 +16,7 @@ import { generateCase, NOW } from '../support/generated-images.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
 
 const silent = pino({ level: 'silent' })
+const ok = { report: { result: 'ok' as const, after: null } }
 
 /** what Alertmanager 0.25 posts (webhook payload version 4) */
 function payload(over: { status?: 'firing' | 'resolved'; labels?: Record<string, string>; fingerprint?: string; groupKey?: string } = {}) {
@@ -86,7 +87,7 @@ t.test('disk watcher: prunes at or above high, says so once per crossing, 100 is
   bus.subscribe((e) => events.push(e))
   const requests: PruneRequest[] = []
   let disk: DiskFacts = { path: '/d', mountpoint: '/d', sizeBytes: 100, usedBytes: 50, availBytes: 50, usedPercent: 50 }
-  const watcher = new DiskWatcher({ disk: () => disk, highPercent: 85, intervalSeconds: 60, prune: async (r) => { requests.push(r) }, bus, log: silent })
+  const watcher = new DiskWatcher({ disk: () => disk, highPercent: 85, intervalSeconds: 60, prune: async (r) => { requests.push(r); return ok }, bus, log: silent })
   await watcher.start()
   mock.timers.tick(60_000)
   t.equal(requests.length, 0, 'below high: nothing')
@@ -104,7 +105,7 @@ t.test('disk watcher: prunes at or above high, says so once per crossing, 100 is
   mock.timers.tick(600_000)
   t.equal(requests.length, 2, 'no checks after stop')
 
-  const off = new DiskWatcher({ disk: () => disk, highPercent: 100, intervalSeconds: 60, prune: async (r) => { requests.push(r) }, bus, log: silent })
+  const off = new DiskWatcher({ disk: () => disk, highPercent: 100, intervalSeconds: 60, prune: async (r) => { requests.push(r); return ok }, bus, log: silent })
   await off.start()
   mock.timers.tick(600_000)
   t.equal(off.check(), false)
@@ -112,14 +113,36 @@ t.test('disk watcher: prunes at or above high, says so once per crossing, 100 is
   await off.stop()
 })
 
+t.test('after a prune that could not free enough, the watcher waits for growth or a while', async (t) => {
+  const bus = new EventBus(() => NOW)
+  let disk: DiskFacts = { path: '/d', mountpoint: '/d', sizeBytes: 100, usedBytes: 90, availBytes: 10, usedPercent: 90 }
+  let runs = 0
+  const watcher = new DiskWatcher({
+    disk: () => disk, highPercent: 85, intervalSeconds: 60, bus, log: silent,
+    prune: async () => { runs++; return { report: { result: 'not_enough' as const, after: { ...disk } } } },
+  })
+  const settle = () => new Promise((r) => setImmediate(r))
+  t.ok(watcher.check())
+  await settle()
+  t.notOk(watcher.check(), 'no second prune at the same usage')
+  disk = { ...disk, usedPercent: 90.5 }
+  t.notOk(watcher.check(), 'nor after a little growth')
+  disk = { ...disk, usedPercent: 91 }
+  t.ok(watcher.check(), 'one more point: try again')
+  await settle()
+  for (let i = 1; i < RETRY_AFTER_CHECKS; i++) t.notOk(watcher.check())
+  t.ok(watcher.check(), `and again after ${RETRY_AFTER_CHECKS} checks`)
+  t.equal(runs, 3)
+})
+
 t.test('the schedule fires the same job; null is none; a bad expression is a config error', async (t) => {
   const requests: PruneRequest[] = []
-  const cron = new CronPrune({ schedule: '0 3 * * 0', prune: async (r) => { requests.push(r) }, log: silent })
+  const cron = new CronPrune({ schedule: '0 3 * * 0', prune: async (r) => { requests.push(r); return ok }, log: silent })
   await cron.start()
   await cron.fire()
   await cron.stop()
   t.same(requests, [{ trigger: 'schedule', dryRun: false }])
-  const none = new CronPrune({ schedule: null, prune: async () => undefined, log: silent })
+  const none = new CronPrune({ schedule: null, prune: async () => ok, log: silent })
   await none.start()
   await none.stop()
   t.throws(() => parseConfig(agentConfigSchema, { prune: { schedule: 'every sunday' } }), /prune\.schedule: must be a cron expression/)
