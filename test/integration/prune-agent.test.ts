@@ -7,6 +7,7 @@ import { startDockerd } from '../harness/dockerd.js'
 import { startAgent, post, testDir } from '../harness/agent.js'
 import { waitFor } from '../harness/ports.js'
 import { daysAgo, fill, seedUsage, tagsOf, usageAndTarget } from '../support/prune-fixtures.js'
+import { startAlertmanager } from '../support/alertmanager.js'
 
 interface LastPrune { trigger: string; result: string; dryRun: boolean; removedCount: number; usedPercentAfter: number }
 
@@ -14,7 +15,7 @@ async function lastPrune(url: string): Promise<LastPrune | null> {
   return (await (await fetch(`${url}/v1/status`)).json()).lastPrune
 }
 
-if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
+if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'prometheus-alertmanager'])) {
   t.test('the disk watcher prunes above the high watermark down to the low one, least recently used first', async (t) => {
     const dockerd = await startDockerd(t, { diskMiB: 300 })
     const ids = fill(dockerd, ['app/a:1', 'app/a:2', 'app/a:3', 'app/a:4', 'keep/x:1'])
@@ -85,5 +86,31 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.same(tagsOf(dockerd), ['app/b:2', 'app/b:3'], 'the least recently used image went, down to the low watermark')
     const again = await post(`${agent.url}/hooks/alertmanager`, agent.token, alert)
     t.match(again.body, { started: null, alerts: [{ decision: 'duplicate' }] }, 'the repeat of the same alert starts nothing')
+  })
+
+  t.test('a real Alertmanager delivers a firing alert with the token: the agent prunes to the low watermark', async (t) => {
+    const dockerd = await startDockerd(t, { diskMiB: 300 })
+    const ids = fill(dockerd, ['app/c:1', 'app/c:2'])
+    const state = join(testDir(t).path, 'state')
+    seedUsage(state, {
+      [ids['app/c:1']]: { firstSeen: daysAgo(30), lastUsed: daysAgo(2) },
+      [ids['app/c:2']]: { firstSeen: daysAgo(29), lastUsed: daysAgo(1) },
+    })
+    const { target } = await usageAndTarget(dockerd, 0.5)
+    const agent = await startAgent(t, {
+      hostId: 'gpu-am-1', stateDir: state, docker: { socket: dockerd.socket }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
+      prune: { highPercent: 100, lowPercent: target, schedule: null },
+    }, { waitReady: true })
+    const wrong = await startAlertmanager(t, { url: `${agent.url}/hooks/alertmanager`, token: 'not-the-token' })
+    await wrong.fire({ alertname: 'DockerDiskFull', hostId: 'gpu-am-1' })
+    await waitFor('the refused delivery', () => /401/.test(wrong.log()), 30_000, 250)
+    t.same(tagsOf(dockerd), ['app/c:1', 'app/c:2'], 'a delivery with the wrong token removed nothing')
+    t.equal(await lastPrune(agent.url), null, 'and started no prune')
+
+    const right = await startAlertmanager(t, { url: `${agent.url}/hooks/alertmanager`, token: agent.token })
+    await right.fire({ alertname: 'DockerDiskFull', hostId: 'gpu-am-1' })
+    await waitFor('the alert prune', async () => (await lastPrune(agent.url))?.trigger === 'alertmanager', 30_000, 250)
+    t.match(await lastPrune(agent.url), { trigger: 'alertmanager', result: 'ok', removedCount: 1 })
+    t.same(tagsOf(dockerd), ['app/c:2'], 'the least recently used image went')
   })
 }
