@@ -29,21 +29,28 @@ export async function removeImage(docker: Docker, image: { id: string; refs: str
 async function removeByReferences(docker: Docker, image: { id: string; refs: string[] }): Promise<RemoveOutcome> {
   const users = await docker.listContainers({ all: true, filters: { ancestor: [image.id] } })
   if (users.length > 0) return { outcome: 'skipped', reason: `in use by a container (${users[0].Id.slice(0, 12)})` }
-  const tags = image.refs.filter((r) => !r.includes('@'))
+  // Every reference but one goes by name; the last goes with the image, by id, after Docker's check.
+  const info = await docker.getImage(image.id).inspect()
+  const tags = (info.RepoTags ?? []).filter((r) => r !== '<none>:<none>')
+  const digests = (info.RepoDigests ?? []).filter((r) => !r.startsWith('<none>@'))
+  const keep = tags.at(-1) ?? digests.at(-1)
   const untagged: string[] = []
   try {
-    for (const tag of tags.slice(0, -1)) {
-      await docker.getImage(tag).remove(REMOVE)
-      untagged.push(tag)
+    for (const ref of [...tags, ...digests].filter((r) => r !== keep)) {
+      try {
+        await docker.getImage(ref).remove(REMOVE)
+        if (!ref.includes('@')) untagged.push(ref)
+      } catch (err) {
+        // Removing a repository's last tag also drops its digests: those are gone already.
+        if (statusOf(err) !== 404) throw err
+      }
     }
     await docker.getImage(image.id).remove(REMOVE)
     return { outcome: 'removed' }
   } catch (err) {
-    const restoreErrors = await retag(docker, image.id, untagged)
     const result = classify(err)
-    if (restoreErrors.length > 0 && result.outcome !== 'removed') {
-      return { outcome: 'failed', reason: `${result.reason}; could not restore ${restoreErrors.join(', ')}` }
-    }
+    const notRestored = await retag(docker, image.id, untagged)
+    if (notRestored.length > 0) return { outcome: 'failed', reason: `${result.reason}; could not restore ${notRestored.join(', ')}` }
     return result
   }
 }
@@ -61,7 +68,7 @@ async function retag(docker: Docker, id: string, tags: string[]): Promise<string
   return failed
 }
 
-function classify(err: unknown): RemoveOutcome {
+function classify(err: unknown): Exclude<RemoveOutcome, { outcome: 'removed' }> {
   const message = messageOf(err)
   if (isConflict(err)) {
     if (/container/i.test(message)) return { outcome: 'skipped', reason: `in use by a container: ${message}` }

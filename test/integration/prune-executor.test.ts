@@ -117,6 +117,8 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     makeRunnableImage(dockerd, 'race/two:1', SIZE)
     dockerd.docker(['tag', 'race/two:1', 'race/other-repo:1']) // two repositories: cannot go by id alone
     makeImage(dockerd, { ref: 'race/free:1', sizeBytes: SIZE })
+    makeImage(dockerd, { ref: 'race/multi:1', sizeBytes: SIZE })
+    dockerd.docker(['tag', 'race/multi:1', 'race/multi-too:1'])
     const { prune, audit, events } = setup(dockerd, { keepPerRepository: 0, protect: [] })
     const before = tags(dockerd)
     const report = await prune({ targetPercent: 0 }, {
@@ -129,9 +131,9 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     })
     t.same(report.skipped.map((s) => s.refs.join(' ')).sort(), ['race/one:1', 'race/other-repo:1 race/two:1'], 'both skipped')
     t.ok(report.skipped.every((s) => /in use by a container/.test(s.reason)), 'because a container uses them')
-    t.same(report.removed.map((p) => p.refs[0]), ['race/free:1'], 'the rest went on')
-    t.same(tags(dockerd), before.filter((r) => r !== 'race/free:1'), 'the raced images survive with every tag')
+    t.same(report.removed.map((p) => p.refs.join(' ')).sort(), ['race/free:1', 'race/multi-too:1 race/multi:1'], 'the rest went on, an image of two repositories too')
+    t.same(tags(dockerd), before.filter((r) => !r.startsWith('race/free') && !r.startsWith('race/multi')), 'the raced images survive with every tag')
     t.same(audit.filter((a) => a.outcome === 'skipped').length, 2, 'skips are audited')
-    t.same(events.filter((e) => e.type === 'prune.image').map((e) => e.data.outcome).sort(), ['removed', 'skipped', 'skipped'])
+    t.same(events.filter((e) => e.type === 'prune.image').map((e) => e.data.outcome).sort(), ['removed', 'removed', 'skipped', 'skipped'])
   })
 }
