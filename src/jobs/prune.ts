@@ -145,7 +145,7 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
     deps.log.error({
       trigger: req.trigger, needBytes: plan.needBytes, freedBytes: report.freedBytes, usedPercent: report.after.usedPercent,
       targetPercent: report.targetPercent, skipped: report.skipped.length, failed: report.failed.length, kept: report.kept.length,
-    }, 'prune could not free enough: every image left is in use, protected, too young or kept per repository')
+    }, 'prune could not free enough: the images left are in use, protected, too young, kept per repository, or could not be removed')
   }
 }
 
@@ -170,7 +170,7 @@ async function removeOne(deps: PruneDeps, req: PruneRequest, report: PruneReport
   // A pull may have started since planning: look again right before removing.
   const outcome = isBeingPulled([item.id, ...item.refs], pullSet(deps.pullsInFlight()))
     ? { outcome: 'skipped' as const, reason: 'a pull in flight is writing it' }
-    : await removeImage(deps.docker, item)
+    : await removeImage(deps.docker, item).catch((err) => ({ outcome: 'failed' as const, reason: messageOf(err) }))
   const reason = outcome.outcome === 'removed' ? item.reason : outcome.reason
   if (outcome.outcome === 'removed') report.removed.push(item)
   else (outcome.outcome === 'skipped' ? report.skipped : report.failed).push({ id: item.id, refs: item.refs, sizeBytes: item.sizeBytes, reason })
