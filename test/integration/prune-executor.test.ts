@@ -119,7 +119,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     makeImage(dockerd, { ref: 'race/free:1', sizeBytes: SIZE })
     makeImage(dockerd, { ref: 'race/multi:1', sizeBytes: SIZE })
     dockerd.docker(['tag', 'race/multi:1', 'race/multi-too:1'])
-    const { prune, audit, events } = setup(dockerd, { keepPerRepository: 0, protect: [] })
+    const { prune, audit, events } = setup(dockerd, { keepPerRepository: 0, protect: [], buildCache: true })
     const before = tags(dockerd)
     const report = await prune({ targetPercent: 0 }, {
       beforeExecute: (plan) => {
@@ -134,6 +134,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.same(report.removed.map((p) => p.refs.join(' ')).sort(), ['race/free:1', 'race/multi-too:1 race/multi:1'], 'the rest went on, an image of two repositories too')
     t.same(tags(dockerd), before.filter((r) => !r.startsWith('race/free') && !r.startsWith('race/multi')), 'the raced images survive with every tag')
     t.same(audit.filter((a) => a.outcome === 'skipped').length, 2, 'skips are audited')
+    t.match(report.buildCache, { prunedBytes: Number }, 'the build cache was pruned too, as the policy asks')
     t.same(events.filter((e) => e.type === 'prune.image').map((e) => e.data.outcome).sort(), ['removed', 'removed', 'skipped', 'skipped'])
   })
 }
