@@ -97,7 +97,7 @@ export function expectedFreedBytes(image: Pick<ImageFacts, 'sizeBytes' | 'shared
   return Math.max(0, image.sizeBytes - image.sharedSizeBytes)
 }
 
-/** The names a user may write for an image: repo:tag, repo, repo@digest, with and without docker.io. */
+/** How a plan names an image: its tags, or its digests when it has no tag (pulled by digest). */
 export function refsOf(image: Pick<ImageFacts, 'repoTags' | 'repoDigests'>): string[] {
   const tags = image.repoTags.filter((t) => t !== '<none>:<none>')
   return tags.length > 0 ? tags : image.repoDigests.filter((d) => !d.startsWith('<none>@'))
