@@ -11,6 +11,7 @@ import { createLogger } from '../log.js'
 import { measureDisk } from '../jobs/measure-disk.js'
 import { runPrune, sharedSizesFromDf, type PruneReport } from '../jobs/prune.js'
 import { diskPathOf } from '../jobs/prune-job.js'
+import { withPruneLock } from '../state/prune-lock.js'
 import { formatPruneReport } from './prune-format.js'
 
 export async function run(opts: { dryRun?: boolean; targetPercent?: number }, globals: GlobalOptions): Promise<number> {
@@ -31,6 +32,7 @@ export async function run(opts: { dryRun?: boolean; targetPercent?: number }, gl
     docker, measure: measureDisk, bus: new EventBus(), log, now: () => new Date(), policy: config.prune,
     // A one-shot command cannot see the agent's pulls; the daemon's own refusal (409) still guards them.
     pullsInFlight: () => [], sharedSizes: () => sharedSizesFromDf(docker),
+    exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),
   }, { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) }, { trigger: 'cli', dryRun: opts.dryRun ?? false, targetPercent: target })
   process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : formatPruneReport(report))
   return exitCodeOf(report, await docker.ping().then(() => true, () => false))

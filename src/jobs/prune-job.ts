@@ -4,6 +4,7 @@
 import type Docker from 'dockerode'
 import type { AgentContext } from '../agent.js'
 import type { HostSnapshot } from '../host/snapshot.js'
+import { withPruneLock } from '../state/prune-lock.js'
 import { measureDisk, type DiskReading } from './measure-disk.js'
 import { runPrune, sharedSizesFromDf, type PruneHooks, type PruneReport, type PruneRequest } from './prune.js'
 
@@ -38,7 +39,7 @@ export class PruneJob {
     const snapshot = store.get()
     const report = await runPrune({
       docker: this.opts.docker, measure, bus, log, now, policy: config.prune, pullsInFlight: () => runner.pullsInFlight,
-      stopRequested: () => this.stopping, sharedSizes: () => sharedSizesFromDf(this.opts.docker),
+      stopRequested: () => this.stopping, exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn), sharedSizes: () => sharedSizesFromDf(this.opts.docker),
     }, { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) }, req, hooks)
     if (!req.dryRun && report.after) this.recordDisk(snapshot, report.after)
     return report

@@ -68,6 +68,8 @@ export interface PruneDeps {
    * one /system/df per run, so the plan need not treat every image as fully shared.
    */
   sharedSizes?: () => Promise<Map<string, number>>
+  /** runs a real (not dry) prune, from planning to the last removal, as the only one on the host */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
   /** true once the agent is stopping: the run ends after the image being removed */
   stopRequested?: () => boolean
 }
@@ -94,7 +96,8 @@ export async function runPrune(deps: PruneDeps, inputs: PruneInputs, req: PruneR
   }
   deps.bus.publish('prune.started', { trigger: req.trigger, dryRun: req.dryRun, targetPercent })
   try {
-    await execute(deps, inputs, req, report, hooks)
+    const run = () => execute(deps, inputs, req, report, hooks)
+    await (req.dryRun || !deps.exclusive ? run() : deps.exclusive(run))
   } catch (err) {
     report.result = 'error'
     report.error = messageOf(err)
