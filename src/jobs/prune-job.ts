@@ -15,22 +15,27 @@ export interface PruneJobOptions {
 
 export class PruneJob {
   private stopping = false
+  private current: Promise<PruneReport> | null = null
   constructor(
     private readonly ctx: Pick<AgentContext, 'config' | 'log' | 'store' | 'bus' | 'runner' | 'now'>,
     private readonly opts: PruneJobOptions,
   ) {}
 
   async run(req: PruneRequest, hooks: PruneHooks = {}): Promise<{ report: PruneReport; joined: boolean }> {
+    if (this.stopping) throw new Error('the agent is stopping: no new prune')
     const targetPercent = req.targetPercent ?? this.ctx.config.prune.lowPercent
     const key = `${req.dryRun ? 'dry-run' : 'remove'}:${targetPercent}`
-    const { result, joined } = await this.ctx.runner.run('prune', key, () => this.once({ ...req, targetPercent }, hooks))
+    const { result, joined } = await this.ctx.runner.run('prune', key, () => {
+      this.current = this.once({ ...req, targetPercent }, hooks)
+      return this.current
+    })
     return { report: result, joined }
   }
 
-  /** lets a running prune end after its current image, then waits for it */
+  /** lets a running prune end after its current image, then waits for it (not for other kinds of job) */
   async stop(): Promise<void> {
     this.stopping = true
-    await this.ctx.runner.idle()
+    await this.current?.catch(() => undefined)
   }
 
   private async once(req: PruneRequest, hooks: PruneHooks): Promise<PruneReport> {
