@@ -94,11 +94,20 @@ function checkCase(t: Test, seed: number): void {
 t.test(`${CASES} generated cases: guards, order, target`, async (t) => {
   let planned = 0
   let withNeed = 0
+  const reasons = new Map<string, number>()
   for (let i = 0; i < CASES; i++) {
     checkCase(t, seedFor(i))
     const out = planPrune(generateCase(seedFor(i)))
     planned += out.plan.length
     if (out.needBytes > 0) withNeed++
+    for (const k of out.kept) {
+      const kind = k.reason.replace(/ \(.*| by ".*| of .*/, '')
+      reasons.set(kind, (reasons.get(kind) ?? 0) + 1)
+    }
+  }
+  // the properties are only worth something if the cases hit every guard often
+  for (const kind of ['in use by a container', 'a pull in flight is writing it', 'protected', 'younger than minAgeSeconds', 'first-seen time unknown: kept as young', 'among the newest 1', 'among the newest 2', KEPT.notNeeded]) {
+    t.ok((reasons.get(kind) ?? 0) >= 50, `${kind}: ${reasons.get(kind) ?? 0} images kept for it`)
   }
   t.ok(planned > CASES, `the cases plan something (${planned} images planned over ${CASES} cases)`)
   t.ok(withNeed > CASES / 3 && withNeed < CASES, `a mix of disks over and under target (${withNeed} need space)`)
