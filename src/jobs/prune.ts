@@ -84,6 +84,8 @@ export interface PruneInputs {
 export interface PruneHooks {
   /** runs between planning and removal (tests use it to make the world change under the plan) */
   beforeExecute?: (plan: PrunePlan) => Promise<void> | void
+  /** runs inside the removal of an image with references in several repositories, before its last one */
+  beforeLastReference?: (item: PlanItem) => Promise<void> | void
 }
 
 export async function runPrune(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, hooks: PruneHooks = {}): Promise<PruneReport> {
@@ -137,7 +139,7 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
       deps.log.warn({ trigger: req.trigger, removed: report.removed.length }, 'prune interrupted: the agent is stopping')
       break
     }
-    await removeOne(deps, req, report, item)
+    await removeOne(deps, req, report, item, hooks)
     now = await deps.measure(diskPath)
   }
   report.after = await deps.measure(diskPath)
@@ -169,11 +171,11 @@ export async function sharedSizesFromDf(docker: Docker): Promise<Map<string, num
   return new Map((df.Images ?? []).filter((i) => typeof i.SharedSize === 'number').map((i) => [i.Id, i.SharedSize!]))
 }
 
-async function removeOne(deps: PruneDeps, req: PruneRequest, report: PruneReport, item: PlanItem): Promise<void> {
+async function removeOne(deps: PruneDeps, req: PruneRequest, report: PruneReport, item: PlanItem, hooks: PruneHooks): Promise<void> {
   // A pull may have started since planning: look again right before removing.
   const outcome = isBeingPulled([item.id, ...item.refs], pullSet(deps.pullsInFlight()))
     ? { outcome: 'skipped' as const, reason: 'a pull in flight is writing it' }
-    : await removeImage(deps.docker, item).catch((err) => ({ outcome: 'failed' as const, reason: messageOf(err) }))
+    : await removeImage(deps.docker, item, { beforeLastReference: hooks.beforeLastReference && (() => hooks.beforeLastReference!(item)) }).catch((err) => ({ outcome: 'failed' as const, reason: messageOf(err) }))
   const reason = outcome.outcome === 'removed' ? item.reason : outcome.reason
   if (outcome.outcome === 'removed') report.removed.push(item)
   else (outcome.outcome === 'skipped' ? report.skipped : report.failed).push({ id: item.id, refs: item.refs, sizeBytes: item.sizeBytes, reason })

@@ -16,17 +16,22 @@ const REMOVE = { force: false, noprune: false } as const
  * force; then its references are removed one by one, and if the last one meets a container that
  * appeared meanwhile, the tags already removed are put back.
  */
-export async function removeImage(docker: Docker, image: { id: string; refs: string[] }): Promise<RemoveOutcome> {
+export async function removeImage(docker: Docker, image: { id: string; refs: string[] }, hooks: RemoveHooks = {}): Promise<RemoveOutcome> {
   try {
     await docker.getImage(image.id).remove(REMOVE)
     return { outcome: 'removed' }
   } catch (err) {
     if (!isConflict(err) || !/multiple repositories/i.test(messageOf(err))) return classify(err)
   }
-  return removeByReferences(docker, image)
+  return removeByReferences(docker, image, hooks)
 }
 
-async function removeByReferences(docker: Docker, image: { id: string; refs: string[] }): Promise<RemoveOutcome> {
+export interface RemoveHooks {
+  /** runs after the extra references are gone and before the image itself goes (tests race it here) */
+  beforeLastReference?: () => Promise<void> | void
+}
+
+async function removeByReferences(docker: Docker, image: { id: string; refs: string[] }, hooks: RemoveHooks): Promise<RemoveOutcome> {
   const users = await docker.listContainers({ all: true, filters: { ancestor: [image.id] } })
   if (users.length > 0) return { outcome: 'skipped', reason: `in use by a container (${users[0].Id.slice(0, 12)})` }
   // Every reference but one goes by name; the last goes with the image, by id, after Docker's check.
@@ -45,6 +50,7 @@ async function removeByReferences(docker: Docker, image: { id: string; refs: str
         if (statusOf(err) !== 404) throw err
       }
     }
+    await hooks.beforeLastReference?.()
     await docker.getImage(image.id).remove(REMOVE)
     return { outcome: 'removed' }
   } catch (err) {

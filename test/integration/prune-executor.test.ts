@@ -137,4 +137,18 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.match(report.buildCache, { prunedBytes: Number }, 'the build cache was pruned too, as the policy asks')
     t.same(events.filter((e) => e.type === 'prune.image').map((e) => e.data.outcome).sort(), ['removed', 'removed', 'skipped', 'skipped'])
   })
+
+  t.test('a container that appears while an image of two repositories loses its tags: the tags are put back', async (t) => {
+    const dockerd = await startDockerd(t, { diskMiB: 300 })
+    makeRunnableImage(dockerd, 'late/one:1', SIZE)
+    dockerd.docker(['tag', 'late/one:1', 'late/two:1'])
+    const { prune } = setup(dockerd, { keepPerRepository: 0, protect: [] })
+    const report = await prune({ targetPercent: 0 }, {
+      beforeLastReference: (item) => { createContainer(dockerd, item.refs.find((r) => dockerd.docker(['images', '-q', r]).trim() !== '')!) },
+    })
+    t.equal(report.skipped.length, 1, 'skipped')
+    t.match(report.skipped[0].reason, /in use by a container/)
+    t.same(report.failed, [])
+    t.same(tags(dockerd), ['late/one:1', 'late/two:1'], 'both tags are there again')
+  })
 }
