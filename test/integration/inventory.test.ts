@@ -2,7 +2,7 @@
 // reports match df and what the test created; last-used times follow containers and survive an
 // agent restart; the agent rides out a dockerd restart.
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { requireServices } from '../harness/services.js'
 import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
@@ -36,7 +36,7 @@ function imageSize(dockerd: PrivateDockerd, id: string): number {
   return Number(dockerd.docker(['image', 'inspect', id, '--format', '{{.Size}}']).trim())
 }
 
-if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
+if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'promtool'])) {
   t.test('inventory of a private dockerd', async (top) => {
     const t = top
     const dockerd = await startDockerd(t, { diskMiB: 256 })
@@ -72,6 +72,9 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       t.ok(imageSize(dockerd, a) >= 6 * MiB, 'sizes are the real layer sizes')
       t.equal(metricValue(metrics, 'gpuhost_collector_success', 'collector="images"'), 1)
       t.equal(metricValue(metrics, 'gpuhost_collector_success', 'collector="disk"'), 1)
+      t.equal(metricValue(metrics, 'gpuhost_filesystem_size_bytes', `mountpoint="${dockerd.mountpoint}"`) > 0, true)
+      const lint = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' })
+      t.equal(lint.status, 0, `promtool check metrics on the live output: ${lint.stdout}${lint.stderr}`)
       const facts = await imageFacts(agent, a)
       t.same(facts.repoTags, ['test/a:1'])
       t.same(facts.cudaEnv, { CUDA_VERSION: '12.2.0', NVIDIA_REQUIRE_CUDA: 'cuda>=12.2' }, 'CUDA env read from the image config')
