@@ -3,12 +3,15 @@ import { readFileSync, existsSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { validate as isCronExpression } from 'node-cron'
 import { parseImageRef } from './registry/reference.js'
 
 const percent = z.number().min(0).max(100)
 const seconds = z.number().positive()
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT')
-const cronOrNull = z.string().min(1).nullable()
+const cronOrNull = z.string().min(1)
+  .refine((v) => isCronExpression(v), 'must be a cron expression (minute hour day month weekday, optionally seconds first)')
+  .nullable()
 
 export const agentConfigSchema = z.strictObject({
   hostId: z.string().min(1).default(() => hostname()),

@@ -11,6 +11,7 @@ import { compatFeature } from '../compat/feature.js'
 import { GPU_COLLECTOR, gpuFeature } from '../host/gpu-feature.js'
 import { createDockerClient } from '../host/docker.js'
 import { prewarmFeature } from '../jobs/prewarm-triggers.js'
+import { createPruneFeature } from '../jobs/prune-feature.js'
 import { createRegistryClient } from '../registry/from-config.js'
 
 /** `check` of images not on the host asks their registry as prewarm does */
@@ -18,7 +19,7 @@ const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(
 
 /** The agent's features, in start order. Each adds its routes and returns its components. */
 // The coordinator link comes first: it subscribes to the bus as it is built, so it sees every event.
-const FEATURES: Feature[] = [coordinatorLinkFeature, inventoryFeature, gpuFeature, compatWithRegistry, prewarmFeature(checkImageCompat)]
+const FEATURES: Feature[] = [coordinatorLinkFeature, inventoryFeature, gpuFeature, compatWithRegistry, createPruneFeature(), prewarmFeature(checkImageCompat)]
 const COLLECTORS: string[] = [...INVENTORY_COLLECTORS, GPU_COLLECTOR]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {

@@ -1,5 +1,44 @@
-import { notYetImplemented } from './not-yet.js'
+// gpuhost prune: one prune now, with the configured policy, ordered by the same durable last-used
+// and first-seen record the agent keeps in stateDir. Exit 1 when it could not free enough, 69 when
+// Docker is unreachable.
+import type { GlobalOptions } from '../cli.js'
+import { loadAgentConfig } from '../config.js'
+import { EventBus } from '../events.js'
+import { CliError, EXIT } from '../exit-codes.js'
+import { createDockerClient } from '../host/docker.js'
+import { takeSnapshotOnce } from '../host/inventory.js'
+import { createLogger } from '../log.js'
+import { measureDisk } from '../jobs/measure-disk.js'
+import { runPrune, sharedSizesFromDf, type PruneReport } from '../jobs/prune.js'
+import { diskPathOf } from '../jobs/prune-job.js'
+import { withPruneLock } from '../state/prune-lock.js'
+import { formatPruneReport } from './prune-format.js'
 
-export async function run(): Promise<number> {
-  notYetImplemented('prune')
+export async function run(opts: { dryRun?: boolean; targetPercent?: number }, globals: GlobalOptions): Promise<number> {
+  const config = loadAgentConfig(globals.config)
+  const target = opts.targetPercent
+  if (target !== undefined && !(Number.isFinite(target) && target >= 0 && target <= 100)) {
+    throw new CliError('--target-percent must be a number from 0 to 100', EXIT.usage)
+  }
+  // Audit lines and warnings go to stderr; stdout carries only the report.
+  const log = createLogger({ level: config.log.level, toStderr: true })
+  const snapshot = await takeSnapshotOnce(config, log)
+  if (!snapshot.docker.reachable || snapshot.images === null) {
+    const why = snapshot.docker.reason ?? snapshot.collectors.images?.error ?? 'no answer'
+    throw new CliError(`Docker is unreachable at ${config.docker.socket}: ${why}`, EXIT.unavailable)
+  }
+  const docker = createDockerClient(config)
+  const report = await runPrune({
+    docker, measure: measureDisk, bus: new EventBus(), log, now: () => new Date(), policy: config.prune,
+    // A one-shot command cannot see the agent's pulls; the daemon's own refusal (409) still guards them.
+    pullsInFlight: () => [], sharedSizes: () => sharedSizesFromDf(docker),
+    exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),
+  }, { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) }, { trigger: 'cli', dryRun: opts.dryRun ?? false, targetPercent: target })
+  process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : formatPruneReport(report))
+  return exitCodeOf(report, await docker.ping().then(() => true, () => false))
+}
+
+export function exitCodeOf(report: PruneReport, dockerReachable: boolean): number {
+  if (report.result === 'error') return dockerReachable ? EXIT.no : EXIT.unavailable
+  return report.result === 'not_enough' ? EXIT.no : EXIT.ok
 }

@@ -1,0 +1,33 @@
+// Plans a prune over 10,000 generated images (seeded, so runs compare) and prints the median time
+// of several runs, with the plan's size, so a change to the planner can be weighed.
+import { planPrune } from '../src/jobs/prune-plan.js'
+import { gen, generateImage, NOW } from '../test/support/generated-images.js'
+
+const IMAGES = Number(process.env.IMAGES ?? 10_000)
+const RUNS = Number(process.env.RUNS ?? 11)
+/** runs before timing, so the figure is the planner's, not the JIT compiler's */
+const WARMUP = 3
+
+const g = gen(20261101)
+const images = Array.from({ length: IMAGES }, () => generateImage(g))
+const total = images.reduce((s, i) => s + i.sizeBytes, 0)
+const input = {
+  disk: { usedBytes: total, availBytes: Math.floor(total * 0.1) },
+  images,
+  policy: { lowPercent: 50, minAgeSeconds: 3600, protect: ['keep/*', '*:stable', 'ubuntu'], keepPerRepository: 2 },
+  now: NOW,
+  pullsInFlight: images.slice(0, 20).flatMap((i) => i.repoTags.slice(0, 1)),
+}
+
+for (let i = 0; i < WARMUP; i++) planPrune(input)
+const times: number[] = []
+let planned = 0
+for (let run = 0; run < RUNS; run++) {
+  const started = process.hrtime.bigint()
+  const out = planPrune(input)
+  times.push(Number(process.hrtime.bigint() - started) / 1e6)
+  planned = out.plan.length
+}
+times.sort((a, b) => a - b)
+const median = times[Math.floor(times.length / 2)]
+console.log(`prune plan over ${IMAGES} images: median ${median.toFixed(1)} ms over ${RUNS} runs after ${WARMUP} warm-up runs (min ${times[0].toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms); ${planned} planned, ${IMAGES - planned} kept`)

@@ -1,0 +1,24 @@
+// The body of POST /v1/prune and the args of the coordinator's "prune" command: one schema, so
+// every way in is validated the same way.
+import { z } from 'zod'
+
+export const pruneArgsSchema = z.strictObject({
+  dryRun: z.boolean().optional(),
+  targetPercent: z.number().min(0).max(100).optional(),
+})
+
+export type PruneArgs = z.infer<typeof pruneArgsSchema>
+
+/** the args, or the reason they are bad (every bad key with its path) */
+export function parsePruneArgs(raw: unknown): { ok: true; args: PruneArgs } | { ok: false; reason: string } {
+  const result = pruneArgsSchema.safeParse(raw ?? {})
+  if (result.success) return { ok: true, args: result.data }
+  return { ok: false, reason: describeZodIssues(result.error.issues) }
+}
+
+export function describeZodIssues(issues: z.core.$ZodIssue[]): string {
+  return issues.map((i) => {
+    const path = i.path.map(String).join('.') || '(body)'
+    return i.code === 'unrecognized_keys' ? `${i.keys.join(', ')}: unknown key` : `${path}: ${i.message}`
+  }).join('; ')
+}

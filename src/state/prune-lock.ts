@@ -1,0 +1,49 @@
+// One prune at a time on a host, across processes: the agent's job runner serialises its own
+// triggers, and this lock (a directory in stateDir, kept fresh while held) keeps a `gpuhost prune`
+// run by hand from removing images while the agent's prune does, and the other way round. A holder
+// that died leaves a lock that goes stale and is taken over.
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import lockfile from 'proper-lockfile'
+import type { Logger } from 'pino'
+
+export const PRUNE_LOCK = 'prune.lock'
+/** a lock not refreshed for this long belongs to a process that is gone */
+const STALE_MS = 30_000
+
+export interface PruneLockOptions {
+  stateDir: string
+  log: Logger
+  /** how long to wait for another prune to finish */
+  waitMs?: number
+}
+
+/** runs `fn` while holding the host's prune lock; throws when another prune holds it longer than waitMs */
+export async function withPruneLock<T>(opts: PruneLockOptions, fn: () => Promise<T>): Promise<T> {
+  mkdirSync(opts.stateDir, { recursive: true })
+  const lockfilePath = join(opts.stateDir, PRUNE_LOCK)
+  const waitMs = opts.waitMs ?? 10 * 60_000
+  const attempt = (retries: number) => lockfile.lock(opts.stateDir, {
+    lockfilePath, stale: STALE_MS, realpath: false,
+    retries: { retries, factor: 1, minTimeout: 1000, maxTimeout: 1000 },
+    onCompromised: (err) => opts.log.error({ err: err.message, lock: lockfilePath }, 'the prune lock was taken over while held'),
+  })
+  let release: () => Promise<void>
+  try {
+    release = await attempt(0).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ELOCKED') throw err
+      opts.log.info({ lock: lockfilePath }, 'another prune is running on this host: waiting for it to finish')
+      return attempt(Math.ceil(waitMs / 1000))
+    })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOCKED') {
+      throw new Error(`another prune holds ${lockfilePath} and did not finish within ${Math.round(waitMs / 1000)} s`)
+    }
+    throw err
+  }
+  try {
+    return await fn()
+  } finally {
+    await release().catch((err: Error) => opts.log.warn({ err: err.message, lock: lockfilePath }, 'could not release the prune lock; it goes stale'))
+  }
+}

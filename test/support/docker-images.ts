@@ -1,0 +1,60 @@
+// For prune tests against the private dockerd: images that can run a container (a real sleep
+// binary and its libraries, plus incompressible filler), and the image facts of the daemon read
+// straight from its API, with the first-seen and last-used times a test chooses.
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import Docker from 'dockerode'
+import type { PrivateDockerd } from '../harness/dockerd.js'
+import type { ImageFacts } from '../../src/host/snapshot.js'
+
+const MiB = 1024 * 1024
+
+/** the sleep binary and the shared libraries it loads, as ldd lists them */
+function sleepFiles(): string[] {
+  const out = execFileSync('ldd', ['/bin/sleep'], { encoding: 'utf8' })
+  const libs = [...out.matchAll(/(\/\S+)/g)].map((m) => m[1])
+  return ['/bin/sleep', ...new Set(libs)]
+}
+
+/** an image whose `sleep` runs: `docker run IMAGE 3600` stays up, `docker run IMAGE 0` exits */
+export function makeRunnableImage(dockerd: PrivateDockerd, ref: string, fillerBytes = 4 * MiB): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-run-'))
+  try {
+    const root = join(dir, 'root')
+    for (const file of sleepFiles()) {
+      mkdirSync(join(root, dirname(file)), { recursive: true })
+      copyFileSync(file, join(root, file))
+    }
+    mkdirSync(join(root, 'data'), { recursive: true })
+    writeFileSync(join(root, 'data', 'filler'), randomBytes(fillerBytes))
+    const tar = join(dir, 'layer.tar')
+    execFileSync('tar', ['-C', root, '-cf', tar, '.'])
+    return dockerd.docker(['import', '--change', 'ENTRYPOINT ["/bin/sleep"]', '--change', 'CMD ["3600"]', tar, ref]).trim()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+export function dockerClient(dockerd: PrivateDockerd): Docker {
+  return new Docker({ socketPath: dockerd.socket })
+}
+
+export interface Times { firstSeen: string; lastUsed: string | null }
+
+/** Image facts from GET /images/json and /containers/json; times from `times` by tag or id, else `fallback`. */
+export async function readImageFacts(docker: Docker, times: (image: { id: string; tags: string[] }) => Times): Promise<ImageFacts[]> {
+  const [images, containers] = await Promise.all([docker.listImages({ all: false }), docker.listContainers({ all: true })])
+  return images.map((i) => {
+    const tags = (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>')
+    const digests = (i.RepoDigests ?? []).filter((d) => d !== '<none>@<none>')
+    return {
+      id: i.Id, repoTags: tags, repoDigests: digests, sizeBytes: i.Size, sharedSizeBytes: i.SharedSize ?? -1,
+      createdAt: new Date(i.Created * 1000).toISOString(),
+      containers: containers.filter((c) => c.ImageID === i.Id).map((c) => ({ id: c.Id, name: c.Names[0] ?? '', state: c.State })),
+      dangling: tags.length === 0, ...times({ id: i.Id, tags }), cudaEnv: null,
+    }
+  })
+}
