@@ -51,6 +51,25 @@ export function runCliAsync(args: string[], opts: { env?: Record<string, string>
   })
 }
 
+/**
+ * Starts a long-running gpuhost command (agent, coordinator) as a child process, registers its
+ * cleanup, and waits until `${url}/healthz` answers.
+ */
+export async function startCliService(t: Teardown, name: string, args: string[], url: string, env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (d) => { output += d })
+  child.stderr.on('data', (d) => { output += d })
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
+  const undo = onCleanup(`${name} ${child.pid}`, () => killAndWait(child.pid!, 5000))
+  t.teardown(() => undo())
+  await waitFor(`${name} /healthz`, async () => {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${output}`)
+    return (await fetch(`${url}/healthz`)).ok
+  }, 15_000, 100)
+  return { child, exited, logs: () => output }
+}
+
 export interface RunningAgent {
   url: string
   port: number
@@ -70,22 +89,12 @@ export async function startAgent(t: Teardown, config: Record<string, unknown>, o
   const tokenFile = dir.file('token', token + '\n')
   const full = { listen: `127.0.0.1:${port}`, tokenFile, stateDir: join(dir.path, 'state'), ...config }
   const configFile = dir.file('agent.yaml', stringify(full))
-  const child = spawn(process.execPath, [CLI, 'agent', '--config', configFile], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let logs = ''
-  child.stdout.on('data', (d) => { logs += d })
-  child.stderr.on('data', (d) => { logs += d })
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-  const undo = onCleanup(`agent ${child.pid}`, () => killAndWait(child.pid!, 5000))
-  t.teardown(() => undo())
   const url = `http://127.0.0.1:${port}`
-  await waitFor('agent /healthz', async () => {
-    if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}:\n${logs}`)
-    return (await fetch(`${url}/healthz`)).ok
-  }, 15_000, 100)
+  const { child, logs, exited } = await startCliService(t, 'agent', ['agent', '--config', configFile], url, opts.env)
   if (opts.waitReady) await waitFor('agent /readyz', async () => (await fetch(`${url}/readyz`)).ok, 60_000, 200)
   return {
     url, port, configFile, token, pid: child.pid!,
-    logs: () => logs,
+    logs,
     stop: async (signal = 'SIGTERM') => {
       const started = Date.now()
       if (child.exitCode === null) child.kill(signal)

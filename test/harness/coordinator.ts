@@ -1,11 +1,9 @@
 // Runs `gpuhost coordinator` from the built CLI as a child process on loopback, with its own
 // tokens and data dir; it can be stopped and started again on the same port and data.
-import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { CLI, testDir } from './agent.js'
-import { killAndWait, onCleanup } from './cleanup.js'
-import { freePort, waitFor } from './ports.js'
+import { startCliService, testDir } from './agent.js'
+import { freePort } from './ports.js'
 
 interface Teardown { teardown(fn: () => void | Promise<void>): void }
 
@@ -51,21 +49,11 @@ export async function startCoordinator(t: Teardown, setup?: CoordinatorSetup, co
   const configFile = dir.file('coordinator.yaml', stringify({
     listen: `127.0.0.1:${s.port}`, adminTokenFile: s.adminTokenFile, agentTokenFile: s.agentTokenFile, dataDir: s.dataDir, ...config,
   }))
-  const child = spawn(process.execPath, [CLI, 'coordinator', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let logs = ''
-  child.stdout.on('data', (d) => { logs += d })
-  child.stderr.on('data', (d) => { logs += d })
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
-  const undo = onCleanup(`coordinator ${child.pid}`, () => killAndWait(child.pid!, 5000))
-  t.teardown(() => undo())
-  await waitFor('coordinator /healthz', async () => {
-    if (child.exitCode !== null) throw new Error(`coordinator exited with ${child.exitCode}:\n${logs}`)
-    return (await fetch(`${s.url}/healthz`)).ok
-  }, 15_000, 100)
+  const { child, logs, exited } = await startCliService(t, 'coordinator', ['coordinator', '--config', configFile], s.url)
   return {
     ...s,
     pid: child.pid!,
-    logs: () => logs,
+    logs,
     api: async (path, opts = {}) => {
       const token = opts.token === undefined ? s.adminToken : opts.token
       const res = await fetch(`${s.url}${path}`, {
