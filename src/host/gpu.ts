@@ -15,6 +15,8 @@ export interface NvidiaSmiOptions {
 
 /** nvidia-smi's XML for a few hundred GPUs stays well below this; more means something is wrong */
 const MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+/** how long to wait, after nvidia-smi exits, for the rest of its output to come through the pipes */
+const PIPE_GRACE_MS = 500
 
 type RunResult =
   | { ok: true; stdout: string }
@@ -75,10 +77,18 @@ function runNvidiaSmi({ nvidiaSmi, timeoutMs }: NvidiaSmiOptions, signal?: Abort
       } else stdout.push(d)
     })
     child.stderr.on('data', (d: Buffer) => { if (stderr.length < 64) stderr.push(d) })
-    // 'exit', not 'close': a grandchild holding the pipes open must not keep the answer back.
+    // Judge on 'exit' once both pipes have ended, but wait at most PIPE_GRACE_MS for them: a
+    // grandchild holding the pipes open must not keep the answer back, and output still in the
+    // pipes when the exit is seen must not be lost.
+    const ended = (stream: NodeJS.ReadableStream) => new Promise<void>((r) => stream.once('end', r).once('close', r))
+    const drained = Promise.all([ended(child.stdout), ended(child.stderr)])
     child.on('exit', (code, signal) => {
-      // Let buffered output drain before judging it.
-      setImmediate(() => {
+      let grace: NodeJS.Timeout | undefined
+      const waited = new Promise<void>((r) => { grace = setTimeout(r, PIPE_GRACE_MS) })
+      void Promise.race([drained, waited]).then(() => {
+        clearTimeout(grace)
+        child.stdout.destroy()
+        child.stderr.destroy()
         const out = Buffer.concat(stdout).toString('utf8')
         if (code === 0) return finish({ ok: true, stdout: out })
         const said = firstLine(Buffer.concat(stderr).toString('utf8')) || firstLine(out)
