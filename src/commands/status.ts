@@ -9,7 +9,12 @@ const REQUEST_TIMEOUT_MS = 10_000
 
 export async function run(opts: { url?: string }, globals: GlobalOptions): Promise<number> {
   const base = opts.url ?? agentUrl(loadAgentConfig(globals.config).listen)
-  const url = new URL('/v1/status', base)
+  let url: URL
+  try {
+    url = new URL('/v1/status', base)
+  } catch {
+    throw new CliError(`--url ${base} is not a URL (e.g. http://127.0.0.1:9477)`, EXIT.usage)
+  }
   let res: Response
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { checkBearer } from '../report/auth.js'
+import { parseRequestUrl } from '../report/http.js'
 import {
   AGENTS_PATH, envelop, errorReply, parseAgentMessage, ProtocolError,
   type Ack, type AgentMessage, type Command, type CommandResult, type EventMessage,
@@ -77,7 +78,8 @@ export class AgentHub {
   /** The HTTP server's upgrade handler: only /v1/agents, only with the agents' token. */
   readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy())
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname
+    const path = parseRequestUrl(req.url)?.pathname
+    if (path === undefined) return refuse(socket, 400, 'Bad Request')
     if (path !== AGENTS_PATH) return refuse(socket, 404, 'Not Found')
     const verdict = checkBearer(req.headers.authorization, this.opts.agentToken())
     if (verdict !== 'ok') {

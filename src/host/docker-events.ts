@@ -107,7 +107,12 @@ export class DockerEventStream {
       const lines = stream.pipe(split2(parseEvent))
       lines.on('data', (event: DockerEvent) => {
         if (typeof event.time === 'number') this.lastEventTime = event.time
-        this.handlers.onEvent(event)
+        // One event that trips a handler must not end the stream or the process.
+        try {
+          this.handlers.onEvent(event)
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message, event: event.Action }, 'failed to handle a Docker event')
+        }
       })
       let done = false
       const end = (reason: string) => {
@@ -118,6 +123,10 @@ export class DockerEventStream {
       stream.on('end', () => end('dockerd ended the stream'))
       stream.on('close', () => end('the connection to dockerd closed'))
       stream.on('error', (err: Error) => end(err.message))
+      lines.on('error', (err: Error) => {
+        ;(stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.()
+        end(`unreadable event stream: ${err.message}`)
+      })
     })
     return { ended }
   }

@@ -89,7 +89,14 @@ export class HttpServer {
 
   async start(): Promise<void> {
     const { host, port } = splitHostPort(this.opts.listen)
-    this.server = createServer((req, res) => void this.handle(req, res))
+    // handle() answers every error itself; the catch only guards against a bug escaping it.
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err) => {
+        this.opts.log.error({ err: (err as Error).message }, 'request handler failed')
+        if (!res.headersSent) send(res, { status: 500, body: { error: 'internal error' } })
+        else res.destroy()
+      })
+    })
     this.server.keepAliveTimeout = 5000
     if (this.upgradeHandler) this.server.on('upgrade', this.upgradeHandler)
     await new Promise<void>((resolve, reject) => {
@@ -113,7 +120,8 @@ export class HttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost')
+    const url = parseRequestUrl(req.url)
+    if (!url) return send(res, { status: 400, body: { error: 'malformed request target' } })
     try {
       const route = this.match(req.method ?? 'GET', url.pathname)
       if (route.auth) this.authenticate(req)
@@ -140,7 +148,7 @@ export class HttpServer {
       pathMatched = true
       if (route.method !== method) continue
       const params: Record<string, string> = {}
-      route.keys.forEach((k, i) => { params[k] = decodeURIComponent(m[i + 1]) })
+      route.keys.forEach((k, i) => { params[k] = decodePathParam(m[i + 1]) })
       return { ...route, params }
     }
     throw pathMatched ? new HttpError(405, `method ${method} not allowed on ${path}`) : new HttpError(404, `no such path: ${path}`)
@@ -178,6 +186,23 @@ async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknow
     return JSON.parse(text)
   } catch (err) {
     throw new HttpError(400, `body is not valid JSON: ${(err as Error).message}`)
+  }
+}
+
+/** The request target as a URL, or null when it is not one (e.g. `//`, `//[x]/`). */
+export function parseRequestUrl(target: string | undefined): URL | null {
+  try {
+    return new URL(target ?? '/', 'http://localhost')
+  } catch {
+    return null
+  }
+}
+
+function decodePathParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw new HttpError(400, `malformed escape in path: ${raw}`)
   }
 }
 

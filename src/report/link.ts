@@ -117,7 +117,12 @@ export class CoordinatorLink implements Component {
     ws.on('open', () => this.onOpen(ws))
     ws.on('message', (data, isBinary) => {
       if (isBinary) return this.reply(ws, 'bad_message', 'binary frames are not part of the protocol')
-      this.onMessage(ws, data as Buffer)
+      // A failing outbox write (a full disk) must be logged, not thrown out of the socket's listener.
+      try {
+        this.onMessage(ws, data as Buffer)
+      } catch (err) {
+        this.ctx.log.error({ err: (err as Error).message }, 'failed to handle a frame from the coordinator')
+      }
     })
     ws.on('pong', () => { (ws as WebSocket & { alive?: boolean }).alive = true })
     ws.on('error', (err) => {
