@@ -158,8 +158,10 @@ export async function makeRoom(
   const need = disk.usedBytes + wantedBytes - highWatermarkBytes(disk, deps.config.prune.highPercent)
   const targetPercent = Math.max(0, ((disk.usedBytes - need) / usable) * 100)
   try {
-    const preview = await deps.actions.invoke('prune', { dryRun: true, targetPercent }, trigger) as { plan?: { sizeBytes?: number }[]; enough?: boolean }
-    const freeable = (preview.plan ?? []).reduce((s, p) => s + (p.sizeBytes ?? 0), 0)
+    const preview = await deps.actions.invoke('prune', { dryRun: true, targetPercent }, trigger) as { plan?: { sizeBytes?: number; expectedFreedBytes?: number }[]; enough?: boolean }
+    // What removal frees for sure (size less layers other images keep), not the images' sizes:
+    // counting shared layers would start a prune that empties the host and still leaves no room.
+    const freeable = (preview.plan ?? []).reduce((s, p) => s + (p.expectedFreedBytes ?? p.sizeBytes ?? 0), 0)
     if (preview.enough !== true && freeable < need) {
       return { attempted: true, freedBytes: 0, note: `a prune could free only ${mib(freeable)} of the ${mib(need)} needed, so none was run` }
     }

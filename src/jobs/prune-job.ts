@@ -13,6 +13,9 @@ export interface PruneJobOptions {
   measure?: (path: string) => Promise<DiskReading>
 }
 
+/** how long stop() waits for a running prune to finish its current image */
+const STOP_WAIT_MS = 3000
+
 export class PruneJob {
   private stopping = false
   private current: Promise<PruneReport> | null = null
@@ -26,6 +29,8 @@ export class PruneJob {
     const targetPercent = req.targetPercent ?? this.ctx.config.prune.lowPercent
     const key = `${req.dryRun ? 'dry-run' : 'remove'}:${targetPercent}`
     const { result, joined } = await this.ctx.runner.run('prune', key, () => {
+      // A request that waited behind another prune must not start once the agent is stopping.
+      if (this.stopping) return Promise.reject(new Error('the agent is stopping: no new prune'))
       this.current = this.once({ ...req, targetPercent }, hooks)
       return this.current
     })
@@ -35,7 +40,12 @@ export class PruneJob {
   /** lets a running prune end after its current image, then waits for it (not for other kinds of job) */
   async stop(): Promise<void> {
     this.stopping = true
-    await this.current?.catch(() => undefined)
+    // Bounded: a prune still waiting for the lock held by a `gpuhost prune` run must not hold the
+    // agent past its stop limit; it has removed nothing yet and stops at its next check.
+    let timer: NodeJS.Timeout | undefined
+    const limit = new Promise<void>((r) => { timer = setTimeout(r, STOP_WAIT_MS) })
+    await Promise.race([this.current?.catch(() => undefined), limit])
+    clearTimeout(timer)
   }
 
   private async once(req: PruneRequest, hooks: PruneHooks): Promise<PruneReport> {

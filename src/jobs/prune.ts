@@ -132,7 +132,7 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
   await hooks.beforeExecute?.(plan)
 
   let now = before
-  if (plan.needBytes > 0 && deps.policy.buildCache) now = await pruneBuildCache(deps, report, diskPath, now)
+  if (plan.needBytes > 0 && deps.policy.buildCache && !deps.stopRequested?.()) now = await pruneBuildCache(deps, report, diskPath, now)
   for (const item of plan.plan) {
     if (bytesToFree(now, report.targetPercent) === 0) break
     if (deps.stopRequested?.()) {

@@ -20,12 +20,12 @@ const plan = planPrewarm({
 })
 
 /** a prune action that can free `freeable` bytes and records how it was called */
-function pruneAction(freeable: number) {
+function pruneAction(freeable: number, sizeBytes = freeable) {
   const calls: Record<string, unknown>[] = []
   const actions = new ActionRegistry()
   actions.register('prune', async (args) => {
     calls.push(args)
-    return args.dryRun ? { plan: [{ sizeBytes: freeable }], enough: false } : { freedBytes: freeable }
+    return args.dryRun ? { plan: [{ sizeBytes, expectedFreedBytes: freeable }], enough: false } : { freedBytes: freeable }
   })
   return { actions, calls }
 }
@@ -61,6 +61,14 @@ t.test('a prune that cannot free enough is not run', async (t) => {
   const room = await makeRoom({ actions, log, config }, plan, { disk }, 'cli', false)
   t.equal(calls.length, 1, 'only the dry run')
   t.match(room.note, /a prune could free only 10\.0 MiB of the 45\.0 MiB needed, so none was run/)
+})
+
+t.test('images whose layers other images keep do not count as room', async (t) => {
+  // 500 MiB of images in the plan, but only 10 MiB that their removal frees for sure
+  const { actions, calls } = pruneAction(10 * MiB, 500 * MiB)
+  const room = await makeRoom({ actions, log, config }, plan, { disk }, 'cli', false)
+  t.equal(calls.length, 1, 'only the dry run: no prune that would empty the host in vain')
+  t.match(room.note, /could free only 10\.0 MiB/)
 })
 
 t.test('a dry-run prewarm only asks', async (t) => {
