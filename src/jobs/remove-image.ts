@@ -43,6 +43,8 @@ async function removeByReferences(docker: Docker, image: { id: string; refs: str
   try {
     for (const ref of [...tags, ...digests].filter((r) => r !== keep)) {
       try {
+        // A pull may have moved this name to another image since the inspect: leave that one alone.
+        if ((await docker.getImage(ref).inspect()).Id !== image.id) continue
         await docker.getImage(ref).remove(REMOVE)
         if (!ref.includes('@')) untagged.push(ref)
       } catch (err) {
