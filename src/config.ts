@@ -3,6 +3,7 @@ import { readFileSync, existsSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { describeZodIssues } from './validation.js'
 import { validate as isCronExpression } from 'node-cron'
 import { parseImageRef } from './registry/reference.js'
 
@@ -126,17 +127,9 @@ export function resolveConfigFile(flag: string | undefined, systemFile: string):
 export function parseConfig<S extends z.ZodType>(schema: S, raw: unknown, file: string | null = null): z.infer<S> {
   const result = schema.safeParse(raw ?? {})
   if (result.success) return result.data
-  throw new ConfigError(file, result.error.issues.map(describeIssue))
+  throw new ConfigError(file, result.error.issues.map((issue) => describeZodIssues([issue], '(top level)')))
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const path = issue.path.map(String).join('.') || '(top level)'
-  if (issue.code === 'unrecognized_keys') {
-    const prefix = issue.path.length ? `${path}.` : ''
-    return issue.keys.map((k) => `${prefix}${k}: unknown key`).join('; ')
-  }
-  return `${path}: ${issue.message}`
-}
 
 export function loadConfigFile<S extends z.ZodType>(schema: S, file: string | null): z.infer<S> {
   if (file === null) return parseConfig(schema, {}, null)

@@ -8,6 +8,7 @@ import { fleetCompat, type CompatEvaluator } from './compat.js'
 import type { AgentHub } from './hub.js'
 import { publicHost, type FleetStore } from './store.js'
 import type { Registry } from 'prom-client'
+import { describeZodIssues } from '../validation.js'
 
 const commandBodySchema = z.strictObject({
   action: z.enum(COMMAND_ACTIONS),
@@ -31,7 +32,7 @@ const commandsQuerySchema = z.object({
 function validate<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
   const r = schema.safeParse(value ?? {})
   if (r.success) return r.data
-  throw new HttpError(400, `bad ${what}: ${r.error.issues.map((i) => `${i.path.map(String).join('.') || '(body)'}: ${i.message}`).join('; ')}`)
+  throw new HttpError(400, `bad ${what}: ${describeZodIssues(r.error.issues)}`)
 }
 
 export function addCoordinatorRoutes(http: HttpServer, deps: { store: FleetStore; hub: AgentHub; metrics: Registry; evaluator: CompatEvaluator | null }): void {

@@ -8,6 +8,7 @@ import type { GpuFacts } from '../host/snapshot.js'
 import { HttpError } from '../report/http.js'
 import { runPrewarm } from './prewarm.js'
 import { buildPrewarmDeps, type CompatEvaluator } from './prewarm-setup.js'
+import { describeZodIssues } from '../validation.js'
 
 export const prewarmRequestSchema = z.strictObject({
   images: z.array(z.string().min(1)).max(500).optional(),
@@ -28,7 +29,7 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
     const deps = buildPrewarmDeps({ config, log, bus: ctx.bus, runner: ctx.runner, actions: ctx.actions, gpu, evaluate })
     const run = (args: unknown, trigger: Trigger) => {
       const parsed = prewarmRequestSchema.safeParse(args ?? {})
-      if (!parsed.success) throw new HttpError(400, `bad prewarm request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`)
+      if (!parsed.success) throw new HttpError(400, `bad prewarm request: ${describeZodIssues(parsed.error.issues)}`)
       return runPrewarm(deps, { ...parsed.data, trigger })
     }
     ctx.actions.register('prewarm', (args, trigger) => run(args, trigger))

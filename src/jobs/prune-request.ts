@@ -1,6 +1,7 @@
 // The body of POST /v1/prune and the args of the coordinator's "prune" command: one schema, so
 // every way in is validated the same way.
 import { z } from 'zod'
+import { describeZodIssues } from '../validation.js'
 
 export const pruneArgsSchema = z.strictObject({
   dryRun: z.boolean().optional(),
@@ -14,11 +15,4 @@ export function parsePruneArgs(raw: unknown): { ok: true; args: PruneArgs } | { 
   const result = pruneArgsSchema.safeParse(raw ?? {})
   if (result.success) return { ok: true, args: result.data }
   return { ok: false, reason: describeZodIssues(result.error.issues) }
-}
-
-export function describeZodIssues(issues: z.core.$ZodIssue[]): string {
-  return issues.map((i) => {
-    const path = i.path.map(String).join('.') || '(body)'
-    return i.code === 'unrecognized_keys' ? `${i.keys.join(', ')}: unknown key` : `${path}: ${i.message}`
-  }).join('; ')
 }

@@ -3,7 +3,7 @@
 // an alert already acted on (same groupKey and fingerprint within the window) start nothing.
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
-import { describeZodIssues } from '../jobs/prune-request.js'
+import { describeZodIssues } from '../validation.js'
 
 const labels = z.record(z.string(), z.string())
 
