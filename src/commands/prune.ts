@@ -8,7 +8,7 @@ import { CliError, EXIT } from '../exit-codes.js'
 import { createDockerClient } from '../host/docker.js'
 import { takeSnapshotOnce } from '../host/inventory.js'
 import { createLogger } from '../log.js'
-import { measureDisk } from '../jobs/measure-disk.js'
+import { readFilesystem } from '../host/disk.js'
 import { runPrune, sharedSizesFromDf, type PruneReport } from '../jobs/prune.js'
 import { diskPathOf } from '../jobs/prune-job.js'
 import { withPruneLock } from '../state/prune-lock.js'
@@ -29,7 +29,7 @@ export async function run(opts: { dryRun?: boolean; targetPercent?: number }, gl
   }
   const docker = createDockerClient(config)
   const report = await runPrune({
-    docker, measure: measureDisk, bus: new EventBus(), log, now: () => new Date(), policy: config.prune,
+    docker, measure: readFilesystem, bus: new EventBus(), log, now: () => new Date(), policy: config.prune,
     // A one-shot command cannot see the agent's pulls; the daemon's own refusal (409) still guards them.
     pullsInFlight: () => [], sharedSizes: () => sharedSizesFromDf(docker),
     exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),

@@ -66,12 +66,35 @@ export async function measureDisk(path: string): Promise<DiskFacts> {
  * mountpoint from /proc/self/mounts. Same figures as df (both are statfs(2) underneath).
  */
 async function statfsUsage(path: string): Promise<MountUsage> {
-  const s = await statfs(path)
+  const reading = await readFilesystem(path)
   let mount = '/'
   try {
     mount = mountFor(path, parseProcMounts(await readFile('/proc/self/mounts', 'utf8')).map((m) => ({ mount: m })))?.mount ?? '/'
   } catch { /* no /proc: the root is the best guess */ }
-  return { mount, size: s.blocks * s.bsize, used: (s.blocks - s.bfree) * s.bsize, available: s.bavail * s.bsize }
+  return { mount, size: reading.sizeBytes, used: reading.usedBytes, available: reading.availBytes }
+}
+
+/** One statfs(2) reading of the filesystem that holds `path`. */
+export interface DiskReading {
+  path: string
+  sizeBytes: number
+  usedBytes: number
+  availBytes: number
+  /** used / (used + available), as df computes it, to two decimals */
+  usedPercent: number
+}
+
+/**
+ * The disk as it is now, cheaply: no df, no mount table. The prune executor reads it before
+ * planning and after each removal, where the last snapshot is already stale.
+ */
+export async function readFilesystem(path: string): Promise<DiskReading> {
+  const fs = await statfs(path)
+  const sizeBytes = fs.blocks * fs.bsize
+  const usedBytes = (fs.blocks - fs.bfree) * fs.bsize
+  const availBytes = fs.bavail * fs.bsize
+  const usable = usedBytes + availBytes
+  return { path, sizeBytes, usedBytes, availBytes, usedPercent: usable > 0 ? Math.round((10000 * usedBytes) / usable) / 100 : 0 }
 }
 
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {

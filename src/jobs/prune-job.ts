@@ -5,7 +5,7 @@ import type Docker from 'dockerode'
 import type { AgentContext } from '../agent.js'
 import type { HostSnapshot } from '../host/snapshot.js'
 import { withPruneLock } from '../state/prune-lock.js'
-import { measureDisk, type DiskReading } from './measure-disk.js'
+import { readFilesystem, type DiskReading } from '../host/disk.js'
 import { runPrune, sharedSizesFromDf, type PruneHooks, type PruneReport, type PruneRequest } from './prune.js'
 
 export interface PruneJobOptions {
@@ -50,7 +50,7 @@ export class PruneJob {
 
   private async once(req: PruneRequest, hooks: PruneHooks): Promise<PruneReport> {
     const { config, log, store, bus, runner, now } = this.ctx
-    const measure = this.opts.measure ?? measureDisk
+    const measure = this.opts.measure ?? readFilesystem
     const snapshot = store.get()
     const report = await runPrune({
       docker: this.opts.docker, measure, bus, log, now, policy: config.prune, pullsInFlight: () => runner.pullsInFlight,

@@ -9,7 +9,7 @@ import type { Trigger } from '../actions.js'
 import type { AgentConfig } from '../config.js'
 import type { EventBus } from '../events.js'
 import type { ImageFacts } from '../host/snapshot.js'
-import type { DiskReading } from './measure-disk.js'
+import type { DiskReading } from '../host/disk.js'
 import { bytesToFree, isBeingPulled, planPrune, pullSet, type KeptItem, type PlanItem, type PrunePlan } from './prune-plan.js'
 import { messageOf, removeImage } from './remove-image.js'
 

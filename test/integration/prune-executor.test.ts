@@ -11,7 +11,7 @@ import { EventBus, type AgentEvent } from '../../src/events.js'
 import { createAgentMetrics } from '../../src/report/metrics.js'
 import { SnapshotStore } from '../../src/host/snapshot.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
-import { measureDisk } from '../../src/jobs/measure-disk.js'
+import { readFilesystem } from '../../src/host/disk.js'
 import { runPrune, sharedSizesFromDf, type PruneDeps, type PruneRequest, type PruneHooks } from '../../src/jobs/prune.js'
 import { dockerClient, makeRunnableImage, readImageFacts, type Times } from '../support/docker-images.js'
 
@@ -43,7 +43,7 @@ function setup(dockerd: PrivateDockerd, policy: Record<string, unknown> = {}) {
   const log = pino({ level: 'info' }, new Writable({ write(chunk, _, done) { const l = JSON.parse(String(chunk)); if (l.audit) audit.push(l); done() } }))
   const config = parseConfig(agentConfigSchema, { prune: { minAgeSeconds: 3600, protect: ['keep/*'], keepPerRepository: 1, ...policy } })
   const deps: PruneDeps = {
-    docker, measure: measureDisk, bus, log, now, policy: config.prune, pullsInFlight: () => [], sharedSizes: () => sharedSizesFromDf(docker),
+    docker, measure: readFilesystem, bus, log, now, policy: config.prune, pullsInFlight: () => [], sharedSizes: () => sharedSizesFromDf(docker),
   }
   const prune = async (req: Partial<PruneRequest> & { targetPercent: number }, hooks?: PruneHooks) =>
     runPrune(deps, { images: await readImageFacts(docker, timesOf), diskPath: dockerd.dataRoot }, { trigger: 'cli', dryRun: false, ...req }, hooks)
@@ -52,7 +52,7 @@ function setup(dockerd: PrivateDockerd, policy: Record<string, unknown> = {}) {
 
 /** the usage percent at which about `images` images of SIZE must go */
 async function targetFreeing(dockerd: PrivateDockerd, images: number): Promise<number> {
-  const d = await measureDisk(dockerd.dataRoot)
+  const d = await readFilesystem(dockerd.dataRoot)
   return Math.floor(((d.usedBytes - images * SIZE) / (d.usedBytes + d.availBytes)) * 100 * 100) / 100
 }
 

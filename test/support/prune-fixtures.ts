@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { PrivateDockerd } from '../harness/dockerd.js'
 import { makeImage } from '../harness/images.js'
-import { measureDisk } from '../../src/jobs/measure-disk.js'
+import { readFilesystem } from '../../src/host/disk.js'
 
 export const MiB = 1024 * 1024
 export const IMAGE_BYTES = 8 * MiB
@@ -25,7 +25,7 @@ export function seedUsage(stateDir: string, byId: Record<string, { firstSeen: st
 
 /** usage now, and the percent at which about `images` test images must go to reach it */
 export async function usageAndTarget(dockerd: PrivateDockerd, images: number): Promise<{ usedPercent: number; target: number }> {
-  const d = await measureDisk(dockerd.dataRoot)
+  const d = await readFilesystem(dockerd.dataRoot)
   const target = Math.floor(((d.usedBytes - images * IMAGE_BYTES) / (d.usedBytes + d.availBytes)) * 10000) / 100
   return { usedPercent: d.usedPercent, target }
 }
