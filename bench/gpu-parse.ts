@@ -4,7 +4,7 @@
 // <attached_gpus> set to 8. Everything else is the capture as it is.
 // Run: npx tsx bench/gpu-parse.ts [iterations]
 import { readFileSync } from 'node:fs'
-import { parseNvidiaSmiXml } from '../src/host/gpu-parse.js'
+import { parseNvidiaSmiXml } from '../src/gpu/parse.js'
 
 const CAPTURE = new URL('../test/fixtures/nvidia-smi/xml/rtx-a5000_x2_driver-590.44.01_dtd-v13.xml', import.meta.url)
 

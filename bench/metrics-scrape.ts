@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import type { HostSnapshot, ImageFacts } from '../src/host/snapshot.js'
+import type { HostSnapshot, ImageFacts } from '../src/agent/snapshot.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const DIST = join(ROOT, 'dist')
@@ -49,7 +49,7 @@ function generateImages(n: number, now: Date): ImageFacts[] {
 const AGENT_CHILD = `
 import { readFileSync } from 'node:fs'
 const dist = process.argv[1]
-const { Agent } = await import(dist + '/agent.js')
+const { Agent } = await import(dist + '/agent/agent.js')
 const { agentConfigSchema, parseConfig } = await import(dist + '/config.js')
 const { createLogger } = await import(dist + '/log.js')
 const snap = JSON.parse(readFileSync(process.argv[2], 'utf8'))
@@ -118,7 +118,7 @@ function stop(child: ChildProcess | null): void {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(join(DIST, 'agent.js'))) throw new Error('dist/ is missing: run `npm run -s build` first')
+  if (!existsSync(join(DIST, 'agent', 'agent.js'))) throw new Error('dist/ is missing: run `npm run -s build` first')
   const exporterBin = ['/usr/bin/prometheus-node-exporter'].find(existsSync)
   const dir = mkdtempSync(join(tmpdir(), 'gh-bench-'))
   let agent: ChildProcess | null = null

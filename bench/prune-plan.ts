@@ -1,6 +1,6 @@
 // Plans a prune over 10,000 generated images (seeded, so runs compare) and prints the median time
 // of several runs, with the plan's size, so a change to the planner can be weighed.
-import { planPrune } from '../src/jobs/prune-plan.js'
+import { planPrune } from '../src/prune/plan.js'
 import { gen, generateImage, NOW } from '../test/support/generated-images.js'
 
 const IMAGES = Number(process.env.IMAGES ?? 10_000)

@@ -4,8 +4,8 @@
 import type { GlobalOptions } from '../cli.js'
 import { buildCheckReport, checkExitCode, type CheckReport } from '../compat/check-report.js'
 import { loadAgentConfig, type AgentConfig } from '../config.js'
-import { createDockerClient } from '../host/docker.js'
-import { readGpuFacts } from '../host/gpu.js'
+import { createDockerClient } from '../runtime/docker-client.js'
+import { readGpuFacts } from '../gpu/collector.js'
 import { createRegistryClient } from '../registry/from-config.js'
 import type { RemoteImageSource } from '../registry/types.js'
 

@@ -2,7 +2,7 @@
 import { loadCoordinatorConfig } from '../config.js'
 import { Coordinator } from '../coordinator/server.js'
 import { createLogger } from '../log.js'
-import { sdNotify } from '../sd-notify.js'
+import { sdNotify } from '../agent/sd-notify.js'
 import type { GlobalOptions } from '../cli.js'
 import { printConfig, runUntilSignal } from './daemon.js'
 

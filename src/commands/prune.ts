@@ -3,15 +3,15 @@
 // Docker is unreachable.
 import type { GlobalOptions } from '../cli.js'
 import { loadAgentConfig } from '../config.js'
-import { EventBus } from '../events.js'
+import { EventBus } from '../agent/events.js'
 import { CliError, EXIT } from '../exit-codes.js'
-import { createDockerClient } from '../host/docker.js'
-import { takeSnapshotOnce } from '../host/inventory.js'
+import { createDockerClient } from '../runtime/docker-client.js'
+import { takeSnapshotOnce } from '../inventory/feature.js'
 import { createLogger } from '../log.js'
-import { readFilesystem } from '../host/disk.js'
-import { runPrune, sharedSizesFromDf, type PruneReport } from '../jobs/prune.js'
-import { diskPathOf } from '../jobs/prune-job.js'
-import { withPruneLock } from '../state/prune-lock.js'
+import { readFilesystem } from '../inventory/disk.js'
+import { runPrune, sharedSizesFromDf, type PruneReport } from '../prune/executor.js'
+import { diskPathOf } from '../prune/job.js'
+import { withPruneLock } from '../prune/lock.js'
 import { formatPruneReport } from './prune-format.js'
 
 export async function run(opts: { dryRun?: boolean; targetPercent?: number }, globals: GlobalOptions): Promise<number> {

@@ -1,8 +1,8 @@
 // gpuhost status: the running agent's /v1/status, for a person (default) or a script (--json).
 import { loadAgentConfig } from '../config.js'
 import { CliError, EXIT } from '../exit-codes.js'
-import { splitHostPort } from '../report/http.js'
-import type { AgentStatus } from '../report/status.js'
+import { splitHostPort } from '../http/server.js'
+import type { AgentStatus } from '../agent/status.js'
 import type { GlobalOptions } from '../cli.js'
 
 const REQUEST_TIMEOUT_MS = 10_000

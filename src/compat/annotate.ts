@@ -3,9 +3,9 @@
 // between compatible and incompatible. A spell without GPU facts (verdict null) is not a flip, so
 // a flaky nvidia-smi does not flood the coordinator. Its own write of the image list changes
 // nothing the second time round, so it does not loop.
-import type { EventBus } from '../events.js'
-import type { GpuFacts, ImageCompat, ImageFacts, SnapshotStore } from '../host/snapshot.js'
-import type { Component } from '../lifecycle.js'
+import type { EventBus } from '../agent/events.js'
+import type { GpuFacts, ImageCompat, ImageFacts, SnapshotStore } from '../agent/snapshot.js'
+import type { Component } from '../agent/lifecycle.js'
 import { checkImageCompat } from './check.js'
 
 export class CompatAnnotator implements Component {

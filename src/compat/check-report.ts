@@ -3,7 +3,7 @@
 // facts are still given. Images not on the host are looked up in their registry when a source is wired.
 import type Docker from 'dockerode'
 import type { RemoteImageSource } from '../registry/types.js'
-import type { GpuFacts } from '../host/snapshot.js'
+import type { GpuFacts } from '../agent/snapshot.js'
 import { brandToken } from './brand.js'
 import { checkImageCompat, driverFacts } from './check.js'
 import { cudaEnvFromList } from './image-requirements.js'

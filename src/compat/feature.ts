@@ -1,7 +1,7 @@
 // The agent's CUDA compatibility feature: verdicts on every local image in the snapshot, and the
 // `check` action (HTTP, coordinator, CLI) that answers with GPU facts and per-image verdicts.
-import type { AgentContext, Feature } from '../agent.js'
-import { createDockerClient } from '../host/docker.js'
+import type { AgentContext, Feature } from '../agent/agent.js'
+import { createDockerClient } from '../runtime/docker-client.js'
 import type { RemoteImageSource } from '../registry/types.js'
 import { CompatAnnotator } from './annotate.js'
 import { buildCheckReport } from './check-report.js'

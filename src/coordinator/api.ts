@@ -1,7 +1,7 @@
 // The coordinator's HTTP API (admin token on every /v1 call and the webhook; /metrics and
 // /healthz open): fleet, events, commands, the Alertmanager webhook and the fleet compat query.
 import { z } from 'zod'
-import { HttpError, type HttpServer, type Request } from '../report/http.js'
+import { HttpError, type HttpServer, type Request } from '../http/server.js'
 import { COMMAND_ACTIONS } from '../protocol.js'
 import { alertmanagerPayloadSchema, routeAlerts } from './alerts.js'
 import { fleetCompat, type CompatEvaluator } from './compat.js'

@@ -3,7 +3,7 @@
 // Where an answer comes from, best first: the verdict the host itself reported for its local copy
 // of the image; else the image's CUDA requirement (from any host that has it) put through the
 // evaluator against this host's GPU facts; else the facts known and why no verdict is possible.
-import type { GpuFacts } from '../host/snapshot.js'
+import type { GpuFacts } from '../agent/snapshot.js'
 import type { ReportedImage } from '../protocol.js'
 import type { HostDetail } from './store.js'
 

@@ -4,8 +4,8 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { checkBearer } from '../report/auth.js'
-import { parseRequestUrl } from '../report/http.js'
+import { checkBearer } from '../http/auth.js'
+import { parseRequestUrl } from '../http/server.js'
 import {
   AGENTS_PATH, envelop, errorReply, parseAgentMessage, ProtocolError,
   type Ack, type AgentMessage, type Command, type CommandResult, type EventMessage,

@@ -2,8 +2,8 @@
 // HTTP API on one listener.
 import type { Logger } from 'pino'
 import { readTokenFile, type CoordinatorConfig } from '../config.js'
-import { Lifecycle, type Component } from '../lifecycle.js'
-import { HttpServer } from '../report/http.js'
+import { Lifecycle, type Component } from '../agent/lifecycle.js'
+import { HttpServer } from '../http/server.js'
 import { VERSION } from '../version.js'
 import { addCoordinatorRoutes } from './api.js'
 import { COMPAT_EVALUATOR } from './evaluator.js'

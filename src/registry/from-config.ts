@@ -1,7 +1,7 @@
 // The registry client as the configuration describes it: prewarm.mirrors, prewarm.credentialsFile,
 // and dockerd's own registry trust (read once from `docker info`, dockerd's defaults if unreadable).
 import type { AgentConfig } from '../config.js'
-import type { Docker } from '../host/docker.js'
+import type { Docker } from '../runtime/docker-client.js'
 import { RegistryClient } from './client.js'
 import { CredentialStore } from './credentials.js'
 import type { RegistryTrust } from './insecure.js'

@@ -11,7 +11,7 @@ import { startAgent, testDir, type RunningAgent } from '../harness/agent.js'
 import { waitFor } from '../harness/ports.js'
 import { pino } from 'pino'
 import { agentConfigSchema, parseConfig } from '../../src/config.js'
-import { takeSnapshotOnce } from '../../src/host/inventory.js'
+import { takeSnapshotOnce } from '../../src/inventory/feature.js'
 
 const MiB = 1024 * 1024
 

@@ -16,12 +16,12 @@ import { waitFor } from '../harness/ports.js'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { pino } from 'pino'
 import { agentConfigSchema, parseConfig } from '../../src/config.js'
-import { EventBus } from '../../src/events.js'
-import { JobRunner } from '../../src/jobs/runner.js'
-import { runPrewarm } from '../../src/jobs/prewarm.js'
-import { buildPrewarmDeps } from '../../src/jobs/prewarm-setup.js'
+import { EventBus } from '../../src/agent/events.js'
+import { JobRunner } from '../../src/agent/job-runner.js'
+import { runPrewarm } from '../../src/prewarm/executor.js'
+import { buildPrewarmDeps } from '../../src/prewarm/setup.js'
 import { checkImageCompat } from '../../src/compat/check.js'
-import type { GpuFacts } from '../../src/host/snapshot.js'
+import type { GpuFacts } from '../../src/agent/snapshot.js'
 
 const readGpu = async (): Promise<GpuFacts> => ({ available: false, reason: 'not needed here', gpus: [] })
 

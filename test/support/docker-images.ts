@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import Docker from 'dockerode'
 import type { PrivateDockerd } from '../harness/dockerd.js'
-import type { ImageFacts } from '../../src/host/snapshot.js'
+import type { ImageFacts } from '../../src/agent/snapshot.js'
 
 const MiB = 1024 * 1024
 

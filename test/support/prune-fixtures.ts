@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { PrivateDockerd } from '../harness/dockerd.js'
 import { makeImage } from '../harness/images.js'
-import { readFilesystem } from '../../src/host/disk.js'
+import { readFilesystem } from '../../src/inventory/disk.js'
 
 export const MiB = 1024 * 1024
 export const IMAGE_BYTES = 8 * MiB

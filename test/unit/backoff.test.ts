@@ -1,5 +1,5 @@
 import t from 'tap'
-import { backoffCeiling, backoffDelay } from '../../src/report/backoff.js'
+import { backoffCeiling, backoffDelay } from '../../src/link/backoff.js'
 
 const policy = { baseMs: 500, maxMs: 60_000 }
 

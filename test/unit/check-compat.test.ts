@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import { checkImageCompat } from '../../src/compat/check.js'
 import { cudaEnvFromList, imageRequirements, parseGoBool, semverMajorMinor } from '../../src/compat/image-requirements.js'
 import { RequirementError } from '../../src/compat/requirement.js'
-import { parseNvidiaSmiXml } from '../../src/host/gpu-parse.js'
-import type { GpuFacts } from '../../src/host/snapshot.js'
+import { parseNvidiaSmiXml } from '../../src/gpu/parse.js'
+import type { GpuFacts } from '../../src/agent/snapshot.js'
 import { FIXTURES } from '../harness/nvidia-smi.js'
 
 const capture = (name: string) => parseNvidiaSmiXml(readFileSync(join(FIXTURES, 'xml', name), 'utf8'))

@@ -4,7 +4,7 @@ import t from 'tap'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { CUDA_TOOLKIT_DRIVERS, cudaVersionForDriver, minimumDriverForCuda } from '../../src/compat/cuda-drivers.js'
-import { parseNvidiaSmiXml } from '../../src/host/gpu-parse.js'
+import { parseNvidiaSmiXml } from '../../src/gpu/parse.js'
 import { FIXTURES } from '../harness/nvidia-smi.js'
 
 t.test('the table is the TSV, row by row', async (t) => {

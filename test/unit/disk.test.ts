@@ -1,5 +1,5 @@
 import t from 'tap'
-import { diskFacts, mountFor, parseProcMounts } from '../../src/host/disk.js'
+import { diskFacts, mountFor, parseProcMounts } from '../../src/inventory/disk.js'
 
 t.test('the mount that holds a path is the longest mountpoint prefix', async (t) => {
   const mounts = [{ mount: '/' }, { mount: '/var' }, { mount: '/var/lib/docker/overlay2/abc/merged' }, { mount: '/var/lib/dock' }]

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { compareApiVersions, negotiateApiVersion } from '../../src/host/docker-connection.js'
+import { compareApiVersions, negotiateApiVersion } from '../../src/runtime/docker-connection.js'
 
 t.test('the API version is the lower of the daemon and the client', async (t) => {
   t.equal(negotiateApiVersion('1.41'), '1.41', 'Docker 20.10')

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { NvidiaSmiParseError, parseNvidiaSmiXml } from '../../src/host/gpu-parse.js'
+import { NvidiaSmiParseError, parseNvidiaSmiXml } from '../../src/gpu/parse.js'
 import { brandToken } from '../../src/compat/brand.js'
 import { FIXTURES } from '../harness/nvidia-smi.js'
 

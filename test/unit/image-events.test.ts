@@ -3,12 +3,12 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { pino } from 'pino'
-import { DockerConnection } from '../../src/host/docker-connection.js'
-import type { DockerEvent } from '../../src/host/docker-events.js'
-import { imageUseTimes } from '../../src/host/image-facts.js'
-import { ImageCollector } from '../../src/host/images.js'
-import { SnapshotStore } from '../../src/host/snapshot.js'
-import { UsageTracker } from '../../src/host/usage.js'
+import { DockerConnection } from '../../src/runtime/docker-connection.js'
+import type { DockerEvent } from '../../src/runtime/docker-events.js'
+import { imageUseTimes } from '../../src/inventory/image-facts.js'
+import { ImageCollector } from '../../src/inventory/images.js'
+import { SnapshotStore } from '../../src/agent/snapshot.js'
+import { UsageTracker } from '../../src/inventory/usage.js'
 
 const events: DockerEvent[] = readFileSync(new URL('../fixtures/docker/events-api-1.41.jsonl', import.meta.url), 'utf8')
   .split('\n').filter(Boolean).map((l) => JSON.parse(l))

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs'
 import {
   buildImageFacts, containerUseTime, cudaEnvOf, imageUseTimes, resolveImageRef,
   type ListedContainer, type ListedImage,
-} from '../../src/host/image-facts.js'
-import { imageState, summarizeImages } from '../../src/host/snapshot.js'
+} from '../../src/inventory/image-facts.js'
+import { imageState, summarizeImages } from '../../src/agent/snapshot.js'
 
 const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/docker/${name}`, import.meta.url), 'utf8'))
 const images: ListedImage[] = fixture('images-api-1.41.json')

@@ -5,9 +5,9 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { createAgentMetrics } from '../../src/report/metrics.js'
-import type { HostSnapshot } from '../../src/host/snapshot.js'
-import type { AgentEvent } from '../../src/events.js'
+import { createAgentMetrics } from '../../src/agent/metrics.js'
+import type { HostSnapshot } from '../../src/agent/snapshot.js'
+import type { AgentEvent } from '../../src/agent/events.js'
 import { integrationRequired, which } from '../harness/services.js'
 
 const fixtures = new URL('../fixtures/metrics/', import.meta.url)

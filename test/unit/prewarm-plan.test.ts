@@ -1,6 +1,6 @@
 import t from 'tap'
-import { cudaEnvOf, planPrewarm, type LocalImage, type PrewarmPlanInput, type RemoteFailure } from '../../src/jobs/prewarm-plan.js'
-import type { DiskFacts, ImageCompat } from '../../src/host/snapshot.js'
+import { cudaEnvOf, planPrewarm, type LocalImage, type PrewarmPlanInput, type RemoteFailure } from '../../src/prewarm/plan.js'
+import type { DiskFacts, ImageCompat } from '../../src/agent/snapshot.js'
 import type { RemoteImage } from '../../src/registry/types.js'
 
 const MiB = 1024 * 1024

@@ -1,11 +1,11 @@
 // Making room through the prune action: a dry run first, a real prune only when it can free enough.
 import t from 'tap'
-import { ActionRegistry } from '../../src/actions.js'
+import { ActionRegistry } from '../../src/agent/actions.js'
 import { agentConfigSchema, parseConfig } from '../../src/config.js'
 import { createLogger } from '../../src/log.js'
-import { makeRoom } from '../../src/jobs/prewarm.js'
-import { planPrewarm } from '../../src/jobs/prewarm-plan.js'
-import type { DiskFacts } from '../../src/host/snapshot.js'
+import { makeRoom } from '../../src/prewarm/executor.js'
+import { planPrewarm } from '../../src/prewarm/plan.js'
+import type { DiskFacts } from '../../src/agent/snapshot.js'
 import type { RemoteImage } from '../../src/registry/types.js'
 
 const MiB = 1024 * 1024

@@ -2,10 +2,10 @@
 // args validated with the same schema, run through the same job, reported on the same bus.
 import t from 'tap'
 import { pino } from 'pino'
-import { Agent } from '../../src/agent.js'
+import { Agent } from '../../src/agent/agent.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
-import { createPruneFeature } from '../../src/jobs/prune-feature.js'
-import type { AgentEvent } from '../../src/events.js'
+import { createPruneFeature } from '../../src/prune/feature.js'
+import type { AgentEvent } from '../../src/agent/events.js'
 
 t.test('the coordinator can invoke prune; bad args are refused with the reason', async (t) => {
   const config = parseConfig(agentConfigSchema, { tokenFile: null, stateDir: t.testdir(), docker: { socket: '/nonexistent.sock' }, prune: { schedule: null } })

@@ -4,7 +4,7 @@ import t from 'tap'
 import { mkdirSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { withPruneLock, PRUNE_LOCK } from '../../src/state/prune-lock.js'
+import { withPruneLock, PRUNE_LOCK } from '../../src/prune/lock.js'
 
 const log = pino({ level: 'silent' })
 

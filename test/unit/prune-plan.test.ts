@@ -3,8 +3,8 @@
 import t, { type Test } from 'tap'
 import {
   planPrune, bytesToFree, expectedFreedBytes, KEPT, repositoryOf, type PlanInput, type PrunePlan,
-} from '../../src/jobs/prune-plan.js'
-import type { ImageFacts } from '../../src/host/snapshot.js'
+} from '../../src/prune/plan.js'
+import type { ImageFacts } from '../../src/agent/snapshot.js'
 import { generateCase, NOW } from '../support/generated-images.js'
 
 const CASES = 3000

@@ -3,7 +3,7 @@ import { formatRef, familiarName, onRegistry, parseImageRef, apiHost } from '../
 import { CredentialStore, parseDockerConfig, normalizeRegistryKey } from '../../src/registry/credentials.js'
 import { DOCKERD_DEFAULT_TRUST, isInsecureRegistry } from '../../src/registry/insecure.js'
 import { pickPlatform, type IndexEntry } from '../../src/registry/platform.js'
-import { PullProgressTracker } from '../../src/jobs/pull.js'
+import { PullProgressTracker } from '../../src/runtime/pull.js'
 
 const DIGEST = `sha256:${'ab'.repeat(32)}`
 

@@ -2,7 +2,7 @@
 // the agent exports, so a renamed metric cannot silently blank a panel or an alert.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { createAgentMetrics } from '../../src/report/metrics.js'
+import { createAgentMetrics } from '../../src/agent/metrics.js'
 
 const ROOT = new URL('../../', import.meta.url)
 

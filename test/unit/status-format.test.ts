@@ -1,6 +1,6 @@
 import t from 'tap'
 import { agentUrl, bytes, formatStatus } from '../../src/commands/status.js'
-import type { AgentStatus } from '../../src/report/status.js'
+import type { AgentStatus } from '../../src/agent/status.js'
 
 const status: AgentStatus = {
   hostId: 'gpu-node-1', version: '0.1.0', takenAt: '2026-11-23T12:00:00.000Z',

@@ -2,7 +2,7 @@ import t from 'tap'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { laterOf, mergeUsage, reconcileUsage, UsageTracker } from '../../src/host/usage.js'
+import { laterOf, mergeUsage, reconcileUsage, UsageTracker } from '../../src/inventory/usage.js'
 
 const log = pino({ level: 'silent' })
 const T = (m: number) => new Date(Date.UTC(2026, 0, 1, 0, m)).toISOString()

@@ -1,0 +1,53 @@
+// The agent's /v1/status body, built from the snapshot and the last job events.
+import type { AgentEvent, EventBus } from './events.js'
+import { summarizeImages, type HostSnapshot, type ImageSummary } from './snapshot.js'
+
+export interface AgentStatus {
+  hostId: string
+  version: string
+  takenAt: string
+  docker: HostSnapshot['docker']
+  gpu: HostSnapshot['gpu']
+  disk: HostSnapshot['disk']
+  images: ImageSummary | null
+  collectors: HostSnapshot['collectors']
+  lastPrune: Record<string, unknown> | null
+  lastPrewarm: Record<string, unknown> | null
+  coordinator: { configured: boolean; connected: boolean; pending: number }
+}
+
+/** Remembers the last finished prune and prewarm so status can show them. */
+export class JobHistory {
+  lastPrune: (Record<string, unknown> & { ts: string }) | null = null
+  lastPrewarm: (Record<string, unknown> & { ts: string }) | null = null
+
+  listen(bus: EventBus): () => void {
+    return bus.subscribe((e: AgentEvent) => {
+      if (e.type === 'prune.finished') this.lastPrune = { ts: e.ts, ...e.data }
+      if (e.type === 'prewarm.finished') this.lastPrewarm = { ts: e.ts, ...e.data }
+    })
+  }
+}
+
+export function buildStatus(args: {
+  hostId: string
+  version: string
+  snapshot: HostSnapshot
+  history: JobHistory
+  link: { configured: boolean; connected: boolean; pending: number }
+}): AgentStatus {
+  const s = args.snapshot
+  return {
+    hostId: args.hostId,
+    version: args.version,
+    takenAt: s.takenAt,
+    docker: s.docker,
+    gpu: s.gpu,
+    disk: s.disk,
+    images: s.images ? summarizeImages(s.images) : null,
+    collectors: s.collectors,
+    lastPrune: args.history.lastPrune,
+    lastPrewarm: args.history.lastPrewarm,
+    coordinator: args.link,
+  }
+}

@@ -1,0 +1,84 @@
+// Disk and image inventory: the disk and image collectors, the usage tracker and the Docker event
+// stream, wired together for the agent; and the same parts run once for one-shot commands.
+import type { Logger } from 'pino'
+import type { AgentContext } from '../agent/agent.js'
+import type { AgentConfig } from '../config.js'
+import type { Component } from '../agent/lifecycle.js'
+import { CollectorLoop, type Collector } from '../agent/collector.js'
+import { DiskCollector } from './disk.js'
+import { DockerConnection } from '../runtime/docker-connection.js'
+import { DockerEventStream } from '../runtime/docker-events.js'
+import { ImageCollector } from './images.js'
+import { SnapshotStore, type HostSnapshot } from '../agent/snapshot.js'
+import { UsageTracker } from './usage.js'
+
+export const INVENTORY_COLLECTORS = ['disk', 'images']
+
+/** a burst of events (a pull of many layers, `docker compose up`) costs one refresh */
+const EVENT_COALESCE_MS = 500
+
+export function inventoryFeature(ctx: AgentContext): Component[] {
+  const { config, store, log } = ctx
+  const conn = new DockerConnection(config, store)
+  const usage = new UsageTracker({ stateDir: config.stateDir, log, now: ctx.now })
+  const images = new ImageCollector(conn, usage, store, ctx.now)
+  const disk = new DiskCollector(config.disk.path, conn, store)
+  const imageLoop = new CollectorLoop(images, config.docker.refreshIntervalSeconds * 1000, store, log)
+  const diskLoop = new CollectorLoop(disk, config.disk.checkIntervalSeconds * 1000, store, log)
+
+  let coalesce: NodeJS.Timeout | null = null
+  const refreshSoon = () => {
+    if (coalesce) return
+    coalesce = setTimeout(() => {
+      coalesce = null
+      void imageLoop.refresh()
+      void diskLoop.refresh()
+    }, EVENT_COALESCE_MS)
+    coalesce.unref()
+  }
+  const events = new DockerEventStream(conn, {
+    onEvent: (e) => { if (images.noteEvent(e)) refreshSoon() },
+    onConnected: refreshSoon,
+    onDisconnected: () => void imageLoop.refresh(),
+  }, log)
+  // Every image with its facts; /v1/status carries only the summary.
+  ctx.http.get('/v1/images', () => ({ status: 200, body: { takenAt: store.get().takenAt, images: store.get().images } }))
+  const stopCoalescing: Component = {
+    name: 'inventory-refresh', start: async () => {}, stop: async () => { if (coalesce) clearTimeout(coalesce) },
+  }
+  // Stopped in reverse: events first, then the loops, then the usage file is flushed.
+  return [usage, loopComponent(diskLoop), loopComponent(imageLoop), stopCoalescing, events]
+}
+
+function loopComponent(loop: CollectorLoop): Component {
+  return { name: `collector:${loop.name}`, start: () => loop.start(), stop: () => loop.stop() }
+}
+
+/**
+ * Disk, images and usage, once, for commands that run beside (or without) the agent, such as
+ * `gpuhost prune`: images are ordered by the same durable last-used record the agent keeps, and
+ * what this look learned is written back to it. Docker unreachable is not thrown: the result says
+ * `docker.reachable: false` and `collectors.images.success: false`, and the caller decides.
+ */
+export async function takeSnapshotOnce(config: AgentConfig, log: Logger, opts: { now?: () => Date } = {}): Promise<HostSnapshot> {
+  const now = opts.now ?? (() => new Date())
+  const store = new SnapshotStore(INVENTORY_COLLECTORS, now)
+  const conn = new DockerConnection(config, store)
+  const usage = new UsageTracker({ stateDir: config.stateDir, log, now })
+  usage.load()
+  await runOnce(new ImageCollector(conn, usage, store, now), store)
+  await runOnce(new DiskCollector(config.disk.path, conn, store), store)
+  usage.flush()
+  return store.get()
+}
+
+async function runOnce(collector: Collector, store: SnapshotStore): Promise<void> {
+  const started = process.hrtime.bigint()
+  const durationSeconds = () => Number(process.hrtime.bigint() - started) / 1e9
+  try {
+    await collector.collect()
+    store.recordCollector(collector.name, { success: true, durationSeconds: durationSeconds(), at: new Date().toISOString() })
+  } catch (err) {
+    store.recordCollector(collector.name, { success: false, durationSeconds: durationSeconds(), at: new Date().toISOString(), error: (err as Error).message })
+  }
+}

@@ -1,0 +1,342 @@
+// The agent's link to a coordinator: a WebSocket client that says hello, sends snapshots and every
+// bus event (through the durable outbox), runs the coordinator's commands as actions, and
+// reconnects with backoff. Sending never blocks the agent: a missing coordinator only grows the outbox.
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import WebSocket from 'ws'
+import type { AgentContext, Feature } from '../agent/agent.js'
+import type { AgentEvent } from '../agent/events.js'
+import type { Component } from '../agent/lifecycle.js'
+import {
+  envelop, errorReply, parseCoordinatorMessage,
+  type Command, type CommandResult, type CoordinatorMessage, type EventMessage, type Hello, type ReportedImage, type SnapshotMessage,
+} from '../protocol.js'
+import { Outbox } from './outbox.js'
+import { VERSION } from '../version.js'
+import { backoffDelay } from './backoff.js'
+
+/** the largest frame either side sends or accepts */
+export const MAX_FRAME_BYTES = 1024 * 1024
+/** entries sent and not yet acked on one connection */
+const SEND_WINDOW = 256
+/** snapshots on change are sent at most this often */
+const SNAPSHOT_THROTTLE_MS = 5000
+
+/** Registers the link when coordinator.url is set; it then owns ctx.linkState. */
+export const coordinatorLinkFeature: Feature = (ctx) => {
+  if (!ctx.config.coordinator.url) return []
+  const link = new CoordinatorLink(ctx)
+  ctx.linkState = () => link.state()
+  return [link]
+}
+
+export class CoordinatorLink implements Component {
+  readonly name = 'coordinator-link'
+  private outbox: Outbox | null = null
+  /** events published before start() opened the outbox */
+  private early: AgentEvent[] = []
+  private ws: WebSocket | null = null
+  private connected = false
+  private stopped = false
+  private attempt = 0
+  private failures = 0
+  private reconnectTimer: NodeJS.Timeout | null = null
+  private pingTimer: NodeJS.Timeout | null = null
+  private snapshotTimer: NodeJS.Timeout | null = null
+  private snapshotThrottle: NodeJS.Timeout | null = null
+  private lastSnapshotAt = 0
+  /** digest of the image list last sent on this connection: an unchanged list is not sent again */
+  private sentImagesDigest: string | null = null
+  private sentUpTo = 0
+  private readonly inFlight = new Set<string>()
+  private readonly unsubscribe: () => void
+
+  constructor(private readonly ctx: AgentContext) {
+    // Subscribe now so that events published while other components start are not missed.
+    this.unsubscribe = ctx.bus.subscribe((e) => this.onEvent(e))
+  }
+
+  state(): { configured: boolean; connected: boolean; pending: number } {
+    return { configured: true, connected: this.connected, pending: this.outbox?.stats().pending ?? this.early.length }
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this.ctx
+    this.outbox = new Outbox(join(config.stateDir, 'outbox.db'), config.coordinator.outboxMaxEvents, (n, types) => {
+      log.warn({ dropped: n, types, max: config.coordinator.outboxMaxEvents }, 'outbox full: dropped the oldest events of the least important kind')
+    })
+    for (const e of this.early.splice(0)) this.onEvent(e)
+    this.ctx.store.on('change', this.onSnapshotChange)
+    this.snapshotTimer = setInterval(() => this.sendSnapshot(), config.coordinator.snapshotIntervalSeconds * 1000)
+    this.snapshotTimer.unref()
+    log.info({ url: config.coordinator.url, pending: this.outbox.stats().pending }, 'coordinator link starting')
+    this.connect()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.unsubscribe()
+    this.ctx.store.off('change', this.onSnapshotChange)
+    for (const timer of [this.reconnectTimer, this.pingTimer, this.snapshotTimer, this.snapshotThrottle]) if (timer) clearTimeout(timer)
+    const ws = this.ws
+    this.ws = null
+    this.connected = false
+    if (ws) {
+      const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()))
+      ws.close(1001, 'agent stopping')
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())])
+      ws.terminate()
+    }
+    this.outbox?.close()
+  }
+
+  private connect(): void {
+    if (this.stopped) return
+    const { config, log } = this.ctx
+    let headers: Record<string, string>
+    let ca: Buffer | undefined
+    try {
+      const token = config.coordinator.tokenFile ? readFileSync(config.coordinator.tokenFile, 'utf8').trim() : ''
+      if (!token) throw new Error(config.coordinator.tokenFile ? `token file ${config.coordinator.tokenFile} is empty` : 'coordinator.tokenFile is not set')
+      headers = { authorization: `Bearer ${token}` }
+      ca = config.coordinator.caFile ? readFileSync(config.coordinator.caFile) : undefined
+    } catch (err) {
+      this.failed(`cannot read credentials: ${(err as Error).message}`)
+      return
+    }
+    let ws: WebSocket
+    try {
+      ws = new WebSocket(config.coordinator.url!, { headers, ca, maxPayload: MAX_FRAME_BYTES * 2, handshakeTimeout: 10_000 })
+    } catch (err) {
+      this.failed(`bad coordinator.url: ${(err as Error).message}`)
+      return
+    }
+    this.ws = ws
+    let why = 'connection closed'
+    ws.on('open', () => this.onOpen(ws))
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return this.reply(ws, 'bad_message', 'binary frames are not part of the protocol')
+      // A failing outbox write (a full disk) must be logged, not thrown out of the socket's listener.
+      try {
+        this.onMessage(ws, data as Buffer)
+      } catch (err) {
+        this.ctx.log.error({ err: (err as Error).message }, 'failed to handle a frame from the coordinator')
+      }
+    })
+    ws.on('pong', () => { (ws as WebSocket & { alive?: boolean }).alive = true })
+    ws.on('error', (err) => {
+      why = /Unexpected server response: 401/.test(err.message) ? 'the coordinator refused the token (401)' : err.message
+    })
+    ws.on('close', (code, reason) => {
+      if (this.ws !== ws) return
+      const wasConnected = this.connected
+      this.ws = null
+      this.connected = false
+      if (this.pingTimer) clearInterval(this.pingTimer)
+      if (wasConnected) log.warn({ code, reason: reason.toString() }, 'coordinator link closed')
+      this.failed(wasConnected ? `closed with ${code}` : why)
+    })
+  }
+
+  /** Schedules the next attempt; logs the first failure of a streak loudly and the rest quietly. */
+  private failed(why: string): void {
+    if (this.stopped) return
+    const { config, log } = this.ctx
+    const delay = backoffDelay(this.attempt++, { baseMs: 500, maxMs: config.coordinator.reconnectMaxSeconds * 1000 })
+    this.failures++
+    const entry = { url: config.coordinator.url, why, failures: this.failures, retryInMs: delay }
+    if (this.failures === 1 || this.failures % 20 === 0) log.warn(entry, 'cannot reach the coordinator; retrying')
+    else log.debug(entry, 'cannot reach the coordinator; retrying')
+    this.reconnectTimer = setTimeout(() => this.connect(), delay)
+    this.reconnectTimer.unref()
+  }
+
+  private onOpen(ws: WebSocket): void {
+    const { config, log } = this.ctx
+    this.connected = true
+    if (this.failures > 0) log.info({ afterFailures: this.failures }, 'coordinator reachable again')
+    else log.info({ url: config.coordinator.url }, 'connected to the coordinator')
+    this.failures = 0
+    this.sentUpTo = 0
+    this.inFlight.clear()
+    this.sentImagesDigest = null
+    const alive = ws as WebSocket & { alive?: boolean }
+    alive.alive = true
+    this.pingTimer = setInterval(() => {
+      if (!alive.alive) {
+        log.warn('coordinator did not answer a ping: closing the link')
+        ws.terminate()
+        return
+      }
+      alive.alive = false
+      ws.ping()
+    }, config.coordinator.pingIntervalSeconds * 1000)
+    this.pingTimer.unref()
+    void this.sendHello(ws)
+  }
+
+  private async sendHello(ws: WebSocket): Promise<void> {
+    const status = await this.status()
+    const hello = envelop<Hello>(this.ctx.config.hostId, {
+      type: 'hello', version: VERSION, actions: this.ctx.actions.names(), facts: status,
+    })
+    this.send(ws, hello)
+    this.sendSnapshot()
+    this.pump()
+  }
+
+  private async status(): Promise<Record<string, unknown>> {
+    try {
+      return (await this.ctx.actions.invoke('status', {}, 'coordinator')) as Record<string, unknown>
+    } catch (err) {
+      return { error: (err as Error).message }
+    }
+  }
+
+  private onMessage(ws: WebSocket, data: Buffer): void {
+    const parsed = parseCoordinatorMessage(data, MAX_FRAME_BYTES)
+    if (!parsed.ok) {
+      this.ctx.log.warn({ code: parsed.error.code, err: parsed.error.message }, 'refused a frame from the coordinator')
+      return this.send(ws, errorReply(this.ctx.config.hostId, parsed.error))
+    }
+    this.attempt = 0
+    const message: CoordinatorMessage = parsed.message
+    if (message.type === 'ack') {
+      for (const id of message.ids) this.inFlight.delete(id)
+      this.outbox?.remove(message.ids)
+      this.pump()
+    } else if (message.type === 'command') {
+      void this.runCommand(message)
+    } else {
+      this.onRefused(message.ref, `${message.code}: ${message.message}`)
+    }
+  }
+
+  /** The coordinator refused one of our frames: a refused outbox entry would be refused forever, so it goes. */
+  private onRefused(ref: string | null, why: string): void {
+    this.ctx.log.error({ ref, why }, 'the coordinator refused a message')
+    if (ref && this.inFlight.delete(ref)) {
+      this.outbox?.remove([ref])
+      this.pump()
+    }
+  }
+
+  private async runCommand(command: Command): Promise<void> {
+    const { log, actions, config } = this.ctx
+    log.info({ commandId: command.commandId, action: command.action }, 'running a command from the coordinator')
+    let body: Pick<CommandResult, 'ok' | 'result' | 'error'>
+    try {
+      body = { ok: true, result: await actions.invoke(command.action, command.args, 'coordinator') }
+    } catch (err) {
+      body = { ok: false, error: (err as Error).message }
+    }
+    let result = envelop<CommandResult>(config.hostId, { type: 'command.result', commandId: command.commandId, ...body })
+    let text = JSON.stringify(result)
+    if (Buffer.byteLength(text) > MAX_FRAME_BYTES) {
+      result = { ...result, ok: false, result: undefined, error: `the result is ${Buffer.byteLength(text)} bytes, over the frame limit of ${MAX_FRAME_BYTES}` }
+      text = JSON.stringify(result)
+    }
+    this.enqueue({ id: result.id, kind: 'command.result', type: command.action, message: text })
+  }
+
+  private onEvent(event: AgentEvent): void {
+    if (this.stopped) return
+    if (!this.outbox) {
+      this.early.push(event)
+      return
+    }
+    const message = envelop<EventMessage>(this.ctx.config.hostId, { type: 'event', eventType: event.type, data: event.data }, { id: event.id, ts: event.ts })
+    let text = JSON.stringify(message)
+    if (Buffer.byteLength(text) > MAX_FRAME_BYTES) {
+      text = JSON.stringify({ ...message, data: { truncated: true, bytes: Buffer.byteLength(text) } })
+    }
+    this.enqueue({ id: event.id, kind: 'event', type: event.type, message: text })
+  }
+
+  private enqueue(entry: { id: string; kind: 'event' | 'command.result'; type: string; message: string }): void {
+    if (!this.outbox || this.stopped) return
+    try {
+      this.outbox.add(entry)
+    } catch (err) {
+      this.ctx.log.error({ err: (err as Error).message, id: entry.id, type: entry.type }, 'cannot write to the outbox; the entry is lost')
+      return
+    }
+    this.pump()
+  }
+
+  /** Sends outbox entries in order, keeping at most SEND_WINDOW unacked on this connection. */
+  private pump(): void {
+    const ws = this.ws
+    if (!ws || !this.connected || !this.outbox || ws.readyState !== WebSocket.OPEN) return
+    const room = SEND_WINDOW - this.inFlight.size
+    if (room <= 0) return
+    for (const entry of this.outbox.entriesAfter(this.sentUpTo, room)) {
+      this.sentUpTo = entry.seq
+      this.inFlight.add(entry.id)
+      ws.send(entry.message)
+    }
+  }
+
+  private readonly onSnapshotChange = (): void => {
+    if (this.snapshotThrottle) return
+    const wait = Math.max(0, this.lastSnapshotAt + SNAPSHOT_THROTTLE_MS - Date.now())
+    this.snapshotThrottle = setTimeout(() => {
+      this.snapshotThrottle = null
+      this.sendSnapshot()
+    }, wait)
+    this.snapshotThrottle.unref()
+  }
+
+  private sendSnapshot(): void {
+    const ws = this.ws
+    if (!ws || !this.connected) return
+    this.lastSnapshotAt = Date.now()
+    void this.status().then((status) => {
+      if (this.ws !== ws) return
+      const snapshot = buildSnapshotMessage(this.ctx, status)
+      if (snapshot.localImages) {
+        const digest = createHash('sha256').update(JSON.stringify(snapshot.localImages)).digest('hex')
+        if (digest === this.sentImagesDigest) snapshot.localImages = null
+        else this.sentImagesDigest = digest
+      }
+      if (Buffer.byteLength(JSON.stringify(snapshot)) > MAX_FRAME_BYTES) {
+        this.ctx.log.warn({ images: snapshot.localImages?.length }, 'the image list does not fit in one frame: sending the snapshot without it')
+        snapshot.localImages = null
+        this.sentImagesDigest = null
+      }
+      this.send(ws, snapshot)
+    })
+  }
+
+  private reply(ws: WebSocket, code: 'bad_message', message: string): void {
+    this.send(ws, envelop(this.ctx.config.hostId, { type: 'error', code, message, ref: null }))
+  }
+
+  private send(ws: WebSocket, message: object): void {
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message))
+  }
+}
+
+const asObject = (v: unknown): Record<string, unknown> | null =>
+  v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null
+
+export function buildSnapshotMessage(ctx: Pick<AgentContext, 'config' | 'store'>, status: Record<string, unknown>): SnapshotMessage {
+  const images = ctx.store.get().images
+  const localImages: ReportedImage[] | null = images
+    ? images.map((i) => ({
+      id: i.id, repoTags: i.repoTags, repoDigests: i.repoDigests, sizeBytes: i.sizeBytes, cudaEnv: i.cudaEnv,
+      compat: i.compat ? { compatible: i.compat.compatible, reason: i.compat.reason, requirement: i.compat.requirement } : null,
+    }))
+    : null
+  const snapshot = ctx.store.get()
+  return envelop<SnapshotMessage>(ctx.config.hostId, {
+    type: 'snapshot',
+    gpu: asObject(status.gpu) ?? { ...snapshot.gpu },
+    disk: asObject(status.disk) ?? (snapshot.disk ? { ...snapshot.disk } : null),
+    images: asObject(status.images),
+    localImages,
+    lastPrune: asObject(status.lastPrune),
+    lastPrewarm: asObject(status.lastPrewarm),
+  })
+}

@@ -1,0 +1,287 @@
+// The prewarm executor: asks the registries about each wanted image, plans (pure), makes room
+// through the prune job when the plan needs it, then pulls with bounded concurrency, retries
+// with exponential backoff and jitter, a per-attempt timeout and mirror fallback, publishing
+// progress and one result per image.
+import pLimit from 'p-limit'
+import { backOff } from 'exponential-backoff'
+import type { Logger } from 'pino'
+import type { ActionRegistry, Trigger } from '../agent/actions.js'
+import type { AgentConfig } from '../config.js'
+import type { EventBus } from '../agent/events.js'
+import type { Docker } from '../runtime/docker-client.js'
+import type { ImageCompat } from '../agent/snapshot.js'
+import type { CredentialStore } from '../registry/credentials.js'
+import { familiarName, formatRef, onRegistry, parseImageRef, type ImageRef } from '../registry/reference.js'
+import type { RemoteImage, RemoteImageSource } from '../registry/types.js'
+import type { PrewarmHostFacts } from './facts.js'
+import { highWatermarkBytes, mib, planPrewarm, type PlanItem, type PrewarmPlan, type RemoteFailure } from './plan.js'
+import { dockerPull, PullProgressTracker, PullStreamError, type PullProgress } from '../runtime/pull.js'
+import type { JobRunner } from '../agent/job-runner.js'
+
+export type PullStatus = 'pulled' | 'present' | 'skipped' | 'failed'
+
+export interface PullResult {
+  ref: string
+  status: PullStatus
+  reason: string
+  /** the registry or mirror the image came from (or would come from); null when none was reached */
+  source: string | null
+  durationSeconds: number
+  warnings?: string[]
+}
+
+export interface PrewarmReport {
+  trigger: Trigger
+  dryRun: boolean
+  results: PullResult[]
+  /** what was planned, item by item: the dry-run answer, also given for a real run */
+  plan: { ref: string; action: PlanItem['action']; reason: string; estimatedBytes?: number; warnings: string[] }[]
+  durationSeconds: number
+}
+
+export interface PrewarmDeps {
+  docker: Docker
+  /** the client for pull streams, whose timeout outlasts an attempt; `docker` when absent */
+  pullDocker?: Docker
+  source: RemoteImageSource & { sourcesFor(domain: string): string[] }
+  credentials: CredentialStore
+  config: Pick<AgentConfig, 'prewarm' | 'prune'>
+  bus: EventBus
+  runner: JobRunner
+  actions?: ActionRegistry
+  /** local images, disk and registry trust, read fresh */
+  facts: () => Promise<PrewarmHostFacts>
+  /** the driver's verdict on an image's CUDA env */
+  compat: () => Promise<(cudaEnv: Record<string, string>) => ImageCompat>
+  log: Logger
+  now?: () => number
+  /** finer progress than the events, for a terminal */
+  onProgress?: (ref: string, p: PullProgress & { source: string }) => void
+  onResult?: (r: PullResult) => void
+  /** backoff before the first retry; doubles each time, with jitter */
+  retryMinMs?: number
+}
+
+export interface PrewarmRequest {
+  images?: string[]
+  dryRun?: boolean
+  trigger: Trigger
+}
+
+/** One prewarm through the job runner: a trigger that arrives while the same one runs joins it. */
+export async function runPrewarm(deps: PrewarmDeps, req: PrewarmRequest): Promise<PrewarmReport> {
+  const images = req.images?.length ? req.images : deps.config.prewarm.images
+  const key = JSON.stringify({ images, dryRun: !!req.dryRun })
+  const { result } = await deps.runner.run('prewarm', key, () => prewarmOnce(deps, { ...req, images }))
+  return result
+}
+
+async function prewarmOnce(deps: PrewarmDeps, req: PrewarmRequest & { images: string[] }): Promise<PrewarmReport> {
+  const now = deps.now ?? Date.now
+  const started = now()
+  const dryRun = !!req.dryRun
+  deps.bus.publish('prewarm.started', { trigger: req.trigger, dryRun, images: req.images })
+  let report: PrewarmReport
+  try {
+    report = await planAndPull(deps, req, dryRun, started)
+  } catch (err) {
+    deps.bus.publish('prewarm.finished', { trigger: req.trigger, dryRun, result: 'error', error: (err as Error).message, durationSeconds: (now() - started) / 1000 })
+    throw err
+  }
+  const count = (s: PullStatus) => report.results.filter((r) => r.status === s).length
+  deps.bus.publish('prewarm.finished', {
+    trigger: req.trigger, dryRun, result: count('failed') ? 'failed' : 'ok',
+    pulled: count('pulled'), present: count('present'), skipped: count('skipped'), failed: count('failed'),
+    durationSeconds: report.durationSeconds, results: report.results,
+  })
+  return report
+}
+
+async function planAndPull(deps: PrewarmDeps, req: PrewarmRequest & { images: string[] }, dryRun: boolean, started: number): Promise<PrewarmReport> {
+  const now = deps.now ?? Date.now
+  const { prewarm, prune } = deps.config
+  const facts = await deps.facts()
+  const remote = await inspectAll(deps, req.images)
+  const compat = await deps.compat()
+  const base = { wanted: req.images, remote, highPercent: prune.highPercent, expansionFactor: prewarm.expansionFactor, compat, mirrors: prewarm.mirrors }
+  let plan = planPrewarm({ ...base, local: facts.local, disk: facts.disk })
+  if (plan.needBytes > 0) {
+    const room = await makeRoom(deps, plan, facts, req.trigger, dryRun)
+    const after = room.freedBytes > 0 ? await deps.facts() : facts
+    plan = planPrewarm({ ...base, local: after.local, disk: after.disk, prune: room })
+  }
+  for (const item of plan.items) for (const w of item.warnings) deps.log.warn({ ref: item.ref }, w)
+  const planView = plan.items.map((i) => ({ ref: i.ref, action: i.action, reason: i.reason, estimatedBytes: i.estimatedBytes, warnings: i.warnings }))
+  if (dryRun) {
+    const results = plan.items.map((i): PullResult => ({
+      ref: i.ref, status: i.action === 'pull' ? 'skipped' : resultStatus(i.action), reason: i.action === 'pull' ? `dry run: would pull (${i.reason})` : i.reason,
+      source: i.remote?.registry ?? null, durationSeconds: 0, ...(i.warnings.length ? { warnings: i.warnings } : {}),
+    }))
+    return { trigger: req.trigger, dryRun, results, plan: planView, durationSeconds: (now() - started) / 1000 }
+  }
+  // Only pulls wait for a slot; a verdict that needs no download is reported at once.
+  const limit = pLimit(prewarm.concurrency)
+  const results = await Promise.all(plan.items.map((item) => item.action === 'pull' ? limit(() => settle(deps, item)) : settle(deps, item)))
+  return { trigger: req.trigger, dryRun, results, plan: planView, durationSeconds: (now() - started) / 1000 }
+}
+
+function resultStatus(action: PlanItem['action']): PullStatus {
+  return action === 'present' ? 'present' : action === 'fail' ? 'failed' : action === 'skip' ? 'skipped' : 'pulled'
+}
+
+async function inspectAll(deps: PrewarmDeps, images: string[]): Promise<Map<string, RemoteImage | RemoteFailure>> {
+  const limit = pLimit(Math.max(2, deps.config.prewarm.concurrency))
+  const out = new Map<string, RemoteImage | RemoteFailure>()
+  await Promise.all(images.map((ref) => limit(async () => {
+    try {
+      out.set(ref, await deps.source.inspectRemote(ref))
+    } catch (err) {
+      out.set(ref, { error: (err as Error).message, kind: (err as { kind?: string }).kind })
+    }
+  })))
+  return out
+}
+
+/**
+ * Asks the prune job (when this agent has one) to free what the skipped pulls need: a dry run
+ * first, and a real prune only when it can free enough, so nothing is removed in vain.
+ */
+export async function makeRoom(
+  deps: Pick<PrewarmDeps, 'actions' | 'log' | 'config'>, plan: PrewarmPlan, facts: Pick<PrewarmHostFacts, 'disk'>, trigger: Trigger, dryRun: boolean,
+): Promise<{ attempted: boolean; freedBytes: number; note: string }> {
+  const disk = facts.disk
+  if (!disk) return { attempted: false, freedBytes: 0, note: 'disk usage unknown' }
+  if (!deps.actions?.has('prune')) return { attempted: false, freedBytes: 0, note: 'no prune job on this host to make room' }
+  // Room for every pull, not only the first that did not fit: what they all add, over the watermark.
+  const wantedBytes = plan.items.filter((i) => i.action === 'pull' || i.needBytes).reduce((s, i) => s + (i.estimatedBytes ?? 0), 0)
+  const usable = disk.usedBytes + disk.availBytes
+  const need = disk.usedBytes + wantedBytes - highWatermarkBytes(disk, deps.config.prune.highPercent)
+  const targetPercent = Math.max(0, ((disk.usedBytes - need) / usable) * 100)
+  try {
+    const preview = await deps.actions.invoke('prune', { dryRun: true, targetPercent }, trigger) as { plan?: { sizeBytes?: number; expectedFreedBytes?: number }[]; enough?: boolean }
+    // What removal frees for sure (size less layers other images keep), not the images' sizes:
+    // counting shared layers would start a prune that empties the host and still leaves no room.
+    const freeable = (preview.plan ?? []).reduce((s, p) => s + (p.expectedFreedBytes ?? p.sizeBytes ?? 0), 0)
+    if (preview.enough !== true && freeable < need) {
+      return { attempted: true, freedBytes: 0, note: `a prune could free only ${mib(freeable)} of the ${mib(need)} needed, so none was run` }
+    }
+    if (dryRun) return { attempted: true, freedBytes: 0, note: `a prune would free ${mib(freeable)} first to make room` }
+    const done = await deps.actions.invoke('prune', { dryRun: false, targetPercent }, trigger) as { freedBytes?: number }
+    const freedBytes = done.freedBytes ?? 0
+    deps.log.info({ freedBytes, targetPercent }, 'asked the prune job to make room for pulls')
+    return { attempted: true, freedBytes, note: `the prune job freed ${mib(freedBytes)} to make room, not enough` }
+  } catch (err) {
+    return { attempted: true, freedBytes: 0, note: `the prune job could not make room: ${(err as Error).message}` }
+  }
+}
+
+/** Carries out one plan item and publishes its result. */
+async function settle(deps: PrewarmDeps, item: PlanItem): Promise<PullResult> {
+  const now = deps.now ?? Date.now
+  const started = now()
+  let result: PullResult
+  if (item.action !== 'pull') {
+    result = { ref: item.ref, status: resultStatus(item.action), reason: item.reason, source: item.remote?.registry ?? null, durationSeconds: 0 }
+  } else {
+    try {
+      const source = await pullWithRetries(deps, item)
+      result = { ref: item.ref, status: 'pulled', reason: item.reason, source, durationSeconds: (now() - started) / 1000 }
+    } catch (err) {
+      result = { ref: item.ref, status: 'failed', reason: (err as Error).message, source: null, durationSeconds: (now() - started) / 1000 }
+    }
+  }
+  if (item.warnings.length) result.warnings = item.warnings
+  deps.bus.publish(result.status === 'failed' ? 'pull.failed' : 'pull.finished', { ...result })
+  deps.onResult?.(result)
+  return result
+}
+
+/** "not found" from every source: a retry would not change it */
+class NotFoundEverywhere extends Error {}
+
+async function pullWithRetries(deps: PrewarmDeps, item: PlanItem): Promise<string> {
+  const { retries } = deps.config.prewarm
+  return backOff(() => pullFromSources(deps, item), {
+    numOfAttempts: retries + 1,
+    startingDelay: deps.retryMinMs ?? 1000,
+    timeMultiple: 2,
+    maxDelay: 60_000,
+    jitter: 'full',
+    retry: (error: Error, attemptNumber: number) => {
+      if (error instanceof NotFoundEverywhere) return false
+      deps.log.warn({ ref: item.ref, attempt: attemptNumber, retriesLeft: retries + 1 - attemptNumber, err: error.message }, 'pull attempt failed')
+      return true
+    },
+  })
+}
+
+/** One attempt: each mirror in order, then the registry itself. */
+async function pullFromSources(deps: PrewarmDeps, item: PlanItem): Promise<string> {
+  const ref = parseImageRef(item.ref)
+  const sources = deps.source.sourcesFor(ref.domain)
+  const failures: string[] = []
+  let allNotFound = true
+  for (const source of sources) {
+    try {
+      await pullFrom(deps, item, ref, source)
+      return source
+    } catch (err) {
+      failures.push(`${source}: ${(err as Error).message}`)
+      if (!(err instanceof PullStreamError && err.notFound)) allNotFound = false
+    }
+  }
+  const message = `pull failed from ${failures.join('; ')}`
+  throw allNotFound ? new NotFoundEverywhere(message) : new Error(message)
+}
+
+async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source: string): Promise<void> {
+  const now = deps.now ?? Date.now
+  const viaMirror = source !== ref.domain
+  const target = viaMirror ? onRegistry(ref, source) : ref
+  const original = formatRef(ref)
+  const timeoutSeconds = deps.config.prewarm.attemptTimeoutSeconds
+  const signal = AbortSignal.timeout(timeoutSeconds * 1000)
+  const remote = item.remote!
+  const tracker = new PullProgressTracker(remote.layers ?? [], remote.compressedBytes)
+  let lastEvent = 0
+  const inFlight = [original, formatRef(target)]
+  for (const name of inFlight) deps.runner.pullsInFlight.add(name)
+  try {
+    await dockerPull(deps.pullDocker ?? deps.docker, {
+      name: familiarName(target.domain, target.repository),
+      reference: target.digest ?? target.tag!,
+      auth: deps.credentials.dockerAuth(source),
+      signal,
+      onEvent: (e) => {
+        tracker.update(e)
+        const p = tracker.get()
+        deps.onProgress?.(item.ref, { ...p, source })
+        const t = now()
+        if (t - lastEvent >= 1000) {
+          lastEvent = t
+          deps.bus.publish('pull.progress', { ref: item.ref, source, ...p })
+        }
+      },
+    }).catch((err) => {
+      if (signal.aborted) throw new PullStreamError(`attempt timed out after ${timeoutSeconds} s`, false)
+      throw err
+    })
+    deps.bus.publish('pull.progress', { ref: item.ref, source, ...tracker.get(), bytesDone: remote.compressedBytes })
+    await nameAfterPull(deps.docker, target, ref, viaMirror)
+  } finally {
+    for (const name of inFlight) deps.runner.pullsInFlight.delete(name)
+  }
+}
+
+/**
+ * An image pulled through a mirror is named after the mirror; give it its original name and take
+ * the mirror's name off (never forced: the image keeps its original name, so only the name goes).
+ * A pull by digest makes no tag, so a `repo:tag@digest` reference gets its tag here too. An image
+ * wanted by digest alone keeps the mirror's digest name: Docker cannot give it another one.
+ */
+async function nameAfterPull(docker: Docker, pulled: ImageRef, ref: ImageRef, viaMirror: boolean): Promise<void> {
+  if (!ref.tag || (!viaMirror && !ref.digest)) return
+  const pulledName = familiarName(pulled.domain, pulled.repository) + (pulled.digest ? `@${pulled.digest}` : `:${pulled.tag}`)
+  await docker.getImage(pulledName).tag({ repo: familiarName(ref.domain, ref.repository), tag: ref.tag })
+  if (viaMirror) await docker.getImage(pulledName).remove({ noprune: true })
+}

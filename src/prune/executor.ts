@@ -1,0 +1,210 @@
+// The prune executor: plans against a fresh disk reading, removes the planned images one by one
+// (never with force), measures the disk after each removal and stops once the target is really
+// reached, then reports freed bytes against needed bytes. Every run, dry or real, from any
+// trigger, publishes prune.started and prune.finished; every removed or skipped image gets a
+// prune.image event and an audit log line.
+import type Docker from 'dockerode'
+import type { Logger } from 'pino'
+import type { Trigger } from '../agent/actions.js'
+import type { AgentConfig } from '../config.js'
+import type { EventBus } from '../agent/events.js'
+import type { ImageFacts } from '../agent/snapshot.js'
+import type { DiskReading } from '../inventory/disk.js'
+import { bytesToFree, isBeingPulled, planPrune, pullSet, type KeptItem, type PlanItem, type PrunePlan } from './plan.js'
+import { messageOf, removeImage } from '../runtime/remove-image.js'
+
+export type PruneResult = 'ok' | 'nothing_to_do' | 'not_enough' | 'error'
+
+export interface PruneRequest {
+  trigger: Trigger
+  dryRun: boolean
+  /** free down to this usage instead of prune.lowPercent */
+  targetPercent?: number
+}
+
+export interface SkippedItem {
+  id: string
+  refs: string[]
+  sizeBytes: number
+  reason: string
+}
+
+export interface PruneReport {
+  trigger: Trigger
+  dryRun: boolean
+  result: PruneResult
+  /** why the run could not be carried out (result "error") */
+  error?: string
+  targetPercent: number
+  before: DiskReading | null
+  needBytes: number
+  plan: PlanItem[]
+  removed: PlanItem[]
+  /** images Docker refused to remove (a container uses it, it is gone) */
+  skipped: SkippedItem[]
+  /** images whose removal failed for another reason */
+  failed: SkippedItem[]
+  kept: KeptItem[]
+  buildCache: { prunedBytes: number } | { error: string } | null
+  freedBytes: number
+  after: DiskReading | null
+  enough: boolean
+  startedAt: string
+  durationSeconds: number
+}
+
+export interface PruneDeps {
+  docker: Docker
+  /** a fresh reading of the filesystem at `path` */
+  measure: (path: string) => Promise<DiskReading>
+  bus: EventBus
+  log: Logger
+  now: () => Date
+  policy: AgentConfig['prune']
+  /** references a pull in flight is writing; read at planning and again before each removal */
+  pullsInFlight: () => Iterable<string>
+  /**
+   * Shared sizes by image id, for daemons whose image list leaves SharedSize at -1 (API < 1.42):
+   * one /system/df per run, so the plan need not treat every image as fully shared.
+   */
+  sharedSizes?: () => Promise<Map<string, number>>
+  /** runs a real (not dry) prune, from planning to the last removal, as the only one on the host */
+  exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
+  /** true once the agent is stopping: the run ends after the image being removed */
+  stopRequested?: () => boolean
+}
+
+export interface PruneInputs {
+  /** the images as the inventory knows them (containers, last used, first seen); null: not yet known */
+  images: ImageFacts[] | null
+  /** the filesystem that holds Docker's data */
+  diskPath: string | null
+}
+
+export interface PruneHooks {
+  /** runs between planning and removal (tests use it to make the world change under the plan) */
+  beforeExecute?: (plan: PrunePlan) => Promise<void> | void
+  /** runs inside the removal of an image with references in several repositories, before its last one */
+  beforeLastReference?: (item: PlanItem) => Promise<void> | void
+}
+
+export async function runPrune(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, hooks: PruneHooks = {}): Promise<PruneReport> {
+  const started = deps.now()
+  const targetPercent = req.targetPercent ?? deps.policy.lowPercent
+  const report: PruneReport = {
+    trigger: req.trigger, dryRun: req.dryRun, result: 'error', targetPercent, before: null, needBytes: 0,
+    plan: [], removed: [], skipped: [], failed: [], kept: [], buildCache: null, freedBytes: 0, after: null, enough: false,
+    startedAt: started.toISOString(), durationSeconds: 0,
+  }
+  deps.bus.publish('prune.started', { trigger: req.trigger, dryRun: req.dryRun, targetPercent })
+  try {
+    const run = () => execute(deps, inputs, req, report, hooks)
+    await (req.dryRun || !deps.exclusive ? run() : deps.exclusive(run))
+  } catch (err) {
+    report.result = 'error'
+    report.error = messageOf(err)
+    deps.log.error({ trigger: req.trigger, err: report.error }, 'prune could not run')
+  }
+  report.durationSeconds = (deps.now().getTime() - started.getTime()) / 1000
+  deps.bus.publish('prune.finished', summaryOf(report))
+  return report
+}
+
+async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, report: PruneReport, hooks: PruneHooks): Promise<void> {
+  if (inputs.images === null) throw new Error('the images are not known yet: the image collector has not run')
+  if (inputs.diskPath === null) throw new Error("the disk is not known yet: neither disk.path nor Docker's root dir")
+  const diskPath = inputs.diskPath
+  const images = await withSharedSizes(deps, inputs.images)
+  const before = await deps.measure(diskPath)
+  report.before = before
+  const plan = planPrune({
+    disk: before, images, policy: deps.policy, now: deps.now(),
+    targetPercent: report.targetPercent, pullsInFlight: deps.pullsInFlight(),
+  })
+  Object.assign(report, { needBytes: plan.needBytes, plan: plan.plan, kept: plan.kept })
+
+  if (req.dryRun) {
+    report.after = before
+    report.enough = plan.expectedEnough
+    report.result = plan.needBytes === 0 ? 'nothing_to_do' : plan.expectedEnough ? 'ok' : 'not_enough'
+    return
+  }
+  await hooks.beforeExecute?.(plan)
+
+  let now = before
+  if (plan.needBytes > 0 && deps.policy.buildCache && !deps.stopRequested?.()) now = await pruneBuildCache(deps, report, diskPath, now)
+  for (const item of plan.plan) {
+    if (bytesToFree(now, report.targetPercent) === 0) break
+    if (deps.stopRequested?.()) {
+      deps.log.warn({ trigger: req.trigger, removed: report.removed.length }, 'prune interrupted: the agent is stopping')
+      break
+    }
+    await removeOne(deps, req, report, item, hooks)
+    now = await deps.measure(diskPath)
+  }
+  report.after = await deps.measure(diskPath)
+  report.freedBytes = Math.max(0, before.usedBytes - report.after.usedBytes)
+  report.enough = bytesToFree(report.after, report.targetPercent) === 0
+  report.result = plan.needBytes === 0 ? 'nothing_to_do' : report.enough ? 'ok' : 'not_enough'
+  if (report.result === 'not_enough') {
+    deps.log.error({
+      trigger: req.trigger, needBytes: plan.needBytes, freedBytes: report.freedBytes, usedPercent: report.after.usedPercent,
+      targetPercent: report.targetPercent, skipped: report.skipped.length, failed: report.failed.length, kept: report.kept.length,
+    }, 'prune could not free enough: the images left are in use, protected, too young, kept per repository, or could not be removed')
+  }
+}
+
+async function withSharedSizes(deps: PruneDeps, images: ImageFacts[]): Promise<ImageFacts[]> {
+  if (!deps.sharedSizes || !images.some((i) => i.sharedSizeBytes < 0)) return images
+  try {
+    const shared = await deps.sharedSizes()
+    return images.map((i) => (i.sharedSizeBytes < 0 && (shared.get(i.id) ?? -1) >= 0 ? { ...i, sharedSizeBytes: shared.get(i.id)! } : i))
+  } catch (err) {
+    deps.log.warn({ err: messageOf(err) }, 'cannot read shared image sizes: images whose shared size is unknown count as freeing nothing')
+    return images
+  }
+}
+
+/** SharedSize of every image from /system/df */
+export async function sharedSizesFromDf(docker: Docker): Promise<Map<string, number>> {
+  const df = await docker.df() as { Images?: { Id: string; SharedSize?: number }[] | null }
+  return new Map((df.Images ?? []).filter((i) => typeof i.SharedSize === 'number').map((i) => [i.Id, i.SharedSize!]))
+}
+
+async function removeOne(deps: PruneDeps, req: PruneRequest, report: PruneReport, item: PlanItem, hooks: PruneHooks): Promise<void> {
+  // A pull may have started since planning: look again right before removing.
+  const outcome = isBeingPulled([item.id, ...item.refs], pullSet(deps.pullsInFlight()))
+    ? { outcome: 'skipped' as const, reason: 'a pull in flight is writing it' }
+    : await removeImage(deps.docker, item, { beforeLastReference: hooks.beforeLastReference && (() => hooks.beforeLastReference!(item)) }).catch((err) => ({ outcome: 'failed' as const, reason: messageOf(err) }))
+  const reason = outcome.outcome === 'removed' ? item.reason : outcome.reason
+  if (outcome.outcome === 'removed') report.removed.push(item)
+  else (outcome.outcome === 'skipped' ? report.skipped : report.failed).push({ id: item.id, refs: item.refs, sizeBytes: item.sizeBytes, reason })
+  const entry = { outcome: outcome.outcome, id: item.id, tags: item.refs, sizeBytes: item.sizeBytes, reason, trigger: req.trigger }
+  deps.log[outcome.outcome === 'failed' ? 'warn' : 'info']({ audit: 'prune', ...entry }, `prune: ${outcome.outcome} ${item.refs.join(', ') || item.id}`)
+  deps.bus.publish('prune.image', { ...entry, dryRun: false })
+}
+
+async function pruneBuildCache(deps: PruneDeps, report: PruneReport, diskPath: string, current: DiskReading): Promise<DiskReading> {
+  try {
+    const info = await deps.docker.pruneBuilder()
+    report.buildCache = { prunedBytes: info.SpaceReclaimed ?? 0 }
+    deps.log.info({ audit: 'prune', outcome: 'build-cache', sizeBytes: report.buildCache.prunedBytes, trigger: report.trigger }, 'prune: build cache pruned')
+    return await deps.measure(diskPath)
+  } catch (err) {
+    report.buildCache = { error: messageOf(err) }
+    deps.log.warn({ err: report.buildCache.error }, 'prune: could not prune the build cache; going on with images')
+    return current
+  }
+}
+
+/** The prune.finished event: what metrics, status and the coordinator need, without the image lists. */
+export function summaryOf(report: PruneReport): Record<string, unknown> {
+  return {
+    trigger: report.trigger, dryRun: report.dryRun, result: report.result, ...(report.error ? { error: report.error } : {}),
+    targetPercent: report.targetPercent, needBytes: report.needBytes, freedBytes: report.freedBytes, enough: report.enough,
+    plannedCount: report.plan.length, removedCount: report.removed.length, skippedCount: report.skipped.length,
+    failedCount: report.failed.length, keptCount: report.kept.length,
+    usedPercentBefore: report.before?.usedPercent ?? null, usedPercentAfter: report.after?.usedPercent ?? null,
+    durationSeconds: report.durationSeconds,
+  }
+}

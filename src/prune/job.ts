@@ -1,0 +1,74 @@
+// The one prune job of the agent: every trigger (disk watcher, cron, HTTP, Alertmanager, the
+// coordinator) comes here, and the job runner lets one prune run at a time. A trigger that arrives
+// while an identical prune runs joins it; one that asks for something else waits for it to end.
+import type Docker from 'dockerode'
+import type { AgentContext } from '../agent/agent.js'
+import type { HostSnapshot } from '../agent/snapshot.js'
+import { withPruneLock } from './lock.js'
+import { readFilesystem, type DiskReading } from '../inventory/disk.js'
+import { runPrune, sharedSizesFromDf, type PruneHooks, type PruneReport, type PruneRequest } from './executor.js'
+
+export interface PruneJobOptions {
+  docker: Docker
+  measure?: (path: string) => Promise<DiskReading>
+}
+
+/** how long stop() waits for a running prune to finish its current image */
+const STOP_WAIT_MS = 3000
+
+export class PruneJob {
+  private stopping = false
+  private current: Promise<PruneReport> | null = null
+  constructor(
+    private readonly ctx: Pick<AgentContext, 'config' | 'log' | 'store' | 'bus' | 'runner' | 'now'>,
+    private readonly opts: PruneJobOptions,
+  ) {}
+
+  async run(req: PruneRequest, hooks: PruneHooks = {}): Promise<{ report: PruneReport; joined: boolean }> {
+    if (this.stopping) throw new Error('the agent is stopping: no new prune')
+    const targetPercent = req.targetPercent ?? this.ctx.config.prune.lowPercent
+    const key = `${req.dryRun ? 'dry-run' : 'remove'}:${targetPercent}`
+    const { result, joined } = await this.ctx.runner.run('prune', key, () => {
+      // A request that waited behind another prune must not start once the agent is stopping.
+      if (this.stopping) return Promise.reject(new Error('the agent is stopping: no new prune'))
+      this.current = this.once({ ...req, targetPercent }, hooks)
+      return this.current
+    })
+    return { report: result, joined }
+  }
+
+  /** lets a running prune end after its current image, then waits for it (not for other kinds of job) */
+  async stop(): Promise<void> {
+    this.stopping = true
+    // Bounded: a prune still waiting for the lock held by a `gpuhost prune` run must not hold the
+    // agent past its stop limit; it has removed nothing yet and stops at its next check.
+    let timer: NodeJS.Timeout | undefined
+    const limit = new Promise<void>((r) => { timer = setTimeout(r, STOP_WAIT_MS) })
+    await Promise.race([this.current?.catch(() => undefined), limit])
+    clearTimeout(timer)
+  }
+
+  private async once(req: PruneRequest, hooks: PruneHooks): Promise<PruneReport> {
+    const { config, log, store, bus, runner, now } = this.ctx
+    const measure = this.opts.measure ?? readFilesystem
+    const snapshot = store.get()
+    const report = await runPrune({
+      docker: this.opts.docker, measure, bus, log, now, policy: config.prune, pullsInFlight: () => runner.pullsInFlight,
+      stopRequested: () => this.stopping, exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn), sharedSizes: () => sharedSizesFromDf(this.opts.docker),
+    }, { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) }, req, hooks)
+    if (!req.dryRun && report.after) this.recordDisk(snapshot, report.after)
+    return report
+  }
+
+  /** the reading taken after the prune is the freshest fact about the disk: the watcher must see it */
+  private recordDisk(snapshot: HostSnapshot, after: DiskReading): void {
+    const disk = this.ctx.store.get().disk ?? snapshot.disk
+    if (!disk) return
+    this.ctx.store.set('disk', { ...disk, sizeBytes: after.sizeBytes, usedBytes: after.usedBytes, availBytes: after.availBytes, usedPercent: after.usedPercent })
+  }
+}
+
+/** disk.path when set, else the path the disk collector measured, else Docker's root dir */
+export function diskPathOf(snapshot: HostSnapshot, configured: string | null): string | null {
+  return configured ?? snapshot.disk?.path ?? snapshot.docker.rootDir ?? null
+}

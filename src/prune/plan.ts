@@ -1,0 +1,303 @@
+// The prune planner: snapshot + policy + now → which images to remove, in which order, and why;
+// and which images stay, and why. Pure: no Docker, no clock, no filesystem, so thousands of
+// generated cases can test it and a dry run can show exactly what a real run would do.
+//
+// Guards (an image is never planned when any holds), checked in this order for the kept reason:
+//   1. a container uses it, running or exited (removing it would need force, and breaks a restart);
+//   2. a pull in flight is writing it (its reference or id is in pullsInFlight);
+//   3. it matches a protect glob (on repo:tag, repo, repo@digest or image id);
+//   4. it was first seen less than minAgeSeconds ago. Age is by firstSeen only, not by the image's
+//      created time: created is when the image was built, often months before it arrived here, so
+//      a fresh pull of an old build would look old. firstSeen starts at "now" for images the agent
+//      has no record of, so a lost state file protects everything for minAge instead of freeing it.
+//      A firstSeen that cannot be read counts as young: when in doubt, keep.
+//   5. it is among the newest keepPerRepository images of one of its repositories (newest by
+//      created, the build time, which is what "newest version" means; ties by firstSeen).
+// Order of the rest: dangling first, then least recently used; never used counts as the oldest
+// use; ties by firstSeen, then id, so the order is total and repeatable.
+import picomatch from 'picomatch'
+import type { DiskFacts, ImageFacts } from '../agent/snapshot.js'
+
+export interface PrunePolicy {
+  lowPercent: number
+  minAgeSeconds: number
+  protect: string[]
+  keepPerRepository: number
+}
+
+export interface PlanInput {
+  disk: Pick<DiskFacts, 'usedBytes' | 'availBytes'>
+  images: ImageFacts[]
+  policy: PrunePolicy
+  now: Date
+  /** free down to this usage; default policy.lowPercent */
+  targetPercent?: number
+  /** references (or ids) a pull in flight is writing */
+  pullsInFlight?: Iterable<string>
+}
+
+export interface PlanItem {
+  id: string
+  refs: string[]
+  sizeBytes: number
+  /** what removing it frees for sure: its size less the layers it shares with other images */
+  expectedFreedBytes: number
+  lastUsed: string | null
+  firstSeen: string
+  dangling: boolean
+  reason: string
+}
+
+export interface KeptItem {
+  id: string
+  refs: string[]
+  reason: string
+}
+
+export interface PrunePlan {
+  targetPercent: number
+  /** bytes to free for usage to reach targetPercent; 0 when it already has */
+  needBytes: number
+  plan: PlanItem[]
+  /** sum of the plan's expectedFreedBytes */
+  expectedFreedBytes: number
+  /** true when the plan is expected to free needBytes */
+  expectedEnough: boolean
+  kept: KeptItem[]
+}
+
+export const KEPT = {
+  inUse: 'in use by a container',
+  pullInFlight: 'a pull in flight is writing it',
+  notNeeded: 'not needed: the target is reached without it',
+} as const
+
+/** Usage as df computes it: used / (used + available); reserved blocks count as neither. */
+export function usedPercentOf(disk: Pick<DiskFacts, 'usedBytes' | 'availBytes'>): number {
+  const total = disk.usedBytes + disk.availBytes
+  return total > 0 ? (disk.usedBytes / total) * 100 : 0
+}
+
+/** Bytes to free so that usage is at most targetPercent. */
+export function bytesToFree(disk: Pick<DiskFacts, 'usedBytes' | 'availBytes'>, targetPercent: number): number {
+  const total = disk.usedBytes + disk.availBytes
+  const allowed = Math.floor((total * targetPercent) / 100)
+  return Math.max(0, disk.usedBytes - allowed)
+}
+
+/**
+ * What removal frees for sure. Shared layers stay as long as any other image holds them, so only
+ * the unshared part counts. When Docker did not report the shared size (-1), nothing is certain:
+ * count 0, and the plan goes on to the next image rather than claim space it may not free. The
+ * executor measures the disk after every removal and stops once the target is really reached, so
+ * this caution does not make a run remove more than it must.
+ */
+export function expectedFreedBytes(image: Pick<ImageFacts, 'sizeBytes' | 'sharedSizeBytes'>): number {
+  if (image.sharedSizeBytes < 0) return 0
+  return Math.max(0, image.sizeBytes - image.sharedSizeBytes)
+}
+
+/** How a plan names an image: its tags, or its digests when it has no tag (pulled by digest). */
+export function refsOf(image: Pick<ImageFacts, 'repoTags' | 'repoDigests'>): string[] {
+  const tags = image.repoTags.filter((t) => t !== '<none>:<none>')
+  return tags.length > 0 ? tags : image.repoDigests.filter((d) => !d.startsWith('<none>@'))
+}
+
+/** repository of a repo:tag or repo@digest: strips the digest or the tag (a ':' after the last '/'). */
+export function repositoryOf(ref: string): string {
+  const at = ref.indexOf('@')
+  if (at >= 0) return ref.slice(0, at)
+  const colon = ref.lastIndexOf(':')
+  return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref
+}
+
+/** docker.io/library/ubuntu:22.04 for ubuntu:22.04, so a glob may be written either way. */
+export function qualifiedRef(ref: string): string {
+  const first = ref.split('/')[0]
+  const hasRegistry = ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost')
+  if (hasRegistry) return ref
+  return ref.includes('/') ? `docker.io/${ref}` : `docker.io/library/${ref}`
+}
+
+/** A truly dangling image: no tag and no digest. One pulled by digest only is pinned, not junk. */
+export function isDangling(image: Pick<ImageFacts, 'repoTags' | 'repoDigests'>): boolean {
+  return refsOf(image).length === 0
+}
+
+export type ProtectMatcher = (image: Pick<ImageFacts, 'id' | 'repoTags' | 'repoDigests'>) => string | null
+
+/** A matcher that names the protect glob an image matches, or null. */
+export function protectMatcher(globs: string[]): ProtectMatcher {
+  // bash: a single * crosses '/', so "*:stable" protects nvidia/cuda:stable too.
+  const compiled = globs.map((glob) => ({ glob, match: picomatch(glob, { bash: true, dot: true }), idPrefix: idPrefixOf(glob) }))
+  return (image) => {
+    if (compiled.length === 0) return null
+    const names = namesOf(image)
+    for (const { glob, match, idPrefix } of compiled) {
+      if (idPrefix && image.id.replace(/^sha256:/, '').startsWith(idPrefix)) return glob
+      if (names.some((n) => match(n))) return glob
+    }
+    return null
+  }
+}
+
+/** a glob that is a plain image id or id prefix (12+ hex digits, sha256: optional) */
+function idPrefixOf(glob: string): string | null {
+  const m = /^(?:sha256:)?([0-9a-f]{12,64})$/.exec(glob)
+  return m ? m[1] : null
+}
+
+function namesOf(image: Pick<ImageFacts, 'id' | 'repoTags' | 'repoDigests'>): string[] {
+  const names = new Set<string>([image.id, image.id.replace(/^sha256:/, '')])
+  for (const ref of [...image.repoTags, ...image.repoDigests]) {
+    if (ref.startsWith('<none>')) continue
+    for (const r of [ref, qualifiedRef(ref)]) {
+      names.add(r)
+      names.add(repositoryOf(r))
+    }
+  }
+  return [...names]
+}
+
+/** An image with its times parsed once: sorting 10,000 images must not parse dates a million times. */
+interface Keyed {
+  image: ImageFacts
+  refs: string[]
+  dangling: boolean
+  /** ms; -Infinity when never used */
+  lastUsed: number
+  /** ms; Infinity when unreadable (sorts last, and counts as young) */
+  firstSeen: number
+  /** ms; -Infinity when unreadable */
+  created: number
+}
+
+function keyed(image: ImageFacts): Keyed {
+  return {
+    image, refs: refsOf(image), dangling: isDangling(image), lastUsed: timeOf(image.lastUsed, -Infinity),
+    firstSeen: timeOf(image.firstSeen, Infinity), created: timeOf(image.createdAt, -Infinity),
+  }
+}
+
+/** ids of the images that are among the newest `n` of one of their repositories, with that repository */
+function newestPerRepository(images: Keyed[], n: number): Map<string, string> {
+  const kept = new Map<string, string>()
+  if (n <= 0) return kept
+  const byRepo = new Map<string, Keyed[]>()
+  for (const k of images) {
+    for (const repo of new Set(k.refs.map(repositoryOf))) {
+      const list = byRepo.get(repo) ?? []
+      list.push(k)
+      byRepo.set(repo, list)
+    }
+  }
+  // newest first: by created, then first seen (unreadable first-seen counts as oldest here)
+  const seen = (k: Keyed) => (Number.isFinite(k.firstSeen) ? k.firstSeen : -Infinity)
+  for (const [repo, list] of byRepo) {
+    list.sort((a, b) => diff(b.created, a.created) || diff(seen(b), seen(a)) || compareStrings(a.image.id, b.image.id))
+    for (const k of list.slice(0, n)) if (!kept.has(k.image.id)) kept.set(k.image.id, repo)
+  }
+  return kept
+}
+
+/** a - b for times that may be infinite (Infinity - Infinity is NaN, which would break a sort) */
+function diff(a: number, b: number): number {
+  return a === b ? 0 : a < b ? -1 : 1
+}
+
+/** a time in ms, or `fallback` when absent or unreadable */
+function timeOf(iso: string | null | undefined, fallback: number): number {
+  if (!iso) return fallback
+  const t = Date.parse(iso)
+  return Number.isNaN(t) ? fallback : t
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** dangling first, then least recently used (never used first), then first seen, then id */
+function compareForEviction(a: Keyed, b: Keyed): number {
+  return diff(a.dangling ? 0 : 1, b.dangling ? 0 : 1)
+    || diff(a.lastUsed, b.lastUsed)
+    || diff(a.firstSeen, b.firstSeen)
+    || compareStrings(a.image.id, b.image.id)
+}
+
+/** the references pulls in flight are writing, each also in its docker.io form */
+export function pullSet(refs: Iterable<string>): Set<string> {
+  const set = new Set<string>()
+  for (const r of refs) {
+    set.add(r)
+    set.add(qualifiedRef(r))
+  }
+  return set
+}
+
+/** true when one of an image's names (id, tags, digests) is being written by a pull */
+export function isBeingPulled(names: string[], inFlight: Set<string>): boolean {
+  return names.some((n) => inFlight.has(n) || inFlight.has(qualifiedRef(n)))
+}
+
+/** Why an image must stay, or null when it may go. */
+function keepReason(
+  { image, firstSeen }: Keyed,
+  ctx: { now: number; minAgeMs: number; inFlight: Set<string>; protect: ProtectMatcher; newest: Map<string, string>; keepPerRepository: number },
+): string | null {
+  if (image.containers.length > 0) return KEPT.inUse
+  if (isBeingPulled([image.id, ...image.repoTags, ...image.repoDigests], ctx.inFlight)) return KEPT.pullInFlight
+  const glob = ctx.protect(image)
+  if (glob !== null) return `protected by "${glob}"`
+  if (ctx.now - firstSeen < ctx.minAgeMs) {
+    return Number.isFinite(firstSeen) ? `younger than minAgeSeconds (first seen ${image.firstSeen})` : 'first-seen time unknown: kept as young'
+  }
+  const repo = ctx.newest.get(image.id)
+  if (repo !== undefined) return `among the newest ${ctx.keepPerRepository} of ${repo}`
+  return null
+}
+
+function planReason({ image, dangling }: Keyed): string {
+  if (dangling) return 'dangling'
+  return image.lastUsed ? `least recently used (last used ${image.lastUsed})` : `least recently used (never used, first seen ${image.firstSeen})`
+}
+
+/** The pure planner. */
+export function planPrune(input: PlanInput): PrunePlan {
+  const targetPercent = input.targetPercent ?? input.policy.lowPercent
+  const needBytes = bytesToFree(input.disk, targetPercent)
+  const inFlight = pullSet(input.pullsInFlight ?? [])
+  const images = input.images.map(keyed)
+  const ctx = {
+    now: input.now.getTime(),
+    minAgeMs: input.policy.minAgeSeconds * 1000,
+    inFlight,
+    protect: protectMatcher(input.policy.protect),
+    newest: newestPerRepository(images, input.policy.keepPerRepository),
+    keepPerRepository: input.policy.keepPerRepository,
+  }
+  const kept: KeptItem[] = []
+  const candidates: Keyed[] = []
+  for (const k of images) {
+    const reason = keepReason(k, ctx)
+    if (reason === null) candidates.push(k)
+    else kept.push({ id: k.image.id, refs: k.refs, reason })
+  }
+  candidates.sort(compareForEviction)
+
+  const plan: PlanItem[] = []
+  let expected = 0
+  for (const k of candidates) {
+    const { image } = k
+    if (expected >= needBytes) {
+      kept.push({ id: image.id, refs: k.refs, reason: KEPT.notNeeded })
+      continue
+    }
+    const freed = expectedFreedBytes(image)
+    expected += freed
+    plan.push({
+      id: image.id, refs: k.refs, sizeBytes: image.sizeBytes, expectedFreedBytes: freed,
+      lastUsed: image.lastUsed, firstSeen: image.firstSeen, dangling: k.dangling, reason: planReason(k),
+    })
+  }
+  return { targetPercent, needBytes, plan, expectedFreedBytes: expected, expectedEnough: expected >= needBytes, kept }
+}

@@ -1,0 +1,108 @@
+// The time-driven prune triggers: the disk watcher and the cron schedule. Both only decide when;
+// the prune job decides what. Timers start in start() and end in stop().
+import cron, { type ScheduledTask } from 'node-cron'
+import type { Logger } from 'pino'
+import type { Component } from '../agent/lifecycle.js'
+import type { EventBus } from '../agent/events.js'
+import type { DiskFacts } from '../agent/snapshot.js'
+import type { PruneReport, PruneRequest } from './executor.js'
+
+export type StartPrune = (req: PruneRequest) => Promise<{ report: Pick<PruneReport, 'result' | 'after'> }>
+
+/** after a prune that could not free enough, the watcher tries again this many checks later… */
+export const RETRY_AFTER_CHECKS = 10
+/** …or as soon as usage has grown by this many points */
+export const RETRY_ON_GROWTH_PERCENT = 1
+
+/**
+ * Every checkIntervalSeconds reads the snapshot's disk; at or above highPercent it starts a prune
+ * (down to lowPercent). highPercent 100 switches it off. Crossing the line either way publishes
+ * disk.threshold once, not on every check. When a prune could not free enough (everything left is
+ * needed), pruning again every check would only repeat the same loud failure: the watcher waits
+ * until usage grows or RETRY_AFTER_CHECKS checks have passed.
+ */
+export class DiskWatcher implements Component {
+  readonly name = 'disk-watcher'
+  private timer: NodeJS.Timeout | null = null
+  private above: boolean | null = null
+  private notEnough: { usedPercent: number; checks: number } | null = null
+
+  constructor(private readonly opts: {
+    disk: () => DiskFacts | null
+    highPercent: number
+    intervalSeconds: number
+    prune: StartPrune
+    bus: EventBus
+    log: Logger
+  }) {}
+
+  get enabled(): boolean {
+    return this.opts.highPercent < 100
+  }
+
+  async start(): Promise<void> {
+    if (!this.enabled) {
+      this.opts.log.info('disk watcher off: prune.highPercent is 100')
+      return
+    }
+    this.timer = setInterval(() => this.check(), this.opts.intervalSeconds * 1000)
+    this.timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+  }
+
+  /** one look at the disk; returns whether it started (or joined) a prune */
+  check(): boolean {
+    const disk = this.opts.disk()
+    if (!disk || !this.enabled) return false
+    const above = disk.usedPercent >= this.opts.highPercent
+    if (above !== this.above && (above || this.above !== null)) {
+      this.opts.bus.publish('disk.threshold', {
+        state: above ? 'above' : 'below', usedPercent: disk.usedPercent, highPercent: this.opts.highPercent, mountpoint: disk.mountpoint,
+      })
+      this.opts.log[above ? 'warn' : 'info']({ usedPercent: disk.usedPercent, highPercent: this.opts.highPercent }, above ? 'disk usage at or above the high watermark' : 'disk usage back below the high watermark')
+    }
+    this.above = above
+    if (!above) {
+      this.notEnough = null
+      return false
+    }
+    if (this.notEnough && disk.usedPercent < this.notEnough.usedPercent + RETRY_ON_GROWTH_PERCENT && ++this.notEnough.checks < RETRY_AFTER_CHECKS) {
+      return false
+    }
+    this.notEnough = null
+    this.opts.prune({ trigger: 'watcher', dryRun: false }).then(({ report }) => {
+      if (report.result === 'not_enough') this.notEnough = { usedPercent: report.after?.usedPercent ?? disk.usedPercent, checks: 0 }
+    }, (err) => this.opts.log.error({ err: (err as Error).message }, 'watcher prune failed'))
+    return true
+  }
+}
+
+/** prune.schedule: a cron expression (node-cron syntax, 5 or 6 fields); null: no scheduled prune. */
+export class CronPrune implements Component {
+  readonly name = 'prune-schedule'
+  private task: ScheduledTask | null = null
+
+  constructor(private readonly opts: { schedule: string | null; prune: StartPrune; log: Logger }) {}
+
+  async start(): Promise<void> {
+    const { schedule } = this.opts
+    if (schedule === null) return
+    if (!cron.validate(schedule)) throw new Error(`prune.schedule: not a cron expression: ${JSON.stringify(schedule)}`)
+    this.task = cron.schedule(schedule, () => this.fire())
+  }
+
+  /** what the schedule does when it fires */
+  fire(): Promise<unknown> {
+    return this.opts.prune({ trigger: 'schedule', dryRun: false }).catch((err) =>
+      this.opts.log.error({ err: (err as Error).message }, 'scheduled prune failed'))
+  }
+
+  async stop(): Promise<void> {
+    await this.task?.destroy()
+    this.task = null
+  }
+}

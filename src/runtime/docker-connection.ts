@@ -1,0 +1,119 @@
+// The agent's connection to dockerd, shared by the disk and image collectors and the event stream.
+// It negotiates the API version once per daemon start (the daemon may be upgraded while the agent
+// runs), remembers Docker's root dir, and records in the snapshot whether Docker answers.
+import type Docker from 'dockerode'
+import type { AgentConfig } from '../config.js'
+import { createDockerClient } from './docker-client.js'
+import type { SnapshotStore } from '../agent/snapshot.js'
+
+/** The newest Docker Engine API this agent was written against (Docker 24). */
+export const CLIENT_API_VERSION = '1.43'
+/** The oldest API whose image and container lists carry every field the collectors read. */
+export const MIN_API_VERSION = '1.25'
+
+/** Like the docker CLI: the lower of what the daemon speaks and what the client knows. */
+export function negotiateApiVersion(serverApiVersion: string, client = CLIENT_API_VERSION): string {
+  if (!/^\d+\.\d+$/.test(serverApiVersion)) throw new Error(`dockerd reported an unreadable API version: ${JSON.stringify(serverApiVersion)}`)
+  const chosen = compareApiVersions(serverApiVersion, client) < 0 ? serverApiVersion : client
+  if (compareApiVersions(chosen, MIN_API_VERSION) < 0) {
+    throw new Error(`dockerd speaks API ${serverApiVersion}; gpuhost needs ${MIN_API_VERSION} or newer`)
+  }
+  return chosen
+}
+
+export function compareApiVersions(a: string, b: string): number {
+  const [aMajor, aMinor] = a.split('.').map(Number)
+  const [bMajor, bMinor] = b.split('.').map(Number)
+  return aMajor - bMajor || aMinor - bMinor
+}
+
+export interface DockerIdentity {
+  apiVersion: string
+  version: string
+  rootDir: string
+}
+
+export class DockerConnection {
+  private identity: DockerIdentity | null = null
+  private connecting: Promise<DockerIdentity> | null = null
+  private lastRootDir: string | null = null
+  private readonly api: Docker
+  /** no socket timeout: the event stream stays open for hours without a byte */
+  private readonly streamApi: Docker
+
+  constructor(config: Pick<AgentConfig, 'docker'>, private readonly store: SnapshotStore | null) {
+    this.api = createDockerClient(config)
+    this.streamApi = createDockerClient({ docker: { ...config.docker, timeoutSeconds: 0 } })
+  }
+
+  /** the client, speaking the negotiated API version; connects first when needed */
+  async client(): Promise<Docker> {
+    await this.connect()
+    return this.api
+  }
+
+  /** a client without a socket timeout, for the event stream */
+  async streamClient(): Promise<Docker> {
+    await this.connect()
+    return this.streamApi
+  }
+
+  /** Docker's root dir: from the daemon, or the last one it reported while it is away */
+  async rootDir(): Promise<string> {
+    try {
+      return (await this.connect()).rootDir
+    } catch (err) {
+      if (this.lastRootDir) return this.lastRootDir
+      throw new Error(`Docker's root dir is unknown (${(err as Error).message}); set disk.path to measure without Docker`)
+    }
+  }
+
+  connect(): Promise<DockerIdentity> {
+    if (this.identity) return Promise.resolve(this.identity)
+    this.connecting ??= this.negotiate().finally(() => { this.connecting = null })
+    return this.connecting
+  }
+
+  /** the daemon may have restarted (its event stream ended): negotiate afresh on the next call */
+  forget(): void {
+    this.identity = null
+  }
+
+  /** a call failed in a way that says the daemon is gone: negotiate afresh next time */
+  markUnreachable(err: Error): void {
+    this.identity = null
+    this.store?.set('docker', { reachable: false, reason: err.message, rootDir: this.lastRootDir ?? undefined })
+  }
+
+  private async negotiate(): Promise<DockerIdentity> {
+    try {
+      useApiVersion(this.api, undefined)
+      // /version answers on every API version, so it is asked without a version prefix.
+      const version = await this.api.version()
+      const apiVersion = negotiateApiVersion(version.ApiVersion)
+      useApiVersion(this.api, apiVersion)
+      useApiVersion(this.streamApi, apiVersion)
+      const info = await this.api.info() as { DockerRootDir?: string; ServerVersion?: string }
+      if (!info.DockerRootDir) throw new Error('docker info did not report DockerRootDir')
+      this.identity = { apiVersion, version: info.ServerVersion ?? version.Version, rootDir: info.DockerRootDir }
+      this.lastRootDir = info.DockerRootDir
+      this.store?.set('docker', { reachable: true, rootDir: this.identity.rootDir, version: this.identity.version })
+      return this.identity
+    } catch (err) {
+      this.markUnreachable(err as Error)
+      throw err
+    }
+  }
+}
+
+/** docker-modem prefixes every path with its `version` (e.g. /v1.41/images/json) when one is set */
+function useApiVersion(docker: Docker, apiVersion: string | undefined): void {
+  (docker.modem as unknown as { version?: string }).version = apiVersion === undefined ? undefined : `v${apiVersion}`
+}
+
+/** errors that mean the daemon itself is away, not that one request was bad */
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT'
+    || /socket hang up|timeout/i.test((err as Error | undefined)?.message ?? '')
+}

@@ -1,0 +1,91 @@
+// One `docker pull` through the Docker API, with the attempt's abort signal, reading the JSON
+// progress stream into bytes done against the manifest's compressed size.
+import { createInterface } from 'node:readline'
+import type { Docker } from './docker-client.js'
+
+export interface PullProgress {
+  bytesDone: number
+  bytesTotal: number
+}
+
+interface StreamEvent {
+  status?: string
+  id?: string
+  error?: string
+  errorDetail?: { message?: string }
+  progressDetail?: { current?: number; total?: number }
+}
+
+/** Tracks bytes per layer; dockerd names each layer by the first 12 hex digits of its digest. */
+export class PullProgressTracker {
+  private readonly sizes = new Map<string, number>()
+  private readonly done = new Map<string, number>()
+
+  constructor(layers: { digest: string; sizeBytes: number }[], private readonly total: number) {
+    for (const l of layers) this.sizes.set(l.digest.replace(/^sha256:/, '').slice(0, 12), l.sizeBytes)
+  }
+
+  update(e: StreamEvent): void {
+    if (!e.id || !this.sizes.has(e.id) && !e.progressDetail?.total) return
+    if (e.progressDetail?.total && !this.sizes.has(e.id)) this.sizes.set(e.id, e.progressDetail.total)
+    const size = this.sizes.get(e.id) ?? 0
+    if (e.status === 'Downloading' && typeof e.progressDetail?.current === 'number') {
+      this.done.set(e.id, Math.min(size, e.progressDetail.current))
+    } else if (e.status && /^(Download complete|Verifying Checksum|Pull complete|Already exists|Extracting)/.test(e.status)) {
+      this.done.set(e.id, size)
+    }
+  }
+
+  get(): PullProgress {
+    let bytesDone = 0
+    for (const v of this.done.values()) bytesDone += v
+    return { bytesDone: Math.min(bytesDone, this.total), bytesTotal: this.total }
+  }
+}
+
+export class PullStreamError extends Error {
+  constructor(message: string, readonly notFound: boolean) {
+    super(message)
+    this.name = 'PullStreamError'
+  }
+}
+
+const NOT_FOUND = /manifest unknown|not found|does not exist|repository name not known/i
+
+export async function dockerPull(docker: Docker, args: {
+  name: string
+  /** tag or digest */
+  reference: string
+  auth?: Record<string, string>
+  signal: AbortSignal
+  onEvent: (e: StreamEvent) => void
+}): Promise<void> {
+  let stream: NodeJS.ReadableStream
+  try {
+    stream = await docker.createImage(args.auth as never, { fromImage: args.name, tag: args.reference, abortSignal: args.signal } as never) as unknown as NodeJS.ReadableStream
+  } catch (err) {
+    const message = (err as { json?: { message?: string } }).json?.message ?? (err as Error).message
+    throw new PullStreamError(message, NOT_FOUND.test(message))
+  }
+  const onAbort = () => (stream as unknown as { destroy?: (e?: Error) => void }).destroy?.(new Error('aborted'))
+  args.signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    const lines = createInterface({ input: stream as NodeJS.ReadableStream, crlfDelay: Infinity })
+    for await (const line of lines) {
+      if (!line.trim()) continue
+      let e: StreamEvent
+      try { e = JSON.parse(line) } catch { continue }
+      if (e.error) {
+        const message = e.errorDetail?.message ?? e.error
+        throw new PullStreamError(message, NOT_FOUND.test(message))
+      }
+      args.onEvent(e)
+    }
+    if (args.signal.aborted) throw new PullStreamError(String(args.signal.reason?.message ?? 'aborted'), false)
+  } catch (err) {
+    if (args.signal.aborted) throw new PullStreamError(String(args.signal.reason?.message ?? 'aborted'), false)
+    throw err
+  } finally {
+    args.signal.removeEventListener('abort', onAbort)
+  }
+}
