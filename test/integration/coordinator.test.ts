@@ -1,6 +1,6 @@
 // Coordinator and agent on loopback, both as users run them: the fleet view, commands through the
 // API, events delivered once across outages and restarts, tokens refused on both sides.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
@@ -11,9 +11,8 @@ import { fakeNvidiaSmi } from '../harness/nvidia-smi.js'
 import { waitFor } from '../harness/ports.js'
 import { which } from '../harness/services.js'
 
-type T = Parameters<Parameters<typeof t.test>[1]>[0]
 
-function agentConfig(t: T, coord: { agentsUrl: string; agentTokenFile: string }, hostId: string, extra: Record<string, unknown> = {}) {
+function agentConfig(t: Test, coord: { agentsUrl: string; agentTokenFile: string }, hostId: string, extra: Record<string, unknown> = {}) {
   return {
     hostId,
     docker: { socket: '/nonexistent/docker.sock' },

@@ -1,6 +1,6 @@
 // NVIDIA's requirement language as libnvidia-container evaluates `--require` (src/cli/dsl.c and
 // the rules in src/cli/configure.c): the fine points, one by one.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { compareVersions } from '../../src/compat/version.js'
 import { evaluateRequirement, RequirementError, type DeviceFacts, type DriverFacts } from '../../src/compat/requirement.js'
 
@@ -8,7 +8,7 @@ const tesla470: DriverFacts = { driverVersion: '470.82.01', cudaVersion: '11.4' 
 const TESLA: DeviceFacts = { brand: 'tesla', arch: '7.5' }
 const GEFORCE: DeviceFacts = { brand: 'geforce', arch: '8.6' }
 const holds = (expr: string, driver: DriverFacts = tesla470, device: DeviceFacts | null = TESLA) => evaluateRequirement(expr, driver, device).satisfied
-const invalid = (t: typeof import("tap").default, expr: string, reason: RegExp, driver: DriverFacts = tesla470, device: DeviceFacts | null = TESLA) => {
+const invalid = (t: Test, expr: string, reason: RegExp, driver: DriverFacts = tesla470, device: DeviceFacts | null = TESLA) => {
   t.throws(() => evaluateRequirement(expr, driver, device), RequirementError, expr)
   try { evaluateRequirement(expr, driver, device) } catch (err) { t.match((err as RequirementError).reason, reason, `${expr}: reason`) }
 }

@@ -14,7 +14,8 @@ async function exportedNames(): Promise<Set<string>> {
   const names = new Set<string>()
   for (const m of await registry.getMetricsAsJSON()) {
     names.add(m.name)
-    if (m.type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s)
+    // prom-client declares type as a numeric enum, but the value at run time is the name
+    if (String(m.type) === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s)
   }
   return names
 }
