@@ -93,4 +93,4 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 // Exit explicitly: a library's keep-alive socket must not hold a finished command open.
-main(process.argv).then((code) => process.exit(code))
+void main(process.argv).then((code) => process.exit(code))

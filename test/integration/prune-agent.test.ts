@@ -48,7 +48,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'prometheus-alertmanager'])
     const dockerd = await startDockerd(t, { diskMiB: 300 })
     const ids = fill(dockerd, ['app/b:1', 'app/b:2', 'app/b:3'])
     const state = join(testDir(t).path, 'state')
-    seedUsage(state, Object.fromEntries(Object.entries(ids).map(([ref, id], i) => [id, { firstSeen: daysAgo(30), lastUsed: daysAgo(10 - i) }])))
+    seedUsage(state, Object.fromEntries(Object.entries(ids).map(([, id], i) => [id, { firstSeen: daysAgo(30), lastUsed: daysAgo(10 - i) }])))
     const { target } = await usageAndTarget(dockerd, 0.5)
     const agent = await startAgent(t, {
       hostId: 'gpu-test-1', stateDir: state, docker: { socket: dockerd.socket }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
