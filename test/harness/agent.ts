@@ -66,7 +66,7 @@ export async function startCliService(t: Teardown, name: string, args: string[],
   await waitFor(`${name} /healthz`, async () => {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${output}`)
     return (await fetch(`${url}/healthz`)).ok
-  }, 15_000, 100)
+  }, 60_000, 100) // generous: start-up takes seconds on a loaded machine, and speed is bench/startup.ts's job
   return { child, exited, logs: () => output }
 }
 
@@ -97,9 +97,11 @@ export async function startAgent(t: Teardown, config: Record<string, unknown>, o
     logs,
     stop: async (signal = 'SIGTERM') => {
       const started = Date.now()
-      if (child.exitCode === null) child.kill(signal)
-      const code = await exited
-      return { code, ms: Date.now() - started }
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      const stopped = exited.then((code) => ({ code, ms: Date.now() - started }))
+      // Bounded, so that a stop that hangs fails here with a reason instead of at tap's timeout.
+      await waitFor(`agent to exit after ${signal}`, () => child.exitCode !== null || child.signalCode !== null, 60_000, 50)
+      return stopped
     },
   }
 }
