@@ -100,7 +100,8 @@ export async function startAgent(t: Teardown, config: Record<string, unknown>, o
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       const stopped = exited.then((code) => ({ code, ms: Date.now() - started }))
       // Bounded, so that a stop that hangs fails here with a reason instead of at tap's timeout.
-      await waitFor(`agent to exit after ${signal}`, () => child.exitCode !== null || child.signalCode !== null, 60_000, 50)
+      const gone = () => child.exitCode !== null || child.signalCode !== null
+      await waitFor(`agent to exit after ${signal}`, gone, 60_000, 50)
       return stopped
     },
   }

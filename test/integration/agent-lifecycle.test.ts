@@ -48,7 +48,8 @@ t.test('SIGTERM during start-up still exits 0', async (t) => {
     await new Promise((r) => setTimeout(r, delayMs))
     const started = Date.now()
     child.kill('SIGTERM')
-    await waitFor(`exit after SIGTERM at ${delayMs} ms`, () => child.exitCode !== null || child.signalCode !== null, 60_000, 50)
+    const gone = () => child.exitCode !== null || child.signalCode !== null
+    await waitFor(`exit after SIGTERM at ${delayMs} ms`, gone, 60_000, 50)
     const code = await exited
     // Before node installs its handlers the default action ends the process by signal; both are clean stops.
     t.ok(code === 0 || code === -1, `SIGTERM after ${delayMs} ms: exit ${code}`)
