@@ -3,6 +3,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { ConfigError } from './config.js'
 import { CliError, EXIT } from './exit-codes.js'
+import { InvalidRequestError, UnavailableError } from './errors.js'
 import { VERSION } from './version.js'
 
 export interface GlobalOptions {
@@ -86,6 +87,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CliError) {
       process.stderr.write(`gpuhost: ${err.message}\n`)
       return err.exitCode
+    }
+    if (err instanceof InvalidRequestError || err instanceof UnavailableError) {
+      process.stderr.write(`gpuhost: ${err.message}\n`)
+      return err instanceof InvalidRequestError ? EXIT.usage : EXIT.unavailable
     }
     process.stderr.write(`gpuhost: ${(err as Error).stack ?? String(err)}\n`)
     return 70

@@ -14,9 +14,15 @@ const cronOrNull = z.string().min(1)
   .refine((v) => isCronExpression(v), 'must be a cron expression (minute hour day month weekday, optionally seconds first)')
   .nullable()
 
+/** the largest WebSocket frame either side of the agent link sends or accepts, unless configured */
+export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024
+const maxFrameBytes = z.number().int().min(1024).default(DEFAULT_MAX_FRAME_BYTES)
+
 export const agentConfigSchema = z.strictObject({
   hostId: z.string().min(1).default(() => hostname()),
   listen: hostPort.default('127.0.0.1:9477'),
+  /** the largest request body the agent's HTTP API reads */
+  maxBodyBytes: z.number().int().min(1024).default(256 * 1024),
   tokenFile: z.string().min(1).nullable().default('/etc/gpuhost/token'),
   stateDir: z.string().min(1).default('/var/lib/gpuhost'),
   docker: z.strictObject({
@@ -48,6 +54,8 @@ export const agentConfigSchema = z.strictObject({
     images: z.array(z.string().min(1).refine(isImageRef, 'not a valid image reference (repo:tag or repo@sha256:…)')).default([]),
     mirrors: z.record(z.string(), z.array(z.string().min(1))).default({}),
     concurrency: z.number().int().min(1).max(32).default(2),
+    /** registry look-ups in parallel before planning; null: as many as pulls, at least 2 */
+    inspectConcurrency: z.number().int().min(1).max(32).nullable().default(null),
     retries: z.number().int().min(0).max(20).default(3),
     attemptTimeoutSeconds: seconds.default(600),
     credentialsFile: z.string().min(1).nullable().default(null),
@@ -64,6 +72,8 @@ export const agentConfigSchema = z.strictObject({
     pingIntervalSeconds: seconds.default(15),
     /** reconnect delays grow from 0.5 s to this, with jitter */
     reconnectMaxSeconds: seconds.default(60),
+    /** frames larger than this are neither sent nor accepted; the coordinator's maxFrameBytes should match */
+    maxFrameBytes,
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
@@ -89,12 +99,17 @@ function isImageRef(ref: string): boolean {
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>
 
+/** registry look-ups a prewarm runs in parallel: prewarm.inspectConcurrency, else max(2, concurrency) */
+export function inspectConcurrency(prewarm: Pick<AgentConfig['prewarm'], 'concurrency' | 'inspectConcurrency'>): number {
+  return prewarm.inspectConcurrency ?? Math.max(2, prewarm.concurrency)
+}
+
 export const coordinatorConfigSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:9478'),
   adminTokenFile: z.string().min(1).nullable().default('/etc/gpuhost/admin-token'),
   agentTokenFile: z.string().min(1).nullable().default('/etc/gpuhost/agent-token'),
   dataDir: z.string().min(1).default('/var/lib/gpuhost-coordinator'),
-  maxFrameBytes: z.number().int().min(1024).default(1024 * 1024),
+  maxFrameBytes,
   /** each agent is pinged this often; no pong by the next ping closes its connection */
   pingIntervalSeconds: seconds.default(30),
   /** a command without a result from its host within this time fails */

@@ -1,14 +1,43 @@
 // Named actions (prune, prewarm, check, status) that any trigger can invoke the same way: the HTTP
-// API, the coordinator's commands, the CLI. Features register what they offer.
+// API, the coordinator's commands, the CLI. Features register what they offer; ActionMap says what
+// each one takes and answers, so a caller inside the agent gets a typed result.
+import type { z } from 'zod'
+import { InvalidRequestError } from '../errors.js'
+import type { triggerSchema } from '../protocol-events.js'
+import type { PruneArgs } from '../prune/request.js'
+import type { PruneReport } from '../prune/executor.js'
+import type { PrewarmArgs } from '../prewarm/request.js'
+import type { PrewarmReport } from '../prewarm/executor.js'
+import type { CheckArgs } from '../compat/feature.js'
+import type { CheckReport } from '../compat/check-report.js'
+import type { AgentStatus } from './status.js'
 
-export type Trigger = 'watcher' | 'schedule' | 'http' | 'alertmanager' | 'coordinator' | 'cli'
+export type Trigger = z.infer<typeof triggerSchema>
 
-export type ActionHandler = (args: Record<string, unknown>, trigger: Trigger) => Promise<unknown>
+/** action name → the args it takes and the result it answers with */
+export interface ActionMap {
+  prune: { args: PruneArgs; result: PruneReport & { joined: boolean } }
+  prewarm: { args: PrewarmArgs; result: PrewarmReport }
+  check: { args: CheckArgs; result: CheckReport }
+  status: { args: Record<string, never>; result: AgentStatus }
+}
+
+export type ActionName = keyof ActionMap
+
+/** A handler validates its args itself: they may come from a request body or a coordinator frame. */
+export type ActionHandler<K extends ActionName> = (args: unknown, trigger: Trigger) => Promise<ActionMap[K]['result']>
+
+export class UnknownActionError extends InvalidRequestError {
+  constructor(name: string, known: string[]) {
+    super(`unknown action ${name}; known: ${known.join(', ')}`)
+    this.name = 'UnknownActionError'
+  }
+}
 
 export class ActionRegistry {
-  private readonly handlers = new Map<string, ActionHandler>()
+  private readonly handlers = new Map<string, (args: unknown, trigger: Trigger) => Promise<unknown>>()
 
-  register(name: string, handler: ActionHandler): void {
+  register<K extends ActionName>(name: K, handler: ActionHandler<K>): void {
     if (this.handlers.has(name)) throw new Error(`action ${name} registered twice`)
     this.handlers.set(name, handler)
   }
@@ -21,9 +50,15 @@ export class ActionRegistry {
     return [...this.handlers.keys()]
   }
 
-  async invoke(name: string, args: Record<string, unknown>, trigger: Trigger): Promise<unknown> {
+  /** runs an action with args of its declared type */
+  invoke<K extends ActionName>(name: K, args: ActionMap[K]['args'], trigger: Trigger): Promise<ActionMap[K]['result']> {
+    return this.dispatch(name, args, trigger) as Promise<ActionMap[K]['result']>
+  }
+
+  /** runs an action named from outside (a request path, a coordinator command) with unchecked args */
+  async dispatch(name: string, args: unknown, trigger: Trigger): Promise<unknown> {
     const handler = this.handlers.get(name)
-    if (!handler) throw new Error(`unknown action ${name}; known: ${this.names().join(', ')}`)
+    if (!handler) throw new UnknownActionError(name, this.names())
     return handler(args, trigger)
   }
 }

@@ -6,7 +6,8 @@ import { readTokenFile, type AgentConfig } from '../config.js'
 import { EventBus } from './events.js'
 import { SnapshotStore } from './snapshot.js'
 import { JobRunner } from './job-runner.js'
-import { Lifecycle, type Component } from './lifecycle.js'
+import { DEFAULT_RESTART_BACKOFF, Lifecycle, type Component } from './lifecycle.js'
+import { systemClock, type Clock } from './clock.js'
 import { HttpServer } from '../http/server.js'
 import { createAgentMetrics } from './metrics.js'
 import { buildStatus, JobHistory } from './status.js'
@@ -23,13 +24,21 @@ export interface AgentContext {
   http: HttpServer
   /** prune, prewarm, check, status: what HTTP, the coordinator and the CLI invoke */
   actions: ActionRegistry
-  now: () => Date
+  /** the one clock every part reads */
+  now: Clock
   /** coordinator link state, set by the link when one is configured */
   linkState: () => { configured: boolean; connected: boolean; pending: number }
 }
 
-/** A feature adds its routes and returns the components to start, in order. */
-export type Feature = (ctx: AgentContext) => Component[]
+/** What a feature brings: its components, in start order, and the collectors readiness waits for. */
+export interface FeatureParts {
+  components: Component[]
+  /** names of the collectors it runs; /readyz answers ready once each has run once */
+  collectors?: string[]
+}
+
+/** A feature adds its routes and actions, and returns its parts. */
+export type Feature = (ctx: AgentContext) => FeatureParts
 
 export class Agent {
   readonly ctx: AgentContext
@@ -37,7 +46,7 @@ export class Agent {
   private readonly components: Component[] = []
   private readonly history = new JobHistory()
 
-  constructor(config: AgentConfig, log: Logger, features: Feature[], expectedCollectors: string[] = []) {
+  constructor(config: AgentConfig, log: Logger, features: Feature[], opts: { now?: Clock } = {}) {
     let token: string | null = null
     let tokenError: string | null = null
     try {
@@ -45,23 +54,33 @@ export class Agent {
     } catch (err) {
       tokenError = (err as Error).message
     }
-    const http = new HttpServer({ listen: config.listen, token: () => token, log, maxBodyBytes: 256 * 1024 })
+    const http = new HttpServer({ listen: config.listen, token: () => token, log, maxBodyBytes: config.maxBodyBytes })
+    const now = opts.now ?? systemClock
     this.ctx = {
-      config, log, http,
-      store: new SnapshotStore(expectedCollectors),
-      bus: new EventBus(),
+      config, log, http, now,
+      store: new SnapshotStore([], now),
+      bus: new EventBus(now),
       runner: new JobRunner(),
       actions: new ActionRegistry(),
-      now: () => new Date(),
       linkState: () => ({ configured: false, connected: false, pending: 0 }),
     }
-    this.lifecycle = new Lifecycle(log)
+    const bus = this.ctx.bus
+    this.lifecycle = new Lifecycle(log, {
+      failed: (f) => bus.publish('component.failed', f),
+      started: (s) => bus.publish('component.started', s),
+    }, DEFAULT_RESTART_BACKOFF, now)
     if (tokenError) log.warn({ tokenFile: config.tokenFile, err: tokenError }, 'cannot read the token file: every POST will answer 403 until it is fixed and the agent restarted')
     else if (token === null) log.warn('no tokenFile configured: every POST will answer 403')
 
     this.history.listen(this.ctx.bus)
     this.addCoreRoutes()
-    for (const feature of features) this.components.push(...feature(this.ctx))
+    const collectors: string[] = []
+    for (const feature of features) {
+      const parts = feature(this.ctx)
+      this.components.push(...parts.components)
+      collectors.push(...(parts.collectors ?? []))
+    }
+    this.ctx.store.expectCollectors(collectors)
   }
 
   private addCoreRoutes(): void {
@@ -80,13 +99,15 @@ export class Agent {
   status() {
     return buildStatus({
       hostId: this.ctx.config.hostId, version: VERSION, snapshot: this.ctx.store.get(),
-      history: this.history, link: this.ctx.linkState(),
+      history: this.history, link: this.ctx.linkState(), failing: this.lifecycle.failingComponents(),
     })
   }
 
   async start(): Promise<void> {
     mkdirSync(this.ctx.config.stateDir, { recursive: true })
-    await this.lifecycle.start([this.ctx.http, ...this.components])
+    // Without its HTTP server the agent can answer nothing: that one failing ends start-up.
+    await this.lifecycle.start([this.ctx.http])
+    await this.lifecycle.startRetrying(this.components)
     this.ctx.bus.publish('agent.started', { version: VERSION })
     sdNotify('READY=1', this.ctx.log)
   }

@@ -2,6 +2,7 @@
 // and logs failure streaks once (first failure, then every 10th, then recovery).
 import type { Logger } from 'pino'
 import type { SnapshotStore } from './snapshot.js'
+import { systemClock, type Clock } from './clock.js'
 
 export interface Collector {
   readonly name: string
@@ -21,6 +22,7 @@ export class CollectorLoop {
     private readonly intervalMs: number,
     private readonly store: SnapshotStore,
     private readonly log: Logger,
+    private readonly now: Clock = systemClock,
   ) {}
 
   get name(): string {
@@ -65,12 +67,12 @@ export class CollectorLoop {
     const started = process.hrtime.bigint()
     try {
       await this.collector.collect()
-      this.store.recordCollector(this.name, { success: true, durationSeconds: elapsed(started), at: new Date().toISOString() })
+      this.store.recordCollector(this.name, { success: true, durationSeconds: elapsed(started), at: this.now().toISOString() })
       if (this.failures > 0) this.log.info({ collector: this.name, failures: this.failures }, 'collector recovered')
       this.failures = 0
     } catch (err) {
       const error = (err as Error).message
-      this.store.recordCollector(this.name, { success: false, durationSeconds: elapsed(started), at: new Date().toISOString(), error })
+      this.store.recordCollector(this.name, { success: false, durationSeconds: elapsed(started), at: this.now().toISOString(), error })
       this.failures++
       if (this.failures === 1 || this.failures % 10 === 0) {
         this.log.warn({ collector: this.name, failures: this.failures, err: error }, `collector ${this.name} failed`)

@@ -1,39 +1,27 @@
 // Every fact change, prune and pull becomes an AgentEvent on this bus; metrics, the audit log and
 // the coordinator outbox all listen here, so no trigger or executor talks to them directly.
+// The payload of each event type is fixed by its schema in protocol-events.ts.
 import { EventEmitter } from 'node:events'
 import { randomUUID } from 'node:crypto'
+import type { EventMap, EventType } from '../protocol-events.js'
+import { systemClock, type Clock } from './clock.js'
 
-export type EventType =
-  | 'agent.started'
-  | 'agent.stopping'
-  | 'prune.started'
-  | 'prune.image'
-  | 'prune.finished'
-  | 'prewarm.started'
-  | 'prewarm.finished'
-  | 'pull.progress'
-  | 'pull.finished'
-  | 'pull.failed'
-  | 'disk.threshold'
-  | 'compat.changed'
-  | 'collector.failed'
-  | 'collector.recovered'
+export type { EventMap, EventType } from '../protocol-events.js'
 
-export interface AgentEvent {
-  id: string
-  type: EventType
-  ts: string
-  data: Record<string, unknown>
-}
+/** one event as published: a union discriminated by `type`, so `data` narrows with it */
+export type AgentEvent = { [K in EventType]: { id: string; type: K; ts: string; data: EventMap[K] } }[EventType]
+
+/** the event of one type */
+export type EventOf<K extends EventType> = Extract<AgentEvent, { type: K }>
 
 export class EventBus extends EventEmitter {
-  constructor(private readonly now: () => Date = () => new Date()) {
+  constructor(private readonly now: Clock = systemClock) {
     super()
     this.setMaxListeners(50)
   }
 
-  publish(type: EventType, data: Record<string, unknown> = {}): AgentEvent {
-    const event: AgentEvent = { id: randomUUID(), type, ts: this.now().toISOString(), data }
+  publish<K extends EventType>(type: K, data: EventMap[K]): EventOf<K> {
+    const event = { id: randomUUID(), type, ts: this.now().toISOString(), data } as EventOf<K>
     this.emit('event', event)
     return event
   }

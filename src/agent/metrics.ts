@@ -2,6 +2,7 @@
 // A scrape reads memory only; it never calls Docker or nvidia-smi.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { AgentEvent, EventBus } from './events.js'
+import { PULL_STATUSES } from '../protocol-events.js'
 import { imageState, type HostSnapshot, type ImageState } from './snapshot.js'
 
 const P = 'gpuhost_'
@@ -111,18 +112,17 @@ function eventCounters(reg: Registry[]): (e: AgentEvent) => void {
   const pulls = new Counter({ name: `${P}prewarm_pulls_total`, help: 'prewarm results per image', labelNames: ['result'], registers: reg })
   const pullDuration = new Histogram({ name: `${P}prewarm_pull_duration_seconds`, help: 'duration of image pulls that transferred data', registers: reg,
     buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800] })
-  for (const result of ['pulled', 'present', 'skipped', 'failed']) pulls.inc({ result }, 0)
+  for (const result of PULL_STATUSES) pulls.inc({ result }, 0)
 
   return (e) => {
-    const d = e.data
     if (e.type === 'prune.finished') {
-      pruneRuns.inc({ trigger: String(d.trigger ?? 'unknown'), result: d.dryRun === true ? 'dry_run' : String(d.result ?? 'unknown') })
-      if (typeof d.freedBytes === 'number' && d.freedBytes > 0) freed.inc(d.freedBytes)
-      if (typeof d.removedCount === 'number') removed.inc(d.removedCount)
+      const d = e.data
+      pruneRuns.inc({ trigger: d.trigger, result: d.dryRun ? 'dry_run' : d.result })
+      if (d.freedBytes > 0) freed.inc(d.freedBytes)
+      removed.inc(d.removedCount)
     } else if (e.type === 'pull.finished' || e.type === 'pull.failed') {
-      const status = String(d.status ?? (e.type === 'pull.failed' ? 'failed' : 'pulled'))
-      pulls.inc({ result: status })
-      if (status === 'pulled' && typeof d.durationSeconds === 'number') pullDuration.observe(d.durationSeconds)
+      pulls.inc({ result: e.data.status })
+      if (e.data.status === 'pulled') pullDuration.observe(e.data.durationSeconds)
     }
   }
 }

@@ -1,6 +1,7 @@
 // HostSnapshot: the single picture of the host that collectors fill and that metrics, status and
 // planners read. A scrape or a status call reads this; it never queries Docker or nvidia-smi.
 import { EventEmitter } from 'node:events'
+import { systemClock, type Clock } from './clock.js'
 
 export interface MigDevice {
   index: number
@@ -138,9 +139,11 @@ type SnapshotPart = Exclude<keyof HostSnapshot, 'takenAt' | 'collectors'>
 export class SnapshotStore extends EventEmitter {
   private current: HostSnapshot
   private collectorsRun = new Set<string>()
+  private expectedCollectors: string[]
 
-  constructor(private readonly expectedCollectors: string[] = [], now: () => Date = () => new Date()) {
+  constructor(expectedCollectors: string[] = [], private readonly now: Clock = systemClock) {
     super()
+    this.expectedCollectors = [...expectedCollectors]
     this.current = {
       takenAt: now().toISOString(),
       gpu: { available: false, reason: 'not collected yet', gpus: [] },
@@ -155,7 +158,7 @@ export class SnapshotStore extends EventEmitter {
     return this.current
   }
 
-  set<K extends SnapshotPart>(part: K, value: HostSnapshot[K], at: Date = new Date()): void {
+  set<K extends SnapshotPart>(part: K, value: HostSnapshot[K], at: Date = this.now()): void {
     this.current = { ...this.current, [part]: value, takenAt: at.toISOString() }
     this.emit('change', part)
   }
@@ -164,6 +167,30 @@ export class SnapshotStore extends EventEmitter {
     this.collectorsRun.add(name)
     this.current = { ...this.current, collectors: { ...this.current.collectors, [name]: status } }
     this.emit('collected', name)
+  }
+
+  /** adds collectors that readiness waits for */
+  expectCollectors(names: string[]): void {
+    for (const name of names) if (!this.expectedCollectors.includes(name)) this.expectedCollectors.push(name)
+  }
+
+  /**
+   * Resolves true once the collector `name` has run (at once when it already has), false when it
+   * has not within `timeoutMs`.
+   */
+  collected(name: string, timeoutMs: number): Promise<boolean> {
+    if (this.collectorsRun.has(name)) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const done = (ran: boolean) => {
+        clearTimeout(timer)
+        this.off('collected', onCollected)
+        resolve(ran)
+      }
+      const onCollected = (which: string) => { if (which === name) done(true) }
+      const timer = setTimeout(() => done(false), timeoutMs)
+      timer.unref()
+      this.on('collected', onCollected)
+    })
   }
 
   /** true once every expected collector has run at least once (success or not) */

@@ -1,8 +1,9 @@
 // The agent's /v1/status body, built from the snapshot and the last job events.
-import type { AgentEvent, EventBus } from './events.js'
+import type { AgentEvent, EventBus, EventMap } from './events.js'
+import type { FailingComponent } from './lifecycle.js'
 import { summarizeImages, type HostSnapshot, type ImageSummary } from './snapshot.js'
 
-export interface AgentStatus {
+export type AgentStatus = {
   hostId: string
   version: string
   takenAt: string
@@ -11,15 +12,20 @@ export interface AgentStatus {
   disk: HostSnapshot['disk']
   images: ImageSummary | null
   collectors: HostSnapshot['collectors']
-  lastPrune: Record<string, unknown> | null
-  lastPrewarm: Record<string, unknown> | null
+  lastPrune: LastJob<'prune.finished'> | null
+  lastPrewarm: LastJob<'prewarm.finished'> | null
   coordinator: { configured: boolean; connected: boolean; pending: number }
+  /** components whose start failed and is being retried; empty when all run */
+  failingComponents: FailingComponent[]
 }
+
+/** a finished job's event payload with the time it finished */
+export type LastJob<K extends 'prune.finished' | 'prewarm.finished'> = EventMap[K] & { ts: string }
 
 /** Remembers the last finished prune and prewarm so status can show them. */
 export class JobHistory {
-  lastPrune: (Record<string, unknown> & { ts: string }) | null = null
-  lastPrewarm: (Record<string, unknown> & { ts: string }) | null = null
+  lastPrune: LastJob<'prune.finished'> | null = null
+  lastPrewarm: LastJob<'prewarm.finished'> | null = null
 
   listen(bus: EventBus): () => void {
     return bus.subscribe((e: AgentEvent) => {
@@ -35,6 +41,7 @@ export function buildStatus(args: {
   snapshot: HostSnapshot
   history: JobHistory
   link: { configured: boolean; connected: boolean; pending: number }
+  failing?: FailingComponent[]
 }): AgentStatus {
   const s = args.snapshot
   return {
@@ -49,5 +56,6 @@ export function buildStatus(args: {
     lastPrune: args.history.lastPrune,
     lastPrewarm: args.history.lastPrewarm,
     coordinator: args.link,
+    failingComponents: args.failing ?? [],
   }
 }

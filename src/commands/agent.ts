@@ -1,14 +1,14 @@
 // gpuhost agent: the daemon, in the foreground until SIGTERM/SIGINT.
 import { Agent, type Feature } from '../agent/agent.js'
 import { loadAgentConfig } from '../config.js'
-import { INVENTORY_COLLECTORS, inventoryFeature } from '../inventory/feature.js'
+import { inventoryFeature } from '../inventory/feature.js'
 import { createLogger } from '../log.js'
 import { coordinatorLinkFeature } from '../link/link.js'
 import type { GlobalOptions } from '../cli.js'
 import { printConfig, runUntilSignal } from './daemon.js'
 import { checkImageCompat } from '../compat/check.js'
 import { compatFeature } from '../compat/feature.js'
-import { GPU_COLLECTOR, gpuFeature } from '../gpu/feature.js'
+import { gpuFeature } from '../gpu/feature.js'
 import { createDockerClient } from '../runtime/docker-client.js'
 import { prewarmFeature } from '../prewarm/feature.js'
 import { createPruneFeature } from '../prune/feature.js'
@@ -17,15 +17,14 @@ import { createRegistryClient } from '../registry/from-config.js'
 /** `check` of images not on the host asks their registry as prewarm does */
 const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(ctx.config, createDockerClient(ctx.config)))(ctx)
 
-/** The agent's features, in start order. Each adds its routes and returns its components. */
+/** The agent's features, in start order. Each adds its routes and returns its components and collectors. */
 // The coordinator link comes first: it subscribes to the bus as it is built, so it sees every event.
 const FEATURES: Feature[] = [coordinatorLinkFeature, inventoryFeature, gpuFeature, compatWithRegistry, createPruneFeature(), prewarmFeature(checkImageCompat)]
-const COLLECTORS: string[] = [...INVENTORY_COLLECTORS, GPU_COLLECTOR]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)
   if (opts.printConfig) return printConfig(config, globals.json)
   const log = createLogger({ level: config.log.level })
-  const agent = new Agent(config, log, FEATURES, COLLECTORS)
+  const agent = new Agent(config, log, FEATURES)
   return runUntilSignal(agent, log, 'agent', { hostId: config.hostId, listen: config.listen })
 }

@@ -1,6 +1,7 @@
 // gpuhost prune: one prune now, with the configured policy, ordered by the same durable last-used
 // and first-seen record the agent keeps in stateDir. Exit 1 when it could not free enough, 69 when
 // Docker is unreachable.
+import { systemClock } from '../agent/clock.js'
 import type { GlobalOptions } from '../cli.js'
 import { loadAgentConfig } from '../config.js'
 import { EventBus } from '../agent/events.js'
@@ -29,7 +30,7 @@ export async function run(opts: { dryRun?: boolean; targetPercent?: number }, gl
   }
   const docker = createDockerClient(config)
   const report = await runPrune({
-    docker, measure: readFilesystem, bus: new EventBus(), log, now: () => new Date(), policy: config.prune,
+    docker, measure: readFilesystem, bus: new EventBus(), log, now: systemClock, policy: config.prune,
     // A one-shot command cannot see the agent's pulls; the daemon's own refusal (409) still guards them.
     pullsInFlight: () => [], sharedSizes: () => sharedSizesFromDf(docker),
     exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),

@@ -3,7 +3,8 @@
 // between compatible and incompatible. A spell without GPU facts (verdict null) is not a flip, so
 // a flaky nvidia-smi does not flood the coordinator. Its own write of the image list changes
 // nothing the second time round, so it does not loop.
-import type { EventBus } from '../agent/events.js'
+import type { EventBus, EventMap } from '../agent/events.js'
+import { systemClock, type Clock } from '../agent/clock.js'
 import type { GpuFacts, ImageCompat, ImageFacts, SnapshotStore } from '../agent/snapshot.js'
 import type { Component } from '../agent/lifecycle.js'
 import { checkImageCompat } from './check.js'
@@ -16,7 +17,7 @@ export class CompatAnnotator implements Component {
     if (part === 'gpu' || part === 'images') this.annotate()
   }
 
-  constructor(private readonly store: SnapshotStore, private readonly bus: EventBus, private readonly now: () => Date = () => new Date()) {}
+  constructor(private readonly store: SnapshotStore, private readonly bus: EventBus, private readonly now: Clock = systemClock) {}
 
   async start(): Promise<void> {
     this.store.on('change', this.onChange)
@@ -32,7 +33,7 @@ export class CompatAnnotator implements Component {
     const { gpu, images } = this.store.get()
     if (images === null) return
     let changed = false
-    const flips: Record<string, unknown>[] = []
+    const flips: EventMap['compat.changed'][] = []
     const annotated = images.map((image) => {
       const compat = checkImageCompat(image.cudaEnv, gpu)
       if (!sameCompat(image.compat, compat)) changed = true
@@ -54,7 +55,7 @@ function sameCompat(a: ImageCompat | undefined, b: ImageCompat): boolean {
   return a !== undefined && a.compatible === b.compatible && a.reason === b.reason && a.requirement === b.requirement
 }
 
-function flip(image: ImageFacts, before: boolean, compat: ImageCompat, gpu: GpuFacts): Record<string, unknown> {
+function flip(image: ImageFacts, before: boolean, compat: ImageCompat, gpu: GpuFacts): EventMap['compat.changed'] {
   return {
     id: image.id, refs: image.repoTags, before, compatible: compat.compatible, reason: compat.reason,
     requirement: compat.requirement, driverVersion: gpu.driverVersion ?? null, cudaVersion: gpu.cudaVersion ?? null,

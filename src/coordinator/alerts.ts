@@ -1,14 +1,11 @@
 // Alertmanager webhook (v4) → the hosts to prune. Pure: the payload and the known hosts in, the
 // targets and the reasons for skipped alerts out.
-import { z } from 'zod'
+import { alertmanagerPayloadSchema, type AlertmanagerPayload } from '../http/alertmanager-schema.js'
 
-export const alertmanagerPayloadSchema = z.object({
-  alerts: z.array(z.object({
-    status: z.string(),
-    labels: z.record(z.string(), z.string()).default({}),
-  })).max(10_000),
-})
-export type AlertmanagerPayload = z.infer<typeof alertmanagerPayloadSchema>
+export { alertmanagerPayloadSchema }
+
+/** what routing reads of a payload */
+export type RoutedPayload = { alerts: Pick<AlertmanagerPayload['alerts'][number], 'status' | 'labels'>[] }
 
 export interface AlertRouting {
   /** hosts to prune, each once, in the order their first alert came */
@@ -32,7 +29,7 @@ function matchHost(name: string, known: Set<string>): string | null {
   return short && known.has(short) ? short : null
 }
 
-export function routeAlerts(payload: AlertmanagerPayload, knownHosts: Iterable<string>): AlertRouting {
+export function routeAlerts(payload: RoutedPayload, knownHosts: Iterable<string>): AlertRouting {
   const known = new Set(knownHosts)
   const hostIds: string[] = []
   const skipped: AlertRouting['skipped'] = []

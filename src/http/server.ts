@@ -3,11 +3,20 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { checkBearer } from './auth.js'
+import { InvalidRequestError, UnavailableError } from '../errors.js'
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) {
     super(message)
   }
+}
+
+/** the answer to an error the route's code threw on purpose; null for a bug (500, logged) */
+function statusOf(err: unknown): number | null {
+  if (err instanceof HttpError) return err.status
+  if (err instanceof InvalidRequestError) return 400
+  if (err instanceof UnavailableError) return 503
+  return null
 }
 
 export interface Reply {
@@ -131,8 +140,9 @@ export class HttpServer {
       })
       send(res, reply)
     } catch (err) {
-      if (err instanceof HttpError) {
-        send(res, { status: err.status, body: { error: err.message } })
+      const status = statusOf(err)
+      if (status !== null) {
+        send(res, { status, body: { error: (err as Error).message } })
       } else {
         this.opts.log.error({ err: (err as Error).message, path: url.pathname }, 'request failed')
         send(res, { status: 500, body: { error: (err as Error).message } })

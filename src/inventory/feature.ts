@@ -1,7 +1,8 @@
 // Disk and image inventory: the disk and image collectors, the usage tracker and the Docker event
 // stream, wired together for the agent; and the same parts run once for one-shot commands.
 import type { Logger } from 'pino'
-import type { AgentContext } from '../agent/agent.js'
+import type { AgentContext, FeatureParts } from '../agent/agent.js'
+import { systemClock, type Clock } from '../agent/clock.js'
 import type { AgentConfig } from '../config.js'
 import type { Component } from '../agent/lifecycle.js'
 import { CollectorLoop, type Collector } from '../agent/collector.js'
@@ -17,14 +18,14 @@ export const INVENTORY_COLLECTORS = ['disk', 'images']
 /** a burst of events (a pull of many layers, `docker compose up`) costs one refresh */
 const EVENT_COALESCE_MS = 500
 
-export function inventoryFeature(ctx: AgentContext): Component[] {
+export function inventoryFeature(ctx: AgentContext): FeatureParts {
   const { config, store, log } = ctx
   const conn = new DockerConnection(config, store)
   const usage = new UsageTracker({ stateDir: config.stateDir, log, now: ctx.now })
   const images = new ImageCollector(conn, usage, store, ctx.now)
   const disk = new DiskCollector(config.disk.path, conn, store)
-  const imageLoop = new CollectorLoop(images, config.docker.refreshIntervalSeconds * 1000, store, log)
-  const diskLoop = new CollectorLoop(disk, config.disk.checkIntervalSeconds * 1000, store, log)
+  const imageLoop = new CollectorLoop(images, config.docker.refreshIntervalSeconds * 1000, store, log, ctx.now)
+  const diskLoop = new CollectorLoop(disk, config.disk.checkIntervalSeconds * 1000, store, log, ctx.now)
 
   let coalesce: NodeJS.Timeout | null = null
   const refreshSoon = () => {
@@ -47,7 +48,7 @@ export function inventoryFeature(ctx: AgentContext): Component[] {
     name: 'inventory-refresh', start: async () => {}, stop: async () => { if (coalesce) clearTimeout(coalesce) },
   }
   // Stopped in reverse: events first, then the loops, then the usage file is flushed.
-  return [usage, loopComponent(diskLoop), loopComponent(imageLoop), stopCoalescing, events]
+  return { components: [usage, loopComponent(diskLoop), loopComponent(imageLoop), stopCoalescing, events], collectors: INVENTORY_COLLECTORS }
 }
 
 function loopComponent(loop: CollectorLoop): Component {
@@ -60,25 +61,25 @@ function loopComponent(loop: CollectorLoop): Component {
  * what this look learned is written back to it. Docker unreachable is not thrown: the result says
  * `docker.reachable: false` and `collectors.images.success: false`, and the caller decides.
  */
-export async function takeSnapshotOnce(config: AgentConfig, log: Logger, opts: { now?: () => Date } = {}): Promise<HostSnapshot> {
-  const now = opts.now ?? (() => new Date())
+export async function takeSnapshotOnce(config: AgentConfig, log: Logger, opts: { now?: Clock } = {}): Promise<HostSnapshot> {
+  const now = opts.now ?? systemClock
   const store = new SnapshotStore(INVENTORY_COLLECTORS, now)
   const conn = new DockerConnection(config, store)
   const usage = new UsageTracker({ stateDir: config.stateDir, log, now })
   usage.load()
-  await runOnce(new ImageCollector(conn, usage, store, now), store)
-  await runOnce(new DiskCollector(config.disk.path, conn, store), store)
+  await runOnce(new ImageCollector(conn, usage, store, now), store, now)
+  await runOnce(new DiskCollector(config.disk.path, conn, store), store, now)
   usage.flush()
   return store.get()
 }
 
-async function runOnce(collector: Collector, store: SnapshotStore): Promise<void> {
+async function runOnce(collector: Collector, store: SnapshotStore, now: Clock): Promise<void> {
   const started = process.hrtime.bigint()
   const durationSeconds = () => Number(process.hrtime.bigint() - started) / 1e9
   try {
     await collector.collect()
-    store.recordCollector(collector.name, { success: true, durationSeconds: durationSeconds(), at: new Date().toISOString() })
+    store.recordCollector(collector.name, { success: true, durationSeconds: durationSeconds(), at: now().toISOString() })
   } catch (err) {
-    store.recordCollector(collector.name, { success: false, durationSeconds: durationSeconds(), at: new Date().toISOString(), error: (err as Error).message })
+    store.recordCollector(collector.name, { success: false, durationSeconds: durationSeconds(), at: now().toISOString(), error: (err as Error).message })
   }
 }

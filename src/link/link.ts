@@ -14,10 +14,8 @@ import {
 } from '../protocol.js'
 import { Outbox } from './outbox.js'
 import { VERSION } from '../version.js'
-import { backoffDelay } from './backoff.js'
+import { backoffDelay } from '../backoff.js'
 
-/** the largest frame either side sends or accepts */
-export const MAX_FRAME_BYTES = 1024 * 1024
 /** entries sent and not yet acked on one connection */
 const SEND_WINDOW = 256
 /** snapshots on change are sent at most this often */
@@ -25,10 +23,10 @@ const SNAPSHOT_THROTTLE_MS = 5000
 
 /** Registers the link when coordinator.url is set; it then owns ctx.linkState. */
 export const coordinatorLinkFeature: Feature = (ctx) => {
-  if (!ctx.config.coordinator.url) return []
+  if (!ctx.config.coordinator.url) return { components: [] }
   const link = new CoordinatorLink(ctx)
   ctx.linkState = () => link.state()
-  return [link]
+  return { components: [link] }
 }
 
 export class CoordinatorLink implements Component {
@@ -55,6 +53,11 @@ export class CoordinatorLink implements Component {
   constructor(private readonly ctx: AgentContext) {
     // Subscribe now so that events published while other components start are not missed.
     this.unsubscribe = ctx.bus.subscribe((e) => this.onEvent(e))
+  }
+
+  /** the largest frame this side sends or accepts (coordinator.maxFrameBytes) */
+  private get maxFrameBytes(): number {
+    return this.ctx.config.coordinator.maxFrameBytes
   }
 
   state(): { configured: boolean; connected: boolean; pending: number } {
@@ -107,7 +110,7 @@ export class CoordinatorLink implements Component {
     }
     let ws: WebSocket
     try {
-      ws = new WebSocket(config.coordinator.url!, { headers, ca, maxPayload: MAX_FRAME_BYTES * 2, handshakeTimeout: 10_000 })
+      ws = new WebSocket(config.coordinator.url!, { headers, ca, maxPayload: config.coordinator.maxFrameBytes * 2, handshakeTimeout: 10_000 })
     } catch (err) {
       this.failed(`bad coordinator.url: ${(err as Error).message}`)
       return
@@ -188,14 +191,14 @@ export class CoordinatorLink implements Component {
 
   private async status(): Promise<Record<string, unknown>> {
     try {
-      return (await this.ctx.actions.invoke('status', {}, 'coordinator')) as Record<string, unknown>
+      return await this.ctx.actions.invoke('status', {}, 'coordinator')
     } catch (err) {
       return { error: (err as Error).message }
     }
   }
 
   private onMessage(ws: WebSocket, data: Buffer): void {
-    const parsed = parseCoordinatorMessage(data, MAX_FRAME_BYTES)
+    const parsed = parseCoordinatorMessage(data, this.maxFrameBytes)
     if (!parsed.ok) {
       this.ctx.log.warn({ code: parsed.error.code, err: parsed.error.message }, 'refused a frame from the coordinator')
       return this.send(ws, errorReply(this.ctx.config.hostId, parsed.error))
@@ -227,14 +230,15 @@ export class CoordinatorLink implements Component {
     log.info({ commandId: command.commandId, action: command.action }, 'running a command from the coordinator')
     let body: Pick<CommandResult, 'ok' | 'result' | 'error'>
     try {
-      body = { ok: true, result: await actions.invoke(command.action, command.args, 'coordinator') }
+      body = { ok: true, result: await actions.dispatch(command.action, command.args, 'coordinator') }
     } catch (err) {
       body = { ok: false, error: (err as Error).message }
     }
     let result = envelop<CommandResult>(config.hostId, { type: 'command.result', commandId: command.commandId, ...body })
     let text = JSON.stringify(result)
-    if (Buffer.byteLength(text) > MAX_FRAME_BYTES) {
-      result = { ...result, ok: false, result: undefined, error: `the result is ${Buffer.byteLength(text)} bytes, over the frame limit of ${MAX_FRAME_BYTES}` }
+    if (Buffer.byteLength(text) > this.maxFrameBytes) {
+      const error = `the result is ${Buffer.byteLength(text)} bytes, over the frame limit of ${this.maxFrameBytes}`
+      result = { ...result, ok: false, result: undefined, error }
       text = JSON.stringify(result)
     }
     this.enqueue({ id: result.id, kind: 'command.result', type: command.action, message: text })
@@ -248,7 +252,7 @@ export class CoordinatorLink implements Component {
     }
     const message = envelop<EventMessage>(this.ctx.config.hostId, { type: 'event', eventType: event.type, data: event.data }, { id: event.id, ts: event.ts })
     let text = JSON.stringify(message)
-    if (Buffer.byteLength(text) > MAX_FRAME_BYTES) {
+    if (Buffer.byteLength(text) > this.maxFrameBytes) {
       text = JSON.stringify({ ...message, data: { truncated: true, bytes: Buffer.byteLength(text) } })
     }
     this.enqueue({ id: event.id, kind: 'event', type: event.type, message: text })
@@ -280,7 +284,7 @@ export class CoordinatorLink implements Component {
 
   private readonly onSnapshotChange = (): void => {
     if (this.snapshotThrottle) return
-    const wait = Math.max(0, this.lastSnapshotAt + SNAPSHOT_THROTTLE_MS - Date.now())
+    const wait = Math.max(0, this.lastSnapshotAt + SNAPSHOT_THROTTLE_MS - this.ctx.now().getTime())
     this.snapshotThrottle = setTimeout(() => {
       this.snapshotThrottle = null
       this.sendSnapshot()
@@ -291,7 +295,7 @@ export class CoordinatorLink implements Component {
   private sendSnapshot(): void {
     const ws = this.ws
     if (!ws || !this.connected) return
-    this.lastSnapshotAt = Date.now()
+    this.lastSnapshotAt = this.ctx.now().getTime()
     void this.status().then((status) => {
       if (this.ws !== ws) return
       const snapshot = buildSnapshotMessage(this.ctx, status)
@@ -300,7 +304,7 @@ export class CoordinatorLink implements Component {
         if (digest === this.sentImagesDigest) snapshot.localImages = null
         else this.sentImagesDigest = digest
       }
-      if (Buffer.byteLength(JSON.stringify(snapshot)) > MAX_FRAME_BYTES) {
+      if (Buffer.byteLength(JSON.stringify(snapshot)) > this.maxFrameBytes) {
         this.ctx.log.warn({ images: snapshot.localImages?.length }, 'the image list does not fit in one frame: sending the snapshot without it')
         snapshot.localImages = null
         this.sentImagesDigest = null

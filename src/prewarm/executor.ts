@@ -6,8 +6,9 @@ import pLimit from 'p-limit'
 import { backOff } from 'exponential-backoff'
 import type { Logger } from 'pino'
 import type { ActionRegistry, Trigger } from '../agent/actions.js'
-import type { AgentConfig } from '../config.js'
+import { inspectConcurrency, type AgentConfig } from '../config.js'
 import type { EventBus } from '../agent/events.js'
+import { systemClock, type Clock } from '../agent/clock.js'
 import type { Docker } from '../runtime/docker-client.js'
 import type { ImageCompat } from '../agent/snapshot.js'
 import type { CredentialStore } from '../registry/credentials.js'
@@ -54,7 +55,8 @@ export interface PrewarmDeps {
   /** the driver's verdict on an image's CUDA env */
   compat: () => Promise<(cudaEnv: Record<string, string>) => ImageCompat>
   log: Logger
-  now?: () => number
+  /** the agent's clock; the system clock when absent */
+  now?: Clock
   /** finer progress than the events, for a terminal */
   onProgress?: (ref: string, p: PullProgress & { source: string }) => void
   onResult?: (r: PullResult) => void
@@ -77,7 +79,7 @@ export async function runPrewarm(deps: PrewarmDeps, req: PrewarmRequest): Promis
 }
 
 async function prewarmOnce(deps: PrewarmDeps, req: PrewarmRequest & { images: string[] }): Promise<PrewarmReport> {
-  const now = deps.now ?? Date.now
+  const now = millis(deps.now)
   const started = now()
   const dryRun = !!req.dryRun
   deps.bus.publish('prewarm.started', { trigger: req.trigger, dryRun, images: req.images })
@@ -98,7 +100,7 @@ async function prewarmOnce(deps: PrewarmDeps, req: PrewarmRequest & { images: st
 }
 
 async function planAndPull(deps: PrewarmDeps, req: PrewarmRequest & { images: string[] }, dryRun: boolean, started: number): Promise<PrewarmReport> {
-  const now = deps.now ?? Date.now
+  const now = millis(deps.now)
   const { prewarm, prune } = deps.config
   const facts = await deps.facts()
   const remote = await inspectAll(deps, req.images)
@@ -125,12 +127,17 @@ async function planAndPull(deps: PrewarmDeps, req: PrewarmRequest & { images: st
   return { trigger: req.trigger, dryRun, results, plan: planView, durationSeconds: (now() - started) / 1000 }
 }
 
+/** the clock as milliseconds, for durations */
+function millis(clock: Clock = systemClock): () => number {
+  return () => clock().getTime()
+}
+
 function resultStatus(action: PlanItem['action']): PullStatus {
   return action === 'present' ? 'present' : action === 'fail' ? 'failed' : action === 'skip' ? 'skipped' : 'pulled'
 }
 
 async function inspectAll(deps: PrewarmDeps, images: string[]): Promise<Map<string, RemoteImage | RemoteFailure>> {
-  const limit = pLimit(Math.max(2, deps.config.prewarm.concurrency))
+  const limit = pLimit(inspectConcurrency(deps.config.prewarm))
   const out = new Map<string, RemoteImage | RemoteFailure>()
   await Promise.all(images.map((ref) => limit(async () => {
     try {
@@ -158,16 +165,15 @@ export async function makeRoom(
   const need = disk.usedBytes + wantedBytes - highWatermarkBytes(disk, deps.config.prune.highPercent)
   const targetPercent = Math.max(0, ((disk.usedBytes - need) / usable) * 100)
   try {
-    const preview = await deps.actions.invoke('prune', { dryRun: true, targetPercent }, trigger) as { plan?: { sizeBytes?: number; expectedFreedBytes?: number }[]; enough?: boolean }
+    const preview = await deps.actions.invoke('prune', { dryRun: true, targetPercent }, trigger)
     // What removal frees for sure (size less layers other images keep), not the images' sizes:
     // counting shared layers would start a prune that empties the host and still leaves no room.
-    const freeable = (preview.plan ?? []).reduce((s, p) => s + (p.expectedFreedBytes ?? p.sizeBytes ?? 0), 0)
-    if (preview.enough !== true && freeable < need) {
+    const freeable = preview.plan.reduce((s, p) => s + p.expectedFreedBytes, 0)
+    if (!preview.enough && freeable < need) {
       return { attempted: true, freedBytes: 0, note: `a prune could free only ${mib(freeable)} of the ${mib(need)} needed, so none was run` }
     }
     if (dryRun) return { attempted: true, freedBytes: 0, note: `a prune would free ${mib(freeable)} first to make room` }
-    const done = await deps.actions.invoke('prune', { dryRun: false, targetPercent }, trigger) as { freedBytes?: number }
-    const freedBytes = done.freedBytes ?? 0
+    const { freedBytes } = await deps.actions.invoke('prune', { dryRun: false, targetPercent }, trigger)
     deps.log.info({ freedBytes, targetPercent }, 'asked the prune job to make room for pulls')
     return { attempted: true, freedBytes, note: `the prune job freed ${mib(freedBytes)} to make room, not enough` }
   } catch (err) {
@@ -177,7 +183,7 @@ export async function makeRoom(
 
 /** Carries out one plan item and publishes its result. */
 async function settle(deps: PrewarmDeps, item: PlanItem): Promise<PullResult> {
-  const now = deps.now ?? Date.now
+  const now = millis(deps.now)
   const started = now()
   let result: PullResult
   if (item.action !== 'pull') {
@@ -235,7 +241,7 @@ async function pullFromSources(deps: PrewarmDeps, item: PlanItem): Promise<strin
 }
 
 async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source: string): Promise<void> {
-  const now = deps.now ?? Date.now
+  const now = millis(deps.now)
   const viaMirror = source !== ref.domain
   const target = viaMirror ? onRegistry(ref, source) : ref
   const original = formatRef(ref)

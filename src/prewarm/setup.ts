@@ -11,6 +11,7 @@ import { createRegistryClient } from '../registry/from-config.js'
 import type { PrewarmDeps } from './executor.js'
 import { readPrewarmFacts } from './facts.js'
 import type { JobRunner } from '../agent/job-runner.js'
+import type { Clock } from '../agent/clock.js'
 
 /** the compat evaluator: can a host with these GPU facts run an image with this CUDA env */
 export type CompatEvaluator = (cudaEnv: Record<string, string> | null, gpu: GpuFacts) => ImageCompat
@@ -22,6 +23,7 @@ export function buildPrewarmDeps(args: {
   runner: JobRunner
   actions?: ActionRegistry
   gpu: () => Promise<GpuFacts>
+  now?: Clock
   evaluate: CompatEvaluator
 }): PrewarmDeps & { close(): Promise<void> } {
   const { config } = args
@@ -32,7 +34,7 @@ export function buildPrewarmDeps(args: {
   const source = createRegistryClient(config, docker, credentials)
   return {
     docker, pullDocker, source, credentials, config,
-    bus: args.bus, runner: args.runner, actions: args.actions, log: args.log,
+    bus: args.bus, runner: args.runner, actions: args.actions, log: args.log, now: args.now,
     facts: () => readPrewarmFacts(docker, config.disk.path),
     compat: async () => {
       const gpu = await args.gpu()

@@ -1,44 +1,11 @@
-// Alertmanager's webhook (payload version 4): validated with zod, then reduced to one decision: does
-// any alert in it ask this host to prune now? Resolved alerts, alerts for other hosts and repeats of
-// an alert already acted on (same groupKey and fingerprint within the window) start nothing.
+// Alertmanager's webhook (version 4; its schema is in http/alertmanager-schema.ts), reduced to one
+// decision: does any alert in it ask this host to prune now? Resolved alerts, alerts for other hosts
+// and repeats of an alert already acted on (same groupKey and fingerprint within the window) start nothing.
 import { createHash } from 'node:crypto'
-import { z } from 'zod'
-import { describeZodIssues } from '../validation.js'
+import type { Clock } from '../agent/clock.js'
+import { parseAlertmanagerPayload, type Alert, type AlertmanagerPayload } from '../http/alertmanager-schema.js'
 
-const labels = z.record(z.string(), z.string())
-
-const alertSchema = z.object({
-  status: z.enum(['firing', 'resolved']),
-  labels,
-  annotations: labels.default({}),
-  startsAt: z.string().optional(),
-  endsAt: z.string().optional(),
-  generatorURL: z.string().optional(),
-  fingerprint: z.string().min(1).optional(),
-})
-
-// Fields Alertmanager may add in later versions are let through (z.object strips them, not rejects).
-export const alertmanagerPayloadSchema = z.object({
-  version: z.literal('4'),
-  groupKey: z.string(),
-  truncatedAlerts: z.number().int().min(0).optional(),
-  status: z.enum(['firing', 'resolved']),
-  receiver: z.string(),
-  groupLabels: labels.default({}),
-  commonLabels: labels.default({}),
-  commonAnnotations: labels.default({}),
-  externalURL: z.string().default(''),
-  alerts: z.array(alertSchema),
-})
-
-export type AlertmanagerPayload = z.infer<typeof alertmanagerPayloadSchema>
-export type Alert = AlertmanagerPayload['alerts'][number]
-
-export function parseAlertmanagerPayload(raw: unknown): { ok: true; payload: AlertmanagerPayload } | { ok: false; reason: string } {
-  if (raw === undefined) return { ok: false, reason: 'empty body: expected an Alertmanager webhook payload' }
-  const result = alertmanagerPayloadSchema.safeParse(raw)
-  return result.success ? { ok: true, payload: result.data } : { ok: false, reason: describeZodIssues(result.error.issues) }
-}
+export { parseAlertmanagerPayload, type Alert, type AlertmanagerPayload }
 
 export type AlertDecision = 'prune' | 'resolved' | 'other host' | 'duplicate'
 
@@ -67,7 +34,7 @@ export function fingerprintOf(alert: Alert): string {
 export class AlertDeduper {
   private readonly seen = new Map<string, number>()
 
-  constructor(private readonly windowMs: number, private readonly now: () => Date) {}
+  constructor(private readonly windowMs: number, private readonly now: Clock) {}
 
   decide(payload: AlertmanagerPayload, hostId: string): AlertVerdict[] {
     const now = this.now().getTime()

@@ -7,7 +7,7 @@ import type Docker from 'dockerode'
 import type { Logger } from 'pino'
 import type { Trigger } from '../agent/actions.js'
 import type { AgentConfig } from '../config.js'
-import type { EventBus } from '../agent/events.js'
+import type { EventBus, EventMap } from '../agent/events.js'
 import type { ImageFacts } from '../agent/snapshot.js'
 import type { DiskReading } from '../inventory/disk.js'
 import { bytesToFree, isBeingPulled, planPrune, pullSet, type KeptItem, type PlanItem, type PrunePlan } from './plan.js'
@@ -198,7 +198,7 @@ async function pruneBuildCache(deps: PruneDeps, report: PruneReport, diskPath: s
 }
 
 /** The prune.finished event: what metrics, status and the coordinator need, without the image lists. */
-export function summaryOf(report: PruneReport): Record<string, unknown> {
+export function summaryOf(report: PruneReport): EventMap['prune.finished'] {
   return {
     trigger: report.trigger, dryRun: report.dryRun, result: report.result, ...(report.error ? { error: report.error } : {}),
     targetPercent: report.targetPercent, needBytes: report.needBytes, freedBytes: report.freedBytes, enough: report.enough,

@@ -2,12 +2,11 @@
 // schedule, POST /v1/prune, POST /hooks/alertmanager and the coordinator's "prune" action.
 import type { Feature } from '../agent/agent.js'
 import { createDockerClient } from '../runtime/docker-client.js'
-import { HttpError } from '../http/server.js'
+import { InvalidRequestError } from '../errors.js'
 import { AlertDeduper, parseAlertmanagerPayload } from './alertmanager.js'
 import { PruneJob } from './job.js'
-import { parsePruneArgs } from './request.js'
+import { pruneArgsOrThrow } from './request.js'
 import { CronPrune, DiskWatcher } from './triggers.js'
-import type { Trigger } from '../agent/actions.js'
 
 /** Alertmanager repeats a firing alert every group_interval (default 5 min); one prune per alert per window. */
 export const ALERT_REPEAT_WINDOW_MS = 10 * 60 * 1000
@@ -17,27 +16,21 @@ export function createPruneFeature(): Feature {
     const job = new PruneJob(ctx, { docker: createDockerClient(ctx.config) })
     const prune = (req: Parameters<PruneJob['run']>[0]) => job.run(req)
 
-    const argsOrThrow = (raw: unknown) => {
-      const parsed = parsePruneArgs(raw)
-      if (!parsed.ok) throw new HttpError(400, `bad prune request: ${parsed.reason}`)
-      return parsed.args
-    }
-
-    ctx.actions.register('prune', async (args, trigger: Trigger) => {
-      const { dryRun, targetPercent } = argsOrThrow(args)
+    ctx.actions.register('prune', async (args, trigger) => {
+      const { dryRun, targetPercent } = pruneArgsOrThrow(args)
       const { report, joined } = await prune({ trigger, dryRun: dryRun ?? false, targetPercent })
       return { ...report, joined }
     })
 
     ctx.http.post('/v1/prune', async (req) => {
-      const result = await ctx.actions.invoke('prune', (req.body ?? {}) as Record<string, unknown>, 'http') as { result: string }
+      const result = await ctx.actions.invoke('prune', pruneArgsOrThrow(req.body), 'http')
       return { status: result.result === 'error' ? 503 : 200, body: result }
     })
 
     const deduper = new AlertDeduper(ALERT_REPEAT_WINDOW_MS, ctx.now)
     ctx.http.post('/hooks/alertmanager', (req) => {
       const parsed = parseAlertmanagerPayload(req.body)
-      if (!parsed.ok) throw new HttpError(400, `bad Alertmanager payload: ${parsed.reason}`)
+      if (!parsed.ok) throw new InvalidRequestError(`bad Alertmanager payload: ${parsed.reason}`)
       const alerts = deduper.decide(parsed.payload, ctx.config.hostId)
       const start = alerts.some((a) => a.decision === 'prune')
       const targetPercent = ctx.config.prune.lowPercent
@@ -55,6 +48,6 @@ export function createPruneFeature(): Feature {
       intervalSeconds: ctx.config.disk.checkIntervalSeconds, prune, bus: ctx.bus, log: ctx.log,
     })
     const schedule = new CronPrune({ schedule: ctx.config.prune.schedule, prune, log: ctx.log })
-    return [watcher, schedule, { name: 'prune-job', start: async () => undefined, stop: () => job.stop() }]
+    return { components: [watcher, schedule, { name: 'prune-job', start: async () => undefined, stop: () => job.stop() }] }
   }
 }

@@ -5,6 +5,7 @@ import type Docker from 'dockerode'
 import type { AgentContext } from '../agent/agent.js'
 import type { HostSnapshot } from '../agent/snapshot.js'
 import { withPruneLock } from './lock.js'
+import { UnavailableError } from '../errors.js'
 import { readFilesystem, type DiskReading } from '../inventory/disk.js'
 import { runPrune, sharedSizesFromDf, type PruneHooks, type PruneReport, type PruneRequest } from './executor.js'
 
@@ -25,12 +26,12 @@ export class PruneJob {
   ) {}
 
   async run(req: PruneRequest, hooks: PruneHooks = {}): Promise<{ report: PruneReport; joined: boolean }> {
-    if (this.stopping) throw new Error('the agent is stopping: no new prune')
+    if (this.stopping) throw new UnavailableError('the agent is stopping: no new prune')
     const targetPercent = req.targetPercent ?? this.ctx.config.prune.lowPercent
     const key = `${req.dryRun ? 'dry-run' : 'remove'}:${targetPercent}`
     const { result, joined } = await this.ctx.runner.run('prune', key, () => {
       // A request that waited behind another prune must not start once the agent is stopping.
-      if (this.stopping) return Promise.reject(new Error('the agent is stopping: no new prune'))
+      if (this.stopping) return Promise.reject(new UnavailableError('the agent is stopping: no new prune'))
       this.current = this.once({ ...req, targetPercent }, hooks)
       return this.current
     })

@@ -2,6 +2,7 @@
 // every way in is validated the same way.
 import { z } from 'zod'
 import { describeZodIssues } from '../validation.js'
+import { InvalidRequestError } from '../errors.js'
 
 export const pruneArgsSchema = z.strictObject({
   dryRun: z.boolean().optional(),
@@ -15,4 +16,11 @@ export function parsePruneArgs(raw: unknown): { ok: true; args: PruneArgs } | { 
   const result = pruneArgsSchema.safeParse(raw ?? {})
   if (result.success) return { ok: true, args: result.data }
   return { ok: false, reason: describeZodIssues(result.error.issues) }
+}
+
+/** the args, or an InvalidRequestError naming every bad key */
+export function pruneArgsOrThrow(raw: unknown): PruneArgs {
+  const parsed = parsePruneArgs(raw)
+  if (!parsed.ok) throw new InvalidRequestError(`bad prune request: ${parsed.reason}`)
+  return parsed.args
 }

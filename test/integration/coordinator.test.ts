@@ -82,7 +82,8 @@ t.test('the coordinator lists the host with its facts and runs commands on it', 
   else t.match(pruned, { status: 'failed', error: /unknown action prune/ }, 'no prune in this build: the agent says so')
 
   // An Alertmanager alert naming the host by instance becomes a prune command for it.
-  const hook = await coord.api('/hooks/alertmanager', { body: { version: '4', status: 'firing', alerts: [
+  const hook = await coord.api('/hooks/alertmanager', { body: {
+    version: '4', groupKey: '{}:{alertname="GpuhostDiskHigh"}', status: 'firing', receiver: 'gpuhost-prune', alerts: [
     { status: 'firing', labels: { alertname: 'GpuhostDiskHigh', instance: 'gpu-node-t1:9477' } },
     { status: 'firing', labels: { alertname: 'GpuhostDiskHigh', instance: 'other-node:9477' } },
   ] } })

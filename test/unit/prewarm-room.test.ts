@@ -1,6 +1,7 @@
 // Making room through the prune action: a dry run first, a real prune only when it can free enough.
 import t from 'tap'
-import { ActionRegistry } from '../../src/agent/actions.js'
+import { ActionRegistry, type ActionMap } from '../../src/agent/actions.js'
+import type { PruneArgs } from '../../src/prune/request.js'
 import { agentConfigSchema, parseConfig } from '../../src/config.js'
 import { createLogger } from '../../src/log.js'
 import { makeRoom } from '../../src/prewarm/executor.js'
@@ -21,11 +22,14 @@ const plan = planPrewarm({
 
 /** a prune action that can free `freeable` bytes and records how it was called */
 function pruneAction(freeable: number, sizeBytes = freeable) {
-  const calls: Record<string, unknown>[] = []
+  const calls: PruneArgs[] = []
   const actions = new ActionRegistry()
-  actions.register('prune', async (args) => {
+  actions.register('prune', async (raw) => {
+    const args = raw as PruneArgs
     calls.push(args)
-    return args.dryRun ? { plan: [{ sizeBytes, expectedFreedBytes: freeable }], enough: false } : { freedBytes: freeable }
+    // Only the fields makeRoom reads: the plan's sizes, enough and freedBytes.
+    const report = args.dryRun ? { plan: [{ sizeBytes, expectedFreedBytes: freeable }], enough: false } : { freedBytes: freeable }
+    return report as unknown as ActionMap['prune']['result']
   })
   return { actions, calls }
 }

@@ -6,6 +6,7 @@ import { Agent } from '../../src/agent/agent.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
 import { createPruneFeature } from '../../src/prune/feature.js'
 import type { AgentEvent } from '../../src/agent/events.js'
+import { InvalidRequestError } from '../../src/errors.js'
 
 t.test('the coordinator can invoke prune; bad args are refused with the reason', async (t) => {
   const config = parseConfig(agentConfigSchema, { tokenFile: null, stateDir: t.testdir(), docker: { socket: '/nonexistent.sock' }, prune: { schedule: null } })
@@ -13,10 +14,11 @@ t.test('the coordinator can invoke prune; bad args are refused with the reason',
   t.ok(agent.ctx.actions.has('prune'))
   const events: AgentEvent[] = []
   agent.ctx.bus.subscribe((e) => events.push(e))
-  await t.rejects(agent.ctx.actions.invoke('prune', { dryRun: 'yes' }, 'coordinator'), /bad prune request: dryRun:/)
-  const report = await agent.ctx.actions.invoke('prune', { dryRun: true }, 'coordinator') as { trigger: string; result: string; error: string; joined: boolean }
+  await t.rejects(agent.ctx.actions.dispatch('prune', { dryRun: 'yes' }, 'coordinator'), InvalidRequestError)
+  await t.rejects(agent.ctx.actions.dispatch('prune', { dryRun: 'yes' }, 'coordinator'), /bad prune request: dryRun:/)
+  const report = await agent.ctx.actions.invoke('prune', { dryRun: true }, 'coordinator')
   t.match(report, { trigger: 'coordinator', result: 'error', joined: false })
-  t.match(report.error, /images are not known yet/, 'before the inventory has run, it says so')
-  t.same(events.map((e) => [e.type, e.data.trigger, e.data.result]), [['prune.started', 'coordinator', undefined], ['prune.finished', 'coordinator', 'error']],
+  t.match(report.error ?? '', /images are not known yet/, 'before the inventory has run, it says so')
+  t.same(events.map((e) => [e.type, 'trigger' in e.data ? e.data.trigger : undefined, 'result' in e.data ? e.data.result : undefined]), [['prune.started', 'coordinator', undefined], ['prune.finished', 'coordinator', 'error']],
     'started and finished, even when it could not run')
 })

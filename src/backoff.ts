@@ -1,5 +1,7 @@
-// Reconnect delays: exponential with full jitter (AWS architecture blog, "Exponential Backoff and
-// Jitter"), so a fleet that lost its coordinator at once does not come back in lockstep.
+// Retry delays for loops that reconnect or restart on their own (the coordinator link, a component
+// whose start failed): exponential with full jitter, as the exponential-backoff library computes it
+// for the promise retries (pulls, the Docker event stream), so a fleet that lost its coordinator at
+// once does not come back in lockstep (AWS architecture blog, "Exponential Backoff and Jitter").
 
 export interface BackoffPolicy {
   baseMs: number
@@ -14,9 +16,7 @@ export function backoffCeiling(attempt: number, policy: BackoffPolicy = DEFAULT_
   return Math.min(policy.maxMs, policy.baseMs * 2 ** exp)
 }
 
-/** The delay before attempt n: uniform in [base/2, ceiling]; `random` returns [0, 1). */
+/** The delay before attempt n: uniform in [0, ceiling] (full jitter); `random` returns [0, 1). */
 export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random: () => number = Math.random): number {
-  const ceiling = backoffCeiling(attempt, policy)
-  const floor = Math.min(policy.baseMs / 2, ceiling)
-  return Math.round(floor + random() * (ceiling - floor))
+  return Math.round(random() * backoffCeiling(attempt, policy))
 }

@@ -1,0 +1,89 @@
+// The payload of every agent event, as zod schemas: the agent's EventMap is inferred from them, so
+// what the bus carries, what metrics and status read, and what the coordinator receives in an
+// `event` message's `data` are one definition. The wire stays lenient (`data` is any object) so a
+// newer agent's events still reach an older coordinator; these schemas say what this agent sends.
+import { z } from 'zod'
+
+/** what started a job: every way into an action */
+export const TRIGGERS = ['watcher', 'schedule', 'http', 'alertmanager', 'coordinator', 'cli'] as const
+export const triggerSchema = z.enum(TRIGGERS)
+
+export const PRUNE_RESULTS = ['ok', 'nothing_to_do', 'not_enough', 'error'] as const
+export const PULL_STATUSES = ['pulled', 'present', 'skipped', 'failed'] as const
+
+/** one image's prewarm outcome */
+export const pullResultSchema = z.object({
+  ref: z.string(),
+  status: z.enum(PULL_STATUSES),
+  reason: z.string(),
+  /** the registry or mirror the image came from (or would come from); null when none was reached */
+  source: z.string().nullable(),
+  durationSeconds: z.number(),
+  warnings: z.array(z.string()).optional(),
+})
+
+const pruneFinished = z.object({
+  trigger: triggerSchema,
+  dryRun: z.boolean(),
+  result: z.enum(PRUNE_RESULTS),
+  error: z.string().optional(),
+  targetPercent: z.number(),
+  needBytes: z.number(),
+  freedBytes: z.number(),
+  enough: z.boolean(),
+  plannedCount: z.number(),
+  removedCount: z.number(),
+  skippedCount: z.number(),
+  failedCount: z.number(),
+  keptCount: z.number(),
+  usedPercentBefore: z.number().nullable(),
+  usedPercentAfter: z.number().nullable(),
+  durationSeconds: z.number(),
+})
+
+const prewarmFinished = z.discriminatedUnion('result', [
+  z.object({
+    trigger: triggerSchema, dryRun: z.boolean(), result: z.literal('error'), error: z.string(), durationSeconds: z.number(),
+  }),
+  z.object({
+    trigger: triggerSchema, dryRun: z.boolean(), result: z.enum(['ok', 'failed']),
+    pulled: z.number(), present: z.number(), skipped: z.number(), failed: z.number(),
+    durationSeconds: z.number(), results: z.array(pullResultSchema),
+  }),
+])
+
+export const eventPayloadSchemas = {
+  'agent.started': z.object({ version: z.string() }),
+  'agent.stopping': z.object({}),
+  'prune.started': z.object({ trigger: triggerSchema, dryRun: z.boolean(), targetPercent: z.number() }),
+  'prune.image': z.object({
+    outcome: z.enum(['removed', 'skipped', 'failed']), id: z.string(), tags: z.array(z.string()), sizeBytes: z.number(),
+    reason: z.string(), trigger: triggerSchema, dryRun: z.boolean(),
+  }),
+  'prune.finished': pruneFinished,
+  'prewarm.started': z.object({ trigger: triggerSchema, dryRun: z.boolean(), images: z.array(z.string()) }),
+  'prewarm.finished': prewarmFinished,
+  'pull.progress': z.object({ ref: z.string(), source: z.string(), bytesDone: z.number(), bytesTotal: z.number() }),
+  'pull.finished': pullResultSchema,
+  'pull.failed': pullResultSchema,
+  'disk.threshold': z.object({
+    state: z.enum(['above', 'below']), usedPercent: z.number(), highPercent: z.number(), mountpoint: z.string(),
+  }),
+  'compat.changed': z.object({
+    id: z.string(), refs: z.array(z.string()), before: z.boolean(), compatible: z.boolean().nullable(), reason: z.string(),
+    requirement: z.string().nullable(), driverVersion: z.string().nullable(), cudaVersion: z.string().nullable(),
+  }),
+  'collector.failed': z.object({ collector: z.string(), error: z.string() }),
+  'collector.recovered': z.object({ collector: z.string(), failures: z.number() }),
+  /** a component whose start failed; it is retried after `retryInSeconds` */
+  'component.failed': z.object({
+    component: z.string(), error: z.string(), attempt: z.number(), retryInSeconds: z.number(),
+  }),
+  /** a component that started after failing to */
+  'component.started': z.object({ component: z.string(), attempts: z.number() }),
+} as const
+
+export type EventType = keyof typeof eventPayloadSchemas
+export const EVENT_TYPES = Object.keys(eventPayloadSchemas) as EventType[]
+/** event type → the payload it carries */
+export type EventMap = { [K in EventType]: z.infer<(typeof eventPayloadSchemas)[K]> }
