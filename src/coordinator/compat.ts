@@ -3,6 +3,7 @@
 // Where an answer comes from, best first: the verdict the host itself reported for its local copy
 // of the image; else the image's CUDA requirement (from any host that has it) put through the
 // evaluator against this host's GPU facts; else the facts known and why no verdict is possible.
+import { familiarRef } from '../registry/reference.js'
 import type { GpuFacts } from '../agent/snapshot.js'
 import type { ReportedImage } from '../protocol.js'
 import type { HostDetail } from './store.js'
@@ -27,21 +28,10 @@ export interface FleetCompat {
   hosts: HostCompat[]
 }
 
-/** docker.io/library/ubuntu → ubuntu:latest; keeps digests; a bare image id stays as it is. */
-export function normalizeRef(ref: string): string {
-  let r = ref.trim()
-  if (/^(sha256:)?[0-9a-f]{64}$/.test(r)) return r.startsWith('sha256:') ? r : `sha256:${r}`
-  r = r.replace(/^(docker\.io|index\.docker\.io|registry-1\.docker\.io)\//, '').replace(/^library\//, '')
-  const name = r.split('@')[0]
-  const lastPart = name.slice(name.lastIndexOf('/') + 1)
-  if (!r.includes('@') && !lastPart.includes(':')) r = `${r}:latest`
-  return r
-}
-
 export function findImage(images: ReportedImage[] | null, ref: string): ReportedImage | null {
   if (!images) return null
-  const want = normalizeRef(ref)
-  return images.find((i) => i.id === want || i.repoTags.some((t) => normalizeRef(t) === want) || i.repoDigests.some((d) => normalizeRef(d) === want)) ?? null
+  const want = familiarRef(ref)
+  return images.find((i) => i.id === want || i.repoTags.some((t) => familiarRef(t) === want) || i.repoDigests.some((d) => familiarRef(d) === want)) ?? null
 }
 
 export function fleetCompat(image: string, hosts: HostDetail[], evaluator: CompatEvaluator | null): FleetCompat {

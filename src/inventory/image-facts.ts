@@ -1,5 +1,6 @@
 // Pure: Docker's image and container lists (as the Engine API returns them) into ImageFacts.
 // Everything here takes plain data and `now`, so the tests feed it lists captured from dockerd.
+import { familiarRef } from '../registry/reference.js'
 import type { ContainerRef, ImageFacts } from '../agent/snapshot.js'
 
 /** the fields of GET /images/json that the collector reads */
@@ -72,18 +73,14 @@ export function containerUseTime(c: ListedContainer, finishedAt: string | undefi
   }
 }
 
-/** `docker.io/library/ubuntu:22.04` and `ubuntu:22.04` name the same image; Docker lists the short form */
-function familiar(ref: string): string {
-  return ref.replace(/^docker\.io\/(library\/)?/, '')
-}
-
 /** the image id an event's image reference names, among the listed images; null when none */
 export function resolveImageRef(ref: string, images: readonly ListedImage[]): string | null {
   if (ref.startsWith('sha256:')) return images.find((i) => i.Id === ref)?.Id ?? null
-  const wanted = familiar(/[:@][^/]*$/.test(ref) ? ref : `${ref}:latest`)
+  // `docker.io/library/ubuntu:22.04`, `ubuntu` and `ubuntu:latest` name the same image.
+  const wanted = familiarRef(ref)
   for (const image of images) {
-    if (realTags(image.RepoTags).some((t) => familiar(t) === wanted)) return image.Id
-    if (realDigests(image.RepoDigests).some((d) => familiar(d) === wanted)) return image.Id
+    if (realTags(image.RepoTags).some((t) => familiarRef(t) === wanted)) return image.Id
+    if (realDigests(image.RepoDigests).some((d) => familiarRef(d) === wanted)) return image.Id
   }
   // A short id (12+ hex digits) as `docker run 0123abcd…` leaves it in the event.
   if (/^[0-9a-f]{12,64}$/.test(ref)) return images.find((i) => i.Id.startsWith(`sha256:${ref}`))?.Id ?? null

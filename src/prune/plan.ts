@@ -15,6 +15,7 @@
 //      created, the build time, which is what "newest version" means; ties by firstSeen).
 // Order of the rest: dangling first, then least recently used; never used counts as the oldest
 // use; ties by firstSeen, then id, so the order is total and repeatable.
+import { qualifiedRef } from '../registry/reference.js'
 import picomatch from 'picomatch'
 import type { DiskFacts, ImageFacts } from '../agent/snapshot.js'
 
@@ -109,14 +110,6 @@ export function repositoryOf(ref: string): string {
   if (at >= 0) return ref.slice(0, at)
   const colon = ref.lastIndexOf(':')
   return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref
-}
-
-/** docker.io/library/ubuntu:22.04 for ubuntu:22.04, so a glob may be written either way. */
-export function qualifiedRef(ref: string): string {
-  const first = ref.split('/')[0]
-  const hasRegistry = ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost')
-  if (hasRegistry) return ref
-  return ref.includes('/') ? `docker.io/${ref}` : `docker.io/library/${ref}`
 }
 
 /** A truly dangling image: no tag and no digest. One pulled by digest only is pinned, not junk. */

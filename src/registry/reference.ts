@@ -56,6 +56,42 @@ export function onRegistry(ref: ImageRef, domain: string): ImageRef {
   return { ...ref, domain, original: formatRef({ ...ref, domain }) }
 }
 
+/** domain, repository, tag and digest as written (no tag added); null when it is not a reference */
+function parseAsWritten(ref: string): Pick<ImageRef, 'domain' | 'repository' | 'tag' | 'digest'> | null {
+  try {
+    const parsed = parseFamiliarName(ref.trim())
+    return { domain: parsed.domain ?? 'docker.io', repository: parsed.repository ?? '', tag: parsed.tag ?? null, digest: parsed.digest ?? null }
+  } catch {
+    return null
+  }
+}
+
+const IMAGE_ID = /^(sha256:)?[0-9a-f]{64}$/
+
+/**
+ * The one spelling to compare references by, as Docker lists them: "ubuntu:latest" for
+ * docker.io/library/ubuntu, ":latest" when neither tag nor digest is given, an image id as
+ * "sha256:…". What is not a reference at all comes back trimmed, so it matches only itself.
+ */
+export function familiarRef(ref: string): string {
+  const trimmed = ref.trim()
+  if (IMAGE_ID.test(trimmed)) return trimmed.startsWith('sha256:') ? trimmed : `sha256:${trimmed}`
+  const parsed = parseAsWritten(trimmed)
+  if (!parsed) return trimmed
+  return formatRef({ ...parsed, tag: parsed.tag ?? (parsed.digest ? null : 'latest') })
+}
+
+/**
+ * The fully qualified spelling, "docker.io/library/ubuntu:22.04" for "ubuntu:22.04", with no tag
+ * added (a repository stays a repository), so a pattern may be written either way. What is not a
+ * reference comes back as it is.
+ */
+export function qualifiedRef(ref: string): string {
+  const parsed = parseAsWritten(ref)
+  if (!parsed) return ref
+  return `${parsed.domain}/${parsed.repository}${parsed.tag ? `:${parsed.tag}` : ''}${parsed.digest ? `@${parsed.digest}` : ''}`
+}
+
 /** "repo@sha256:…" entries of an image's RepoDigests, read back into domain/repository/digest */
 export function parseRepoDigest(entry: string): { domain: string; repository: string; digest: string } | null {
   try {

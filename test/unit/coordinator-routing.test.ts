@@ -1,6 +1,7 @@
 import t from 'tap'
 import { hostOfInstance, routeAlerts } from '../../src/coordinator/alerts.js'
-import { fleetCompat, normalizeRef, type CompatEvaluator } from '../../src/coordinator/compat.js'
+import { fleetCompat, type CompatEvaluator } from '../../src/coordinator/compat.js'
+import { familiarRef as normalizeRef } from '../../src/registry/reference.js'
 import type { HostDetail } from '../../src/coordinator/store.js'
 
 t.test('instance labels lose their port, IPv6 included', async (t) => {

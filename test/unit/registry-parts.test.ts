@@ -1,5 +1,5 @@
 import t from 'tap'
-import { formatRef, familiarName, onRegistry, parseImageRef, apiHost } from '../../src/registry/reference.js'
+import { formatRef, familiarName, familiarRef, onRegistry, parseImageRef, apiHost, qualifiedRef } from '../../src/registry/reference.js'
 import { CredentialStore, parseDockerConfig, normalizeRegistryKey } from '../../src/registry/credentials.js'
 import { DOCKERD_DEFAULT_TRUST, isInsecureRegistry } from '../../src/registry/insecure.js'
 import { pickPlatform, type IndexEntry } from '../../src/registry/platform.js'
@@ -31,6 +31,19 @@ t.test('references are read as Docker reads them', async (t) => {
   t.equal(familiarName('docker.io', 'nvidia/cuda'), 'nvidia/cuda')
   t.equal(formatRef(parseImageRef('docker.io/library/ubuntu')), 'ubuntu:latest')
   t.equal(onRegistry(parseImageRef('ubuntu:22.04'), 'mirror.internal:5000').original, 'mirror.internal:5000/library/ubuntu:22.04', 'a mirror of Docker Hub keeps library/')
+})
+
+t.test('one spelling to compare references by, and one fully qualified', async (t) => {
+  const digest = `sha256:${'c'.repeat(64)}`
+  t.equal(familiarRef('docker.io/library/ubuntu'), 'ubuntu:latest')
+  t.equal(familiarRef('index.docker.io/library/ubuntu:22.04'), 'ubuntu:22.04', "Docker Hub's old name is docker.io")
+  t.equal(familiarRef(`nvcr.io/nvidia/cuda@${digest}`), `nvcr.io/nvidia/cuda@${digest}`, 'a digest gets no tag')
+  t.equal(familiarRef('c'.repeat(64)), digest, 'an image id')
+  t.equal(familiarRef(' Not A Ref '), 'Not A Ref', 'what is not a reference matches only itself')
+  t.equal(qualifiedRef('ubuntu'), 'docker.io/library/ubuntu', 'a repository stays a repository')
+  t.equal(qualifiedRef('team/app:1'), 'docker.io/team/app:1')
+  t.equal(qualifiedRef('localhost:5000/x:2'), 'localhost:5000/x:2')
+  t.equal(qualifiedRef('<none>:<none>'), '<none>:<none>')
 })
 
 t.test("Docker's config.json: auth, username/password, identity tokens, Hub aliases", async (t) => {
