@@ -3,6 +3,7 @@
 // figures equal statfs(2) and df to the byte, so it is used as is. statfs is the fallback only
 // when df does not answer in time (a stale network mount can make it hang) or does not list the
 // mount that holds the path.
+import { reportedUsedPercent } from './used-percent.js'
 import { realpath, readFile, statfs } from 'node:fs/promises'
 import si from 'systeminformation'
 import type { Collector } from '../agent/collector.js'
@@ -31,14 +32,13 @@ export function mountFor<M extends { mount: string }>(path: string, mounts: read
 
 /** Pure: like df, used percent of what is usable: used / (used + available); reserved blocks excluded. */
 export function diskFacts(path: string, m: MountUsage): DiskFacts {
-  const usable = m.used + m.available
   return {
     path,
     mountpoint: m.mount,
     sizeBytes: m.size,
     usedBytes: m.used,
     availBytes: m.available,
-    usedPercent: usable > 0 ? Math.round((10000 * m.used) / usable) / 100 : 0,
+    usedPercent: reportedUsedPercent({ usedBytes: m.used, availBytes: m.available }),
   }
 }
 
@@ -93,8 +93,7 @@ export async function readFilesystem(path: string): Promise<DiskReading> {
   const sizeBytes = fs.blocks * fs.bsize
   const usedBytes = (fs.blocks - fs.bfree) * fs.bsize
   const availBytes = fs.bavail * fs.bsize
-  const usable = usedBytes + availBytes
-  return { path, sizeBytes, usedBytes, availBytes, usedPercent: usable > 0 ? Math.round((10000 * usedBytes) / usable) / 100 : 0 }
+  return { path, sizeBytes, usedBytes, availBytes, usedPercent: reportedUsedPercent({ usedBytes, availBytes }) }
 }
 
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -2,6 +2,7 @@
 // through the prune job when the plan needs it, then pulls with bounded concurrency, retries
 // with exponential backoff and jitter, a per-attempt timeout and mirror fallback, publishing
 // progress and one result per image.
+import { usableBytes } from '../inventory/used-percent.js'
 import pLimit from 'p-limit'
 import { backOff } from 'exponential-backoff'
 import type { Logger } from 'pino'
@@ -161,7 +162,7 @@ export async function makeRoom(
   if (!deps.actions?.has('prune')) return { attempted: false, freedBytes: 0, note: 'no prune job on this host to make room' }
   // Room for every pull, not only the first that did not fit: what they all add, over the watermark.
   const wantedBytes = plan.items.filter((i) => i.action === 'pull' || i.needBytes).reduce((s, i) => s + (i.estimatedBytes ?? 0), 0)
-  const usable = disk.usedBytes + disk.availBytes
+  const usable = usableBytes(disk)
   const need = disk.usedBytes + wantedBytes - highWatermarkBytes(disk, deps.config.prune.highPercent)
   const targetPercent = Math.max(0, ((disk.usedBytes - need) / usable) * 100)
   try {

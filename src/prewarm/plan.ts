@@ -1,6 +1,7 @@
 // The prewarm planner, pure: for each wanted image it decides present, pull, skip or fail, with
 // the reason, from facts gathered beforehand (local images, the registry's manifest and config,
 // the disk, the driver's verdict). Nothing here touches Docker, the network or the clock.
+import { usableBytes, usedBytesAtPercent, usedPercent } from '../inventory/used-percent.js'
 import type { DiskFacts, ImageCompat } from '../agent/snapshot.js'
 import { normalizeRegistryKey } from '../registry/credentials.js'
 import { formatRef, parseImageRef, parseRepoDigest, type ImageRef } from '../registry/reference.js'
@@ -135,8 +136,8 @@ function fitOnDisk(input: PrewarmPlanInput, item: PlanItem, plannedBefore: numbe
   const estimated = Math.ceil(remote.compressedBytes * input.expansionFactor)
   const out: PlanItem = { ...item, estimatedBytes: estimated }
   const disk = input.disk
-  // df's Use%: used ÷ (used + available), so root-reserved blocks count as full, as prune sees it.
-  const usable = disk ? disk.usedBytes + disk.availBytes : 0
+  // df's Use%, as prune sees it (inventory/used-percent.ts)
+  const usable = disk ? usableBytes(disk) : 0
   if (!disk || usable <= 0) {
     out.warnings = [...out.warnings, 'disk usage unknown: pulled without a room check']
     return out
@@ -145,7 +146,7 @@ function fitOnDisk(input: PrewarmPlanInput, item: PlanItem, plannedBefore: numbe
   const after = disk.usedBytes + plannedBefore + estimated
   const pruneNote = input.prune?.attempted && input.prune.freedBytes > 0 ? `; a prune freed ${mib(input.prune.freedBytes)} first to make room` : ''
   if (after <= limit) return { ...out, reason: out.reason + pruneNote }
-  const percentAfter = (after / usable) * 100
+  const percentAfter = usedPercent({ usedBytes: after, availBytes: usable - after })
   const prune = input.prune?.note ? `; ${input.prune.note}` : ''
   return {
     ...out,
@@ -157,7 +158,7 @@ function fitOnDisk(input: PrewarmPlanInput, item: PlanItem, plannedBefore: numbe
 
 /** the used bytes at which usage reaches `percent` of the disk, in df's terms */
 export function highWatermarkBytes(disk: DiskFacts, percent: number): number {
-  return Math.floor(((disk.usedBytes + disk.availBytes) * percent) / 100)
+  return usedBytesAtPercent(disk, percent)
 }
 
 function latestWarning(ref: ImageRef): string[] {

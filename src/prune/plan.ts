@@ -15,6 +15,7 @@
 //      created, the build time, which is what "newest version" means; ties by firstSeen).
 // Order of the rest: dangling first, then least recently used; never used counts as the oldest
 // use; ties by firstSeen, then id, so the order is total and repeatable.
+import { usedBytesAtPercent } from '../inventory/used-percent.js'
 import { qualifiedRef } from '../registry/reference.js'
 import picomatch from 'picomatch'
 import type { DiskFacts, ImageFacts } from '../agent/snapshot.js'
@@ -73,17 +74,9 @@ export const KEPT = {
   notNeeded: 'not needed: the target is reached without it',
 } as const
 
-/** Usage as df computes it: used / (used + available); reserved blocks count as neither. */
-export function usedPercentOf(disk: Pick<DiskFacts, 'usedBytes' | 'availBytes'>): number {
-  const total = disk.usedBytes + disk.availBytes
-  return total > 0 ? (disk.usedBytes / total) * 100 : 0
-}
-
 /** Bytes to free so that usage is at most targetPercent. */
 export function bytesToFree(disk: Pick<DiskFacts, 'usedBytes' | 'availBytes'>, targetPercent: number): number {
-  const total = disk.usedBytes + disk.availBytes
-  const allowed = Math.floor((total * targetPercent) / 100)
-  return Math.max(0, disk.usedBytes - allowed)
+  return Math.max(0, disk.usedBytes - usedBytesAtPercent(disk, targetPercent))
 }
 
 /**
