@@ -84,6 +84,5 @@ export const eventPayloadSchemas = {
 } as const
 
 export type EventType = keyof typeof eventPayloadSchemas
-export const EVENT_TYPES = Object.keys(eventPayloadSchemas) as EventType[]
 /** event type → the payload it carries */
 export type EventMap = { [K in EventType]: z.infer<(typeof eventPayloadSchemas)[K]> }

@@ -1,7 +1,7 @@
 // Every gpuhost_* metric, rendered from the cached snapshot (gauges) and from events (counters).
 // A scrape reads memory only; it never calls Docker or nvidia-smi.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { AgentEvent, EventBus } from './events.js'
+import type { AgentEvent } from './events.js'
 import { PULL_STATUSES } from '../protocol-events.js'
 import { imageState, type HostSnapshot, type ImageState } from './snapshot.js'
 
@@ -125,8 +125,4 @@ function eventCounters(reg: Registry[]): (e: AgentEvent) => void {
       if (e.data.status === 'pulled') pullDuration.observe(e.data.durationSeconds)
     }
   }
-}
-
-export function subscribeMetrics(bus: EventBus, onEvent: (e: AgentEvent) => void): () => void {
-  return bus.subscribe(onEvent)
 }

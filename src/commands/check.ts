@@ -24,7 +24,7 @@ export async function run(opts: { image?: string[] }, globals: GlobalOptions): P
 
 const GIB = 1024 ** 3
 
-export function renderReport(report: CheckReport): string {
+function renderReport(report: CheckReport): string {
   const lines: string[] = []
   const g = report.gpu
   if (!g.available) lines.push(`GPU: unavailable: ${g.reason ?? 'unknown reason'}`)

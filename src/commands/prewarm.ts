@@ -45,7 +45,7 @@ export async function run(opts: { image?: string[]; dryRun?: boolean }, globals:
 
 const MARK: Record<PullResult['status'], string> = { pulled: 'pulled ', present: 'present', skipped: 'skipped', failed: 'FAILED ' }
 
-export function formatReport(report: PrewarmReport, afterBars: boolean): string {
+function formatReport(report: PrewarmReport, afterBars: boolean): string {
   if (report.results.length === 0) return 'nothing to prewarm: prewarm.images is empty and no --image was given\n'
   const lines = report.results.map((r) => {
     const where = r.source && (r.status === 'pulled' || r.status === 'present') ? ` from ${r.source}` : ''

@@ -39,7 +39,7 @@ export async function run(opts: { dryRun?: boolean; targetPercent?: number }, gl
   return exitCodeOf(report, await docker.ping().then(() => true, () => false))
 }
 
-export function exitCodeOf(report: PruneReport, dockerReachable: boolean): number {
+function exitCodeOf(report: PruneReport, dockerReachable: boolean): number {
   if (report.result === 'error') return dockerReachable ? EXIT.no : EXIT.unavailable
   return report.result === 'not_enough' ? EXIT.no : EXIT.ok
 }

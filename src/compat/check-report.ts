@@ -38,7 +38,7 @@ export interface CheckReport {
   images: CheckedImage[]
 }
 
-export function gpuReport(gpu: GpuFacts): GpuReport {
+function gpuReport(gpu: GpuFacts): GpuReport {
   const report: GpuReport = { available: gpu.available, gpus: [] }
   if (gpu.reason !== undefined) report.reason = gpu.reason
   if (gpu.driverVersion !== undefined) report.driverVersion = gpu.driverVersion

@@ -23,7 +23,7 @@ export function driverFacts(gpu: Pick<GpuFacts, 'driverVersion' | 'cudaVersion'>
   return facts
 }
 
-export function deviceFacts(gpu: GpuFacts): { label: string; device: DeviceFacts }[] {
+function deviceFacts(gpu: GpuFacts): { label: string; device: DeviceFacts }[] {
   return gpu.gpus.map((g) => {
     const device: DeviceFacts = {}
     const brand = brandToken(g.productBrand)

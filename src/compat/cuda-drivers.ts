@@ -77,17 +77,6 @@ export const CUDA_TOOLKIT_DRIVERS: readonly ToolkitRelease[] = [
   { release: '10.0.130', cuda: '10.0', linuxMinDriver: '410.48', windowsMinDriver: '411.31' },
 ]
 
-/**
- * Minor-version compatibility (CUDA Compatibility guide, Table 2): an application built with any
- * release of a major family runs on a driver of at least this branch, with limits (no newer PTX).
- * NVIDIA's runtime does not apply it to `cuda>=`; images state it through brand/driver alternatives.
- */
-export const MINOR_VERSION_COMPAT: readonly { major: number; linuxMinDriverBranch: number; belowBranch: number | null }[] = [
-  { major: 13, linuxMinDriverBranch: 580, belowBranch: null },
-  { major: 12, linuxMinDriverBranch: 525, belowBranch: 580 },
-  { major: 11, linuxMinDriverBranch: 450, belowBranch: 525 },
-]
-
 export type DriverPlatform = 'linux' | 'windows'
 
 /** The CUDA version (major.minor) a driver supports; null when older than every listed release or not a version. */

@@ -1,5 +1,4 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
 
 export type AuthVerdict = 'ok' | 'missing' | 'wrong' | 'disabled'
 
@@ -16,8 +15,4 @@ export function checkBearer(header: string | undefined, expected: string | null)
   const a = createHash('sha256').update(match[1]).digest()
   const b = createHash('sha256').update(expected).digest()
   return timingSafeEqual(a, b) ? 'ok' : 'wrong'
-}
-
-export function authorizationOf(req: IncomingMessage): string | undefined {
-  return req.headers.authorization
 }

@@ -13,7 +13,7 @@ import { ImageCollector } from './images.js'
 import { SnapshotStore, type HostSnapshot } from '../agent/snapshot.js'
 import { UsageTracker } from './usage.js'
 
-export const INVENTORY_COLLECTORS = ['disk', 'images']
+const INVENTORY_COLLECTORS = ['disk', 'images']
 
 /** a burst of events (a pull of many layers, `docker compose up`) costs one refresh */
 const EVENT_COALESCE_MS = 500

@@ -325,7 +325,7 @@ export class CoordinatorLink implements Component {
 const asObject = (v: unknown): Record<string, unknown> | null =>
   v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null
 
-export function buildSnapshotMessage(ctx: Pick<AgentContext, 'config' | 'store'>, status: Record<string, unknown>): SnapshotMessage {
+function buildSnapshotMessage(ctx: Pick<AgentContext, 'config' | 'store'>, status: Record<string, unknown>): SnapshotMessage {
   const images = ctx.store.get().images
   const localImages: ReportedImage[] | null = images
     ? images.map((i) => ({

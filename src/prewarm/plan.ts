@@ -72,7 +72,7 @@ export function cudaEnvOf(env: string[]): Record<string, string> {
   return out
 }
 
-export function isRemoteFailure(r: RemoteImage | RemoteFailure | undefined): r is RemoteFailure {
+function isRemoteFailure(r: RemoteImage | RemoteFailure | undefined): r is RemoteFailure {
   return !!r && 'error' in r
 }
 

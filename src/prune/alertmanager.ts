@@ -16,12 +16,12 @@ export interface AlertVerdict {
 }
 
 /** An alert is for this host unless its host or hostId label names another one. */
-export function isForHost(alert: Alert, hostId: string): boolean {
+function isForHost(alert: Alert, hostId: string): boolean {
   return [alert.labels.hostId, alert.labels.host].every((named) => named === undefined || named === hostId)
 }
 
 /** Alertmanager's fingerprint, or one made from the labels when an old version sent none. */
-export function fingerprintOf(alert: Alert): string {
+function fingerprintOf(alert: Alert): string {
   if (alert.fingerprint) return alert.fingerprint
   const sorted = Object.keys(alert.labels).sort().map((k) => [k, alert.labels[k]])
   return createHash('sha256').update(JSON.stringify(sorted)).digest('hex').slice(0, 16)

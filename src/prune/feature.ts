@@ -9,7 +9,7 @@ import { pruneArgsOrThrow } from './request.js'
 import { CronPrune, DiskWatcher } from './triggers.js'
 
 /** Alertmanager repeats a firing alert every group_interval (default 5 min); one prune per alert per window. */
-export const ALERT_REPEAT_WINDOW_MS = 10 * 60 * 1000
+const ALERT_REPEAT_WINDOW_MS = 10 * 60 * 1000
 
 export function createPruneFeature(): Feature {
   return (ctx) => {

@@ -106,14 +106,14 @@ export function repositoryOf(ref: string): string {
 }
 
 /** A truly dangling image: no tag and no digest. One pulled by digest only is pinned, not junk. */
-export function isDangling(image: Pick<ImageFacts, 'repoTags' | 'repoDigests'>): boolean {
+function isDangling(image: Pick<ImageFacts, 'repoTags' | 'repoDigests'>): boolean {
   return refsOf(image).length === 0
 }
 
 export type ProtectMatcher = (image: Pick<ImageFacts, 'id' | 'repoTags' | 'repoDigests'>) => string | null
 
 /** A matcher that names the protect glob an image matches, or null. */
-export function protectMatcher(globs: string[]): ProtectMatcher {
+function protectMatcher(globs: string[]): ProtectMatcher {
   // bash: a single * crosses '/', so "*:stable" protects nvidia/cuda:stable too.
   const compiled = globs.map((glob) => ({ glob, match: picomatch(glob, { bash: true, dot: true }), idPrefix: idPrefixOf(glob) }))
   return (image) => {

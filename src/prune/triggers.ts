@@ -12,7 +12,7 @@ export type StartPrune = (req: PruneRequest) => Promise<{ report: Pick<PruneRepo
 /** after a prune that could not free enough, the watcher tries again this many checks later… */
 export const RETRY_AFTER_CHECKS = 10
 /** …or as soon as usage has grown by this many points */
-export const RETRY_ON_GROWTH_PERCENT = 1
+const RETRY_ON_GROWTH_PERCENT = 1
 
 /**
  * Every checkIntervalSeconds reads the snapshot's disk; at or above highPercent it starts a prune

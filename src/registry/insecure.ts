@@ -18,7 +18,7 @@ export type Resolve = (host: string) => Promise<string[]>
 
 const resolveHost: Resolve = async (host) => (await lookup(host, { all: true })).map((a) => a.address)
 
-export function splitDomain(domain: string): { host: string; port: string | null } {
+function splitDomain(domain: string): { host: string; port: string | null } {
   const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(domain) ?? /^([^:]+)(?::(\d+))?$/.exec(domain)
   return m ? { host: m[1], port: m[2] ?? null } : { host: domain, port: null }
 }
