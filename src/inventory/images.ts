@@ -2,6 +2,7 @@
 // CUDA env. It lists images and containers (two cheap calls whatever the host holds), inspects an
 // image only the first time its id appears (ids are immutable), and never calls /system/df, which
 // walks every layer on disk. Refreshes come from Docker events; the periodic run is a safety net.
+import { systemClock, type Clock } from '../agent/clock.js'
 import pLimit from 'p-limit'
 import type Docker from 'dockerode'
 import { isConnectionError, type DockerConnection } from '../runtime/docker-connection.js'
@@ -31,7 +32,7 @@ export class ImageCollector implements Collector {
     private readonly conn: DockerConnection,
     private readonly usage: UsageTracker,
     private readonly store: SnapshotStore,
-    private readonly now: () => Date = () => new Date(),
+    private readonly now: Clock = systemClock,
   ) {}
 
   /** Remembers what a Docker event says about image use; true when it calls for a refresh. */

@@ -26,7 +26,7 @@ export const IMAGE_USAGE_FILE = 'image-usage.json'
  * Reads the file; an absent one is empty. A file that is not valid JSON or not of this shape is
  * renamed to `<file>.damaged-<time>` and `onDamaged` told why, so the next write starts afresh.
  */
-export function loadImageUsage(path: string, onDamaged: (reason: string, movedTo: string) => void, now = new Date()): ImageUsageMap {
+export function loadImageUsage(path: string, onDamaged: (reason: string, movedTo: string) => void, now: Date): ImageUsageMap {
   let raw: unknown
   let problem: string | null = null
   try {

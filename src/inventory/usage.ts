@@ -1,6 +1,7 @@
 // When each image was last used by a container and first seen by this agent. Docker records
 // neither (moby#4237), so the agent learns them from container events and the container list and
 // keeps them in stateDir: a restart must not make every image look brand new or never used.
+import { systemClock } from '../agent/clock.js'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { IMAGE_USAGE_FILE, loadImageUsage, saveImageUsage, type ImageUsageMap, type ImageUsageRecord } from './usage-file.js'
@@ -67,7 +68,7 @@ export class UsageTracker {
 
   constructor(opts: UsageTrackerOptions) {
     this.file = join(opts.stateDir, IMAGE_USAGE_FILE)
-    this.now = opts.now ?? (() => new Date())
+    this.now = opts.now ?? systemClock
     this.log = opts.log
     this.writeDelayMs = opts.writeDelayMs ?? 2000
   }

@@ -60,6 +60,11 @@ export class CoordinatorLink implements Component {
     return this.ctx.config.coordinator.maxFrameBytes
   }
 
+  /** the envelope's time, from the agent's clock */
+  private stamp(): { ts: string } {
+    return { ts: this.ctx.now().toISOString() }
+  }
+
   state(): { configured: boolean; connected: boolean; pending: number } {
     return { configured: true, connected: this.connected, pending: this.outbox?.stats().pending ?? this.early.length }
   }
@@ -183,7 +188,7 @@ export class CoordinatorLink implements Component {
     const status = await this.status()
     const hello = envelop<Hello>(this.ctx.config.hostId, {
       type: 'hello', version: VERSION, actions: this.ctx.actions.names(), facts: status,
-    })
+    }, this.stamp())
     this.send(ws, hello)
     this.sendSnapshot()
     this.pump()
@@ -201,7 +206,7 @@ export class CoordinatorLink implements Component {
     const parsed = parseCoordinatorMessage(data, this.maxFrameBytes)
     if (!parsed.ok) {
       this.ctx.log.warn({ code: parsed.error.code, err: parsed.error.message }, 'refused a frame from the coordinator')
-      return this.send(ws, errorReply(this.ctx.config.hostId, parsed.error))
+      return this.send(ws, { ...errorReply(this.ctx.config.hostId, parsed.error), ...this.stamp() })
     }
     this.attempt = 0
     const message: CoordinatorMessage = parsed.message
@@ -234,7 +239,7 @@ export class CoordinatorLink implements Component {
     } catch (err) {
       body = { ok: false, error: (err as Error).message }
     }
-    let result = envelop<CommandResult>(config.hostId, { type: 'command.result', commandId: command.commandId, ...body })
+    let result = envelop<CommandResult>(config.hostId, { type: 'command.result', commandId: command.commandId, ...body }, this.stamp())
     let text = JSON.stringify(result)
     if (Buffer.byteLength(text) > this.maxFrameBytes) {
       const error = `the result is ${Buffer.byteLength(text)} bytes, over the frame limit of ${this.maxFrameBytes}`
@@ -314,7 +319,7 @@ export class CoordinatorLink implements Component {
   }
 
   private reply(ws: WebSocket, code: 'bad_message', message: string): void {
-    this.send(ws, envelop(this.ctx.config.hostId, { type: 'error', code, message, ref: null }))
+    this.send(ws, envelop(this.ctx.config.hostId, { type: 'error', code, message, ref: null }, this.stamp()))
   }
 
   private send(ws: WebSocket, message: object): void {
@@ -325,7 +330,7 @@ export class CoordinatorLink implements Component {
 const asObject = (v: unknown): Record<string, unknown> | null =>
   v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null
 
-function buildSnapshotMessage(ctx: Pick<AgentContext, 'config' | 'store'>, status: Record<string, unknown>): SnapshotMessage {
+function buildSnapshotMessage(ctx: Pick<AgentContext, 'config' | 'store' | 'now'>, status: Record<string, unknown>): SnapshotMessage {
   const images = ctx.store.get().images
   const localImages: ReportedImage[] | null = images
     ? images.map((i) => ({
@@ -342,5 +347,5 @@ function buildSnapshotMessage(ctx: Pick<AgentContext, 'config' | 'store'>, statu
     localImages,
     lastPrune: asObject(status.lastPrune),
     lastPrewarm: asObject(status.lastPrewarm),
-  })
+  }, { ts: ctx.now().toISOString() })
 }
