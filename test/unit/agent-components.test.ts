@@ -1,0 +1,38 @@
+// The agent keeps running when one feature's component cannot start: /v1/status lists it with
+// its error, a component.failed event says so, and once a retry starts it the list is empty.
+import t from 'tap'
+import { pino } from 'pino'
+import { Agent, type Feature } from '../../src/agent/agent.js'
+import { parseConfig, agentConfigSchema } from '../../src/config.js'
+import type { AgentEvent } from '../../src/agent/events.js'
+
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 6000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))
+  if (!cond()) throw new Error(`gave up waiting for ${what}`)
+}
+
+t.test('a feature whose component fails to start does not stop the agent', async (t) => {
+  let starts = 0
+  const flaky: Feature = () => ({
+    components: [{
+      name: 'flaky-source',
+      async start() { if (++starts <= 2) throw new Error('source not there yet') },
+      async stop() {},
+    }],
+    collectors: ['flaky'],
+  })
+  const config = parseConfig(agentConfigSchema, { tokenFile: null, listen: '127.0.0.1:0', stateDir: t.testdir() })
+  const agent = new Agent(config, pino({ level: 'silent' }), [flaky])
+  const events: AgentEvent[] = []
+  agent.ctx.bus.subscribe((e) => events.push(e))
+  t.teardown(() => agent.stop())
+
+  await agent.start()
+  t.ok(events.some((e) => e.type === 'agent.started'), 'the agent started')
+  t.match(agent.status().failingComponents, [{ component: 'flaky-source', attempts: 1, error: 'source not there yet' }])
+  t.match(events.find((e) => e.type === 'component.failed')?.data, { component: 'flaky-source', attempt: 1 })
+  t.notOk(agent.ctx.store.ready(), 'readiness waits for the collector the feature declared')
+
+  await until('the component to start', () => starts === 3 && agent.status().failingComponents.length === 0)
+  t.same(agent.status().failingComponents, [])
+})
