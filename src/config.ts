@@ -100,7 +100,9 @@ function isImageRef(ref: string): boolean {
 export type AgentConfig = z.infer<typeof agentConfigSchema>
 
 /** registry look-ups a prewarm runs in parallel: prewarm.inspectConcurrency, else max(2, concurrency) */
-export function inspectConcurrency(prewarm: Pick<AgentConfig['prewarm'], 'concurrency' | 'inspectConcurrency'>): number {
+export function inspectConcurrency(
+  prewarm: Pick<AgentConfig['prewarm'], 'concurrency' | 'inspectConcurrency'>,
+): number {
   return prewarm.inspectConcurrency ?? Math.max(2, prewarm.concurrency)
 }
 

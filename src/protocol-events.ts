@@ -43,7 +43,8 @@ const pruneFinished = z.object({
 
 const prewarmFinished = z.discriminatedUnion('result', [
   z.object({
-    trigger: triggerSchema, dryRun: z.boolean(), result: z.literal('error'), error: z.string(), durationSeconds: z.number(),
+    trigger: triggerSchema, dryRun: z.boolean(), result: z.literal('error'), error: z.string(),
+    durationSeconds: z.number(),
   }),
   z.object({
     trigger: triggerSchema, dryRun: z.boolean(), result: z.enum(['ok', 'failed']),
@@ -70,8 +71,8 @@ export const eventPayloadSchemas = {
     state: z.enum(['above', 'below']), usedPercent: z.number(), highPercent: z.number(), mountpoint: z.string(),
   }),
   'compat.changed': z.object({
-    id: z.string(), refs: z.array(z.string()), before: z.boolean(), compatible: z.boolean().nullable(), reason: z.string(),
-    requirement: z.string().nullable(), driverVersion: z.string().nullable(), cudaVersion: z.string().nullable(),
+    id: z.string(), refs: z.array(z.string()), before: z.boolean(), compatible: z.boolean().nullable(),
+    reason: z.string(), requirement: z.string().nullable(), driverVersion: z.string().nullable(), cudaVersion: z.string().nullable(),
   }),
   'collector.failed': z.object({ collector: z.string(), error: z.string() }),
   'collector.recovered': z.object({ collector: z.string(), failures: z.number() }),

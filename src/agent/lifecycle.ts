@@ -105,12 +105,12 @@ export class Lifecycle {
   private scheduleRetry(component: Component, attempt: number, error: string): void {
     const delayMs = backoffDelay(attempt - 1, this.retry)
     const retryInSeconds = delayMs / 1000
-    this.log.error({ component: component.name, attempt, err: error, retryInSeconds }, `${component.name} failed to start; retrying`)
+    const fields = { component: component.name, attempt, err: error, retryInSeconds }
+    this.log.error(fields, `${component.name} failed to start; retrying`)
     const timer = setTimeout(() => void this.tryStart(component, attempt), delayMs)
     timer.unref()
-    this.failing.set(component, {
-      component: component.name, error, attempts: attempt, retryAt: new Date(this.now().getTime() + delayMs).toISOString(), timer,
-    })
+    const retryAt = new Date(this.now().getTime() + delayMs).toISOString()
+    this.failing.set(component, { component: component.name, error, attempts: attempt, retryAt, timer })
     this.events.failed?.({ component: component.name, error, attempt, retryInSeconds })
   }
 

@@ -17,7 +17,11 @@ export class CompatAnnotator implements Component {
     if (part === 'gpu' || part === 'images') this.annotate()
   }
 
-  constructor(private readonly store: SnapshotStore, private readonly bus: EventBus, private readonly now: Clock = systemClock) {}
+  constructor(
+    private readonly store: SnapshotStore,
+    private readonly bus: EventBus,
+    private readonly now: Clock = systemClock,
+  ) {}
 
   async start(): Promise<void> {
     this.store.on('change', this.onChange)

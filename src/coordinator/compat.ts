@@ -31,7 +31,8 @@ export interface FleetCompat {
 export function findImage(images: ReportedImage[] | null, ref: string): ReportedImage | null {
   if (!images) return null
   const want = familiarRef(ref)
-  return images.find((i) => i.id === want || i.repoTags.some((t) => familiarRef(t) === want) || i.repoDigests.some((d) => familiarRef(d) === want)) ?? null
+  const named = (i: ReportedImage) => [...i.repoTags, ...i.repoDigests].some((r) => familiarRef(r) === want)
+  return images.find((i) => i.id === want || named(i)) ?? null
 }
 
 export function fleetCompat(image: string, hosts: HostDetail[], evaluator: CompatEvaluator | null): FleetCompat {

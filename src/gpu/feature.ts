@@ -10,7 +10,8 @@ export const GPU_COLLECTOR = 'gpu'
 export const gpuFeature: Feature = (ctx: AgentContext) => {
   const { config, store, log } = ctx
   const reader = new NvidiaSmiReader({ nvidiaSmi: config.gpu.nvidiaSmi, timeoutMs: config.gpu.timeoutSeconds * 1000 })
-  const loop = new CollectorLoop(new GpuCollector(reader, store), config.gpu.intervalSeconds * 1000, store, log, ctx.now)
+  const intervalMs = config.gpu.intervalSeconds * 1000
+  const loop = new CollectorLoop(new GpuCollector(reader, store), intervalMs, store, log, ctx.now)
   const component: Component = {
     name: 'gpu-collector',
     start: () => loop.start(),

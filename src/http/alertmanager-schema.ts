@@ -32,8 +32,11 @@ export const alertmanagerPayloadSchema = z.object({
 export type AlertmanagerPayload = z.infer<typeof alertmanagerPayloadSchema>
 export type Alert = AlertmanagerPayload['alerts'][number]
 
-export function parseAlertmanagerPayload(raw: unknown): { ok: true; payload: AlertmanagerPayload } | { ok: false; reason: string } {
+export function parseAlertmanagerPayload(
+  raw: unknown,
+): { ok: true; payload: AlertmanagerPayload } | { ok: false; reason: string } {
   if (raw === undefined) return { ok: false, reason: 'empty body: expected an Alertmanager webhook payload' }
   const result = alertmanagerPayloadSchema.safeParse(raw)
-  return result.success ? { ok: true, payload: result.data } : { ok: false, reason: describeZodIssues(result.error.issues) }
+  if (!result.success) return { ok: false, reason: describeZodIssues(result.error.issues) }
+  return { ok: true, payload: result.data }
 }

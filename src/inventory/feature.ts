@@ -48,7 +48,8 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
     name: 'inventory-refresh', start: async () => {}, stop: async () => { if (coalesce) clearTimeout(coalesce) },
   }
   // Stopped in reverse: events first, then the loops, then the usage file is flushed.
-  return { components: [usage, loopComponent(diskLoop), loopComponent(imageLoop), stopCoalescing, events], collectors: INVENTORY_COLLECTORS }
+  const components = [usage, loopComponent(diskLoop), loopComponent(imageLoop), stopCoalescing, events]
+  return { components, collectors: INVENTORY_COLLECTORS }
 }
 
 function loopComponent(loop: CollectorLoop): Component {

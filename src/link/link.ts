@@ -239,7 +239,8 @@ export class CoordinatorLink implements Component {
     } catch (err) {
       body = { ok: false, error: (err as Error).message }
     }
-    let result = envelop<CommandResult>(config.hostId, { type: 'command.result', commandId: command.commandId, ...body }, this.stamp())
+    const resultBody = { type: 'command.result' as const, commandId: command.commandId, ...body }
+    let result = envelop<CommandResult>(config.hostId, resultBody, this.stamp())
     let text = JSON.stringify(result)
     if (Buffer.byteLength(text) > this.maxFrameBytes) {
       const error = `the result is ${Buffer.byteLength(text)} bytes, over the frame limit of ${this.maxFrameBytes}`

@@ -19,7 +19,8 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
       await ctx.store.collected(GPU_COLLECTOR, (config.gpu.timeoutSeconds + 2) * 1000)
       return ctx.store.get().gpu
     }
-    const deps = buildPrewarmDeps({ config, log, bus: ctx.bus, runner: ctx.runner, actions: ctx.actions, gpu, evaluate, now: ctx.now })
+    const { bus, runner, actions, now } = ctx
+    const deps = buildPrewarmDeps({ config, log, bus, runner, actions, gpu, evaluate, now })
     const run = async (args: unknown, trigger: Trigger) => runPrewarm(deps, { ...prewarmArgsOrThrow(args), trigger })
     ctx.actions.register('prewarm', (args, trigger) => run(args, trigger))
     ctx.http.post('/v1/prewarm', async (req) => ({ status: 200, body: await run(req.body, 'http') }))

@@ -48,6 +48,7 @@ export function createPruneFeature(): Feature {
       intervalSeconds: ctx.config.disk.checkIntervalSeconds, prune, bus: ctx.bus, log: ctx.log,
     })
     const schedule = new CronPrune({ schedule: ctx.config.prune.schedule, prune, log: ctx.log })
-    return { components: [watcher, schedule, { name: 'prune-job', start: async () => undefined, stop: () => job.stop() }] }
+    const jobComponent = { name: 'prune-job', start: async () => undefined, stop: () => job.stop() }
+    return { components: [watcher, schedule, jobComponent] }
   }
 }

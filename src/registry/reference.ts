@@ -60,7 +60,8 @@ export function onRegistry(ref: ImageRef, domain: string): ImageRef {
 function parseAsWritten(ref: string): Pick<ImageRef, 'domain' | 'repository' | 'tag' | 'digest'> | null {
   try {
     const parsed = parseFamiliarName(ref.trim())
-    return { domain: parsed.domain ?? 'docker.io', repository: parsed.repository ?? '', tag: parsed.tag ?? null, digest: parsed.digest ?? null }
+    const domain = parsed.domain ?? 'docker.io'
+    return { domain, repository: parsed.repository ?? '', tag: parsed.tag ?? null, digest: parsed.digest ?? null }
   } catch {
     return null
   }
@@ -89,7 +90,8 @@ export function familiarRef(ref: string): string {
 export function qualifiedRef(ref: string): string {
   const parsed = parseAsWritten(ref)
   if (!parsed) return ref
-  return `${parsed.domain}/${parsed.repository}${parsed.tag ? `:${parsed.tag}` : ''}${parsed.digest ? `@${parsed.digest}` : ''}`
+  const { domain, repository, tag, digest } = parsed
+  return `${domain}/${repository}${tag ? `:${tag}` : ''}${digest ? `@${digest}` : ''}`
 }
 
 /** "repo@sha256:…" entries of an image's RepoDigests, read back into domain/repository/digest */
