@@ -1,12 +1,13 @@
 // The agent↔coordinator protocol (JSON text frames over WebSocket), shared by both sides. Every
 // frame is validated on arrival; a bad one becomes a ProtocolError that the receiver logs and
 // answers with an `error` message, so no peer can crash the other with a frame.
+import type { ActionName } from './agent/actions.js'
 import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
 
 export const PROTOCOL_VERSION = 1
 export const AGENTS_PATH = '/v1/agents'
-export const COMMAND_ACTIONS = ['prune', 'prewarm', 'check', 'status'] as const
+export const COMMAND_ACTIONS = ['prune', 'prewarm', 'check', 'status'] as const satisfies readonly ActionName[]
 export type CommandAction = (typeof COMMAND_ACTIONS)[number]
 
 const id = z.string().min(1).max(200)
@@ -54,7 +55,11 @@ export const snapshotSchema = z.strictObject({
   lastPrewarm: object.nullable(),
 })
 
-/** agent → coordinator: one bus event; the message id is the event id, so duplicates are dropped by it */
+/**
+ * agent → coordinator: one bus event; the message id is the event id, so duplicates are dropped by it.
+ * `data` is the payload eventPayloadSchemas (protocol-events.ts) defines for `eventType`; it is not
+ * checked against it here, so a coordinator still stores the events of a newer agent.
+ */
 export const eventSchema = z.strictObject({
   ...envelope,
   type: z.literal('event'),

@@ -25,7 +25,8 @@ export interface HostDetail extends HostRecord {
   localImages: import('../protocol.js').ReportedImage[] | null
 }
 
-export interface EventRecord { id: string; hostId: string; type: string; ts: string; data: Record<string, unknown> }
+/** an event as received: `data` has the shape eventPayloadSchemas gives its type, but agents of other versions may differ */
+export interface EventRecord { id: string; hostId: string; type: string; ts: string; data: EventMessage['data'] }
 
 export interface CommandRecord {
   commandId: string

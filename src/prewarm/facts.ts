@@ -1,6 +1,7 @@
 // The facts a prewarm needs from this host, read fresh just before it plans (the snapshot may be a
 // minute old, and a prune may just have run): the local images with their RepoDigests, the disk
 // that holds Docker's data measured as the disk collector does, and dockerd's registry trust.
+import { UnavailableError } from '../errors.js'
 import { measureDisk } from '../inventory/disk.js'
 import type { Docker } from '../runtime/docker-client.js'
 import type { DiskFacts } from '../agent/snapshot.js'
@@ -13,7 +14,7 @@ export interface PrewarmHostFacts {
   trust: RegistryTrust
 }
 
-export class DockerUnreachableError extends Error {
+export class DockerUnreachableError extends UnavailableError {
   constructor(reason: string) {
     super(`Docker is unreachable: ${reason}`)
     this.name = 'DockerUnreachableError'
