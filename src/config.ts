@@ -112,6 +112,8 @@ export const coordinatorConfigSchema = z.strictObject({
   agentTokenFile: z.string().min(1).nullable().default('/etc/gpuhost/agent-token'),
   dataDir: z.string().min(1).default('/var/lib/gpuhost-coordinator'),
   maxFrameBytes,
+  /** the largest request body the coordinator's HTTP API reads (a command's args, an Alertmanager payload) */
+  maxBodyBytes: z.number().int().min(1024).default(1024 * 1024),
   /** each agent is pinged this often; no pong by the next ping closes its connection */
   pingIntervalSeconds: seconds.default(30),
   /** a command without a result from its host within this time fails */

@@ -18,7 +18,10 @@ export class Coordinator {
 
   constructor(private readonly config: CoordinatorConfig, private readonly log: Logger) {
     const adminToken = readTokenOrWarn(config.adminTokenFile, 'adminTokenFile', 'every API call will answer 403', log)
-    this.http = new HttpServer({ listen: config.listen, token: () => adminToken, authenticateReads: true, log, name: 'coordinator', maxBodyBytes: 1024 * 1024 })
+    this.http = new HttpServer({
+      listen: config.listen, token: () => adminToken, authenticateReads: true, log, name: 'coordinator',
+      maxBodyBytes: config.maxBodyBytes,
+    })
     this.lifecycle = new Lifecycle(log)
   }
 

@@ -52,7 +52,8 @@ export interface HttpServerOptions {
   token: () => string | null
   /** GETs that need the token too (the coordinator's API) */
   authenticateReads?: boolean
-  maxBodyBytes?: number
+  /** the largest request body read; larger answers 413 */
+  maxBodyBytes: number
   log: Logger
   name?: string
 }
@@ -134,7 +135,7 @@ export class HttpServer {
     try {
       const route = this.match(req.method ?? 'GET', url.pathname)
       if (route.auth) this.authenticate(req)
-      const body = req.method === 'POST' ? await readJsonBody(req, this.opts.maxBodyBytes ?? 1024 * 1024) : undefined
+      const body = req.method === 'POST' ? await readJsonBody(req, this.opts.maxBodyBytes) : undefined
       const reply = await route.handler({
         method: req.method ?? 'GET', path: url.pathname, params: route.params, query: url.searchParams, headers: req.headers, body,
       })
