@@ -1,6 +1,7 @@
 // The whole chain with the real programs: the private dockerd's loop disk is filled above the
 // shipped alert's threshold, Prometheus scrapes the agent and fires, Alertmanager calls the agent's
 // webhook, the agent prunes below its low watermark, and the coordinator records the prune.
+import { eventPayloadSchemas, type EventType } from '../../src/protocol-events.js'
 import t from 'tap'
 import { readFileSync, statfsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -97,5 +98,15 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'prometheus', 'prometheus-a
     const host = (await coordinator.api('/v1/hosts/e2e-host')).body
     t.ok(host.lastPrune, 'the host record shows the last prune')
     t.equal(host.gpu.driverVersion, '515.105.01', 'and the host driver from nvidia-smi')
+
+    // Every event the coordinator stored has the payload its type's schema defines.
+    const stored = (await coordinator.api('/v1/events?hostId=e2e-host&limit=1000')).body.events as { type: string; data: unknown }[]
+    t.ok(stored.length > 0, `${stored.length} events stored`)
+    for (const e of stored) {
+      const schema = eventPayloadSchemas[e.type as EventType]
+      if (!schema) t.fail(`event type ${e.type} has no payload schema`)
+      else if (!schema.safeParse(e.data).success) t.fail(`${e.type} payload does not match its schema: ${JSON.stringify(e.data)}`)
+    }
+    t.pass(`types seen: ${[...new Set(stored.map((e) => e.type))].join(', ')}`)
   })
 }
