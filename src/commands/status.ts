@@ -72,6 +72,10 @@ export function formatStatus(s: AgentStatus): string {
   lines.push(`coordinator   ${s.coordinator.configured ? `${s.coordinator.connected ? 'connected' : 'disconnected'}, ${s.coordinator.pending} events pending` : 'not configured'}`)
   const failed = Object.entries(s.collectors).filter(([, c]) => !c.success)
   for (const [name, c] of failed) lines.push(`collector ${name} failing: ${c.error ?? 'unknown error'}`)
+  // An agent of an older version does not send the list.
+  for (const c of s.failingComponents ?? []) {
+    lines.push(`component ${c.component} not started (${c.attempts} tries): ${c.error}; next try ${c.retryAt}`)
+  }
   return lines.join('\n') + '\n'
 }
 

@@ -10,6 +10,7 @@ const status: AgentStatus = {
   images: { count: 3, inUse: 1, unused: 1, dangling: 1, sizeBytes: 3 * 1024 ** 3, inUseSizeBytes: 1024 ** 3, unusedSizeBytes: 1024 ** 3, danglingSizeBytes: 1024 ** 3, cudaIncompatible: 0 },
   collectors: { disk: { success: true, durationSeconds: 0.01, at: '2026-11-23T12:00:00.000Z' } },
   lastPrune: null, lastPrewarm: null, coordinator: { configured: false, connected: false, pending: 0 },
+  failingComponents: [],
 }
 
 t.test('a person-readable summary', async (t) => {
@@ -22,6 +23,9 @@ t.test('a person-readable summary', async (t) => {
   t.match(text, 'coordinator   not configured')
   t.notMatch(text, 'failing')
   t.match(formatStatus({ ...status, disk: null, images: null }), /disk +not measured yet\nimages +not listed yet/)
+  const failing = [{ component: 'coordinator-link', error: 'outbox locked', attempts: 2, retryAt: '2026-11-23T12:00:04.000Z' }]
+  t.match(formatStatus({ ...status, failingComponents: failing }),
+    'component coordinator-link not started (2 tries): outbox locked; next try 2026-11-23T12:00:04.000Z')
 })
 
 t.test('the agent URL from listen', async (t) => {
