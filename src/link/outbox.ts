@@ -7,6 +7,7 @@
 // first when the outbox is full) and atomic, crash-safe writes. SQLite in WAL mode with
 // synchronous=FULL gives all of that in one file with a transaction per write; an append log
 // would need its own compaction, index and torn-write recovery.
+import type { EventType } from '../protocol-events.js'
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -24,9 +25,12 @@ export interface OutboxEntry {
 }
 
 /** What may be dropped when the outbox is full, first to last; results are never dropped. */
-const DROP_ORDER: string[][] = [
+const DROP_ORDER: EventType[][] = [
   ['pull.progress'],
-  ['collector.failed', 'collector.recovered', 'agent.started', 'agent.stopping', 'disk.threshold', 'compat.changed', 'prune.image'],
+  [
+    'collector.failed', 'collector.recovered', 'component.failed', 'component.started', 'agent.started', 'agent.stopping',
+    'disk.threshold', 'compat.changed', 'prune.image',
+  ],
 ]
 
 export interface OutboxStats {
