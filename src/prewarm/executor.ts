@@ -2,12 +2,12 @@
 // through the prune job when the plan needs it, then pulls with bounded concurrency, retries
 // with exponential backoff and jitter, a per-attempt timeout and mirror fallback, publishing
 // progress and one result per image.
-import { usableBytes } from '../inventory/used-percent.js'
 import pLimit from 'p-limit'
 import { backOff } from 'exponential-backoff'
 import type { Logger } from 'pino'
 import type { ActionRegistry, Trigger } from '../agent/actions.js'
 import { inspectConcurrency, type AgentConfig } from '../config.js'
+import { usableBytes } from '../inventory/used-percent.js'
 import type { EventBus } from '../agent/events.js'
 import { systemClock, type Clock } from '../agent/clock.js'
 import type { Docker } from '../runtime/docker-client.js'
