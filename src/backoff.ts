@@ -17,6 +17,10 @@ export function backoffCeiling(attempt: number, policy: BackoffPolicy = DEFAULT_
 }
 
 /** The delay before attempt n: uniform in [0, ceiling] (full jitter); `random` returns [0, 1). */
-export function backoffDelay(attempt: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  policy: BackoffPolicy = DEFAULT_BACKOFF,
+  random: () => number = Math.random,
+): number {
   return Math.round(random() * backoffCeiling(attempt, policy))
 }

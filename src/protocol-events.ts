@@ -43,13 +43,22 @@ const pruneFinished = z.object({
 
 const prewarmFinished = z.discriminatedUnion('result', [
   z.object({
-    trigger: triggerSchema, dryRun: z.boolean(), result: z.literal('error'), error: z.string(),
+    trigger: triggerSchema,
+    dryRun: z.boolean(),
+    result: z.literal('error'),
+    error: z.string(),
     durationSeconds: z.number(),
   }),
   z.object({
-    trigger: triggerSchema, dryRun: z.boolean(), result: z.enum(['ok', 'failed']),
-    pulled: z.number(), present: z.number(), skipped: z.number(), failed: z.number(),
-    durationSeconds: z.number(), results: z.array(pullResultSchema),
+    trigger: triggerSchema,
+    dryRun: z.boolean(),
+    result: z.enum(['ok', 'failed']),
+    pulled: z.number(),
+    present: z.number(),
+    skipped: z.number(),
+    failed: z.number(),
+    durationSeconds: z.number(),
+    results: z.array(pullResultSchema),
   }),
 ])
 
@@ -58,8 +67,13 @@ export const eventPayloadSchemas = {
   'agent.stopping': z.object({}),
   'prune.started': z.object({ trigger: triggerSchema, dryRun: z.boolean(), targetPercent: z.number() }),
   'prune.image': z.object({
-    outcome: z.enum(['removed', 'skipped', 'failed']), id: z.string(), tags: z.array(z.string()), sizeBytes: z.number(),
-    reason: z.string(), trigger: triggerSchema, dryRun: z.boolean(),
+    outcome: z.enum(['removed', 'skipped', 'failed']),
+    id: z.string(),
+    tags: z.array(z.string()),
+    sizeBytes: z.number(),
+    reason: z.string(),
+    trigger: triggerSchema,
+    dryRun: z.boolean(),
   }),
   'prune.finished': pruneFinished,
   'prewarm.started': z.object({ trigger: triggerSchema, dryRun: z.boolean(), images: z.array(z.string()) }),
@@ -68,17 +82,29 @@ export const eventPayloadSchemas = {
   'pull.finished': pullResultSchema,
   'pull.failed': pullResultSchema,
   'disk.threshold': z.object({
-    state: z.enum(['above', 'below']), usedPercent: z.number(), highPercent: z.number(), mountpoint: z.string(),
+    state: z.enum(['above', 'below']),
+    usedPercent: z.number(),
+    highPercent: z.number(),
+    mountpoint: z.string(),
   }),
   'compat.changed': z.object({
-    id: z.string(), refs: z.array(z.string()), before: z.boolean(), compatible: z.boolean().nullable(),
-    reason: z.string(), requirement: z.string().nullable(), driverVersion: z.string().nullable(), cudaVersion: z.string().nullable(),
+    id: z.string(),
+    refs: z.array(z.string()),
+    before: z.boolean(),
+    compatible: z.boolean().nullable(),
+    reason: z.string(),
+    requirement: z.string().nullable(),
+    driverVersion: z.string().nullable(),
+    cudaVersion: z.string().nullable(),
   }),
   'collector.failed': z.object({ collector: z.string(), error: z.string() }),
   'collector.recovered': z.object({ collector: z.string(), failures: z.number() }),
   /** a component whose start failed; it is retried after `retryInSeconds` */
   'component.failed': z.object({
-    component: z.string(), error: z.string(), attempt: z.number(), retryInSeconds: z.number(),
+    component: z.string(),
+    error: z.string(),
+    attempt: z.number(),
+    retryInSeconds: z.number(),
   }),
   /** a component that started after failing to */
   'component.started': z.object({ component: z.string(), attempts: z.number() }),

@@ -14,11 +14,15 @@ async function until(what: string, cond: () => boolean): Promise<void> {
 t.test('a feature whose component fails to start does not stop the agent', async (t) => {
   let starts = 0
   const flaky: Feature = () => ({
-    components: [{
-      name: 'flaky-source',
-      async start() { if (++starts <= 2) throw new Error('source not there yet') },
-      async stop() {},
-    }],
+    components: [
+      {
+        name: 'flaky-source',
+        async start() {
+          if (++starts <= 2) throw new Error('source not there yet')
+        },
+        async stop() {},
+      },
+    ],
     collectors: ['flaky'],
   })
   const config = parseConfig(agentConfigSchema, { tokenFile: null, listen: '127.0.0.1:0', stateDir: t.testdir() })
@@ -28,7 +32,10 @@ t.test('a feature whose component fails to start does not stop the agent', async
   t.teardown(() => agent.stop())
 
   await agent.start()
-  t.ok(events.some((e) => e.type === 'agent.started'), 'the agent started')
+  t.ok(
+    events.some((e) => e.type === 'agent.started'),
+    'the agent started',
+  )
   t.match(agent.status().failingComponents, [{ component: 'flaky-source', attempts: 1, error: 'source not there yet' }])
   t.match(events.find((e) => e.type === 'component.failed')?.data, { component: 'flaky-source', attempt: 1 })
   t.notOk(agent.ctx.store.ready(), 'readiness waits for the collector the feature declared')

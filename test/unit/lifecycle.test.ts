@@ -8,13 +8,17 @@ import { EventBus, type AgentEvent } from '../../src/agent/events.js'
 /** fails its first `failures` starts, then starts */
 function flaky(name: string, failures: number): Component & { starts: number; running: boolean } {
   return {
-    name, starts: 0, running: false,
+    name,
+    starts: 0,
+    running: false,
     async start() {
       this.starts++
       if (this.starts <= failures) throw new Error(`${name} cannot start yet (try ${this.starts})`)
       this.running = true
     },
-    async stop() { this.running = false },
+    async stop() {
+      this.running = false
+    },
   }
 }
 
@@ -27,10 +31,14 @@ t.test('a component that fails twice is reported, retried, and then runs', async
   const bus = new EventBus()
   const events: AgentEvent[] = []
   bus.subscribe((e) => events.push(e))
-  const lifecycle = new Lifecycle(pino({ level: 'silent' }), {
-    failed: (f) => bus.publish('component.failed', f),
-    started: (s) => bus.publish('component.started', s),
-  }, { baseMs: 20, maxMs: 40 })
+  const lifecycle = new Lifecycle(
+    pino({ level: 'silent' }),
+    {
+      failed: (f) => bus.publish('component.failed', f),
+      started: (s) => bus.publish('component.started', s),
+    },
+    { baseMs: 20, maxMs: 40 },
+  )
   const broken = flaky('broken', 2)
   const healthy = flaky('healthy', 0)
 
@@ -43,9 +51,19 @@ t.test('a component that fails twice is reported, retried, and then runs', async
   t.equal(broken.starts, 3)
   t.same(lifecycle.failingComponents(), [], 'no longer reported once it runs')
   const failed = events.filter((e) => e.type === 'component.failed')
-  t.match(failed.map((e) => e.data), [{ component: 'broken', attempt: 1 }, { component: 'broken', attempt: 2 }])
-  for (const e of failed) if (e.type === 'component.failed') t.ok(e.data.retryInSeconds >= 0 && e.data.retryInSeconds <= 0.04)
-  t.match(events.filter((e) => e.type === 'component.started').map((e) => e.data), [{ component: 'broken', attempts: 3 }])
+  t.match(
+    failed.map((e) => e.data),
+    [
+      { component: 'broken', attempt: 1 },
+      { component: 'broken', attempt: 2 },
+    ],
+  )
+  for (const e of failed)
+    if (e.type === 'component.failed') t.ok(e.data.retryInSeconds >= 0 && e.data.retryInSeconds <= 0.04)
+  t.match(
+    events.filter((e) => e.type === 'component.started').map((e) => e.data),
+    [{ component: 'broken', attempts: 3 }],
+  )
 
   await lifecycle.stop()
   t.notOk(broken.running, 'a component started on a retry is stopped with the rest')
