@@ -30,6 +30,10 @@ export const agentConfigSchema = z.strictObject({
     timeoutSeconds: seconds.default(30),
     /** images and containers are refreshed on Docker events; this periodic run is only a safety net */
     refreshIntervalSeconds: seconds.default(300),
+    /** how often Docker is pinged: its health in /v1/status and the metrics comes from this */
+    pingIntervalSeconds: seconds.default(10),
+    /** a ping not answered within this long marks Docker unreachable (a frozen dockerd accepts and never answers) */
+    pingTimeoutSeconds: seconds.default(3),
   }).prefault({}),
   gpu: z.strictObject({
     nvidiaSmi: z.string().min(1).default('nvidia-smi'),

@@ -13,6 +13,9 @@ import { createAgentMetrics } from './metrics.js'
 import { buildStatus, JobHistory } from './status.js'
 import { sdNotify } from './sd-notify.js'
 import { VERSION } from '../version.js'
+import { createRuntime } from '../runtime/create.js'
+import type { ContainerRuntime } from '../runtime/runtime.js'
+import { PullsInFlight } from './pulls-in-flight.js'
 
 /** What every feature of the agent is built from. */
 export interface AgentContext {
@@ -21,6 +24,10 @@ export interface AgentContext {
   store: SnapshotStore
   bus: EventBus
   runner: JobRunner
+  /** the container runtime: the one connection to the engine every feature goes through */
+  runtime: ContainerRuntime
+  /** references this agent's pulls are writing: prewarm adds them, prune leaves them alone */
+  pulls: PullsInFlight
   http: HttpServer
   /** prune, prewarm, check, status: what HTTP, the coordinator and the CLI invoke */
   actions: ActionRegistry
@@ -46,7 +53,7 @@ export class Agent {
   private readonly components: Component[] = []
   private readonly history = new JobHistory()
 
-  constructor(config: AgentConfig, log: Logger, features: Feature[], opts: { now?: Clock } = {}) {
+  constructor(config: AgentConfig, log: Logger, features: Feature[], opts: { now?: Clock; runtime?: ContainerRuntime } = {}) {
     let token: string | null = null
     let tokenError: string | null = null
     try {
@@ -61,6 +68,8 @@ export class Agent {
       store: new SnapshotStore([], now),
       bus: new EventBus(now),
       runner: new JobRunner(),
+      runtime: opts.runtime ?? createRuntime(config),
+      pulls: new PullsInFlight(),
       actions: new ActionRegistry(),
       linkState: () => ({ configured: false, connected: false, pending: 0 }),
     }

@@ -6,8 +6,6 @@ export type JobKind = 'prune' | 'prewarm'
 
 export class JobRunner {
   private readonly running = new Map<JobKind, { key: string; promise: Promise<unknown> }>()
-  /** image references a pull in flight is writing; a prune leaves them alone */
-  readonly pullsInFlight = new Set<string>()
 
   /**
    * Runs `job` unless a job of the same kind and key is already running, in which case the caller

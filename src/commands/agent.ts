@@ -9,13 +9,12 @@ import { printConfig, runUntilSignal } from './daemon.js'
 import { checkImageCompat } from '../compat/check.js'
 import { compatFeature } from '../compat/feature.js'
 import { gpuFeature } from '../gpu/feature.js'
-import { createDockerClient } from '../runtime/docker-client.js'
 import { prewarmFeature } from '../prewarm/feature.js'
 import { createPruneFeature } from '../prune/feature.js'
 import { createRegistryClient } from '../registry/from-config.js'
 
 /** `check` of images not on the host asks their registry as prewarm does */
-const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(ctx.config, createDockerClient(ctx.config)))(ctx)
+const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(ctx.config, ctx.runtime))(ctx)
 
 /** The agent's features, in start order. Each adds its routes and returns its components and collectors. */
 // The coordinator link comes first: it subscribes to the bus as it is built, so it sees every event.

@@ -4,20 +4,23 @@
 import type { GlobalOptions } from '../cli.js'
 import { buildCheckReport, checkExitCode, type CheckReport } from '../compat/check-report.js'
 import { loadAgentConfig, type AgentConfig } from '../config.js'
-import { createDockerClient } from '../runtime/docker-client.js'
+import { createRuntime } from '../runtime/create.js'
+import type { ContainerRuntime } from '../runtime/runtime.js'
 import { readGpuFacts } from '../gpu/collector.js'
 import { createRegistryClient } from '../registry/from-config.js'
 import type { RemoteImageSource } from '../registry/types.js'
 
 /** The registry lookup for --image refs not on the host: mirrors, credentials and trust as prewarm uses them. */
-function remoteImageSource(config: AgentConfig): RemoteImageSource | null {
-  return createRegistryClient(config, createDockerClient(config))
+function remoteImageSource(config: AgentConfig, runtime: ContainerRuntime): RemoteImageSource | null {
+  return createRegistryClient(config, runtime)
 }
 
 export async function run(opts: { image?: string[] }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)
   const gpu = readGpuFacts({ nvidiaSmi: config.gpu.nvidiaSmi, timeoutMs: config.gpu.timeoutSeconds * 1000 })
-  const report = await buildCheckReport({ gpu, docker: createDockerClient(config), refs: opts.image ?? [], remote: remoteImageSource(config) })
+  const runtime = createRuntime(config)
+  const remote = remoteImageSource(config, runtime)
+  const report = await buildCheckReport({ gpu, runtime, refs: opts.image ?? [], remote })
   process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report))
   return checkExitCode(report)
 }

@@ -11,6 +11,8 @@ import { evaluateCompat, readHostGpu } from '../prewarm/compat.js'
 import { DockerUnreachableError } from '../prewarm/facts.js'
 import { buildPrewarmDeps } from '../prewarm/setup.js'
 import { JobRunner } from '../agent/job-runner.js'
+import { PullsInFlight } from '../agent/pulls-in-flight.js'
+import { createRuntime } from '../runtime/create.js'
 import { createLogger } from '../log.js'
 
 const MiB = 1024 * 1024
@@ -22,6 +24,7 @@ export async function run(opts: { image?: string[]; dryRun?: boolean }, globals:
   const view = interactive ? new BarView() : null
   const deps = buildPrewarmDeps({
     config, log, bus: new EventBus(), runner: new JobRunner(),
+    runtime: createRuntime(config), pulls: new PullsInFlight(),
     gpu: () => readHostGpu(config), evaluate: evaluateCompat,
   })
   let report: PrewarmReport

@@ -6,11 +6,11 @@ import type { GlobalOptions } from '../cli.js'
 import { loadAgentConfig } from '../config.js'
 import { EventBus } from '../agent/events.js'
 import { CliError, EXIT } from '../exit-codes.js'
-import { createDockerClient } from '../runtime/docker-client.js'
+import { createRuntime } from '../runtime/create.js'
 import { takeSnapshotOnce } from '../inventory/feature.js'
 import { createLogger } from '../log.js'
 import { readFilesystem } from '../inventory/disk.js'
-import { runPrune, sharedSizesFromDf, type PruneReport } from '../prune/executor.js'
+import { runPrune, type PruneReport } from '../prune/executor.js'
 import { diskPathOf } from '../prune/job.js'
 import { withPruneLock } from '../prune/lock.js'
 import { formatPruneReport } from './prune-format.js'
@@ -23,20 +23,20 @@ export async function run(opts: { dryRun?: boolean; targetPercent?: number }, gl
   }
   // Audit lines and warnings go to stderr; stdout carries only the report.
   const log = createLogger({ level: config.log.level, toStderr: true })
-  const snapshot = await takeSnapshotOnce(config, log)
+  const runtime = createRuntime(config)
+  const snapshot = await takeSnapshotOnce(config, log, { runtime })
   if (!snapshot.docker.reachable || snapshot.images === null) {
     const why = snapshot.docker.reason ?? snapshot.collectors.images?.error ?? 'no answer'
     throw new CliError(`Docker is unreachable at ${config.docker.socket}: ${why}`, EXIT.unavailable)
   }
-  const docker = createDockerClient(config)
   const report = await runPrune({
-    docker, measure: readFilesystem, bus: new EventBus(), log, now: systemClock, policy: config.prune,
+    runtime, measure: readFilesystem, bus: new EventBus(), log, now: systemClock, policy: config.prune,
     // A one-shot command cannot see the agent's pulls; the daemon's own refusal (409) still guards them.
-    pullsInFlight: () => [], sharedSizes: () => sharedSizesFromDf(docker),
+    pullsInFlight: () => [], sharedSizes: true,
     exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),
   }, { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) }, { trigger: 'cli', dryRun: opts.dryRun ?? false, targetPercent: target })
   process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : formatPruneReport(report))
-  return exitCodeOf(report, await docker.ping().then(() => true, () => false))
+  return exitCodeOf(report, await runtime.ping().then(() => true, () => false))
 }
 
 function exitCodeOf(report: PruneReport, dockerReachable: boolean): number {

@@ -1,7 +1,7 @@
 // `gpuhost check` and the agent's `check` action: GPU facts plus a CUDA verdict for each local
 // image, or for each image asked for. Docker being unreachable is reported, never fatal: the GPU
 // facts are still given. Images not on the host are looked up in their registry when a source is wired.
-import type Docker from 'dockerode'
+import type { ContainerRuntime } from '../runtime/runtime.js'
 import type { RemoteImageSource } from '../registry/types.js'
 import type { GpuFacts } from '../agent/snapshot.js'
 import { brandToken } from './brand.js'
@@ -56,57 +56,65 @@ function gpuReport(gpu: GpuFacts): GpuReport {
 export interface CheckInputs {
   /** a promise lets nvidia-smi run while Docker is asked */
   gpu: GpuFacts | Promise<GpuFacts>
-  docker: Docker
+  runtime: ContainerRuntime
   /** images to check; empty: every local image */
   refs: string[]
   remote?: RemoteImageSource | null
 }
 
 export async function buildCheckReport(inputs: CheckInputs): Promise<CheckReport> {
-  const { docker, refs, remote } = inputs
-  const [gpu, dockerState] = await Promise.all([inputs.gpu, dockerReachable(docker)])
+  const { runtime, refs, remote } = inputs
+  const [gpu, dockerState] = await Promise.all([inputs.gpu, dockerReachable(runtime)])
   const report: CheckReport = { gpu: gpuReport(gpu), docker: dockerState, images: [] }
   if (refs.length === 0) {
-    if (report.docker.reachable) report.images = await checkLocalImages(docker, gpu)
+    if (report.docker.reachable) report.images = await checkLocalImages(runtime, gpu)
     return report
   }
-  for (const ref of refs) report.images.push(await checkRef(ref, report.docker, docker, gpu, remote ?? null))
+  for (const ref of refs) report.images.push(await checkRef(ref, report.docker, runtime, gpu, remote ?? null))
   return report
 }
 
-async function dockerReachable(docker: Docker): Promise<CheckReport['docker']> {
+async function dockerReachable(runtime: ContainerRuntime): Promise<CheckReport['docker']> {
   try {
-    await docker.ping()
+    await runtime.ping()
     return { reachable: true }
   } catch (err) {
-    return { reachable: false, reason: `Docker is unreachable: ${(err as Error).message}` }
+    // The runtime's error already says it is unreachable.
+    return { reachable: false, reason: (err as Error).message }
   }
 }
 
-async function checkLocalImages(docker: Docker, gpu: GpuFacts): Promise<CheckedImage[]> {
-  const listed = await docker.listImages()
+async function checkLocalImages(runtime: ContainerRuntime, gpu: GpuFacts): Promise<CheckedImage[]> {
+  const { images } = await runtime.listImagesWithContainers()
   const checked: CheckedImage[] = []
-  for (const summary of listed) {
-    const ref = summary.RepoTags?.find((t) => t !== '<none>:<none>') ?? summary.RepoDigests?.[0] ?? summary.Id
+  for (const summary of images) {
+    const ref = summary.repoTags[0] ?? summary.repoDigests[0] ?? summary.id
     try {
-      const info = await docker.getImage(summary.Id).inspect()
-      checked.push(verdict(ref, info.Id, info.Config?.Env, gpu, 'local'))
+      const info = await runtime.inspectImage(summary.id)
+      if (!info) throw new Error('removed meanwhile')
+      checked.push(verdict(ref, info.id, info.env, gpu, 'local'))
     } catch (err) {
-      checked.push({ ref, id: summary.Id, requirement: null, compatible: null, reason: `cannot inspect the image: ${(err as Error).message}` })
+      const reason = `cannot inspect the image: ${(err as Error).message}`
+      checked.push({ ref, id: summary.id, requirement: null, compatible: null, reason })
     }
   }
   return checked.sort((a, b) => a.ref.localeCompare(b.ref))
 }
 
-async function checkRef(ref: string, dockerState: CheckReport['docker'], docker: Docker, gpu: GpuFacts, remote: RemoteImageSource | null): Promise<CheckedImage> {
+async function checkRef(
+  ref: string,
+  dockerState: CheckReport['docker'],
+  runtime: ContainerRuntime,
+  gpu: GpuFacts,
+  remote: RemoteImageSource | null,
+): Promise<CheckedImage> {
   if (dockerState.reachable) {
     try {
-      const info = await docker.getImage(ref).inspect()
-      return verdict(ref, info.Id, info.Config?.Env, gpu, 'local')
+      const info = await runtime.inspectImage(ref)
+      if (info) return verdict(ref, info.id, info.env, gpu, 'local')
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 404) {
-        return { ref, id: null, requirement: null, compatible: null, reason: `cannot inspect the image: ${(err as Error).message}` }
-      }
+      const reason = `cannot inspect the image: ${(err as Error).message}`
+      return { ref, id: null, requirement: null, compatible: null, reason }
     }
   }
   const where = dockerState.reachable ? 'not present locally' : 'Docker unreachable'

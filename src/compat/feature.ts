@@ -4,7 +4,6 @@ import { z } from 'zod'
 import type { AgentContext, Feature } from '../agent/agent.js'
 import { InvalidRequestError } from '../errors.js'
 import { describeZodIssues } from '../validation.js'
-import { createDockerClient } from '../runtime/docker-client.js'
 import type { RemoteImageSource } from '../registry/types.js'
 import { CompatAnnotator } from './annotate.js'
 import { buildCheckReport } from './check-report.js'
@@ -16,12 +15,12 @@ export type CheckArgs = z.infer<typeof checkArgsSchema>
 /** `remote` reads images that are not on the host from their registry; without it they are reported as such. */
 export function compatFeature(remote: RemoteImageSource | null = null): Feature {
   return (ctx: AgentContext) => {
-    const { store, bus, config, actions, now } = ctx
+    const { store, bus, runtime, actions, now } = ctx
     actions.register('check', async (args) => {
       const parsed = checkArgsSchema.safeParse(args ?? {})
       if (!parsed.success) throw new InvalidRequestError(`bad check request: ${describeZodIssues(parsed.error.issues)}`)
       const refs = parsed.data.images ?? []
-      return buildCheckReport({ gpu: store.get().gpu, docker: createDockerClient(config), refs, remote })
+      return buildCheckReport({ gpu: store.get().gpu, runtime, refs, remote })
     })
     return { components: [new CompatAnnotator(store, bus, now)] }
   }

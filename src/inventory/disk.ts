@@ -7,7 +7,7 @@ import { reportedUsedPercent } from './used-percent.js'
 import { realpath, readFile, statfs } from 'node:fs/promises'
 import si from 'systeminformation'
 import type { Collector } from '../agent/collector.js'
-import type { DockerConnection } from '../runtime/docker-connection.js'
+import type { ContainerRuntime } from '../runtime/runtime.js'
 import type { DiskFacts, SnapshotStore } from '../agent/snapshot.js'
 
 const DF_DEADLINE_MS = 10_000
@@ -110,13 +110,13 @@ export class DiskCollector implements Collector {
 
   constructor(
     private readonly path: string | null,
-    private readonly conn: DockerConnection | null,
+    private readonly runtime: ContainerRuntime | null,
     private readonly store: SnapshotStore,
   ) {}
 
   async collect(): Promise<void> {
-    const path = this.path ?? (this.conn ? await this.conn.rootDir() : null)
-    if (!path) throw new Error('no disk.path configured and no Docker to ask for its root dir')
+    const path = this.path ?? (this.runtime ? await this.runtime.rootDir() : null)
+    if (!path) throw new Error('no disk.path configured and no container runtime to ask for its root dir')
     this.store.set('disk', await measureDisk(path))
   }
 }

@@ -1,5 +1,6 @@
-// Disk and image inventory: the disk and image collectors, the usage tracker and the Docker event
-// stream, wired together for the agent; and the same parts run once for one-shot commands.
+// Disk and image inventory: the disk and image collectors, the usage tracker, the runtime's event
+// stream and its health ping, wired together for the agent; and the same parts run once for
+// one-shot commands.
 import type { Logger } from 'pino'
 import type { AgentContext, FeatureParts } from '../agent/agent.js'
 import { systemClock, type Clock } from '../agent/clock.js'
@@ -7,8 +8,10 @@ import type { AgentConfig } from '../config.js'
 import type { Component } from '../agent/lifecycle.js'
 import { CollectorLoop, type Collector } from '../agent/collector.js'
 import { DiskCollector } from './disk.js'
-import { DockerConnection } from '../runtime/docker-connection.js'
-import { DockerEventStream } from '../runtime/docker-events.js'
+import { createRuntime } from '../runtime/create.js'
+import { RuntimeEventStream } from '../runtime/event-stream.js'
+import { RuntimeHealthLoop } from '../runtime/health.js'
+import type { ContainerRuntime, RuntimeHealth } from '../runtime/runtime.js'
 import { ImageCollector } from './images.js'
 import { SnapshotStore, type HostSnapshot } from '../agent/snapshot.js'
 import { UsageTracker } from './usage.js'
@@ -19,11 +22,11 @@ const INVENTORY_COLLECTORS = ['disk', 'images']
 const EVENT_COALESCE_MS = 500
 
 export function inventoryFeature(ctx: AgentContext): FeatureParts {
-  const { config, store, log } = ctx
-  const conn = new DockerConnection(config, store)
+  const { config, store, log, runtime } = ctx
+  runtime.onHealthChange((h) => recordHealth(store, h, ctx.now))
   const usage = new UsageTracker({ stateDir: config.stateDir, log, now: ctx.now })
-  const images = new ImageCollector(conn, usage, store, ctx.now)
-  const disk = new DiskCollector(config.disk.path, conn, store)
+  const images = new ImageCollector(runtime, usage, store, ctx.now)
+  const disk = new DiskCollector(config.disk.path, runtime, store)
   const imageLoop = new CollectorLoop(images, config.docker.refreshIntervalSeconds * 1000, store, log, ctx.now)
   const diskLoop = new CollectorLoop(disk, config.disk.checkIntervalSeconds * 1000, store, log, ctx.now)
 
@@ -37,7 +40,7 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
     }, EVENT_COALESCE_MS)
     coalesce.unref()
   }
-  const events = new DockerEventStream(conn, {
+  const events = new RuntimeEventStream(runtime, {
     onEvent: (e) => { if (images.noteEvent(e)) refreshSoon() },
     onConnected: refreshSoon,
     onDisconnected: () => void imageLoop.refresh(),
@@ -47,9 +50,22 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
   const stopCoalescing: Component = {
     name: 'inventory-refresh', start: async () => {}, stop: async () => { if (coalesce) clearTimeout(coalesce) },
   }
-  // Stopped in reverse: events first, then the loops, then the usage file is flushed.
-  const components = [usage, loopComponent(diskLoop), loopComponent(imageLoop), stopCoalescing, events]
+  const health = new RuntimeHealthLoop(runtime, config.docker.pingIntervalSeconds * 1000, log)
+  // Stopped in reverse: health and events first, then the loops, then the usage file is flushed.
+  const components = [usage, loopComponent(diskLoop), loopComponent(imageLoop), stopCoalescing, events, health]
   return { components, collectors: INVENTORY_COLLECTORS }
+}
+
+/**
+ * The runtime's health into the snapshot. Unreachable also marks the image collector failed at
+ * once: its own run would wait a full call timeout on a frozen engine before saying so.
+ */
+function recordHealth(store: SnapshotStore, h: RuntimeHealth, now: Clock): void {
+  store.set('docker', h)
+  if (!h.reachable && store.get().collectors.images?.success !== false) {
+    const error = h.reason ?? 'unreachable'
+    store.recordCollector('images', { success: false, durationSeconds: 0, at: now().toISOString(), error })
+  }
 }
 
 function loopComponent(loop: CollectorLoop): Component {
@@ -62,14 +78,17 @@ function loopComponent(loop: CollectorLoop): Component {
  * what this look learned is written back to it. Docker unreachable is not thrown: the result says
  * `docker.reachable: false` and `collectors.images.success: false`, and the caller decides.
  */
-export async function takeSnapshotOnce(config: AgentConfig, log: Logger, opts: { now?: Clock } = {}): Promise<HostSnapshot> {
+export async function takeSnapshotOnce(
+  config: AgentConfig, log: Logger, opts: { now?: Clock; runtime?: ContainerRuntime } = {},
+): Promise<HostSnapshot> {
   const now = opts.now ?? systemClock
+  const runtime = opts.runtime ?? createRuntime(config)
   const store = new SnapshotStore(INVENTORY_COLLECTORS, now)
-  const conn = new DockerConnection(config, store)
   const usage = new UsageTracker({ stateDir: config.stateDir, log, now })
   usage.load()
-  await runOnce(new ImageCollector(conn, usage, store, now), store, now)
-  await runOnce(new DiskCollector(config.disk.path, conn, store), store, now)
+  await runOnce(new ImageCollector(runtime, usage, store, now), store, now)
+  await runOnce(new DiskCollector(config.disk.path, runtime, store), store, now)
+  store.set('docker', runtime.health())
   usage.flush()
   return store.get()
 }

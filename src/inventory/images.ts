@@ -1,12 +1,14 @@
 // Image collector: every image with its tags, digests, sizes, the containers that use it and its
 // CUDA env. It lists images and containers (two cheap calls whatever the host holds), inspects an
-// image only the first time its id appears (ids are immutable), and never calls /system/df, which
-// walks every layer on disk. Refreshes come from Docker events; the periodic run is a safety net.
+// image only the first time its id appears (ids are immutable), and never asks for the runtime's
+// disk accounting, which walks every layer on disk. Refreshes come from runtime events; the
+// periodic run is a safety net.
 import { systemClock, type Clock } from '../agent/clock.js'
 import pLimit from 'p-limit'
-import type Docker from 'dockerode'
-import { isConnectionError, type DockerConnection } from '../runtime/docker-connection.js'
-import type { DockerEvent } from '../runtime/docker-events.js'
+import {
+  RuntimeUnavailableError,
+  type ContainerRuntime, type RuntimeContainer, type RuntimeEvent, type RuntimeImage,
+} from '../runtime/runtime.js'
 import {
   buildImageFacts, cudaEnvOf, imageUseTimes,
   type ContainerUse, type ListedContainer, type ListedImage,
@@ -29,48 +31,44 @@ export class ImageCollector implements Collector {
   private readonly limit = pLimit(INSPECT_CONCURRENCY)
 
   constructor(
-    private readonly conn: DockerConnection,
+    private readonly runtime: ContainerRuntime,
     private readonly usage: UsageTracker,
     private readonly store: SnapshotStore,
     private readonly now: Clock = systemClock,
   ) {}
 
-  /** Remembers what a Docker event says about image use; true when it calls for a refresh. */
-  noteEvent(e: DockerEvent): boolean {
-    const containerId = e.Actor?.ID ?? e.id
-    if (e.Type === 'container' && containerId) {
-      if (e.Action === 'die' || e.Action === 'destroy') this.finishedAt.delete(containerId)
-      if (e.Action === 'create' || e.Action === 'start' || e.Action === 'die') {
-        const image = e.Actor?.Attributes?.image ?? e.from
+  /** Remembers what a runtime event says about image use; true when it calls for a refresh. */
+  noteEvent(e: RuntimeEvent): boolean {
+    const containerId = e.id
+    if (e.type === 'container' && containerId) {
+      if (e.action === 'die' || e.action === 'destroy') this.finishedAt.delete(containerId)
+      if (e.action === 'create' || e.action === 'start' || e.action === 'die') {
+        const image = e.image
         if (image) this.pendingUses.push({ containerId, image, at: eventTime(e, this.now()) })
         if (this.pendingUses.length > MAX_PENDING_USES) this.pendingUses.splice(0, this.pendingUses.length - MAX_PENDING_USES)
       }
       return true
     }
-    return e.Type === 'image'
+    return e.type === 'image'
   }
 
   async collect(): Promise<void> {
-    const docker = await this.conn.client()
     const uses = this.pendingUses
     this.pendingUses = []
     try {
-      await this.collectWith(docker, uses)
+      await this.collectWith(uses)
     } catch (err) {
       // What the events told us is kept for the next run.
       this.pendingUses = uses.concat(this.pendingUses).slice(-MAX_PENDING_USES)
-      if (isConnectionError(err)) this.conn.markUnreachable(err as Error)
       throw err
     }
   }
 
-  private async collectWith(docker: Docker, uses: ContainerUse[]): Promise<void> {
-    const [images, containers] = await Promise.all([
-      // shared-size is honoured from API 1.42 on; older daemons leave SharedSize at -1.
-      docker.listImages({ 'shared-size': true } as Docker.ListImagesOptions) as Promise<ListedImage[]>,
-      docker.listContainers({ all: true }) as Promise<ListedContainer[]>,
-    ])
-    await Promise.all([this.inspectNewImages(docker, images), this.readFinishTimes(docker, containers)])
+  private async collectWith(uses: ContainerUse[]): Promise<void> {
+    const listed = await this.runtime.listImagesWithContainers()
+    const images = listed.images.map(asListedImage)
+    const containers = listed.containers.map(asListedContainer)
+    await Promise.all([this.inspectNewImages(images), this.readFinishTimes(containers)])
     const now = this.now().toISOString()
     this.usage.reconcile(images.map((i) => i.Id), imageUseTimes(images, containers, this.finishedAt, uses, now))
     this.forgetGone(images, containers)
@@ -78,29 +76,29 @@ export class ImageCollector implements Collector {
     this.store.set('images', keepCompat(facts, this.store.get().images))
   }
 
-  private async inspectNewImages(docker: Docker, images: ListedImage[]): Promise<void> {
+  private async inspectNewImages(images: ListedImage[]): Promise<void> {
     const fresh = images.filter((i) => !this.cudaEnv.has(i.Id))
     await Promise.all(fresh.map((i) => this.limit(async () => {
       try {
-        const info = await docker.getImage(i.Id).inspect()
-        this.cudaEnv.set(i.Id, cudaEnvOf(info.Config?.Env))
+        const info = await this.runtime.inspectImage(i.Id)
+        // Removed since the list (null): nothing to record.
+        if (info) this.cudaEnv.set(i.Id, cudaEnvOf(info.env))
       } catch (err) {
-        // Removed since the list (404): nothing to record. Anything else: cudaEnv stays null and
-        // the next refresh asks again.
-        if (isConnectionError(err)) throw err
+        // cudaEnv stays null and the next refresh asks again.
+        if (err instanceof RuntimeUnavailableError) throw err
       }
     })))
   }
 
   /** only exited containers not read before: their finish time is when they last used the image */
-  private async readFinishTimes(docker: Docker, containers: ListedContainer[]): Promise<void> {
+  private async readFinishTimes(containers: ListedContainer[]): Promise<void> {
     const unread = containers.filter((c) => (c.State === 'exited' || c.State === 'dead') && !this.finishedAt.has(c.Id))
     await Promise.all(unread.map((c) => this.limit(async () => {
       try {
-        const info = await docker.getContainer(c.Id).inspect()
-        this.finishedAt.set(c.Id, info.State.FinishedAt)
+        const finishedAt = await this.runtime.containerFinishedAt(c.Id)
+        if (finishedAt !== null) this.finishedAt.set(c.Id, finishedAt)
       } catch (err) {
-        if (isConnectionError(err)) throw err
+        if (err instanceof RuntimeUnavailableError) throw err
       }
     })))
   }
@@ -113,10 +111,21 @@ export class ImageCollector implements Collector {
   }
 }
 
-function eventTime(e: DockerEvent, now: Date): string {
-  if (typeof e.timeNano === 'number') return new Date(Math.floor(e.timeNano / 1e6)).toISOString()
-  if (typeof e.time === 'number') return new Date(e.time * 1000).toISOString()
-  return now.toISOString()
+function eventTime(e: RuntimeEvent, now: Date): string {
+  return typeof e.atMs === 'number' ? new Date(e.atMs).toISOString() : now.toISOString()
+}
+
+// The pure image-facts code reads the Engine API's field names, as the captured lists it is tested
+// with have them; a runtime's neutral lists are put in that form here.
+function asListedImage(i: RuntimeImage): ListedImage {
+  return {
+    Id: i.id, RepoTags: i.repoTags, RepoDigests: i.repoDigests,
+    Size: i.sizeBytes, SharedSize: i.sharedSizeBytes, Created: i.createdAt,
+  }
+}
+
+function asListedContainer(c: RuntimeContainer): ListedContainer {
+  return { Id: c.id, Names: c.names, ImageID: c.imageId, State: c.state, Created: c.createdAt }
 }
 
 /** the CUDA verdicts that the compatibility check wrote stay with their image across refreshes */

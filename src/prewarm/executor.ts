@@ -10,14 +10,14 @@ import { inspectConcurrency, type AgentConfig } from '../config.js'
 import { usableBytes } from '../inventory/used-percent.js'
 import type { EventBus } from '../agent/events.js'
 import { systemClock, type Clock } from '../agent/clock.js'
-import type { Docker } from '../runtime/docker-client.js'
+import { PullError, type ContainerRuntime, type PullProgress } from '../runtime/runtime.js'
+import type { PullsInFlight } from '../agent/pulls-in-flight.js'
 import type { ImageCompat } from '../agent/snapshot.js'
 import type { CredentialStore } from '../registry/credentials.js'
 import { familiarName, formatRef, onRegistry, parseImageRef, type ImageRef } from '../registry/reference.js'
 import type { RemoteImage, RemoteImageSource } from '../registry/types.js'
 import type { PrewarmHostFacts } from './facts.js'
 import { highWatermarkBytes, mib, planPrewarm, type PlanItem, type PrewarmPlan, type RemoteFailure } from './plan.js'
-import { dockerPull, PullProgressTracker, PullStreamError, type PullProgress } from '../runtime/pull.js'
 import type { JobRunner } from '../agent/job-runner.js'
 
 export type PullStatus = 'pulled' | 'present' | 'skipped' | 'failed'
@@ -42,9 +42,9 @@ export interface PrewarmReport {
 }
 
 export interface PrewarmDeps {
-  docker: Docker
-  /** the client for pull streams, whose timeout outlasts an attempt; `docker` when absent */
-  pullDocker?: Docker
+  runtime: ContainerRuntime
+  /** references being pulled: added for as long as each pull lasts, so a prune leaves them alone */
+  pulls: PullsInFlight
   source: RemoteImageSource & { sourcesFor(domain: string): string[] }
   credentials: CredentialStore
   config: Pick<AgentConfig, 'prewarm' | 'prune'>
@@ -234,7 +234,7 @@ async function pullFromSources(deps: PrewarmDeps, item: PlanItem): Promise<strin
       return source
     } catch (err) {
       failures.push(`${source}: ${(err as Error).message}`)
-      if (!(err instanceof PullStreamError && err.notFound)) allNotFound = false
+      if (!(err instanceof PullError && err.notFound)) allNotFound = false
     }
   }
   const message = `pull failed from ${failures.join('; ')}`
@@ -249,19 +249,20 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
   const timeoutSeconds = deps.config.prewarm.attemptTimeoutSeconds
   const signal = AbortSignal.timeout(timeoutSeconds * 1000)
   const remote = item.remote!
-  const tracker = new PullProgressTracker(remote.layers ?? [], remote.compressedBytes)
   let lastEvent = 0
+  let last: PullProgress = { bytesDone: 0, bytesTotal: remote.compressedBytes }
   const inFlight = [original, formatRef(target)]
-  for (const name of inFlight) deps.runner.pullsInFlight.add(name)
+  for (const name of inFlight) deps.pulls.add(name)
   try {
-    await dockerPull(deps.pullDocker ?? deps.docker, {
+    await deps.runtime.pull({
       name: familiarName(target.domain, target.repository),
       reference: target.digest ?? target.tag!,
       auth: deps.credentials.dockerAuth(source),
       signal,
-      onEvent: (e) => {
-        tracker.update(e)
-        const p = tracker.get()
+      layers: remote.layers ?? [],
+      totalBytes: remote.compressedBytes,
+      onProgress: (p) => {
+        last = p
         deps.onProgress?.(item.ref, { ...p, source })
         const t = now()
         if (t - lastEvent >= 1000) {
@@ -270,13 +271,13 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
         }
       },
     }).catch((err) => {
-      if (signal.aborted) throw new PullStreamError(`attempt timed out after ${timeoutSeconds} s`, false)
+      if (signal.aborted) throw new PullError(`attempt timed out after ${timeoutSeconds} s`, false)
       throw err
     })
-    deps.bus.publish('pull.progress', { ref: item.ref, source, ...tracker.get(), bytesDone: remote.compressedBytes })
-    await nameAfterPull(deps.docker, target, ref, viaMirror)
+    deps.bus.publish('pull.progress', { ref: item.ref, source, ...last, bytesDone: remote.compressedBytes })
+    await nameAfterPull(deps.runtime, target, ref, viaMirror)
   } finally {
-    for (const name of inFlight) deps.runner.pullsInFlight.delete(name)
+    for (const name of inFlight) deps.pulls.remove(name)
   }
 }
 
@@ -286,9 +287,11 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
  * A pull by digest makes no tag, so a `repo:tag@digest` reference gets its tag here too. An image
  * wanted by digest alone keeps the mirror's digest name: Docker cannot give it another one.
  */
-async function nameAfterPull(docker: Docker, pulled: ImageRef, ref: ImageRef, viaMirror: boolean): Promise<void> {
+async function nameAfterPull(
+  runtime: ContainerRuntime, pulled: ImageRef, ref: ImageRef, viaMirror: boolean,
+): Promise<void> {
   if (!ref.tag || (!viaMirror && !ref.digest)) return
   const pulledName = familiarName(pulled.domain, pulled.repository) + (pulled.digest ? `@${pulled.digest}` : `:${pulled.tag}`)
-  await docker.getImage(pulledName).tag({ repo: familiarName(ref.domain, ref.repository), tag: ref.tag })
-  if (viaMirror) await docker.getImage(pulledName).remove({ noprune: true })
+  await runtime.tagImage(pulledName, `${familiarName(ref.domain, ref.repository)}:${ref.tag}`)
+  if (viaMirror) await runtime.untagImage(pulledName)
 }

@@ -19,8 +19,8 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
       await ctx.store.collected(GPU_COLLECTOR, (config.gpu.timeoutSeconds + 2) * 1000)
       return ctx.store.get().gpu
     }
-    const { bus, runner, actions, now } = ctx
-    const deps = buildPrewarmDeps({ config, log, bus, runner, actions, gpu, evaluate, now })
+    const { bus, runner, actions, now, runtime, pulls } = ctx
+    const deps = buildPrewarmDeps({ config, log, bus, runner, runtime, pulls, actions, gpu, evaluate, now })
     const run = async (args: unknown, trigger: Trigger) => runPrewarm(deps, { ...prewarmArgsOrThrow(args), trigger })
     ctx.actions.register('prewarm', (args, trigger) => run(args, trigger))
     ctx.http.post('/v1/prewarm', async (req) => ({ status: 200, body: await run(req.body, 'http') }))

@@ -1,10 +1,11 @@
-// Builds the prewarm's parts from the configuration: the Docker client for pulls, the registry
-// client with dockerd's own trust settings, and the credentials. Shared by the agent and the CLI.
+// Builds the prewarm's parts from the configuration and the runtime: the registry client with the
+// runtime's own trust settings, and the credentials. Shared by the agent and the CLI.
 import type { Logger } from 'pino'
 import type { ActionRegistry } from '../agent/actions.js'
 import type { AgentConfig } from '../config.js'
 import type { EventBus } from '../agent/events.js'
-import { createDockerClient } from '../runtime/docker-client.js'
+import type { ContainerRuntime } from '../runtime/runtime.js'
+import type { PullsInFlight } from '../agent/pulls-in-flight.js'
 import type { GpuFacts, ImageCompat } from '../agent/snapshot.js'
 import { CredentialStore } from '../registry/credentials.js'
 import { createRegistryClient } from '../registry/from-config.js'
@@ -21,21 +22,21 @@ export function buildPrewarmDeps(args: {
   log: Logger
   bus: EventBus
   runner: JobRunner
+  runtime: ContainerRuntime
+  pulls: PullsInFlight
   actions?: ActionRegistry
   gpu: () => Promise<GpuFacts>
   now?: Clock
   evaluate: CompatEvaluator
 }): PrewarmDeps & { close(): Promise<void> } {
   const { config } = args
-  const docker = createDockerClient(config)
-  // A pull streams for as long as an attempt may last; the API client's own timeout must not cut it.
-  const pullDocker = createDockerClient({ docker: { ...config.docker, timeoutSeconds: config.prewarm.attemptTimeoutSeconds + 30 } })
+  const { runtime, pulls } = args
   const credentials = new CredentialStore(config.prewarm.credentialsFile)
-  const source = createRegistryClient(config, docker, credentials)
+  const source = createRegistryClient(config, runtime, credentials)
   return {
-    docker, pullDocker, source, credentials, config,
+    runtime, pulls, source, credentials, config,
     bus: args.bus, runner: args.runner, actions: args.actions, log: args.log, now: args.now,
-    facts: () => readPrewarmFacts(docker, config.disk.path),
+    facts: () => readPrewarmFacts(runtime, config.disk.path),
     compat: async () => {
       const gpu = await args.gpu()
       return (cudaEnv) => args.evaluate(cudaEnv, gpu)

@@ -3,7 +3,6 @@
 // reached, then reports freed bytes against needed bytes. Every run, dry or real, from any
 // trigger, publishes prune.started and prune.finished; every removed or skipped image gets a
 // prune.image event and an audit log line.
-import type Docker from 'dockerode'
 import type { Logger } from 'pino'
 import type { Trigger } from '../agent/actions.js'
 import type { AgentConfig } from '../config.js'
@@ -11,7 +10,7 @@ import type { EventBus, EventMap } from '../agent/events.js'
 import type { ImageFacts } from '../agent/snapshot.js'
 import type { DiskReading } from '../inventory/disk.js'
 import { bytesToFree, isBeingPulled, planPrune, pullSet, type KeptItem, type PlanItem, type PrunePlan } from './plan.js'
-import { messageOf, removeImage } from '../runtime/remove-image.js'
+import { RuntimeUnavailableError, type ContainerRuntime } from '../runtime/runtime.js'
 
 export type PruneResult = 'ok' | 'nothing_to_do' | 'not_enough' | 'error'
 
@@ -54,7 +53,7 @@ export interface PruneReport {
 }
 
 export interface PruneDeps {
-  docker: Docker
+  runtime: ContainerRuntime
   /** a fresh reading of the filesystem at `path` */
   measure: (path: string) => Promise<DiskReading>
   bus: EventBus
@@ -64,10 +63,10 @@ export interface PruneDeps {
   /** references a pull in flight is writing; read at planning and again before each removal */
   pullsInFlight: () => Iterable<string>
   /**
-   * Shared sizes by image id, for daemons whose image list leaves SharedSize at -1 (API < 1.42):
-   * one /system/df per run, so the plan need not treat every image as fully shared.
+   * Ask the runtime for shared sizes when its image list left them unknown (-1; Docker before API
+   * 1.42): one disk accounting per run, so the plan need not treat every image as fully shared.
    */
-  sharedSizes?: () => Promise<Map<string, number>>
+  sharedSizes?: boolean
   /** runs a real (not dry) prune, from planning to the last removal, as the only one on the host */
   exclusive?: <T>(fn: () => Promise<T>) => Promise<T>
   /** true once the agent is stopping: the run ends after the image being removed */
@@ -114,6 +113,8 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
   if (inputs.images === null) throw new Error('the images are not known yet: the image collector has not run')
   if (inputs.diskPath === null) throw new Error("the disk is not known yet: neither disk.path nor Docker's root dir")
   const diskPath = inputs.diskPath
+  // Under the prune lock, so no other prune's removal is in flight: names a crash left off go back first.
+  if (!req.dryRun) await recoverInterrupted(deps)
   const images = await withSharedSizes(deps, inputs.images)
   const before = await deps.measure(diskPath)
   report.before = before
@@ -157,25 +158,34 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
 async function withSharedSizes(deps: PruneDeps, images: ImageFacts[]): Promise<ImageFacts[]> {
   if (!deps.sharedSizes || !images.some((i) => i.sharedSizeBytes < 0)) return images
   try {
-    const shared = await deps.sharedSizes()
+    const shared = await deps.runtime.sharedSizes()
     return images.map((i) => (i.sharedSizeBytes < 0 && (shared.get(i.id) ?? -1) >= 0 ? { ...i, sharedSizeBytes: shared.get(i.id)! } : i))
   } catch (err) {
+    if (err instanceof RuntimeUnavailableError) throw err
     deps.log.warn({ err: messageOf(err) }, 'cannot read shared image sizes: images whose shared size is unknown count as freeing nothing')
     return images
   }
 }
 
-/** SharedSize of every image from /system/df */
-export async function sharedSizesFromDf(docker: Docker): Promise<Map<string, number>> {
-  const df = await docker.df() as { Images?: { Id: string; SharedSize?: number }[] | null }
-  return new Map((df.Images ?? []).filter((i) => typeof i.SharedSize === 'number').map((i) => [i.Id, i.SharedSize!]))
+async function recoverInterrupted(deps: PruneDeps): Promise<void> {
+  const restored = await deps.runtime.recoverInterruptedRemovals()
+  if (restored.length === 0) return
+  deps.log.warn({ audit: 'prune', restored }, 'prune: put back names an interrupted removal took off')
 }
 
 async function removeOne(deps: PruneDeps, req: PruneRequest, report: PruneReport, item: PlanItem, hooks: PruneHooks): Promise<void> {
   // A pull may have started since planning: look again right before removing.
   const outcome = isBeingPulled([item.id, ...item.refs], pullSet(deps.pullsInFlight()))
     ? { outcome: 'skipped' as const, reason: 'a pull in flight is writing it' }
-    : await removeImage(deps.docker, item, { beforeLastReference: hooks.beforeLastReference && (() => hooks.beforeLastReference!(item)) }).catch((err) => ({ outcome: 'failed' as const, reason: messageOf(err) }))
+    : await deps.runtime.removeImage(item, {
+        beforeLastReference: hooks.beforeLastReference && (() => hooks.beforeLastReference!(item)),
+      })
+      .catch((err) => {
+        // The runtime is away (refused, or silent past its timeout): every other image would
+        // meet the same, so the run stops here and reports an error.
+        if (err instanceof RuntimeUnavailableError) throw err
+        return { outcome: 'failed' as const, reason: messageOf(err) }
+      })
   const reason = outcome.outcome === 'removed' ? item.reason : outcome.reason
   if (outcome.outcome === 'removed') report.removed.push(item)
   else (outcome.outcome === 'skipped' ? report.skipped : report.failed).push({ id: item.id, refs: item.refs, sizeBytes: item.sizeBytes, reason })
@@ -186,15 +196,20 @@ async function removeOne(deps: PruneDeps, req: PruneRequest, report: PruneReport
 
 async function pruneBuildCache(deps: PruneDeps, report: PruneReport, diskPath: string, current: DiskReading): Promise<DiskReading> {
   try {
-    const info = await deps.docker.pruneBuilder()
-    report.buildCache = { prunedBytes: info.SpaceReclaimed ?? 0 }
+    const info = await deps.runtime.pruneBuildCache()
+    report.buildCache = { prunedBytes: info.reclaimedBytes }
     deps.log.info({ audit: 'prune', outcome: 'build-cache', sizeBytes: report.buildCache.prunedBytes, trigger: report.trigger }, 'prune: build cache pruned')
     return await deps.measure(diskPath)
   } catch (err) {
+    if (err instanceof RuntimeUnavailableError) throw err
     report.buildCache = { error: messageOf(err) }
     deps.log.warn({ err: report.buildCache.error }, 'prune: could not prune the build cache; going on with images')
     return current
   }
+}
+
+function messageOf(err: unknown): string {
+  return (err as Error | undefined)?.message ?? String(err)
 }
 
 /** The prune.finished event: what metrics, status and the coordinator need, without the image lists. */

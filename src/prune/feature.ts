@@ -1,19 +1,20 @@
 // The prune feature of the agent: one job, and every way to start it — the disk watcher, the
 // schedule, POST /v1/prune, POST /hooks/alertmanager and the coordinator's "prune" action.
 import type { Feature } from '../agent/agent.js'
-import { createDockerClient } from '../runtime/docker-client.js'
 import { InvalidRequestError } from '../errors.js'
 import { AlertDeduper, parseAlertmanagerPayload } from './alertmanager.js'
 import { PruneJob } from './job.js'
 import { pruneArgsOrThrow } from './request.js'
 import { CronPrune, DiskWatcher } from './triggers.js'
+import type { Component } from '../agent/lifecycle.js'
+import { withPruneLock } from './lock.js'
 
 /** Alertmanager repeats a firing alert every group_interval (default 5 min); one prune per alert per window. */
 const ALERT_REPEAT_WINDOW_MS = 10 * 60 * 1000
 
 export function createPruneFeature(): Feature {
   return (ctx) => {
-    const job = new PruneJob(ctx, { docker: createDockerClient(ctx.config) })
+    const job = new PruneJob(ctx)
     const prune = (req: Parameters<PruneJob['run']>[0]) => job.run(req)
 
     ctx.actions.register('prune', async (args, trigger) => {
@@ -48,7 +49,24 @@ export function createPruneFeature(): Feature {
       intervalSeconds: ctx.config.disk.checkIntervalSeconds, prune, bus: ctx.bus, log: ctx.log,
     })
     const schedule = new CronPrune({ schedule: ctx.config.prune.schedule, prune, log: ctx.log })
+    const recovery: Component = {
+      name: 'removal-recovery',
+      // Names a removal took off before a crash go back at start, under the prune lock so that no
+      // other process's removal is undone mid-way; a prune that holds the lock recovers them itself.
+      start: async () => {
+        const lock = { stateDir: ctx.config.stateDir, log: ctx.log, waitMs: 0 }
+        void withPruneLock(lock, () => ctx.runtime.recoverInterruptedRemovals())
+          .then((restored) => {
+            if (restored.length === 0) return
+            ctx.log.warn({ audit: 'prune', restored }, 'put back names an interrupted removal took off')
+          })
+          .catch((err) => {
+            ctx.log.info({ err: (err as Error).message }, 'interrupted removals not recovered now; the next prune will')
+          })
+      },
+      stop: async () => undefined,
+    }
     const jobComponent = { name: 'prune-job', start: async () => undefined, stop: () => job.stop() }
-    return { components: [watcher, schedule, jobComponent] }
+    return { components: [recovery, watcher, schedule, jobComponent] }
   }
 }

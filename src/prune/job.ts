@@ -1,16 +1,14 @@
 // The one prune job of the agent: every trigger (disk watcher, cron, HTTP, Alertmanager, the
 // coordinator) comes here, and the job runner lets one prune run at a time. A trigger that arrives
 // while an identical prune runs joins it; one that asks for something else waits for it to end.
-import type Docker from 'dockerode'
 import type { AgentContext } from '../agent/agent.js'
 import type { HostSnapshot } from '../agent/snapshot.js'
 import { withPruneLock } from './lock.js'
 import { UnavailableError } from '../errors.js'
 import { readFilesystem, type DiskReading } from '../inventory/disk.js'
-import { runPrune, sharedSizesFromDf, type PruneHooks, type PruneReport, type PruneRequest } from './executor.js'
+import { runPrune, type PruneHooks, type PruneReport, type PruneRequest } from './executor.js'
 
 export interface PruneJobOptions {
-  docker: Docker
   measure?: (path: string) => Promise<DiskReading>
 }
 
@@ -21,8 +19,10 @@ export class PruneJob {
   private stopping = false
   private current: Promise<PruneReport> | null = null
   constructor(
-    private readonly ctx: Pick<AgentContext, 'config' | 'log' | 'store' | 'bus' | 'runner' | 'now'>,
-    private readonly opts: PruneJobOptions,
+    private readonly ctx: Pick<
+      AgentContext, 'config' | 'log' | 'store' | 'bus' | 'runner' | 'now' | 'runtime' | 'pulls'
+    >,
+    private readonly opts: PruneJobOptions = {},
   ) {}
 
   async run(req: PruneRequest, hooks: PruneHooks = {}): Promise<{ report: PruneReport; joined: boolean }> {
@@ -50,12 +50,13 @@ export class PruneJob {
   }
 
   private async once(req: PruneRequest, hooks: PruneHooks): Promise<PruneReport> {
-    const { config, log, store, bus, runner, now } = this.ctx
+    const { config, log, store, bus, runtime, pulls, now } = this.ctx
     const measure = this.opts.measure ?? readFilesystem
     const snapshot = store.get()
     const report = await runPrune({
-      docker: this.opts.docker, measure, bus, log, now, policy: config.prune, pullsInFlight: () => runner.pullsInFlight,
-      stopRequested: () => this.stopping, exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn), sharedSizes: () => sharedSizesFromDf(this.opts.docker),
+      runtime, measure, bus, log, now, policy: config.prune, pullsInFlight: () => pulls.list(),
+      stopRequested: () => this.stopping, sharedSizes: true,
+      exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),
     }, { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) }, req, hooks)
     if (!req.dryRun && report.after) this.recordDisk(snapshot, report.after)
     return report

@@ -1,15 +1,19 @@
 // The registry client as the configuration describes it: prewarm.mirrors, prewarm.credentialsFile,
-// and dockerd's own registry trust (read once from `docker info`, dockerd's defaults if unreadable).
+// and the runtime's own registry trust (read once, dockerd's defaults if unreadable).
 import type { AgentConfig } from '../config.js'
-import type { Docker } from '../runtime/docker-client.js'
+import type { ContainerRuntime } from '../runtime/runtime.js'
 import { RegistryClient } from './client.js'
 import { CredentialStore } from './credentials.js'
 import type { RegistryTrust } from './insecure.js'
 
-export function createRegistryClient(config: Pick<AgentConfig, 'prewarm'>, docker: Docker, credentials = new CredentialStore(config.prewarm.credentialsFile)): RegistryClient {
+export function createRegistryClient(
+  config: Pick<AgentConfig, 'prewarm'>,
+  runtime: Pick<ContainerRuntime, 'registryTrust'>,
+  credentials = new CredentialStore(config.prewarm.credentialsFile),
+): RegistryClient {
   let trust: Promise<RegistryTrust> | null = null
   const readTrust = () => {
-    trust ??= docker.info().then((i: { RegistryConfig?: RegistryTrust }) => i.RegistryConfig ?? {}).catch((err: Error) => {
+    trust ??= runtime.registryTrust().catch((err: Error) => {
       trust = null
       throw err
     })

@@ -1,10 +1,9 @@
-// The agent's connection to dockerd, shared by the disk and image collectors and the event stream.
-// It negotiates the API version once per daemon start (the daemon may be upgraded while the agent
-// runs), remembers Docker's root dir, and records in the snapshot whether Docker answers.
-import type Docker from 'dockerode'
+// The one connection to dockerd that the Docker runtime speaks over. It negotiates the API version
+// once per daemon start (the daemon may be upgraded while the agent runs), remembers Docker's root
+// dir, and tells its listeners whether Docker answers.
+import Docker from 'dockerode'
 import type { AgentConfig } from '../config.js'
-import { createDockerClient } from './docker-client.js'
-import type { SnapshotStore } from '../agent/snapshot.js'
+import type { RuntimeHealth } from './runtime.js'
 
 /** The newest Docker Engine API this agent was written against (Docker 24). */
 export const CLIENT_API_VERSION = '1.43'
@@ -37,13 +36,33 @@ export class DockerConnection {
   private identity: DockerIdentity | null = null
   private connecting: Promise<DockerIdentity> | null = null
   private lastRootDir: string | null = null
+  private current: RuntimeHealth = { reachable: false, reason: 'not collected yet' }
+  private readonly listeners = new Set<(h: RuntimeHealth) => void>()
+  /** calls answered within docker.timeoutSeconds of silence on the socket */
   private readonly api: Docker
-  /** no socket timeout: the event stream stays open for hours without a byte */
+  /**
+   * The same socket without an idle timeout, for streams: the event stream stays open for hours
+   * without a byte, and a pull is bounded by its own abort signal instead.
+   */
   private readonly streamApi: Docker
 
-  constructor(config: Pick<AgentConfig, 'docker'>, private readonly store: SnapshotStore | null) {
-    this.api = createDockerClient(config)
-    this.streamApi = createDockerClient({ docker: { ...config.docker, timeoutSeconds: 0 } })
+  constructor(config: Pick<AgentConfig, 'docker'>) {
+    this.api = new Docker({ socketPath: config.docker.socket, timeout: config.docker.timeoutSeconds * 1000 })
+    this.streamApi = new Docker({ socketPath: config.docker.socket, timeout: 0 })
+  }
+
+  health(): RuntimeHealth {
+    return this.current
+  }
+
+  onHealthChange(listener: (h: RuntimeHealth) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** the client without an idle timeout, for a ping bounded by its own abort signal */
+  pingClient(): Docker {
+    return this.streamApi
   }
 
   /** the client, speaking the negotiated API version; connects first when needed */
@@ -82,7 +101,12 @@ export class DockerConnection {
   /** a call failed in a way that says the daemon is gone: negotiate afresh next time */
   markUnreachable(err: Error): void {
     this.identity = null
-    this.store?.set('docker', { reachable: false, reason: err.message, rootDir: this.lastRootDir ?? undefined })
+    this.setHealth({ reachable: false, reason: err.message, rootDir: this.lastRootDir ?? undefined })
+  }
+
+  private setHealth(h: RuntimeHealth): void {
+    this.current = h
+    for (const listener of this.listeners) listener(h)
   }
 
   private async negotiate(): Promise<DockerIdentity> {
@@ -97,7 +121,7 @@ export class DockerConnection {
       if (!info.DockerRootDir) throw new Error('docker info did not report DockerRootDir')
       this.identity = { apiVersion, version: info.ServerVersion ?? version.Version, rootDir: info.DockerRootDir }
       this.lastRootDir = info.DockerRootDir
-      this.store?.set('docker', { reachable: true, rootDir: this.identity.rootDir, version: this.identity.version })
+      this.setHealth({ reachable: true, rootDir: this.identity.rootDir, version: this.identity.version })
       return this.identity
     } catch (err) {
       this.markUnreachable(err as Error)

@@ -1,14 +1,10 @@
 // One `docker pull` through the Docker API, with the attempt's abort signal, reading the JSON
 // progress stream into bytes done against the manifest's compressed size.
 import { createInterface } from 'node:readline'
-import type { Docker } from './docker-client.js'
+import type Docker from 'dockerode'
+import { PullError, type PullProgress } from './runtime.js'
 
-export interface PullProgress {
-  bytesDone: number
-  bytesTotal: number
-}
-
-interface StreamEvent {
+export interface StreamEvent {
   status?: string
   id?: string
   error?: string
@@ -43,13 +39,6 @@ export class PullProgressTracker {
   }
 }
 
-export class PullStreamError extends Error {
-  constructor(message: string, readonly notFound: boolean) {
-    super(message)
-    this.name = 'PullStreamError'
-  }
-}
-
 const NOT_FOUND = /manifest unknown|not found|does not exist|repository name not known/i
 
 export async function dockerPull(docker: Docker, args: {
@@ -65,7 +54,7 @@ export async function dockerPull(docker: Docker, args: {
     stream = await docker.createImage(args.auth as never, { fromImage: args.name, tag: args.reference, abortSignal: args.signal } as never) as unknown as NodeJS.ReadableStream
   } catch (err) {
     const message = (err as { json?: { message?: string } }).json?.message ?? (err as Error).message
-    throw new PullStreamError(message, NOT_FOUND.test(message))
+    throw new PullError(message, NOT_FOUND.test(message))
   }
   const onAbort = () => (stream as unknown as { destroy?: (e?: Error) => void }).destroy?.(new Error('aborted'))
   args.signal.addEventListener('abort', onAbort, { once: true })
@@ -77,13 +66,13 @@ export async function dockerPull(docker: Docker, args: {
       try { e = JSON.parse(line) } catch { continue }
       if (e.error) {
         const message = e.errorDetail?.message ?? e.error
-        throw new PullStreamError(message, NOT_FOUND.test(message))
+        throw new PullError(message, NOT_FOUND.test(message))
       }
       args.onEvent(e)
     }
-    if (args.signal.aborted) throw new PullStreamError(String(args.signal.reason?.message ?? 'aborted'), false)
+    if (args.signal.aborted) throw new PullError(String(args.signal.reason?.message ?? 'aborted'), false)
   } catch (err) {
-    if (args.signal.aborted) throw new PullStreamError(String(args.signal.reason?.message ?? 'aborted'), false)
+    if (args.signal.aborted) throw new PullError(String(args.signal.reason?.message ?? 'aborted'), false)
     throw err
   } finally {
     args.signal.removeEventListener('abort', onAbort)

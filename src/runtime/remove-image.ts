@@ -2,36 +2,52 @@
 // an image a container uses, so the last word on "in use" is the daemon's, at the moment of removal.
 import type Docker from 'dockerode'
 import { repositoryOf } from '../prune/plan.js'
-
-export type RemoveOutcome =
-  | { outcome: 'removed' }
-  | { outcome: 'skipped'; reason: string }
-  | { outcome: 'failed'; reason: string }
+import { isConnectionError } from './docker-connection.js'
+import type { RemovalJournal } from './removal-journal.js'
+import { RuntimeUnavailableError, type RemoveHooks, type RemoveOutcome } from './runtime.js'
 
 const REMOVE = { force: false, noprune: false } as const
+
+export interface RemoveContext {
+  docker: Docker
+  journal: RemovalJournal
+  /** true while this process pulls a name: such a name is never taken off */
+  isPulling: (ref: string) => boolean
+}
 
 /**
  * By id first: Docker checks for containers before it touches any reference, so a conflict leaves
  * the image exactly as it was. An image tagged in several repositories cannot go by id without
  * force; then its references are removed one by one, and if the last one meets a container that
- * appeared meanwhile, the tags already removed are put back.
+ * appeared meanwhile, the tags already removed are put back. A lost connection is thrown as
+ * RuntimeUnavailableError: the next image would meet the same silence.
  */
-export async function removeImage(docker: Docker, image: { id: string; refs: string[] }, hooks: RemoveHooks = {}): Promise<RemoveOutcome> {
+export async function removeImage(
+  ctx: RemoveContext,
+  image: { id: string; refs: string[] },
+  hooks: RemoveHooks = {},
+): Promise<RemoveOutcome> {
   try {
-    await docker.getImage(image.id).remove(REMOVE)
+    await ctx.docker.getImage(image.id).remove(REMOVE)
     return { outcome: 'removed' }
   } catch (err) {
+    if (isConnectionError(err)) throw unavailable(err)
     if (!isConflict(err) || !/multiple repositories/i.test(messageOf(err))) return classify(err)
   }
-  return removeByReferences(docker, image, hooks)
+  try {
+    return await removeByReferences(ctx, image, hooks)
+  } catch (err) {
+    if (isConnectionError(err)) throw unavailable(err)
+    throw err
+  }
 }
 
-export interface RemoveHooks {
-  /** runs after the extra references are gone and before the image itself goes (tests race it here) */
-  beforeLastReference?: () => Promise<void> | void
-}
-
-async function removeByReferences(docker: Docker, image: { id: string; refs: string[] }, hooks: RemoveHooks): Promise<RemoveOutcome> {
+async function removeByReferences(
+  ctx: RemoveContext,
+  image: { id: string; refs: string[] },
+  hooks: RemoveHooks,
+): Promise<RemoveOutcome> {
+  const { docker, journal } = ctx
   const users = await docker.listContainers({ all: true, filters: { ancestor: [image.id] } })
   if (users.length > 0) return { outcome: 'skipped', reason: `in use by a container (${users[0].Id.slice(0, 12)})` }
   // Every reference but one goes by name; the last goes with the image, by id, after Docker's check.
@@ -40,10 +56,19 @@ async function removeByReferences(docker: Docker, image: { id: string; refs: str
   const digests = (info.RepoDigests ?? []).filter((r) => !r.startsWith('<none>@'))
   const keep = tags.at(-1) ?? digests.at(-1)
   const untagged: string[] = []
+  // Recorded before the first name goes: a crash from here on is undone on the next start.
+  journal.begin(image.id, tags)
   try {
     for (const ref of [...tags, ...digests].filter((r) => r !== keep)) {
       try {
-        // A pull may have moved this name to another image since the inspect: leave that one alone.
+        // A name this process is pulling stays; the removal by id below then meets it and is
+        // refused, and the names already taken off are put back.
+        if (!ref.includes('@') && ctx.isPulling(ref)) continue
+        // Docker removes a tag only by its name, and a pull may move the name to another image at
+        // any moment. So the name's image is read again right before it goes, and the removal
+        // follows at once: what is left is the gap between two back-to-back calls on one socket,
+        // against pulls of other processes (this process's own pulls are excluded above). Should a
+        // pull land in that gap, Docker still refuses to take the name's last image from a container.
         if ((await docker.getImage(ref).inspect()).Id !== image.id) continue
         await docker.getImage(ref).remove(REMOVE)
         if (!ref.includes('@')) untagged.push(ref)
@@ -54,13 +79,56 @@ async function removeByReferences(docker: Docker, image: { id: string; refs: str
     }
     await hooks.beforeLastReference?.()
     await docker.getImage(image.id).remove(REMOVE)
+    journal.end(image.id)
     return { outcome: 'removed' }
   } catch (err) {
+    if (isConnectionError(err)) throw err // the journal keeps the names: they are put back once Docker answers
     const result = classify(err)
     const notRestored = await retag(docker, image.id, untagged)
-    if (notRestored.length > 0) return { outcome: 'failed', reason: `${result.reason}; could not restore ${notRestored.join(', ')}` }
+    journal.end(image.id)
+    if (notRestored.length > 0)
+      return { outcome: 'failed', reason: `${result.reason}; could not restore ${notRestored.join(', ')}` }
     return result
   }
+}
+
+/**
+ * Puts back the names that interrupted removals took off, where the image is still there and the
+ * name has not since gone to another image (a pull after the crash wins). Entries stay in the
+ * journal while Docker cannot be asked.
+ */
+export async function restoreInterrupted(docker: Docker, journal: RemovalJournal): Promise<string[]> {
+  const restored: string[] = []
+  for (const [id, entry] of Object.entries(journal.pending())) {
+    try {
+      const info = await docker
+        .getImage(id)
+        .inspect()
+        .catch((err) => {
+          if (statusOf(err) === 404) return null
+          throw err
+        })
+      const present = new Set(info?.RepoTags ?? [])
+      const missing: string[] = []
+      for (const tag of info ? entry.tags.filter((t) => !present.has(t)) : []) {
+        const holder = await docker
+          .getImage(tag)
+          .inspect()
+          .catch((err) => {
+            if (statusOf(err) === 404) return null
+            throw err
+          })
+        if (holder === null) missing.push(tag)
+      }
+      const failed = await retag(docker, id, missing)
+      restored.push(...missing.filter((t) => !failed.includes(t)))
+      journal.end(id)
+    } catch (err) {
+      if (isConnectionError(err)) throw unavailable(err)
+      throw err
+    }
+  }
+  return restored
 }
 
 async function retag(docker: Docker, id: string, tags: string[]): Promise<string[]> {
@@ -86,11 +154,15 @@ function classify(err: unknown): Exclude<RemoveOutcome, { outcome: 'removed' }> 
   return { outcome: 'failed', reason: message }
 }
 
+function unavailable(err: unknown): RuntimeUnavailableError {
+  return new RuntimeUnavailableError(`Docker is unreachable: ${messageOf(err)}`, err)
+}
+
 function isConflict(err: unknown): boolean {
   return statusOf(err) === 409
 }
 
-function statusOf(err: unknown): number | undefined {
+export function statusOf(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode
 }
 

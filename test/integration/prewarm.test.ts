@@ -20,6 +20,8 @@ import { EventBus } from '../../src/agent/events.js'
 import { JobRunner } from '../../src/agent/job-runner.js'
 import { runPrewarm } from '../../src/prewarm/executor.js'
 import { buildPrewarmDeps } from '../../src/prewarm/setup.js'
+import { createRuntime } from '../../src/runtime/create.js'
+import { PullsInFlight } from '../../src/agent/pulls-in-flight.js'
 import { checkImageCompat } from '../../src/compat/check.js'
 import type { GpuFacts } from '../../src/agent/snapshot.js'
 
@@ -222,7 +224,11 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       const log = pino({ level: 'warn' }, { write: (line: string) => {
         if (/pull attempt failed/.test(line) && ++failures === 1) restarted = flaky.start()
       } })
-      const deps = buildPrewarmDeps({ config: cfg, log, bus: new EventBus(), runner: new JobRunner(), gpu: readGpu, evaluate: checkImageCompat })
+      const deps = buildPrewarmDeps({
+        config: cfg, log, bus: new EventBus(), runner: new JobRunner(),
+        runtime: createRuntime(cfg), pulls: new PullsInFlight(),
+        gpu: readGpu, evaluate: checkImageCompat,
+      })
       t.teardown(() => deps.close())
       // The verdicts are asked for after the registry has been read, just before the pulls.
       const realCompat = deps.compat

@@ -12,7 +12,8 @@ import { createAgentMetrics } from '../../src/agent/metrics.js'
 import { SnapshotStore } from '../../src/agent/snapshot.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
 import { readFilesystem } from '../../src/inventory/disk.js'
-import { runPrune, sharedSizesFromDf, type PruneDeps, type PruneRequest, type PruneHooks } from '../../src/prune/executor.js'
+import { runPrune, type PruneDeps, type PruneRequest, type PruneHooks } from '../../src/prune/executor.js'
+import { runtimeFor } from '../support/runtime.js'
 import { dockerClient, makeRunnableImage, readImageFacts, type Times } from '../support/docker-images.js'
 
 const MiB = 1024 * 1024
@@ -43,7 +44,8 @@ function setup(dockerd: PrivateDockerd, policy: Record<string, unknown> = {}) {
   const log = pino({ level: 'info' }, new Writable({ write(chunk, _, done) { const l = JSON.parse(String(chunk)); if (l.audit) audit.push(l); done() } }))
   const config = parseConfig(agentConfigSchema, { prune: { minAgeSeconds: 3600, protect: ['keep/*'], keepPerRepository: 1, ...policy } })
   const deps: PruneDeps = {
-    docker, measure: readFilesystem, bus, log, now, policy: config.prune, pullsInFlight: () => [], sharedSizes: () => sharedSizesFromDf(docker),
+    runtime: runtimeFor(dockerd), measure: readFilesystem, bus, log, now, policy: config.prune,
+    pullsInFlight: () => [], sharedSizes: true,
   }
   const prune = async (req: Partial<PruneRequest> & { targetPercent: number }, hooks?: PruneHooks) =>
     runPrune(deps, { images: await readImageFacts(docker, timesOf), diskPath: dockerd.dataRoot }, { trigger: 'cli', dryRun: false, ...req }, hooks)

@@ -3,8 +3,8 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { pino } from 'pino'
-import { DockerConnection } from '../../src/runtime/docker-connection.js'
-import type { DockerEvent } from '../../src/runtime/docker-events.js'
+import { DockerRuntime } from '../../src/runtime/docker.js'
+import { toRuntimeEvent, type DockerEvent } from '../../src/runtime/docker-events.js'
 import { imageUseTimes } from '../../src/inventory/image-facts.js'
 import { ImageCollector } from '../../src/inventory/images.js'
 import { SnapshotStore } from '../../src/agent/snapshot.js'
@@ -16,9 +16,14 @@ const events: DockerEvent[] = readFileSync(new URL('../fixtures/docker/events-ap
 t.test('container and image events', async (t) => {
   const store = new SnapshotStore()
   const collector = new ImageCollector(
-    new DockerConnection({ docker: { socket: '/nonexistent.sock', timeoutSeconds: 1, refreshIntervalSeconds: 300 } }, store),
+    new DockerRuntime({
+      docker: {
+        socket: '/nonexistent.sock', timeoutSeconds: 1, refreshIntervalSeconds: 300, pingIntervalSeconds: 10, pingTimeoutSeconds: 1,
+      },
+      stateDir: t.testdir(),
+    }),
     new UsageTracker({ stateDir: t.testdir(), log: pino({ level: 'silent' }) }), store)
-  const refreshes = events.map((e) => `${e.Type} ${e.Action} ${collector.noteEvent(e)}`)
+  const refreshes = events.map((e) => `${e.Type} ${e.Action} ${collector.noteEvent(toRuntimeEvent(e)!)}`)
   t.same(refreshes.filter((r) => r.endsWith('true')).length, events.length, 'every captured event asks for a refresh')
   const uses = (collector as unknown as { pendingUses: { containerId: string; image: string; at: string }[] }).pendingUses
   t.same(uses.map((u) => u.image), ['test/tools:1', 'test/tools:1', 'test/tools:1'], 'create, start and die are uses; attach and destroy are not')

@@ -3,7 +3,7 @@
 import t from 'tap'
 import { mock } from 'node:test'
 import { pino } from 'pino'
-import type Docker from 'dockerode'
+import type { ContainerRuntime } from '../../src/runtime/runtime.js'
 import { AlertDeduper, parseAlertmanagerPayload } from '../../src/prune/alertmanager.js'
 import { parsePruneArgs } from '../../src/prune/request.js'
 import { DiskWatcher, CronPrune, RETRY_AFTER_CHECKS } from '../../src/prune/triggers.js'
@@ -148,8 +148,8 @@ t.test('the schedule fires the same job; null is none; a bad expression is a con
   t.throws(() => parseConfig(agentConfigSchema, { prune: { schedule: 'every sunday' } }), /prune\.schedule: must be a cron expression/)
 })
 
-t.test('a dry run reports exactly the plan and never touches Docker', async (t) => {
-  const untouchable = new Proxy({}, { get: (_, key) => { throw new Error(`dry run used Docker (${String(key)})`) } }) as Docker
+t.test('a dry run reports exactly the plan and never touches the runtime', async (t) => {
+  const untouchable = new Proxy({}, { get: (_, key) => { throw new Error(`dry run used the runtime (${String(key)})`) } }) as ContainerRuntime
   const config = parseConfig(agentConfigSchema, {})
   for (let i = 0; i < 300; i++) {
     const input = generateCase(0xd7 + i)
@@ -158,7 +158,7 @@ t.test('a dry run reports exactly the plan and never touches Docker', async (t) 
     bus.subscribe((e) => types.push(e.type))
     const disk = { path: '/d', sizeBytes: input.disk.usedBytes + input.disk.availBytes, ...input.disk, usedPercent: 0 }
     const report = await runPrune({
-      docker: untouchable, measure: async () => disk, bus, log: silent, now: () => NOW,
+      runtime: untouchable, measure: async () => disk, bus, log: silent, now: () => NOW,
       policy: { ...config.prune, ...input.policy }, pullsInFlight: () => input.pullsInFlight ?? [],
     }, { images: input.images, diskPath: '/d' }, { trigger: 'cli', dryRun: true, targetPercent: input.targetPercent })
     const plan = planPrune(input)

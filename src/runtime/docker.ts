@@ -1,0 +1,263 @@
+// The Docker implementation of the container runtime, over one connection to dockerd that
+// negotiates the API version. Connection failures (refused, reset, timed out) are thrown as
+// RuntimeUnavailableError and mark Docker unreachable; every other error passes as Docker said it.
+import type Docker from 'dockerode'
+import type { AgentConfig } from '../config.js'
+import type { RegistryTrust } from '../registry/insecure.js'
+import { DockerConnection, isConnectionError } from './docker-connection.js'
+import { openDockerEvents } from './docker-events.js'
+import { dockerPull, PullProgressTracker } from './pull.js'
+import { RemovalJournal } from './removal-journal.js'
+import { messageOf, removeImage, restoreInterrupted, statusOf } from './remove-image.js'
+import {
+  RuntimeUnavailableError,
+  type ContainerRuntime,
+  type ImageDetails,
+  type OpenEvents,
+  type PullRequest,
+  type RemoveHooks,
+  type RemoveOutcome,
+  type RuntimeContainer,
+  type RuntimeEventHandlers,
+  type RuntimeHealth,
+  type RuntimeImage,
+} from './runtime.js'
+
+interface ListedImage {
+  Id: string
+  RepoTags?: string[] | null
+  RepoDigests?: string[] | null
+  Size: number
+  SharedSize?: number
+  Created: number
+}
+
+interface ListedContainer {
+  Id: string
+  Names?: string[] | null
+  ImageID: string
+  State: string
+  Created: number
+}
+
+export class DockerRuntime implements ContainerRuntime {
+  readonly kind = 'docker'
+  readonly connection: DockerConnection
+  private readonly journal: RemovalJournal
+  /** names this process is pulling now: a removal never takes them off */
+  private readonly pulling = new Map<string, number>()
+
+  constructor(private readonly config: Pick<AgentConfig, 'docker' | 'stateDir'>) {
+    this.connection = new DockerConnection(config)
+    this.journal = new RemovalJournal(config.stateDir)
+  }
+
+  health(): RuntimeHealth {
+    return this.connection.health()
+  }
+
+  onHealthChange(listener: (h: RuntimeHealth) => void): () => void {
+    return this.connection.onHealthChange(listener)
+  }
+
+  /** /_ping with its own deadline: a frozen dockerd accepts the connection and never answers */
+  async ping(): Promise<void> {
+    const ms = this.config.docker.pingTimeoutSeconds * 1000
+    try {
+      // dockerode takes options on ping (its types omit them).
+      const client = this.connection.pingClient() as unknown as {
+        ping(opts: { abortSignal: AbortSignal }): Promise<unknown>
+      }
+      await client.ping({ abortSignal: AbortSignal.timeout(ms) })
+    } catch (err) {
+      const reason =
+        (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError'
+          ? `no answer to a ping within ${this.config.docker.pingTimeoutSeconds} s`
+          : messageOf(err)
+      const down = new RuntimeUnavailableError(`Docker is unreachable: ${reason}`, err)
+      this.connection.markUnreachable(new Error(reason))
+      throw down
+    }
+    // It answers again after being away: negotiate afresh (it may be another version now).
+    if (!this.connection.health().reachable) await this.call((d) => Promise.resolve(d))
+  }
+
+  async listImagesWithContainers(): Promise<{ images: RuntimeImage[]; containers: RuntimeContainer[] }> {
+    return this.call(async (docker) => {
+      const [images, containers] = await Promise.all([
+        // shared-size is honoured from API 1.42 on; older daemons leave SharedSize at -1.
+        docker.listImages({ 'shared-size': true } as Docker.ListImagesOptions) as Promise<ListedImage[]>,
+        docker.listContainers({ all: true }) as Promise<ListedContainer[]>,
+      ])
+      return { images: images.map(toRuntimeImage), containers: containers.map(toRuntimeContainer) }
+    })
+  }
+
+  async containerFinishedAt(id: string): Promise<string | null> {
+    return this.call(async (docker) => {
+      try {
+        return (await docker.getContainer(id).inspect()).State.FinishedAt ?? null
+      } catch (err) {
+        if (statusOf(err) === 404) return null
+        throw err
+      }
+    })
+  }
+
+  async inspectImage(ref: string): Promise<ImageDetails | null> {
+    return this.call(async (docker) => {
+      try {
+        const info = (await docker.getImage(ref).inspect()) as Docker.ImageInspectInfo & {
+          Metadata?: { LastTagTime?: string }
+        }
+        const lastTagTime = info.Metadata?.LastTagTime
+        return {
+          id: info.Id,
+          repoTags: (info.RepoTags ?? []).filter((t) => t !== '<none>:<none>'),
+          repoDigests: (info.RepoDigests ?? []).filter((d) => !d.startsWith('<none>@')),
+          env: info.Config?.Env ?? [],
+          lastTagTime: lastTagTime && !lastTagTime.startsWith('0001-01-01') ? lastTagTime : null,
+        }
+      } catch (err) {
+        if (statusOf(err) === 404) return null
+        throw err
+      }
+    })
+  }
+
+  async removeImage(image: { id: string; refs: string[] }, hooks?: RemoveHooks): Promise<RemoveOutcome> {
+    return this.call((docker) =>
+      removeImage({ docker, journal: this.journal, isPulling: (ref) => this.pulling.has(ref) }, image, hooks),
+    )
+  }
+
+  async tagImage(source: string, target: string): Promise<void> {
+    const colon = target.lastIndexOf(':')
+    const hasTag = colon > target.lastIndexOf('/')
+    await this.call((docker) =>
+      docker
+        .getImage(source)
+        .tag({ repo: hasTag ? target.slice(0, colon) : target, tag: hasTag ? target.slice(colon + 1) : 'latest' }),
+    )
+  }
+
+  async untagImage(ref: string): Promise<void> {
+    // noprune: only the name goes; never forced, so an image that holds no other name stays.
+    await this.call((docker) => docker.getImage(ref).remove({ noprune: true }))
+  }
+
+  async pull(req: PullRequest): Promise<void> {
+    const names = [`${req.name}:${req.reference}`, `${req.name}@${req.reference}`]
+    for (const n of names) this.pulling.set(n, (this.pulling.get(n) ?? 0) + 1)
+    try {
+      await this.connection.connect().catch((err) => {
+        throw unavailable(err)
+      })
+      const tracker = new PullProgressTracker(req.layers, req.totalBytes)
+      await dockerPull(await this.connection.streamClient(), {
+        name: req.name,
+        reference: req.reference,
+        auth: req.auth,
+        signal: req.signal,
+        onEvent: (e) => {
+          tracker.update(e)
+          req.onProgress(tracker.get())
+        },
+      })
+    } finally {
+      for (const n of names) {
+        const left = (this.pulling.get(n) ?? 1) - 1
+        if (left > 0) this.pulling.set(n, left)
+        else this.pulling.delete(n)
+      }
+    }
+  }
+
+  async openEvents(opts: { since?: number; signal: AbortSignal }, handlers: RuntimeEventHandlers): Promise<OpenEvents> {
+    const docker = await this.connection.streamClient().catch((err) => {
+      throw unavailable(err)
+    })
+    const opened = await openDockerEvents(docker, opts, handlers)
+    // The daemon that closed the stream may come back as another version: negotiate again.
+    return {
+      ended: opened.ended.then((reason) => {
+        this.connection.forget()
+        return reason
+      }),
+    }
+  }
+
+  rootDir(): Promise<string> {
+    return this.connection.rootDir()
+  }
+
+  async registryTrust(): Promise<RegistryTrust> {
+    return this.call(
+      async (docker) => ((await docker.info()) as { RegistryConfig?: RegistryTrust }).RegistryConfig ?? {},
+    )
+  }
+
+  /** SharedSize of every image from /system/df, which walks every layer: once per prune at most */
+  async sharedSizes(): Promise<Map<string, number>> {
+    return this.call(async (docker) => {
+      const df = (await docker.df()) as { Images?: { Id: string; SharedSize?: number }[] | null }
+      return new Map(
+        (df.Images ?? []).filter((i) => typeof i.SharedSize === 'number').map((i) => [i.Id, i.SharedSize!]),
+      )
+    })
+  }
+
+  async pruneBuildCache(): Promise<{ reclaimedBytes: number }> {
+    return this.call(async (docker) => ({ reclaimedBytes: (await docker.pruneBuilder()).SpaceReclaimed ?? 0 }))
+  }
+
+  async recoverInterruptedRemovals(): Promise<string[]> {
+    if (Object.keys(this.journal.pending()).length === 0) return []
+    return this.call((docker) => restoreInterrupted(docker, this.journal))
+  }
+
+  /** one call over the negotiated connection; a lost connection becomes RuntimeUnavailableError */
+  private async call<T>(fn: (docker: Docker) => Promise<T>): Promise<T> {
+    let docker: Docker
+    try {
+      docker = await this.connection.client()
+    } catch (err) {
+      throw unavailable(err)
+    }
+    try {
+      return await fn(docker)
+    } catch (err) {
+      if (err instanceof RuntimeUnavailableError) {
+        this.connection.markUnreachable(err)
+        throw err
+      }
+      if (isConnectionError(err)) {
+        const down = unavailable(err)
+        this.connection.markUnreachable(new Error(messageOf(err)))
+        throw down
+      }
+      // Docker's own words ({"message": …}) rather than the client's wrapping of them.
+      throw Object.assign(new Error(messageOf(err)), { cause: err, statusCode: statusOf(err) })
+    }
+  }
+}
+
+function unavailable(err: unknown): RuntimeUnavailableError {
+  if (err instanceof RuntimeUnavailableError) return err
+  return new RuntimeUnavailableError(`Docker is unreachable: ${messageOf(err)}`, err)
+}
+
+function toRuntimeImage(i: ListedImage): RuntimeImage {
+  return {
+    id: i.Id,
+    repoTags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'),
+    repoDigests: (i.RepoDigests ?? []).filter((d) => d !== '<none>@<none>'),
+    sizeBytes: i.Size,
+    sharedSizeBytes: typeof i.SharedSize === 'number' ? i.SharedSize : -1,
+    createdAt: i.Created,
+  }
+}
+
+function toRuntimeContainer(c: ListedContainer): RuntimeContainer {
+  return { id: c.Id, names: c.Names ?? [], imageId: c.ImageID, state: c.State, createdAt: c.Created }
+}
