@@ -64,9 +64,15 @@ export function buildProgram(): Command {
     .option('--url <url>', 'the agent to ask (default: http://<listen> from the config)')
     .action(lazy(() => import('./commands/status.js')))
 
-  program.command('coordinator').description('run the reference coordinator (config: --config, else /etc/gpuhost/coordinator.yaml)')
+  const coordinator = program.command('coordinator')
+    .description('run the reference coordinator (config: --config, else /etc/gpuhost/coordinator.yaml)')
     .option('--print-config', 'print the effective configuration and exit')
     .action(lazy(() => import('./commands/coordinator.js')))
+  coordinator.command('token').description("print HOSTID's agent token, derived from the coordinator's agentSecretFile")
+    .argument('<hostId>', 'the host the token speaks for (the agent\'s hostId)')
+    .action(async (hostId: string, opts: Record<string, unknown>, cmd: Command) => {
+      await lazy(() => import('./commands/coordinator-token.js'))({ ...opts, hostId }, cmd)
+    })
 
   return program
 }

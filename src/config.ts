@@ -78,6 +78,8 @@ export const agentConfigSchema = z.strictObject({
     reconnectMaxSeconds: seconds.default(60),
     /** frames larger than this are neither sent nor accepted; the coordinator's maxFrameBytes should match */
     maxFrameBytes,
+    /** entries sent and not acked within this time are sent again, in order, on the same connection */
+    resendSeconds: seconds.default(30),
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
@@ -113,7 +115,21 @@ export function inspectConcurrency(
 export const coordinatorConfigSchema = z.strictObject({
   listen: hostPort.default('127.0.0.1:9478'),
   adminTokenFile: z.string().min(1).nullable().default('/etc/gpuhost/admin-token'),
+  /** per-host: each agent holds a token bound to its host id (`gpuhost coordinator token HOSTID`);
+   * shared: the one agentTokenFile token also speaks for any host (a warning at start) */
+  agentAuth: z.enum(['per-host', 'shared']).default('per-host'),
+  /** the secret per-host agent tokens are derived from and verified with */
+  agentSecretFile: z.string().min(1).nullable().default('/etc/gpuhost/agent-secret'),
+  /** the shared agent token, read only with agentAuth: shared */
   agentTokenFile: z.string().min(1).nullable().default('/etc/gpuhost/agent-token'),
+  /** serve https:// and wss:// directly; with clientCaFile, a client certificate naming the host also authenticates an agent */
+  tls: z.strictObject({
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+    clientCaFile: z.string().min(1).nullable().default(null),
+  }).nullable().default(null),
+  /** /metrics needs the admin token too */
+  metricsAuth: z.boolean().default(false),
   dataDir: z.string().min(1).default('/var/lib/gpuhost-coordinator'),
   maxFrameBytes,
   /** the largest request body the coordinator's HTTP API reads (a command's args, an Alertmanager payload) */

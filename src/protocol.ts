@@ -93,14 +93,34 @@ export const commandSchema = z.strictObject({
   args: object.default({}),
 })
 
-/** either way: the frame named by `ref` (when it had a readable id) was refused */
+/**
+ * either way: the frame named by `ref` (when it had a readable id) was refused. `retryable`: the
+ * frame was fine but could not be handled now (e.g. the coordinator could not store it); the
+ * sender keeps it and sends it again later. Otherwise it would be refused forever and is dropped.
+ */
 export const errorSchema = z.strictObject({
   ...envelope,
   type: z.literal('error'),
-  code: z.enum(['bad_json', 'bad_message', 'unknown_type', 'too_large', 'unsupported_version', 'internal']),
+  code: z.enum(['bad_json', 'bad_message', 'unknown_type', 'too_large', 'unsupported_version', 'internal', 'store_failed']),
   message: z.string().max(10_000),
   ref: id.nullable(),
+  retryable: z.boolean().default(false),
 })
+
+/** WebSocket close codes the coordinator uses when it refuses or ends an agent's connection. */
+export const CLOSE_CODES = {
+  /** the host's older connection stopped answering pings; a newer one took its place */
+  replaced: 4000,
+  /** the hello named a host the credential does not speak for */
+  wrongHost: 4001,
+  /** the host already has a live connection; this one is refused */
+  duplicate: 4002,
+  /** the coordinator could not store the hello; try again later */
+  unavailable: 4003,
+} as const
+
+/** Close codes after which an agent keeps backing off instead of reconnecting at once. */
+export const REFUSAL_CLOSE_CODES: ReadonlySet<number> = new Set([CLOSE_CODES.wrongHost, CLOSE_CODES.duplicate, CLOSE_CODES.unavailable])
 
 export const agentMessageSchema = z.discriminatedUnion('type', [helloSchema, snapshotSchema, eventSchema, commandResultSchema, errorSchema])
 export const coordinatorMessageSchema = z.discriminatedUnion('type', [ackSchema, commandSchema, errorSchema])
@@ -178,6 +198,6 @@ export function envelop<M extends AgentMessage | CoordinatorMessage>(
   return { v: PROTOCOL_VERSION, id: opts.id ?? randomUUID(), ts: opts.ts ?? new Date().toISOString(), hostId, ...body } as unknown as M
 }
 
-export function errorReply(hostId: string, error: ProtocolError): ErrorMessage {
-  return envelop<ErrorMessage>(hostId, { type: 'error', code: error.code, message: error.message, ref: error.ref })
+export function errorReply(hostId: string, error: ProtocolError, retryable = false): ErrorMessage {
+  return envelop<ErrorMessage>(hostId, { type: 'error', code: error.code, message: error.message, ref: error.ref, retryable })
 }

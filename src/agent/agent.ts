@@ -34,7 +34,7 @@ export interface AgentContext {
   /** the one clock every part reads */
   now: Clock
   /** coordinator link state, set by the link when one is configured */
-  linkState: () => { configured: boolean; connected: boolean; pending: number }
+  linkState: () => { configured: boolean; connected: boolean; pending: number; lastError?: string | null }
 }
 
 /** What a feature brings: its components, in start order, and the collectors readiness waits for. */

@@ -14,7 +14,7 @@ export type AgentStatus = {
   collectors: HostSnapshot['collectors']
   lastPrune: LastJob<'prune.finished'> | null
   lastPrewarm: LastJob<'prewarm.finished'> | null
-  coordinator: { configured: boolean; connected: boolean; pending: number }
+  coordinator: { configured: boolean; connected: boolean; pending: number; lastError?: string | null }
   /** components whose start failed and is being retried; empty when all run */
   failingComponents: FailingComponent[]
 }
@@ -40,7 +40,7 @@ export function buildStatus(args: {
   version: string
   snapshot: HostSnapshot
   history: JobHistory
-  link: { configured: boolean; connected: boolean; pending: number }
+  link: { configured: boolean; connected: boolean; pending: number; lastError?: string | null }
   failing?: FailingComponent[]
 }): AgentStatus {
   const s = args.snapshot

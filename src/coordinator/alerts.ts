@@ -22,11 +22,20 @@ export function hostOfInstance(instance: string): string {
   return instance
 }
 
-/** Matches a label to a known host: exactly, else by the short name of an FQDN. */
-function matchHost(name: string, known: Set<string>): string | null {
-  if (known.has(name)) return name
-  const short = name.split('.')[0]
-  return short && known.has(short) ? short : null
+const shortName = (name: string): string => name.split('.')[0]
+
+/**
+ * Matches a label to a known host: exactly by its full name; else, when one of the two is a short
+ * name, by the short name, but only when exactly one known host answers to it (node-1.dc1 never
+ * matches node-1.dc2, and node-1 is ambiguous when both are known).
+ */
+function matchHost(name: string, known: Set<string>): { hostId: string } | { reason: string } {
+  if (known.has(name)) return { hostId: name }
+  const short = shortName(name)
+  const candidates = [...known].filter((h) => shortName(h) === short && (h === short || name === short))
+  if (candidates.length === 1) return { hostId: candidates[0] }
+  if (candidates.length > 1) return { reason: `${name} is ambiguous: ${candidates.join(', ')}` }
+  return { reason: `no known host ${name}` }
 }
 
 export function routeAlerts(payload: RoutedPayload, knownHosts: Iterable<string>): AlertRouting {
@@ -44,12 +53,12 @@ export function routeAlerts(payload: RoutedPayload, knownHosts: Iterable<string>
       skipped.push({ alertname, reason: 'no host, hostId or instance label' })
       continue
     }
-    const hostId = matchHost(named, known)
-    if (!hostId) {
-      skipped.push({ alertname, reason: `no known host ${named}` })
+    const match = matchHost(named, known)
+    if ('reason' in match) {
+      skipped.push({ alertname, reason: match.reason })
       continue
     }
-    if (!hostIds.includes(hostId)) hostIds.push(hostId)
+    if (!hostIds.includes(match.hostId)) hostIds.push(match.hostId)
   }
   return { hostIds, skipped }
 }

@@ -1,5 +1,5 @@
-// The coordinator's HTTP API (admin token on every /v1 call and the webhook; /metrics and
-// /healthz open): fleet, events, commands, the Alertmanager webhook and the fleet compat query.
+// The coordinator's HTTP API (the admin token on every path but /healthz, and /metrics unless
+// metricsAuth is off): fleet, events, commands, the Alertmanager webhook and the fleet compat query.
 import { z } from 'zod'
 import { HttpError, type HttpServer, type Request } from '../http/server.js'
 import { COMMAND_ACTIONS } from '../protocol.js'
@@ -35,11 +35,15 @@ function validate<S extends z.ZodType>(schema: S, value: unknown, what: string):
   throw new HttpError(400, `bad ${what}: ${describeZodIssues(r.error.issues)}`)
 }
 
-export function addCoordinatorRoutes(http: HttpServer, deps: { store: FleetStore; hub: AgentHub; metrics: Registry; evaluator: CompatEvaluator | null }): void {
+export function addCoordinatorRoutes(http: HttpServer, deps: {
+  store: FleetStore; hub: AgentHub; metrics: Registry; evaluator: CompatEvaluator | null; metricsAuth?: boolean
+}): void {
   const { store, hub } = deps
 
   http.get('/healthz', () => ({ status: 200, body: { status: 'ok' } }), { auth: false })
-  http.get('/metrics', async () => ({ status: 200, body: await deps.metrics.metrics(), contentType: deps.metrics.contentType }), { auth: false })
+  http.get('/metrics', async () => ({ status: 200, body: await deps.metrics.metrics(), contentType: deps.metrics.contentType }), {
+    auth: deps.metricsAuth ?? false,
+  })
 
   http.get('/v1/hosts', () => ({ status: 200, body: { hosts: store.hosts().map(publicHost) } }))
   http.get('/v1/hosts/:hostId', (req) => ({ status: 200, body: publicHost(knownHost(store, req.params.hostId)) }))
@@ -73,9 +77,19 @@ export function addCoordinatorRoutes(http: HttpServer, deps: { store: FleetStore
   http.post('/hooks/alertmanager', async (req: Request) => {
     const payload = validate(alertmanagerPayloadSchema, req.body, 'Alertmanager payload')
     const routing = routeAlerts(payload, store.hosts().map((h) => h.hostId))
-    const commands = await store.write(() => routing.hostIds.map((hostId) => ({ hostId, commandId: store.createCommand(hostId, 'prune', {}) })))
+    const skipped = [...routing.skipped]
+    // Alertmanager repeats a firing alert (repeat_interval, retries): a host whose prune has no
+    // result yet gets no second one.
+    const commands = await store.write(() => routing.hostIds.flatMap((hostId) => {
+      const waiting = store.pendingCommands(hostId).find((c) => c.action === 'prune')
+      if (waiting) {
+        skipped.push({ alertname: null, reason: `a prune for ${hostId} has no result yet: ${waiting.commandId}` })
+        return []
+      }
+      return [{ hostId, commandId: store.createCommand(hostId, 'prune', {}) }]
+    }))
     for (const { hostId } of commands) hub.dispatch(hostId)
-    return { status: 202, body: { commands, skipped: routing.skipped } }
+    return { status: 202, body: { commands, skipped } }
   })
 
   http.get('/v1/compat', (req) => {

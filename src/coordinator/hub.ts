@@ -1,23 +1,31 @@
-// The agents' side of the coordinator: the WebSocket endpoint (token checked on the upgrade), one
-// session per host, events stored then acked in batches, commands sent and their results recorded.
+// The agents' side of the coordinator: the WebSocket endpoint (credential checked on the upgrade,
+// bound to one host), one live session per host, every frame answered with an ack or an error,
+// events stored then acked in batches, commands sent until a result is stored.
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { checkBearer } from '../http/auth.js'
 import { parseRequestUrl } from '../http/server.js'
 import {
-  AGENTS_PATH, envelop, errorReply, parseAgentMessage, ProtocolError,
-  type Ack, type AgentMessage, type Command, type CommandResult, type EventMessage,
+  AGENTS_PATH, CLOSE_CODES, envelop, errorReply, parseAgentMessage, ProtocolError,
+  type Ack, type AgentMessage, type Command, type CommandResult, type EventMessage, type Hello,
 } from '../protocol.js'
+import type { AgentIdentity } from './identity.js'
 import type { FleetStore } from './store.js'
 
 const COORDINATOR_ID = 'coordinator'
 
 interface Session {
   ws: WebSocket
+  /** the host of the accepted hello */
   hostId: string | null
+  /** the host the credential speaks for; null: any (the shared token) */
+  credentialHostId: string | null
   alive: boolean
+  /** when the agent last showed it is there (a frame or a pong) */
+  lastSignAt: number
+  /** frames that arrived while the hello was being decided, handled in order once it is accepted */
+  held: { data: Buffer; isBinary: boolean }[] | null
   /** events and results received and not yet stored and acked */
   events: EventMessage[]
   results: CommandResult[]
@@ -30,6 +38,7 @@ export interface HubCounters {
   eventsReceived: number
   eventsDuplicate: number
   framesRefused: number
+  connectionsRefused: number
 }
 
 export class AgentHub {
@@ -38,12 +47,13 @@ export class AgentHub {
   private readonly sessions = new Map<string, Session>()
   private readonly all = new Set<Session>()
   private pingTimer: NodeJS.Timeout | null = null
-  readonly counters: HubCounters = { eventsReceived: 0, eventsDuplicate: 0, framesRefused: 0 }
+  readonly counters: HubCounters = { eventsReceived: 0, eventsDuplicate: 0, framesRefused: 0, connectionsRefused: 0 }
 
   constructor(private readonly opts: {
     store: FleetStore
     log: Logger
-    agentToken: () => string | null
+    /** who the upgrade request's credential speaks for */
+    authenticate: (req: IncomingMessage) => AgentIdentity
     maxFrameBytes: number
     pingIntervalSeconds: number
     commandTimeoutSeconds: number
@@ -75,72 +85,149 @@ export class AgentHub {
     return this.sessions.has(hostId)
   }
 
-  /** The HTTP server's upgrade handler: only /v1/agents, only with the agents' token. */
+  /** The HTTP server's upgrade handler: only /v1/agents, only with an agent credential. */
   readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy())
     const path = parseRequestUrl(req.url)?.pathname
     if (path === undefined) return refuse(socket, 400, 'Bad Request')
-    if (path !== AGENTS_PATH) return refuse(socket, 404, 'Not Found')
-    const verdict = checkBearer(req.headers.authorization, this.opts.agentToken())
-    if (verdict !== 'ok') {
-      this.opts.log.warn({ remote: req.socket.remoteAddress, verdict }, 'refused an agent: bad or missing token')
+    const identity = this.opts.authenticate(req)
+    if (!identity.ok) {
+      this.opts.log.warn({ remote: req.socket.remoteAddress, why: identity.reason }, 'refused an agent: bad or missing credential')
       return refuse(socket, 401, 'Unauthorized')
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req))
+    if (path !== AGENTS_PATH) return refuse(socket, 404, 'Not Found')
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, identity.hostId))
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage): void {
-    const session: Session = { ws, hostId: null, alive: true, events: [], results: [], flushScheduled: false, dispatched: new Set() }
+  private accept(ws: WebSocket, req: IncomingMessage, credentialHostId: string | null): void {
+    const session: Session = {
+      ws, hostId: null, credentialHostId, alive: true, lastSignAt: Date.now(), held: null,
+      events: [], results: [], flushScheduled: false, dispatched: new Set(),
+    }
     this.all.add(session)
-    ws.on('pong', () => { session.alive = true })
+    ws.on('pong', () => {
+      session.alive = true
+      session.lastSignAt = Date.now()
+    })
     ws.on('message', (data, isBinary) => {
-      try {
-        this.onFrame(session, data as Buffer, isBinary)
-      } catch (err) {
-        this.opts.log.error({ hostId: session.hostId, err: (err as Error).message }, 'failed to handle an agent frame')
-        this.send(session, errorReply(COORDINATOR_ID, new ProtocolError('internal', (err as Error).message, null)))
-      }
+      if (session.held) return void session.held.push({ data: data as Buffer, isBinary })
+      this.handleFrame(session, data as Buffer, isBinary)
     })
     ws.on('error', (err) => this.opts.log.warn({ hostId: session.hostId, err: err.message }, 'agent connection error'))
     ws.on('close', () => this.onClose(session))
     this.opts.log.debug({ remote: req.socket.remoteAddress }, 'agent connected')
   }
 
+  private handleFrame(session: Session, data: Buffer, isBinary: boolean): void {
+    try {
+      this.onFrame(session, data, isBinary)
+    } catch (err) {
+      this.opts.log.error({ hostId: session.hostId, err: (err as Error).message }, 'failed to handle an agent frame')
+      this.send(session, errorReply(COORDINATOR_ID, new ProtocolError('internal', (err as Error).message, null), true))
+    }
+  }
+
   private onFrame(session: Session, data: Buffer, isBinary: boolean): void {
     session.alive = true
+    session.lastSignAt = Date.now()
     const parsed = isBinary
       ? { ok: false as const, error: new ProtocolError('bad_message', 'binary frames are not part of the protocol', null) }
       : parseAgentMessage(data, this.opts.maxFrameBytes)
     if (!parsed.ok) return this.refuse(session, parsed.error)
     const message: AgentMessage = parsed.message
-    if (message.type === 'hello') return this.onHello(session, message)
+    if (message.type === 'hello') return void this.onHello(session, message)
     if (session.hostId === null) return this.refuse(session, new ProtocolError('bad_message', 'the first message must be hello', message.id))
     if (message.hostId !== session.hostId) {
       return this.refuse(session, new ProtocolError('bad_message', `hostId ${message.hostId} differs from ${session.hostId} of the hello`, message.id))
     }
     switch (message.type) {
-      case 'snapshot': void this.write(() => this.opts.store.recordSnapshot(message)); return
+      case 'snapshot': return void this.write(() => this.opts.store.recordSnapshot(message)).then((stored) => this.answer(session, [message.id], stored))
       case 'event': session.events.push(message); return this.scheduleFlush(session)
       case 'command.result': session.results.push(message); return this.scheduleFlush(session)
       case 'error': this.opts.log.warn({ hostId: session.hostId, code: message.code, ref: message.ref, err: message.message }, 'the agent refused a message')
     }
   }
 
-  private onHello(session: Session, hello: Extract<AgentMessage, { type: 'hello' }>): void {
+  /**
+   * A hello names the host of this connection: only the credential's host, and only when that host
+   * has no other live connection (an older one that no longer answers pings is replaced). Frames
+   * after the hello wait until it is decided, stored and the host's unfinished commands are sent.
+   */
+  private async onHello(session: Session, hello: Hello): Promise<void> {
+    const { log } = this.opts
+    if (session.hostId !== null) {
+      if (hello.hostId !== session.hostId) {
+        return this.refuse(session, new ProtocolError('bad_message', `this connection already speaks for ${session.hostId}`, hello.id))
+      }
+      return this.answer(session, [hello.id], true)
+    }
+    if (session.credentialHostId !== null && hello.hostId !== session.credentialHostId) {
+      log.warn({ hostId: hello.hostId, credentialHostId: session.credentialHostId }, 'refused a hello: the credential is another host\'s')
+      return this.close(session, CLOSE_CODES.wrongHost, `hostId ${hello.hostId} is not the host of this credential`)
+    }
+    session.held = []
     const previous = this.sessions.get(hello.hostId)
     if (previous && previous !== session) {
-      this.opts.log.warn({ hostId: hello.hostId }, 'a second connection for this host: closing the older one')
+      if (await this.answersPings(previous)) {
+        log.warn({ hostId: hello.hostId }, 'refused a second connection for a host that is connected and answering')
+        return this.close(session, CLOSE_CODES.duplicate, 'this host already has a live connection')
+      }
+      if (session.ws.readyState !== session.ws.OPEN) return
+      log.warn({ hostId: hello.hostId }, 'the host\'s older connection stopped answering pings: replacing it')
       this.flush(previous)
       previous.hostId = null
-      previous.ws.close(4000, 'replaced by a newer connection')
+      if (this.sessions.get(hello.hostId) === previous) this.sessions.delete(hello.hostId)
+      previous.ws.close(CLOSE_CODES.replaced, 'replaced by a newer connection')
+      previous.ws.terminate()
+    }
+    const recorded = await this.write(() => this.opts.store.recordHello(hello))
+    if (!recorded) return this.close(session, CLOSE_CODES.unavailable, 'the coordinator cannot store the hello; try later')
+    if (session.ws.readyState !== session.ws.OPEN) return
+    if (this.sessions.has(hello.hostId)) {
+      return this.close(session, CLOSE_CODES.duplicate, 'this host already has a live connection')
     }
     session.hostId = hello.hostId
     this.sessions.set(hello.hostId, session)
-    this.opts.log.info({ hostId: hello.hostId, version: hello.version }, 'agent said hello')
-    void this.write(() => this.opts.store.recordHello(hello)).then(() => {
-      this.send(session, envelop<Ack>(COORDINATOR_ID, { type: 'ack', ids: [hello.id] }))
-      this.dispatch(hello.hostId)
+    log.info({ hostId: hello.hostId, version: hello.version }, 'agent said hello')
+    this.answer(session, [hello.id], true)
+    this.dispatch(hello.hostId)
+    const held = session.held ?? []
+    session.held = null
+    for (const frame of held) this.handleFrame(session, frame.data, frame.isBinary)
+  }
+
+  /** Whether a connection shows life: a sign within the ping interval, else a pong to a probe in time. */
+  private answersPings(session: Session): Promise<boolean> {
+    if (session.ws.readyState !== session.ws.OPEN) return Promise.resolve(false)
+    const probeMs = Math.min(5000, this.opts.pingIntervalSeconds * 1000)
+    const since = Date.now()
+    return new Promise((resolve) => {
+      const done = (alive: boolean) => {
+        clearTimeout(timer)
+        session.ws.off('pong', onPong)
+        resolve(alive)
+      }
+      const onPong = () => done(true)
+      const timer = setTimeout(() => done(session.lastSignAt >= since), probeMs)
+      session.ws.on('pong', onPong)
+      session.ws.ping()
     })
+  }
+
+  private close(session: Session, code: number, reason: string): void {
+    this.counters.connectionsRefused++
+    session.held = null
+    // A close reason is at most 123 bytes.
+    session.ws.close(code, Buffer.from(reason).subarray(0, 123).toString())
+  }
+
+  /** Acks what was stored; answers what could not be stored with a retryable error per frame. */
+  private answer(session: Session, ids: string[], stored: boolean): void {
+    if (!ids.length) return
+    if (stored) return void this.send(session, envelop<Ack>(COORDINATOR_ID, { type: 'ack', ids }))
+    for (const id of ids) {
+      this.send(session, errorReply(COORDINATOR_ID, new ProtocolError('store_failed', 'the coordinator could not store this; send it again later', id), true))
+    }
   }
 
   /** A durable write whose failure is logged; resolves false when it failed. */
@@ -184,13 +271,14 @@ export class AgentHub {
       }
       if (hostId) store.touch(hostId)
     }).then((stored) => {
-      if (!stored) return
-      const ids = [...events.map((e) => e.id), ...results.map((r) => r.id)]
-      this.send(session, envelop<Ack>(COORDINATOR_ID, { type: 'ack', ids }))
+      this.answer(session, [...events.map((e) => e.id), ...results.map((r) => r.id)], stored)
     })
   }
 
-  /** Sends every pending command of a host, if it is connected. */
+  /**
+   * Sends every command of a host that has no result yet, once per connection: a command sent on a
+   * connection that dropped is sent again on the next one (the agent runs each id once).
+   */
   dispatch(hostId: string): void {
     const session = this.sessions.get(hostId)
     if (!session) return
@@ -216,6 +304,7 @@ export class AgentHub {
 
   private heartbeat(): void {
     for (const session of this.all) {
+      if (session.held) continue
       if (!session.alive) {
         this.opts.log.warn({ hostId: session.hostId }, 'agent did not answer a ping: closing its connection')
         session.ws.terminate()

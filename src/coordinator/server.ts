@@ -1,5 +1,8 @@
 // The reference coordinator's composition root: the fleet store, the agents' WebSocket hub and the
-// HTTP API on one listener.
+// HTTP API on one listener (HTTPS and WSS when tls is configured).
+import { readFileSync } from 'node:fs'
+import type { IncomingMessage } from 'node:http'
+import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
 import { readTokenFile, type CoordinatorConfig } from '../config.js'
 import { Lifecycle, type Component } from '../agent/lifecycle.js'
@@ -8,6 +11,7 @@ import { VERSION } from '../version.js'
 import { addCoordinatorRoutes } from './api.js'
 import { COMPAT_EVALUATOR } from './evaluator.js'
 import { AgentHub } from './hub.js'
+import { verifyAgentCredential, type AgentAuthPolicy, type AgentIdentity } from './identity.js'
 import { createCoordinatorMetrics } from './metrics.js'
 import { FleetStore } from './store.js'
 
@@ -19,31 +23,70 @@ export class Coordinator {
   constructor(private readonly config: CoordinatorConfig, private readonly log: Logger) {
     const adminToken = readTokenOrWarn(config.adminTokenFile, 'adminTokenFile', 'every API call will answer 403', log)
     this.http = new HttpServer({
-      listen: config.listen, token: () => adminToken, authenticateReads: true, log, name: 'coordinator',
-      maxBodyBytes: config.maxBodyBytes,
+      listen: config.listen, token: () => adminToken, authenticateReads: true, authenticateBeforeRouting: true,
+      log, name: 'coordinator', maxBodyBytes: config.maxBodyBytes, tls: readTls(config.tls),
     })
     this.lifecycle = new Lifecycle(log)
   }
 
   async start(): Promise<void> {
     const { config, log } = this
-    const agentToken = readTokenOrWarn(config.agentTokenFile, 'agentTokenFile', 'every agent will be refused', log)
+    const policy = this.agentAuthPolicy()
     const store = new FleetStore(config.dataDir)
     this.store = store
     const hub = new AgentHub({
-      store, log, agentToken: () => agentToken, maxFrameBytes: config.maxFrameBytes,
+      store, log, authenticate: (req) => authenticateAgent(req, policy, config.tls?.clientCaFile != null),
+      maxFrameBytes: config.maxFrameBytes,
       pingIntervalSeconds: config.pingIntervalSeconds, commandTimeoutSeconds: config.commandTimeoutSeconds,
     })
     const metrics = createCoordinatorMetrics({ store, connected: () => hub.connectedCount(), counters: hub.counters, version: VERSION })
-    addCoordinatorRoutes(this.http, { store, hub, metrics, evaluator: COMPAT_EVALUATOR })
+    addCoordinatorRoutes(this.http, { store, hub, metrics, evaluator: COMPAT_EVALUATOR, metricsAuth: config.metricsAuth })
     this.http.onUpgrade(hub.onUpgrade)
     const components: Component[] = [this.http, hub]
     await this.lifecycle.start(components)
   }
 
+  private agentAuthPolicy(): AgentAuthPolicy {
+    const { config, log } = this
+    const secret = readTokenOrWarn(config.agentSecretFile, 'agentSecretFile', 'per-host agent tokens will be refused', log)
+    if (config.agentAuth === 'per-host') return { mode: 'per-host', secret, sharedToken: null }
+    log.warn('agentAuth is shared: the shared agent token can speak for any host; prefer per-host tokens')
+    const sharedToken = readTokenOrWarn(config.agentTokenFile, 'agentTokenFile', 'the shared agent token will be refused', log)
+    return { mode: 'shared', secret, sharedToken }
+  }
+
   async stop(): Promise<void> {
     await this.lifecycle.stop()
     this.store?.close()
+  }
+}
+
+/**
+ * A bearer token, else (with clientCaFile) a client certificate from the client CA whose CN or a
+ * DNS name of its subjectAltName is the host id.
+ */
+function authenticateAgent(req: IncomingMessage, policy: AgentAuthPolicy, clientCerts: boolean): AgentIdentity {
+  if (req.headers.authorization !== undefined || !clientCerts) return verifyAgentCredential(req.headers.authorization, policy)
+  const socket = req.socket as TLSSocket
+  if (!socket.authorized) return { ok: false, reason: 'missing bearer token and no trusted client certificate' }
+  const cert = socket.getPeerCertificate()
+  const names = (cert.subjectaltname ?? '').split(',').map((n) => n.trim()).filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4))
+  const hostId = names[0] ?? (typeof cert.subject?.CN === 'string' ? cert.subject.CN : null)
+  return hostId ? { ok: true, hostId } : { ok: false, reason: 'the client certificate names no host' }
+}
+
+function readTls(tls: CoordinatorConfig['tls']): { cert: Buffer; key: Buffer; ca?: Buffer } | null {
+  if (!tls) return null
+  const read = (file: string, key: string) => {
+    try {
+      return readFileSync(file)
+    } catch (err) {
+      throw new Error(`cannot read tls.${key}: ${(err as Error).message}`)
+    }
+  }
+  return {
+    cert: read(tls.certFile, 'certFile'), key: read(tls.keyFile, 'keyFile'),
+    ...(tls.clientCaFile ? { ca: read(tls.clientCaFile, 'clientCaFile') } : {}),
   }
 }
 

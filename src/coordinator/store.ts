@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE INDEX IF NOT EXISTS commands_host_status ON commands (hostId, status, createdAt);
 `
 
+/** true when the stored job record `col` is not newer than `param` (both JSON with an ISO `ts`) */
+const NEWER = (col: string, param: string): string =>
+  `(${col} IS NULL OR julianday(json_extract(${col}, '$.ts')) IS NULL
+    OR julianday(json_extract(${col}, '$.ts')) <= coalesce(julianday(json_extract(${param}, '$.ts')), julianday('now')))`
+
 const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v))
 const parse = <T>(v: unknown): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : null)
 
@@ -84,12 +89,15 @@ export class FleetStore {
         ON CONFLICT (hostId) DO UPDATE SET connected = 1, lastSeen = @lastSeen, version = @version, actions = @actions,
           gpu = coalesce(@gpu, gpu), disk = coalesce(@disk, disk), images = coalesce(@images, images)`),
       snapshot: p(`UPDATE hosts SET lastSeen = @lastSeen, gpu = @gpu, disk = @disk, images = @images,
-        localImages = coalesce(@localImages, localImages), lastPrune = coalesce(@lastPrune, lastPrune),
-        lastPrewarm = coalesce(@lastPrewarm, lastPrewarm) WHERE hostId = @hostId`),
+        localImages = coalesce(@localImages, localImages),
+        lastPrune = CASE WHEN @lastPrune IS NOT NULL AND ${NEWER('lastPrune', '@lastPrune')} THEN @lastPrune ELSE lastPrune END,
+        lastPrewarm = CASE WHEN @lastPrewarm IS NOT NULL AND ${NEWER('lastPrewarm', '@lastPrewarm')} THEN @lastPrewarm ELSE lastPrewarm END
+        WHERE hostId = @hostId`),
       seen: p('UPDATE hosts SET lastSeen = ? WHERE hostId = ?'),
       disconnected: p('UPDATE hosts SET connected = 0, lastSeen = ? WHERE hostId = ?'),
-      lastPrune: p('UPDATE hosts SET lastPrune = ? WHERE hostId = ?'),
-      lastPrewarm: p('UPDATE hosts SET lastPrewarm = ? WHERE hostId = ?'),
+      // A resent event may arrive after a newer one: keep the newest by the event's own time.
+      lastPrune: p(`UPDATE hosts SET lastPrune = @value WHERE hostId = @hostId AND ${NEWER('lastPrune', '@value')}`),
+      lastPrewarm: p(`UPDATE hosts SET lastPrewarm = @value WHERE hostId = @hostId AND ${NEWER('lastPrewarm', '@value')}`),
       host: p('SELECT * FROM hosts WHERE hostId = ?'),
       hosts: p('SELECT * FROM hosts ORDER BY hostId'),
       insertEvent: p('INSERT OR IGNORE INTO events (id, hostId, type, ts, data, receivedAt) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -97,7 +105,9 @@ export class FleetStore {
       insertCommand: p(`INSERT INTO commands (commandId, hostId, action, args, status, createdAt, updatedAt)
         VALUES (?, ?, ?, ?, 'pending', ?, ?)`),
       command: p('SELECT * FROM commands WHERE commandId = ?'),
-      pendingFor: p(`SELECT * FROM commands WHERE hostId = ? AND status = 'pending' ORDER BY createdAt, rowid`),
+      // 'running' ones too: a command sent on a connection that then dropped may never have arrived;
+      // the agent runs each command id once and answers a repeat with its stored result.
+      pendingFor: p(`SELECT * FROM commands WHERE hostId = ? AND status IN ('pending', 'running') ORDER BY createdAt, rowid`),
       setStatus: p('UPDATE commands SET status = ?, updatedAt = ? WHERE commandId = ? AND status IN (\'pending\', \'running\')'),
       finish: p(`UPDATE commands SET status = ?, result = ?, error = ?, updatedAt = ? WHERE commandId = ? AND hostId = ?`),
       expire: p(`UPDATE commands SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('pending', 'running') AND createdAt < ?`),
@@ -174,8 +184,9 @@ export class FleetStore {
       for (const e of events) {
         const { changes } = this.stmt.insertEvent.run(e.id, e.hostId, e.eventType, e.ts, JSON.stringify(e.data), receivedAt)
         added += changes
-        if (changes && e.eventType === 'prune.finished') this.stmt.lastPrune.run(JSON.stringify({ ts: e.ts, ...e.data }), e.hostId)
-        if (changes && e.eventType === 'prewarm.finished') this.stmt.lastPrewarm.run(JSON.stringify({ ts: e.ts, ...e.data }), e.hostId)
+        const value = JSON.stringify({ ts: e.ts, ...e.data })
+        if (changes && e.eventType === 'prune.finished') this.stmt.lastPrune.run({ value, hostId: e.hostId })
+        if (changes && e.eventType === 'prewarm.finished') this.stmt.lastPrewarm.run({ value, hostId: e.hostId })
       }
       return added
     })()
@@ -226,6 +237,7 @@ export class FleetStore {
     return rows.map(toCommand)
   }
 
+  /** Commands of a host without a result yet, oldest first: pending, or sent and maybe lost. */
   pendingCommands(hostId: string): CommandRecord[] {
     return (this.stmt.pendingFor.all(hostId) as Record<string, unknown>[]).map(toCommand)
   }

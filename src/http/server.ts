@@ -1,5 +1,6 @@
 // A small HTTP server: exact-path routes, JSON bodies with a size limit, bearer auth for every POST.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { checkBearer } from './auth.js'
@@ -56,6 +57,10 @@ export interface HttpServerOptions {
   maxBodyBytes: number
   log: Logger
   name?: string
+  /** authenticate every request before its path is looked up, except on routes registered open */
+  authenticateBeforeRouting?: boolean
+  /** serve HTTPS; with `ca`, clients may present a certificate signed by it (checked by the caller) */
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer } | null
 }
 
 export class HttpServer {
@@ -100,13 +105,17 @@ export class HttpServer {
   async start(): Promise<void> {
     const { host, port } = splitHostPort(this.opts.listen)
     // handle() answers every error itself; the catch only guards against a bug escaping it.
-    this.server = createServer((req, res) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       this.handle(req, res).catch((err) => {
         this.opts.log.error({ err: (err as Error).message }, 'request handler failed')
         if (!res.headersSent) send(res, { status: 500, body: { error: 'internal error' } })
         else res.destroy()
       })
-    })
+    }
+    const tls = this.opts.tls
+    this.server = tls
+      ? createTlsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: false }, onRequest)
+      : createServer(onRequest)
     this.server.keepAliveTimeout = 5000
     if (this.upgradeHandler) this.server.on('upgrade', this.upgradeHandler)
     await new Promise<void>((resolve, reject) => {
@@ -133,6 +142,7 @@ export class HttpServer {
     const url = parseRequestUrl(req.url)
     if (!url) return send(res, { status: 400, body: { error: 'malformed request target' } })
     try {
+      if (this.opts.authenticateBeforeRouting && !this.isOpenPath(url.pathname)) this.authenticate(req)
       const route = this.match(req.method ?? 'GET', url.pathname)
       if (route.auth) this.authenticate(req)
       const body = req.method === 'POST' ? await readJsonBody(req, this.opts.maxBodyBytes) : undefined
@@ -163,6 +173,11 @@ export class HttpServer {
       return { ...route, params }
     }
     throw pathMatched ? new HttpError(405, `method ${method} not allowed on ${path}`) : new HttpError(404, `no such path: ${path}`)
+  }
+
+  /** whether some route registered without auth serves this path */
+  private isOpenPath(path: string): boolean {
+    return this.routes.some((route) => !route.auth && route.pattern.test(path))
   }
 
   private authenticate(req: IncomingMessage): void {

@@ -1,6 +1,7 @@
 // The agent's link to a coordinator: a WebSocket client that says hello, sends snapshots and every
-// bus event (through the durable outbox), runs the coordinator's commands as actions, and
-// reconnects with backoff. Sending never blocks the agent: a missing coordinator only grows the outbox.
+// bus event (through the durable outbox), runs the coordinator's commands as actions (each command id
+// once), resends what is not acked in time, and reconnects with backoff (longer when the coordinator
+// refused the connection). Sending never blocks the agent: a missing coordinator only grows the outbox.
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -9,10 +10,11 @@ import type { AgentContext, Feature } from '../agent/agent.js'
 import type { AgentEvent } from '../agent/events.js'
 import type { Component } from '../agent/lifecycle.js'
 import {
-  envelop, errorReply, parseCoordinatorMessage,
+  envelop, errorReply, parseCoordinatorMessage, REFUSAL_CLOSE_CODES,
   type Command, type CommandResult, type CoordinatorMessage, type EventMessage, type Hello, type ReportedImage, type SnapshotMessage,
 } from '../protocol.js'
 import { Outbox } from './outbox.js'
+import { ExecutedCommands } from './executed-commands.js'
 import { VERSION } from '../version.js'
 import { backoffDelay } from '../backoff.js'
 
@@ -20,6 +22,9 @@ import { backoffDelay } from '../backoff.js'
 const SEND_WINDOW = 256
 /** snapshots on change are sent at most this often */
 const SNAPSHOT_THROTTLE_MS = 5000
+/** after a refusal (another live connection for this host, a credential for another host) the
+ * next attempt waits at least half of this, doubling per refusal up to reconnectMaxSeconds */
+const REFUSED_BASE_MS = 5000
 
 /** Registers the link when coordinator.url is set; it then owns ctx.linkState. */
 export const coordinatorLinkFeature: Feature = (ctx) => {
@@ -32,13 +37,24 @@ export const coordinatorLinkFeature: Feature = (ctx) => {
 export class CoordinatorLink implements Component {
   readonly name = 'coordinator-link'
   private outbox: Outbox | null = null
+  private executed: ExecutedCommands | null = null
+  /** command ids being run now: a repeat delivered meanwhile is answered by the run's own result */
+  private readonly runningCommands = new Set<string>()
   /** events published before start() opened the outbox */
   private early: AgentEvent[] = []
   private ws: WebSocket | null = null
   private connected = false
   private stopped = false
   private attempt = 0
+  private refusals = 0
   private failures = 0
+  /** why the link is not connected (the last failure or refusal); null once a hello is acked */
+  private lastError: string | null = null
+  /** the id of this connection's hello: its ack means the coordinator accepted the connection */
+  private helloId: string | null = null
+  /** a retryable error stopped sending new entries until the next resend */
+  private stalled = false
+  private resendTimer: NodeJS.Timeout | null = null
   private reconnectTimer: NodeJS.Timeout | null = null
   private pingTimer: NodeJS.Timeout | null = null
   private snapshotTimer: NodeJS.Timeout | null = null
@@ -47,7 +63,8 @@ export class CoordinatorLink implements Component {
   /** digest of the image list last sent on this connection: an unchanged list is not sent again */
   private sentImagesDigest: string | null = null
   private sentUpTo = 0
-  private readonly inFlight = new Set<string>()
+  /** entries sent and not yet acked on this connection, with when they were sent */
+  private readonly inFlight = new Map<string, number>()
   private readonly unsubscribe: () => void
 
   constructor(private readonly ctx: AgentContext) {
@@ -65,8 +82,11 @@ export class CoordinatorLink implements Component {
     return { ts: this.ctx.now().toISOString() }
   }
 
-  state(): { configured: boolean; connected: boolean; pending: number } {
-    return { configured: true, connected: this.connected, pending: this.outbox?.stats().pending ?? this.early.length }
+  state(): { configured: boolean; connected: boolean; pending: number; lastError: string | null } {
+    return {
+      configured: true, connected: this.connected, pending: this.outbox?.stats().pending ?? this.early.length,
+      lastError: this.lastError,
+    }
   }
 
   async start(): Promise<void> {
@@ -74,7 +94,10 @@ export class CoordinatorLink implements Component {
     this.outbox = new Outbox(join(config.stateDir, 'outbox.db'), config.coordinator.outboxMaxEvents, (n, types) => {
       log.warn({ dropped: n, types, max: config.coordinator.outboxMaxEvents }, 'outbox full: dropped the oldest events of the least important kind')
     })
+    this.executed = new ExecutedCommands(join(config.stateDir, 'executed-commands.db'))
     for (const e of this.early.splice(0)) this.onEvent(e)
+    this.resendTimer = setInterval(() => this.resendOverdue(), Math.min(config.coordinator.resendSeconds, 5) * 1000)
+    this.resendTimer.unref()
     this.ctx.store.on('change', this.onSnapshotChange)
     this.snapshotTimer = setInterval(() => this.sendSnapshot(), config.coordinator.snapshotIntervalSeconds * 1000)
     this.snapshotTimer.unref()
@@ -86,7 +109,9 @@ export class CoordinatorLink implements Component {
     this.stopped = true
     this.unsubscribe()
     this.ctx.store.off('change', this.onSnapshotChange)
-    for (const timer of [this.reconnectTimer, this.pingTimer, this.snapshotTimer, this.snapshotThrottle]) if (timer) clearTimeout(timer)
+    for (const timer of [this.reconnectTimer, this.pingTimer, this.snapshotTimer, this.snapshotThrottle, this.resendTimer]) {
+      if (timer) clearTimeout(timer)
+    }
     const ws = this.ws
     this.ws = null
     this.connected = false
@@ -97,6 +122,7 @@ export class CoordinatorLink implements Component {
       ws.terminate()
     }
     this.outbox?.close()
+    this.executed?.close()
   }
 
   private connect(): void {
@@ -142,16 +168,26 @@ export class CoordinatorLink implements Component {
       this.ws = null
       this.connected = false
       if (this.pingTimer) clearInterval(this.pingTimer)
+      if (REFUSAL_CLOSE_CODES.has(code)) {
+        log.warn({ code, reason: reason.toString() }, 'the coordinator refused this connection')
+        return this.failed(`refused by the coordinator (${code}): ${reason.toString()}`, true)
+      }
       if (wasConnected) log.warn({ code, reason: reason.toString() }, 'coordinator link closed')
-      this.failed(wasConnected ? `closed with ${code}` : why)
+      this.failed(wasConnected ? `closed with ${code}${reason.length ? `: ${reason.toString()}` : ''}` : why)
     })
   }
 
   /** Schedules the next attempt; logs the first failure of a streak loudly and the rest quietly. */
-  private failed(why: string): void {
+  private failed(why: string, refused = false): void {
     if (this.stopped) return
     const { config, log } = this.ctx
-    const delay = backoffDelay(this.attempt++, { baseMs: 500, maxMs: config.coordinator.reconnectMaxSeconds * 1000 })
+    const maxMs = config.coordinator.reconnectMaxSeconds * 1000
+    // A refusal is answered the same way on the next try until its cause goes away: back off from
+    // a longer base, and whatever the coordinator acked before refusing resets nothing.
+    const delay = refused
+      ? backoffDelay(this.refusals++, { baseMs: REFUSED_BASE_MS, maxMs: Math.max(maxMs, REFUSED_BASE_MS) })
+      : backoffDelay(this.attempt++, { baseMs: 500, maxMs })
+    this.lastError = why
     this.failures++
     const entry = { url: config.coordinator.url, why, failures: this.failures, retryInMs: delay }
     if (this.failures === 1 || this.failures % 20 === 0) log.warn(entry, 'cannot reach the coordinator; retrying')
@@ -168,6 +204,7 @@ export class CoordinatorLink implements Component {
     this.failures = 0
     this.sentUpTo = 0
     this.inFlight.clear()
+    this.stalled = false
     this.sentImagesDigest = null
     const alive = ws as WebSocket & { alive?: boolean }
     alive.alive = true
@@ -189,6 +226,7 @@ export class CoordinatorLink implements Component {
     const hello = envelop<Hello>(this.ctx.config.hostId, {
       type: 'hello', version: VERSION, actions: this.ctx.actions.names(), facts: status,
     }, this.stamp())
+    this.helloId = hello.id
     this.send(ws, hello)
     this.sendSnapshot()
     this.pump()
@@ -208,17 +246,50 @@ export class CoordinatorLink implements Component {
       this.ctx.log.warn({ code: parsed.error.code, err: parsed.error.message }, 'refused a frame from the coordinator')
       return this.send(ws, { ...errorReply(this.ctx.config.hostId, parsed.error), ...this.stamp() })
     }
-    this.attempt = 0
     const message: CoordinatorMessage = parsed.message
     if (message.type === 'ack') {
+      if (this.helloId !== null && message.ids.includes(this.helloId)) this.onAccepted()
       for (const id of message.ids) this.inFlight.delete(id)
       this.outbox?.remove(message.ids)
       this.pump()
     } else if (message.type === 'command') {
       void this.runCommand(message)
+    } else if (message.retryable) {
+      this.onRetryable(message.ref, `${message.code}: ${message.message}`)
     } else {
       this.onRefused(message.ref, `${message.code}: ${message.message}`)
     }
+  }
+
+  /** The coordinator acked the hello: this connection is accepted, the backoff starts over. */
+  private onAccepted(): void {
+    this.helloId = null
+    this.attempt = 0
+    this.refusals = 0
+    this.lastError = null
+  }
+
+  /**
+   * The coordinator could not handle an entry now (e.g. its store failed). Nothing newer is sent
+   * until the next resend, which sends every unacked entry again from the oldest, so entries still
+   * arrive in order.
+   */
+  private onRetryable(ref: string | null, why: string): void {
+    if (!this.stalled) this.ctx.log.warn({ ref, why }, 'the coordinator could not take an entry; it is sent again later')
+    this.stalled = true
+  }
+
+  /** Sends every unacked entry again, in order, when one waited longer than resendSeconds or was refused for now. */
+  private resendOverdue(): void {
+    if (!this.connected || this.inFlight.size === 0) return
+    const cutoff = Date.now() - this.ctx.config.coordinator.resendSeconds * 1000
+    const overdue = this.stalled || [...this.inFlight.values()].some((sentAt) => sentAt <= cutoff)
+    if (!overdue) return
+    this.ctx.log.info({ unacked: this.inFlight.size }, 'sending unacked entries again')
+    this.sentUpTo = 0
+    this.inFlight.clear()
+    this.stalled = false
+    this.pump()
   }
 
   /** The coordinator refused one of our frames: a refused outbox entry would be refused forever, so it goes. */
@@ -230,8 +301,61 @@ export class CoordinatorLink implements Component {
     }
   }
 
+  /** Runs a command once per id: a repeat is answered with the stored result, or by the run under way. */
   private async runCommand(command: Command): Promise<void> {
+    const { log, config } = this.ctx
+    const { commandId } = command
+    if (this.runningCommands.has(commandId)) {
+      log.info({ commandId }, 'a repeated command that is still running: its result follows')
+      return
+    }
+    const prior = this.priorRun(commandId)
+    if (prior.state === 'finished') {
+      log.info({ commandId, action: command.action }, 'a repeated command: answering with the stored result, not running it again')
+      const id = (JSON.parse(prior.resultMessage) as { id: string }).id
+      return this.enqueue({ id, kind: 'command.result', type: command.action, message: prior.resultMessage })
+    }
+    if (prior.state === 'started') {
+      log.warn({ commandId, action: command.action }, 'a repeated command that an earlier run of the agent did not finish: not running it again')
+      const result = envelop<CommandResult>(config.hostId, {
+        type: 'command.result', commandId, ok: false, error: 'the agent stopped while running this command; it was not run again',
+      })
+      return this.record(commandId, command.action, JSON.stringify(result), result.id)
+    }
+    this.runningCommands.add(commandId)
+    try {
+      await this.execute(command)
+    } finally {
+      this.runningCommands.delete(commandId)
+    }
+  }
+
+  private priorRun(commandId: string): ReturnType<ExecutedCommands['prior']> {
+    try {
+      return this.executed?.prior(commandId) ?? { state: 'unknown' }
+    } catch (err) {
+      this.ctx.log.error({ commandId, err: (err as Error).message }, 'cannot read the executed commands; treating the command as new')
+      return { state: 'unknown' }
+    }
+  }
+
+  /** Stores the result for repeats, then queues it for the coordinator. */
+  private record(commandId: string, action: string, message: string, id: string): void {
+    try {
+      this.executed?.finish(commandId, message)
+    } catch (err) {
+      this.ctx.log.error({ commandId, err: (err as Error).message }, 'cannot record a command result for repeats')
+    }
+    this.enqueue({ id, kind: 'command.result', type: action, message })
+  }
+
+  private async execute(command: Command): Promise<void> {
     const { log, actions, config } = this.ctx
+    try {
+      this.executed?.begin(command.commandId)
+    } catch (err) {
+      log.error({ commandId: command.commandId, err: (err as Error).message }, 'cannot record that a command started; running it anyway')
+    }
     log.info({ commandId: command.commandId, action: command.action }, 'running a command from the coordinator')
     let body: Pick<CommandResult, 'ok' | 'result' | 'error'>
     try {
@@ -247,7 +371,7 @@ export class CoordinatorLink implements Component {
       result = { ...result, ok: false, result: undefined, error }
       text = JSON.stringify(result)
     }
-    this.enqueue({ id: result.id, kind: 'command.result', type: command.action, message: text })
+    this.record(command.commandId, command.action, text, result.id)
   }
 
   private onEvent(event: AgentEvent): void {
@@ -278,12 +402,13 @@ export class CoordinatorLink implements Component {
   /** Sends outbox entries in order, keeping at most SEND_WINDOW unacked on this connection. */
   private pump(): void {
     const ws = this.ws
-    if (!ws || !this.connected || !this.outbox || ws.readyState !== WebSocket.OPEN) return
+    if (!ws || !this.connected || !this.outbox || this.stalled || ws.readyState !== WebSocket.OPEN) return
     const room = SEND_WINDOW - this.inFlight.size
     if (room <= 0) return
+    const now = Date.now()
     for (const entry of this.outbox.entriesAfter(this.sentUpTo, room)) {
       this.sentUpTo = entry.seq
-      this.inFlight.add(entry.id)
+      this.inFlight.set(entry.id, now)
       ws.send(entry.message)
     }
   }
@@ -320,7 +445,7 @@ export class CoordinatorLink implements Component {
   }
 
   private reply(ws: WebSocket, code: 'bad_message', message: string): void {
-    this.send(ws, envelop(this.ctx.config.hostId, { type: 'error', code, message, ref: null }, this.stamp()))
+    this.send(ws, envelop(this.ctx.config.hostId, { type: 'error', code, message, ref: null, retryable: false }, this.stamp()))
   }
 
   private send(ws: WebSocket, message: object): void {

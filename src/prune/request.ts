@@ -6,7 +6,8 @@ import { InvalidRequestError } from '../errors.js'
 
 export const pruneArgsSchema = z.strictObject({
   dryRun: z.boolean().optional(),
-  targetPercent: z.number().min(0).max(100).optional(),
+  /** the usage to free down to: 0 or 100 would mean "everything" or "nothing", never what is meant */
+  targetPercent: z.number().min(1).max(99).optional(),
 })
 
 export type PruneArgs = z.infer<typeof pruneArgsSchema>
