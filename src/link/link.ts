@@ -275,13 +275,15 @@ export class CoordinatorLink implements Component {
    * arrive in order.
    */
   private onRetryable(ref: string | null, why: string): void {
+    // A snapshot is not kept: the next one replaces it. Only outbox entries wait for a resend.
+    if (ref === null || !this.inFlight.has(ref)) return void this.ctx.log.debug({ ref, why }, 'the coordinator could not take a frame')
     if (!this.stalled) this.ctx.log.warn({ ref, why }, 'the coordinator could not take an entry; it is sent again later')
     this.stalled = true
   }
 
   /** Sends every unacked entry again, in order, when one waited longer than resendSeconds or was refused for now. */
   private resendOverdue(): void {
-    if (!this.connected || this.inFlight.size === 0) return
+    if (!this.connected || (this.inFlight.size === 0 && !this.stalled)) return
     const cutoff = Date.now() - this.ctx.config.coordinator.resendSeconds * 1000
     const overdue = this.stalled || [...this.inFlight.values()].some((sentAt) => sentAt <= cutoff)
     if (!overdue) return

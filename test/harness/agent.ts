@@ -55,7 +55,9 @@ export function runCliAsync(args: string[], opts: { env?: Record<string, string>
  * Starts a long-running gpuhost command (agent, coordinator) as a child process, registers its
  * cleanup, and waits until `${url}/healthz` answers.
  */
-export async function startCliService(t: Teardown, name: string, args: string[], url: string, env: Record<string, string> = {}) {
+export async function startCliService(
+  t: Teardown, name: string, args: string[], url: string, env: Record<string, string> = {}, ready?: () => Promise<boolean>,
+) {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (d) => { output += d })
@@ -65,7 +67,7 @@ export async function startCliService(t: Teardown, name: string, args: string[],
   t.teardown(() => undo())
   await waitFor(`${name} /healthz`, async () => {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${output}`)
-    return (await fetch(`${url}/healthz`)).ok
+    return ready ? await ready() : (await fetch(`${url}/healthz`)).ok
   }, 60_000, 100) // generous: start-up takes seconds on a loaded machine, and speed is bench/startup.ts's job
   return { child, exited, logs: () => output }
 }

@@ -1,8 +1,10 @@
 // Runs `gpuhost coordinator` from the built CLI as a child process on loopback, with its own
-// tokens and data dir; it can be stopped and started again on the same port and data.
+// tokens, agent secret and data dir; it can be stopped and started again on the same port and data.
+// Per-host agent tokens come from `gpuhost coordinator token HOSTID`, as an operator makes them.
+import { request } from 'node:https'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { startCliService, testDir } from './agent.js'
+import { runCli, startCliService, testDir } from './agent.js'
 import { freePort } from './ports.js'
 
 interface Teardown { teardown(fn: () => void | Promise<void>): void }
@@ -13,7 +15,13 @@ export interface CoordinatorSetup {
   adminToken: string
   agentToken: string
   adminTokenFile: string
+  /** the shared agent token, honoured only with agentAuth: shared */
   agentTokenFile: string
+  agentSecretFile: string
+  /** `gpuhost coordinator token HOSTID`: the token that speaks for that host */
+  tokenFor(hostId: string): string
+  /** a file holding tokenFor(hostId), for an agent's coordinator.tokenFile */
+  tokenFileFor(hostId: string): string
   /** ws://127.0.0.1:PORT/v1/agents */
   agentsUrl: string
   url: string
@@ -33,8 +41,17 @@ export async function coordinatorSetup(t: Teardown): Promise<CoordinatorSetup> {
   const port = await freePort()
   const adminToken = 'admin-' + Math.random().toString(36).slice(2)
   const agentToken = 'agent-' + Math.random().toString(36).slice(2)
+  const agentSecretFile = dir.file('agent-secret', 'secret-' + Math.random().toString(36).slice(2) + '\n')
+  const tokenConfig = dir.file('token.yaml', stringify({ agentSecretFile }))
+  const tokenFor = (hostId: string): string => {
+    const r = runCli(['coordinator', 'token', hostId, '--config', tokenConfig])
+    if (r.code !== 0) throw new Error(`gpuhost coordinator token ${hostId} exited with ${r.code}: ${r.stderr}`)
+    return r.stdout.trim()
+  }
+  let tokenFiles = 0
   return {
-    port, adminToken, agentToken,
+    port, adminToken, agentToken, agentSecretFile, tokenFor,
+    tokenFileFor: (hostId) => dir.file(`host-token-${++tokenFiles}`, tokenFor(hostId) + '\n'),
     dataDir: join(dir.path, 'data'),
     adminTokenFile: dir.file('admin-token', adminToken + '\n'),
     agentTokenFile: dir.file('agent-token', agentToken + '\n'),
@@ -43,23 +60,39 @@ export async function coordinatorSetup(t: Teardown): Promise<CoordinatorSetup> {
   }
 }
 
-export async function startCoordinator(t: Teardown, setup?: CoordinatorSetup, config: Record<string, unknown> = {}): Promise<RunningCoordinator> {
-  const s = setup ?? await coordinatorSetup(t)
+/**
+ * Starts the coordinator with `config` over the setup's files. With `tls` in the config, `ca` is
+ * the CA that signed its certificate: the URLs become https/wss and the API calls trust that CA.
+ */
+export async function startCoordinator(
+  t: Teardown, setup?: CoordinatorSetup, config: Record<string, unknown> = {}, opts: { ca?: Buffer } = {},
+): Promise<RunningCoordinator> {
+  const base = setup ?? await coordinatorSetup(t)
+  const s = opts.ca
+    ? { ...base, url: `https://127.0.0.1:${base.port}`, agentsUrl: `wss://127.0.0.1:${base.port}/v1/agents` }
+    : base
   const dir = testDir(t, 'gh-coord-cfg-')
   const configFile = dir.file('coordinator.yaml', stringify({
-    listen: `127.0.0.1:${s.port}`, adminTokenFile: s.adminTokenFile, agentTokenFile: s.agentTokenFile, dataDir: s.dataDir, ...config,
+    listen: `127.0.0.1:${s.port}`, adminTokenFile: s.adminTokenFile, agentTokenFile: s.agentTokenFile,
+    agentSecretFile: s.agentSecretFile, dataDir: s.dataDir, ...config,
   }))
-  const { child, logs, exited } = await startCliService(t, 'coordinator', ['coordinator', '--config', configFile], s.url)
+  const ready = opts.ca ? async () => (await httpsCall(`${s.url}/healthz`, {}, opts.ca!)).status === 200 : undefined
+  const { child, logs, exited } = await startCliService(t, 'coordinator', ['coordinator', '--config', configFile], s.url, {}, ready)
   return {
     ...s,
     pid: child.pid!,
     logs,
-    api: async (path, opts = {}) => {
-      const token = opts.token === undefined ? s.adminToken : opts.token
+    api: async (path, callOpts = {}) => {
+      const token = callOpts.token === undefined ? s.adminToken : callOpts.token
+      if (opts.ca) {
+        const body = callOpts.body === undefined ? undefined : typeof callOpts.body === 'string' ? callOpts.body : JSON.stringify(callOpts.body)
+        return httpsCall(`${s.url}${path}`, { method: callOpts.method ?? (body === undefined ? 'GET' : 'POST'), token, body }, opts.ca)
+      }
+      const opts2 = callOpts
       const res = await fetch(`${s.url}${path}`, {
-        method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
+        method: opts2.method ?? (opts2.body === undefined ? 'GET' : 'POST'),
         headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body),
+        body: opts2.body === undefined ? undefined : typeof opts2.body === 'string' ? opts2.body : JSON.stringify(opts2.body),
       })
       const text = await res.text()
       let body: unknown = text
@@ -71,4 +104,24 @@ export async function startCoordinator(t: Teardown, setup?: CoordinatorSetup, co
       return { code: await exited }
     },
   }
+}
+
+/** One HTTPS call that trusts `ca` (fetch has no per-call CA). */
+export function httpsCall(url: string, opts: { method?: string; token?: string | null; body?: string }, ca: Buffer): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: opts.method ?? 'GET', ca,
+      headers: { 'content-type': 'application/json', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
+    }, (res) => {
+      let text = ''
+      res.on('data', (d) => { text += d })
+      res.on('end', () => {
+        let body: unknown = text
+        try { body = JSON.parse(text) } catch { /* not JSON */ }
+        resolve({ status: res.statusCode ?? 0, body })
+      })
+    })
+    req.on('error', reject)
+    req.end(opts.body)
+  })
 }

@@ -15,7 +15,7 @@ if (requireServices(t, ['prometheus-alertmanager'])) {
     const coord = await startCoordinator(t)
     const agent = await startAgent(t, {
       hostId: 'gpu-node-am', docker: { socket: '/nonexistent/docker.sock' }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
-      coordinator: { url: coord.agentsUrl, tokenFile: coord.agentTokenFile, reconnectMaxSeconds: 1 },
+      coordinator: { url: coord.agentsUrl, tokenFile: coord.tokenFileFor('gpu-node-am'), reconnectMaxSeconds: 1 },
     })
     await waitFor('the host connected', async () => (await coord.api('/v1/hosts/gpu-node-am')).body.connected === true, 15_000, 100)
 

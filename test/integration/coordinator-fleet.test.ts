@@ -17,14 +17,14 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const coord = await startCoordinator(t)
     const dockerd = await startDockerd(t, { diskMiB: 128 })
     const id = makeImage(dockerd, { ref: 'test/cuda:12.2', sizeBytes: 1 * MiB, env: { CUDA_VERSION: '12.2.0', NVIDIA_REQUIRE_CUDA: 'cuda>=12.2' } })
-    const link = { url: coord.agentsUrl, tokenFile: coord.agentTokenFile, reconnectMaxSeconds: 1 }
+    const link = (hostId: string) => ({ url: coord.agentsUrl, tokenFile: coord.tokenFileFor(hostId), reconnectMaxSeconds: 1 })
     const smi = (fixture: string) => fakeNvidiaSmi(t, { fixture: `xml/${fixture}` })
     const agents = [
-      await startAgent(t, { hostId: 'a100-with-image', docker: { socket: dockerd.socket }, coordinator: link,
+      await startAgent(t, { hostId: 'a100-with-image', docker: { socket: dockerd.socket }, coordinator: link('a100-with-image'),
         gpu: { nvidiaSmi: smi('a100-sxm4-80gb_mig-enabled_driver-535.54.03_dtd-v12_trimmed-1-of-4-gpus.xml') } }),
-      await startAgent(t, { hostId: 'gt1030-old-driver', docker: { socket: '/nonexistent/docker.sock' }, coordinator: link,
+      await startAgent(t, { hostId: 'gt1030-old-driver', docker: { socket: '/nonexistent/docker.sock' }, coordinator: link('gt1030-old-driver'),
         gpu: { nvidiaSmi: smi('geforce-gt-1030_driver-470.74_dtd-v11.xml') } }),
-      await startAgent(t, { hostId: 'gpu-gone', docker: { socket: '/nonexistent/docker.sock' }, coordinator: link,
+      await startAgent(t, { hostId: 'gpu-gone', docker: { socket: '/nonexistent/docker.sock' }, coordinator: link('gpu-gone'),
         gpu: { nvidiaSmi: fakeNvidiaSmi(t, { fail: 'Unable to determine the device handle for GPU0000:3B:00.0: Unknown Error' }) } }),
     ]
 

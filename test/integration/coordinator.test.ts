@@ -12,14 +12,16 @@ import { waitFor } from '../harness/ports.js'
 import { which } from '../harness/services.js'
 
 
-function agentConfig(t: Test, coord: { agentsUrl: string; agentTokenFile: string }, hostId: string, extra: Record<string, unknown> = {}) {
+function agentConfig(
+  t: Test, coord: { agentsUrl: string; tokenFileFor(hostId: string): string }, hostId: string, extra: Record<string, unknown> = {},
+) {
   return {
     hostId,
     docker: { socket: '/nonexistent/docker.sock' },
     // a path of its own, so disk facts do not wait for Docker's root dir
     disk: { path: tmpdir(), checkIntervalSeconds: 1 },
     gpu: { nvidiaSmi: fakeNvidiaSmi(t, { fixture: 'xml/a100-sxm4-80gb_mig-enabled_driver-535.54.03_dtd-v12_trimmed-1-of-4-gpus.xml' }), intervalSeconds: 1 },
-    coordinator: { url: coord.agentsUrl, tokenFile: coord.agentTokenFile, reconnectMaxSeconds: 1, pingIntervalSeconds: 2 },
+    coordinator: { url: coord.agentsUrl, tokenFile: coord.tokenFileFor(hostId), reconnectMaxSeconds: 1, pingIntervalSeconds: 2 },
     ...extra,
   }
 }
@@ -184,7 +186,7 @@ t.test('a wrong token is refused on both sides, and the agent keeps trying', asy
   const coord = await startCoordinator(t)
   const dir = testDir(t)
   const wrong = dir.file('wrong-token', 'not-the-token\n')
-  const agent = await startAgent(t, agentConfig(t, { agentsUrl: coord.agentsUrl, agentTokenFile: wrong }, 'gpu-node-t3'))
+  const agent = await startAgent(t, agentConfig(t, { agentsUrl: coord.agentsUrl, tokenFileFor: () => wrong }, 'gpu-node-t3'))
   await waitFor('two refused attempts', () => (agent.logs().match(/refused the token \(401\)/g) ?? []).length >= 1 &&
     (coord.logs().match(/refused an agent/g) ?? []).length >= 2, 15_000, 100)
   t.ok((await fetch(`${agent.url}/healthz`)).ok, 'the agent still serves')
@@ -203,14 +205,17 @@ t.test('a wrong token is refused on both sides, and the agent keeps trying', asy
   t.equal((await coord.api('/v1/hosts', { token: 'wrong' })).status, 401, 'API with a wrong token')
   t.equal((await coord.api('/v1/hosts', { token: null })).status, 401, 'API without a token')
   t.equal((await coord.api('/hooks/alertmanager', { body: { alerts: [] }, token: 'wrong' })).status, 401, 'webhook with a wrong token')
-  t.equal((await coord.api('/v1/hosts', { token: coord.agentToken })).status, 401, 'the agents\' token is not the admin token')
-  t.equal((await coord.api('/metrics', { token: null })).status, 200, '/metrics is open to scrapers')
+  t.equal((await coord.api('/v1/hosts', { token: coord.tokenFor('gpu-node-t3') })).status, 401, 'an agent\'s token is not the admin token')
+  t.equal((await coord.api('/metrics', { token: null })).status, 200, '/metrics is open to scrapers (metricsAuth: false)')
+  t.equal((await coord.api('/no/such/path', { token: null })).status, 401, 'an unknown path without a token: 401, not 404')
+  t.equal((await coord.api('/no/such/path')).status, 404, 'an unknown path with the admin token: 404')
+  t.equal((await coord.api('/healthz', { token: null })).status, 200, '/healthz is open')
   await agent.stop()
 })
 
 t.test('bad frames are answered with errors; duplicates are stored once', async (t) => {
   const coord = await startCoordinator(t, undefined, { maxFrameBytes: 4096 })
-  const ws = new WebSocket(coord.agentsUrl, { headers: { authorization: `Bearer ${coord.agentToken}` } })
+  const ws = new WebSocket(coord.agentsUrl, { headers: { authorization: `Bearer ${coord.tokenFor('raw-1')}` } })
   const inbox: any[] = []
   ws.on('message', (d) => inbox.push(JSON.parse(String(d))))
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
@@ -249,7 +254,7 @@ t.test('bad frames are answered with errors; duplicates are stored once', async 
 t.test('keep-alive pings find a peer that went silent, on both sides', async (t) => {
   const coord = await startCoordinator(t, undefined, { pingIntervalSeconds: 1 })
   const agent = await startAgent(t, agentConfig(t, coord, 'gpu-node-t4', { coordinator: {
-    url: coord.agentsUrl, tokenFile: coord.agentTokenFile, reconnectMaxSeconds: 1, pingIntervalSeconds: 1,
+    url: coord.agentsUrl, tokenFile: coord.tokenFileFor('gpu-node-t4'), reconnectMaxSeconds: 1, pingIntervalSeconds: 1,
   } }))
   const hostConnected = async () => (await coord.api('/v1/hosts/gpu-node-t4')).body.connected === true
   await waitFor('the host connected', hostConnected, 15_000, 100)

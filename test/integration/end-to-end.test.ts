@@ -58,7 +58,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'prometheus', 'prometheus-a
       // The watcher is off (100): only the alert may start this prune.
       prune: { highPercent: 100, lowPercent: LOW_PERCENT, minAgeSeconds: 0, schedule: null },
       prewarm: { schedule: null },
-      coordinator: { url: coordinator.agentsUrl, tokenFile: coordinator.agentTokenFile },
+      coordinator: { url: coordinator.agentsUrl, tokenFile: coordinator.tokenFileFor('e2e-host') },
     }, { waitReady: true })
     const tokenFile = join(agent.configFile, '..', 'token')
     const alertmanager = await startAlertmanager(t, receiverForTest(agent.url, tokenFile))

@@ -1,0 +1,125 @@
+// Who may speak for a host: a per-host token speaks only for its host, the shared token only with
+// agentAuth: shared, and a host with a live connection keeps it (a second one is refused and backs off).
+import t from 'tap'
+import WebSocket from 'ws'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { startAgent } from '../harness/agent.js'
+import { startCoordinator, type RunningCoordinator } from '../harness/coordinator.js'
+import { waitFor } from '../harness/ports.js'
+
+const NO_DOCKER = { docker: { socket: '/nonexistent/docker.sock' }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' } }
+
+const frame = (hostId: string, type: string, body: object, id = `m-${Math.random()}`) =>
+  JSON.stringify({ v: 1, id, ts: new Date().toISOString(), hostId, type, ...body })
+
+/** A raw agent connection: what it received, and how it was closed (or the HTTP status of a refused upgrade). */
+async function rawAgent(coord: RunningCoordinator, token: string) {
+  const ws = new WebSocket(coord.agentsUrl, { headers: { authorization: `Bearer ${token}` } })
+  const inbox: any[] = []
+  let closed: { code: number; reason: string } | null = null
+  ws.on('message', (d) => inbox.push(JSON.parse(String(d))))
+  ws.on('close', (code, reason) => { closed = { code, reason: String(reason) } })
+  const opened = await new Promise<number>((resolve) => {
+    ws.once('open', () => resolve(101))
+    ws.once('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
+    ws.once('error', () => resolve(0))
+  })
+  return { ws, inbox, opened, closed: () => closed }
+}
+
+async function commandDone(coord: RunningCoordinator, commandId: string) {
+  let last: any = null
+  await waitFor(`command ${commandId} to finish`, async () => {
+    last = (await coord.api(`/v1/commands/${commandId}`)).body
+    return last.status === 'succeeded' || last.status === 'failed'
+  }, 20_000, 100)
+  return last
+}
+
+t.test('no other credential can speak for a host, displace it, take its commands or store its results', async (t) => {
+  const coord = await startCoordinator(t)
+  const real = await startAgent(t, { ...NO_DOCKER, hostId: 'node-1', coordinator: {
+    url: coord.agentsUrl, tokenFile: coord.tokenFileFor('node-1'), reconnectMaxSeconds: 1, pingIntervalSeconds: 1,
+  } })
+  await waitFor('node-1 connected', async () => (await coord.api('/v1/hosts/node-1')).body.connected === true, 15_000, 100)
+
+  // Another host's valid token: the hello as node-1 is refused with a close code saying why.
+  const other = await rawAgent(coord, coord.tokenFor('node-2'))
+  t.equal(other.opened, 101, 'node-2\'s token opens a connection')
+  other.ws.send(frame('node-1', 'hello', { version: '0.0.0', facts: {} }, 'forged-hello'))
+  await waitFor('the impostor closed', () => other.closed() !== null, 10_000, 20)
+  t.match(other.closed(), { code: 4001, reason: /node-1 is not the host of this credential/ })
+  t.notOk(other.inbox.some((m) => m.type === 'ack'), 'the forged hello was not acked')
+  t.match(coord.logs(), /refused a hello: the credential is another host's/, 'the refusal is logged')
+
+  // The shared token is refused outright in the default per-host mode; so is a token under another secret.
+  t.equal((await rawAgent(coord, coord.agentToken)).opened, 401, 'the shared agent token: 401')
+  const forged = `v1.${Buffer.from('node-1').toString('base64url')}.${Buffer.alloc(32).toString('base64url')}`
+  t.equal((await rawAgent(coord, forged)).opened, 401, 'a made-up node-1 token: 401')
+
+  // A command for node-1 goes to the real node-1 and its result is the real one.
+  const sent = await coord.api('/v1/hosts/node-1/commands', { body: { action: 'status' } })
+  const done = await commandDone(coord, sent.body.commandId)
+  t.match(done, { status: 'succeeded', result: { hostId: 'node-1' } }, 'node-1 ran its command')
+  t.notOk(/coordinator link closed/.test(real.logs()), 'node-1 was never displaced')
+
+  // With node-1 away, its next command waits; node-2's credential cannot answer it.
+  await real.stop()
+  await waitFor('node-1 disconnected', async () => (await coord.api('/v1/hosts/node-1')).body.connected === false, 15_000, 100)
+  const waiting = (await coord.api('/v1/hosts/node-1/commands', { body: { action: 'status' } })).body.commandId
+  const thief = await rawAgent(coord, coord.tokenFor('node-2'))
+  thief.ws.send(frame('node-2', 'hello', { version: '0.0.0', facts: {} }, 'node-2-hello'))
+  await waitFor('node-2 accepted', () => thief.inbox.some((m) => m.type === 'ack' && m.ids.includes('node-2-hello')), 10_000, 20)
+  thief.ws.send(frame('node-1', 'command.result', { commandId: waiting, ok: true, result: { forged: true } }, 'forged-1'))
+  thief.ws.send(frame('node-2', 'command.result', { commandId: waiting, ok: true, result: { forged: true } }, 'forged-2'))
+  await waitFor('both forged results answered', () => thief.inbox.some((m) => m.ref === 'forged-1') &&
+    thief.inbox.some((m) => m.type === 'ack' && m.ids.includes('forged-2')), 10_000, 20)
+  t.notOk(thief.inbox.some((m) => m.type === 'command'), 'node-2 received none of node-1\'s commands')
+  t.match((await coord.api(`/v1/commands/${waiting}`)).body, { status: 'pending', result: null }, 'no forged result was stored')
+  thief.ws.terminate()
+
+  const back = await startAgent(t, { ...NO_DOCKER, hostId: 'node-1', coordinator: {
+    url: coord.agentsUrl, tokenFile: coord.tokenFileFor('node-1'), reconnectMaxSeconds: 1,
+  } })
+  const answered = await commandDone(coord, waiting)
+  t.match(answered, { status: 'succeeded', result: { hostId: 'node-1' } }, 'the real node-1 answered it once back')
+  t.notOk(JSON.stringify(answered.result).includes('forged'))
+  await back.stop()
+})
+
+t.test('a second live connection for a host is refused and backs off; the first stays', async (t) => {
+  const coord = await startCoordinator(t)
+  const link = { url: coord.agentsUrl, tokenFile: coord.tokenFileFor('twin'), pingIntervalSeconds: 2 }
+  const first = await startAgent(t, { ...NO_DOCKER, hostId: 'twin', coordinator: link })
+  await waitFor('the first twin connected', async () => (await coord.api('/v1/hosts/twin')).body.connected === true, 15_000, 100)
+  const second = await startAgent(t, { ...NO_DOCKER, hostId: 'twin', coordinator: link })
+  const refusals = () => (second.logs().match(/the coordinator refused this connection/g) ?? []).length
+  await waitFor('the second twin refused', () => refusals() >= 1, 15_000, 100)
+  await sleep(10_000)
+  const attempts = refusals()
+  t.comment(`refusals of the second twin in about 10 s: ${attempts}`)
+  t.ok(attempts >= 1 && attempts <= 6, `the refused twin backs off (${attempts} attempts in 10 s)`)
+  t.notOk(/coordinator link closed/.test(first.logs()), 'the first twin was never closed')
+  t.equal((await coord.api('/v1/hosts/twin')).body.connected, true, 'the host stays connected')
+  const status = await (await fetch(`${second.url}/v1/status`)).json()
+  t.match(status.coordinator, { connected: false, lastError: /4002.*already has a live connection/ }, 'the refused twin says why')
+  t.match(coord.logs(), /refused a second connection for a host that is connected and answering/)
+  await second.stop()
+  await first.stop()
+})
+
+t.test('the shared token works only with agentAuth: shared, with a warning, and still cannot displace a host', async (t) => {
+  const coord = await startCoordinator(t, undefined, { agentAuth: 'shared' })
+  t.match(coord.logs(), /agentAuth is shared/, 'a warning at start')
+  const real = await startAgent(t, { ...NO_DOCKER, hostId: 'node-s', coordinator: {
+    url: coord.agentsUrl, tokenFile: coord.tokenFileFor('node-s'), reconnectMaxSeconds: 1,
+  } })
+  await waitFor('node-s connected', async () => (await coord.api('/v1/hosts/node-s')).body.connected === true, 15_000, 100)
+  const shared = await rawAgent(coord, coord.agentToken)
+  t.equal(shared.opened, 101, 'the shared token is accepted')
+  shared.ws.send(frame('node-s', 'hello', { version: '0.0.0', facts: {} }))
+  await waitFor('the shared-token twin closed', () => shared.closed() !== null, 15_000, 20)
+  t.match(shared.closed(), { code: 4002 }, 'a live host is not displaced')
+  t.notOk(/coordinator link closed/.test(real.logs()), 'node-s stays connected')
+  await real.stop()
+})
