@@ -1,44 +1,83 @@
-// wss:// with a private CA: the agent trusts the coordinator only through coordinator.caFile. The
-// coordinator sits behind a TLS-terminating proxy, as it would in production.
+// The coordinator serving https:// and wss:// itself, with certificates made by openssl at test
+// time: the agent trusts it only through coordinator.caFile, and a client certificate from the
+// client CA that names a host authenticates an agent for that host.
 import t from 'tap'
+import WebSocket from 'ws'
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { connect } from 'node:net'
-import { createServer, type Server } from 'node:tls'
 import { startAgent, testDir } from '../harness/agent.js'
 import { startCoordinator } from '../harness/coordinator.js'
 import { waitFor } from '../harness/ports.js'
 import { which } from '../harness/services.js'
 
-if (!which('openssl')) {
-  t.plan(0, 'skipped: needs openssl to make a certificate')
-} else {
-  t.test('the agent reaches a wss:// coordinator through its CA file, and refuses it without', async (t) => {
-    const dir = testDir(t, 'gh-tls-')
-    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', `${dir.path}/key.pem`, '-out', `${dir.path}/cert.pem`, '-days', '1', '-subj', '/CN=gpuhost test coordinator',
-      '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' })
-    if (made.status !== 0) t.comment(made.stderr)
-    t.equal(made.status, 0, 'openssl made a certificate')
-    const coord = await startCoordinator(t)
-    const proxy: Server = createServer({ key: readFileSync(`${dir.path}/key.pem`), cert: readFileSync(`${dir.path}/cert.pem`) }, (tlsSocket) => {
-      const plain = connect(coord.port, '127.0.0.1')
-      tlsSocket.pipe(plain).pipe(tlsSocket)
-      plain.on('error', () => tlsSocket.destroy())
-      tlsSocket.on('error', () => plain.destroy())
-    })
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()))
-    t.teardown(() => new Promise<void>((r) => proxy.close(() => r())))
-    const url = `wss://127.0.0.1:${(proxy.address() as { port: number }).port}/v1/agents`
-    const base = { docker: { socket: '/nonexistent/docker.sock' }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' } }
+function openssl(t: { equal: (a: unknown, b: unknown, m: string) => void; comment: (m: string) => void }, args: string[]): void {
+  const r = spawnSync('openssl', args, { encoding: 'utf8' })
+  if (r.status !== 0) t.comment(r.stderr)
+  t.equal(r.status, 0, `openssl ${args[0]} ${args[1] ?? ''}`)
+}
 
-    const untrusting = await startAgent(t, { ...base, hostId: 'tls-no-ca', coordinator: { url, tokenFile: coord.agentTokenFile, reconnectMaxSeconds: 1 } })
-    await waitFor('the agent without the CA to refuse the certificate', () => /self[- ]signed certificate/i.test(untrusting.logs()), 10_000, 100)
+if (!which('openssl')) {
+  t.plan(0, 'skipped: needs openssl to make certificates')
+} else {
+  t.test('agents reach a wss:// coordinator through their CA file, and a client certificate names a host', async (t) => {
+    const dir = testDir(t, 'gh-tls-')
+    const p = (name: string) => `${dir.path}/${name}`
+    const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+    openssl(t, ['req', '-x509', ...key, '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '1', '-subj', '/CN=gpuhost test CA'])
+    const signed = (name: string, subject: string, san: string) => {
+      openssl(t, ['req', ...key, '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', subject])
+      dir.file(`${name}.ext`, `subjectAltName=${san}\n`)
+      openssl(t, ['x509', '-req', '-in', p(`${name}.csr`), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial',
+        '-out', p(`${name}.pem`), '-days', '1', '-extfile', p(`${name}.ext`)])
+    }
+    signed('server', '/CN=gpuhost test coordinator', 'IP:127.0.0.1')
+    signed('client', '/CN=tls-cert-host', 'DNS:tls-cert-host')
+    const ca = readFileSync(p('ca.pem'))
+    const coord = await startCoordinator(t, undefined, {
+      tls: { certFile: p('server.pem'), keyFile: p('server.key'), clientCaFile: p('ca.pem') },
+    }, { ca })
+    t.match(coord.agentsUrl, /^wss:\/\//)
+    t.equal((await coord.api('/v1/hosts')).status, 200, 'the API over https with the admin token')
+    t.equal((await coord.api('/v1/hosts', { token: null })).status, 401, 'and not without it')
+    const plain = await fetch(`http://127.0.0.1:${coord.port}/healthz`).then((r) => r.status, () => 0)
+    t.not(plain, 200, 'no plain http on the TLS port')
+
+    const base = { docker: { socket: '/nonexistent/docker.sock' }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' } }
+    const untrusting = await startAgent(t, { ...base, hostId: 'tls-no-ca', coordinator: {
+      url: coord.agentsUrl, tokenFile: coord.tokenFileFor('tls-no-ca'), reconnectMaxSeconds: 1,
+    } })
+    const refused = /"why":"[^"]*(certificate|issuer)/i
+    await waitFor('the agent without the CA to refuse the certificate', () => refused.test(untrusting.logs()), 10_000, 100)
     await untrusting.stop()
 
-    const trusting = await startAgent(t, { ...base, hostId: 'tls-ca', coordinator: { url, tokenFile: coord.agentTokenFile, caFile: `${dir.path}/cert.pem`, reconnectMaxSeconds: 1 } })
+    const trusting = await startAgent(t, { ...base, hostId: 'tls-ca', coordinator: {
+      url: coord.agentsUrl, tokenFile: coord.tokenFileFor('tls-ca'), caFile: p('ca.pem'), reconnectMaxSeconds: 1,
+    } })
     await waitFor('the host listed over wss', async () => (await coord.api('/v1/hosts/tls-ca')).body.connected === true, 15_000, 100)
     t.equal((await coord.api('/v1/hosts/tls-no-ca')).status, 404, 'the other never got through')
     await trusting.stop()
+
+    // No bearer token: the client certificate speaks for the host it names, and only for it.
+    const byCert = async (hostId: string) => {
+      const ws = new WebSocket(coord.agentsUrl, { ca, cert: readFileSync(p('client.pem')), key: readFileSync(p('client.key')) })
+      const inbox: any[] = []
+      let closed: number | null = null
+      ws.on('message', (d) => inbox.push(JSON.parse(String(d))))
+      ws.on('close', (code) => { closed = code })
+      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+      ws.send(JSON.stringify({ v: 1, id: `hello-${hostId}`, ts: new Date().toISOString(), hostId, type: 'hello', version: '0.0.0', facts: {} }))
+      await waitFor('an answer', () => inbox.length > 0 || closed !== null, 10_000, 20)
+      ws.terminate()
+      return { acked: inbox.some((m) => m.type === 'ack'), closed }
+    }
+    t.match(await byCert('tls-cert-host'), { acked: true }, 'the certificate\'s host is accepted')
+    t.match(await byCert('someone-else'), { acked: false, closed: 4001 }, 'another host is refused')
+    const anonymous = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(coord.agentsUrl, { ca })
+      ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
+      ws.on('open', () => { resolve(101); ws.terminate() })
+      ws.on('error', () => resolve(0))
+    })
+    t.equal(anonymous, 401, 'neither token nor certificate: 401')
   })
 }
