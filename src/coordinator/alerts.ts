@@ -27,14 +27,14 @@ const shortName = (name: string): string => name.split('.')[0]
 /**
  * Matches a label to a known host: exactly by its full name; else, when one of the two is a short
  * name, by the short name, but only when exactly one known host answers to it (node-1.dc1 never
- * matches node-1.dc2, and node-1 is ambiguous when both are known).
+ * matches node-1.dc2, and node-1 is ambiguous when both are known, or node-1 and node-1.dc2).
  */
 function matchHost(name: string, known: Set<string>): { hostId: string } | { reason: string } {
   if (known.has(name)) return { hostId: name }
   const short = shortName(name)
-  const candidates = [...known].filter((h) => shortName(h) === short && (h === short || name === short))
-  if (candidates.length === 1) return { hostId: candidates[0] }
-  if (candidates.length > 1) return { reason: `${name} is ambiguous: ${candidates.join(', ')}` }
+  const sameShort = [...known].filter((h) => shortName(h) === short)
+  if (sameShort.length > 1) return { reason: `${name} is ambiguous: ${sameShort.join(', ')}` }
+  if (sameShort.length === 1 && (sameShort[0] === short || name === short)) return { hostId: sameShort[0] }
   return { reason: `no known host ${name}` }
 }
 

@@ -123,3 +123,20 @@ t.test('the shared token works only with agentAuth: shared, with a warning, and 
   t.notOk(/coordinator link closed/.test(real.logs()), 'node-s stays connected')
   await real.stop()
 })
+
+t.test('an Alertmanager repeat queues no second prune while one for the host has no result', async (t) => {
+  const coord = await startCoordinator(t)
+  const agent = await rawAgent(coord, coord.tokenFor('am-host.dc1.example'))
+  agent.ws.send(frame('am-host.dc1.example', 'hello', { version: '0.0.0', facts: {} }, 'am-hello'))
+  await waitFor('the host known', () => agent.inbox.some((m) => m.type === 'ack'), 10_000, 20)
+  agent.ws.terminate()
+  const payload = { alerts: [{ status: 'firing', labels: { alertname: 'DiskHigh', instance: 'am-host.dc1.example:9477' } }] }
+  const first = await coord.api('/hooks/alertmanager', { body: payload })
+  t.equal(first.body.commands.length, 1, 'the first alert queues a prune')
+  const repeat = await coord.api('/hooks/alertmanager', { body: payload })
+  t.same(repeat.body.commands, [], 'the repeat queues none')
+  t.match(repeat.body.skipped, [{ reason: /a prune for am-host.dc1.example has no result yet/ }])
+  const other = await coord.api('/hooks/alertmanager', { body: { alerts: [{ status: 'firing', labels: { instance: 'am-host.dc2.example:9477' } }] } })
+  t.match(other.body, { commands: [], skipped: [{ reason: 'no known host am-host.dc2.example' }] }, 'another domain is not this host')
+  t.equal((await coord.api('/v1/commands?hostId=am-host.dc1.example')).body.commands.length, 1, 'one prune in all')
+})

@@ -76,3 +76,20 @@ t.test('a command runs, finishes once, and one left without a result fails after
     { action: 'prune', status: 'failed', n: 1 }, { action: 'prune', status: 'succeeded', n: 1 },
   ])
 })
+
+t.test('lastPrune and lastPrewarm keep the newest by event time, not by arrival', async (t) => {
+  const store = new FleetStore(dataDir(t))
+  t.teardown(() => store.close())
+  await store.write(() => store.recordHello(hello('a')))
+  const at = (id: string, eventType: string, ts: string): EventMessage => ({ ...event(id, 'a', eventType), ts })
+  await store.write(() => store.insertEvents([at('p2', 'prune.finished', '2026-11-23T10:05:00.000Z')]))
+  await store.write(() => store.insertEvents([at('p1', 'prune.finished', '2026-11-23T10:01:00.000Z')]))
+  t.equal(store.host('a')!.lastPrune!.n, 'p2', 'an older event resent late does not replace the newer')
+  await store.write(() => store.insertEvents([at('w1', 'prewarm.finished', '2026-11-23T11:00:00.000+01:00')]))
+  await store.write(() => store.insertEvents([at('w2', 'prewarm.finished', '2026-11-23T10:30:00.000Z')]))
+  t.equal(store.host('a')!.lastPrewarm!.n, 'w2', 'times compare as instants across offsets')
+  const snapshot = { v: 1 as const, id: 's1', ts: '2026-11-23T10:06:00.000Z', hostId: 'a', type: 'snapshot' as const, gpu: {},
+    disk: null, images: null, localImages: null, lastPrune: { ts: '2026-11-23T10:00:00.000Z', n: 'stale' }, lastPrewarm: null }
+  await store.write(() => store.recordSnapshot(snapshot))
+  t.equal(store.host('a')!.lastPrune!.n, 'p2', 'nor does a snapshot that knows only an older one')
+})
