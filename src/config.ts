@@ -122,7 +122,8 @@ export const coordinatorConfigSchema = z.strictObject({
   agentSecretFile: z.string().min(1).nullable().default('/etc/gpuhost/agent-secret'),
   /** the shared agent token, read only with agentAuth: shared */
   agentTokenFile: z.string().min(1).nullable().default('/etc/gpuhost/agent-token'),
-  /** serve https:// and wss:// directly; with clientCaFile, a client certificate naming the host also authenticates an agent */
+  /** serve https:// and wss:// directly; with clientCaFile, a client certificate naming the host
+   * also authenticates an agent */
   tls: z.strictObject({
     certFile: z.string().min(1),
     keyFile: z.string().min(1),

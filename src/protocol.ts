@@ -101,7 +101,9 @@ export const commandSchema = z.strictObject({
 export const errorSchema = z.strictObject({
   ...envelope,
   type: z.literal('error'),
-  code: z.enum(['bad_json', 'bad_message', 'unknown_type', 'too_large', 'unsupported_version', 'internal', 'store_failed']),
+  code: z.enum([
+    'bad_json', 'bad_message', 'unknown_type', 'too_large', 'unsupported_version', 'internal', 'store_failed',
+  ]),
   message: z.string().max(10_000),
   ref: id.nullable(),
   retryable: z.boolean().default(false),
@@ -120,7 +122,9 @@ export const CLOSE_CODES = {
 } as const
 
 /** Close codes after which an agent keeps backing off instead of reconnecting at once. */
-export const REFUSAL_CLOSE_CODES: ReadonlySet<number> = new Set([CLOSE_CODES.wrongHost, CLOSE_CODES.duplicate, CLOSE_CODES.unavailable])
+export const REFUSAL_CLOSE_CODES: ReadonlySet<number> = new Set([
+  CLOSE_CODES.wrongHost, CLOSE_CODES.duplicate, CLOSE_CODES.unavailable,
+])
 
 export const agentMessageSchema = z.discriminatedUnion('type', [helloSchema, snapshotSchema, eventSchema, commandResultSchema, errorSchema])
 export const coordinatorMessageSchema = z.discriminatedUnion('type', [ackSchema, commandSchema, errorSchema])
@@ -199,5 +203,6 @@ export function envelop<M extends AgentMessage | CoordinatorMessage>(
 }
 
 export function errorReply(hostId: string, error: ProtocolError, retryable = false): ErrorMessage {
-  return envelop<ErrorMessage>(hostId, { type: 'error', code: error.code, message: error.message, ref: error.ref, retryable })
+  const { code, message, ref } = error
+  return envelop<ErrorMessage>(hostId, { type: 'error', code, message, ref, retryable })
 }

@@ -41,9 +41,9 @@ export function addCoordinatorRoutes(http: HttpServer, deps: {
   const { store, hub } = deps
 
   http.get('/healthz', () => ({ status: 200, body: { status: 'ok' } }), { auth: false })
-  http.get('/metrics', async () => ({ status: 200, body: await deps.metrics.metrics(), contentType: deps.metrics.contentType }), {
-    auth: deps.metricsAuth ?? false,
-  })
+  http.get('/metrics', async () => ({
+    status: 200, body: await deps.metrics.metrics(), contentType: deps.metrics.contentType,
+  }), { auth: deps.metricsAuth ?? false })
 
   http.get('/v1/hosts', () => ({ status: 200, body: { hosts: store.hosts().map(publicHost) } }))
   http.get('/v1/hosts/:hostId', (req) => ({ status: 200, body: publicHost(knownHost(store, req.params.hostId)) }))

@@ -92,7 +92,8 @@ export class AgentHub {
     if (path === undefined) return refuse(socket, 400, 'Bad Request')
     const identity = this.opts.authenticate(req)
     if (!identity.ok) {
-      this.opts.log.warn({ remote: req.socket.remoteAddress, why: identity.reason }, 'refused an agent: bad or missing credential')
+      const why = identity.reason
+      this.opts.log.warn({ remote: req.socket.remoteAddress, why }, 'refused an agent: bad or missing credential')
       return refuse(socket, 401, 'Unauthorized')
     }
     if (path !== AGENTS_PATH) return refuse(socket, 404, 'Not Found')
@@ -141,7 +142,9 @@ export class AgentHub {
       return this.refuse(session, new ProtocolError('bad_message', `hostId ${message.hostId} differs from ${session.hostId} of the hello`, message.id))
     }
     switch (message.type) {
-      case 'snapshot': return void this.write(() => this.opts.store.recordSnapshot(message)).then((stored) => this.answer(session, [message.id], stored))
+      case 'snapshot':
+        return void this.write(() => this.opts.store.recordSnapshot(message))
+          .then((stored) => this.answer(session, [message.id], stored))
       case 'event': session.events.push(message); return this.scheduleFlush(session)
       case 'command.result': session.results.push(message); return this.scheduleFlush(session)
       case 'error': this.opts.log.warn({ hostId: session.hostId, code: message.code, ref: message.ref, err: message.message }, 'the agent refused a message')
@@ -157,12 +160,14 @@ export class AgentHub {
     const { log } = this.opts
     if (session.hostId !== null) {
       if (hello.hostId !== session.hostId) {
-        return this.refuse(session, new ProtocolError('bad_message', `this connection already speaks for ${session.hostId}`, hello.id))
+        const why = `this connection already speaks for ${session.hostId}`
+        return this.refuse(session, new ProtocolError('bad_message', why, hello.id))
       }
       return this.answer(session, [hello.id], true)
     }
     if (session.credentialHostId !== null && hello.hostId !== session.credentialHostId) {
-      log.warn({ hostId: hello.hostId, credentialHostId: session.credentialHostId }, 'refused a hello: the credential is another host\'s')
+      const { credentialHostId } = session
+      log.warn({ hostId: hello.hostId, credentialHostId }, 'refused a hello: the credential is another host\'s')
       return this.close(session, CLOSE_CODES.wrongHost, `hostId ${hello.hostId} is not the host of this credential`)
     }
     session.held = []
@@ -181,7 +186,9 @@ export class AgentHub {
       previous.ws.terminate()
     }
     const recorded = await this.write(() => this.opts.store.recordHello(hello))
-    if (!recorded) return this.close(session, CLOSE_CODES.unavailable, 'the coordinator cannot store the hello; try later')
+    if (!recorded) {
+      return this.close(session, CLOSE_CODES.unavailable, 'the coordinator cannot store the hello; try later')
+    }
     if (session.ws.readyState !== session.ws.OPEN) return
     if (this.sessions.has(hello.hostId)) {
       return this.close(session, CLOSE_CODES.duplicate, 'this host already has a live connection')
@@ -226,7 +233,8 @@ export class AgentHub {
     if (!ids.length) return
     if (stored) return void this.send(session, envelop<Ack>(COORDINATOR_ID, { type: 'ack', ids }))
     for (const id of ids) {
-      this.send(session, errorReply(COORDINATOR_ID, new ProtocolError('store_failed', 'the coordinator could not store this; send it again later', id), true))
+      const error = new ProtocolError('store_failed', 'the coordinator could not store this; send it again later', id)
+      this.send(session, errorReply(COORDINATOR_ID, error, true))
     }
   }
 

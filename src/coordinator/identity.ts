@@ -12,7 +12,8 @@ function mac(secret: string, hostId: string): Buffer {
 /** The token for `hostId`: v1.<hostId base64url>.<hmac base64url>. */
 export function hostToken(secret: string, hostId: string): string {
   if (!hostId) throw new Error('a host id is required')
-  return `${TOKEN_VERSION}.${Buffer.from(hostId, 'utf8').toString('base64url')}.${mac(secret, hostId).toString('base64url')}`
+  const name = Buffer.from(hostId, 'utf8').toString('base64url')
+  return `${TOKEN_VERSION}.${name}.${mac(secret, hostId).toString('base64url')}`
 }
 
 /** Who a credential speaks for: one host, or (the shared token) any host. */
@@ -33,7 +34,9 @@ export function verifyAgentCredential(header: string | undefined, policy: AgentA
   const token = match[1]
   const perHost = verifyHostToken(token, policy.secret)
   if (perHost) return { ok: true, hostId: perHost }
-  if (policy.mode === 'shared' && policy.sharedToken !== null && sameSecret(token, policy.sharedToken)) return { ok: true, hostId: null }
+  if (policy.mode === 'shared' && policy.sharedToken !== null && sameSecret(token, policy.sharedToken)) {
+    return { ok: true, hostId: null }
+  }
   return { ok: false, reason: 'wrong token' }
 }
 

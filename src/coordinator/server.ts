@@ -40,7 +40,8 @@ export class Coordinator {
       pingIntervalSeconds: config.pingIntervalSeconds, commandTimeoutSeconds: config.commandTimeoutSeconds,
     })
     const metrics = createCoordinatorMetrics({ store, connected: () => hub.connectedCount(), counters: hub.counters, version: VERSION })
-    addCoordinatorRoutes(this.http, { store, hub, metrics, evaluator: COMPAT_EVALUATOR, metricsAuth: config.metricsAuth })
+    const { metricsAuth } = config
+    addCoordinatorRoutes(this.http, { store, hub, metrics, evaluator: COMPAT_EVALUATOR, metricsAuth })
     this.http.onUpgrade(hub.onUpgrade)
     const components: Component[] = [this.http, hub]
     await this.lifecycle.start(components)
@@ -48,10 +49,12 @@ export class Coordinator {
 
   private agentAuthPolicy(): AgentAuthPolicy {
     const { config, log } = this
-    const secret = readTokenOrWarn(config.agentSecretFile, 'agentSecretFile', 'per-host agent tokens will be refused', log)
+    const refusedTokens = 'per-host agent tokens will be refused'
+    const secret = readTokenOrWarn(config.agentSecretFile, 'agentSecretFile', refusedTokens, log)
     if (config.agentAuth === 'per-host') return { mode: 'per-host', secret, sharedToken: null }
     log.warn('agentAuth is shared: the shared agent token can speak for any host; prefer per-host tokens')
-    const sharedToken = readTokenOrWarn(config.agentTokenFile, 'agentTokenFile', 'the shared agent token will be refused', log)
+    const refusedShared = 'the shared agent token will be refused'
+    const sharedToken = readTokenOrWarn(config.agentTokenFile, 'agentTokenFile', refusedShared, log)
     return { mode: 'shared', secret, sharedToken }
   }
 
@@ -66,11 +69,13 @@ export class Coordinator {
  * DNS name of its subjectAltName is the host id.
  */
 function authenticateAgent(req: IncomingMessage, policy: AgentAuthPolicy, clientCerts: boolean): AgentIdentity {
-  if (req.headers.authorization !== undefined || !clientCerts) return verifyAgentCredential(req.headers.authorization, policy)
+  const header = req.headers.authorization
+  if (header !== undefined || !clientCerts) return verifyAgentCredential(header, policy)
   const socket = req.socket as TLSSocket
   if (!socket.authorized) return { ok: false, reason: 'missing bearer token and no trusted client certificate' }
   const cert = socket.getPeerCertificate()
-  const names = (cert.subjectaltname ?? '').split(',').map((n) => n.trim()).filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4))
+  const names = (cert.subjectaltname ?? '').split(',').map((n) => n.trim())
+    .filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4))
   const hostId = names[0] ?? (typeof cert.subject?.CN === 'string' ? cert.subject.CN : null)
   return hostId ? { ok: true, hostId } : { ok: false, reason: 'the client certificate names no host' }
 }

@@ -61,7 +61,8 @@ CREATE INDEX IF NOT EXISTS commands_host_status ON commands (hostId, status, cre
 /** true when the stored job record `col` is not newer than `param` (both JSON with an ISO `ts`) */
 const NEWER = (col: string, param: string): string =>
   `(${col} IS NULL OR julianday(json_extract(${col}, '$.ts')) IS NULL
-    OR julianday(json_extract(${col}, '$.ts')) <= coalesce(julianday(json_extract(${param}, '$.ts')), julianday('now')))`
+    OR julianday(json_extract(${col}, '$.ts'))
+      <= coalesce(julianday(json_extract(${param}, '$.ts')), julianday('now')))`
 
 const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v))
 const parse = <T>(v: unknown): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : null)
@@ -90,14 +91,17 @@ export class FleetStore {
           gpu = coalesce(@gpu, gpu), disk = coalesce(@disk, disk), images = coalesce(@images, images)`),
       snapshot: p(`UPDATE hosts SET lastSeen = @lastSeen, gpu = @gpu, disk = @disk, images = @images,
         localImages = coalesce(@localImages, localImages),
-        lastPrune = CASE WHEN @lastPrune IS NOT NULL AND ${NEWER('lastPrune', '@lastPrune')} THEN @lastPrune ELSE lastPrune END,
-        lastPrewarm = CASE WHEN @lastPrewarm IS NOT NULL AND ${NEWER('lastPrewarm', '@lastPrewarm')} THEN @lastPrewarm ELSE lastPrewarm END
+        lastPrune = CASE WHEN @lastPrune IS NOT NULL AND ${NEWER('lastPrune', '@lastPrune')}
+          THEN @lastPrune ELSE lastPrune END,
+        lastPrewarm = CASE WHEN @lastPrewarm IS NOT NULL AND ${NEWER('lastPrewarm', '@lastPrewarm')}
+          THEN @lastPrewarm ELSE lastPrewarm END
         WHERE hostId = @hostId`),
       seen: p('UPDATE hosts SET lastSeen = ? WHERE hostId = ?'),
       disconnected: p('UPDATE hosts SET connected = 0, lastSeen = ? WHERE hostId = ?'),
       // A resent event may arrive after a newer one: keep the newest by the event's own time.
       lastPrune: p(`UPDATE hosts SET lastPrune = @value WHERE hostId = @hostId AND ${NEWER('lastPrune', '@value')}`),
-      lastPrewarm: p(`UPDATE hosts SET lastPrewarm = @value WHERE hostId = @hostId AND ${NEWER('lastPrewarm', '@value')}`),
+      lastPrewarm: p(`UPDATE hosts SET lastPrewarm = @value
+        WHERE hostId = @hostId AND ${NEWER('lastPrewarm', '@value')}`),
       host: p('SELECT * FROM hosts WHERE hostId = ?'),
       hosts: p('SELECT * FROM hosts ORDER BY hostId'),
       insertEvent: p('INSERT OR IGNORE INTO events (id, hostId, type, ts, data, receivedAt) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -107,7 +111,8 @@ export class FleetStore {
       command: p('SELECT * FROM commands WHERE commandId = ?'),
       // 'running' ones too: a command sent on a connection that then dropped may never have arrived;
       // the agent runs each command id once and answers a repeat with its stored result.
-      pendingFor: p(`SELECT * FROM commands WHERE hostId = ? AND status IN ('pending', 'running') ORDER BY createdAt, rowid`),
+      pendingFor: p(`SELECT * FROM commands WHERE hostId = ? AND status IN ('pending', 'running')
+        ORDER BY createdAt, rowid`),
       setStatus: p('UPDATE commands SET status = ?, updatedAt = ? WHERE commandId = ? AND status IN (\'pending\', \'running\')'),
       finish: p(`UPDATE commands SET status = ?, result = ?, error = ?, updatedAt = ? WHERE commandId = ? AND hostId = ?`),
       expire: p(`UPDATE commands SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('pending', 'running') AND createdAt < ?`),

@@ -114,7 +114,10 @@ export class HttpServer {
     }
     const tls = this.opts.tls
     this.server = tls
-      ? createTlsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: false }, onRequest)
+      // A client certificate is optional (bearer tokens still work); the caller checks `authorized`.
+      ? createTlsServer({
+        cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: false,
+      }, onRequest)
       : createServer(onRequest)
     this.server.keepAliveTimeout = 5000
     if (this.upgradeHandler) this.server.on('upgrade', this.upgradeHandler)

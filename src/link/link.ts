@@ -109,9 +109,8 @@ export class CoordinatorLink implements Component {
     this.stopped = true
     this.unsubscribe()
     this.ctx.store.off('change', this.onSnapshotChange)
-    for (const timer of [this.reconnectTimer, this.pingTimer, this.snapshotTimer, this.snapshotThrottle, this.resendTimer]) {
-      if (timer) clearTimeout(timer)
-    }
+    const timers = [this.reconnectTimer, this.pingTimer, this.snapshotTimer, this.snapshotThrottle, this.resendTimer]
+    for (const timer of timers) if (timer) clearTimeout(timer)
     const ws = this.ws
     this.ws = null
     this.connected = false
@@ -276,8 +275,9 @@ export class CoordinatorLink implements Component {
    */
   private onRetryable(ref: string | null, why: string): void {
     // A snapshot is not kept: the next one replaces it. Only outbox entries wait for a resend.
-    if (ref === null || !this.inFlight.has(ref)) return void this.ctx.log.debug({ ref, why }, 'the coordinator could not take a frame')
-    if (!this.stalled) this.ctx.log.warn({ ref, why }, 'the coordinator could not take an entry; it is sent again later')
+    const { log } = this.ctx
+    if (ref === null || !this.inFlight.has(ref)) return void log.debug({ ref, why }, 'the coordinator could not take a frame')
+    if (!this.stalled) log.warn({ ref, why }, 'the coordinator could not take an entry; it is sent again later')
     this.stalled = true
   }
 
@@ -313,15 +313,16 @@ export class CoordinatorLink implements Component {
     }
     const prior = this.priorRun(commandId)
     if (prior.state === 'finished') {
-      log.info({ commandId, action: command.action }, 'a repeated command: answering with the stored result, not running it again')
+      const what = 'a repeated command: answering with the stored result, not running it again'
+      log.info({ commandId, action: command.action }, what)
       const id = (JSON.parse(prior.resultMessage) as { id: string }).id
       return this.enqueue({ id, kind: 'command.result', type: command.action, message: prior.resultMessage })
     }
     if (prior.state === 'started') {
-      log.warn({ commandId, action: command.action }, 'a repeated command that an earlier run of the agent did not finish: not running it again')
-      const result = envelop<CommandResult>(config.hostId, {
-        type: 'command.result', commandId, ok: false, error: 'the agent stopped while running this command; it was not run again',
-      })
+      const what = 'a repeated command that an earlier run of the agent did not finish: not running it again'
+      log.warn({ commandId, action: command.action }, what)
+      const error = 'the agent stopped while running this command; it was not run again'
+      const result = envelop<CommandResult>(config.hostId, { type: 'command.result', commandId, ok: false, error })
       return this.record(commandId, command.action, JSON.stringify(result), result.id)
     }
     this.runningCommands.add(commandId)
@@ -336,7 +337,8 @@ export class CoordinatorLink implements Component {
     try {
       return this.executed?.prior(commandId) ?? { state: 'unknown' }
     } catch (err) {
-      this.ctx.log.error({ commandId, err: (err as Error).message }, 'cannot read the executed commands; treating the command as new')
+      const what = 'cannot read the executed commands; treating the command as new'
+      this.ctx.log.error({ commandId, err: (err as Error).message }, what)
       return { state: 'unknown' }
     }
   }
@@ -356,7 +358,8 @@ export class CoordinatorLink implements Component {
     try {
       this.executed?.begin(command.commandId)
     } catch (err) {
-      log.error({ commandId: command.commandId, err: (err as Error).message }, 'cannot record that a command started; running it anyway')
+      const what = 'cannot record that a command started; running it anyway'
+      log.error({ commandId: command.commandId, err: (err as Error).message }, what)
     }
     log.info({ commandId: command.commandId, action: command.action }, 'running a command from the coordinator')
     let body: Pick<CommandResult, 'ok' | 'result' | 'error'>

@@ -56,7 +56,8 @@ export function runCliAsync(args: string[], opts: { env?: Record<string, string>
  * cleanup, and waits until `${url}/healthz` answers.
  */
 export async function startCliService(
-  t: Teardown, name: string, args: string[], url: string, env: Record<string, string> = {}, ready?: () => Promise<boolean>,
+  t: Teardown, name: string, args: string[], url: string, env: Record<string, string> = {},
+  ready?: () => Promise<boolean>,
 ) {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''

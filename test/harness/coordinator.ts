@@ -77,27 +77,27 @@ export async function startCoordinator(
     agentSecretFile: s.agentSecretFile, dataDir: s.dataDir, ...config,
   }))
   const ready = opts.ca ? async () => (await httpsCall(`${s.url}/healthz`, {}, opts.ca!)).status === 200 : undefined
-  const { child, logs, exited } = await startCliService(t, 'coordinator', ['coordinator', '--config', configFile], s.url, {}, ready)
+  const args = ['coordinator', '--config', configFile]
+  const { child, logs, exited } = await startCliService(t, 'coordinator', args, s.url, {}, ready)
   return {
     ...s,
     pid: child.pid!,
     logs,
     api: async (path, callOpts = {}) => {
       const token = callOpts.token === undefined ? s.adminToken : callOpts.token
-      if (opts.ca) {
-        const body = callOpts.body === undefined ? undefined : typeof callOpts.body === 'string' ? callOpts.body : JSON.stringify(callOpts.body)
-        return httpsCall(`${s.url}${path}`, { method: callOpts.method ?? (body === undefined ? 'GET' : 'POST'), token, body }, opts.ca)
-      }
-      const opts2 = callOpts
+      const raw = callOpts.body
+      const body = raw === undefined || typeof raw === 'string' ? raw : JSON.stringify(raw)
+      const method = callOpts.method ?? (body === undefined ? 'GET' : 'POST')
+      if (opts.ca) return httpsCall(`${s.url}${path}`, { method, token, body }, opts.ca)
       const res = await fetch(`${s.url}${path}`, {
-        method: opts2.method ?? (opts2.body === undefined ? 'GET' : 'POST'),
+        method,
         headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: opts2.body === undefined ? undefined : typeof opts2.body === 'string' ? opts2.body : JSON.stringify(opts2.body),
+        body,
       })
       const text = await res.text()
-      let body: unknown = text
-      try { body = JSON.parse(text) } catch { /* not JSON */ }
-      return { status: res.status, body }
+      let parsed: unknown = text
+      try { parsed = JSON.parse(text) } catch { /* not JSON */ }
+      return { status: res.status, body: parsed }
     },
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null) child.kill(signal)
@@ -107,7 +107,9 @@ export async function startCoordinator(
 }
 
 /** One HTTPS call that trusts `ca` (fetch has no per-call CA). */
-export function httpsCall(url: string, opts: { method?: string; token?: string | null; body?: string }, ca: Buffer): Promise<{ status: number; body: any }> {
+export function httpsCall(
+  url: string, opts: { method?: string; token?: string | null; body?: string }, ca: Buffer,
+): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const req = request(url, {
       method: opts.method ?? 'GET', ca,

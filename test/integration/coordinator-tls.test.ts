@@ -10,7 +10,9 @@ import { startCoordinator } from '../harness/coordinator.js'
 import { waitFor } from '../harness/ports.js'
 import { which } from '../harness/services.js'
 
-function openssl(t: { equal: (a: unknown, b: unknown, m: string) => void; comment: (m: string) => void }, args: string[]): void {
+type Asserts = { equal: (a: unknown, b: unknown, m: string) => void; comment: (m: string) => void }
+
+function openssl(t: Asserts, args: string[]): void {
   const r = spawnSync('openssl', args, { encoding: 'utf8' })
   if (r.status !== 0) t.comment(r.stderr)
   t.equal(r.status, 0, `openssl ${args[0]} ${args[1] ?? ''}`)
@@ -19,11 +21,12 @@ function openssl(t: { equal: (a: unknown, b: unknown, m: string) => void; commen
 if (!which('openssl')) {
   t.plan(0, 'skipped: needs openssl to make certificates')
 } else {
-  t.test('agents reach a wss:// coordinator through their CA file, and a client certificate names a host', async (t) => {
+  t.test('agents reach a wss:// coordinator through their CA file; a client certificate names a host', async (t) => {
     const dir = testDir(t, 'gh-tls-')
     const p = (name: string) => `${dir.path}/${name}`
     const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-    openssl(t, ['req', '-x509', ...key, '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '1', '-subj', '/CN=gpuhost test CA'])
+    openssl(t, ['req', '-x509', ...key, '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '1',
+      '-subj', '/CN=gpuhost test CA'])
     const signed = (name: string, subject: string, san: string) => {
       openssl(t, ['req', ...key, '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', subject])
       dir.file(`${name}.ext`, `subjectAltName=${san}\n`)
@@ -47,25 +50,29 @@ if (!which('openssl')) {
       url: coord.agentsUrl, tokenFile: coord.tokenFileFor('tls-no-ca'), reconnectMaxSeconds: 1,
     } })
     const refused = /"why":"[^"]*(certificate|issuer)/i
-    await waitFor('the agent without the CA to refuse the certificate', () => refused.test(untrusting.logs()), 10_000, 100)
+    await waitFor('the agent without the CA to refuse the certificate', () => refused.test(untrusting.logs()),
+      10_000, 100)
     await untrusting.stop()
 
     const trusting = await startAgent(t, { ...base, hostId: 'tls-ca', coordinator: {
       url: coord.agentsUrl, tokenFile: coord.tokenFileFor('tls-ca'), caFile: p('ca.pem'), reconnectMaxSeconds: 1,
     } })
-    await waitFor('the host listed over wss', async () => (await coord.api('/v1/hosts/tls-ca')).body.connected === true, 15_000, 100)
+    await waitFor('the host listed over wss', async () => (await coord.api('/v1/hosts/tls-ca')).body.connected === true,
+      15_000, 100)
     t.equal((await coord.api('/v1/hosts/tls-no-ca')).status, 404, 'the other never got through')
     await trusting.stop()
 
     // No bearer token: the client certificate speaks for the host it names, and only for it.
     const byCert = async (hostId: string) => {
-      const ws = new WebSocket(coord.agentsUrl, { ca, cert: readFileSync(p('client.pem')), key: readFileSync(p('client.key')) })
+      const cert = readFileSync(p('client.pem'))
+      const ws = new WebSocket(coord.agentsUrl, { ca, cert, key: readFileSync(p('client.key')) })
       const inbox: any[] = []
       let closed: number | null = null
       ws.on('message', (d) => inbox.push(JSON.parse(String(d))))
       ws.on('close', (code) => { closed = code })
       await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-      ws.send(JSON.stringify({ v: 1, id: `hello-${hostId}`, ts: new Date().toISOString(), hostId, type: 'hello', version: '0.0.0', facts: {} }))
+      const ts = new Date().toISOString()
+      ws.send(JSON.stringify({ v: 1, id: `hello-${hostId}`, ts, hostId, type: 'hello', version: '0.0.0', facts: {} }))
       await waitFor('an answer', () => inbox.length > 0 || closed !== null, 10_000, 20)
       ws.terminate()
       return { acked: inbox.some((m) => m.type === 'ack'), closed }

@@ -31,16 +31,20 @@ t.test('firing alerts route to the host their labels name, once per host', async
 
 t.test('instance names match by full name; short names only when one host answers to them', async (t) => {
   const route = (instance: string, known: string[]) => {
-    const r = routeAlerts({ alerts: [{ status: 'firing', labels: { alertname: 'DiskHigh', instance: `${instance}:9477` } }] }, known)
+    const labels = { alertname: 'DiskHigh', instance: `${instance}:9477` }
+    const r = routeAlerts({ alerts: [{ status: 'firing', labels }] }, known)
     return r.hostIds.length ? r.hostIds[0] : r.skipped[0].reason
   }
   const fleet = ['node-1.dc1.example', 'node-1.dc2.example', 'node-2']
   t.equal(route('node-1.dc2.example', fleet), 'node-1.dc2.example', 'the full name wins')
-  t.equal(route('node-1.dc3.example', ['node-1.dc1.example']), 'no known host node-1.dc3.example', 'another domain is another host')
-  t.match(route('node-1', fleet), /node-1 is ambiguous: node-1.dc1.example, node-1.dc2.example/, 'a short name of two hosts')
+  t.equal(route('node-1.dc3.example', ['node-1.dc1.example']), 'no known host node-1.dc3.example',
+    'another domain is another host')
+  t.match(route('node-1', fleet), /node-1 is ambiguous: node-1.dc1.example, node-1.dc2.example/,
+    'a short name of two hosts')
   t.equal(route('node-1', ['node-1.dc1.example', 'node-2']), 'node-1.dc1.example', 'a short name of one host')
   t.equal(route('node-2.dc1.example', fleet), 'node-2', 'an FQDN for a host known by its short name')
-  t.match(route('node-2.dc1.example', [...fleet, 'node-2.dc2.example']), /ambiguous/, 'unless another host has that short name')
+  t.match(route('node-2.dc1.example', [...fleet, 'node-2.dc2.example']), /ambiguous/,
+    'unless another host has that short name')
 })
 
 t.test('image references are compared in their normal form', async (t) => {

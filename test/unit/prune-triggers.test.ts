@@ -71,7 +71,8 @@ t.test('POST /v1/prune bodies', async (t) => {
   t.same(parsePruneArgs(undefined), { ok: true, args: {} })
   t.same(parsePruneArgs({ dryRun: true, targetPercent: 60 }), { ok: true, args: { dryRun: true, targetPercent: 60 } })
   for (const [bad, why] of [
-    [{ dryRun: 'yes' }, /dryRun:/], [{ targetPercent: 101 }, /targetPercent:/], [{ targetPercent: 0 }, /targetPercent:/], [{ targetPercent: 100 }, /targetPercent:/],
+    [{ dryRun: 'yes' }, /dryRun:/], [{ targetPercent: 101 }, /targetPercent:/], [{ targetPercent: 0 }, /targetPercent:/],
+    [{ targetPercent: 100 }, /targetPercent:/],
     [{ force: true }, /force: unknown key/], ['x', /expected object/],
   ] as const) {
     const r = parsePruneArgs(bad)
