@@ -14,7 +14,10 @@ export class ExecutedCommands {
   private readonly db: Database.Database
   private readonly stmt: Record<'get' | 'begin' | 'finish' | 'trim', Database.Statement>
 
-  constructor(readonly file: string, private readonly kept = EXECUTED_COMMANDS_KEPT) {
+  constructor(
+    readonly file: string,
+    private readonly kept = EXECUTED_COMMANDS_KEPT,
+  ) {
     mkdirSync(dirname(file), { recursive: true })
     this.db = new Database(file)
     this.db.pragma('journal_mode = WAL')

@@ -25,40 +25,95 @@ if (!which('openssl')) {
     const dir = testDir(t, 'gh-tls-')
     const p = (name: string) => `${dir.path}/${name}`
     const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-    openssl(t, ['req', '-x509', ...key, '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '1',
-      '-subj', '/CN=gpuhost test CA'])
+    openssl(t, [
+      'req',
+      '-x509',
+      ...key,
+      '-keyout',
+      p('ca.key'),
+      '-out',
+      p('ca.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=gpuhost test CA',
+    ])
     const signed = (name: string, subject: string, san: string) => {
       openssl(t, ['req', ...key, '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', subject])
       dir.file(`${name}.ext`, `subjectAltName=${san}\n`)
-      openssl(t, ['x509', '-req', '-in', p(`${name}.csr`), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial',
-        '-out', p(`${name}.pem`), '-days', '1', '-extfile', p(`${name}.ext`)])
+      openssl(t, [
+        'x509',
+        '-req',
+        '-in',
+        p(`${name}.csr`),
+        '-CA',
+        p('ca.pem'),
+        '-CAkey',
+        p('ca.key'),
+        '-CAcreateserial',
+        '-out',
+        p(`${name}.pem`),
+        '-days',
+        '1',
+        '-extfile',
+        p(`${name}.ext`),
+      ])
     }
     signed('server', '/CN=gpuhost test coordinator', 'IP:127.0.0.1')
     signed('client', '/CN=tls-cert-host', 'DNS:tls-cert-host')
     const ca = readFileSync(p('ca.pem'))
-    const coord = await startCoordinator(t, undefined, {
-      tls: { certFile: p('server.pem'), keyFile: p('server.key'), clientCaFile: p('ca.pem') },
-    }, { ca })
+    const coord = await startCoordinator(
+      t,
+      undefined,
+      {
+        tls: { certFile: p('server.pem'), keyFile: p('server.key'), clientCaFile: p('ca.pem') },
+      },
+      { ca },
+    )
     t.match(coord.agentsUrl, /^wss:\/\//)
     t.equal((await coord.api('/v1/hosts')).status, 200, 'the API over https with the admin token')
     t.equal((await coord.api('/v1/hosts', { token: null })).status, 401, 'and not without it')
-    const plain = await fetch(`http://127.0.0.1:${coord.port}/healthz`).then((r) => r.status, () => 0)
+    const plain = await fetch(`http://127.0.0.1:${coord.port}/healthz`).then(
+      (r) => r.status,
+      () => 0,
+    )
     t.not(plain, 200, 'no plain http on the TLS port')
 
     const base = { docker: { socket: '/nonexistent/docker.sock' }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' } }
-    const untrusting = await startAgent(t, { ...base, hostId: 'tls-no-ca', coordinator: {
-      url: coord.agentsUrl, tokenFile: coord.tokenFileFor('tls-no-ca'), reconnectMaxSeconds: 1,
-    } })
+    const untrusting = await startAgent(t, {
+      ...base,
+      hostId: 'tls-no-ca',
+      coordinator: {
+        url: coord.agentsUrl,
+        tokenFile: coord.tokenFileFor('tls-no-ca'),
+        reconnectMaxSeconds: 1,
+      },
+    })
     const refused = /"why":"[^"]*(certificate|issuer)/i
-    await waitFor('the agent without the CA to refuse the certificate', () => refused.test(untrusting.logs()),
-      10_000, 100)
+    await waitFor(
+      'the agent without the CA to refuse the certificate',
+      () => refused.test(untrusting.logs()),
+      10_000,
+      100,
+    )
     await untrusting.stop()
 
-    const trusting = await startAgent(t, { ...base, hostId: 'tls-ca', coordinator: {
-      url: coord.agentsUrl, tokenFile: coord.tokenFileFor('tls-ca'), caFile: p('ca.pem'), reconnectMaxSeconds: 1,
-    } })
-    await waitFor('the host listed over wss', async () => (await coord.api('/v1/hosts/tls-ca')).body.connected === true,
-      15_000, 100)
+    const trusting = await startAgent(t, {
+      ...base,
+      hostId: 'tls-ca',
+      coordinator: {
+        url: coord.agentsUrl,
+        tokenFile: coord.tokenFileFor('tls-ca'),
+        caFile: p('ca.pem'),
+        reconnectMaxSeconds: 1,
+      },
+    })
+    await waitFor(
+      'the host listed over wss',
+      async () => (await coord.api('/v1/hosts/tls-ca')).body.connected === true,
+      15_000,
+      100,
+    )
     t.equal((await coord.api('/v1/hosts/tls-no-ca')).status, 404, 'the other never got through')
     await trusting.stop()
 
@@ -69,20 +124,31 @@ if (!which('openssl')) {
       const inbox: any[] = []
       let closed: number | null = null
       ws.on('message', (d) => inbox.push(JSON.parse(String(d))))
-      ws.on('close', (code) => { closed = code })
-      await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+      ws.on('close', (code) => {
+        closed = code
+      })
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve)
+        ws.once('error', reject)
+      })
       const ts = new Date().toISOString()
       ws.send(JSON.stringify({ v: 1, id: `hello-${hostId}`, ts, hostId, type: 'hello', version: '0.0.0', facts: {} }))
       await waitFor('an answer', () => inbox.length > 0 || closed !== null, 10_000, 20)
       ws.terminate()
       return { acked: inbox.some((m) => m.type === 'ack'), closed }
     }
-    t.match(await byCert('tls-cert-host'), { acked: true }, 'the certificate\'s host is accepted')
+    t.match(await byCert('tls-cert-host'), { acked: true }, "the certificate's host is accepted")
     t.match(await byCert('someone-else'), { acked: false, closed: 4001 }, 'another host is refused')
     const anonymous = await new Promise<number>((resolve) => {
       const ws = new WebSocket(coord.agentsUrl, { ca })
-      ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
-      ws.on('open', () => { resolve(101); ws.terminate() })
+      ws.on('unexpected-response', (_req, res) => {
+        resolve(res.statusCode ?? 0)
+        ws.terminate()
+      })
+      ws.on('open', () => {
+        resolve(101)
+        ws.terminate()
+      })
       ws.on('error', () => resolve(0))
     })
     t.equal(anonymous, 401, 'neither token nor certificate: 401')

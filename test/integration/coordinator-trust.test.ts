@@ -18,10 +18,15 @@ async function rawAgent(coord: RunningCoordinator, token: string) {
   const inbox: any[] = []
   let closed: { code: number; reason: string } | null = null
   ws.on('message', (d) => inbox.push(JSON.parse(String(d))))
-  ws.on('close', (code, reason) => { closed = { code, reason: String(reason) } })
+  ws.on('close', (code, reason) => {
+    closed = { code, reason: String(reason) }
+  })
   const opened = await new Promise<number>((resolve) => {
     ws.once('open', () => resolve(101))
-    ws.once('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate() })
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0)
+      ws.terminate()
+    })
     ws.once('error', () => resolve(0))
   })
   return { ws, inbox, opened, closed: () => closed }
@@ -29,28 +34,47 @@ async function rawAgent(coord: RunningCoordinator, token: string) {
 
 async function commandDone(coord: RunningCoordinator, commandId: string) {
   let last: any = null
-  await waitFor(`command ${commandId} to finish`, async () => {
-    last = (await coord.api(`/v1/commands/${commandId}`)).body
-    return last.status === 'succeeded' || last.status === 'failed'
-  }, 20_000, 100)
+  await waitFor(
+    `command ${commandId} to finish`,
+    async () => {
+      last = (await coord.api(`/v1/commands/${commandId}`)).body
+      return last.status === 'succeeded' || last.status === 'failed'
+    },
+    20_000,
+    100,
+  )
   return last
 }
 
 t.test('no other credential can speak for a host, displace it, take its commands or store its results', async (t) => {
   const coord = await startCoordinator(t)
-  const real = await startAgent(t, { ...NO_DOCKER, hostId: 'node-1', coordinator: {
-    url: coord.agentsUrl, tokenFile: coord.tokenFileFor('node-1'), reconnectMaxSeconds: 1, pingIntervalSeconds: 1,
-  } })
-  await waitFor('node-1 connected', async () => (await coord.api('/v1/hosts/node-1')).body.connected === true,
-    15_000, 100)
+  const real = await startAgent(t, {
+    ...NO_DOCKER,
+    hostId: 'node-1',
+    coordinator: {
+      url: coord.agentsUrl,
+      tokenFile: coord.tokenFileFor('node-1'),
+      reconnectMaxSeconds: 1,
+      pingIntervalSeconds: 1,
+    },
+  })
+  await waitFor(
+    'node-1 connected',
+    async () => (await coord.api('/v1/hosts/node-1')).body.connected === true,
+    15_000,
+    100,
+  )
 
   // Another host's valid token: the hello as node-1 is refused with a close code saying why.
   const other = await rawAgent(coord, coord.tokenFor('node-2'))
-  t.equal(other.opened, 101, 'node-2\'s token opens a connection')
+  t.equal(other.opened, 101, "node-2's token opens a connection")
   other.ws.send(frame('node-1', 'hello', { version: '0.0.0', facts: {} }, 'forged-hello'))
   await waitFor('the impostor closed', () => other.closed() !== null, 10_000, 20)
   t.match(other.closed(), { code: 4001, reason: /node-1 is not the host of this credential/ })
-  t.notOk(other.inbox.some((m) => m.type === 'ack'), 'the forged hello was not acked')
+  t.notOk(
+    other.inbox.some((m) => m.type === 'ack'),
+    'the forged hello was not acked',
+  )
   t.match(coord.logs(), /refused a hello: the credential is another host's/, 'the refusal is logged')
 
   // The shared token is refused outright in the default per-host mode; so is a token under another secret.
@@ -66,26 +90,52 @@ t.test('no other credential can speak for a host, displace it, take its commands
 
   // With node-1 away, its next command waits; node-2's credential cannot answer it.
   await real.stop()
-  await waitFor('node-1 disconnected', async () => (await coord.api('/v1/hosts/node-1')).body.connected === false,
-    15_000, 100)
+  await waitFor(
+    'node-1 disconnected',
+    async () => (await coord.api('/v1/hosts/node-1')).body.connected === false,
+    15_000,
+    100,
+  )
   const waiting = (await coord.api('/v1/hosts/node-1/commands', { body: { action: 'status' } })).body.commandId
   const thief = await rawAgent(coord, coord.tokenFor('node-2'))
   thief.ws.send(frame('node-2', 'hello', { version: '0.0.0', facts: {} }, 'node-2-hello'))
-  await waitFor('node-2 accepted', () => thief.inbox.some((m) => m.type === 'ack' && m.ids.includes('node-2-hello')),
-    10_000, 20)
+  await waitFor(
+    'node-2 accepted',
+    () => thief.inbox.some((m) => m.type === 'ack' && m.ids.includes('node-2-hello')),
+    10_000,
+    20,
+  )
   const forgedResult = { commandId: waiting, ok: true, result: { forged: true } }
   thief.ws.send(frame('node-1', 'command.result', forgedResult, 'forged-1'))
   thief.ws.send(frame('node-2', 'command.result', forgedResult, 'forged-2'))
-  await waitFor('both forged results answered', () => thief.inbox.some((m) => m.ref === 'forged-1') &&
-    thief.inbox.some((m) => m.type === 'ack' && m.ids.includes('forged-2')), 10_000, 20)
-  t.notOk(thief.inbox.some((m) => m.type === 'command'), 'node-2 received none of node-1\'s commands')
-  t.match((await coord.api(`/v1/commands/${waiting}`)).body, { status: 'pending', result: null },
-    'no forged result was stored')
+  await waitFor(
+    'both forged results answered',
+    () =>
+      thief.inbox.some((m) => m.ref === 'forged-1') &&
+      thief.inbox.some((m) => m.type === 'ack' && m.ids.includes('forged-2')),
+    10_000,
+    20,
+  )
+  t.notOk(
+    thief.inbox.some((m) => m.type === 'command'),
+    "node-2 received none of node-1's commands",
+  )
+  t.match(
+    (await coord.api(`/v1/commands/${waiting}`)).body,
+    { status: 'pending', result: null },
+    'no forged result was stored',
+  )
   thief.ws.terminate()
 
-  const back = await startAgent(t, { ...NO_DOCKER, hostId: 'node-1', coordinator: {
-    url: coord.agentsUrl, tokenFile: coord.tokenFileFor('node-1'), reconnectMaxSeconds: 1,
-  } })
+  const back = await startAgent(t, {
+    ...NO_DOCKER,
+    hostId: 'node-1',
+    coordinator: {
+      url: coord.agentsUrl,
+      tokenFile: coord.tokenFileFor('node-1'),
+      reconnectMaxSeconds: 1,
+    },
+  })
   const answered = await commandDone(coord, waiting)
   t.match(answered, { status: 'succeeded', result: { hostId: 'node-1' } }, 'the real node-1 answered it once back')
   t.notOk(JSON.stringify(answered.result).includes('forged'))
@@ -96,8 +146,12 @@ t.test('a second live connection for a host is refused and backs off; the first 
   const coord = await startCoordinator(t)
   const link = { url: coord.agentsUrl, tokenFile: coord.tokenFileFor('twin'), pingIntervalSeconds: 2 }
   const first = await startAgent(t, { ...NO_DOCKER, hostId: 'twin', coordinator: link })
-  await waitFor('the first twin connected', async () => (await coord.api('/v1/hosts/twin')).body.connected === true,
-    15_000, 100)
+  await waitFor(
+    'the first twin connected',
+    async () => (await coord.api('/v1/hosts/twin')).body.connected === true,
+    15_000,
+    100,
+  )
   const second = await startAgent(t, { ...NO_DOCKER, hostId: 'twin', coordinator: link })
   const refusals = () => (second.logs().match(/the coordinator refused this connection/g) ?? []).length
   await waitFor('the second twin refused', () => refusals() >= 1, 15_000, 100)
@@ -108,8 +162,11 @@ t.test('a second live connection for a host is refused and backs off; the first 
   t.notOk(/coordinator link closed/.test(first.logs()), 'the first twin was never closed')
   t.equal((await coord.api('/v1/hosts/twin')).body.connected, true, 'the host stays connected')
   const status = await (await fetch(`${second.url}/v1/status`)).json()
-  t.match(status.coordinator, { connected: false, lastError: /4002.*already has a live connection/ },
-    'the refused twin says why')
+  t.match(
+    status.coordinator,
+    { connected: false, lastError: /4002.*already has a live connection/ },
+    'the refused twin says why',
+  )
   t.match(coord.logs(), /refused a second connection for a host that is connected and answering/)
   await second.stop()
   await first.stop()
@@ -118,11 +175,21 @@ t.test('a second live connection for a host is refused and backs off; the first 
 t.test('the shared token works only with agentAuth: shared, with a warning, and cannot displace a host', async (t) => {
   const coord = await startCoordinator(t, undefined, { agentAuth: 'shared' })
   t.match(coord.logs(), /agentAuth is shared/, 'a warning at start')
-  const real = await startAgent(t, { ...NO_DOCKER, hostId: 'node-s', coordinator: {
-    url: coord.agentsUrl, tokenFile: coord.tokenFileFor('node-s'), reconnectMaxSeconds: 1,
-  } })
-  await waitFor('node-s connected', async () => (await coord.api('/v1/hosts/node-s')).body.connected === true,
-    15_000, 100)
+  const real = await startAgent(t, {
+    ...NO_DOCKER,
+    hostId: 'node-s',
+    coordinator: {
+      url: coord.agentsUrl,
+      tokenFile: coord.tokenFileFor('node-s'),
+      reconnectMaxSeconds: 1,
+    },
+  })
+  await waitFor(
+    'node-s connected',
+    async () => (await coord.api('/v1/hosts/node-s')).body.connected === true,
+    15_000,
+    100,
+  )
   const shared = await rawAgent(coord, coord.agentToken)
   t.equal(shared.opened, 101, 'the shared token is accepted')
   shared.ws.send(frame('node-s', 'hello', { version: '0.0.0', facts: {} }))
@@ -146,7 +213,10 @@ t.test('an Alertmanager repeat queues no second prune while one for the host has
   t.same(repeat.body.commands, [], 'the repeat queues none')
   t.match(repeat.body.skipped, [{ reason: /a prune for am-host.dc1.example has no result yet/ }])
   const other = await coord.api('/hooks/alertmanager', { body: alert('am-host.dc2.example:9477') })
-  t.match(other.body, { commands: [], skipped: [{ reason: 'no known host am-host.dc2.example' }] },
-    'another domain is not this host')
+  t.match(
+    other.body,
+    { commands: [], skipped: [{ reason: 'no known host am-host.dc2.example' }] },
+    'another domain is not this host',
+  )
   t.equal((await coord.api('/v1/commands?hostId=am-host.dc1.example')).body.commands.length, 1, 'one prune in all')
 })

@@ -7,10 +7,16 @@ t.test('a per-host token speaks for its host only, under its secret only', async
   t.equal(verifyHostToken(token, 's3cret'), 'node-1')
   t.equal(verifyHostToken(token, 'other'), null, 'another secret (a rotated one) refuses it')
   const [v, , mac] = token.split('.')
-  t.equal(verifyHostToken(`${v}.${Buffer.from('node-2').toString('base64url')}.${mac}`, 's3cret'), null,
-    'the host id is bound')
-  t.equal(verifyHostToken(`${v}.${Buffer.from('node-1').toString('base64url')}.${mac.slice(0, -2)}`, 's3cret'), null,
-    'a cut mac')
+  t.equal(
+    verifyHostToken(`${v}.${Buffer.from('node-2').toString('base64url')}.${mac}`, 's3cret'),
+    null,
+    'the host id is bound',
+  )
+  t.equal(
+    verifyHostToken(`${v}.${Buffer.from('node-1').toString('base64url')}.${mac.slice(0, -2)}`, 's3cret'),
+    null,
+    'a cut mac',
+  )
   t.equal(verifyHostToken('v2.x.y', 's3cret'), null)
   t.equal(verifyHostToken(token, null), null, 'no secret, no host')
 })
