@@ -70,6 +70,7 @@ export function formatStatus(s: AgentStatus): string {
   lines.push(`last prune    ${jobLine(s.lastPrune)}`)
   lines.push(`last prewarm  ${jobLine(s.lastPrewarm)}`)
   lines.push(`coordinator   ${s.coordinator.configured ? `${s.coordinator.connected ? 'connected' : 'disconnected'}, ${s.coordinator.pending} events pending` : 'not configured'}`)
+  if (s.coordinator.lastError) lines.push(`              ${s.coordinator.lastError}`)
   const failed = Object.entries(s.collectors).filter(([, c]) => !c.success)
   for (const [name, c] of failed) lines.push(`collector ${name} failing: ${c.error ?? 'unknown error'}`)
   // An agent of an older version does not send the list.

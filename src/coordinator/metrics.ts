@@ -27,6 +27,8 @@ export function createCoordinatorMetrics(src: { store: FleetStore; connected: ()
   counterFrom(reg, `${P}events_received_total`, 'event messages received from agents, duplicates included', () => src.counters.eventsReceived)
   counterFrom(reg, `${P}events_duplicate_total`, 'event messages received again and dropped by id', () => src.counters.eventsDuplicate)
   counterFrom(reg, `${P}frames_refused_total`, 'agent frames refused as invalid', () => src.counters.framesRefused)
+  counterFrom(reg, `${P}connections_refused_total`, 'agent connections closed for another host\'s credential, '
+    + 'a second live connection, or a hello that could not be stored', () => src.counters.connectionsRefused)
   new Gauge({ name: `${P}events_stored`, help: 'events in the database', registers: reg,
     collect() { this.set(src.store.eventCount()) } })
   return registry

@@ -168,6 +168,9 @@ t.test('a second live connection for a host is refused and backs off; the first 
     'the refused twin says why',
   )
   t.match(coord.logs(), /refused a second connection for a host that is connected and answering/)
+  const metrics = String((await coord.api('/metrics')).body)
+  const refusedTotal = Number(/^gpuhost_coordinator_connections_refused_total (\S+)$/m.exec(metrics)?.[1])
+  t.ok(refusedTotal >= 1, `counted in /metrics (${refusedTotal})`)
   await second.stop()
   await first.stop()
 })
