@@ -14,6 +14,8 @@ import type { AgentIdentity } from './identity.js'
 import type { FleetStore } from './store.js'
 
 const COORDINATOR_ID = 'coordinator'
+/** frames an agent may send before its hello is answered (an agent sends at most its send window) */
+const MAX_HELD_FRAMES = 1024
 
 interface Session {
   ws: WebSocket
@@ -26,6 +28,8 @@ interface Session {
   lastSignAt: number
   /** frames that arrived while the hello was being decided, handled in order once it is accepted */
   held: { data: Buffer; isBinary: boolean }[] | null
+  /** refused and closing: later frames are ignored, not refused (a refusal would make the agent drop them) */
+  closing: boolean
   /** events and results received and not yet stored and acked */
   events: EventMessage[]
   results: CommandResult[]
@@ -102,7 +106,7 @@ export class AgentHub {
 
   private accept(ws: WebSocket, req: IncomingMessage, credentialHostId: string | null): void {
     const session: Session = {
-      ws, hostId: null, credentialHostId, alive: true, lastSignAt: Date.now(), held: null,
+      ws, hostId: null, credentialHostId, alive: true, lastSignAt: Date.now(), held: null, closing: false,
       events: [], results: [], flushScheduled: false, dispatched: new Set(),
     }
     this.all.add(session)
@@ -111,7 +115,13 @@ export class AgentHub {
       session.lastSignAt = Date.now()
     })
     ws.on('message', (data, isBinary) => {
-      if (session.held) return void session.held.push({ data: data as Buffer, isBinary })
+      if (session.closing) return
+      if (session.held) {
+        if (session.held.length >= MAX_HELD_FRAMES) {
+          return this.close(session, 1008, 'too many frames before the hello was answered')
+        }
+        return void session.held.push({ data: data as Buffer, isBinary })
+      }
       this.handleFrame(session, data as Buffer, isBinary)
     })
     ws.on('error', (err) => this.opts.log.warn({ hostId: session.hostId, err: err.message }, 'agent connection error'))
@@ -224,6 +234,7 @@ export class AgentHub {
   private close(session: Session, code: number, reason: string): void {
     this.counters.connectionsRefused++
     session.held = null
+    session.closing = true
     // A close reason is at most 123 bytes.
     session.ws.close(code, Buffer.from(reason).subarray(0, 123).toString())
   }

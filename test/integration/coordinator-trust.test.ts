@@ -167,6 +167,7 @@ t.test('a second live connection for a host is refused and backs off; the first 
     { connected: false, lastError: /4002.*already has a live connection/ },
     'the refused twin says why',
   )
+  t.ok(status.coordinator.pending >= 1, `its events wait in its outbox (${status.coordinator.pending}), none refused away`)
   t.match(coord.logs(), /refused a second connection for a host that is connected and answering/)
   const metrics = String((await coord.api('/metrics')).body)
   const refusedTotal = Number(/^gpuhost_coordinator_connections_refused_total (\S+)$/m.exec(metrics)?.[1])
