@@ -224,3 +224,25 @@ t.test('an Alertmanager repeat queues no second prune while one for the host has
   )
   t.equal((await coord.api('/v1/commands?hostId=am-host.dc1.example')).body.commands.length, 1, 'one prune in all')
 })
+
+t.test('a connection that stopped answering pings is replaced by the host\'s new one', async (t) => {
+  const coord = await startCoordinator(t)
+  const link = { url: coord.agentsUrl, tokenFile: coord.tokenFileFor('frozen'), pingIntervalSeconds: 2 }
+  const old = await startAgent(t, { ...NO_DOCKER, hostId: 'frozen', coordinator: link })
+  const connected = async () => (await coord.api('/v1/hosts/frozen')).body.connected === true
+  await waitFor('the old agent connected', connected, 15_000, 100)
+  process.kill(old.pid, 'SIGSTOP')
+  try {
+    const fresh = await startAgent(t, { ...NO_DOCKER, hostId: 'frozen', coordinator: link })
+    const replaced = /stopped answering pings: replacing it|did not answer a ping/
+    await waitFor('the silent connection replaced', () => replaced.test(coord.logs()), 20_000, 100)
+    await waitFor('the new agent accepted', () => /agent said hello/.test(coord.logs().split(replaced)[1] ?? ''), 20_000, 100)
+    t.equal(await connected(), true, 'the host is connected through the new agent')
+    t.notMatch(fresh.logs(), /the coordinator refused this connection/, 'the new agent was not refused')
+    const status = await (await fetch(`${fresh.url}/v1/status`)).json()
+    t.match(status.coordinator, { connected: true, lastError: null })
+  } finally {
+    process.kill(old.pid, 'SIGCONT')
+  }
+  await old.stop()
+})
