@@ -28,3 +28,19 @@ t.test('SIGTERM during start-up and while serving exits cleanly', async (t) => {
     t.ok(code === 0 || code === -1, `SIGTERM after ${delayMs} ms: exit ${code}`)
   }
 })
+
+t.test('coordinator token prints a host token from the agent secret, or says why it cannot', async (t) => {
+  const dir = testDir(t)
+  const config = dir.file('c.yaml', `agentSecretFile: ${dir.file('secret', 'a-secret\n')}\n`)
+  const first = runCli(['coordinator', 'token', 'node-1', '--config', config])
+  t.equal(first.code, 0)
+  t.match(first.stdout, /^v1\.bm9kZS0x\.[A-Za-z0-9_-]{43}\n$/, 'v1.<host id>.<mac>')
+  t.equal(runCli(['coordinator', 'token', 'node-1', '--config', config]).stdout, first.stdout, 'the same host, the same token')
+  t.not(runCli(['coordinator', 'token', 'node-2', '--config', config]).stdout, first.stdout, 'another host, another token')
+  const json = runCli(['--json', 'coordinator', 'token', 'node-1', '--config', config])
+  t.same(JSON.parse(json.stdout), { hostId: 'node-1', token: first.stdout.trim() })
+  const missing = runCli(['coordinator', 'token', 'node-1', '--config', dir.file('m.yaml', `agentSecretFile: ${dir.path}/none\n`)])
+  t.equal(missing.code, 78)
+  t.match(missing.stderr, /cannot read agentSecretFile: .*none/)
+  t.equal(runCli(['coordinator', 'token']).code, 2, 'no host id: a usage error')
+})
