@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
+import { hostToken } from '../src/coordinator/identity.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const CONNECT_CONCURRENCY = 200
@@ -85,9 +86,10 @@ async function run(n: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gh-bench-'))
   const port = await freePort()
   writeFileSync(join(dir, 'admin'), 'bench-admin\n')
-  writeFileSync(join(dir, 'agent'), 'bench-agent\n')
+  // Each simulated host holds its own token, as real agents do (agentAuth: per-host).
+  writeFileSync(join(dir, 'agent-secret'), 'bench-secret\n')
   writeFileSync(join(dir, 'coordinator.yaml'), [
-    `listen: 127.0.0.1:${port}`, `adminTokenFile: ${join(dir, 'admin')}`, `agentTokenFile: ${join(dir, 'agent')}`,
+    `listen: 127.0.0.1:${port}`, `adminTokenFile: ${join(dir, 'admin')}`, `agentSecretFile: ${join(dir, 'agent-secret')}`,
     `dataDir: ${join(dir, 'data')}`, 'log: { level: warn }', '',
   ].join('\n'))
   const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'coordinator', '--config', join(dir, 'coordinator.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] })
@@ -104,7 +106,7 @@ async function run(n: number): Promise<void> {
     const agents: SimAgent[] = []
     const t0 = now()
     await pool(Array.from({ length: n }, (_, i) => `sim-${String(i).padStart(6, '0')}`), CONNECT_CONCURRENCY, async (hostId) => {
-      agents.push(await connectAgent(`ws://127.0.0.1:${port}/v1/agents`, 'bench-agent', hostId))
+      agents.push(await connectAgent(`ws://127.0.0.1:${port}/v1/agents`, hostToken('bench-secret', hostId), hostId))
     })
     const connectMs = now() - t0
     const connectedRss = rssMiB(child.pid!, 'VmRSS')
