@@ -235,8 +235,7 @@ export class AgentHub {
     this.counters.connectionsRefused++
     session.held = null
     session.closing = true
-    // A close reason is at most 123 bytes.
-    session.ws.close(code, Buffer.from(reason).subarray(0, 123).toString())
+    session.ws.close(code, closeReason(reason))
   }
 
   /** Acks what was stored; answers what could not be stored with a retryable error per frame. */
@@ -342,6 +341,13 @@ export class AgentHub {
     session.ws.send(JSON.stringify(message))
     return true
   }
+}
+
+/** A WebSocket close reason is at most 123 bytes of UTF-8: cut whole characters off the end. */
+export function closeReason(text: string): string {
+  let reason = text
+  while (Buffer.byteLength(reason) > 123) reason = Array.from(reason).slice(0, -1).join('')
+  return reason
 }
 
 function refuse(socket: Duplex, status: number, text: string): void {

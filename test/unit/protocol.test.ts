@@ -1,5 +1,8 @@
 import t from 'tap'
-import { envelop, errorReply, parseAgentMessage, parseCoordinatorMessage, type EventMessage } from '../../src/protocol.js'
+import { closeReason } from '../../src/coordinator/hub.js'
+import {
+  envelop, errorReply, parseAgentMessage, parseCoordinatorMessage, ProtocolError, type EventMessage,
+} from '../../src/protocol.js'
 
 const base = { v: 1, id: 'm-1', ts: '2026-11-23T10:00:00.000Z', hostId: 'gpu-node-1' }
 const LIMIT = 64 * 1024
@@ -71,4 +74,20 @@ t.test('envelop builds messages that parse, and an error reply answers the refus
   const reply = errorReply('coordinator', refused.error)
   t.match(reply, { type: 'error', code: 'unknown_type', ref: 'm-1' })
   t.ok(parseCoordinatorMessage(JSON.stringify(reply), LIMIT).ok, 'the error reply itself is valid')
+})
+
+t.test('close reasons fit the 123 bytes a WebSocket close frame allows, whole characters only', async (t) => {
+  t.equal(closeReason('short'), 'short')
+  const long = closeReason(`hostId ${'ä'.repeat(200)} is not the host of this credential`)
+  t.ok(Buffer.byteLength(long) <= 123, `${Buffer.byteLength(long)} bytes`)
+  t.notMatch(long, /\uFFFD/, 'no character cut in half')
+})
+
+t.test('an error says whether the refused frame may be sent again', async (t) => {
+  const retry = errorReply('coordinator', new ProtocolError('store_failed', 'cannot store it now', 'e-1'), true)
+  const parsed = parseCoordinatorMessage(JSON.stringify(retry), LIMIT)
+  t.match(parsed, { ok: true, message: { type: 'error', code: 'store_failed', ref: 'e-1', retryable: true } })
+  const old = { ...base, type: 'error', code: 'bad_message', message: 'no', ref: 'e-2' }
+  t.match(parseCoordinatorMessage(JSON.stringify(old), LIMIT), { ok: true, message: { retryable: false } },
+    'an error without the field is not retryable')
 })
