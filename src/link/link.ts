@@ -23,7 +23,8 @@ const SEND_WINDOW = 256
 /** snapshots on change are sent at most this often */
 const SNAPSHOT_THROTTLE_MS = 5000
 /** after a refusal (another live connection for this host, a credential for another host) the
- * next attempt waits at least half of this, doubling per refusal up to reconnectMaxSeconds */
+ * next attempt waits half of this plus a jittered delay whose ceiling starts at this and doubles
+ * per refusal up to reconnectMaxSeconds */
 const REFUSED_BASE_MS = 5000
 
 /** Registers the link when coordinator.url is set; it then owns ctx.linkState. */
@@ -184,7 +185,8 @@ export class CoordinatorLink implements Component {
     // A refusal is answered the same way on the next try until its cause goes away: back off from
     // a longer base, and whatever the coordinator acked before refusing resets nothing.
     const delay = refused
-      ? backoffDelay(this.refusals++, { baseMs: REFUSED_BASE_MS, maxMs: Math.max(maxMs, REFUSED_BASE_MS) })
+      ? REFUSED_BASE_MS / 2
+        + backoffDelay(this.refusals++, { baseMs: REFUSED_BASE_MS, maxMs: Math.max(maxMs, REFUSED_BASE_MS) })
       : backoffDelay(this.attempt++, { baseMs: 500, maxMs })
     this.lastError = why
     this.failures++
@@ -322,7 +324,8 @@ export class CoordinatorLink implements Component {
       const what = 'a repeated command that an earlier run of the agent did not finish: not running it again'
       log.warn({ commandId, action: command.action }, what)
       const error = 'the agent stopped while running this command; it was not run again'
-      const result = envelop<CommandResult>(config.hostId, { type: 'command.result', commandId, ok: false, error })
+      const body = { type: 'command.result' as const, commandId, ok: false, error }
+      const result = envelop<CommandResult>(config.hostId, body, this.stamp())
       return this.record(commandId, command.action, JSON.stringify(result), result.id)
     }
     this.runningCommands.add(commandId)
