@@ -209,7 +209,11 @@ t.test('an Alertmanager repeat queues no second prune while one for the host has
   agent.ws.send(frame('am-host.dc1.example', 'hello', { version: '0.0.0', facts: {} }, 'am-hello'))
   await waitFor('the host known', () => agent.inbox.some((m) => m.type === 'ack'), 10_000, 20)
   agent.ws.terminate()
-  const alert = (instance: string) => ({ alerts: [{ status: 'firing', labels: { alertname: 'DiskHigh', instance } }] })
+  // As Alertmanager sends it (webhook v4); a repeat carries the same groupKey while the alert fires.
+  const alert = (instance: string) => ({
+    version: '4', groupKey: `{}:{instance="${instance}"}`, status: 'firing', receiver: 'gpuhost-prune',
+    alerts: [{ status: 'firing', labels: { alertname: 'DiskHigh', instance }, fingerprint: instance.length.toString(16) }],
+  })
   const payload = alert('am-host.dc1.example:9477')
   const first = await coord.api('/hooks/alertmanager', { body: payload })
   t.equal(first.body.commands.length, 1, 'the first alert queues a prune')
