@@ -82,6 +82,7 @@ export class Agent {
     else if (token === null) log.warn('no tokenFile configured: every POST will answer 403')
 
     this.history.listen(this.ctx.bus)
+    this.publishCollectorTransitions()
     this.addCoreRoutes()
     const collectors: string[] = []
     for (const feature of features) {
@@ -90,6 +91,24 @@ export class Agent {
       collectors.push(...(parts.collectors ?? []))
     }
     this.ctx.store.expectCollectors(collectors)
+  }
+
+  /** A collector that starts failing, and one that recovers, is an event once per change, not per run. */
+  private publishCollectorTransitions(): void {
+    const { store, bus } = this.ctx
+    const failing = new Map<string, number>()
+    store.on('collected', (name: string) => {
+      const status = store.get().collectors[name]
+      if (!status) return
+      const failures = failing.get(name)
+      if (!status.success) {
+        if (failures === undefined) bus.publish('collector.failed', { collector: name, error: status.error ?? 'failed' })
+        failing.set(name, (failures ?? 0) + 1)
+      } else if (failures !== undefined) {
+        failing.delete(name)
+        bus.publish('collector.recovered', { collector: name, failures })
+      }
+    })
   }
 
   private addCoreRoutes(): void {
@@ -123,6 +142,8 @@ export class Agent {
 
   async stop(): Promise<void> {
     sdNotify('STOPPING=1', this.ctx.log)
+    // Published before the link stops, so the coordinator learns of an orderly stop.
+    this.ctx.bus.publish('agent.stopping', {})
     await this.lifecycle.stop()
   }
 }

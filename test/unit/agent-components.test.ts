@@ -5,6 +5,7 @@ import { pino } from 'pino'
 import { Agent, type Feature } from '../../src/agent/agent.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
 import type { AgentEvent } from '../../src/agent/events.js'
+import { CollectorLoop } from '../../src/agent/collector.js'
 
 async function until(what: string, cond: () => boolean): Promise<void> {
   for (let i = 0; i < 6000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))
@@ -42,4 +43,40 @@ t.test('a feature whose component fails to start does not stop the agent', async
 
   await until('the component to start', () => starts === 3 && agent.status().failingComponents.length === 0)
   t.same(agent.status().failingComponents, [])
+})
+
+t.test('a collector that fails and recovers is one collector.failed and one collector.recovered', async (t) => {
+  const outcomes = [false, false, false, true, true]
+  let run = 0
+  const source: Feature = (ctx) => {
+    const loop = new CollectorLoop(
+      {
+        name: 'flaky',
+        async collect() {
+          if (!outcomes[Math.min(run++, outcomes.length - 1)]) throw new Error('source unreadable')
+        },
+      },
+      5,
+      ctx.store,
+      ctx.log,
+      ctx.now,
+    )
+    return { components: [loop], collectors: ['flaky'] }
+  }
+  const config = parseConfig(agentConfigSchema, { tokenFile: null, listen: '127.0.0.1:0', stateDir: t.testdir() })
+  const agent = new Agent(config, pino({ level: 'silent' }), [source])
+  const events: AgentEvent[] = []
+  agent.ctx.bus.subscribe((e) => events.push(e))
+  t.teardown(() => agent.stop())
+  await agent.start()
+  await until('five collector runs', () => run >= 5)
+
+  const collectorEvents = events.filter((e) => e.type.startsWith('collector.'))
+  t.match(collectorEvents, [
+    { type: 'collector.failed', data: { collector: 'flaky', error: 'source unreadable' } },
+    { type: 'collector.recovered', data: { collector: 'flaky', failures: 3 } },
+  ])
+  t.equal(collectorEvents.length, 2, 'once per change, not once per run')
+  await agent.stop()
+  t.equal(events.at(-1)?.type, 'agent.stopping', 'an orderly stop is an event')
 })
