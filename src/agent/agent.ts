@@ -33,15 +33,26 @@ export interface AgentContext {
   actions: ActionRegistry
   /** the one clock every part reads */
   now: Clock
-  /** coordinator link state, set by the link when one is configured */
-  linkState: () => { configured: boolean; connected: boolean; pending: number; lastError?: string | null }
+  /** the coordinator link's state, from the feature that declared it (none: not configured) */
+  linkState: () => LinkState
 }
+
+export interface LinkState {
+  configured: boolean
+  connected: boolean
+  pending: number
+  lastError?: string | null
+}
+
+const NO_LINK: LinkState = { configured: false, connected: false, pending: 0 }
 
 /** What a feature brings: its components, in start order, and the collectors readiness waits for. */
 export interface FeatureParts {
   components: Component[]
   /** names of the collectors it runs; /readyz answers ready once each has run once */
   collectors?: string[]
+  /** the coordinator link's state, from the one feature that runs the link */
+  linkState?: () => LinkState
 }
 
 /** A feature adds its routes and actions, and returns its parts. */
@@ -52,6 +63,7 @@ export class Agent {
   private readonly lifecycle: Lifecycle
   private readonly components: Component[] = []
   private readonly history = new JobHistory()
+  private linkState: () => LinkState = () => NO_LINK
 
   constructor(config: AgentConfig, log: Logger, features: Feature[], opts: { now?: Clock; runtime?: ContainerRuntime } = {}) {
     let token: string | null = null
@@ -71,7 +83,7 @@ export class Agent {
       runtime: opts.runtime ?? createRuntime(config),
       pulls: new PullsInFlight(),
       actions: new ActionRegistry(),
-      linkState: () => ({ configured: false, connected: false, pending: 0 }),
+      linkState: () => this.linkState(),
     }
     const bus = this.ctx.bus
     this.lifecycle = new Lifecycle(log, {
@@ -89,6 +101,7 @@ export class Agent {
       const parts = feature(this.ctx)
       this.components.push(...parts.components)
       collectors.push(...(parts.collectors ?? []))
+      if (parts.linkState) this.linkState = parts.linkState
     }
     this.ctx.store.expectCollectors(collectors)
   }

@@ -27,12 +27,11 @@ const SNAPSHOT_THROTTLE_MS = 5000
  * per refusal up to reconnectMaxSeconds */
 const REFUSED_BASE_MS = 5000
 
-/** Registers the link when coordinator.url is set; it then owns ctx.linkState. */
+/** Registers the link when coordinator.url is set, and declares its state for status and metrics. */
 export const coordinatorLinkFeature: Feature = (ctx) => {
   if (!ctx.config.coordinator.url) return { components: [] }
   const link = new CoordinatorLink(ctx)
-  ctx.linkState = () => link.state()
-  return { components: [link] }
+  return { components: [link], linkState: () => link.state() }
 }
 
 export class CoordinatorLink implements Component {
