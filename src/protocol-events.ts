@@ -97,6 +97,16 @@ export const eventPayloadSchemas = {
     driverVersion: z.string().nullable(),
     cudaVersion: z.string().nullable(),
   }),
+  /** the host's GPU health changed (src/gpu/health.ts); published once per change */
+  'gpu.health': z.object({
+    state: z.enum(['ok', 'degraded', 'failed']),
+    /** host-wide: driver_library_mismatch, gpus_missing */
+    reasons: z.array(z.string()),
+    gpus: z.array(
+      z.object({ index: z.number(), uuid: z.string(), state: z.enum(['ok', 'degraded', 'failed']), reasons: z.array(z.string()) }),
+    ),
+    advice: z.string().optional(),
+  }),
   'collector.failed': z.object({ collector: z.string(), error: z.string() }),
   'collector.recovered': z.object({ collector: z.string(), failures: z.number() }),
   /** a component whose start failed; it is retried after `retryInSeconds` */

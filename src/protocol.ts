@@ -36,7 +36,11 @@ export const reportedImageSchema = z.strictObject({
   repoDigests: z.array(z.string().max(500)).max(200),
   sizeBytes: z.number().nonnegative(),
   cudaEnv: z.record(z.string(), z.string()).nullable(),
-  compat: z.object({ compatible: z.boolean().nullable(), reason: z.string(), requirement: z.string().nullable() }).nullable(),
+  compat: z.object({
+    compatible: z.boolean().nullable(), reason: z.string(), requirement: z.string().nullable(),
+    kernels: z.enum(['ok', 'missing', 'unknown']).optional(), kernelsReason: z.string().max(2000).optional(),
+    enforced: z.boolean().optional(),
+  }).nullable(),
 })
 export type ReportedImage = z.infer<typeof reportedImageSchema>
 

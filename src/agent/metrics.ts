@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { AgentEvent } from './events.js'
 import { PULL_STATUSES } from '../protocol-events.js'
 import { imageState, type HostSnapshot, type ImageState } from './snapshot.js'
+import { registerGpuHealthMetrics } from '../gpu/health-metrics.js'
+import { registerContainerGpuMetrics } from '../gpu/container-metrics.js'
 
 const P = 'gpuhost_'
 const IMAGE_STATES: ImageState[] = ['in_use', 'unused', 'dangling']
@@ -30,6 +32,8 @@ export function createAgentMetrics(src: MetricsSources, opts: { processMetrics?:
     collect() { this.set({ version: src.version }, 1) } })
 
   registerGpuMetrics(src, reg)
+  registerGpuHealthMetrics(src.snapshot, reg)
+  registerContainerGpuMetrics(src.snapshot, reg)
   registerDiskAndImageMetrics(src, reg)
 
   new Gauge({ name: `${P}collector_success`, help: '1 if the last run of the collector succeeded, else 0', labelNames: ['collector'], registers: reg,
@@ -61,6 +65,23 @@ function registerGpuMetrics(src: MetricsSources, reg: Registry[]): void {
           if (v !== undefined) this.set({ gpu: String(g.index), uuid: g.uuid }, v)
         }
       } })
+
+  new Gauge({
+    name: `${P}nvidia_runtime_info`,
+    help: 'NVIDIA container runtime: configured and effective mode, Docker default runtime, toolkit version, ' +
+      'whether it enforces NVIDIA_REQUIRE_*; always 1',
+    labelNames: ['installed', 'mode', 'effective_mode', 'default_runtime', 'toolkit_version', 'enforced'],
+    registers: reg,
+    collect() {
+      this.reset()
+      const rt = src.snapshot().nvidiaRuntime
+      if (!rt) return
+      this.set({
+        installed: String(rt.installed), mode: rt.mode ?? '', effective_mode: rt.effectiveMode,
+        default_runtime: rt.defaultRuntime ?? '', toolkit_version: rt.toolkitVersion ?? '',
+        enforced: String(rt.enforced),
+      }, 1)
+    } })
 
   new Gauge({ name: `${P}gpu_info`, help: 'GPU identity, driver and CUDA version; always 1', labelNames: ['gpu', 'uuid', 'name', 'driver_version', 'cuda_version'], registers: reg,
     collect() {

@@ -2,6 +2,7 @@
 // planners read. A scrape or a status call reads this; it never queries Docker or nvidia-smi.
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock } from './clock.js'
+import type { NvidiaRuntimeFacts } from '../compat/nvidia-runtime.js'
 
 export interface MigDevice {
   index: number
@@ -11,13 +12,27 @@ export interface MigDevice {
   memoryUsedBytes?: number
 }
 
+/** health readings of one GPU from `nvidia-smi -q -x`; a reading nvidia-smi cannot give is absent */
+export interface GpuHealthFacts {
+  /** ECC error counts: volatile (since the last driver load) and aggregate (lifetime) */
+  ecc?: Partial<Record<'volatile' | 'aggregate', { correctable?: number; uncorrectable?: number }>>
+  retiredPages?: { singleBit?: number; doubleBit?: number; pending?: boolean }
+  remappedRows?: { correctable?: number; uncorrectable?: number; pending?: boolean; failure?: boolean }
+  clockEvents?: {
+    hwSlowdown?: boolean
+    hwThermalSlowdown?: boolean
+    hwPowerBrakeSlowdown?: boolean
+    swThermalSlowdown?: boolean
+  }
+}
+
 export interface GpuDevice {
   index: number
   uuid: string
   name: string
   /** nvidia-smi's product_brand as printed, e.g. "Tesla", "GeForce", "NVIDIA RTX". */
   productBrand?: string
-  /** compute capability "8.0" when nvidia-smi reports it (arch in NVIDIA_REQUIRE_* terms). */
+  /** compute capability "8.0" from `nvidia-smi --query-gpu=compute_cap` (arch in NVIDIA_REQUIRE_* terms) */
   computeCapability?: string
   memoryTotalBytes?: number
   memoryUsedBytes?: number
@@ -26,6 +41,16 @@ export interface GpuDevice {
   powerDrawWatts?: number
   migMode?: string
   migDevices: MigDevice[]
+  health?: GpuHealthFacts
+  /** processes holding GPU memory (nvidia-smi's <processes>), with their container when in one */
+  processes?: GpuProcess[]
+}
+
+export interface GpuProcess {
+  pid: number
+  usedMemoryBytes?: number
+  /** the Docker container the pid belongs to (/proc/PID/cgroup); absent when in none */
+  containerId?: string
 }
 
 export interface GpuFacts {
@@ -34,6 +59,10 @@ export interface GpuFacts {
   reason?: string
   driverVersion?: string
   cudaVersion?: string
+  /** why some GPU's compute capability is unknown (a driver whose nvidia-smi lacks compute_cap) */
+  computeCapabilityUnknown?: string
+  /** NVIDIA display/3D controllers on the PCI bus (sysfs); absent when sysfs could not be read */
+  expectedGpus?: number
   gpus: GpuDevice[]
 }
 
@@ -54,10 +83,19 @@ export interface ContainerRef {
 }
 
 export interface ImageCompat {
-  /** null: the image states no CUDA requirement */
+  /** null: no requirement, not inspected, no GPU facts, or undecidable (see unknown) */
   compatible: boolean | null
   reason: string
   requirement: string | null
+  /** set when compatible is null because a requirement depends on a fact this host does not know */
+  unknown?: string[]
+  /** kernel coverage from TORCH_CUDA_ARCH_LIST against every GPU's compute capability (src/compat/kernels.ts) */
+  kernels?: 'ok' | 'missing' | 'unknown'
+  kernelsReason?: string
+  /** present (true) when no GPU of the host has a kernel for the image */
+  kernelsMissingOnEveryGpu?: true
+  /** whether NVIDIA's runtime on this host would itself refuse the container when compatible is false */
+  enforced?: boolean
 }
 
 export interface ImageFacts {
@@ -94,6 +132,8 @@ export interface HostSnapshot {
   /** null until the image collector has run once */
   images: ImageFacts[] | null
   docker: { reachable: boolean; reason?: string; rootDir?: string; version?: string }
+  /** NVIDIA's container runtime on this host and whether it enforces NVIDIA_REQUIRE_*; null until read */
+  nvidiaRuntime?: NvidiaRuntimeFacts | null
   collectors: Record<string, CollectorStatus>
 }
 

@@ -9,6 +9,7 @@ export type AgentStatus = {
   takenAt: string
   docker: HostSnapshot['docker']
   gpu: HostSnapshot['gpu']
+  nvidiaRuntime: HostSnapshot['nvidiaRuntime'] | null
   disk: HostSnapshot['disk']
   images: ImageSummary | null
   collectors: HostSnapshot['collectors']
@@ -50,6 +51,7 @@ export function buildStatus(args: {
     takenAt: s.takenAt,
     docker: s.docker,
     gpu: s.gpu,
+    nvidiaRuntime: s.nvidiaRuntime ?? null,
     disk: s.disk,
     images: s.images ? summarizeImages(s.images) : null,
     collectors: s.collectors,

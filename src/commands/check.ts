@@ -7,6 +7,7 @@ import { loadAgentConfig, type AgentConfig } from '../config.js'
 import { createRuntime } from '../runtime/create.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import { readGpuFacts } from '../gpu/collector.js'
+import { readNvidiaRuntime } from '../compat/nvidia-runtime-reader.js'
 import { createRegistryClient } from '../registry/from-config.js'
 import type { RemoteImageSource } from '../registry/types.js'
 
@@ -20,7 +21,8 @@ export async function run(opts: { image?: string[] }, globals: GlobalOptions): P
   const gpu = readGpuFacts({ nvidiaSmi: config.gpu.nvidiaSmi, timeoutMs: config.gpu.timeoutSeconds * 1000 })
   const runtime = createRuntime(config)
   const remote = remoteImageSource(config, runtime)
-  const report = await buildCheckReport({ gpu, runtime, refs: opts.image ?? [], remote })
+  const nvidiaRuntime = readNvidiaRuntime(runtime)
+  const report = await buildCheckReport({ gpu, runtime, refs: opts.image ?? [], remote, nvidiaRuntime })
   process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report))
   return checkExitCode(report)
 }
@@ -33,18 +35,24 @@ function renderReport(report: CheckReport): string {
   if (!g.available) lines.push(`GPU: unavailable: ${g.reason ?? 'unknown reason'}`)
   else {
     lines.push(`GPU: driver ${g.driverVersion ?? 'unknown'}, CUDA ${g.cudaVersion ?? 'unknown'}, ${g.gpus.length} GPU${g.gpus.length === 1 ? '' : 's'}`)
-    lines.push(...table(['#', 'NAME', 'BRAND', 'MEMORY', 'MIG', 'UUID'], g.gpus.map((d) => [
-      String(d.index), d.name, d.brand ? `${d.brand} (${d.brandToken})` : '-',
+    lines.push(...table(['#', 'NAME', 'BRAND', 'CC', 'MEMORY', 'MIG', 'UUID'], g.gpus.map((d) => [
+      String(d.index), d.name, d.brand ? `${d.brand} (${d.brandToken})` : '-', d.computeCapability ?? '-',
       d.memoryTotalBytes !== undefined ? `${(d.memoryTotalBytes / GIB).toFixed(1)} GiB` : '-',
       d.migMode ? `${d.migMode}${d.migDevices ? ` (${d.migDevices})` : ''}` : '-', d.uuid,
     ])).map((l) => '  ' + l))
+    if (g.computeCapabilityUnknown) lines.push(`  ${g.computeCapabilityUnknown}`)
   }
+  const rt = report.nvidiaRuntime
+  if (rt) lines.push(`NVIDIA runtime: ${rt.reason}; requirements ${rt.enforced ? 'enforced' : 'NOT enforced'} by it`)
   lines.push('')
   if (!report.docker.reachable) lines.push(`Docker: ${report.docker.reason}`)
   if (report.images.length === 0) lines.push(report.docker.reachable ? 'No images.' : 'No image verdicts.')
   else {
-    lines.push(...table(['IMAGE', 'VERDICT', 'REASON'], report.images.map((i) => [
-      i.ref, i.compatible === null ? 'no verdict' : i.compatible ? 'compatible' : 'INCOMPATIBLE', i.reason,
+    lines.push(...table(['IMAGE', 'VERDICT', 'KERNELS', 'REASON'], report.images.map((i) => [
+      i.ref,
+      i.unknown ? 'UNKNOWN' : i.compatible === null ? 'no verdict' : i.compatible ? 'compatible' : 'INCOMPATIBLE',
+      i.kernels === 'missing' ? 'MISSING' : i.kernels ?? '-',
+      i.kernels === 'missing' ? `${i.reason}; ${i.kernelsReason}` : i.reason,
     ])))
   }
   return lines.join('\n') + '\n'

@@ -1,5 +1,7 @@
 // gpuhost compat: one verdict, pure — what NVIDIA's container runtime would decide for a
-// requirement on a host with the given driver (and brand, arch). No Docker, no GPU.
+// requirement on a host with the given driver (and brand, arch). No Docker, no GPU. A condition on a
+// fact not given and not derivable (the CUDA version of a driver older than NVIDIA's table; arch when
+// only --brand is given) is unknown: the answer is UNKNOWN with exit 2, never a silent yes.
 import type { GlobalOptions } from '../cli.js'
 import { BRAND_TOKENS } from '../compat/brand.js'
 import { evaluateOnHost } from '../compat/check.js'
@@ -44,18 +46,23 @@ export async function run(raw: Record<string, unknown>, globals: GlobalOptions):
     cudaVersion: driver.cudaVersion,
     brand: device?.brand ?? null,
     arch: device?.arch ?? null,
+    ...(verdict.unknown ? { unknown: verdict.unknown } : {}),
   }
   if (globals.json) process.stdout.write(JSON.stringify(out, null, 2) + '\n')
-  else process.stdout.write(`${verdict.compatible ? 'compatible' : 'INCOMPATIBLE'}: ${verdict.reason}\n`)
+  else {
+    const word = verdict.compatible === null ? 'UNKNOWN' : verdict.compatible ? 'compatible' : 'INCOMPATIBLE'
+    process.stdout.write(`${word}: ${verdict.reason}\n`)
+  }
+  if (verdict.compatible === null) return EXIT.undecided
   return verdict.compatible ? EXIT.ok : EXIT.no
 }
 
 function hostDriver(opts: CompatOptions): DriverFacts {
   if (!isVersion(opts.driver)) throw new CliError(`--driver ${opts.driver}: not a driver version (e.g. 535.104.05)`, EXIT.usage)
   if (opts.cuda !== undefined && !isVersion(opts.cuda)) throw new CliError(`--cuda ${opts.cuda}: not a CUDA version (e.g. 12.2)`, EXIT.usage)
+  // A driver older than NVIDIA's table has no known CUDA version: its `cuda` conditions are unknown.
   const cuda = opts.cuda ?? cudaVersionForDriver(opts.driver)
-  if (cuda === null) throw new CliError(`driver ${opts.driver} is older than every CUDA release NVIDIA lists; give its CUDA version with --cuda`, EXIT.usage)
-  return { driverVersion: opts.driver, cudaVersion: cuda }
+  return cuda === null ? { driverVersion: opts.driver } : { driverVersion: opts.driver, cudaVersion: cuda }
 }
 
 function hostDevice(opts: CompatOptions): DeviceFacts | null {

@@ -14,7 +14,7 @@ export class CompatAnnotator implements Component {
   /** last known (true/false) verdict per image id, kept here because the image collector replaces the objects */
   private readonly verdicts = new Map<string, boolean>()
   private readonly onChange = (part: string) => {
-    if (part === 'gpu' || part === 'images') this.annotate()
+    if (part === 'gpu' || part === 'images' || part === 'nvidiaRuntime') this.annotate()
   }
 
   constructor(
@@ -34,12 +34,12 @@ export class CompatAnnotator implements Component {
 
   /** recomputes every verdict; writes the image list only when a verdict or its reason changed */
   annotate(): void {
-    const { gpu, images } = this.store.get()
+    const { gpu, images, nvidiaRuntime } = this.store.get()
     if (images === null) return
     let changed = false
     const flips: EventMap['compat.changed'][] = []
     const annotated = images.map((image) => {
-      const compat = checkImageCompat(image.cudaEnv, gpu)
+      const compat = checkImageCompat(image.cudaEnv, gpu, nvidiaRuntime ?? null)
       if (!sameCompat(image.compat, compat)) changed = true
       if (compat.compatible !== null) {
         const before = this.verdicts.get(image.id)
@@ -56,7 +56,8 @@ export class CompatAnnotator implements Component {
 }
 
 function sameCompat(a: ImageCompat | undefined, b: ImageCompat): boolean {
-  return a !== undefined && a.compatible === b.compatible && a.reason === b.reason && a.requirement === b.requirement
+  return a !== undefined && a.compatible === b.compatible && a.reason === b.reason && a.requirement === b.requirement &&
+    a.kernels === b.kernels && a.kernelsReason === b.kernelsReason && a.enforced === b.enforced
 }
 
 function flip(image: ImageFacts, before: boolean, compat: ImageCompat, gpu: GpuFacts): EventMap['compat.changed'] {

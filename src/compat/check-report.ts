@@ -8,14 +8,24 @@ import { brandToken } from './brand.js'
 import { checkImageCompat, driverFacts } from './check.js'
 import { cudaEnvFromList } from './image-requirements.js'
 import { EXIT } from '../exit-codes.js'
+import type { NvidiaRuntimeFacts } from './nvidia-runtime.js'
 
 export interface CheckedImage {
   ref: string
   id: string | null
   requirement: string | null
-  /** null: no requirement stated, not found, or no GPU facts to judge by */
+  /** null: no requirement stated, not found, no GPU facts to judge by, or undecidable (see unknown) */
   compatible: boolean | null
   reason: string
+  /** the conditions that depend on a fact this host does not know; present only then */
+  unknown?: string[]
+  /** will its kernels launch here: TORCH_CUDA_ARCH_LIST against every GPU's compute capability */
+  kernels?: 'ok' | 'missing' | 'unknown'
+  kernelsReason?: string
+  /** present (true) when no GPU of the host has a kernel for the image */
+  kernelsMissingOnEveryGpu?: true
+  /** whether NVIDIA's runtime on this host would itself refuse the image when compatible is false */
+  enforced: boolean
   /** where the image config came from */
   source?: 'local' | 'registry'
 }
@@ -25,6 +35,8 @@ export interface GpuReport {
   reason?: string
   driverVersion?: string
   cudaVersion?: string
+  /** why a GPU's compute capability is unknown */
+  computeCapabilityUnknown?: string
   gpus: {
     index: number; uuid: string; name: string; brand?: string; brandToken?: string
     computeCapability?: string; memoryTotalBytes?: number; memoryUsedBytes?: number
@@ -34,6 +46,7 @@ export interface GpuReport {
 
 export interface CheckReport {
   gpu: GpuReport
+  nvidiaRuntime: NvidiaRuntimeFacts | null
   docker: { reachable: boolean; reason?: string }
   images: CheckedImage[]
 }
@@ -45,6 +58,7 @@ function gpuReport(gpu: GpuFacts): GpuReport {
   // The CUDA version the runtime compares against, also when nvidia-smi is too old to print it.
   const cuda = gpu.available ? driverFacts(gpu).cudaVersion : gpu.cudaVersion
   if (cuda !== undefined) report.cudaVersion = cuda
+  if (gpu.computeCapabilityUnknown !== undefined) report.computeCapabilityUnknown = gpu.computeCapabilityUnknown
   report.gpus = gpu.gpus.map((g) => ({
     index: g.index, uuid: g.uuid, name: g.name, brand: g.productBrand, brandToken: brandToken(g.productBrand),
     computeCapability: g.computeCapability, memoryTotalBytes: g.memoryTotalBytes, memoryUsedBytes: g.memoryUsedBytes,
@@ -60,17 +74,25 @@ export interface CheckInputs {
   /** images to check; empty: every local image */
   refs: string[]
   remote?: RemoteImageSource | null
+  /** the NVIDIA runtime facts; absent: not read */
+  nvidiaRuntime?: NvidiaRuntimeFacts | null | Promise<NvidiaRuntimeFacts | null>
 }
 
 export async function buildCheckReport(inputs: CheckInputs): Promise<CheckReport> {
   const { runtime, refs, remote } = inputs
-  const [gpu, dockerState] = await Promise.all([inputs.gpu, dockerReachable(runtime)])
-  const report: CheckReport = { gpu: gpuReport(gpu), docker: dockerState, images: [] }
+  const [gpu, dockerState, nvidiaRuntime] = await Promise.all([
+    inputs.gpu,
+    dockerReachable(runtime),
+    inputs.nvidiaRuntime ?? null,
+  ])
+  const report: CheckReport = { gpu: gpuReport(gpu), nvidiaRuntime, docker: dockerState, images: [] }
   if (refs.length === 0) {
     if (report.docker.reachable) report.images = await checkLocalImages(runtime, gpu)
-    return report
+  } else {
+    for (const ref of refs) report.images.push(await checkRef(ref, report.docker, runtime, gpu, remote ?? null))
   }
-  for (const ref of refs) report.images.push(await checkRef(ref, report.docker, runtime, gpu, remote ?? null))
+  // Whether NVIDIA's runtime itself would refuse: the same answer for every image on this host.
+  for (const image of report.images) image.enforced = nvidiaRuntime?.enforced ?? false
   return report
 }
 
@@ -95,7 +117,7 @@ async function checkLocalImages(runtime: ContainerRuntime, gpu: GpuFacts): Promi
       checked.push(verdict(ref, info.id, info.env, gpu, 'local'))
     } catch (err) {
       const reason = `cannot inspect the image: ${(err as Error).message}`
-      checked.push({ ref, id: summary.id, requirement: null, compatible: null, reason })
+      checked.push({ ref, id: summary.id, requirement: null, compatible: null, reason, enforced: false })
     }
   }
   return checked.sort((a, b) => a.ref.localeCompare(b.ref))
@@ -113,27 +135,41 @@ async function checkRef(
       const info = await runtime.inspectImage(ref)
       if (info) return verdict(ref, info.id, info.env, gpu, 'local')
     } catch (err) {
-      const reason = `cannot inspect the image: ${(err as Error).message}`
-      return { ref, id: null, requirement: null, compatible: null, reason }
+      return { ...notJudged(ref), reason: `cannot inspect the image: ${(err as Error).message}` }
     }
   }
   const where = dockerState.reachable ? 'not present locally' : 'Docker unreachable'
-  if (!remote) return { ref, id: null, requirement: null, compatible: null, reason: `${where}; registry lookup unavailable` }
+  if (!remote) return { ...notJudged(ref), reason: `${where}; registry lookup unavailable` }
   try {
     const image = await remote.inspectRemote(ref)
     return verdict(ref, image.digest, image.env, gpu, 'registry')
   } catch (err) {
-    return { ref, id: null, requirement: null, compatible: null, reason: `${where}; registry lookup failed: ${(err as Error).message}` }
+    return { ...notJudged(ref), reason: `${where}; registry lookup failed: ${(err as Error).message}` }
   }
+}
+
+/** an image with no verdict: not found, not inspectable */
+function notJudged(ref: string): Omit<CheckedImage, 'reason'> {
+  return { ref, id: null, requirement: null, compatible: null, enforced: false }
 }
 
 function verdict(ref: string, id: string, env: string[] | undefined | null, gpu: GpuFacts, source: 'local' | 'registry'): CheckedImage {
   const compat = checkImageCompat(cudaEnvFromList(env), gpu)
-  return { ref, id, requirement: compat.requirement, compatible: compat.compatible, reason: compat.reason, source }
+  const { requirement, compatible, reason } = compat
+  const checked: CheckedImage = { ref, id, requirement, compatible, reason, source, enforced: false }
+  if (compat.unknown) checked.unknown = compat.unknown
+  if (compat.kernels !== undefined) checked.kernels = compat.kernels
+  if (compat.kernelsReason !== undefined) checked.kernelsReason = compat.kernelsReason
+  if (compat.kernelsMissingOnEveryGpu) checked.kernelsMissingOnEveryGpu = true
+  return checked
 }
 
-/** 69 when Docker is unreachable, 1 when an image is incompatible, else 0 */
+/**
+ * 69 when Docker is unreachable; 1 when an image is incompatible or has a kernel for no GPU of the
+ * host; 2 when a verdict depends on a fact this host does not know (never a silent yes); else 0.
+ */
 export function checkExitCode(report: CheckReport): number {
   if (!report.docker.reachable) return EXIT.unavailable
-  return report.images.some((i) => i.compatible === false) ? EXIT.no : EXIT.ok
+  if (report.images.some((i) => i.compatible === false || i.kernelsMissingOnEveryGpu)) return EXIT.no
+  return report.images.some((i) => i.unknown !== undefined) ? EXIT.undecided : EXIT.ok
 }

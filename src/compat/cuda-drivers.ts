@@ -2,6 +2,10 @@
 // "CUDA Toolkit and Corresponding Driver Versions" (docs.nvidia.com/cuda/cuda-toolkit-release-notes/,
 // page as of CUDA 13.2 Update 2). The 13.3.0 row is not on that page: its Linux minimum is the driver
 // bundled in the runfile cuda_13.3.0_610.43.02_linux.run. From 13.0 NVIDIA lists no Windows driver.
+// The rows before 10.0 are from the same table as the CUDA 11.0 Release Notes print it (Table 2 "CUDA
+// Toolkit and Compatible Driver Versions", docs.nvidia.com/cuda/archive/11.0/cuda-toolkit-release-notes/),
+// which still went back to CUDA 7.0 (driver 346.46); later pages dropped them. A driver older than
+// 346.46 has no CUDA version here: a `cuda` condition on it is unknown, not satisfied.
 // The CUDA version a driver supports is the newest release whose minimum it meets; that is what
 // nvidia-smi prints as "CUDA Version" and what `cuda` means in NVIDIA_REQUIRE_CUDA.
 import { compareVersions, isVersion } from './version.js'
@@ -75,6 +79,14 @@ export const CUDA_TOOLKIT_DRIVERS: readonly ToolkitRelease[] = [
   { release: '10.2.89', cuda: '10.2', linuxMinDriver: '440.33', windowsMinDriver: '441.22' },
   { release: '10.1 (10.1.105 and updates)', cuda: '10.1', linuxMinDriver: '418.39', windowsMinDriver: '418.96' },
   { release: '10.0.130', cuda: '10.0', linuxMinDriver: '410.48', windowsMinDriver: '411.31' },
+  { release: '9.2.148 Update 1', cuda: '9.2', linuxMinDriver: '396.37', windowsMinDriver: '398.26' },
+  { release: '9.2.88', cuda: '9.2', linuxMinDriver: '396.26', windowsMinDriver: '397.44' },
+  { release: '9.1.85', cuda: '9.1', linuxMinDriver: '390.46', windowsMinDriver: '391.29' },
+  { release: '9.0.76', cuda: '9.0', linuxMinDriver: '384.81', windowsMinDriver: '385.54' },
+  { release: '8.0.61 GA2', cuda: '8.0', linuxMinDriver: '375.26', windowsMinDriver: '376.51' },
+  { release: '8.0.44', cuda: '8.0', linuxMinDriver: '367.48', windowsMinDriver: '369.30' },
+  { release: '7.5.16', cuda: '7.5', linuxMinDriver: '352.31', windowsMinDriver: '353.66' },
+  { release: '7.0.28', cuda: '7.0', linuxMinDriver: '346.46', windowsMinDriver: '347.62' },
 ]
 
 export type DriverPlatform = 'linux' | 'windows'

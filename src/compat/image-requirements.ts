@@ -4,6 +4,7 @@
 //  - NVIDIA_DISABLE_REQUIRE switches all of them off when it parses as a true boolean (Go's ParseBool);
 //  - an image with a non-empty CUDA_VERSION and no NVIDIA_REQUIRE_CUDA ("legacy") requires
 //    cuda>=MAJOR.MINOR; a CUDA_VERSION that is not a semantic version stops the container.
+import { ARCH_LIST_VARIABLE } from './kernels.js'
 import { RequirementError } from './requirement.js'
 
 const REQUIRE_PREFIX = 'NVIDIA_REQUIRE_'
@@ -24,13 +25,14 @@ export interface ImageRequirements {
   requirements: StatedRequirement[]
 }
 
-/** the variables of an image's Env that bear on CUDA compatibility */
+/** the variables of an image's Env that bear on CUDA compatibility, and TORCH_CUDA_ARCH_LIST for kernel coverage */
 export function cudaEnvFromList(env: readonly string[] | null | undefined): Record<string, string> {
   const picked: Record<string, string> = {}
   for (const entry of env ?? []) {
     const eq = entry.indexOf('=')
     const name = eq < 0 ? entry : entry.slice(0, eq)
-    if (name.startsWith(REQUIRE_PREFIX) || name === DISABLE || name === CUDA_VERSION) picked[name] = eq < 0 ? '' : entry.slice(eq + 1)
+    const wanted = name.startsWith(REQUIRE_PREFIX) || [DISABLE, CUDA_VERSION, ARCH_LIST_VARIABLE].includes(name)
+    if (wanted) picked[name] = eq < 0 ? '' : entry.slice(eq + 1)
   }
   return picked
 }

@@ -6,7 +6,10 @@
 //  - cuda, driver and arch compare as versions, brand as a case-insensitive string (= and != only);
 //  - evaluation stops at the first alternative that holds, and within an alternative at the first
 //    condition that fails, so a malformed condition after that point is never seen — as in the runtime;
-//  - a fact the host does not know (no GPU visible, no brand) makes its condition hold.
+//  - with no GPU visible, brand and arch conditions hold, as the runtime then skips them;
+//  - a fact the runtime would know but this host does not (a CUDA version older than NVIDIA's table,
+//    a compute capability nvidia-smi cannot report) makes its condition unknown, and the answer
+//    unknown wherever that condition could decide it.
 import { compareVersions, type Comparator } from './version.js'
 
 export const REQUIREMENT_KEYS = ['cuda', 'driver', 'arch', 'brand'] as const
@@ -37,7 +40,8 @@ export class RequirementError extends Error {
 }
 
 export interface Evaluation {
-  satisfied: boolean
+  /** null: the answer depends on a fact this host does not know (see `unknown`) */
+  satisfied: boolean | null
   /** the alternative that held, as written */
   matched?: string
   /** the condition that failed in the first alternative, normalised "key op value" */
@@ -46,6 +50,8 @@ export interface Evaluation {
   alternativesFailed?: number
   /** the runtime's own message when unsatisfied */
   message?: string
+  /** the conditions that could not be decided, "key op value", with the fact each lacks */
+  unknown?: string[]
 }
 
 interface Condition { key: string; written: string; op: Comparator; value: string }
@@ -53,39 +59,77 @@ interface Condition { key: string; written: string; op: Comparator; value: strin
 /** The runtime formats a failed condition into a 128-byte buffer and calls it invalid when it does not fit. */
 const EXPR_MAX = 128
 
-/** Evaluates one requirement value for one device (null: no GPU visible). Throws RequirementError. */
+/**
+ * Evaluates one requirement value for one device (null: no GPU visible). Throws RequirementError.
+ * Where a condition needs a fact the host does not know (a driver too old for the CUDA table, a
+ * compute capability nvidia-smi cannot report), it is unknown: the runtime knows that fact, so an
+ * unknown that could decide the answer makes it unknown (satisfied null), never a silent yes.
+ */
 export function evaluateRequirement(expression: string, driver: DriverFacts, device: DeviceFacts | null): Evaluation {
-  let ret = true
-  let matched: string | undefined
   let failed: string | undefined
   let alternativesFailed = 0
+  let evaluated = false
+  /** an earlier alternative was unknown: the runtime may have stopped there */
+  let uncertain = false
+  const unknown: string[] = []
   for (const alternative of expression.split(' ')) {
     if (alternative === '') continue
-    let allHeld = true
+    let result: boolean | null = true
+    let conditions = 0
     for (const text of alternative.split(',')) {
       if (text === '') continue
-      const condition = parseCondition(text, expression)
-      const result = evaluateCondition(condition, driver, device)
-      if (result === null) throw new RequirementError(invalidValueReason(condition, driver, device), expression, text)
-      if (!result && Buffer.byteLength(`${condition.written} ${condition.op} ${condition.value}`) >= EXPR_MAX) {
-        throw new RequirementError(`condition "${text}" is too long for the runtime (${EXPR_MAX} bytes at most)`, expression, text)
+      conditions++
+      // Reached for sure only when nothing undecided came before it.
+      const surelyReached = !uncertain && result === true
+      let held: boolean | null | 'unknown'
+      let condition: Condition
+      try {
+        condition = parseCondition(text, expression)
+        held = evaluateCondition(condition, driver, device)
+        if (held === null) throw new RequirementError(invalidValueReason(condition, driver, device), expression, text)
+      } catch (err) {
+        if (surelyReached || !(err instanceof RequirementError)) throw err
+        unknown.push(`${text} (the runtime may reject it: ${err.reason})`)
+        result = null
+        break
       }
-      ret = result
-      if (!ret) {
-        failed ??= `${condition.key}${condition.op}${condition.value}`
-        alternativesFailed++
-        allHeld = false
+      if (held === 'unknown') {
+        unknown.push(`${condition.key}${condition.op}${condition.value} (${missingFact(condition.key)})`)
+        result = null
+        continue
+      }
+      if (!held && Buffer.byteLength(`${condition.written} ${condition.op} ${condition.value}`) >= EXPR_MAX) {
+        const why = `condition "${text}" is too long for the runtime (${EXPR_MAX} bytes at most)`
+        const tooLong = new RequirementError(why, expression, text)
+        if (surelyReached) throw tooLong
+      }
+      if (!held) {
+        if (!uncertain) failed ??= `${condition.key}${condition.op}${condition.value}`
+        result = false
         break
       }
     }
     // An alternative with no conditions at all leaves the previous result standing, as in the runtime.
-    if (allHeld) {
-      if (ret) matched = alternative
+    if (conditions === 0) {
+      if (!evaluated) return { satisfied: true, matched: alternative }
       break
     }
+    evaluated = true
+    if (result === true) return { satisfied: true, matched: alternative }
+    if (result === null) uncertain = true
+    else alternativesFailed++
   }
-  if (ret) return { satisfied: true, matched }
+  if (uncertain) return { satisfied: null, unknown }
+  if (!evaluated) return { satisfied: true }
   return { satisfied: false, failed, alternativesFailed, message: unsatisfiedMessage(expression) }
+}
+
+/** what the host lacks to decide a condition on this key */
+function missingFact(key: string): string {
+  if (key === 'cuda') return "the driver's CUDA version is unknown"
+  if (key === 'driver') return 'the driver version is unknown'
+  if (key === 'arch') return "the GPU's compute capability is unknown"
+  return "the GPU's brand is unknown"
 }
 
 /** Parses a condition the way the runtime does; throws RequirementError with the reason. */
@@ -108,21 +152,34 @@ function parseCondition(text: string, expression: string): Condition {
   return { key: key.toLowerCase(), written: key, op, value }
 }
 
-/** true/false, or null where the runtime answers "invalid" (a bad version, an operator brand lacks) */
-function evaluateCondition(c: Condition, driver: DriverFacts, device: DeviceFacts | null): boolean | null {
+/**
+ * true/false; null where the runtime answers "invalid" (a bad version, an operator brand lacks);
+ * 'unknown' where a GPU is visible, or a driver is, but this host does not know the fact. With no
+ * GPU visible the runtime skips brand and arch, so they hold.
+ */
+function evaluateCondition(c: Condition, driver: DriverFacts, device: DeviceFacts | null): boolean | null | 'unknown' {
   switch (c.key) {
     case 'cuda':
-      return driver.cudaVersion === undefined ? true : compareVersions(driver.cudaVersion, c.op, c.value)
+      if (driver.cudaVersion === undefined) return unknownUnlessValid(c)
+      return compareVersions(driver.cudaVersion, c.op, c.value)
     case 'driver':
-      return driver.driverVersion === undefined ? true : compareVersions(driver.driverVersion, c.op, c.value)
+      if (driver.driverVersion === undefined) return unknownUnlessValid(c)
+      return compareVersions(driver.driverVersion, c.op, c.value)
     case 'arch':
-      return device?.arch === undefined ? true : compareVersions(device.arch, c.op, c.value)
+      if (device === null) return true
+      return device.arch === undefined ? unknownUnlessValid(c) : compareVersions(device.arch, c.op, c.value)
     default: // brand
-      if (device?.brand === undefined) return true
+      if (device === null) return true
+      if (c.op !== '=' && c.op !== '!=') return null
+      if (device.brand === undefined) return 'unknown'
       if (c.op === '=') return device.brand.toLowerCase() === c.value.toLowerCase()
-      if (c.op === '!=') return device.brand.toLowerCase() !== c.value.toLowerCase()
-      return null
+      return device.brand.toLowerCase() !== c.value.toLowerCase()
   }
+}
+
+/** a value that is no version is invalid whatever the host's version: only a valid one is unknown */
+function unknownUnlessValid(c: Condition): 'unknown' | null {
+  return compareVersions(c.value, '=', c.value) === null ? null : 'unknown'
 }
 
 function invalidValueReason(c: Condition, driver: DriverFacts, device: DeviceFacts | null): string {

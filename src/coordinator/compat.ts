@@ -8,7 +8,15 @@ import type { GpuFacts } from '../agent/snapshot.js'
 import type { ReportedImage } from '../protocol.js'
 import type { HostDetail } from './store.js'
 
-export interface CompatVerdict { compatible: boolean | null; reason: string }
+export interface CompatVerdict {
+  compatible: boolean | null
+  reason: string
+  /** kernel coverage (TORCH_CUDA_ARCH_LIST against the host's compute capabilities), when known */
+  kernels?: 'ok' | 'missing' | 'unknown'
+  kernelsReason?: string
+  /** whether the host's NVIDIA runtime would itself refuse the image (as the host reported it) */
+  enforced?: boolean
+}
 
 /** Decides whether an image with this CUDA-relevant env runs on a host with these GPU facts. */
 export type CompatEvaluator = (cudaEnv: Record<string, string>, gpu: GpuFacts) => CompatVerdict
@@ -56,7 +64,15 @@ function gpuVersions(h: HostDetail): { driverVersion: string | null; cudaVersion
 
 function verdictFor(h: HostDetail, image: string, requirement: FleetCompat['requirement'], evaluator: CompatEvaluator | null): CompatVerdict & { source: HostCompat['source'] } {
   const local = findImage(h.localImages, image)
-  if (local?.compat) return { compatible: local.compat.compatible, reason: `reported by the host for its local copy: ${local.compat.reason}`, source: 'host' }
+  if (local?.compat) {
+    const { compatible, reason, kernels, kernelsReason, enforced } = local.compat
+    const verdict: CompatVerdict & { source: 'host' } = {
+      compatible, reason: `reported by the host for its local copy: ${reason}`, source: 'host',
+    }
+    if (kernels !== undefined) Object.assign(verdict, { kernels, kernelsReason: kernelsReason ?? '' })
+    if (enforced !== undefined) verdict.enforced = enforced
+    return verdict
+  }
   const gpu = h.gpu as GpuFacts | null
   if (!gpu || gpu.available !== true) {
     return { compatible: null, reason: `no GPU facts from this host${gpu?.reason ? `: ${gpu.reason}` : ''}`, source: 'none' }

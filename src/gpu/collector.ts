@@ -2,9 +2,15 @@
 // the snapshot. A GPU that fell off the bus makes nvidia-smi hang, so on timeout the whole process
 // group is killed with SIGKILL and the answer is given at once, without waiting for it to die.
 // Overlapping requests share the run in flight: there are never two nvidia-smi at once.
+// No `-q -x` document of any DTD carries the compute capability, so a second run, after the first
+// and under the same timeout and kill, asks `--query-gpu=uuid,compute_cap`; a driver whose
+// nvidia-smi does not know the field leaves the capability unknown and says why.
 import { spawn } from 'node:child_process'
 import type { Collector } from '../agent/collector.js'
 import { NvidiaSmiParseError, parseNvidiaSmiXml } from './parse.js'
+import { countPciGpus } from './health.js'
+import { withProcessContainers } from './containers.js'
+import { COMPUTE_CAP_FIELDS, computeCapabilities, parseQueryGpuCsv, queryGpuArgs } from './query-csv.js'
 import type { GpuFacts, SnapshotStore } from '../agent/snapshot.js'
 
 export interface NvidiaSmiOptions {
@@ -24,17 +30,52 @@ type RunResult =
 
 /** Runs nvidia-smi once and turns every outcome into GpuFacts; never throws. */
 export async function readGpuFacts(opts: NvidiaSmiOptions, signal?: AbortSignal): Promise<GpuFacts> {
-  const run = await runNvidiaSmi(opts, signal)
+  const run = await runNvidiaSmi(opts, ['-q', '-x'], signal)
   if (!run.ok) return { available: false, reason: run.reason, gpus: [] }
+  let facts: GpuFacts
   try {
-    return parseNvidiaSmiXml(run.stdout)
+    facts = parseNvidiaSmiXml(run.stdout)
   } catch (err) {
-    const reason = err instanceof NvidiaSmiParseError ? err.message : `cannot parse nvidia-smi output: ${(err as Error).message}`
-    return { available: false, reason, gpus: [] }
+    return { available: false, reason: parseFailure(err), gpus: [] }
+  }
+  if (facts.gpus.length > 0 && facts.gpus.some((g) => g.computeCapability === undefined)) {
+    await addComputeCapabilities(facts, opts, signal)
+  }
+  return facts
+}
+
+/** Fills each GPU's compute capability from the query run; on failure says why it stays unknown. */
+async function addComputeCapabilities(facts: GpuFacts, opts: NvidiaSmiOptions, signal?: AbortSignal): Promise<void> {
+  const run = await runNvidiaSmi(opts, queryGpuArgs(COMPUTE_CAP_FIELDS), signal)
+  if (!run.ok) {
+    facts.computeCapabilityUnknown = `compute capability unknown: ${run.reason}`
+    return
+  }
+  let caps: Map<string, string>
+  try {
+    caps = computeCapabilities(parseQueryGpuCsv(run.stdout, COMPUTE_CAP_FIELDS))
+  } catch (err) {
+    facts.computeCapabilityUnknown = `compute capability unknown: ${parseFailure(err)}`
+    return
+  }
+  const missing: number[] = []
+  for (const gpu of facts.gpus) {
+    const cap = gpu.computeCapability ?? caps.get(gpu.uuid)
+    if (cap === undefined) missing.push(gpu.index)
+    else gpu.computeCapability = cap
+  }
+  if (missing.length > 0) {
+    const gpus = missing.join(', ')
+    facts.computeCapabilityUnknown = `compute capability unknown: nvidia-smi reported none for GPU ${gpus}`
   }
 }
 
-function runNvidiaSmi({ nvidiaSmi, timeoutMs }: NvidiaSmiOptions, signal?: AbortSignal): Promise<RunResult> {
+function parseFailure(err: unknown): string {
+  return err instanceof NvidiaSmiParseError ? err.message : `cannot parse nvidia-smi output: ${(err as Error).message}`
+}
+
+function runNvidiaSmi(opts: NvidiaSmiOptions, args: string[], signal?: AbortSignal): Promise<RunResult> {
+  const { nvidiaSmi, timeoutMs } = opts
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve({ ok: false, reason: 'stopped before nvidia-smi ran' })
     let settled = false
@@ -53,7 +94,7 @@ function runNvidiaSmi({ nvidiaSmi, timeoutMs }: NvidiaSmiOptions, signal?: Abort
     const stderr: Buffer[] = []
     let size = 0
     // Its own process group, so a timeout kills whatever it started too.
-    const child = spawn(nvidiaSmi, ['-q', '-x'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    const child = spawn(nvidiaSmi, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     const kill = () => {
       try {
         if (child.pid) process.kill(-child.pid, 'SIGKILL')
@@ -124,10 +165,21 @@ export class NvidiaSmiReader {
 export class GpuCollector implements Collector {
   readonly name = 'gpu'
 
-  constructor(private readonly reader: NvidiaSmiReader, private readonly store: SnapshotStore) {}
+  constructor(
+    private readonly reader: NvidiaSmiReader,
+    private readonly store: SnapshotStore,
+    /** sysfs PCI devices, for the GPUs expected; null: not counted */
+    private readonly pciRoot: string | null = '/sys/bus/pci/devices',
+    /** /proc, to map the pids holding GPU memory to containers; null: not mapped */
+    private readonly procRoot: string | null = '/proc',
+  ) {}
 
   async collect(): Promise<void> {
-    const facts = await this.reader.read()
+    const read = await this.reader.read()
+    // A GPU that fell off the bus is absent from nvidia-smi's list but still on the PCI bus.
+    const expected = this.pciRoot === null ? null : await countPciGpus(this.pciRoot)
+    const counted = expected === null ? read : { ...read, expectedGpus: expected }
+    const facts = this.procRoot === null ? counted : await withProcessContainers(counted, this.procRoot)
     this.store.set('gpu', facts)
     // The facts say why; throwing marks the collector failed for metrics and the failure log.
     if (!facts.available) throw new Error(facts.reason ?? 'GPU facts unavailable')

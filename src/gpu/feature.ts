@@ -4,6 +4,7 @@ import type { AgentContext, Feature } from '../agent/agent.js'
 import type { Component } from '../agent/lifecycle.js'
 import { CollectorLoop } from '../agent/collector.js'
 import { GpuCollector, NvidiaSmiReader } from './collector.js'
+import { GpuHealthWatcher } from './health-watch.js'
 
 export const GPU_COLLECTOR = 'gpu'
 
@@ -20,5 +21,5 @@ export const gpuFeature: Feature = (ctx: AgentContext) => {
       await loop.stop()
     },
   }
-  return { components: [component], collectors: [GPU_COLLECTOR] }
+  return { components: [component, new GpuHealthWatcher(store, ctx.bus)], collectors: [GPU_COLLECTOR] }
 }

@@ -4,6 +4,7 @@
 // <kmd_version> and <driver_version> may carry a deprecation note instead; both forms are read.
 import { XMLParser, XMLValidator } from 'fast-xml-parser'
 import type { GpuDevice, GpuFacts, MigDevice } from '../agent/snapshot.js'
+import { parseGpuHealth } from './health-parse.js'
 
 /** nvidia-smi printed something that is not its XML report */
 export class NvidiaSmiParseError extends Error {
@@ -20,7 +21,7 @@ const parser = new XMLParser({
   parseAttributeValue: false,
   trimValues: true,
   processEntities: true,
-  isArray: (name) => name === 'gpu' || name === 'mig_device',
+  isArray: (name) => name === 'gpu' || name === 'mig_device' || name === 'process_info',
 })
 
 type Node = Record<string, unknown>
@@ -64,6 +65,14 @@ function parseGpu(g: Node, index: number): GpuDevice {
   assign(device, 'temperatureCelsius', number(node(g.temperature)?.gpu_temp, 'C'))
   assign(device, 'powerDrawWatts', powerDraw(g))
   assign(device, 'migMode', text(mig?.current_mig))
+  device.health = parseGpuHealth(g, text)
+  const processes = asArray(node(g.processes)?.process_info).filter(isNode).flatMap((p) => {
+    const pid = number(p.pid)
+    if (pid === undefined) return []
+    const used = mib(p.used_memory)
+    return [used === undefined ? { pid } : { pid, usedMemoryBytes: used }]
+  })
+  if (processes.length > 0) device.processes = processes
   return device
 }
 
@@ -89,8 +98,8 @@ function powerDraw(g: Node): number | undefined {
   return undefined
 }
 
-/** The text of a leaf, or undefined when nvidia-smi says it has no value. */
-function text(v: unknown): string | undefined {
+/** The text of a leaf (or a CSV cell), or undefined when nvidia-smi says it has no value. */
+export function text(v: unknown): string | undefined {
   if (typeof v !== 'string') return undefined
   const s = v.trim()
   if (s === '') return undefined

@@ -9,6 +9,7 @@ import WebSocket from 'ws'
 import type { AgentContext, Feature } from '../agent/agent.js'
 import type { AgentEvent } from '../agent/events.js'
 import type { Component } from '../agent/lifecycle.js'
+import type { ImageCompat } from '../agent/snapshot.js'
 import {
   envelop, errorReply, parseCoordinatorMessage, REFUSAL_CLOSE_CODES,
   type Command, type CommandResult, type CoordinatorMessage, type EventMessage, type Hello, type ReportedImage, type SnapshotMessage,
@@ -463,12 +464,22 @@ export class CoordinatorLink implements Component {
 const asObject = (v: unknown): Record<string, unknown> | null =>
   v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null
 
+function reportedCompat(c: ImageCompat): NonNullable<ReportedImage['compat']> {
+  const out: NonNullable<ReportedImage['compat']> = {
+    compatible: c.compatible, reason: c.reason, requirement: c.requirement,
+  }
+  if (c.kernels !== undefined) out.kernels = c.kernels
+  if (c.kernelsReason !== undefined) out.kernelsReason = c.kernelsReason
+  if (c.enforced !== undefined) out.enforced = c.enforced
+  return out
+}
+
 function buildSnapshotMessage(ctx: Pick<AgentContext, 'config' | 'store' | 'now'>, status: Record<string, unknown>): SnapshotMessage {
   const images = ctx.store.get().images
   const localImages: ReportedImage[] | null = images
     ? images.map((i) => ({
       id: i.id, repoTags: i.repoTags, repoDigests: i.repoDigests, sizeBytes: i.sizeBytes, cudaEnv: i.cudaEnv,
-      compat: i.compat ? { compatible: i.compat.compatible, reason: i.compat.reason, requirement: i.compat.requirement } : null,
+      compat: i.compat ? reportedCompat(i.compat) : null,
     }))
     : null
   const snapshot = ctx.store.get()

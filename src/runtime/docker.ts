@@ -197,6 +197,13 @@ export class DockerRuntime implements ContainerRuntime {
     )
   }
 
+  async ociRuntimes(): Promise<{ names: string[]; defaultRuntime: string | null }> {
+    return this.call(async (docker) => {
+      const info = (await docker.info()) as { Runtimes?: Record<string, unknown>; DefaultRuntime?: string }
+      return { names: Object.keys(info.Runtimes ?? {}), defaultRuntime: info.DefaultRuntime ?? null }
+    })
+  }
+
   /** SharedSize of every image from /system/df, which walks every layer: once per prune at most */
   async sharedSizes(): Promise<Map<string, number>> {
     return this.call(async (docker) => {

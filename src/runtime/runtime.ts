@@ -122,6 +122,8 @@ export interface ContainerRuntime {
   rootDir(): Promise<string>
   /** which registries the runtime itself treats as insecure */
   registryTrust(): Promise<RegistryTrust>
+  /** the OCI runtimes it can start containers with (Docker: `nvidia` when the toolkit registered it) */
+  ociRuntimes?(): Promise<{ names: string[]; defaultRuntime: string | null }>
   /** bytes shared with other images, by image id, from the runtime's own disk accounting */
   sharedSizes(): Promise<Map<string, number>>
   /** removes unused build cache; the bytes it gave back */

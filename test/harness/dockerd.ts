@@ -27,7 +27,11 @@ export interface PrivateDockerd {
 
 interface Teardown { teardown(fn: () => void | Promise<void>): void }
 
-export async function startDockerd(t: Teardown, opts: { diskMiB?: number; storageDriver?: string } = {}): Promise<PrivateDockerd> {
+/** extraArgs: more dockerd flags, e.g. --add-runtime nvidia=/path (registered by name, as the toolkit does) */
+export async function startDockerd(
+  t: Teardown,
+  opts: { diskMiB?: number; storageDriver?: string; extraArgs?: string[] } = {},
+): Promise<PrivateDockerd> {
   const diskMiB = opts.diskMiB ?? 512
   // Short base path: unix socket paths are limited to 108 bytes.
   const dir = mkdtempSync(join(tmpdir(), 'gh-d-'))
@@ -52,6 +56,7 @@ export async function startDockerd(t: Teardown, opts: { diskMiB?: number; storag
       '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile, '-H', `unix://${socket}`,
       '--iptables=false', '--ip6tables=false', '--bridge=none', `--storage-driver=${opts.storageDriver ?? 'overlay2'}`,
       '--containerd-namespace', 'gh-test', '--containerd-plugins-namespace', 'gh-test-plugins',
+      ...(opts.extraArgs ?? []),
     ], { stdio: ['ignore', out, out], detached: false })
     const deadline = Date.now() + 60_000
     while (Date.now() < deadline) {

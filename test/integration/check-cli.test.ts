@@ -51,8 +51,36 @@ t.test('compat: malformed expressions exit 2 with the reason', async (t) => {
   t.equal(runCli(['compat', '--driver', '470.82.01', '--image-cuda', '11.04']).code, 2, 'a CUDA_VERSION the toolkit rejects')
   t.equal(runCli(['compat', '--driver', 'latest', '--require', 'cuda>=11']).code, 2, 'a driver that is not a version')
   t.equal(runCli(['compat', '--driver', '470.82.01', '--brand', 'radeon', '--require', 'cuda>=11']).code, 2, 'not a brand token')
-  t.equal(runCli(['compat', '--driver', '396.54', '--require', 'cuda>=9']).code, 2, 'no CUDA version known for that driver without --cuda')
+  const before70 = ['compat', '--driver', '340.108', '--require', 'cuda>=9']
+  t.equal(runCli(before70).code, 2, 'no CUDA version known for that driver without --cuda')
+  t.equal(runCli([...before70, '--cuda', '6.5']).code, 1, 'unless --cuda gives it')
   t.equal(runCli(['compat', '--driver', '470.82.01']).code, 2, 'no requirement given')
+})
+
+t.test('compat: a fact not given and not in the table is unknown, exit 2, never a silent yes', async (t) => {
+  const old = runCli(['compat', '--json', '--driver', '390.25', '--image-cuda', '12.4.1'])
+  t.equal(old.code, 1, '390.25 supports CUDA 9.0 by the table')
+  t.match(JSON.parse(old.stdout), { compatible: false, cudaVersion: '9.0' })
+  const older = runCli(['compat', '--json', '--driver', '340.108', '--image-cuda', '12.4.1'])
+  t.equal(older.code, 2)
+  t.match(JSON.parse(older.stdout), {
+    compatible: null,
+    cudaVersion: undefined,
+    unknown: [/cuda>=12\.4 \(the driver's CUDA version is unknown\)/],
+  })
+  t.match(
+    runCli(['compat', '--driver', '340.108', '--image-cuda', '12.4.1']).stdout,
+    /^UNKNOWN: cannot tell with driver 340\.108, CUDA unknown/,
+  )
+  t.equal(
+    runCli(['compat', '--driver', '535.104.05', '--brand', 'tesla', '--require', 'arch>=9.0']).code,
+    2,
+    'arch not given',
+  )
+  t.equal(
+    runCli(['compat', '--driver', '535.104.05', '--brand', 'tesla', '--arch', '8.0', '--require', 'arch>=9.0']).code,
+    1,
+  )
 })
 
 t.test('check with nvidia-smi hanging and Docker away: GPU facts unavailable, exit 69, in time', async (t) => {
@@ -76,7 +104,7 @@ t.test('check prints GPU facts when Docker is away', async (t) => {
   t.match(out.gpu.gpus[1], { index: 1, uuid: 'GPU-12345678-aaaa-bbbb-cccc-0123456789cd', name: 'NVIDIA RTX A5000', brand: 'NVIDIA RTX', brandToken: 'nvidiartx', memoryTotalBytes: 24564 * 1024 * 1024 })
   const human = runCli(['check', '--config', file])
   t.match(human.stdout, /GPU: driver 590\.44\.01, CUDA 13\.1, 2 GPUs/)
-  t.match(human.stdout, /NVIDIA RTX A5000 +NVIDIA RTX \(nvidiartx\) +24\.0 GiB/)
+  t.match(human.stdout, /NVIDIA RTX A5000 +NVIDIA RTX \(nvidiartx\) +- +24\.0 GiB/)
   t.match(human.stdout, /Docker: Docker is unreachable/)
 })
 
@@ -97,9 +125,12 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const out = JSON.parse(r.stdout)
     t.match(out.gpu, { available: true, driverVersion: '515.105.01', cudaVersion: '11.7' })
     t.same(out.docker, { reachable: true })
+    t.type(out.nvidiaRuntime.enforced, 'boolean', 'the NVIDIA runtime facts of this host are in the report')
     const byRef = Object.fromEntries(out.images.map((i: { ref: string }) => [i.ref, i]))
     t.same(Object.keys(byRef).sort(), ['test/cuda-bad:1', 'test/cuda-fwd:11.8', 'test/cuda-legacy:11.7', 'test/cuda-legacy:12.2', 'test/cuda-off:12.2', 'test/plain:1'])
-    t.match(byRef['test/cuda-legacy:11.7'], { compatible: true, requirement: 'cuda>=11.7', id: /^sha256:/ })
+    t.match(byRef['test/cuda-legacy:11.7'], {
+      compatible: true, requirement: 'cuda>=11.7', id: /^sha256:/, enforced: out.nvidiaRuntime.enforced,
+    })
     t.match(byRef['test/cuda-legacy:12.2'], { compatible: false, requirement: 'cuda>=12.2', reason: /cuda>=12\.2 does not hold/ })
     t.match(byRef['test/cuda-fwd:11.8'], { compatible: true, reason: /brand=nvidia,driver>=515,driver<516/ }, 'a T4 (brand NVIDIA) on 515 through the forward-compatible branch')
     t.match(byRef['test/cuda-off:12.2'], { compatible: null, reason: /NVIDIA_DISABLE_REQUIRE/ })
@@ -115,7 +146,58 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.equal(runCli(['check', '--config', file, '--image', 'test/cuda-legacy:11.7']).code, 0, 'only compatible images asked: exit 0')
 
     const human = runCli(['check', '--config', file]).stdout
-    t.match(human, /test\/cuda-legacy:12\.2 +INCOMPATIBLE +CUDA_VERSION not met/)
-    t.match(human, /test\/plain:1 +no verdict +no CUDA requirement/)
+    t.match(human, /test\/cuda-legacy:12\.2 +INCOMPATIBLE +unknown +CUDA_VERSION not met/)
+    t.match(human, /test\/plain:1 +no verdict +unknown +no CUDA requirement/)
+  })
+
+  t.test('check with compute capabilities: arch verdicts, kernel coverage, and unknown without them', async (t) => {
+    const dockerd = await startDockerd(t, { diskMiB: 256 })
+    const small = 64 * 1024
+    makeImage(dockerd, { ref: 'test/hopper-only:1', sizeBytes: small, env: { NVIDIA_REQUIRE_ARCH: 'arch>=9.0' } })
+    makeImage(dockerd, {
+      ref: 'test/torch-volta:1',
+      sizeBytes: small,
+      env: { CUDA_VERSION: '12.1.0', TORCH_CUDA_ARCH_LIST: '7.0 7.5' },
+    })
+    makeImage(dockerd, {
+      ref: 'test/torch-ptx:1',
+      sizeBytes: small,
+      env: { CUDA_VERSION: '12.1.0', TORCH_CUDA_ARCH_LIST: '7.0 7.5+PTX' },
+    })
+    const a100 = fakeNvidiaSmi(t, {
+      fixture: 'xml/a100-sxm4-80gb_mig-enabled_driver-535.54.03_dtd-v12_trimmed-1-of-4-gpus.xml',
+      queryGpu: 'csv/derived/a100-sxm4-80gb_driver-535.54.03_uuid-compute_cap.csv',
+    })
+    const file = config(t, { gpu: { nvidiaSmi: a100 }, docker: { socket: dockerd.socket } })
+    const r = runCli(['check', '--json', '--config', file])
+    t.equal(r.code, 1)
+    const out = JSON.parse(r.stdout)
+    t.equal(out.gpu.gpus[0].computeCapability, '8.0')
+    const byRef = Object.fromEntries(out.images.map((i: { ref: string }) => [i.ref, i]))
+    t.match(byRef['test/hopper-only:1'], {
+      compatible: false,
+      reason: /compute capability 8\.0.*arch>=9\.0 does not hold/,
+    })
+    t.match(byRef['test/torch-volta:1'], { compatible: true, kernels: 'missing', kernelsMissingOnEveryGpu: true })
+    t.match(byRef['test/torch-ptx:1'], { compatible: true, kernels: 'ok' })
+    t.equal(runCli(['check', '--config', file, '--image', 'test/torch-ptx:1']).code, 0)
+    t.equal(runCli(['check', '--config', file, '--image', 'test/torch-volta:1']).code, 1, 'a kernel for no GPU: exit 1')
+    t.match(runCli(['check', '--config', file]).stdout, /test\/torch-volta:1 +compatible +MISSING +.*no kernel/)
+
+    // The same host without compute_cap (a driver whose nvidia-smi lacks the field): arch is unknown.
+    const p400 = fakeNvidiaSmi(t, {
+      fixture: 'xml/quadro-p400_driver-418.43_no-doctype.xml',
+      queryGpu: 'csv/derived/quadro-p400_driver-418.43_no-compute_cap.csv',
+    })
+    const oldFile = config(t, { gpu: { nvidiaSmi: p400 }, docker: { socket: dockerd.socket } })
+    const unknown = runCli(['check', '--json', '--config', oldFile, '--image', 'test/hopper-only:1'])
+    t.equal(unknown.code, 2, 'unknown: exit 2')
+    const u = JSON.parse(unknown.stdout)
+    t.match(u.gpu, { computeCapabilityUnknown: /Field "compute_cap" is not a valid field to query/ })
+    t.match(u.images[0], { compatible: null, unknown: [/arch>=9\.0 \(the GPU's compute capability is unknown\)/] })
+    t.match(
+      runCli(['check', '--config', oldFile, '--image', 'test/hopper-only:1']).stdout,
+      /test\/hopper-only:1 +UNKNOWN/,
+    )
   })
 }

@@ -73,16 +73,18 @@ t.test('failing, missing, garbage', async (t) => {
 })
 
 t.test('concurrent reads share one nvidia-smi run', async (t) => {
-  const stub = script(t, `echo run >> '${'COUNT'}'\nsleep 0.3\nexec cat '${join(FIXTURES, A5000)}'`)
+  // Each collection is one -q -x run and one --query-gpu run; count the first.
+  const stub = script(t, `echo "$1" >> '${'COUNT'}'\nsleep 0.3\nexec cat '${join(FIXTURES, A5000)}'`)
   const countFile = join(stub.dir, 'count')
   writeFileSync(stub.path, readFileSync(stub.path, 'utf8').replace("'COUNT'", `'${countFile}'`))
   const reader = new NvidiaSmiReader({ nvidiaSmi: stub.path, timeoutMs: 5000 })
   const [a, b, c] = await Promise.all([reader.read(), reader.read(), reader.read()])
   t.equal(a, b)
   t.equal(b, c)
-  t.equal(readFileSync(countFile, 'utf8').trim().split('\n').length, 1, 'one run for three reads')
+  const runs = () => readFileSync(countFile, 'utf8').trim().split('\n')
+  t.same(runs(), ['-q', '--query-gpu=uuid,compute_cap'], 'one collection for three reads, its two runs in turn')
   await reader.read()
-  t.equal(readFileSync(countFile, 'utf8').trim().split('\n').length, 2, 'a later read runs again')
+  t.equal(runs().filter((a) => a === '-q').length, 2, 'a later read runs again')
 })
 
 t.test('stopping kills a run in flight', async (t) => {
@@ -112,4 +114,59 @@ t.test('in the collector loop: facts into the snapshot, failure marked, loop goe
   await loop2.stop()
   t.match(store.get().gpu, { available: true, driverVersion: '590.44.01' })
   t.match(store.get().collectors.gpu, { success: true })
+})
+
+t.test('the compute capability comes from a second run, --query-gpu=uuid,compute_cap', async (t) => {
+  const smi = fakeNvidiaSmi(t, {
+    fixture: A5000,
+    queryGpu: 'csv/derived/rtx-a5000_x2_driver-590.44.01_uuid-compute_cap.csv',
+  })
+  const facts = await readGpuFacts({ nvidiaSmi: smi, timeoutMs: 5000 })
+  t.same(
+    facts.gpus.map((g) => g.computeCapability),
+    ['8.6', '8.6'],
+  )
+  t.equal(facts.computeCapabilityUnknown, undefined)
+})
+
+t.test('a driver whose nvidia-smi does not know compute_cap leaves it unknown and says why', async (t) => {
+  const smi = fakeNvidiaSmi(t, {
+    fixture: 'xml/quadro-p400_driver-418.43_no-doctype.xml',
+    queryGpu: 'csv/derived/quadro-p400_driver-418.43_no-compute_cap.csv',
+  })
+  const facts = await readGpuFacts({ nvidiaSmi: smi, timeoutMs: 5000 })
+  t.equal(facts.available, true, 'the rest of the facts stand')
+  t.equal(facts.gpus[0].computeCapability, undefined)
+  t.match(facts.computeCapabilityUnknown, /exited with 2: Field "compute_cap" is not a valid field to query/)
+})
+
+t.test('the stand-in answers --query-gpu with the fields in the order asked', async (t) => {
+  const smi = fakeNvidiaSmi(t, {
+    fixture: A5000,
+    queryGpu: 'csv/h100-80gb-hbm3_mig-enabled_driver-590.48.01_query-gpu-all-fields.csv',
+  })
+  const { execFileSync } = await import('node:child_process')
+  const out = execFileSync(smi, ['--query-gpu=compute_cap,memory.total,name', '--format=csv,noheader,nounits'], {
+    encoding: 'utf8',
+  })
+  t.equal(out, '9.0, 81559, NVIDIA H100 80GB HBM3\n')
+  const withHeader = execFileSync(smi, ['--query-gpu=name,memory.total', '--format=csv'], { encoding: 'utf8' })
+  t.equal(withHeader, 'name, memory.total [MiB]\nNVIDIA H100 80GB HBM3, 81559 MiB\n')
+})
+
+t.test('a query run that prints garbage leaves the capability unknown, not the facts unavailable', async (t) => {
+  const xml = join(FIXTURES, A5000)
+  const stub = script(t, `case "$1" in -q) cat '${xml}' ;; *) echo 'not, csv, at, all' ;; esac`)
+  const facts = await readGpuFacts({ nvidiaSmi: stub.path, timeoutMs: 5000 })
+  t.equal(facts.available, true)
+  t.match(facts.computeCapabilityUnknown, /line 1 has 4 cells, not 2/)
+})
+
+t.test('a hung query run is killed like a hung -q -x run', async (t) => {
+  const xml = join(FIXTURES, A5000)
+  const stub = script(t, `case "$1" in -q) cat '${xml}' ;; *) trap '' TERM; exec sleep 3600 ;; esac`)
+  const facts = await readGpuFacts({ nvidiaSmi: stub.path, timeoutMs: 800 })
+  t.equal(facts.available, true)
+  t.match(facts.computeCapabilityUnknown, /did not answer within 0\.8 s and was killed/)
+  t.ok(await gone(Number(readFileSync(stub.pidFile, 'utf8'))), 'the query process is gone')
 })

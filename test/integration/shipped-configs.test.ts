@@ -12,7 +12,7 @@ if (requireServices(t, ['promtool', 'amtool'])) {
   t.test('promtool check rules', async (t) => {
     const r = run('promtool', ['check', 'rules', 'prometheus/gpuhost-rules.yml'])
     t.equal(r.status, 0, r.stdout + r.stderr)
-    t.match(r.stdout, /SUCCESS: 7 rules found/)
+    t.match(r.stdout, /SUCCESS: 11 rules found/)
   })
   t.test('promtool test rules', async (t) => {
     const r = run('promtool', ['test', 'rules', 'prometheus/gpuhost-rules.test.yml'])

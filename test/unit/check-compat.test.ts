@@ -7,6 +7,7 @@ import { checkImageCompat } from '../../src/compat/check.js'
 import { cudaEnvFromList, imageRequirements, parseGoBool, semverMajorMinor } from '../../src/compat/image-requirements.js'
 import { RequirementError } from '../../src/compat/requirement.js'
 import { parseNvidiaSmiXml } from '../../src/gpu/parse.js'
+import { computeCapabilities, parseQueryGpuCsvWithHeader } from '../../src/gpu/query-csv.js'
 import type { GpuFacts } from '../../src/agent/snapshot.js'
 import { FIXTURES } from '../harness/nvidia-smi.js'
 
@@ -46,7 +47,10 @@ t.test('semantic versions as the toolkit reads CUDA_VERSION', async (t) => {
 })
 
 t.test('verdicts on real hosts', async (t) => {
-  t.same(checkImageCompat({}, T4), { compatible: null, reason: 'no CUDA requirement', requirement: null }, 'no requirement is not "compatible"')
+  t.same(checkImageCompat({}, T4), {
+    compatible: null, reason: 'no CUDA requirement', requirement: null,
+    kernels: 'unknown', kernelsReason: 'the image declares no TORCH_CUDA_ARCH_LIST',
+  }, 'no requirement is not "compatible"')
   t.equal(checkImageCompat(null, T4).compatible, null, 'not inspected yet')
   t.match(checkImageCompat({ CUDA_VERSION: '12.2.0', NVIDIA_DISABLE_REQUIRE: 'true' }, T4), { compatible: null, reason: /NVIDIA_DISABLE_REQUIRE/ })
 
@@ -77,4 +81,112 @@ t.test('malformed requirements and missing facts', async (t) => {
   t.match(checkImageCompat({ CUDA_VERSION: '11.0.3' }, { available: false, reason: 'nvidia-smi not found', gpus: [] }), { compatible: null, requirement: 'cuda>=11.0', reason: /no GPU facts: nvidia-smi not found/ })
   const old: GpuFacts = { ...T4, cudaVersion: undefined }
   t.match(checkImageCompat({ CUDA_VERSION: '11.7.0' }, old), { compatible: true, reason: /CUDA 11\.7/ }, 'a driver that does not print its CUDA version: from the table')
+})
+
+/** a capture with the compute capabilities of its --query-gpu answer (test/fixtures/nvidia-smi/csv/derived) */
+function withCaps(facts: GpuFacts, csv: string): GpuFacts {
+  const caps = computeCapabilities(parseQueryGpuCsvWithHeader(readFileSync(join(FIXTURES, 'csv/derived', csv), 'utf8')))
+  return { ...facts, gpus: facts.gpus.map((g) => ({ ...g, computeCapability: caps.get(g.uuid) })) }
+}
+
+t.test('arch is decided by the compute capability from --query-gpu, unknown without it', async (t) => {
+  const a100xml = capture('a100-sxm4-80gb_mig-enabled_driver-535.54.03_dtd-v12_trimmed-1-of-4-gpus.xml')
+  const a100 = withCaps(a100xml, 'a100-sxm4-80gb_driver-535.54.03_uuid-compute_cap.csv')
+  t.match(checkImageCompat({ NVIDIA_REQUIRE_ARCH: 'arch>=9.0' }, a100), {
+    compatible: false,
+    reason: /compute capability 8\.0.*arch>=9\.0 does not hold/,
+  })
+  t.equal(checkImageCompat({ NVIDIA_REQUIRE_ARCH: 'arch>=8.0' }, a100).compatible, true)
+  t.equal(a100xml.gpus[0].computeCapability, undefined, 'no -q -x document carries it')
+  const unknown = checkImageCompat(
+    { NVIDIA_REQUIRE_ARCH: 'arch>=9.0' },
+    { ...a100xml, computeCapabilityUnknown: 'compute capability unknown: old nvidia-smi' },
+  )
+  t.match(unknown, {
+    compatible: null,
+    unknown: [/NVIDIA_REQUIRE_ARCH on GPU 0 .*arch>=9\.0 \(the GPU's compute capability is unknown\)/],
+    reason: /cannot tell.*\(compute capability unknown: old nvidia-smi\)/,
+  })
+  t.equal(
+    checkImageCompat({ CUDA_VERSION: '12.2.0' }, a100xml).compatible,
+    true,
+    'a requirement without arch does not care',
+  )
+})
+
+t.test('a driver that prints no CUDA version: the table back to CUDA 7.0, unknown before it', async (t) => {
+  // The 390.25 host of text/geforce-gtx-1080-ti_x8_driver-390.25_no-cuda-version.txt (no CUDA Version in its header).
+  const gtx1080ti = {
+    index: 0,
+    uuid: 'GPU-0',
+    name: 'GeForce GTX 108...',
+    productBrand: 'GeForce',
+    computeCapability: '6.1',
+    migDevices: [],
+  }
+  const host390: GpuFacts = { available: true, driverVersion: '390.25', gpus: [gtx1080ti] }
+  t.match(checkImageCompat({ CUDA_VERSION: '12.4.1' }, host390), {
+    compatible: false,
+    reason: /driver 390\.25, CUDA 9\.0.*cuda>=12\.4 does not hold/,
+  })
+  t.equal(checkImageCompat({ CUDA_VERSION: '9.0.176' }, host390).compatible, true)
+  const host340: GpuFacts = { ...host390, driverVersion: '340.108' }
+  t.match(checkImageCompat({ CUDA_VERSION: '12.4.1' }, host340), {
+    compatible: null,
+    unknown: [/cuda>=12\.4 \(the driver's CUDA version is unknown\)/],
+    reason: /driver 340\.108, CUDA unknown/,
+  })
+  t.equal(
+    checkImageCompat({ NVIDIA_REQUIRE_CUDA: 'cuda>=12.4 brand=geforce,driver>=300' }, host340).compatible,
+    true,
+    'another alternative holds either way',
+  )
+  t.equal(
+    checkImageCompat({ NVIDIA_REQUIRE_CUDA: 'cuda>=12.4', NVIDIA_REQUIRE_DRIVER: 'driver>=400' }, host340).compatible,
+    false,
+    'a known failure still decides',
+  )
+})
+
+t.test('kernel coverage beside the verdict, from TORCH_CUDA_ARCH_LIST and the compute capabilities', async (t) => {
+  const a100 = withCaps(
+    capture('a100-sxm4-80gb_mig-enabled_driver-535.54.03_dtd-v12_trimmed-1-of-4-gpus.xml'),
+    'a100-sxm4-80gb_driver-535.54.03_uuid-compute_cap.csv',
+  )
+  const missing = checkImageCompat({ CUDA_VERSION: '12.1.0', TORCH_CUDA_ARCH_LIST: '7.0 7.5' }, a100)
+  t.match(missing, {
+    compatible: true,
+    kernels: 'missing',
+    kernelsMissingOnEveryGpu: true,
+    kernelsReason: /"7\.0 7\.5" has no kernel .*GPU 0 .*compute capability 8\.0/,
+  })
+  t.match(checkImageCompat({ CUDA_VERSION: '12.1.0', TORCH_CUDA_ARCH_LIST: '7.0 7.5+PTX' }, a100), {
+    compatible: true,
+    kernels: 'ok',
+  })
+  t.match(
+    checkImageCompat(
+      { TORCH_CUDA_ARCH_LIST: '8.0' },
+      { ...a100, computeCapabilityUnknown: 'compute capability unknown: x' },
+    ),
+    { kernels: 'ok' },
+  )
+  const noCap = capture('a100-sxm4-80gb_mig-enabled_driver-535.54.03_dtd-v12_trimmed-1-of-4-gpus.xml')
+  t.match(
+    checkImageCompat(
+      { TORCH_CUDA_ARCH_LIST: '8.0' },
+      { ...noCap, computeCapabilityUnknown: 'compute capability unknown: old' },
+    ),
+    {
+      kernels: 'unknown',
+      kernelsReason: /compute capability of GPU 0 .* is unknown \(compute capability unknown: old\)/,
+    },
+  )
+  t.match(
+    checkImageCompat({ TORCH_CUDA_ARCH_LIST: '8.0' }, { available: false, reason: 'nvidia-smi not found', gpus: [] }),
+    { kernels: 'unknown', kernelsReason: /no GPU facts/ },
+  )
+  t.same(cudaEnvFromList(['TORCH_CUDA_ARCH_LIST=8.0 9.0+PTX', 'PYTORCH_VERSION=2.4']), {
+    TORCH_CUDA_ARCH_LIST: '8.0 9.0+PTX',
+  })
 })

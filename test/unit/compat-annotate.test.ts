@@ -89,5 +89,34 @@ t.test("the agent's check action answers from the snapshot's GPU facts, Docker o
   const report = await agent.ctx.actions.invoke('check', { images: ['test/x:1'] }, 'coordinator') as any
   t.match(report.gpu, { available: true, driverVersion: '590.44.01', cudaVersion: '13.1' })
   t.match(report.docker, { reachable: false })
-  t.same(report.images, [{ ref: 'test/x:1', id: null, requirement: null, compatible: null, reason: 'Docker unreachable; registry lookup unavailable' }])
+  t.same(report.images, [{
+    ref: 'test/x:1', id: null, requirement: null, compatible: null,
+    reason: 'Docker unreachable; registry lookup unavailable', enforced: false,
+  }])
+  t.equal(report.nvidiaRuntime, null, 'the runtime collector has not run')
+})
+
+t.test('verdicts say whether the NVIDIA runtime enforces them, and change with it', async (t) => {
+  const store = new SnapshotStore()
+  const annotator = new CompatAnnotator(store, new EventBus())
+  await annotator.start()
+  t.teardown(() => annotator.stop())
+  store.set('gpu', T4)
+  store.set('images', [image('a', { CUDA_VERSION: '12.2.0' })])
+  t.equal(store.get().images![0].compat!.enforced, false, 'not read yet: not counted on')
+  const legacy = {
+    installed: true,
+    dockerRuntimes: ['nvidia'],
+    defaultRuntime: 'runc',
+    mode: 'legacy',
+    effectiveMode: 'legacy',
+    toolkitVersion: '1.17.8',
+    cdiSpecs: [],
+    enforced: true,
+    reason: 'mode legacy',
+  }
+  store.set('nvidiaRuntime', legacy)
+  t.equal(store.get().images![0].compat!.enforced, true)
+  store.set('nvidiaRuntime', { ...legacy, mode: 'cdi', effectiveMode: 'cdi', enforced: false })
+  t.equal(store.get().images![0].compat!.enforced, false)
 })

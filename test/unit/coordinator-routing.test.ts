@@ -2,6 +2,7 @@ import t from 'tap'
 import { hostOfInstance, routeAlerts } from '../../src/coordinator/alerts.js'
 import { fleetCompat, type CompatEvaluator } from '../../src/coordinator/compat.js'
 import { familiarRef as normalizeRef } from '../../src/registry/reference.js'
+import { COMPAT_EVALUATOR } from '../../src/coordinator/evaluator.js'
 import type { HostDetail } from '../../src/coordinator/store.js'
 
 t.test('instance labels lose their port, IPv6 included', async (t) => {
@@ -85,4 +86,27 @@ t.test('fleet compat: the host\'s own verdict first, else the shared requirement
 
   const throwing = fleetCompat('pytorch/pytorch:2.1.0-cuda12.1', hosts, () => { throw new Error('bad requirement') })
   t.match(throwing.hosts[1], { compatible: null, reason: /evaluator failed: bad requirement/ })
+})
+
+t.test('fleet compat carries kernel coverage and enforcement, from the host or the shared evaluator', async (t) => {
+  const torch = { ...pytorch, cudaEnv: { CUDA_VERSION: '12.1.0', TORCH_CUDA_ARCH_LIST: '7.0 7.5' } }
+  const reported = {
+    compatible: true,
+    reason: 'met',
+    requirement: 'cuda>=12.1',
+    kernels: 'missing' as const,
+    kernelsReason: 'no kernel for 8.0',
+    enforced: false,
+  }
+  const a100 = {
+    available: true,
+    driverVersion: '535.104.05',
+    cudaVersion: '12.2',
+    gpus: [{ index: 0, uuid: 'GPU-1', name: 'A100', computeCapability: '8.0', migDevices: [] }],
+  }
+  const t4 = { ...a100, gpus: [{ index: 0, uuid: 'GPU-2', name: 'T4', computeCapability: '7.5', migDevices: [] }] }
+  const hosts = [host('a', { gpu: a100, localImages: [{ ...torch, compat: reported }] }), host('b', { gpu: t4 })]
+  const fleet = fleetCompat('pytorch/pytorch:2.1.0-cuda12.1', hosts, COMPAT_EVALUATOR)
+  t.match(fleet.hosts[0], { source: 'host', kernels: 'missing', kernelsReason: 'no kernel for 8.0', enforced: false })
+  t.match(fleet.hosts[1], { source: 'coordinator', compatible: true, kernels: 'ok', kernelsReason: /covers GPU 0/ })
 })

@@ -94,13 +94,52 @@ t.test('evaluation stops early, so a malformed condition after it is never seen'
   invalid(t, 'cuda>=99 nonsense', /no operator/)
 })
 
-t.test('unknown facts make their conditions hold, as when no GPU is visible', async (t) => {
+t.test('with no GPU visible, brand and arch conditions hold, as the runtime skips them', async (t) => {
   t.ok(holds('brand=tesla,arch>=9.0', tesla470, null), 'no device: brand and arch hold')
   t.ok(holds('brand<tesla', tesla470, null), 'not even validated without a device')
-  t.ok(holds('brand=tesla', tesla470, { arch: '8.0' }), 'no brand')
-  t.ok(holds('arch>=9.0', tesla470, { brand: 'tesla' }), 'no arch')
-  t.ok(holds('cuda>=99', { driverVersion: '470.82.01' }, TESLA), 'no CUDA version')
-  t.ok(holds('driver>=999', { cudaVersion: '11.4' }, TESLA), 'no driver version')
+})
+
+t.test('a fact the runtime knows but this host does not is unknown, never a silent yes', async (t) => {
+  const unknown = (expr: string, driver: DriverFacts, device: DeviceFacts | null) =>
+    evaluateRequirement(expr, driver, device)
+  t.match(unknown('brand=tesla', tesla470, { arch: '8.0' }), {
+    satisfied: null,
+    unknown: ["brand=tesla (the GPU's brand is unknown)"],
+  })
+  t.match(unknown('arch>=9.0', tesla470, { brand: 'tesla' }), {
+    satisfied: null,
+    unknown: ["arch>=9.0 (the GPU's compute capability is unknown)"],
+  })
+  t.match(unknown('cuda>=99', { driverVersion: '470.82.01' }, TESLA), {
+    satisfied: null,
+    unknown: [/CUDA version is unknown/],
+  })
+  t.match(unknown('driver>=999', { cudaVersion: '11.4' }, TESLA), {
+    satisfied: null,
+    unknown: [/driver version is unknown/],
+  })
+  const noCuda = { driverVersion: '330.20' }
+  t.equal(
+    holds('cuda>=12.4 driver>=300', noCuda, TESLA),
+    true,
+    'an unknown alternative before one that holds: yes either way',
+  )
+  t.equal(holds('cuda>=12.4,driver>=999', noCuda, TESLA), false, 'unknown AND false is false')
+  t.equal(holds('cuda>=12.4 driver>=999', noCuda, TESLA), null, 'unknown OR false is unknown')
+  t.equal(holds('driver>=999 ,', noCuda, TESLA), false, 'the quirk keeps a failure')
+  t.equal(holds('cuda>=12.4 ,', noCuda, TESLA), null, 'and an unknown')
+  t.equal(holds('arch>=9.0', tesla470, { brand: 'tesla', arch: '8.0' }), false, 'a known capability decides')
+})
+
+t.test('a malformed condition the runtime may not reach is unknown; one it surely reaches is invalid', async (t) => {
+  const noCuda = { driverVersion: '330.20' }
+  t.match(evaluateRequirement('cuda>=12.4,nonsense', noCuda, TESLA), {
+    satisfied: null,
+    unknown: [/cuda>=12\.4/, /nonsense \(the runtime may reject it/],
+  })
+  t.match(evaluateRequirement('cuda>=12.4 nonsense', noCuda, TESLA), { satisfied: null })
+  invalid(t, 'driver>=999 nonsense', /no operator/, noCuda)
+  invalid(t, 'cuda>=twelve', /not a version/, noCuda)
 })
 
 t.test("the runtime's message names the first alternative", async (t) => {

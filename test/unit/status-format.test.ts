@@ -6,6 +6,7 @@ const status: AgentStatus = {
   hostId: 'gpu-node-1', version: '0.1.0', takenAt: '2026-11-23T12:00:00.000Z',
   docker: { reachable: true, rootDir: '/var/lib/docker', version: '24.0.7' },
   gpu: { available: false, reason: 'nvidia-smi not found', gpus: [] },
+  nvidiaRuntime: null,
   disk: { path: '/var/lib/docker', mountpoint: '/', sizeBytes: 1024 ** 4, usedBytes: 0.86 * 1024 ** 4, availBytes: 0.14 * 1024 ** 4, usedPercent: 86 },
   images: { count: 3, inUse: 1, unused: 1, dangling: 1, sizeBytes: 3 * 1024 ** 3, inUseSizeBytes: 1024 ** 3, unusedSizeBytes: 1024 ** 3, danglingSizeBytes: 1024 ** 3, cudaIncompatible: 0 },
   collectors: { disk: { success: true, durationSeconds: 0.01, at: '2026-11-23T12:00:00.000Z' } },
