@@ -146,7 +146,8 @@ t.test('every event reaches the coordinator once, across its outage and agent re
   t.equal((await coord.stop()).code, 0, 'coordinator stopped cleanly')
 
   // While the coordinator is away: a prune and a prewarm where this build has them, then two
-  // restarts, each of which publishes one more agent.started into the outbox.
+  // restarts, each of which puts the old agent's agent.stopping and the new one's agent.started
+  // into the outbox (and collector events where a source is missing: hence at least two).
   const pending = async () => (await metric(agent.url, 'gpuhost_outbox_pending_events')) ?? -1
   const jobs: string[] = []
   for (const [path, body, job] of [['/v1/prune', { dryRun: true }, 'prune'], ['/v1/prewarm', {}, 'prewarm']] as const) {
@@ -158,7 +159,7 @@ t.test('every event reaches the coordinator once, across its outage and agent re
     const before = await pending()
     await agent.stop()
     agent = await started()
-    await waitFor(`restart ${restart}: its agent.started in the outbox`, async () => await pending() === before + 1, 10_000, 100)
+    await waitFor(`restart ${restart}: its stop and start in the outbox`, async () => (await pending()) >= before + 2, 10_000, 100)
   }
   t.ok(await pending() >= 2, 'the outbox holds what the coordinator missed')
   t.equal(await metric(agent.url, 'gpuhost_coordinator_connected'), 0)
@@ -174,6 +175,7 @@ t.test('every event reaches the coordinator once, across its outage and agent re
   t.same(times, [...times].sort(), 'and in the order they happened')
   const all = (await coord.api('/v1/events?hostId=gpu-node-t2')).body.events as { id: string; type: string }[]
   t.equal(new Set(all.map((e) => e.id)).size, all.length, `no event twice among ${all.length}`)
+  t.equal(all.filter((e) => e.type === 'agent.stopping').length, 2, 'both stops while it was away arrived')
   for (const job of jobs) {
     t.equal(all.filter((e) => e.type === `${job}.started`).length, 1, `the ${job} started once`)
     t.equal(all.filter((e) => e.type === `${job}.finished`).length, 1, `and finished once`)
