@@ -25,6 +25,14 @@ export const agentConfigSchema = z.strictObject({
   maxBodyBytes: z.number().int().min(1024).default(256 * 1024),
   tokenFile: z.string().min(1).nullable().default('/etc/gpuhost/token'),
   stateDir: z.string().min(1).default('/var/lib/gpuhost'),
+  state: z.strictObject({
+    /** a file of this size is kept in stateDir and released when the disk is full, so state can still be written */
+    reserveBytes: z.number().int().min(0).default(8 * 1024 * 1024),
+  }).prefault({}),
+  http: z.strictObject({
+    /** a request whose body has not fully arrived this long after its headers is cut */
+    bodyTimeoutSeconds: seconds.default(10),
+  }).prefault({}),
   docker: z.strictObject({
     socket: z.string().min(1).default('/var/run/docker.sock'),
     timeoutSeconds: seconds.default(30),

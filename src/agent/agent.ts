@@ -13,6 +13,7 @@ import { createAgentMetrics } from './metrics.js'
 import { buildStatus, JobHistory } from './status.js'
 import { sdNotify } from './sd-notify.js'
 import { VERSION } from '../version.js'
+import { StateGuard } from '../state/guard.js'
 import { createRuntime } from '../runtime/create.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import { PullsInFlight } from './pulls-in-flight.js'
@@ -35,6 +36,8 @@ export interface AgentContext {
   now: Clock
   /** the coordinator link's state, from the feature that declared it (none: not configured) */
   linkState: () => LinkState
+  /** keeps state writable on a full disk: the reserve, write retries, write error counts */
+  state: StateGuard
 }
 
 export interface LinkState {
@@ -42,6 +45,8 @@ export interface LinkState {
   connected: boolean
   pending: number
   lastError?: string | null
+  /** outbox entries dropped to keep its bound, by type */
+  dropped?: Record<string, number>
 }
 
 const NO_LINK: LinkState = { configured: false, connected: false, pending: 0 }
@@ -73,12 +78,17 @@ export class Agent {
     } catch (err) {
       tokenError = (err as Error).message
     }
-    const http = new HttpServer({ listen: config.listen, token: () => token, log, maxBodyBytes: config.maxBodyBytes })
+    const http = new HttpServer({
+      listen: config.listen, token: () => token, log, maxBodyBytes: config.maxBodyBytes,
+      bodyTimeoutMs: config.http.bodyTimeoutSeconds * 1000,
+    })
     const now = opts.now ?? systemClock
+    const events = new EventBus(now)
     this.ctx = {
       config, log, http, now,
       store: new SnapshotStore([], now),
-      bus: new EventBus(now),
+      bus: events,
+      state: new StateGuard({ stateDir: config.stateDir, reserveBytes: config.state.reserveBytes, bus: events, log }),
       runner: new JobRunner(),
       runtime: opts.runtime ?? createRuntime(config),
       pulls: new PullsInFlight(),
@@ -126,8 +136,13 @@ export class Agent {
 
   private addCoreRoutes(): void {
     const { http, store, bus } = this.ctx
-    const metrics = createAgentMetrics({ snapshot: () => store.get(), link: () => this.ctx.linkState(), version: VERSION })
+    const metrics = createAgentMetrics({
+      snapshot: () => store.get(), link: () => this.ctx.linkState(), version: VERSION,
+      stateWriteErrors: () => this.ctx.state.errors,
+    })
     bus.subscribe(metrics.onEvent)
+    // A prune frees space: state held in memory is written now rather than on the next retry.
+    bus.subscribe((e) => { if (e.type === 'prune.finished') setImmediate(() => this.ctx.state.retryNow()) })
     http.get('/healthz', () => ({ status: 200, body: { status: 'ok' } }))
     http.get('/readyz', () => store.ready()
       ? { status: 200, body: { status: 'ready' } }
@@ -140,12 +155,19 @@ export class Agent {
   status() {
     return buildStatus({
       hostId: this.ctx.config.hostId, version: VERSION, snapshot: this.ctx.store.get(),
-      history: this.history, link: this.ctx.linkState(), failing: this.lifecycle.failingComponents(),
+      history: this.history, link: this.linkStatus(), failing: this.lifecycle.failingComponents(),
     })
+  }
+
+  /** the link as status shows it: drop counts are for metrics */
+  private linkStatus(): Omit<LinkState, 'dropped'> {
+    const { dropped: _dropped, ...link } = this.ctx.linkState()
+    return link
   }
 
   async start(): Promise<void> {
     mkdirSync(this.ctx.config.stateDir, { recursive: true })
+    this.ctx.state.start()
     // Without its HTTP server the agent can answer nothing: that one failing ends start-up.
     await this.lifecycle.start([this.ctx.http])
     await this.lifecycle.startRetrying(this.components)
@@ -158,5 +180,6 @@ export class Agent {
     // Published before the link stops, so the coordinator learns of an orderly stop.
     this.ctx.bus.publish('agent.stopping', {})
     await this.lifecycle.stop()
+    this.ctx.state.stop()
   }
 }

@@ -13,7 +13,9 @@ const IMAGE_STATES: ImageState[] = ['in_use', 'unused', 'dangling']
 export interface MetricsSources {
   snapshot: () => HostSnapshot
   /** coordinator link state; absent when no coordinator is configured */
-  link?: () => { connected: boolean; pending: number }
+  link?: () => { connected: boolean; pending: number; dropped?: Record<string, number> }
+  /** failed writes of durable state, by store */
+  stateWriteErrors?: () => Record<string, number>
   version: string
 }
 
@@ -51,6 +53,18 @@ export function createAgentMetrics(src: MetricsSources, opts: { processMetrics?:
     collect() { this.set(src.link?.().connected ? 1 : 0) } })
   new Gauge({ name: `${P}outbox_pending_events`, help: 'events written to the outbox and not yet acknowledged by the coordinator', registers: reg,
     collect() { this.set(src.link?.().pending ?? 0) } })
+  new Counter({ name: `${P}outbox_dropped_total`, help: 'outbox entries dropped to keep its bound, by event type', labelNames: ['type'],
+    registers: reg,
+    collect() {
+      this.reset()
+      for (const [type, n] of Object.entries(src.link?.().dropped ?? {})) this.inc({ type }, n)
+    } })
+  new Counter({ name: `${P}state_write_errors_total`, help: 'failed writes of durable state in stateDir, by store', labelNames: ['store'],
+    registers: reg,
+    collect() {
+      this.reset()
+      for (const [store, n] of Object.entries(src.stateWriteErrors?.() ?? {})) this.inc({ store }, n)
+    } })
 
   return { registry, onEvent: eventCounters(reg) }
 }

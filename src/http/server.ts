@@ -55,6 +55,11 @@ export interface HttpServerOptions {
   authenticateReads?: boolean
   /** the largest request body read; larger answers 413 */
   maxBodyBytes: number
+  /**
+   * A body not fully received this long after the headers is cut (408, connection closed), so a
+   * client trickling bytes cannot hold a connection for Node's default of five minutes.
+   */
+  bodyTimeoutMs?: number
   log: Logger
   name?: string
   /** authenticate every request before its path is looked up, except on routes registered open */
@@ -120,6 +125,10 @@ export class HttpServer {
       }, onRequest)
       : createServer(onRequest)
     this.server.keepAliveTimeout = 5000
+    // Headers must arrive within the body timeout too; the whole request is a backstop beyond it.
+    const bodyTimeoutMs = this.opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS
+    this.server.headersTimeout = bodyTimeoutMs
+    this.server.requestTimeout = 2 * bodyTimeoutMs
     if (this.upgradeHandler) this.server.on('upgrade', this.upgradeHandler)
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject)
@@ -148,14 +157,22 @@ export class HttpServer {
       if (this.opts.authenticateBeforeRouting && !this.isOpenPath(url.pathname)) this.authenticate(req)
       const route = this.match(req.method ?? 'GET', url.pathname)
       if (route.auth) this.authenticate(req)
-      const body = req.method === 'POST' ? await readJsonBody(req, this.opts.maxBodyBytes) : undefined
+      const body = req.method === 'POST'
+        ? await readJsonBody(req, this.opts.maxBodyBytes, this.opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS)
+        : undefined
       const reply = await route.handler({
         method: req.method ?? 'GET', path: url.pathname, params: route.params, query: url.searchParams, headers: req.headers, body,
       })
       send(res, reply)
     } catch (err) {
       const status = statusOf(err)
-      if (status !== null) {
+      if (status === 408) {
+        // The rest of the body may still be on its way: the connection goes with the answer.
+        this.opts.log.warn({ path: url.pathname, remote: req.socket.remoteAddress }, 'request body too slow: connection cut')
+        res.setHeader('connection', 'close')
+        res.once('finish', () => req.socket.destroy())
+        send(res, { status, body: { error: (err as Error).message } })
+      } else if (status !== null) {
         send(res, { status, body: { error: (err as Error).message } })
       } else {
         this.opts.log.error({ err: (err as Error).message, path: url.pathname }, 'request failed')
@@ -199,15 +216,29 @@ function send(res: ServerResponse, reply: Reply): void {
   res.end(text)
 }
 
-async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000
+
+async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > limit) throw new HttpError(413, `body larger than ${limit} bytes`)
   const chunks: Buffer[] = []
   let size = 0
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length
-    if (size > limit) throw new HttpError(413, `body larger than ${limit} bytes`)
-    chunks.push(chunk as Buffer)
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HttpError(408, `request body not received within ${timeoutMs / 1000} s`)), timeoutMs)
+  })
+  const read = (async () => {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length
+      if (size > limit) throw new HttpError(413, `body larger than ${limit} bytes`)
+      chunks.push(chunk as Buffer)
+    }
+  })()
+  read.catch(() => { /* answered by the race below, or the connection was cut */ })
+  try {
+    await Promise.race([read, late])
+  } finally {
+    clearTimeout(timer)
   }
   const text = Buffer.concat(chunks).toString('utf8').trim()
   if (!text) return undefined

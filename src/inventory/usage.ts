@@ -53,6 +53,8 @@ export interface UsageTrackerOptions {
   now?: () => Date
   /** writes are gathered for this long, so a burst of events costs one write */
   writeDelayMs?: number
+  /** runs each write of the file; the agent's state guard releases its reserve when the disk is full */
+  write?: (fn: () => void) => void
 }
 
 export class UsageTracker {
@@ -65,12 +67,14 @@ export class UsageTracker {
   private readonly now: () => Date
   private readonly log: Logger
   private readonly writeDelayMs: number
+  private readonly write: (fn: () => void) => void
 
   constructor(opts: UsageTrackerOptions) {
     this.file = join(opts.stateDir, IMAGE_USAGE_FILE)
     this.now = opts.now ?? systemClock
     this.log = opts.log
     this.writeDelayMs = opts.writeDelayMs ?? 2000
+    this.write = opts.write ?? ((fn) => fn())
   }
 
   async start(): Promise<void> {
@@ -113,8 +117,10 @@ export class UsageTracker {
     const onDisk = loadImageUsage(this.file, (reason, movedTo) => this.log.error({ file: this.file, movedTo, reason }, 'image usage file is damaged: moved aside'), this.now())
     this.records = mergeUsage(this.records, onDisk)
     try {
-      saveImageUsage(this.file, this.records)
+      const records = this.records
+      this.write(() => saveImageUsage(this.file, records))
     } catch (err) {
+      // The records stay in memory, newer than the file, and are written by a later try.
       this.dirty = true
       this.log.error({ file: this.file, err: (err as Error).message }, 'cannot write the image usage file; will retry')
       this.scheduleWrite()

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import WebSocket from 'ws'
-import type { AgentContext, Feature } from '../agent/agent.js'
+import type { AgentContext, Feature, LinkState } from '../agent/agent.js'
 import type { AgentEvent } from '../agent/events.js'
 import type { Component } from '../agent/lifecycle.js'
 import type { ImageCompat } from '../agent/snapshot.js'
@@ -67,6 +67,7 @@ export class CoordinatorLink implements Component {
   /** entries sent and not yet acked on this connection, with when they were sent */
   private readonly inFlight = new Map<string, number>()
   private readonly unsubscribe: () => void
+  private stopRetry: () => void = () => {}
 
   constructor(private readonly ctx: AgentContext) {
     // Subscribe now so that events published while other components start are not missed.
@@ -83,19 +84,29 @@ export class CoordinatorLink implements Component {
     return { ts: this.ctx.now().toISOString() }
   }
 
-  state(): { configured: boolean; connected: boolean; pending: number; lastError: string | null } {
+  private readonly dropped: Record<string, number> = {}
+
+  state(): LinkState {
     return {
       configured: true, connected: this.connected, pending: this.outbox?.stats().pending ?? this.early.length,
-      lastError: this.lastError,
+      lastError: this.lastError, dropped: this.dropped,
     }
   }
 
   async start(): Promise<void> {
     const { config, log } = this.ctx
-    this.outbox = new Outbox(join(config.stateDir, 'outbox.db'), config.coordinator.outboxMaxEvents, (n, types) => {
-      log.warn({ dropped: n, types, max: config.coordinator.outboxMaxEvents }, 'outbox full: dropped the oldest events of the least important kind')
+    const max = config.coordinator.outboxMaxEvents
+    this.outbox = new Outbox(join(config.stateDir, 'outbox.db'), {
+      maxEntries: max,
+      onDrop: (n, type) => {
+        this.dropped[type] = (this.dropped[type] ?? 0) + n
+        log.warn({ dropped: n, type, max }, 'outbox full: dropped the oldest events of the least important kind')
+      },
+      write: (fn) => this.ctx.state.write('outbox', fn),
     })
     this.executed = new ExecutedCommands(join(config.stateDir, 'executed-commands.db'))
+    const outbox = this.outbox
+    this.stopRetry = this.ctx.state.onRetry(() => outbox.flush())
     for (const e of this.early.splice(0)) this.onEvent(e)
     this.resendTimer = setInterval(() => this.resendOverdue(), Math.min(config.coordinator.resendSeconds, 5) * 1000)
     this.resendTimer.unref()
@@ -109,6 +120,7 @@ export class CoordinatorLink implements Component {
   async stop(): Promise<void> {
     this.stopped = true
     this.unsubscribe()
+    this.stopRetry()
     this.ctx.store.off('change', this.onSnapshotChange)
     const timers = [this.reconnectTimer, this.pingTimer, this.snapshotTimer, this.snapshotThrottle, this.resendTimer]
     for (const timer of timers) if (timer) clearTimeout(timer)
@@ -121,6 +133,7 @@ export class CoordinatorLink implements Component {
       await Promise.race([closed, new Promise((r) => setTimeout(r, 1000).unref())])
       ws.terminate()
     }
+    this.outbox?.flush()
     this.outbox?.close()
     this.executed?.close()
   }
@@ -398,12 +411,8 @@ export class CoordinatorLink implements Component {
 
   private enqueue(entry: { id: string; kind: 'event' | 'command.result'; type: string; message: string }): void {
     if (!this.outbox || this.stopped) return
-    try {
-      this.outbox.add(entry)
-    } catch (err) {
-      this.ctx.log.error({ err: (err as Error).message, id: entry.id, type: entry.type }, 'cannot write to the outbox; the entry is lost')
-      return
-    }
+    // An entry the disk cannot take is held in memory by the outbox and still sent, in order.
+    this.outbox.add(entry)
     this.pump()
   }
 

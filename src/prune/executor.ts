@@ -134,8 +134,14 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
 
   let now = before
   if (plan.needBytes > 0 && deps.policy.buildCache && !deps.stopRequested?.()) now = await pruneBuildCache(deps, report, diskPath, now)
-  for (const item of plan.plan) {
+  // The plan first, then the spare images while the measured disk is still above the target:
+  // the estimate is not the judge, the filesystem is.
+  for (const item of [...plan.plan, ...plan.spare]) {
     if (bytesToFree(now, report.targetPercent) === 0) break
+    if (!report.plan.includes(item)) {
+      report.plan = [...report.plan, item]
+      report.kept = report.kept.filter((k) => k.id !== item.id)
+    }
     if (deps.stopRequested?.()) {
       deps.log.warn({ trigger: req.trigger, removed: report.removed.length }, 'prune interrupted: the agent is stopping')
       break

@@ -21,7 +21,7 @@ export class PruneJob {
   constructor(
     private readonly ctx: Pick<
       AgentContext, 'config' | 'log' | 'store' | 'bus' | 'runner' | 'now' | 'runtime' | 'pulls'
-    >,
+    > & Partial<Pick<AgentContext, 'state'>>,
     private readonly opts: PruneJobOptions = {},
   ) {}
 
@@ -56,7 +56,12 @@ export class PruneJob {
     const report = await runPrune({
       runtime, measure, bus, log, now, policy: config.prune, pullsInFlight: () => pulls.list(),
       stopRequested: () => this.stopping, sharedSizes: true,
-      exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),
+      // Docker needs a little room to remove an image (it rewrites its tag store): on a full disk
+      // the state reserve is given up for it, and made again once the prune has freed space.
+      exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, () => {
+        this.ctx.state?.makeRoom()
+        return fn()
+      }),
     }, { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) }, req, hooks)
     if (!req.dryRun && report.after) this.recordDisk(snapshot, report.after)
     return report

@@ -2,10 +2,11 @@
 // triggers, and this lock (a directory in stateDir, kept fresh while held) keeps a `gpuhost prune`
 // run by hand from removing images while the agent's prune does, and the other way round. A holder
 // that died leaves a lock that goes stale and is taken over.
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import lockfile from 'proper-lockfile'
 import type { Logger } from 'pino'
+import { RESERVE_FILE } from '../state/guard.js'
 
 export const PRUNE_LOCK = 'prune.lock'
 /** a lock not refreshed for this long belongs to a process that is gone */
@@ -30,7 +31,8 @@ export async function withPruneLock<T>(opts: PruneLockOptions, fn: () => Promise
   })
   let release: () => Promise<void>
   try {
-    release = await attempt(0).catch((err: NodeJS.ErrnoException) => {
+    release = await attempt(0).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOSPC') return lockOnFullDisk(opts, () => attempt(0))
       if (err.code !== 'ELOCKED') throw err
       opts.log.info({ lock: lockfilePath }, 'another prune is running on this host: waiting for it to finish')
       return attempt(Math.ceil(waitMs / 1000))
@@ -45,5 +47,21 @@ export async function withPruneLock<T>(opts: PruneLockOptions, fn: () => Promise
     return await fn()
   } finally {
     await release().catch((err: Error) => opts.log.warn({ err: err.message, lock: lockfilePath }, 'could not release the prune lock; it goes stale'))
+  }
+}
+
+/**
+ * The lock is a directory, and a full disk may have no block for it, yet a prune is what frees the
+ * disk. The state reserve goes first (the agent makes it again once there is room); when even that
+ * does not help, the prune runs without the cross-process lock rather than not at all.
+ */
+async function lockOnFullDisk(opts: PruneLockOptions, again: () => Promise<() => Promise<void>>): Promise<() => Promise<void>> {
+  rmSync(join(opts.stateDir, RESERVE_FILE), { force: true })
+  try {
+    return await again()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err
+    opts.log.warn({ stateDir: opts.stateDir }, 'the disk is full: the prune runs without its cross-process lock')
+    return async () => {}
   }
 }

@@ -66,6 +66,12 @@ export interface PrunePlan {
   /** true when the plan is expected to free needBytes */
   expectedEnough: boolean
   kept: KeptItem[]
+  /**
+   * The eligible images beyond the estimate, in eviction order (also listed in kept as not
+   * needed). The estimate can fall short (shared layers, reserved blocks root has used), so the
+   * executor goes on with these while the measured disk is above the target.
+   */
+  spare: PlanItem[]
 }
 
 export const KEPT = {
@@ -271,19 +277,22 @@ export function planPrune(input: PlanInput): PrunePlan {
   candidates.sort(compareForEviction)
 
   const plan: PlanItem[] = []
+  const spare: PlanItem[] = []
   let expected = 0
   for (const k of candidates) {
     const { image } = k
-    if (expected >= needBytes) {
-      kept.push({ id: image.id, refs: k.refs, reason: KEPT.notNeeded })
-      continue
-    }
     const freed = expectedFreedBytes(image)
-    expected += freed
-    plan.push({
+    const item: PlanItem = {
       id: image.id, refs: k.refs, sizeBytes: image.sizeBytes, expectedFreedBytes: freed,
       lastUsed: image.lastUsed, firstSeen: image.firstSeen, dangling: k.dangling, reason: planReason(k),
-    })
+    }
+    if (expected >= needBytes) {
+      kept.push({ id: image.id, refs: k.refs, reason: KEPT.notNeeded })
+      if (needBytes > 0) spare.push(item)
+      continue
+    }
+    expected += freed
+    plan.push(item)
   }
-  return { targetPercent, needBytes, plan, expectedFreedBytes: expected, expectedEnough: expected >= needBytes, kept }
+  return { targetPercent, needBytes, plan, expectedFreedBytes: expected, expectedEnough: expected >= needBytes, kept, spare }
 }

@@ -11,6 +11,8 @@ export type StartPrune = (req: PruneRequest) => Promise<{ report: Pick<PruneRepo
 
 /** after a prune that could not free enough, the watcher tries again this many checks later… */
 export const RETRY_AFTER_CHECKS = 10
+/** …twice as many after each further one in a row, up to this many… */
+export const RETRY_MAX_CHECKS = 160
 /** …or as soon as usage has grown by this many points */
 const RETRY_ON_GROWTH_PERCENT = 1
 
@@ -19,13 +21,16 @@ const RETRY_ON_GROWTH_PERCENT = 1
  * (down to lowPercent). highPercent 100 switches it off. Crossing the line either way publishes
  * disk.threshold once, not on every check. When a prune could not free enough (everything left is
  * needed), pruning again every check would only repeat the same loud failure: the watcher waits
- * until usage grows or RETRY_AFTER_CHECKS checks have passed.
+ * until usage grows or RETRY_AFTER_CHECKS checks have passed, and twice as long after each further
+ * prune in a row that could not, up to RETRY_MAX_CHECKS: it never gives up, containers may stop.
  */
 export class DiskWatcher implements Component {
   readonly name = 'disk-watcher'
   private timer: NodeJS.Timeout | null = null
   private above: boolean | null = null
-  private notEnough: { usedPercent: number; checks: number } | null = null
+  private notEnough: { usedPercent: number; checks: number; wait: number } | null = null
+  /** prunes in a row that could not free enough */
+  private shortRuns = 0
 
   constructor(private readonly opts: {
     disk: () => DiskFacts | null
@@ -68,14 +73,22 @@ export class DiskWatcher implements Component {
     this.above = above
     if (!above) {
       this.notEnough = null
+      this.shortRuns = 0
       return false
     }
-    if (this.notEnough && disk.usedPercent < this.notEnough.usedPercent + RETRY_ON_GROWTH_PERCENT && ++this.notEnough.checks < RETRY_AFTER_CHECKS) {
+    const waiting = this.notEnough
+    if (waiting && disk.usedPercent < waiting.usedPercent + RETRY_ON_GROWTH_PERCENT && ++waiting.checks < waiting.wait) {
       return false
     }
     this.notEnough = null
     this.opts.prune({ trigger: 'watcher', dryRun: false }).then(({ report }) => {
-      if (report.result === 'not_enough') this.notEnough = { usedPercent: report.after?.usedPercent ?? disk.usedPercent, checks: 0 }
+      if (report.result !== 'not_enough') {
+        this.shortRuns = 0
+        return
+      }
+      const wait = Math.min(RETRY_MAX_CHECKS, RETRY_AFTER_CHECKS * 2 ** this.shortRuns++)
+      this.notEnough = { usedPercent: report.after?.usedPercent ?? disk.usedPercent, checks: 0, wait }
+      this.opts.log.info({ retryAfterChecks: wait, usedPercent: this.notEnough.usedPercent }, 'the watcher prunes again later')
     }, (err) => this.opts.log.error({ err: (err as Error).message }, 'watcher prune failed'))
     return true
   }

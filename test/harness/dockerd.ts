@@ -27,11 +27,16 @@ export interface PrivateDockerd {
 
 interface Teardown { teardown(fn: () => void | Promise<void>): void }
 
-/** extraArgs: more dockerd flags, e.g. --add-runtime nvidia=/path (registered by name, as the toolkit does) */
-export async function startDockerd(
-  t: Teardown,
-  opts: { diskMiB?: number; storageDriver?: string; extraArgs?: string[] } = {},
-): Promise<PrivateDockerd> {
+export interface DockerdOptions {
+  diskMiB?: number
+  storageDriver?: string
+  /** more dockerd flags, e.g. --add-runtime nvidia=/path (registered by name, as the toolkit does) */
+  extraArgs?: string[]
+  /** ext4 blocks reserved for root, in percent (mkfs -m); 0 unless asked, mkfs's own default is 5 */
+  reservedPercent?: number
+}
+
+export async function startDockerd(t: Teardown, opts: DockerdOptions = {}): Promise<PrivateDockerd> {
   const diskMiB = opts.diskMiB ?? 512
   // Short base path: unix socket paths are limited to 108 bytes.
   const dir = mkdtempSync(join(tmpdir(), 'gh-d-'))
@@ -43,7 +48,7 @@ export async function startDockerd(
   mkdirSync(mountpoint)
   mkdirSync(execRoot)
   execFileSync('truncate', ['-s', `${diskMiB}M`, image])
-  execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image])
+  execFileSync('mkfs.ext4', ['-q', '-F', '-m', String(opts.reservedPercent ?? 0), '-E', 'lazy_itable_init=0,lazy_journal_init=0', image])
   execFileSync('mount', ['-o', 'loop', image, mountpoint])
   const dataRoot = join(mountpoint, 'docker')
 

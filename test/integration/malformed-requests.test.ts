@@ -44,3 +44,32 @@ t.test('the coordinator refuses an upgrade to a target that is not a URL and kee
   t.equal(hosts.status, 400, 'a malformed escape in a path parameter is a bad request')
   t.equal((await fetch(`${coordinator.url}/healthz`)).status, 200, 'still serving')
 })
+
+t.test('a body trickled in with a valid token is cut after http.bodyTimeoutSeconds', async (t) => {
+  const agent = await startAgent(t, {
+    docker: { socket: '/nonexistent/docker.sock' }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' }, http: { bodyTimeoutSeconds: 2 },
+  })
+  const body = JSON.stringify({ dryRun: true, pad: 'x'.repeat(580) })
+  const outcome = await new Promise<{ answer: string; sent: number }>((resolve, reject) => {
+    let answer = ''
+    let sent = 0
+    let timer: NodeJS.Timeout | undefined
+    const socket = connect(agent.port, '127.0.0.1', () => {
+      socket.write([
+        'POST /v1/prune HTTP/1.1', 'Host: x', `Authorization: Bearer ${agent.token}`,
+        'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`,
+      ].join('\r\n') + '\r\n\r\n')
+      // One byte every quarter second: the whole body would take two and a half minutes.
+      timer = setInterval(() => {
+        if (sent < body.length && !socket.destroyed) socket.write(body[sent++])
+      }, 250)
+    })
+    const done = () => { clearInterval(timer); resolve({ answer, sent }) }
+    socket.on('data', (d) => { answer += d })
+    socket.on('close', done)
+    socket.on('error', (err) => (answer ? done() : reject(err)))
+  })
+  t.match(outcome.answer, /^HTTP\/1\.1 408/, 'answered 408')
+  t.ok(outcome.sent < body.length, `the connection was cut before the body was complete (${outcome.sent} of ${body.length} bytes)`)
+  t.equal((await fetch(`${agent.url}/healthz`)).status, 200, 'still serving')
+})

@@ -16,7 +16,10 @@ const GOLDEN = fileURLToPath(new URL('golden.prom', fixtures))
 const snapshot: HostSnapshot = JSON.parse(readFileSync(new URL('snapshot.json', fixtures), 'utf8'))
 
 async function render(): Promise<string> {
-  const metrics = createAgentMetrics({ snapshot: () => snapshot, link: () => ({ connected: true, pending: 3 }), version: '1.2.3' }, { processMetrics: false })
+  const metrics = createAgentMetrics({
+    snapshot: () => snapshot, link: () => ({ connected: true, pending: 3, dropped: { 'pull.progress': 5 } }), version: '1.2.3',
+    stateWriteErrors: () => ({ outbox: 2, usage: 0 }),
+  }, { processMetrics: false })
   // Payloads the agent really publishes, checked against the event schemas, so no label value
   // appears here that the agent cannot emit.
   const event = <K extends EventType>(type: K, data: EventMap[K]): AgentEvent =>

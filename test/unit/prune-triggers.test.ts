@@ -6,7 +6,7 @@ import { pino } from 'pino'
 import type { ContainerRuntime } from '../../src/runtime/runtime.js'
 import { AlertDeduper, parseAlertmanagerPayload } from '../../src/prune/alertmanager.js'
 import { parsePruneArgs } from '../../src/prune/request.js'
-import { DiskWatcher, CronPrune, RETRY_AFTER_CHECKS } from '../../src/prune/triggers.js'
+import { DiskWatcher, CronPrune, RETRY_AFTER_CHECKS, RETRY_MAX_CHECKS } from '../../src/prune/triggers.js'
 import { EventBus, type AgentEvent } from '../../src/agent/events.js'
 import type { DiskFacts } from '../../src/agent/snapshot.js'
 import { runPrune } from '../../src/prune/executor.js'
@@ -132,9 +132,37 @@ t.test('after a prune that could not free enough, the watcher waits for growth o
   disk = { ...disk, usedPercent: 91 }
   t.ok(watcher.check(), 'one more point: try again')
   await settle()
+  for (let i = 1; i < 2 * RETRY_AFTER_CHECKS; i++) t.notOk(watcher.check())
+  t.ok(watcher.check(), `the second short run in a row: again after ${2 * RETRY_AFTER_CHECKS} checks`)
+  await settle()
+  for (let i = 1; i < 4 * RETRY_AFTER_CHECKS; i++) t.notOk(watcher.check())
+  t.ok(watcher.check(), 'twice as long after the third')
+  t.equal(runs, 4)
+  for (let n = 0; n < 6; n++) {
+    await settle()
+    let waited = 1
+    while (!watcher.check()) waited++
+    t.ok(waited <= RETRY_MAX_CHECKS, `never more than ${RETRY_MAX_CHECKS} checks (${waited})`)
+  }
+  t.equal(runs, 10, 'it keeps trying')
+})
+
+t.test('a prune that frees enough ends the backoff', async (t) => {
+  const bus = new EventBus(() => NOW)
+  const disk: DiskFacts = { path: '/d', mountpoint: '/d', sizeBytes: 100, usedBytes: 90, availBytes: 10, usedPercent: 90 }
+  let result: 'ok' | 'not_enough' = 'not_enough'
+  const watcher = new DiskWatcher({
+    disk: () => disk, highPercent: 85, intervalSeconds: 60, bus, log: silent,
+    prune: async () => ({ report: { result, after: { ...disk } } }),
+  })
+  const settle = () => new Promise((r) => setImmediate(r))
+  t.ok(watcher.check())
+  await settle()
   for (let i = 1; i < RETRY_AFTER_CHECKS; i++) t.notOk(watcher.check())
-  t.ok(watcher.check(), `and again after ${RETRY_AFTER_CHECKS} checks`)
-  t.equal(runs, 3)
+  result = 'ok'
+  t.ok(watcher.check())
+  await settle()
+  t.ok(watcher.check(), 'usage still above the mark after an ok run: the next check prunes')
 })
 
 t.test('the schedule fires the same job; null is none; a bad expression is a config error', async (t) => {

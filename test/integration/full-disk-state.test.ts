@@ -1,0 +1,162 @@
+// The agent's state directory on the same filesystem as Docker's root, filled to 100 % by root: the
+// outbox and the usage file cannot grow. Events and results must still reach the coordinator, and
+// what the agent wrote before a restart on the full disk must survive it.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { existsSync, rmSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { requireServices } from '../harness/services.js'
+import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
+import { startCoordinator, coordinatorSetup, type RunningCoordinator } from '../harness/coordinator.js'
+import { startAgent, post, type RunningAgent } from '../harness/agent.js'
+import { waitFor } from '../harness/ports.js'
+import { makeImage } from '../harness/images.js'
+import { daysAgo, seedUsage } from '../support/prune-fixtures.js'
+
+const MiB = 1024 * 1024
+const HOST = 'full-disk-host'
+const DRY_RUNS = 5
+
+/** as root, writes until the filesystem refuses: nothing is left for anyone */
+function fillToTheBrim(dockerd: PrivateDockerd): string {
+  const filler = join(dockerd.mountpoint, 'filler')
+  spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'status=none'])
+  spawnSync('dd', ['if=/dev/zero', `of=${filler}-tail`, 'bs=4k', 'status=none'])
+  spawnSync('sync')
+  return filler
+}
+
+function dfPercent(path: string): number {
+  const line = spawnSync('df', ['--output=pcent', path], { encoding: 'utf8' }).stdout.trim().split('\n')[1]
+  return Number(line.replace('%', ''))
+}
+
+/** old, never-used images the prune may remove, with their usage record in stateDir */
+function oldImages(dockerd: PrivateDockerd, stateDir: string, n: number): void {
+  const usage: Record<string, { firstSeen: string; lastUsed: null }> = {}
+  for (let i = 0; i < n; i++) usage[makeImage(dockerd, { ref: `old/img:${i}`, sizeBytes: 10 * MiB })] = { firstSeen: daysAgo(30), lastUsed: null }
+  seedUsage(stateDir, usage)
+}
+
+function agentConfig(dockerd: PrivateDockerd, coordinator: { agentsUrl: string; agentTokenFile: string }, stateDir: string, extra = {}) {
+  return {
+    hostId: HOST, stateDir,
+    docker: { socket: dockerd.socket },
+    gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
+    disk: { checkIntervalSeconds: 1 },
+    prune: { highPercent: 100, lowPercent: 90, minAgeSeconds: 0, schedule: null },
+    prewarm: { schedule: null },
+    coordinator: { url: coordinator.agentsUrl, tokenFile: coordinator.agentTokenFile, reconnectMaxSeconds: 1 },
+    ...extra,
+  }
+}
+
+async function events(coordinator: RunningCoordinator, type: string): Promise<{ id: string; ts: string; data: any }[]> {
+  const { body } = await coordinator.api(`/v1/events?hostId=${HOST}&type=${type}&limit=10000`)
+  return body.events
+}
+
+async function dryRuns(agent: RunningAgent): Promise<void> {
+  for (let i = 0; i < DRY_RUNS; i++) {
+    const r = await post(`${agent.url}/v1/prune`, agent.token, { dryRun: true })
+    if (r.status !== 200) throw new Error(`dry run answered ${r.status}: ${JSON.stringify(r.body)}`)
+  }
+}
+
+async function metric(agent: RunningAgent, pattern: RegExp): Promise<number> {
+  const m = pattern.exec(await (await fetch(`${agent.url}/metrics`)).text())
+  return m ? Number(m[1]) : 0
+}
+
+if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
+  t.test('with no reserve, entries wait in memory through a full disk and are written when space returns', async (t) => {
+    const dockerd = await startDockerd(t, { diskMiB: 300 })
+    const stateDir = join(dockerd.mountpoint, 'gpuhost')
+    oldImages(dockerd, stateDir, 1)
+    const setup = await coordinatorSetup(t)
+    let coordinator = await startCoordinator(t, setup)
+    const config = agentConfig(dockerd, setup, stateDir, { state: { reserveBytes: 0 } })
+    let agent = await startAgent(t, config, { waitReady: true })
+    await waitFor('agent.started at the coordinator', async () => (await events(coordinator, 'agent.started')).length > 0, 30_000)
+    await coordinator.stop()
+
+    const filler = fillToTheBrim(dockerd)
+    t.equal(dfPercent(dockerd.mountpoint), 100, 'the filesystem of Docker and stateDir is full')
+    await dryRuns(agent)
+    t.ok(await metric(agent, /gpuhost_state_write_errors_total\{store="outbox"\} (\d+)/) > 0, 'the failed writes are counted')
+    const status = await (await fetch(`${agent.url}/v1/status`)).json()
+    t.ok(status.coordinator.pending >= 2 * DRY_RUNS, `held entries are pending (${status.coordinator.pending})`)
+
+    rmSync(filler, { force: true })
+    rmSync(`${filler}-tail`, { force: true })
+    await waitFor('the outbox written again', () => /state can be written again/.test(agent.logs()), 30_000)
+    // Killed once written: only what reached the disk can come back.
+    await agent.stop('SIGKILL')
+    agent = await startAgent(t, config)
+    coordinator = await startCoordinator(t, setup)
+    await waitFor('every dry run at the coordinator', async () => (await events(coordinator, 'prune.finished')).length >= DRY_RUNS, 60_000)
+    const finished = await events(coordinator, 'prune.finished')
+    t.equal(finished.filter((e) => e.data.dryRun === true).length, DRY_RUNS, 'every dry run of the full-disk period arrived')
+    t.same(finished.map((e) => e.ts), finished.map((e) => e.ts).slice().sort(), 'in the order they happened')
+    t.equal((await events(coordinator, 'prune.started')).length, DRY_RUNS, 'and every prune.started')
+    await waitFor('state.write_failed', async () => (await events(coordinator, 'state.write_failed')).some((e) => e.data.store === 'outbox'), 30_000)
+    t.pass('the coordinator is told that state could not be written')
+    await waitFor('nothing pending', async () => (await (await fetch(`${agent.url}/v1/status`)).json()).coordinator?.pending === 0, 30_000)
+  })
+
+  t.test('with the reserve, what was written on a full disk survives a restart on that disk', async (t) => {
+    const dockerd = await startDockerd(t, { diskMiB: 300 })
+    const stateDir = join(dockerd.mountpoint, 'gpuhost')
+    oldImages(dockerd, stateDir, 8)
+    const setup = await coordinatorSetup(t)
+    let coordinator = await startCoordinator(t, setup)
+    const config = agentConfig(dockerd, setup, stateDir)
+    let agent = await startAgent(t, config, { waitReady: true })
+    await waitFor('agent.started at the coordinator', async () => (await events(coordinator, 'agent.started')).length > 0, 30_000)
+    const reserve = join(stateDir, 'reserve')
+    t.equal(statSync(reserve).size, 8 * MiB, 'the reserve is in place')
+    await coordinator.stop()
+
+    const filler = fillToTheBrim(dockerd)
+    await dryRuns(agent)
+    t.notOk(existsSync(reserve), 'the reserve was released for the outbox')
+    // Killed: nothing gets a chance to be written on the way out.
+    await agent.stop('SIGKILL')
+    agent = await startAgent(t, config)
+    coordinator = await startCoordinator(t, setup)
+    await waitFor('the dry runs at the coordinator', async () => (await events(coordinator, 'prune.finished')).length >= DRY_RUNS, 60_000)
+    t.equal((await events(coordinator, 'prune.finished')).filter((e) => e.data.dryRun === true).length, DRY_RUNS,
+      'every dry run before the kill arrived, the disk still full')
+
+    // The released reserve is room enough for Docker to remove images: the prune frees the disk.
+    const pruned = await post(`${agent.url}/v1/prune`, agent.token, {})
+    t.equal(pruned.body.result, 'ok', `a prune on the full disk frees it: ${pruned.body.error ?? pruned.body.result}`)
+    await waitFor('the prune at the coordinator', async () =>
+      (await events(coordinator, 'prune.finished')).some((e) => e.data.dryRun === false && e.data.result === 'ok'), 30_000)
+    await waitFor('every prune.image', async () => (await events(coordinator, 'prune.image')).length === pruned.body.removed.length, 30_000)
+    await waitFor('the reserve made again', () => existsSync(reserve) && statSync(reserve).size === 8 * MiB, 30_000)
+    rmSync(filler, { force: true })
+    rmSync(`${filler}-tail`, { force: true })
+  })
+
+  t.test('a prune starts on a disk full to the last block: the reserve makes room for Docker to remove images', async (t) => {
+    const dockerd = await startDockerd(t, { diskMiB: 300 })
+    const stateDir = join(dockerd.mountpoint, 'gpuhost')
+    oldImages(dockerd, stateDir, 8)
+    // No coordinator: nothing but the prune itself writes on the full disk.
+    const { coordinator: _none, ...config } = agentConfig(dockerd, { agentsUrl: '', agentTokenFile: '' }, stateDir)
+    const agent = await startAgent(t, config, { waitReady: true })
+    const reserve = join(stateDir, 'reserve')
+    await waitFor('the reserve', () => existsSync(reserve) && statSync(reserve).size === 8 * MiB, 30_000)
+    fillToTheBrim(dockerd)
+    t.equal(dfPercent(dockerd.mountpoint), 100, 'full')
+    const pruned = await post(`${agent.url}/v1/prune`, agent.token, {})
+    t.equal(pruned.status, 200)
+    t.equal(pruned.body.result, 'ok', `the prune frees the disk: ${pruned.body.error ?? pruned.body.result}`)
+    await waitFor('the reserve made again', () => existsSync(reserve) && statSync(reserve).size === 8 * MiB, 30_000)
+    // The reserve, made again after the prune, is the only thing on top of lowPercent.
+    const line = spawnSync('df', ['-B1', '--output=used,avail', dockerd.mountpoint], { encoding: 'utf8' }).stdout.trim().split('\n')[1]
+    const [used, avail] = line.trim().split(/\s+/).map(Number)
+    t.ok((used - 8 * MiB) / (used + avail) <= 0.9, 'down to lowPercent, by df')
+  })
+}
