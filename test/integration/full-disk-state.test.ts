@@ -38,7 +38,9 @@ function oldImages(dockerd: PrivateDockerd, stateDir: string, n: number): void {
   seedUsage(stateDir, usage)
 }
 
-function agentConfig(dockerd: PrivateDockerd, coordinator: { agentsUrl: string; agentTokenFile: string }, stateDir: string, extra = {}) {
+interface LinkTo { agentsUrl: string; tokenFile: string | null }
+
+function agentConfig(dockerd: PrivateDockerd, link: LinkTo | null, stateDir: string, extra = {}) {
   return {
     hostId: HOST, stateDir,
     docker: { socket: dockerd.socket },
@@ -46,7 +48,7 @@ function agentConfig(dockerd: PrivateDockerd, coordinator: { agentsUrl: string; 
     disk: { checkIntervalSeconds: 1 },
     prune: { highPercent: 100, lowPercent: 90, minAgeSeconds: 0, schedule: null },
     prewarm: { schedule: null },
-    coordinator: { url: coordinator.agentsUrl, tokenFile: coordinator.agentTokenFile, reconnectMaxSeconds: 1 },
+    ...(link ? { coordinator: { url: link.agentsUrl, tokenFile: link.tokenFile, reconnectMaxSeconds: 1 } } : {}),
     ...extra,
   }
 }
@@ -75,7 +77,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     oldImages(dockerd, stateDir, 1)
     const setup = await coordinatorSetup(t)
     let coordinator = await startCoordinator(t, setup)
-    const config = agentConfig(dockerd, setup, stateDir, { state: { reserveBytes: 0 } })
+    const config = agentConfig(dockerd, { agentsUrl: setup.agentsUrl, tokenFile: setup.tokenFileFor(HOST) }, stateDir, { state: { reserveBytes: 0 } })
     let agent = await startAgent(t, config, { waitReady: true })
     await waitFor('agent.started at the coordinator', async () => (await events(coordinator, 'agent.started')).length > 0, 30_000)
     await coordinator.stop()
@@ -110,7 +112,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     oldImages(dockerd, stateDir, 8)
     const setup = await coordinatorSetup(t)
     let coordinator = await startCoordinator(t, setup)
-    const config = agentConfig(dockerd, setup, stateDir)
+    const config = agentConfig(dockerd, { agentsUrl: setup.agentsUrl, tokenFile: setup.tokenFileFor(HOST) }, stateDir)
     let agent = await startAgent(t, config, { waitReady: true })
     await waitFor('agent.started at the coordinator', async () => (await events(coordinator, 'agent.started')).length > 0, 30_000)
     const reserve = join(stateDir, 'reserve')
@@ -144,7 +146,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const stateDir = join(dockerd.mountpoint, 'gpuhost')
     oldImages(dockerd, stateDir, 8)
     // No coordinator: nothing but the prune itself writes on the full disk.
-    const { coordinator: _none, ...config } = agentConfig(dockerd, { agentsUrl: '', agentTokenFile: '' }, stateDir)
+    const config = agentConfig(dockerd, null, stateDir)
     const agent = await startAgent(t, config, { waitReady: true })
     const reserve = join(stateDir, 'reserve')
     await waitFor('the reserve', () => existsSync(reserve) && statSync(reserve).size === 8 * MiB, 30_000)

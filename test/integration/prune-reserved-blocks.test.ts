@@ -12,7 +12,8 @@ import { makeImage } from '../harness/images.js'
 import { EventBus } from '../../src/agent/events.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
 import { readFilesystem } from '../../src/inventory/disk.js'
-import { runPrune, sharedSizesFromDf, type PruneDeps } from '../../src/prune/executor.js'
+import { runPrune, type PruneDeps } from '../../src/prune/executor.js'
+import { runtimeFor } from '../support/runtime.js'
 import { dockerClient, readImageFacts } from '../support/docker-images.js'
 
 const MiB = 1024 * 1024
@@ -48,8 +49,8 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const docker = dockerClient(dockerd)
     const config = parseConfig(agentConfigSchema, { prune: { minAgeSeconds: 0, keepPerRepository: 0, lowPercent: TARGET, highPercent: 95 } })
     const deps: PruneDeps = {
-      docker, measure: readFilesystem, bus: new EventBus(), log: pino({ level: 'silent' }), now: () => new Date(),
-      policy: config.prune, pullsInFlight: () => [], sharedSizes: () => sharedSizesFromDf(docker),
+      runtime: runtimeFor(dockerd), measure: readFilesystem, bus: new EventBus(), log: pino({ level: 'silent' }), now: () => new Date(),
+      policy: config.prune, pullsInFlight: () => [], sharedSizes: true,
     }
     const images = await readImageFacts(docker, () => old)
     const report = await runPrune(deps, { images, diskPath: dockerd.dataRoot }, { trigger: 'cli', dryRun: false })
