@@ -118,7 +118,7 @@ export const eventPayloadSchemas = {
   }),
   /** a component that started after failing to */
   'component.started': z.object({ component: z.string(), attempts: z.number() }),
-  /** durable state in stateDir could not be written (the first failure of a streak); it is kept in memory and retried */
+  /** state in stateDir could not be written (first failure of a streak); it is kept in memory and retried */
   'state.write_failed': z.object({ store: z.enum(['outbox', 'usage']), error: z.string(), noSpace: z.boolean() }),
   /** the store can be written again */
   'state.write_recovered': z.object({ store: z.enum(['outbox', 'usage']) }),

@@ -53,13 +53,17 @@ export function createAgentMetrics(src: MetricsSources, opts: { processMetrics?:
     collect() { this.set(src.link?.().connected ? 1 : 0) } })
   new Gauge({ name: `${P}outbox_pending_events`, help: 'events written to the outbox and not yet acknowledged by the coordinator', registers: reg,
     collect() { this.set(src.link?.().pending ?? 0) } })
-  new Counter({ name: `${P}outbox_dropped_total`, help: 'outbox entries dropped to keep its bound, by event type', labelNames: ['type'],
+  new Counter({
+    name: `${P}outbox_dropped_total`, labelNames: ['type'],
+    help: 'outbox entries dropped to keep its bound, by event type',
     registers: reg,
     collect() {
       this.reset()
       for (const [type, n] of Object.entries(src.link?.().dropped ?? {})) this.inc({ type }, n)
     } })
-  new Counter({ name: `${P}state_write_errors_total`, help: 'failed writes of durable state in stateDir, by store', labelNames: ['store'],
+  new Counter({
+    name: `${P}state_write_errors_total`, labelNames: ['store'],
+    help: 'failed writes of durable state in stateDir, by store',
     registers: reg,
     collect() {
       this.reset()

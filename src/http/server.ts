@@ -168,7 +168,8 @@ export class HttpServer {
       const status = statusOf(err)
       if (status === 408) {
         // The rest of the body may still be on its way: the connection goes with the answer.
-        this.opts.log.warn({ path: url.pathname, remote: req.socket.remoteAddress }, 'request body too slow: connection cut')
+        const remote = req.socket.remoteAddress
+        this.opts.log.warn({ path: url.pathname, remote }, 'request body too slow: connection cut')
         res.setHeader('connection', 'close')
         res.once('finish', () => req.socket.destroy())
         send(res, { status, body: { error: (err as Error).message } })
@@ -225,7 +226,8 @@ async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: numb
   let size = 0
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HttpError(408, `request body not received within ${timeoutMs / 1000} s`)), timeoutMs)
+    const late = new HttpError(408, `request body not received within ${timeoutMs / 1000} s`)
+    timer = setTimeout(() => reject(late), timeoutMs)
   })
   const read = (async () => {
     for await (const chunk of req) {

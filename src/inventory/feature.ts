@@ -24,7 +24,9 @@ const EVENT_COALESCE_MS = 500
 export function inventoryFeature(ctx: AgentContext): FeatureParts {
   const { config, store, log, runtime } = ctx
   runtime.onHealthChange((h) => recordHealth(store, h, ctx.now))
-  const usage = new UsageTracker({ stateDir: config.stateDir, log, now: ctx.now, write: (fn) => ctx.state.write('usage', fn) })
+  const usage = new UsageTracker({
+    stateDir: config.stateDir, log, now: ctx.now, write: (fn) => ctx.state.write('usage', fn),
+  })
   ctx.state.onRetry(() => usage.flush())
   const images = new ImageCollector(runtime, usage, store, ctx.now)
   const disk = new DiskCollector(config.disk.path, runtime, store)

@@ -173,7 +173,8 @@ export class Outbox {
 
   /** The oldest entries after `seq`, in the order they were written, held ones included. */
   entriesAfter(seq: number, limit: number): OutboxEntry[] {
-    const out = (this.after.all(seq, limit + this.acked.size) as OutboxEntry[]).filter((e) => !this.acked.has(e.id)).slice(0, limit)
+    const stored = this.after.all(seq, limit + this.acked.size) as OutboxEntry[]
+    const out = stored.filter((e) => !this.acked.has(e.id)).slice(0, limit)
     for (const e of this.held) {
       if (out.length >= limit) break
       if (e.seq > seq) out.push(e)
@@ -202,7 +203,8 @@ export class Outbox {
   }
 
   stats(): OutboxStats {
-    return { pending: Math.max(0, this.stored - this.acked.size) + this.held.length, dropped: this.droppedCount, held: this.held.length }
+    const pending = Math.max(0, this.stored - this.acked.size) + this.held.length
+    return { pending, dropped: this.droppedCount, held: this.held.length }
   }
 
   close(): void {

@@ -55,7 +55,9 @@ export async function withPruneLock<T>(opts: PruneLockOptions, fn: () => Promise
  * disk. The state reserve goes first (the agent makes it again once there is room); when even that
  * does not help, the prune runs without the cross-process lock rather than not at all.
  */
-async function lockOnFullDisk(opts: PruneLockOptions, again: () => Promise<() => Promise<void>>): Promise<() => Promise<void>> {
+type Release = () => Promise<void>
+
+async function lockOnFullDisk(opts: PruneLockOptions, again: () => Promise<Release>): Promise<Release> {
   rmSync(join(opts.stateDir, RESERVE_FILE), { force: true })
   try {
     return await again()

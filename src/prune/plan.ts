@@ -294,5 +294,7 @@ export function planPrune(input: PlanInput): PrunePlan {
     expected += freed
     plan.push(item)
   }
-  return { targetPercent, needBytes, plan, expectedFreedBytes: expected, expectedEnough: expected >= needBytes, kept, spare }
+  return {
+    targetPercent, needBytes, plan, expectedFreedBytes: expected, expectedEnough: expected >= needBytes, kept, spare,
+  }
 }

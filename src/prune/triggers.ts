@@ -77,9 +77,8 @@ export class DiskWatcher implements Component {
       return false
     }
     const waiting = this.notEnough
-    if (waiting && disk.usedPercent < waiting.usedPercent + RETRY_ON_GROWTH_PERCENT && ++waiting.checks < waiting.wait) {
-      return false
-    }
+    const grown = waiting && disk.usedPercent >= waiting.usedPercent + RETRY_ON_GROWTH_PERCENT
+    if (waiting && !grown && ++waiting.checks < waiting.wait) return false
     this.notEnough = null
     this.opts.prune({ trigger: 'watcher', dryRun: false }).then(({ report }) => {
       if (report.result !== 'not_enough') {
@@ -88,7 +87,8 @@ export class DiskWatcher implements Component {
       }
       const wait = Math.min(RETRY_MAX_CHECKS, RETRY_AFTER_CHECKS * 2 ** this.shortRuns++)
       this.notEnough = { usedPercent: report.after?.usedPercent ?? disk.usedPercent, checks: 0, wait }
-      this.opts.log.info({ retryAfterChecks: wait, usedPercent: this.notEnough.usedPercent }, 'the watcher prunes again later')
+      const { usedPercent } = this.notEnough
+      this.opts.log.info({ retryAfterChecks: wait, usedPercent }, 'the watcher prunes again later')
     }, (err) => this.opts.log.error({ err: (err as Error).message }, 'watcher prune failed'))
     return true
   }

@@ -27,7 +27,8 @@ export interface StateGuardOptions {
 /** whether a write failed because the filesystem is full */
 export function isNoSpace(err: unknown): boolean {
   const e = err as { code?: string; message?: string }
-  return e?.code === 'ENOSPC' || e?.code === 'SQLITE_FULL' || e?.code === 'EDQUOT' || /SQLITE_FULL|ENOSPC|disk is full/i.test(e?.message ?? '')
+  if (e?.code === 'ENOSPC' || e?.code === 'SQLITE_FULL' || e?.code === 'EDQUOT') return true
+  return /SQLITE_FULL|ENOSPC|disk is full/i.test(e?.message ?? '')
 }
 
 export class StateGuard {
@@ -143,7 +144,8 @@ export class StateGuard {
   private releaseReserve(): boolean {
     if (this.reserveSize() === 0) return false
     rmSync(this.reserveFile, { force: true })
-    this.opts.log.warn({ file: this.reserveFile, bytes: this.opts.reserveBytes }, 'the disk is full: released the state reserve')
+    const { reserveFile: file } = this
+    this.opts.log.warn({ file, bytes: this.opts.reserveBytes }, 'the disk is full: released the state reserve')
     this.arm()
     return true
   }

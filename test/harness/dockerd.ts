@@ -48,7 +48,8 @@ export async function startDockerd(t: Teardown, opts: DockerdOptions = {}): Prom
   mkdirSync(mountpoint)
   mkdirSync(execRoot)
   execFileSync('truncate', ['-s', `${diskMiB}M`, image])
-  execFileSync('mkfs.ext4', ['-q', '-F', '-m', String(opts.reservedPercent ?? 0), '-E', 'lazy_itable_init=0,lazy_journal_init=0', image])
+  const reserved = String(opts.reservedPercent ?? 0)
+  execFileSync('mkfs.ext4', ['-q', '-F', '-m', reserved, '-E', 'lazy_itable_init=0,lazy_journal_init=0', image])
   execFileSync('mount', ['-o', 'loop', image, mountpoint])
   const dataRoot = join(mountpoint, 'docker')
 

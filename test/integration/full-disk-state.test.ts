@@ -34,7 +34,9 @@ function dfPercent(path: string): number {
 /** old, never-used images the prune may remove, with their usage record in stateDir */
 function oldImages(dockerd: PrivateDockerd, stateDir: string, n: number): void {
   const usage: Record<string, { firstSeen: string; lastUsed: null }> = {}
-  for (let i = 0; i < n; i++) usage[makeImage(dockerd, { ref: `old/img:${i}`, sizeBytes: 10 * MiB })] = { firstSeen: daysAgo(30), lastUsed: null }
+  for (let i = 0; i < n; i++) {
+    usage[makeImage(dockerd, { ref: `old/img:${i}`, sizeBytes: 10 * MiB })] = { firstSeen: daysAgo(30), lastUsed: null }
+  }
   seedUsage(stateDir, usage)
 }
 
@@ -58,6 +60,16 @@ async function events(coordinator: RunningCoordinator, type: string): Promise<{ 
   return body.events
 }
 
+/** waits until the coordinator holds events of `type` that `enough` accepts */
+type Seen = { data: any }[]
+
+async function arrived(coordinator: RunningCoordinator, type: string, enough: (e: Seen) => boolean, ms = 30_000) {
+  await waitFor(`${type} at the coordinator`, async () => enough(await events(coordinator, type)), ms)
+}
+
+const pendingOf = async (agent: RunningAgent) =>
+  (await (await fetch(`${agent.url}/v1/status`)).json()).coordinator?.pending
+
 async function dryRuns(agent: RunningAgent): Promise<void> {
   for (let i = 0; i < DRY_RUNS; i++) {
     const r = await post(`${agent.url}/v1/prune`, agent.token, { dryRun: true })
@@ -71,21 +83,23 @@ async function metric(agent: RunningAgent, pattern: RegExp): Promise<number> {
 }
 
 if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
-  t.test('with no reserve, entries wait in memory through a full disk and are written when space returns', async (t) => {
+  t.test('with no reserve, entries wait in memory on a full disk and are written when space returns', async (t) => {
     const dockerd = await startDockerd(t, { diskMiB: 300 })
     const stateDir = join(dockerd.mountpoint, 'gpuhost')
     oldImages(dockerd, stateDir, 1)
     const setup = await coordinatorSetup(t)
     let coordinator = await startCoordinator(t, setup)
-    const config = agentConfig(dockerd, { agentsUrl: setup.agentsUrl, tokenFile: setup.tokenFileFor(HOST) }, stateDir, { state: { reserveBytes: 0 } })
+    const link = { agentsUrl: setup.agentsUrl, tokenFile: setup.tokenFileFor(HOST) }
+    const config = agentConfig(dockerd, link, stateDir, { state: { reserveBytes: 0 } })
     let agent = await startAgent(t, config, { waitReady: true })
-    await waitFor('agent.started at the coordinator', async () => (await events(coordinator, 'agent.started')).length > 0, 30_000)
+    await arrived(coordinator, 'agent.started', (e) => e.length > 0)
     await coordinator.stop()
 
     const filler = fillToTheBrim(dockerd)
     t.equal(dfPercent(dockerd.mountpoint), 100, 'the filesystem of Docker and stateDir is full')
     await dryRuns(agent)
-    t.ok(await metric(agent, /gpuhost_state_write_errors_total\{store="outbox"\} (\d+)/) > 0, 'the failed writes are counted')
+    const errors = await metric(agent, /gpuhost_state_write_errors_total\{store="outbox"\} (\d+)/)
+    t.ok(errors > 0, `the failed writes are counted (${errors})`)
     const status = await (await fetch(`${agent.url}/v1/status`)).json()
     t.ok(status.coordinator.pending >= 2 * DRY_RUNS, `held entries are pending (${status.coordinator.pending})`)
 
@@ -96,14 +110,14 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     await agent.stop('SIGKILL')
     agent = await startAgent(t, config)
     coordinator = await startCoordinator(t, setup)
-    await waitFor('every dry run at the coordinator', async () => (await events(coordinator, 'prune.finished')).length >= DRY_RUNS, 60_000)
+    await arrived(coordinator, 'prune.finished', (e) => e.length >= DRY_RUNS, 60_000)
     const finished = await events(coordinator, 'prune.finished')
-    t.equal(finished.filter((e) => e.data.dryRun === true).length, DRY_RUNS, 'every dry run of the full-disk period arrived')
+    t.equal(finished.filter((e) => e.data.dryRun === true).length, DRY_RUNS, 'every dry run of the full period arrived')
     t.same(finished.map((e) => e.ts), finished.map((e) => e.ts).slice().sort(), 'in the order they happened')
     t.equal((await events(coordinator, 'prune.started')).length, DRY_RUNS, 'and every prune.started')
-    await waitFor('state.write_failed', async () => (await events(coordinator, 'state.write_failed')).some((e) => e.data.store === 'outbox'), 30_000)
+    await arrived(coordinator, 'state.write_failed', (e) => e.some((x) => x.data.store === 'outbox'))
     t.pass('the coordinator is told that state could not be written')
-    await waitFor('nothing pending', async () => (await (await fetch(`${agent.url}/v1/status`)).json()).coordinator?.pending === 0, 30_000)
+    await waitFor('nothing pending', async () => (await pendingOf(agent)) === 0, 30_000)
   })
 
   t.test('with the reserve, what was written on a full disk survives a restart on that disk', async (t) => {
@@ -114,7 +128,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     let coordinator = await startCoordinator(t, setup)
     const config = agentConfig(dockerd, { agentsUrl: setup.agentsUrl, tokenFile: setup.tokenFileFor(HOST) }, stateDir)
     let agent = await startAgent(t, config, { waitReady: true })
-    await waitFor('agent.started at the coordinator', async () => (await events(coordinator, 'agent.started')).length > 0, 30_000)
+    await arrived(coordinator, 'agent.started', (e) => e.length > 0)
     const reserve = join(stateDir, 'reserve')
     t.equal(statSync(reserve).size, 8 * MiB, 'the reserve is in place')
     await coordinator.stop()
@@ -126,22 +140,22 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     await agent.stop('SIGKILL')
     agent = await startAgent(t, config)
     coordinator = await startCoordinator(t, setup)
-    await waitFor('the dry runs at the coordinator', async () => (await events(coordinator, 'prune.finished')).length >= DRY_RUNS, 60_000)
+    await arrived(coordinator, 'prune.finished', (e) => e.length >= DRY_RUNS, 60_000)
     t.equal((await events(coordinator, 'prune.finished')).filter((e) => e.data.dryRun === true).length, DRY_RUNS,
       'every dry run before the kill arrived, the disk still full')
 
     // The released reserve is room enough for Docker to remove images: the prune frees the disk.
     const pruned = await post(`${agent.url}/v1/prune`, agent.token, {})
     t.equal(pruned.body.result, 'ok', `a prune on the full disk frees it: ${pruned.body.error ?? pruned.body.result}`)
-    await waitFor('the prune at the coordinator', async () =>
-      (await events(coordinator, 'prune.finished')).some((e) => e.data.dryRun === false && e.data.result === 'ok'), 30_000)
-    await waitFor('every prune.image', async () => (await events(coordinator, 'prune.image')).length === pruned.body.removed.length, 30_000)
+    const realRun = (e: Seen) => e.some((x) => x.data.dryRun === false && x.data.result === 'ok')
+    await arrived(coordinator, 'prune.finished', realRun)
+    await arrived(coordinator, 'prune.image', (e) => e.length === pruned.body.removed.length)
     await waitFor('the reserve made again', () => existsSync(reserve) && statSync(reserve).size === 8 * MiB, 30_000)
     rmSync(filler, { force: true })
     rmSync(`${filler}-tail`, { force: true })
   })
 
-  t.test('a prune starts on a disk full to the last block: the reserve makes room for Docker to remove images', async (t) => {
+  t.test('a prune starts on a disk full to the last block: the reserve lets Docker remove images', async (t) => {
     const dockerd = await startDockerd(t, { diskMiB: 300 })
     const stateDir = join(dockerd.mountpoint, 'gpuhost')
     oldImages(dockerd, stateDir, 8)
@@ -157,7 +171,8 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.equal(pruned.body.result, 'ok', `the prune frees the disk: ${pruned.body.error ?? pruned.body.result}`)
     await waitFor('the reserve made again', () => existsSync(reserve) && statSync(reserve).size === 8 * MiB, 30_000)
     // The reserve, made again after the prune, is the only thing on top of lowPercent.
-    const line = spawnSync('df', ['-B1', '--output=used,avail', dockerd.mountpoint], { encoding: 'utf8' }).stdout.trim().split('\n')[1]
+    const df = spawnSync('df', ['-B1', '--output=used,avail', dockerd.mountpoint], { encoding: 'utf8' })
+    const line = df.stdout.trim().split('\n')[1]
     const [used, avail] = line.trim().split(/\s+/).map(Number)
     t.ok((used - 8 * MiB) / (used + avail) <= 0.9, 'down to lowPercent, by df')
   })

@@ -23,7 +23,8 @@ const old = { firstSeen: new Date(Date.now() - 30 * 86400_000).toISOString(), la
 
 /** df's own figures for the filesystem: used, available to non-root users, and its percent column */
 function df(path: string): { used: number; avail: number; pcent: number } {
-  const line = execFileSync('df', ['-B1', '--output=used,avail,pcent', path], { encoding: 'utf8' }).trim().split('\n')[1]
+  const out = execFileSync('df', ['-B1', '--output=used,avail,pcent', path], { encoding: 'utf8' })
+  const line = out.trim().split('\n')[1]
   const [used, avail, pcent] = line.trim().split(/\s+/)
   return { used: Number(used), avail: Number(avail), pcent: Number(pcent.replace('%', '')) }
 }
@@ -44,12 +45,14 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.equal(before.pcent, 100, 'df says 100 %')
     const fs = statfsSync(dockerd.mountpoint)
     const reserved = 0.05 * fs.blocks
-    t.ok(fs.bfree < reserved / 2, `root has used most of the reserved blocks (${fs.bfree} of ${Math.round(reserved)} left)`)
+    t.ok(fs.bfree < reserved / 2, `root has used most of the reserve (${fs.bfree} of ${Math.round(reserved)} left)`)
 
     const docker = dockerClient(dockerd)
-    const config = parseConfig(agentConfigSchema, { prune: { minAgeSeconds: 0, keepPerRepository: 0, lowPercent: TARGET, highPercent: 95 } })
+    const prune = { minAgeSeconds: 0, keepPerRepository: 0, lowPercent: TARGET, highPercent: 95 }
+    const config = parseConfig(agentConfigSchema, { prune })
     const deps: PruneDeps = {
-      runtime: runtimeFor(dockerd), measure: readFilesystem, bus: new EventBus(), log: pino({ level: 'silent' }), now: () => new Date(),
+      runtime: runtimeFor(dockerd), measure: readFilesystem, bus: new EventBus(), log: pino({ level: 'silent' }),
+      now: () => new Date(),
       policy: config.prune, pullsInFlight: () => [], sharedSizes: true,
     }
     const images = await readImageFacts(docker, () => old)
@@ -61,8 +64,10 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.ok(after.pcent <= TARGET, `df's own column: ${after.pcent} %`)
     t.equal(report.result, 'ok', 'the run says ok')
     t.ok(report.enough, 'enough by the same definition')
-    t.equal(report.after?.usedPercent, Math.round(10000 * after.used / (after.used + after.avail)) / 100, 'the report and df agree')
-    t.ok(report.removed.length < images.length, `only what was needed went (${report.removed.length} of ${images.length})`)
+    const byDf = Math.round(10000 * after.used / (after.used + after.avail)) / 100
+    t.equal(report.after?.usedPercent, byDf, 'the report and df agree')
+    const removed = report.removed.length
+    t.ok(removed < images.length, `only what was needed went (${removed} of ${images.length})`)
     t.notOk(report.kept.some((k) => report.removed.some((r) => r.id === k.id)), 'no removed image is listed as kept')
   })
 }

@@ -17,7 +17,8 @@ const snapshot: HostSnapshot = JSON.parse(readFileSync(new URL('snapshot.json', 
 
 async function render(): Promise<string> {
   const metrics = createAgentMetrics({
-    snapshot: () => snapshot, link: () => ({ connected: true, pending: 3, dropped: { 'pull.progress': 5 } }), version: '1.2.3',
+    snapshot: () => snapshot, version: '1.2.3',
+    link: () => ({ connected: true, pending: 3, dropped: { 'pull.progress': 5 } }),
     stateWriteErrors: () => ({ outbox: 2, usage: 0 }),
   }, { processMetrics: false })
   // Payloads the agent really publishes, checked against the event schemas, so no label value

@@ -149,7 +149,9 @@ t.test('after a prune that could not free enough, the watcher waits for growth o
 
 t.test('a prune that frees enough ends the backoff', async (t) => {
   const bus = new EventBus(() => NOW)
-  const disk: DiskFacts = { path: '/d', mountpoint: '/d', sizeBytes: 100, usedBytes: 90, availBytes: 10, usedPercent: 90 }
+  const disk: DiskFacts = {
+    path: '/d', mountpoint: '/d', sizeBytes: 100, usedBytes: 90, availBytes: 10, usedPercent: 90,
+  }
   let result: 'ok' | 'not_enough' = 'not_enough'
   const watcher = new DiskWatcher({
     disk: () => disk, highPercent: 85, intervalSeconds: 60, bus, log: silent,
