@@ -44,7 +44,7 @@ t.test('a store that cannot write is told once per streak, retried, and told whe
   t.throws(write)
   t.throws(write)
   await settle()
-  t.same(events.map((e) => [e.type, e.data.store]), [['state.write_failed', 'usage']], 'one event for the streak')
+  t.same(events.map((e) => [e.type, 'store' in e.data ? e.data.store : undefined]), [['state.write_failed', 'usage']], 'one event for the streak')
   t.same(guard.failingStores(), ['usage'])
   t.ok(guard.errors.usage >= 2)
   guard.retryNow()
