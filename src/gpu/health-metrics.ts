@@ -4,7 +4,7 @@ import { Gauge, type Registry } from 'prom-client'
 import type { HostSnapshot } from '../agent/snapshot.js'
 import { HEALTH_STATES, isDriverLibraryMismatch, judgeHost } from './health.js'
 
-const P = 'gpuhost_'
+import { METRIC_PREFIX as P } from '../agent/metric-parts.js'
 
 export function registerGpuHealthMetrics(snapshot: () => HostSnapshot, reg: Registry[]): void {
   const gpus = () => snapshot().gpu.gpus
