@@ -17,19 +17,32 @@ const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const CONNECT_CONCURRENCY = 200
 const POST_CONCURRENCY = 100
 
-interface SimAgent { hostId: string; ws: WebSocket; resultAcked: Map<string, (at: number) => void> }
+interface SimAgent {
+  hostId: string
+  ws: WebSocket
+  resultAcked: Map<string, (at: number) => void>
+}
 
 async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
-    const srv = createServer().once('error', rej).listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port
-      srv.close(() => res(port))
-    })
+    const srv = createServer()
+      .once('error', rej)
+      .listen(0, '127.0.0.1', () => {
+        const port = (srv.address() as { port: number }).port
+        srv.close(() => res(port))
+      })
   })
 }
 
 const now = () => performance.now()
-const envelope = (hostId: string, type: string, body: object) => ({ v: 1, id: crypto.randomUUID(), ts: new Date().toISOString(), hostId, type, ...body })
+const envelope = (hostId: string, type: string, body: object) => ({
+  v: 1,
+  id: crypto.randomUUID(),
+  ts: new Date().toISOString(),
+  hostId,
+  type,
+  ...body,
+})
 
 function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
@@ -42,16 +55,22 @@ function percentile(sorted: number[], p: number): number {
 
 async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) await work(items[next++])
-  }))
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) await work(items[next++])
+    }),
+  )
 }
 
 function connectAgent(url: string, token: string, hostId: string): Promise<SimAgent> {
   return new Promise((resolvePromise, reject) => {
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false })
     const agent: SimAgent = { hostId, ws, resultAcked: new Map() }
-    const hello = envelope(hostId, 'hello', { version: 'bench', actions: ['status'], facts: { gpu: { available: false, gpus: [] }, disk: null, images: null } })
+    const hello = envelope(hostId, 'hello', {
+      version: 'bench',
+      actions: ['status'],
+      facts: { gpu: { available: false, gpus: [] }, disk: null, images: null },
+    })
     ws.once('open', () => ws.send(JSON.stringify(hello)))
     ws.once('error', reject)
     ws.on('message', (data) => {
@@ -60,8 +79,15 @@ function connectAgent(url: string, token: string, hostId: string): Promise<SimAg
         if (m.ids.includes(hello.id)) resolvePromise(agent)
         for (const id of m.ids) agent.resultAcked.get(id)?.(now())
       } else if (m.type === 'command') {
-        const result = envelope(hostId, 'command.result', { commandId: m.commandId, ok: true, result: { hostId, simulated: true } })
-        agent.resultAcked.set(result.id, (at) => { agent.resultAcked.delete(result.id); resultStored(m.commandId, at) })
+        const result = envelope(hostId, 'command.result', {
+          commandId: m.commandId,
+          ok: true,
+          result: { hostId, simulated: true },
+        })
+        agent.resultAcked.set(result.id, (at) => {
+          agent.resultAcked.delete(result.id)
+          resultStored(m.commandId, at)
+        })
         ws.send(JSON.stringify(result))
       }
     })
@@ -74,11 +100,17 @@ const waiters = new Map<string, (at: number) => void>()
 const storedAt = new Map<string, number>()
 function resultStored(commandId: string, at: number): void {
   const waiter = waiters.get(commandId)
-  if (waiter) { waiters.delete(commandId); waiter(at) } else storedAt.set(commandId, at)
+  if (waiter) {
+    waiters.delete(commandId)
+    waiter(at)
+  } else storedAt.set(commandId, at)
 }
 function whenStored(commandId: string): Promise<number> {
   const at = storedAt.get(commandId)
-  if (at !== undefined) { storedAt.delete(commandId); return Promise.resolve(at) }
+  if (at !== undefined) {
+    storedAt.delete(commandId)
+    return Promise.resolve(at)
+  }
   return new Promise((r) => waiters.set(commandId, r))
 }
 
@@ -88,16 +120,31 @@ async function run(n: number): Promise<void> {
   writeFileSync(join(dir, 'admin'), 'bench-admin\n')
   // Each simulated host holds its own token, as real agents do (agentAuth: per-host).
   writeFileSync(join(dir, 'agent-secret'), 'bench-secret\n')
-  writeFileSync(join(dir, 'coordinator.yaml'), [
-    `listen: 127.0.0.1:${port}`, `adminTokenFile: ${join(dir, 'admin')}`, `agentSecretFile: ${join(dir, 'agent-secret')}`,
-    `dataDir: ${join(dir, 'data')}`, 'log: { level: warn }', '',
-  ].join('\n'))
-  const child = spawn(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'coordinator', '--config', join(dir, 'coordinator.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] })
+  writeFileSync(
+    join(dir, 'coordinator.yaml'),
+    [
+      `listen: 127.0.0.1:${port}`,
+      `adminTokenFile: ${join(dir, 'admin')}`,
+      `agentSecretFile: ${join(dir, 'agent-secret')}`,
+      `dataDir: ${join(dir, 'data')}`,
+      'log: { level: warn }',
+      '',
+    ].join('\n'),
+  )
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'dist', 'cli.js'), 'coordinator', '--config', join(dir, 'coordinator.yaml')],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  )
   const base = `http://127.0.0.1:${port}`
   const admin = { authorization: 'Bearer bench-admin', 'content-type': 'application/json' }
   try {
     for (let i = 0; ; i++) {
-      try { if ((await fetch(`${base}/healthz`)).ok) break } catch { /* not yet */ }
+      try {
+        if ((await fetch(`${base}/healthz`)).ok) break
+      } catch {
+        /* not yet */
+      }
       if (i > 100) throw new Error('the coordinator did not start')
       await new Promise((r) => setTimeout(r, 100))
     }
@@ -105,9 +152,13 @@ async function run(n: number): Promise<void> {
 
     const agents: SimAgent[] = []
     const t0 = now()
-    await pool(Array.from({ length: n }, (_, i) => `sim-${String(i).padStart(6, '0')}`), CONNECT_CONCURRENCY, async (hostId) => {
-      agents.push(await connectAgent(`ws://127.0.0.1:${port}/v1/agents`, hostToken('bench-secret', hostId), hostId))
-    })
+    await pool(
+      Array.from({ length: n }, (_, i) => `sim-${String(i).padStart(6, '0')}`),
+      CONNECT_CONCURRENCY,
+      async (hostId) => {
+        agents.push(await connectAgent(`ws://127.0.0.1:${port}/v1/agents`, hostToken('bench-secret', hostId), hostId))
+      },
+    )
     const connectMs = now() - t0
     const connectedRss = rssMiB(child.pid!, 'VmRSS')
 
@@ -116,9 +167,17 @@ async function run(n: number): Promise<void> {
     const finished: Promise<void>[] = []
     await pool(agents, POST_CONCURRENCY, async (agent) => {
       const sent = now()
-      const res = await fetch(`${base}/v1/hosts/${agent.hostId}/commands`, { method: 'POST', headers: admin, body: JSON.stringify({ action: 'status' }) })
-      const { commandId } = await res.json() as { commandId: string }
-      finished.push(whenStored(commandId).then((at) => { latencies.push(at - sent) }))
+      const res = await fetch(`${base}/v1/hosts/${agent.hostId}/commands`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify({ action: 'status' }),
+      })
+      const { commandId } = (await res.json()) as { commandId: string }
+      finished.push(
+        whenStored(commandId).then((at) => {
+          latencies.push(at - sent)
+        }),
+      )
     })
     await Promise.all(finished)
     const fanoutMs = now() - f0
@@ -126,13 +185,15 @@ async function run(n: number): Promise<void> {
     const metrics = await (await fetch(`${base}/metrics`)).text()
     const connected = /^gpuhost_coordinator_agents_connected (\d+)/m.exec(metrics)?.[1]
     const succeeded = /^gpuhost_coordinator_commands\{action="status",status="succeeded"\} (\d+)/m.exec(metrics)?.[1]
-    console.log([
-      `N=${n}`,
-      `connect ${connectMs.toFixed(0)} ms (${(n / (connectMs / 1000)).toFixed(0)} agents/s, ${CONNECT_CONCURRENCY} at a time)`,
-      `fan-out: all ${n} results stored in ${fanoutMs.toFixed(0)} ms; per command p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms (${POST_CONCURRENCY} POSTs at a time)`,
-      `coordinator RSS: idle ${idleRss.toFixed(0)} MiB, ${n} connected ${connectedRss.toFixed(0)} MiB, peak ${rssMiB(child.pid!, 'VmHWM').toFixed(0)} MiB`,
-      `coordinator says: ${connected} connected, ${succeeded} status commands succeeded`,
-    ].join('\n  '))
+    console.log(
+      [
+        `N=${n}`,
+        `connect ${connectMs.toFixed(0)} ms (${(n / (connectMs / 1000)).toFixed(0)} agents/s, ${CONNECT_CONCURRENCY} at a time)`,
+        `fan-out: all ${n} results stored in ${fanoutMs.toFixed(0)} ms; per command p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms (${POST_CONCURRENCY} POSTs at a time)`,
+        `coordinator RSS: idle ${idleRss.toFixed(0)} MiB, ${n} connected ${connectedRss.toFixed(0)} MiB, peak ${rssMiB(child.pid!, 'VmHWM').toFixed(0)} MiB`,
+        `coordinator says: ${connected} connected, ${succeeded} status commands succeeded`,
+      ].join('\n  '),
+    )
     for (const a of agents) a.ws.terminate()
   } finally {
     child.kill('SIGTERM')
@@ -141,7 +202,10 @@ async function run(n: number): Promise<void> {
   }
 }
 
-const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0)
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((x) => x > 0)
 const build = spawnSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' })
 if (build.status !== 0) process.exit(1)
 console.log(`coordinator fan-out on ${process.platform}, node ${process.version}`)

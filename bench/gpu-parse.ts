@@ -12,9 +12,14 @@ function eightGpuDocument(): string {
   const xml = readFileSync(CAPTURE, 'utf8')
   const gpus = [...xml.matchAll(/<gpu id="[^"]*">[\s\S]*?\n\t<\/gpu>/g)].map((m) => m[0])
   if (gpus.length !== 2) throw new Error(`expected 2 <gpu> elements in the capture, found ${gpus.length}`)
-  const eight = Array.from({ length: 8 }, (_, i) => gpus[i % 2]
-    .replace(/<gpu id="[^"]*">/, `<gpu id="00000000:${(0x10 + i).toString(16).toUpperCase()}:00.0">`)
-    .replace(/<uuid>GPU-([0-9a-f-]+)..<\/uuid>/, (_m, head) => `<uuid>GPU-${head}${i.toString(16).padStart(2, '0')}</uuid>`))
+  const eight = Array.from({ length: 8 }, (_, i) =>
+    gpus[i % 2]
+      .replace(/<gpu id="[^"]*">/, `<gpu id="00000000:${(0x10 + i).toString(16).toUpperCase()}:00.0">`)
+      .replace(
+        /<uuid>GPU-([0-9a-f-]+)..<\/uuid>/,
+        (_m, head) => `<uuid>GPU-${head}${i.toString(16).padStart(2, '0')}</uuid>`,
+      ),
+  )
   const start = xml.indexOf(gpus[0])
   const end = xml.indexOf(gpus[1]) + gpus[1].length
   return xml.slice(0, start) + eight.join('\n\t') + xml.slice(end)
@@ -23,7 +28,8 @@ function eightGpuDocument(): string {
 const iterations = Number(process.argv[2] ?? 1000)
 const doc = eightGpuDocument().replace(/<attached_gpus>\d+<\/attached_gpus>/, '<attached_gpus>8</attached_gpus>')
 const check = parseNvidiaSmiXml(doc)
-if (check.gpus.length !== 8 || new Set(check.gpus.map((g) => g.uuid)).size !== 8) throw new Error('the derived document does not hold 8 distinct GPUs')
+if (check.gpus.length !== 8 || new Set(check.gpus.map((g) => g.uuid)).size !== 8)
+  throw new Error('the derived document does not hold 8 distinct GPUs')
 
 for (let i = 0; i < 50; i++) parseNvidiaSmiXml(doc) // warm-up
 const times: number[] = []
@@ -38,4 +44,6 @@ times.sort((a, b) => a - b)
 const pct = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))].toFixed(3)
 console.log(`document: 8 GPUs derived from the dual RTX A5000 capture, ${(doc.length / 1024).toFixed(1)} KiB`)
 console.log(`parses: ${iterations}, total ${totalMs.toFixed(0)} ms, mean ${(totalMs / iterations).toFixed(3)} ms/parse`)
-console.log(`per parse: p50 ${pct(0.5)} ms, p90 ${pct(0.9)} ms, p99 ${pct(0.99)} ms, max ${times[times.length - 1].toFixed(3)} ms`)
+console.log(
+  `per parse: p50 ${pct(0.5)} ms, p90 ${pct(0.9)} ms, p99 ${pct(0.99)} ms, max ${times[times.length - 1].toFixed(3)} ms`,
+)

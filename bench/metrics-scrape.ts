@@ -17,7 +17,9 @@ import type { HostSnapshot, ImageFacts } from '../src/agent/snapshot.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const DIST = join(ROOT, 'dist')
-const { values } = parseArgs({ options: { images: { type: 'string', default: '2000' }, scrapes: { type: 'string', default: '500' } } })
+const { values } = parseArgs({
+  options: { images: { type: 'string', default: '2000' }, scrapes: { type: 'string', default: '500' } },
+})
 const IMAGES = Number(values.images)
 const SCRAPES = Number(values.scrapes)
 const WARMUP = 20
@@ -73,7 +75,11 @@ async function firstLine(child: ChildProcess): Promise<string> {
 async function waitForUrl(url: string, ms: number): Promise<void> {
   const deadline = Date.now() + ms
   while (Date.now() < deadline) {
-    try { if ((await fetch(url)).ok) return } catch { /* not yet */ }
+    try {
+      if ((await fetch(url)).ok) return
+    } catch {
+      /* not yet */
+    }
     await new Promise((r) => setTimeout(r, 100))
   }
   throw new Error(`${url} did not answer within ${ms} ms`)
@@ -90,11 +96,21 @@ async function freePort(): Promise<number> {
 }
 
 function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!
   return Number(line.split(/\s+/)[1]) / 1024
 }
 
-interface Result { target: string; p50: number; p99: number; max: number; bytes: number; series: number; rss: number }
+interface Result {
+  target: string
+  p50: number
+  p99: number
+  max: number
+  bytes: number
+  series: number
+  rss: number
+}
 
 async function scrape(target: string, url: string, pid: number): Promise<Result> {
   let body = ''
@@ -108,8 +124,13 @@ async function scrape(target: string, url: string, pid: number): Promise<Result>
   ms.sort((a, b) => a - b)
   const pick = (q: number) => ms[Math.min(ms.length - 1, Math.ceil(q * ms.length) - 1)]
   return {
-    target, p50: pick(0.5), p99: pick(0.99), max: ms[ms.length - 1], bytes: Buffer.byteLength(body),
-    series: body.split('\n').filter((l) => l && !l.startsWith('#')).length, rss: rssMiB(pid),
+    target,
+    p50: pick(0.5),
+    p99: pick(0.99),
+    max: ms[ms.length - 1],
+    bytes: Buffer.byteLength(body),
+    series: body.split('\n').filter((l) => l && !l.startsWith('#')).length,
+    rss: rssMiB(pid),
   }
 }
 
@@ -123,12 +144,26 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gh-bench-'))
   let agent: ChildProcess | null = null
   let exporter: ChildProcess | null = null
-  const cleanup = () => { stop(agent); stop(exporter); rmSync(dir, { recursive: true, force: true }) }
-  process.once('SIGINT', () => { cleanup(); process.exit(130) })
+  const cleanup = () => {
+    stop(agent)
+    stop(exporter)
+    rmSync(dir, { recursive: true, force: true })
+  }
+  process.once('SIGINT', () => {
+    cleanup()
+    process.exit(130)
+  })
   try {
     const now = new Date()
     const snapshot: Pick<HostSnapshot, 'disk' | 'docker' | 'images' | 'collectors'> = {
-      disk: { path: '/var/lib/docker', mountpoint: '/var/lib/docker', sizeBytes: 2e12, usedBytes: 1.7e12, availBytes: 0.3e12, usedPercent: 85 },
+      disk: {
+        path: '/var/lib/docker',
+        mountpoint: '/var/lib/docker',
+        sizeBytes: 2e12,
+        usedBytes: 1.7e12,
+        availBytes: 0.3e12,
+        usedPercent: 85,
+      },
       docker: { reachable: true, rootDir: '/var/lib/docker', version: '24.0.7' },
       images: generateImages(IMAGES, now),
       collectors: {
@@ -138,25 +173,53 @@ async function main(): Promise<void> {
     }
     const snapFile = join(dir, 'snapshot.json')
     writeFileSync(snapFile, JSON.stringify(snapshot))
-    agent = spawn(process.execPath, ['--input-type=module', '-e', AGENT_CHILD, pathToFileURL(DIST).href, snapFile, join(dir, 'state')],
-      { stdio: ['ignore', 'pipe', 'inherit'] })
+    agent = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', AGENT_CHILD, pathToFileURL(DIST).href, snapFile, join(dir, 'state')],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
     const { port } = JSON.parse(await firstLine(agent)) as { port: number }
-    const results: Result[] = [await scrape(`gpuhost agent, ${IMAGES} images`, `http://127.0.0.1:${port}/metrics`, agent.pid!)]
+    const results: Result[] = [
+      await scrape(`gpuhost agent, ${IMAGES} images`, `http://127.0.0.1:${port}/metrics`, agent.pid!),
+    ]
 
     if (exporterBin) {
       const exporterPort = await freePort()
       exporter = spawn(exporterBin, [`--web.listen-address=127.0.0.1:${exporterPort}`], { stdio: 'ignore' })
       await waitForUrl(`http://127.0.0.1:${exporterPort}/metrics`, 15_000)
-      results.push(await scrape('prometheus-node-exporter (Debian, defaults)', `http://127.0.0.1:${exporterPort}/metrics`, exporter.pid!))
+      results.push(
+        await scrape(
+          'prometheus-node-exporter (Debian, defaults)',
+          `http://127.0.0.1:${exporterPort}/metrics`,
+          exporter.pid!,
+        ),
+      )
     } else {
-      process.stdout.write('# prometheus-node-exporter is not installed (apt-get install -y prometheus-node-exporter); agent only\n')
+      process.stdout.write(
+        '# prometheus-node-exporter is not installed (apt-get install -y prometheus-node-exporter); agent only\n',
+      )
     }
 
-    process.stdout.write(`# ${SCRAPES} sequential scrapes each after ${WARMUP} warm-up scrapes, keep-alive, loopback; node ${process.version}\n`)
-    const rows = [['target', 'p50 ms', 'p99 ms', 'max ms', 'body KiB', 'series', 'RSS MiB'],
-      ...results.map((r) => [r.target, r.p50.toFixed(2), r.p99.toFixed(2), r.max.toFixed(2), (r.bytes / 1024).toFixed(1), String(r.series), r.rss.toFixed(1)])]
+    process.stdout.write(
+      `# ${SCRAPES} sequential scrapes each after ${WARMUP} warm-up scrapes, keep-alive, loopback; node ${process.version}\n`,
+    )
+    const rows = [
+      ['target', 'p50 ms', 'p99 ms', 'max ms', 'body KiB', 'series', 'RSS MiB'],
+      ...results.map((r) => [
+        r.target,
+        r.p50.toFixed(2),
+        r.p99.toFixed(2),
+        r.max.toFixed(2),
+        (r.bytes / 1024).toFixed(1),
+        String(r.series),
+        r.rss.toFixed(1),
+      ]),
+    ]
     const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)))
-    for (const row of rows) process.stdout.write(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ') + '\n')
+    for (const row of rows)
+      process.stdout.write(
+        row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ') + '\n',
+      )
   } finally {
     cleanup()
   }

@@ -30,7 +30,11 @@ const rounds = Number(values.rounds)
 const concurrency = Number(values.concurrency)
 
 const teardowns: (() => void | Promise<void>)[] = []
-const t = { teardown: (fn: () => void | Promise<void>) => { teardowns.push(fn) } }
+const t = {
+  teardown: (fn: () => void | Promise<void>) => {
+    teardowns.push(fn)
+  },
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -52,18 +56,26 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gh-bench-'))
   teardowns.push(() => rmSync(dir, { recursive: true, force: true }))
   const config = join(dir, 'agent.yaml')
-  writeFileSync(config, stringify({
-    docker: { socket: dockerd.socket }, stateDir: join(dir, 'state'), tokenFile: null,
-    gpu: { nvidiaSmi: '/nonexistent/nvidia-smi', timeoutSeconds: 1 },
-    prewarm: { schedule: null, concurrency, images: refs },
-  }))
+  writeFileSync(
+    config,
+    stringify({
+      docker: { socket: dockerd.socket },
+      stateDir: join(dir, 'state'),
+      tokenFile: null,
+      gpu: { nvidiaSmi: '/nonexistent/nvidia-smi', timeoutSeconds: 1 },
+      prewarm: { schedule: null, concurrency, images: refs },
+    }),
+  )
   const removeAll = () => {
     const ids = dockerd.docker(['images', '-q']).split('\n').filter(Boolean)
     if (ids.length) dockerd.docker(['rmi', ...new Set(ids)])
   }
   const runPrewarm = () => {
     const started = process.hrtime.bigint()
-    const out = execFileSync(process.execPath, [CLI, '--json', 'prewarm', '--config', config], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 })
+    const out = execFileSync(process.execPath, [CLI, '--json', 'prewarm', '--config', config], {
+      encoding: 'utf8',
+      maxBuffer: 16 * 1024 * 1024,
+    })
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
     const results = JSON.parse(out).results as { status: string }[]
     if (results.some((r) => r.status !== 'pulled')) throw new Error(`prewarm did not pull everything: ${out}`)
@@ -88,18 +100,27 @@ async function main(): Promise<void> {
   }
   const a = median(prewarmTimes)
   const b = median(loopTimes)
-  console.log(`images: ${count} × ${mib} MiB (random, incompressible), registry ${registry.host} on loopback, private dockerd ${execFileSync('docker', ['-H', dockerd.host, 'version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' }).trim()}`)
+  console.log(
+    `images: ${count} × ${mib} MiB (random, incompressible), registry ${registry.host} on loopback, private dockerd ${execFileSync('docker', ['-H', dockerd.host, 'version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' }).trim()}`,
+  )
   console.log(`rounds: ${rounds} (median shown), images removed before every run`)
-  console.log(`(a) gpuhost prewarm, concurrency ${concurrency}: ${a.toFixed(2)} s   [${prewarmTimes.map((x) => x.toFixed(2)).join(', ')}]`)
-  console.log(`(b) sequential docker pull loop:        ${b.toFixed(2)} s   [${loopTimes.map((x) => x.toFixed(2)).join(', ')}]`)
+  console.log(
+    `(a) gpuhost prewarm, concurrency ${concurrency}: ${a.toFixed(2)} s   [${prewarmTimes.map((x) => x.toFixed(2)).join(', ')}]`,
+  )
+  console.log(
+    `(b) sequential docker pull loop:        ${b.toFixed(2)} s   [${loopTimes.map((x) => x.toFixed(2)).join(', ')}]`,
+  )
   console.log(`ratio (b)/(a): ${(b / a).toFixed(2)}× — above 1 means gpuhost prewarm was faster`)
 }
 
-main().then(async () => {
-  for (const fn of teardowns.reverse()) await fn()
-  process.exit(0)
-}, async (err) => {
-  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`)
-  for (const fn of teardowns.reverse()) await fn()
-  process.exit(1)
-})
+main().then(
+  async () => {
+    for (const fn of teardowns.reverse()) await fn()
+    process.exit(0)
+  },
+  async (err) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`)
+    for (const fn of teardowns.reverse()) await fn()
+    process.exit(1)
+  },
+)

@@ -26,22 +26,30 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 export function buildProgram(): Command {
   const program = new Command('gpuhost')
-    .description('GPU host agent: CUDA compatibility, Docker disk and image metrics, safe pruning, prewarming, fleet reporting')
+    .description(
+      'GPU host agent: CUDA compatibility, Docker disk and image metrics, safe pruning, prewarming, fleet reporting',
+    )
     .version(VERSION, '--version')
     .option('--config <file>', 'config file (else $GPUHOST_CONFIG, else /etc/gpuhost/agent.yaml when it exists)')
     .option('--json', 'machine output on stdout, logs on stderr')
     .showHelpAfterError()
     .exitOverride()
 
-  program.command('agent').description('run the daemon in the foreground until SIGTERM/SIGINT')
+  program
+    .command('agent')
+    .description('run the daemon in the foreground until SIGTERM/SIGINT')
     .option('--print-config', 'print the effective configuration and exit')
     .action(lazy(() => import('./commands/agent.js')))
 
-  program.command('check').description('GPU facts and a CUDA verdict for each local image (or each --image)')
+  program
+    .command('check')
+    .description('GPU facts and a CUDA verdict for each local image (or each --image)')
     .option('--image <ref>', 'an image to check instead of the local ones (repeatable)', collect)
     .action(lazy(() => import('./commands/check.js')))
 
-  program.command('compat').description('one CUDA verdict, pure: no Docker, no GPU')
+  program
+    .command('compat')
+    .description('one CUDA verdict, pure: no Docker, no GPU')
     .requiredOption('--driver <version>', 'driver version, e.g. 535.104.05')
     .option('--cuda <version>', 'CUDA version the driver supports (default: from the driver version)')
     .option('--brand <token>', 'NVIDIA brand token: tesla, nvidia, nvidiartx, geforce, quadro, titan, …')
@@ -50,26 +58,35 @@ export function buildProgram(): Command {
     .addOption(new Option('--image-cuda <version>', 'an image that sets only CUDA_VERSION').conflicts('require'))
     .action(lazy(() => import('./commands/compat.js')))
 
-  program.command('prune').description('one prune now, with the configured policy')
+  program
+    .command('prune')
+    .description('one prune now, with the configured policy')
     .option('--dry-run', 'show the plan and remove nothing')
     .option('--target-percent <n>', 'free down to this usage instead of prune.lowPercent', Number)
     .action(lazy(() => import('./commands/prune.js')))
 
-  program.command('prewarm').description('one prewarm now: the configured list, or the --image refs')
+  program
+    .command('prewarm')
+    .description('one prewarm now: the configured list, or the --image refs')
     .option('--image <ref>', 'an image to prewarm instead of the configured list (repeatable)', collect)
     .option('--dry-run', 'show the plan and pull nothing')
     .action(lazy(() => import('./commands/prewarm.js')))
 
-  program.command('status').description("the running agent's /v1/status")
+  program
+    .command('status')
+    .description("the running agent's /v1/status")
     .option('--url <url>', 'the agent to ask (default: http://<listen> from the config)')
     .action(lazy(() => import('./commands/status.js')))
 
-  const coordinator = program.command('coordinator')
+  const coordinator = program
+    .command('coordinator')
     .description('run the reference coordinator (config: --config, else /etc/gpuhost/coordinator.yaml)')
     .option('--print-config', 'print the effective configuration and exit')
     .action(lazy(() => import('./commands/coordinator.js')))
-  coordinator.command('token').description("print HOSTID's agent token, derived from the coordinator's agentSecretFile")
-    .argument('<hostId>', 'the host the token speaks for (the agent\'s hostId)')
+  coordinator
+    .command('token')
+    .description("print HOSTID's agent token, derived from the coordinator's agentSecretFile")
+    .argument('<hostId>', "the host the token speaks for (the agent's hostId)")
     .action(async (hostId: string, opts: Record<string, unknown>, cmd: Command) => {
       await lazy(() => import('./commands/coordinator-token.js'))({ ...opts, hostId }, cmd)
     })

@@ -10,97 +10,141 @@ import { parseImageRef } from './registry/reference.js'
 const percent = z.number().min(0).max(100)
 const seconds = z.number().positive()
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT')
-const cronOrNull = z.string().min(1)
-  .refine((v) => isCronExpression(v), 'must be a cron expression (minute hour day month weekday, optionally seconds first)')
+const cronOrNull = z
+  .string()
+  .min(1)
+  .refine(
+    (v) => isCronExpression(v),
+    'must be a cron expression (minute hour day month weekday, optionally seconds first)',
+  )
   .nullable()
 
 /** the largest WebSocket frame either side of the agent link sends or accepts, unless configured */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024
 const maxFrameBytes = z.number().int().min(1024).default(DEFAULT_MAX_FRAME_BYTES)
 
-export const agentConfigSchema = z.strictObject({
-  hostId: z.string().min(1).default(() => hostname()),
-  listen: hostPort.default('127.0.0.1:9477'),
-  /** the largest request body the agent's HTTP API reads */
-  maxBodyBytes: z.number().int().min(1024).default(256 * 1024),
-  tokenFile: z.string().min(1).nullable().default('/etc/gpuhost/token'),
-  stateDir: z.string().min(1).default('/var/lib/gpuhost'),
-  state: z.strictObject({
-    /** a file of this size is kept in stateDir and released when the disk is full, so state can still be written */
-    reserveBytes: z.number().int().min(0).default(8 * 1024 * 1024),
-  }).prefault({}),
-  http: z.strictObject({
-    /** a request whose body has not fully arrived this long after its headers is cut */
-    bodyTimeoutSeconds: seconds.default(10),
-  }).prefault({}),
-  docker: z.strictObject({
-    socket: z.string().min(1).default('/var/run/docker.sock'),
-    timeoutSeconds: seconds.default(30),
-    /** images and containers are refreshed on Docker events; this periodic run is only a safety net */
-    refreshIntervalSeconds: seconds.default(300),
-    /** how often Docker is pinged: its health in /v1/status and the metrics comes from this */
-    pingIntervalSeconds: seconds.default(10),
-    /** a ping not answered within this long marks Docker unreachable (a frozen dockerd accepts and never answers) */
-    pingTimeoutSeconds: seconds.default(3),
-  }).prefault({}),
-  gpu: z.strictObject({
-    nvidiaSmi: z.string().min(1).default('nvidia-smi'),
-    timeoutSeconds: seconds.default(10),
-    intervalSeconds: seconds.default(30),
-  }).prefault({}),
-  disk: z.strictObject({
-    path: z.string().min(1).nullable().default(null),
-    checkIntervalSeconds: seconds.default(60),
-  }).prefault({}),
-  prune: z.strictObject({
-    highPercent: percent.default(85),
-    lowPercent: percent.default(80),
-    minAgeSeconds: z.number().min(0).default(3600),
-    protect: z.array(z.string().min(1)).default([]),
-    keepPerRepository: z.number().int().min(0).default(0),
-    schedule: cronOrNull.default('0 3 * * 0'),
-    buildCache: z.boolean().default(false),
-  }).prefault({}),
-  prewarm: z.strictObject({
-    schedule: cronOrNull.default('0 2 * * *'),
-    images: z.array(z.string().min(1).refine(isImageRef, 'not a valid image reference (repo:tag or repo@sha256:…)')).default([]),
-    mirrors: z.record(z.string(), z.array(z.string().min(1))).default({}),
-    concurrency: z.number().int().min(1).max(32).default(2),
-    /** registry look-ups in parallel before planning; null: as many as pulls, at least 2 */
-    inspectConcurrency: z.number().int().min(1).max(32).nullable().default(null),
-    retries: z.number().int().min(0).max(20).default(3),
-    attemptTimeoutSeconds: seconds.default(600),
-    credentialsFile: z.string().min(1).nullable().default(null),
-    /** extracted size ÷ compressed download size assumed when checking disk room before a pull */
-    expansionFactor: z.number().min(1).max(20).default(2.5),
-  }).prefault({}),
-  coordinator: z.strictObject({
-    url: z.string().regex(/^wss?:\/\//, 'must start with ws:// or wss://').nullable().default(null),
-    tokenFile: z.string().min(1).nullable().default(null),
-    caFile: z.string().min(1).nullable().default(null),
-    snapshotIntervalSeconds: seconds.default(60),
-    outboxMaxEvents: z.number().int().min(100).default(10000),
-    /** a ping goes out this often; no pong by the next one means the peer is dead */
-    pingIntervalSeconds: seconds.default(15),
-    /** reconnect delays grow from 0.5 s to this, with jitter */
-    reconnectMaxSeconds: seconds.default(60),
-    /** frames larger than this are neither sent nor accepted; the coordinator's maxFrameBytes should match */
-    maxFrameBytes,
-    /** entries sent and not acked within this time are sent again, in order, on the same connection */
-    resendSeconds: seconds.default(30),
-  }).prefault({}),
-  log: z.strictObject({
-    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
-  }).prefault({}),
-}).check(z.refine((c) => c.prune.highPercent >= 100 || c.prune.lowPercent < c.prune.highPercent, {
-  path: ['prune', 'lowPercent'],
-  message: 'must be below prune.highPercent',
-  // Run even when other keys are bad, so one pass names every bad key; skip only if either value is itself bad.
-  when: (payload) => {
-    const prune = (payload.value as { prune?: { lowPercent?: unknown; highPercent?: unknown } })?.prune
-    return typeof prune?.lowPercent === 'number' && typeof prune?.highPercent === 'number'
-  },
-}))
+export const agentConfigSchema = z
+  .strictObject({
+    hostId: z
+      .string()
+      .min(1)
+      .default(() => hostname()),
+    listen: hostPort.default('127.0.0.1:9477'),
+    /** the largest request body the agent's HTTP API reads */
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(256 * 1024),
+    tokenFile: z.string().min(1).nullable().default('/etc/gpuhost/token'),
+    stateDir: z.string().min(1).default('/var/lib/gpuhost'),
+    state: z
+      .strictObject({
+        /** a file of this size is kept in stateDir and released when the disk is full, so state can still be written */
+        reserveBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(8 * 1024 * 1024),
+      })
+      .prefault({}),
+    http: z
+      .strictObject({
+        /** a request whose body has not fully arrived this long after its headers is cut */
+        bodyTimeoutSeconds: seconds.default(10),
+      })
+      .prefault({}),
+    docker: z
+      .strictObject({
+        socket: z.string().min(1).default('/var/run/docker.sock'),
+        timeoutSeconds: seconds.default(30),
+        /** images and containers are refreshed on Docker events; this periodic run is only a safety net */
+        refreshIntervalSeconds: seconds.default(300),
+        /** how often Docker is pinged: its health in /v1/status and the metrics comes from this */
+        pingIntervalSeconds: seconds.default(10),
+        /** a ping not answered within this long marks Docker unreachable (a frozen dockerd accepts and never answers) */
+        pingTimeoutSeconds: seconds.default(3),
+      })
+      .prefault({}),
+    gpu: z
+      .strictObject({
+        nvidiaSmi: z.string().min(1).default('nvidia-smi'),
+        timeoutSeconds: seconds.default(10),
+        intervalSeconds: seconds.default(30),
+      })
+      .prefault({}),
+    disk: z
+      .strictObject({
+        path: z.string().min(1).nullable().default(null),
+        checkIntervalSeconds: seconds.default(60),
+      })
+      .prefault({}),
+    prune: z
+      .strictObject({
+        highPercent: percent.default(85),
+        lowPercent: percent.default(80),
+        minAgeSeconds: z.number().min(0).default(3600),
+        protect: z.array(z.string().min(1)).default([]),
+        keepPerRepository: z.number().int().min(0).default(0),
+        schedule: cronOrNull.default('0 3 * * 0'),
+        buildCache: z.boolean().default(false),
+      })
+      .prefault({}),
+    prewarm: z
+      .strictObject({
+        schedule: cronOrNull.default('0 2 * * *'),
+        images: z
+          .array(z.string().min(1).refine(isImageRef, 'not a valid image reference (repo:tag or repo@sha256:…)'))
+          .default([]),
+        mirrors: z.record(z.string(), z.array(z.string().min(1))).default({}),
+        concurrency: z.number().int().min(1).max(32).default(2),
+        /** registry look-ups in parallel before planning; null: as many as pulls, at least 2 */
+        inspectConcurrency: z.number().int().min(1).max(32).nullable().default(null),
+        retries: z.number().int().min(0).max(20).default(3),
+        attemptTimeoutSeconds: seconds.default(600),
+        credentialsFile: z.string().min(1).nullable().default(null),
+        /** extracted size ÷ compressed download size assumed when checking disk room before a pull */
+        expansionFactor: z.number().min(1).max(20).default(2.5),
+      })
+      .prefault({}),
+    coordinator: z
+      .strictObject({
+        url: z
+          .string()
+          .regex(/^wss?:\/\//, 'must start with ws:// or wss://')
+          .nullable()
+          .default(null),
+        tokenFile: z.string().min(1).nullable().default(null),
+        caFile: z.string().min(1).nullable().default(null),
+        snapshotIntervalSeconds: seconds.default(60),
+        outboxMaxEvents: z.number().int().min(100).default(10000),
+        /** a ping goes out this often; no pong by the next one means the peer is dead */
+        pingIntervalSeconds: seconds.default(15),
+        /** reconnect delays grow from 0.5 s to this, with jitter */
+        reconnectMaxSeconds: seconds.default(60),
+        /** frames larger than this are neither sent nor accepted; the coordinator's maxFrameBytes should match */
+        maxFrameBytes,
+        /** entries sent and not acked within this time are sent again, in order, on the same connection */
+        resendSeconds: seconds.default(30),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+      })
+      .prefault({}),
+  })
+  .check(
+    z.refine((c) => c.prune.highPercent >= 100 || c.prune.lowPercent < c.prune.highPercent, {
+      path: ['prune', 'lowPercent'],
+      message: 'must be below prune.highPercent',
+      // Run even when other keys are bad, so one pass names every bad key; skip only if either value is itself bad.
+      when: (payload) => {
+        const prune = (payload.value as { prune?: { lowPercent?: unknown; highPercent?: unknown } })?.prune
+        return typeof prune?.lowPercent === 'number' && typeof prune?.highPercent === 'number'
+      },
+    }),
+  )
 
 function isImageRef(ref: string): boolean {
   try {
@@ -132,31 +176,43 @@ export const coordinatorConfigSchema = z.strictObject({
   agentTokenFile: z.string().min(1).nullable().default('/etc/gpuhost/agent-token'),
   /** serve https:// and wss:// directly; with clientCaFile, a client certificate naming the host
    * also authenticates an agent */
-  tls: z.strictObject({
-    certFile: z.string().min(1),
-    keyFile: z.string().min(1),
-    clientCaFile: z.string().min(1).nullable().default(null),
-  }).nullable().default(null),
+  tls: z
+    .strictObject({
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+      clientCaFile: z.string().min(1).nullable().default(null),
+    })
+    .nullable()
+    .default(null),
   /** /metrics needs the admin token too */
   metricsAuth: z.boolean().default(false),
   dataDir: z.string().min(1).default('/var/lib/gpuhost-coordinator'),
   maxFrameBytes,
   /** the largest request body the coordinator's HTTP API reads (a command's args, an Alertmanager payload) */
-  maxBodyBytes: z.number().int().min(1024).default(1024 * 1024),
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
   /** each agent is pinged this often; no pong by the next ping closes its connection */
   pingIntervalSeconds: seconds.default(30),
   /** a command without a result from its host within this time fails */
   commandTimeoutSeconds: seconds.default(3600),
-  log: z.strictObject({
-    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
-  }).prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    })
+    .prefault({}),
 })
 
 export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>
 
 /** A config that could not be read or is invalid; `problems` names every bad key by its path. */
 export class ConfigError extends Error {
-  constructor(readonly file: string | null, readonly problems: string[]) {
+  constructor(
+    readonly file: string | null,
+    readonly problems: string[],
+  ) {
     super(`invalid configuration${file ? ` in ${file}` : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
     this.name = 'ConfigError'
   }
@@ -175,9 +231,11 @@ export function resolveConfigFile(flag: string | undefined, systemFile: string):
 export function parseConfig<S extends z.ZodType>(schema: S, raw: unknown, file: string | null = null): z.infer<S> {
   const result = schema.safeParse(raw ?? {})
   if (result.success) return result.data
-  throw new ConfigError(file, result.error.issues.map((issue) => describeZodIssues([issue], '(top level)')))
+  throw new ConfigError(
+    file,
+    result.error.issues.map((issue) => describeZodIssues([issue], '(top level)')),
+  )
 }
-
 
 export function loadConfigFile<S extends z.ZodType>(schema: S, file: string | null): z.infer<S> {
   if (file === null) return parseConfig(schema, {}, null)

@@ -11,7 +11,10 @@ export const EXIT = {
 
 /** An error that carries the exit code the CLI should end with. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: number) {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
     super(message)
     this.name = 'CliError'
   }

@@ -103,7 +103,12 @@ export const eventPayloadSchemas = {
     /** host-wide: driver_library_mismatch, gpus_missing */
     reasons: z.array(z.string()),
     gpus: z.array(
-      z.object({ index: z.number(), uuid: z.string(), state: z.enum(['ok', 'degraded', 'failed']), reasons: z.array(z.string()) }),
+      z.object({
+        index: z.number(),
+        uuid: z.string(),
+        state: z.enum(['ok', 'degraded', 'failed']),
+        reasons: z.array(z.string()),
+      }),
     ),
     advice: z.string().optional(),
   }),

@@ -36,11 +36,16 @@ export const reportedImageSchema = z.strictObject({
   repoDigests: z.array(z.string().max(500)).max(200),
   sizeBytes: z.number().nonnegative(),
   cudaEnv: z.record(z.string(), z.string()).nullable(),
-  compat: z.object({
-    compatible: z.boolean().nullable(), reason: z.string(), requirement: z.string().nullable(),
-    kernels: z.enum(['ok', 'missing', 'unknown']).optional(), kernelsReason: z.string().max(2000).optional(),
-    enforced: z.boolean().optional(),
-  }).nullable(),
+  compat: z
+    .object({
+      compatible: z.boolean().nullable(),
+      reason: z.string(),
+      requirement: z.string().nullable(),
+      kernels: z.enum(['ok', 'missing', 'unknown']).optional(),
+      kernelsReason: z.string().max(2000).optional(),
+      enforced: z.boolean().optional(),
+    })
+    .nullable(),
 })
 export type ReportedImage = z.infer<typeof reportedImageSchema>
 
@@ -106,7 +111,13 @@ export const errorSchema = z.strictObject({
   ...envelope,
   type: z.literal('error'),
   code: z.enum([
-    'bad_json', 'bad_message', 'unknown_type', 'too_large', 'unsupported_version', 'internal', 'store_failed',
+    'bad_json',
+    'bad_message',
+    'unknown_type',
+    'too_large',
+    'unsupported_version',
+    'internal',
+    'store_failed',
   ]),
   message: z.string().max(10_000),
   ref: id.nullable(),
@@ -127,10 +138,18 @@ export const CLOSE_CODES = {
 
 /** Close codes after which an agent keeps backing off instead of reconnecting at once. */
 export const REFUSAL_CLOSE_CODES: ReadonlySet<number> = new Set([
-  CLOSE_CODES.wrongHost, CLOSE_CODES.duplicate, CLOSE_CODES.unavailable,
+  CLOSE_CODES.wrongHost,
+  CLOSE_CODES.duplicate,
+  CLOSE_CODES.unavailable,
 ])
 
-export const agentMessageSchema = z.discriminatedUnion('type', [helloSchema, snapshotSchema, eventSchema, commandResultSchema, errorSchema])
+export const agentMessageSchema = z.discriminatedUnion('type', [
+  helloSchema,
+  snapshotSchema,
+  eventSchema,
+  commandResultSchema,
+  errorSchema,
+])
 export const coordinatorMessageSchema = z.discriminatedUnion('type', [ackSchema, commandSchema, errorSchema])
 
 export type Hello = z.infer<typeof helloSchema>
@@ -148,7 +167,11 @@ const AGENT_TYPES = new Set(['hello', 'snapshot', 'event', 'command.result', 'er
 const COORDINATOR_TYPES = new Set(['ack', 'command', 'error'])
 
 export class ProtocolError extends Error {
-  constructor(readonly code: ErrorCode, message: string, readonly ref: string | null) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly ref: string | null,
+  ) {
     super(message)
     this.name = 'ProtocolError'
   }
@@ -166,7 +189,12 @@ export function parseCoordinatorMessage(frame: string | Buffer, maxBytes: number
   return parseFrame(frame, maxBytes, COORDINATOR_TYPES, coordinatorMessageSchema)
 }
 
-function parseFrame<M>(frame: string | Buffer, maxBytes: number, types: Set<string>, schema: z.ZodType<M>): ParseResult<M> {
+function parseFrame<M>(
+  frame: string | Buffer,
+  maxBytes: number,
+  types: Set<string>,
+  schema: z.ZodType<M>,
+): ParseResult<M> {
   const size = typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length
   if (size > maxBytes) {
     // Name the refused message when its id is readable at the start, so the sender can drop it.
@@ -180,16 +208,28 @@ function parseFrame<M>(frame: string | Buffer, maxBytes: number, types: Set<stri
   } catch (err) {
     return fail('bad_json', `frame is not JSON: ${(err as Error).message}`, null)
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('bad_message', 'frame must be a JSON object', null)
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return fail('bad_message', 'frame must be a JSON object', null)
   const fields = raw as Record<string, unknown>
   const ref = typeof fields.id === 'string' && fields.id.length <= 200 ? fields.id : null
-  if (fields.v !== PROTOCOL_VERSION) return fail('unsupported_version', `protocol version ${JSON.stringify(fields.v)} is not supported; this side speaks v${PROTOCOL_VERSION}`, ref)
+  if (fields.v !== PROTOCOL_VERSION)
+    return fail(
+      'unsupported_version',
+      `protocol version ${JSON.stringify(fields.v)} is not supported; this side speaks v${PROTOCOL_VERSION}`,
+      ref,
+    )
   if (typeof fields.type !== 'string' || !types.has(fields.type)) {
-    return fail('unknown_type', `unknown message type ${JSON.stringify(fields.type)}; expected one of ${[...types].join(', ')}`, ref)
+    return fail(
+      'unknown_type',
+      `unknown message type ${JSON.stringify(fields.type)}; expected one of ${[...types].join(', ')}`,
+      ref,
+    )
   }
   const result = schema.safeParse(raw)
   if (result.success) return { ok: true, message: result.data }
-  const problems = result.error.issues.slice(0, 5).map((i) => `${i.path.map(String).join('.') || '(message)'}: ${i.message}`)
+  const problems = result.error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.map(String).join('.') || '(message)'}: ${i.message}`)
   return fail('bad_message', `bad ${fields.type} message: ${problems.join('; ')}`, ref)
 }
 
@@ -201,9 +241,17 @@ type Body<M> = M extends unknown ? Omit<M, 'v' | 'id' | 'ts' | 'hostId'> : never
 
 /** Builds a message with its envelope; `id` and `ts` default to a fresh id and now. */
 export function envelop<M extends AgentMessage | CoordinatorMessage>(
-  hostId: string, body: Body<M>, opts: { id?: string; ts?: string } = {},
+  hostId: string,
+  body: Body<M>,
+  opts: { id?: string; ts?: string } = {},
 ): M {
-  return { v: PROTOCOL_VERSION, id: opts.id ?? randomUUID(), ts: opts.ts ?? new Date().toISOString(), hostId, ...body } as unknown as M
+  return {
+    v: PROTOCOL_VERSION,
+    id: opts.id ?? randomUUID(),
+    ts: opts.ts ?? new Date().toISOString(),
+    hostId,
+    ...body,
+  } as unknown as M
 }
 
 export function errorReply(hostId: string, error: ProtocolError, retryable = false): ErrorMessage {

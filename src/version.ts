@@ -5,7 +5,9 @@ function readVersion(): string {
   for (const rel of ['../package.json', '../../package.json']) {
     try {
       return JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')).version as string
-    } catch { /* try the next place */ }
+    } catch {
+      /* try the next place */
+    }
   }
   return '0.0.0'
 }

@@ -70,7 +70,12 @@ export class Agent {
   private readonly history = new JobHistory()
   private linkState: () => LinkState = () => NO_LINK
 
-  constructor(config: AgentConfig, log: Logger, features: Feature[], opts: { now?: Clock; runtime?: ContainerRuntime } = {}) {
+  constructor(
+    config: AgentConfig,
+    log: Logger,
+    features: Feature[],
+    opts: { now?: Clock; runtime?: ContainerRuntime } = {},
+  ) {
     let token: string | null = null
     let tokenError: string | null = null
     try {
@@ -79,13 +84,19 @@ export class Agent {
       tokenError = (err as Error).message
     }
     const http = new HttpServer({
-      listen: config.listen, token: () => token, log, maxBodyBytes: config.maxBodyBytes,
+      listen: config.listen,
+      token: () => token,
+      log,
+      maxBodyBytes: config.maxBodyBytes,
       bodyTimeoutMs: config.http.bodyTimeoutSeconds * 1000,
     })
     const now = opts.now ?? systemClock
     const events = new EventBus(now)
     this.ctx = {
-      config, log, http, now,
+      config,
+      log,
+      http,
+      now,
       store: new SnapshotStore([], now),
       bus: events,
       state: new StateGuard({ stateDir: config.stateDir, reserveBytes: config.state.reserveBytes, bus: events, log }),
@@ -96,11 +107,20 @@ export class Agent {
       linkState: () => this.linkState(),
     }
     const bus = this.ctx.bus
-    this.lifecycle = new Lifecycle(log, {
-      failed: (f) => bus.publish('component.failed', f),
-      started: (s) => bus.publish('component.started', s),
-    }, DEFAULT_RESTART_BACKOFF, now)
-    if (tokenError) log.warn({ tokenFile: config.tokenFile, err: tokenError }, 'cannot read the token file: every POST will answer 403 until it is fixed and the agent restarted')
+    this.lifecycle = new Lifecycle(
+      log,
+      {
+        failed: (f) => bus.publish('component.failed', f),
+        started: (s) => bus.publish('component.started', s),
+      },
+      DEFAULT_RESTART_BACKOFF,
+      now,
+    )
+    if (tokenError)
+      log.warn(
+        { tokenFile: config.tokenFile, err: tokenError },
+        'cannot read the token file: every POST will answer 403 until it is fixed and the agent restarted',
+      )
     else if (token === null) log.warn('no tokenFile configured: every POST will answer 403')
 
     this.history.listen(this.ctx.bus)
@@ -125,7 +145,8 @@ export class Agent {
       if (!status) return
       const failures = failing.get(name)
       if (!status.success) {
-        if (failures === undefined) bus.publish('collector.failed', { collector: name, error: status.error ?? 'failed' })
+        if (failures === undefined)
+          bus.publish('collector.failed', { collector: name, error: status.error ?? 'failed' })
         failing.set(name, (failures ?? 0) + 1)
       } else if (failures !== undefined) {
         failing.delete(name)
@@ -137,25 +158,39 @@ export class Agent {
   private addCoreRoutes(): void {
     const { http, store, bus } = this.ctx
     const metrics = createAgentMetrics({
-      snapshot: () => store.get(), link: () => this.ctx.linkState(), version: VERSION,
+      snapshot: () => store.get(),
+      link: () => this.ctx.linkState(),
+      version: VERSION,
       stateWriteErrors: () => this.ctx.state.errors,
     })
     bus.subscribe(metrics.onEvent)
     // A prune frees space: state held in memory is written now rather than on the next retry.
-    bus.subscribe((e) => { if (e.type === 'prune.finished') setImmediate(() => this.ctx.state.retryNow()) })
+    bus.subscribe((e) => {
+      if (e.type === 'prune.finished') setImmediate(() => this.ctx.state.retryNow())
+    })
     http.get('/healthz', () => ({ status: 200, body: { status: 'ok' } }))
-    http.get('/readyz', () => store.ready()
-      ? { status: 200, body: { status: 'ready' } }
-      : { status: 503, body: { status: 'starting', waitingFor: 'first snapshot' } })
-    http.get('/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }))
+    http.get('/readyz', () =>
+      store.ready()
+        ? { status: 200, body: { status: 'ready' } }
+        : { status: 503, body: { status: 'starting', waitingFor: 'first snapshot' } },
+    )
+    http.get('/metrics', async () => ({
+      status: 200,
+      body: await metrics.registry.metrics(),
+      contentType: metrics.registry.contentType,
+    }))
     http.get('/v1/status', () => ({ status: 200, body: this.status() }))
     this.ctx.actions.register('status', async () => this.status())
   }
 
   status() {
     return buildStatus({
-      hostId: this.ctx.config.hostId, version: VERSION, snapshot: this.ctx.store.get(),
-      history: this.history, link: this.linkStatus(), failing: this.lifecycle.failingComponents(),
+      hostId: this.ctx.config.hostId,
+      version: VERSION,
+      snapshot: this.ctx.store.get(),
+      history: this.history,
+      link: this.linkStatus(),
+      failing: this.lifecycle.failingComponents(),
     })
   }
 

@@ -67,12 +67,21 @@ export class CollectorLoop {
     const started = process.hrtime.bigint()
     try {
       await this.collector.collect()
-      this.store.recordCollector(this.name, { success: true, durationSeconds: elapsed(started), at: this.now().toISOString() })
+      this.store.recordCollector(this.name, {
+        success: true,
+        durationSeconds: elapsed(started),
+        at: this.now().toISOString(),
+      })
       if (this.failures > 0) this.log.info({ collector: this.name, failures: this.failures }, 'collector recovered')
       this.failures = 0
     } catch (err) {
       const error = (err as Error).message
-      this.store.recordCollector(this.name, { success: false, durationSeconds: elapsed(started), at: this.now().toISOString(), error })
+      this.store.recordCollector(this.name, {
+        success: false,
+        durationSeconds: elapsed(started),
+        at: this.now().toISOString(),
+        error,
+      })
       this.failures++
       if (this.failures === 1 || this.failures % 10 === 0) {
         this.log.warn({ collector: this.name, failures: this.failures, err: error }, `collector ${this.name} failed`)

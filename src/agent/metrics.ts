@@ -16,19 +16,33 @@ import { registerStateMetrics } from '../state/metrics.js'
 
 export type { MetricsSources } from './metric-parts.js'
 
-export function createAgentMetrics(src: MetricsSources, opts: { processMetrics?: boolean } = {}): { registry: Registry; onEvent: (e: AgentEvent) => void } {
+export function createAgentMetrics(
+  src: MetricsSources,
+  opts: { processMetrics?: boolean } = {},
+): { registry: Registry; onEvent: (e: AgentEvent) => void } {
   const registry = new Registry()
   if (opts.processMetrics ?? true) {
     collectDefaultMetrics({ register: registry, prefix: P })
     // prom-client names these gauges *_total, which promtool rejects (the suffix is for counters).
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ]) {
       registry.removeSingleMetric(`${P}${name}`)
     }
   }
   const reg = [registry]
 
-  new Gauge({ name: `${P}build_info`, help: 'gpuhost version; always 1', labelNames: ['version'], registers: reg,
-    collect() { this.set({ version: src.version }, 1) } })
+  new Gauge({
+    name: `${P}build_info`,
+    help: 'gpuhost version; always 1',
+    labelNames: ['version'],
+    registers: reg,
+    collect() {
+      this.set({ version: src.version }, 1)
+    },
+  })
 
   registerNvidiaRuntimeMetrics(src, reg)
   registerGpuMetrics(src, reg)
@@ -37,20 +51,37 @@ export function createAgentMetrics(src: MetricsSources, opts: { processMetrics?:
   registerDiskAndImageMetrics(src, reg)
   registerImageCompatMetrics(src, reg)
 
-  new Gauge({ name: `${P}collector_success`, help: '1 if the last run of the collector succeeded, else 0', labelNames: ['collector'], registers: reg,
+  new Gauge({
+    name: `${P}collector_success`,
+    help: '1 if the last run of the collector succeeded, else 0',
+    labelNames: ['collector'],
+    registers: reg,
     collect() {
       this.reset()
-      for (const [name, s] of Object.entries(src.snapshot().collectors)) this.set({ collector: name }, s.success ? 1 : 0)
-    } })
-  new Gauge({ name: `${P}collector_duration_seconds`, help: 'duration of the last run of the collector', labelNames: ['collector'], registers: reg,
+      for (const [name, s] of Object.entries(src.snapshot().collectors))
+        this.set({ collector: name }, s.success ? 1 : 0)
+    },
+  })
+  new Gauge({
+    name: `${P}collector_duration_seconds`,
+    help: 'duration of the last run of the collector',
+    labelNames: ['collector'],
+    registers: reg,
     collect() {
       this.reset()
-      for (const [name, s] of Object.entries(src.snapshot().collectors)) this.set({ collector: name }, s.durationSeconds)
-    } })
+      for (const [name, s] of Object.entries(src.snapshot().collectors))
+        this.set({ collector: name }, s.durationSeconds)
+    },
+  })
 
   registerLinkMetrics(src, reg)
   registerStateMetrics(src, reg)
 
   const counters = [registerPruneMetrics(reg), registerPrewarmMetrics(reg)]
-  return { registry, onEvent: (e) => { for (const count of counters) count(e) } }
+  return {
+    registry,
+    onEvent: (e) => {
+      for (const count of counters) count(e)
+    },
+  }
 }

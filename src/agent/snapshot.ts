@@ -158,16 +158,30 @@ export function imageState(image: ImageFacts): ImageState {
 
 export function summarizeImages(images: ImageFacts[]): ImageSummary {
   const s: ImageSummary = {
-    count: 0, inUse: 0, unused: 0, dangling: 0, sizeBytes: 0,
-    inUseSizeBytes: 0, unusedSizeBytes: 0, danglingSizeBytes: 0, cudaIncompatible: 0,
+    count: 0,
+    inUse: 0,
+    unused: 0,
+    dangling: 0,
+    sizeBytes: 0,
+    inUseSizeBytes: 0,
+    unusedSizeBytes: 0,
+    danglingSizeBytes: 0,
+    cudaIncompatible: 0,
   }
   for (const image of images) {
     s.count++
     s.sizeBytes += image.sizeBytes
     const state = imageState(image)
-    if (state === 'in_use') { s.inUse++; s.inUseSizeBytes += image.sizeBytes }
-    else if (state === 'dangling') { s.dangling++; s.danglingSizeBytes += image.sizeBytes }
-    else { s.unused++; s.unusedSizeBytes += image.sizeBytes }
+    if (state === 'in_use') {
+      s.inUse++
+      s.inUseSizeBytes += image.sizeBytes
+    } else if (state === 'dangling') {
+      s.dangling++
+      s.danglingSizeBytes += image.sizeBytes
+    } else {
+      s.unused++
+      s.unusedSizeBytes += image.sizeBytes
+    }
     if (image.compat?.compatible === false) s.cudaIncompatible++
   }
   return s
@@ -181,7 +195,10 @@ export class SnapshotStore extends EventEmitter {
   private collectorsRun = new Set<string>()
   private expectedCollectors: string[]
 
-  constructor(expectedCollectors: string[] = [], private readonly now: Clock = systemClock) {
+  constructor(
+    expectedCollectors: string[] = [],
+    private readonly now: Clock = systemClock,
+  ) {
     super()
     this.expectedCollectors = [...expectedCollectors]
     this.current = {
@@ -226,7 +243,9 @@ export class SnapshotStore extends EventEmitter {
         this.off('collected', onCollected)
         resolve(ran)
       }
-      const onCollected = (which: string) => { if (which === name) done(true) }
+      const onCollected = (which: string) => {
+        if (which === name) done(true)
+      }
       const timer = setTimeout(() => done(false), timeoutMs)
       timer.unref()
       this.on('collected', onCollected)

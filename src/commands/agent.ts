@@ -18,7 +18,14 @@ const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(
 
 /** The agent's features, in start order. Each adds its routes and returns its components and collectors. */
 // The coordinator link comes first: it subscribes to the bus as it is built, so it sees every event.
-const FEATURES: Feature[] = [coordinatorLinkFeature, inventoryFeature, gpuFeature, compatWithRegistry, createPruneFeature(), prewarmFeature(checkImageCompat)]
+const FEATURES: Feature[] = [
+  coordinatorLinkFeature,
+  inventoryFeature,
+  gpuFeature,
+  compatWithRegistry,
+  createPruneFeature(),
+  prewarmFeature(checkImageCompat),
+]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)

@@ -34,12 +34,23 @@ function renderReport(report: CheckReport): string {
   const g = report.gpu
   if (!g.available) lines.push(`GPU: unavailable: ${g.reason ?? 'unknown reason'}`)
   else {
-    lines.push(`GPU: driver ${g.driverVersion ?? 'unknown'}, CUDA ${g.cudaVersion ?? 'unknown'}, ${g.gpus.length} GPU${g.gpus.length === 1 ? '' : 's'}`)
-    lines.push(...table(['#', 'NAME', 'BRAND', 'CC', 'MEMORY', 'MIG', 'UUID'], g.gpus.map((d) => [
-      String(d.index), d.name, d.brand ? `${d.brand} (${d.brandToken})` : '-', d.computeCapability ?? '-',
-      d.memoryTotalBytes !== undefined ? `${(d.memoryTotalBytes / GIB).toFixed(1)} GiB` : '-',
-      d.migMode ? `${d.migMode}${d.migDevices ? ` (${d.migDevices})` : ''}` : '-', d.uuid,
-    ])).map((l) => '  ' + l))
+    lines.push(
+      `GPU: driver ${g.driverVersion ?? 'unknown'}, CUDA ${g.cudaVersion ?? 'unknown'}, ${g.gpus.length} GPU${g.gpus.length === 1 ? '' : 's'}`,
+    )
+    lines.push(
+      ...table(
+        ['#', 'NAME', 'BRAND', 'CC', 'MEMORY', 'MIG', 'UUID'],
+        g.gpus.map((d) => [
+          String(d.index),
+          d.name,
+          d.brand ? `${d.brand} (${d.brandToken})` : '-',
+          d.computeCapability ?? '-',
+          d.memoryTotalBytes !== undefined ? `${(d.memoryTotalBytes / GIB).toFixed(1)} GiB` : '-',
+          d.migMode ? `${d.migMode}${d.migDevices ? ` (${d.migDevices})` : ''}` : '-',
+          d.uuid,
+        ]),
+      ).map((l) => '  ' + l),
+    )
     if (g.computeCapabilityUnknown) lines.push(`  ${g.computeCapabilityUnknown}`)
   }
   const rt = report.nvidiaRuntime
@@ -48,12 +59,17 @@ function renderReport(report: CheckReport): string {
   if (!report.docker.reachable) lines.push(`Docker: ${report.docker.reason}`)
   if (report.images.length === 0) lines.push(report.docker.reachable ? 'No images.' : 'No image verdicts.')
   else {
-    lines.push(...table(['IMAGE', 'VERDICT', 'KERNELS', 'REASON'], report.images.map((i) => [
-      i.ref,
-      i.unknown ? 'UNKNOWN' : i.compatible === null ? 'no verdict' : i.compatible ? 'compatible' : 'INCOMPATIBLE',
-      i.kernels === 'missing' ? 'MISSING' : i.kernels ?? '-',
-      i.kernels === 'missing' ? `${i.reason}; ${i.kernelsReason}` : i.reason,
-    ])))
+    lines.push(
+      ...table(
+        ['IMAGE', 'VERDICT', 'KERNELS', 'REASON'],
+        report.images.map((i) => [
+          i.ref,
+          i.unknown ? 'UNKNOWN' : i.compatible === null ? 'no verdict' : i.compatible ? 'compatible' : 'INCOMPATIBLE',
+          i.kernels === 'missing' ? 'MISSING' : (i.kernels ?? '-'),
+          i.kernels === 'missing' ? `${i.reason}; ${i.kernelsReason}` : i.reason,
+        ]),
+      ),
+    )
   }
   return lines.join('\n') + '\n'
 }
@@ -61,6 +77,7 @@ function renderReport(report: CheckReport): string {
 function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)))
   // The last column is free text: it is not padded.
-  const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')
+  const line = (cells: string[]) =>
+    cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')
   return [line(header), ...rows.map(line)]
 }

@@ -30,7 +30,9 @@ export async function run(raw: Record<string, unknown>, globals: GlobalOptions):
   } catch (err) {
     return malformed(err, globals)
   }
-  const label = device ? `a GPU${device.brand ? ` of brand ${device.brand}` : ''}${device.arch ? ` with arch ${device.arch}` : ''}` : 'any GPU (no --brand or --arch: brand and arch conditions hold, as when the runtime sees no GPU)'
+  const label = device
+    ? `a GPU${device.brand ? ` of brand ${device.brand}` : ''}${device.arch ? ` with arch ${device.arch}` : ''}`
+    : 'any GPU (no --brand or --arch: brand and arch conditions hold, as when the runtime sees no GPU)'
   let verdict
   try {
     verdict = evaluateOnHost(requirements, driver, [{ label, device }])
@@ -58,8 +60,10 @@ export async function run(raw: Record<string, unknown>, globals: GlobalOptions):
 }
 
 function hostDriver(opts: CompatOptions): DriverFacts {
-  if (!isVersion(opts.driver)) throw new CliError(`--driver ${opts.driver}: not a driver version (e.g. 535.104.05)`, EXIT.usage)
-  if (opts.cuda !== undefined && !isVersion(opts.cuda)) throw new CliError(`--cuda ${opts.cuda}: not a CUDA version (e.g. 12.2)`, EXIT.usage)
+  if (!isVersion(opts.driver))
+    throw new CliError(`--driver ${opts.driver}: not a driver version (e.g. 535.104.05)`, EXIT.usage)
+  if (opts.cuda !== undefined && !isVersion(opts.cuda))
+    throw new CliError(`--cuda ${opts.cuda}: not a CUDA version (e.g. 12.2)`, EXIT.usage)
   // A driver older than NVIDIA's table has no known CUDA version: its `cuda` conditions are unknown.
   const cuda = opts.cuda ?? cudaVersionForDriver(opts.driver)
   return cuda === null ? { driverVersion: opts.driver } : { driverVersion: opts.driver, cudaVersion: cuda }
@@ -70,11 +74,16 @@ function hostDevice(opts: CompatOptions): DeviceFacts | null {
   const device: DeviceFacts = {}
   if (opts.brand !== undefined) {
     const token = opts.brand.toLowerCase()
-    if (!BRAND_TOKENS.includes(token)) throw new CliError(`--brand ${opts.brand}: not one of NVIDIA's brand tokens (${BRAND_TOKENS.join(', ')})`, EXIT.usage)
+    if (!BRAND_TOKENS.includes(token))
+      throw new CliError(
+        `--brand ${opts.brand}: not one of NVIDIA's brand tokens (${BRAND_TOKENS.join(', ')})`,
+        EXIT.usage,
+      )
     device.brand = token
   }
   if (opts.arch !== undefined) {
-    if (!isVersion(opts.arch)) throw new CliError(`--arch ${opts.arch}: not a compute capability (e.g. 8.0)`, EXIT.usage)
+    if (!isVersion(opts.arch))
+      throw new CliError(`--arch ${opts.arch}: not a compute capability (e.g. 8.0)`, EXIT.usage)
     device.arch = opts.arch
   }
   return device
@@ -89,8 +98,10 @@ function stated(opts: CompatOptions): StatedRequirement[] {
 /** exit 2 with the runtime's reason; with --json the answer is still JSON */
 function malformed(err: unknown, globals: GlobalOptions): number {
   if (!(err instanceof RequirementError)) throw err
-  if (globals.json) process.stdout.write(JSON.stringify({ compatible: null, reason: err.message, matched: null, invalid: err.reason }, null, 2) + '\n')
+  if (globals.json)
+    process.stdout.write(
+      JSON.stringify({ compatible: null, reason: err.message, matched: null, invalid: err.reason }, null, 2) + '\n',
+    )
   process.stderr.write(`gpuhost: ${err.message}\n`)
   return EXIT.usage
 }
-

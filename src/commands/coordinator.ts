@@ -12,8 +12,14 @@ export async function run(opts: { printConfig?: boolean }, globals: GlobalOption
   const log = createLogger({ level: config.log.level, name: 'gpuhost-coordinator' })
   const coordinator = new Coordinator(config, log)
   const service = {
-    start: async () => { await coordinator.start(); sdNotify('READY=1', log) },
-    stop: async () => { sdNotify('STOPPING=1', log); await coordinator.stop() },
+    start: async () => {
+      await coordinator.start()
+      sdNotify('READY=1', log)
+    },
+    stop: async () => {
+      sdNotify('STOPPING=1', log)
+      await coordinator.stop()
+    },
   }
   return runUntilSignal(service, log, 'coordinator', { listen: config.listen, dataDir: config.dataDir })
 }

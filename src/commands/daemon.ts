@@ -11,7 +11,12 @@ export interface Service {
 /** Stop limit: a component that will not stop must not keep a service manager waiting. */
 const STOP_LIMIT_MS = 4000
 
-export async function runUntilSignal(service: Service, log: Logger, what: string, startedFields: object): Promise<number> {
+export async function runUntilSignal(
+  service: Service,
+  log: Logger,
+  what: string,
+  startedFields: object,
+): Promise<number> {
   let stopping = false
   const done = new Promise<number>((resolve) => {
     const stop = (signal: string) => {
@@ -21,8 +26,14 @@ export async function runUntilSignal(service: Service, log: Logger, what: string
       }
       stopping = true
       log.info({ signal }, 'stopping')
-      setTimeout(() => { log.error(`stop took longer than ${STOP_LIMIT_MS / 1000} s; exiting`); process.exit(1) }, STOP_LIMIT_MS).unref()
-      service.stop().then(() => resolve(0), () => resolve(1))
+      setTimeout(() => {
+        log.error(`stop took longer than ${STOP_LIMIT_MS / 1000} s; exiting`)
+        process.exit(1)
+      }, STOP_LIMIT_MS).unref()
+      service.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      )
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))

@@ -19,21 +19,32 @@ const MiB = 1024 * 1024
 
 export async function run(opts: { image?: string[]; dryRun?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadAgentConfig(globals.config)
-  const log = createLogger({ level: globals.json ? 'warn' : config.log.level === 'info' ? 'warn' : config.log.level, toStderr: true })
+  const log = createLogger({
+    level: globals.json ? 'warn' : config.log.level === 'info' ? 'warn' : config.log.level,
+    toStderr: true,
+  })
   const interactive = !globals.json && process.stdout.isTTY === true
   const view = interactive ? new BarView() : null
   const deps = buildPrewarmDeps({
-    config, log, bus: new EventBus(), runner: new JobRunner(),
-    runtime: createRuntime(config), pulls: new PullsInFlight(),
-    gpu: () => readHostGpu(config), evaluate: evaluateCompat,
+    config,
+    log,
+    bus: new EventBus(),
+    runner: new JobRunner(),
+    runtime: createRuntime(config),
+    pulls: new PullsInFlight(),
+    gpu: () => readHostGpu(config),
+    evaluate: evaluateCompat,
   })
   let report: PrewarmReport
   try {
-    report = await runPrewarm({
-      ...deps,
-      onProgress: view ? (ref, p) => view.progress(ref, p.bytesDone, p.bytesTotal, p.source) : undefined,
-      onResult: view ? (r) => view.finish(r) : undefined,
-    }, { images: opts.image, dryRun: !!opts.dryRun, trigger: 'cli' })
+    report = await runPrewarm(
+      {
+        ...deps,
+        onProgress: view ? (ref, p) => view.progress(ref, p.bytesDone, p.bytesTotal, p.source) : undefined,
+        onResult: view ? (r) => view.finish(r) : undefined,
+      },
+      { images: opts.image, dryRun: !!opts.dryRun, trigger: 'cli' },
+    )
   } catch (err) {
     if (err instanceof DockerUnreachableError) throw new CliError(err.message, EXIT.unavailable)
     throw err
@@ -46,7 +57,12 @@ export async function run(opts: { image?: string[]; dryRun?: boolean }, globals:
   return report.results.some((r) => r.status === 'failed') ? EXIT.no : EXIT.ok
 }
 
-const MARK: Record<PullResult['status'], string> = { pulled: 'pulled ', present: 'present', skipped: 'skipped', failed: 'FAILED ' }
+const MARK: Record<PullResult['status'], string> = {
+  pulled: 'pulled ',
+  present: 'present',
+  skipped: 'skipped',
+  failed: 'FAILED ',
+}
 
 function formatReport(report: PrewarmReport, afterBars: boolean): string {
   if (report.results.length === 0) return 'nothing to prewarm: prewarm.images is empty and no --image was given\n'
@@ -63,16 +79,27 @@ function formatReport(report: PrewarmReport, afterBars: boolean): string {
 
 /** One bar per image while it pulls, on stderr so stdout keeps only the report. */
 class BarView {
-  private readonly bars = new MultiBar({
-    format: ' {ref} |{bar}| {percentage}% {done}/{totalMiB} MiB {state}',
-    hideCursor: true, clearOnComplete: false, stopOnComplete: false, stream: process.stderr,
-  }, Presets.shades_classic)
+  private readonly bars = new MultiBar(
+    {
+      format: ' {ref} |{bar}| {percentage}% {done}/{totalMiB} MiB {state}',
+      hideCursor: true,
+      clearOnComplete: false,
+      stopOnComplete: false,
+      stream: process.stderr,
+    },
+    Presets.shades_classic,
+  )
   private readonly byRef = new Map<string, SingleBar>()
   private readonly width = 40
 
   progress(ref: string, done: number, total: number, source: string): void {
     let bar = this.byRef.get(ref)
-    const payload = { ref: this.label(ref), done: (done / MiB).toFixed(1), totalMiB: (total / MiB).toFixed(1), state: `from ${source}` }
+    const payload = {
+      ref: this.label(ref),
+      done: (done / MiB).toFixed(1),
+      totalMiB: (total / MiB).toFixed(1),
+      state: `from ${source}`,
+    }
     if (!bar) {
       bar = this.bars.create(Math.max(total, 1), done, payload)
       this.byRef.set(ref, bar)

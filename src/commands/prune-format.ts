@@ -6,7 +6,10 @@ export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
   let v = n
   let u = 0
-  while (Math.abs(v) >= 1024 && u < units.length - 1) { v /= 1024; u++ }
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`
 }
 
@@ -21,13 +24,28 @@ const refs = (r: string[]) => r.join(', ') || '<none>'
 export function formatPruneReport(r: PruneReport): string {
   const lines: string[] = []
   if (r.before) {
-    lines.push(`disk ${r.before.path}: ${r.before.usedPercent} % used (${formatBytes(r.before.usedBytes)} of ${formatBytes(r.before.usedBytes + r.before.availBytes)}); target ${r.targetPercent} %: need ${formatBytes(r.needBytes)}`)
+    lines.push(
+      `disk ${r.before.path}: ${r.before.usedPercent} % used (${formatBytes(r.before.usedBytes)} of ${formatBytes(r.before.usedBytes + r.before.availBytes)}); target ${r.targetPercent} %: need ${formatBytes(r.needBytes)}`,
+    )
   }
   if (r.error) lines.push(`prune could not run: ${r.error}`)
   if (r.plan.length > 0) {
-    lines.push(`${r.dryRun ? 'would remove' : 'plan'} (${r.plan.length} images, ${formatBytes(r.plan.reduce((s, p) => s + p.expectedFreedBytes, 0))} expected):`)
-    lines.push(...table([['ID', 'SIZE', 'FREES', 'LAST USED', 'IMAGE', 'REASON'],
-      ...r.plan.map((p) => [short(p.id), formatBytes(p.sizeBytes), formatBytes(p.expectedFreedBytes), p.lastUsed ?? 'never', refs(p.refs), p.reason])]))
+    lines.push(
+      `${r.dryRun ? 'would remove' : 'plan'} (${r.plan.length} images, ${formatBytes(r.plan.reduce((s, p) => s + p.expectedFreedBytes, 0))} expected):`,
+    )
+    lines.push(
+      ...table([
+        ['ID', 'SIZE', 'FREES', 'LAST USED', 'IMAGE', 'REASON'],
+        ...r.plan.map((p) => [
+          short(p.id),
+          formatBytes(p.sizeBytes),
+          formatBytes(p.expectedFreedBytes),
+          p.lastUsed ?? 'never',
+          refs(p.refs),
+          p.reason,
+        ]),
+      ]),
+    )
   } else if (!r.error) {
     lines.push(r.needBytes === 0 ? 'nothing to do: usage is at or below the target' : 'nothing can be removed')
   }
@@ -38,9 +56,16 @@ export function formatPruneReport(r: PruneReport): string {
     lines.push(`kept (${kept.length}):`)
     lines.push(...table([['ID', 'IMAGE', 'REASON'], ...kept.map((k) => [short(k.id), refs(k.refs), k.reason])]))
   }
-  if (r.buildCache) lines.push('error' in r.buildCache ? `build cache: ${r.buildCache.error}` : `build cache: ${formatBytes(r.buildCache.prunedBytes)} pruned`)
+  if (r.buildCache)
+    lines.push(
+      'error' in r.buildCache
+        ? `build cache: ${r.buildCache.error}`
+        : `build cache: ${formatBytes(r.buildCache.prunedBytes)} pruned`,
+    )
   if (!r.dryRun && r.after && !r.error) {
-    lines.push(`freed ${formatBytes(r.freedBytes)} of ${formatBytes(r.needBytes)} needed; now ${r.after.usedPercent} % used${r.enough ? '' : ' — NOT ENOUGH'}`)
+    lines.push(
+      `freed ${formatBytes(r.freedBytes)} of ${formatBytes(r.needBytes)} needed; now ${r.after.usedPercent} % used${r.enough ? '' : ' — NOT ENOUGH'}`,
+    )
   } else if (r.dryRun && r.needBytes > 0) {
     lines.push(r.enough ? 'the plan is expected to be enough' : 'the plan is NOT expected to be enough')
   }

@@ -29,14 +29,30 @@ export async function run(opts: { dryRun?: boolean; targetPercent?: number }, gl
     const why = snapshot.docker.reason ?? snapshot.collectors.images?.error ?? 'no answer'
     throw new CliError(`Docker is unreachable at ${config.docker.socket}: ${why}`, EXIT.unavailable)
   }
-  const report = await runPrune({
-    runtime, measure: readFilesystem, bus: new EventBus(), log, now: systemClock, policy: config.prune,
-    // A one-shot command cannot see the agent's pulls; the daemon's own refusal (409) still guards them.
-    pullsInFlight: () => [], sharedSizes: true,
-    exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),
-  }, { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) }, { trigger: 'cli', dryRun: opts.dryRun ?? false, targetPercent: target })
+  const report = await runPrune(
+    {
+      runtime,
+      measure: readFilesystem,
+      bus: new EventBus(),
+      log,
+      now: systemClock,
+      policy: config.prune,
+      // A one-shot command cannot see the agent's pulls; the daemon's own refusal (409) still guards them.
+      pullsInFlight: () => [],
+      sharedSizes: true,
+      exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),
+    },
+    { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) },
+    { trigger: 'cli', dryRun: opts.dryRun ?? false, targetPercent: target },
+  )
   process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : formatPruneReport(report))
-  return exitCodeOf(report, await runtime.ping().then(() => true, () => false))
+  return exitCodeOf(
+    report,
+    await runtime.ping().then(
+      () => true,
+      () => false,
+    ),
+  )
 }
 
 function exitCodeOf(report: PruneReport, dockerReachable: boolean): number {

@@ -20,10 +20,14 @@ export async function run(opts: { url?: string }, globals: GlobalOptions): Promi
     res = await fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause
-    throw new CliError(`the agent at ${base} is unreachable: ${cause?.code ?? cause?.message ?? (err as Error).message}`, EXIT.unavailable)
+    throw new CliError(
+      `the agent at ${base} is unreachable: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+      EXIT.unavailable,
+    )
   }
   const text = await res.text()
-  if (!res.ok) throw new CliError(`the agent at ${base} answered ${res.status}: ${text.trim().slice(0, 200)}`, EXIT.unavailable)
+  if (!res.ok)
+    throw new CliError(`the agent at ${base} answered ${res.status}: ${text.trim().slice(0, 200)}`, EXIT.unavailable)
   let status: AgentStatus
   try {
     status = JSON.parse(text) as AgentStatus
@@ -44,16 +48,22 @@ export function agentUrl(listen: string): string {
 /** Pure: the status as a few lines a person reads at a glance. */
 export function formatStatus(s: AgentStatus): string {
   const lines: string[] = [`host ${s.hostId} · gpuhost ${s.version} · snapshot ${s.takenAt}`]
-  lines.push(s.docker.reachable
-    ? `docker     ${s.docker.version ?? '?'} · root ${s.docker.rootDir ?? '?'}`
-    : `docker     unreachable: ${s.docker.reason ?? 'unknown reason'}`)
+  lines.push(
+    s.docker.reachable
+      ? `docker     ${s.docker.version ?? '?'} · root ${s.docker.rootDir ?? '?'}`
+      : `docker     unreachable: ${s.docker.reason ?? 'unknown reason'}`,
+  )
   if (s.gpu.available) {
-    lines.push(`gpu        ${s.gpu.gpus.length} × ${[...new Set(s.gpu.gpus.map((g) => g.name))].join(', ') || '?'} · driver ${s.gpu.driverVersion ?? '?'} · CUDA ${s.gpu.cudaVersion ?? '?'}`)
+    lines.push(
+      `gpu        ${s.gpu.gpus.length} × ${[...new Set(s.gpu.gpus.map((g) => g.name))].join(', ') || '?'} · driver ${s.gpu.driverVersion ?? '?'} · CUDA ${s.gpu.cudaVersion ?? '?'}`,
+    )
   } else {
     lines.push(`gpu        unavailable: ${s.gpu.reason ?? 'unknown reason'}`)
   }
   if (s.disk) {
-    lines.push(`disk       ${s.disk.mountpoint}: ${bytes(s.disk.usedBytes)} used of ${bytes(s.disk.sizeBytes)} (${s.disk.usedPercent.toFixed(1)} %), ${bytes(s.disk.availBytes)} available`)
+    lines.push(
+      `disk       ${s.disk.mountpoint}: ${bytes(s.disk.usedBytes)} used of ${bytes(s.disk.sizeBytes)} (${s.disk.usedPercent.toFixed(1)} %), ${bytes(s.disk.availBytes)} available`,
+    )
   } else {
     lines.push('disk       not measured yet')
   }
@@ -69,7 +79,9 @@ export function formatStatus(s: AgentStatus): string {
   }
   lines.push(`last prune    ${jobLine(s.lastPrune)}`)
   lines.push(`last prewarm  ${jobLine(s.lastPrewarm)}`)
-  lines.push(`coordinator   ${s.coordinator.configured ? `${s.coordinator.connected ? 'connected' : 'disconnected'}, ${s.coordinator.pending} events pending` : 'not configured'}`)
+  lines.push(
+    `coordinator   ${s.coordinator.configured ? `${s.coordinator.connected ? 'connected' : 'disconnected'}, ${s.coordinator.pending} events pending` : 'not configured'}`,
+  )
   if (s.coordinator.lastError) lines.push(`              ${s.coordinator.lastError}`)
   const failed = Object.entries(s.collectors).filter(([, c]) => !c.success)
   for (const [name, c] of failed) lines.push(`collector ${name} failing: ${c.error ?? 'unknown error'}`)
@@ -94,6 +106,9 @@ export function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
   let v = n
   let u = 0
-  while (Math.abs(v) >= 1024 && u < units.length - 1) { v /= 1024; u++ }
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024
+    u++
+  }
   return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`
 }

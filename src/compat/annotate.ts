@@ -56,13 +56,26 @@ export class CompatAnnotator implements Component {
 }
 
 function sameCompat(a: ImageCompat | undefined, b: ImageCompat): boolean {
-  return a !== undefined && a.compatible === b.compatible && a.reason === b.reason && a.requirement === b.requirement &&
-    a.kernels === b.kernels && a.kernelsReason === b.kernelsReason && a.enforced === b.enforced
+  return (
+    a !== undefined &&
+    a.compatible === b.compatible &&
+    a.reason === b.reason &&
+    a.requirement === b.requirement &&
+    a.kernels === b.kernels &&
+    a.kernelsReason === b.kernelsReason &&
+    a.enforced === b.enforced
+  )
 }
 
 function flip(image: ImageFacts, before: boolean, compat: ImageCompat, gpu: GpuFacts): EventMap['compat.changed'] {
   return {
-    id: image.id, refs: image.repoTags, before, compatible: compat.compatible, reason: compat.reason,
-    requirement: compat.requirement, driverVersion: gpu.driverVersion ?? null, cudaVersion: gpu.cudaVersion ?? null,
+    id: image.id,
+    refs: image.repoTags,
+    before,
+    compatible: compat.compatible,
+    reason: compat.reason,
+    requirement: compat.requirement,
+    driverVersion: gpu.driverVersion ?? null,
+    cudaVersion: gpu.cudaVersion ?? null,
   }
 }

@@ -3,12 +3,12 @@
 // brand (libnvidia-container's driver_get_device_brand: "Tesla", "NvidiaRTX", "VWS", …), case-
 // insensitively. This maps the first to the lower-case form of the second: the token images use.
 const TOKENS: Record<string, string> = {
-  'quadro': 'quadro',
-  'tesla': 'tesla',
-  'nvs': 'nvs',
-  'grid': 'grid',
-  'geforce': 'geforce',
-  'titan': 'titan',
+  quadro: 'quadro',
+  tesla: 'tesla',
+  nvs: 'nvs',
+  grid: 'grid',
+  geforce: 'geforce',
+  titan: 'titan',
   'nvidia virtual applications': 'vapps',
   'nvidia virtual pc': 'vpc',
   'nvidia virtual compute server': 'vcs',
@@ -16,7 +16,7 @@ const TOKENS: Record<string, string> = {
   'nvidia cloud gaming': 'cloudgaming',
   'quadro rtx': 'quadrortx',
   'nvidia rtx': 'nvidiartx',
-  'nvidia': 'nvidia',
+  nvidia: 'nvidia',
   'geforce rtx': 'geforcertx',
   'titan rtx': 'titanrtx',
 }

@@ -38,9 +38,16 @@ export interface GpuReport {
   /** why a GPU's compute capability is unknown */
   computeCapabilityUnknown?: string
   gpus: {
-    index: number; uuid: string; name: string; brand?: string; brandToken?: string
-    computeCapability?: string; memoryTotalBytes?: number; memoryUsedBytes?: number
-    migMode?: string; migDevices: number
+    index: number
+    uuid: string
+    name: string
+    brand?: string
+    brandToken?: string
+    computeCapability?: string
+    memoryTotalBytes?: number
+    memoryUsedBytes?: number
+    migMode?: string
+    migDevices: number
   }[]
 }
 
@@ -60,9 +67,16 @@ function gpuReport(gpu: GpuFacts): GpuReport {
   if (cuda !== undefined) report.cudaVersion = cuda
   if (gpu.computeCapabilityUnknown !== undefined) report.computeCapabilityUnknown = gpu.computeCapabilityUnknown
   report.gpus = gpu.gpus.map((g) => ({
-    index: g.index, uuid: g.uuid, name: g.name, brand: g.productBrand, brandToken: brandToken(g.productBrand),
-    computeCapability: g.computeCapability, memoryTotalBytes: g.memoryTotalBytes, memoryUsedBytes: g.memoryUsedBytes,
-    migMode: g.migMode, migDevices: g.migDevices.length,
+    index: g.index,
+    uuid: g.uuid,
+    name: g.name,
+    brand: g.productBrand,
+    brandToken: brandToken(g.productBrand),
+    computeCapability: g.computeCapability,
+    memoryTotalBytes: g.memoryTotalBytes,
+    memoryUsedBytes: g.memoryUsedBytes,
+    migMode: g.migMode,
+    migDevices: g.migDevices.length,
   }))
   return report
 }
@@ -153,7 +167,13 @@ function notJudged(ref: string): Omit<CheckedImage, 'reason'> {
   return { ref, id: null, requirement: null, compatible: null, enforced: false }
 }
 
-function verdict(ref: string, id: string, env: string[] | undefined | null, gpu: GpuFacts, source: 'local' | 'registry'): CheckedImage {
+function verdict(
+  ref: string,
+  id: string,
+  env: string[] | undefined | null,
+  gpu: GpuFacts,
+  source: 'local' | 'registry',
+): CheckedImage {
   const compat = checkImageCompat(cudaEnvFromList(env), gpu)
   const { requirement, compatible, reason } = compat
   const checked: CheckedImage = { ref, id, requirement, compatible, reason, source, enforced: false }

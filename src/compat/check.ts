@@ -7,7 +7,13 @@ import { cudaVersionForDriver } from './cuda-drivers.js'
 import { ARCH_LIST_VARIABLE, kernelCoverage } from './kernels.js'
 import type { NvidiaRuntimeFacts } from './nvidia-runtime.js'
 import { imageRequirements, type StatedRequirement } from './image-requirements.js'
-import { evaluateRequirement, RequirementError, type DeviceFacts, type DriverFacts, type Evaluation } from './requirement.js'
+import {
+  evaluateRequirement,
+  RequirementError,
+  type DeviceFacts,
+  type DriverFacts,
+  type Evaluation,
+} from './requirement.js'
 
 export interface HostVerdict {
   /** null: the answer depends on a fact this host does not know; `unknown` says which */
@@ -23,7 +29,9 @@ export interface HostVerdict {
 export function driverFacts(gpu: Pick<GpuFacts, 'driverVersion' | 'cudaVersion'>): DriverFacts {
   const facts: DriverFacts = {}
   if (gpu.driverVersion !== undefined) facts.driverVersion = gpu.driverVersion
-  const cuda = gpu.cudaVersion ?? (gpu.driverVersion !== undefined ? cudaVersionForDriver(gpu.driverVersion) ?? undefined : undefined)
+  const cuda =
+    gpu.cudaVersion ??
+    (gpu.driverVersion !== undefined ? (cudaVersionForDriver(gpu.driverVersion) ?? undefined) : undefined)
   if (cuda !== undefined) facts.cudaVersion = cuda
   return facts
 }
@@ -44,7 +52,11 @@ function deviceFacts(gpu: GpuFacts): { label: string; device: DeviceFacts }[] {
  * A requirement that fails on any GPU decides "no", as in the runtime; else one that is unknown on
  * any GPU makes the verdict unknown (compatible null); else every requirement held on every GPU.
  */
-export function evaluateOnHost(requirements: StatedRequirement[], driver: DriverFacts, devices: { label: string; device: DeviceFacts | null }[]): HostVerdict {
+export function evaluateOnHost(
+  requirements: StatedRequirement[],
+  driver: DriverFacts,
+  devices: { label: string; device: DeviceFacts | null }[],
+): HostVerdict {
   const targets = devices.length > 0 ? devices : [{ label: 'no GPU visible', device: null }]
   let matched: string[] = []
   const unknown: string[] = []
@@ -53,7 +65,11 @@ export function evaluateOnHost(requirements: StatedRequirement[], driver: Driver
     for (const r of requirements) {
       const result = evaluateRequirement(r.expression, driver, device)
       if (result.satisfied === false) {
-        return { compatible: false, matched: [], reason: `${r.source} not met on ${label} with ${describeDriver(driver)}: ${whatFailed(result)}` }
+        return {
+          compatible: false,
+          matched: [],
+          reason: `${r.source} not met on ${label} with ${describeDriver(driver)}: ${whatFailed(result)}`,
+        }
       }
       if (result.satisfied === null) {
         for (const u of result.unknown ?? []) {
@@ -68,7 +84,11 @@ export function evaluateOnHost(requirements: StatedRequirement[], driver: Driver
     const reason = `cannot tell with ${describeDriver(driver)}: ${unknown.join('; ')}`
     return { compatible: null, matched: [], unknown, reason }
   }
-  return { compatible: true, matched, reason: `met on ${targets.length === 1 ? targets[0].label : `all ${targets.length} GPUs`} with ${describeDriver(driver)}${matched.length ? `: ${matched.join('; ')}` : ''}` }
+  return {
+    compatible: true,
+    matched,
+    reason: `met on ${targets.length === 1 ? targets[0].label : `all ${targets.length} GPUs`} with ${describeDriver(driver)}${matched.length ? `: ${matched.join('; ')}` : ''}`,
+  }
 }
 
 function whatFailed(result: Evaluation): string {
@@ -124,7 +144,11 @@ function admission(cudaEnv: Record<string, string>, gpu: GpuFacts): ImageCompat 
     return { compatible: false, reason: err.reason, requirement: cudaEnv.CUDA_VERSION ?? null }
   }
   if (stated.disabled) {
-    return { compatible: null, reason: `NVIDIA_DISABLE_REQUIRE=${cudaEnv.NVIDIA_DISABLE_REQUIRE} switches the runtime's requirement checks off`, requirement: null }
+    return {
+      compatible: null,
+      reason: `NVIDIA_DISABLE_REQUIRE=${cudaEnv.NVIDIA_DISABLE_REQUIRE} switches the runtime's requirement checks off`,
+      requirement: null,
+    }
   }
   if (stated.requirements.length === 0) return { compatible: null, reason: 'no CUDA requirement', requirement: null }
   const requirement = stated.requirements.map((r) => r.expression).join('; ')
@@ -133,8 +157,10 @@ function admission(cudaEnv: Record<string, string>, gpu: GpuFacts): ImageCompat 
     const verdict = evaluateOnHost(stated.requirements, driverFacts(gpu), deviceFacts(gpu))
     if (verdict.compatible !== null) return { compatible: verdict.compatible, reason: verdict.reason, requirement }
     // Say why a fact is unknown where the collector knows: an nvidia-smi without compute_cap.
-    const why = gpu.computeCapabilityUnknown && verdict.unknown?.some((u) => u.includes('compute capability'))
-      ? ` (${gpu.computeCapabilityUnknown})` : ''
+    const why =
+      gpu.computeCapabilityUnknown && verdict.unknown?.some((u) => u.includes('compute capability'))
+        ? ` (${gpu.computeCapabilityUnknown})`
+        : ''
     return { compatible: null, reason: verdict.reason + why, requirement, unknown: verdict.unknown ?? [] }
   } catch (err) {
     if (!(err instanceof RequirementError)) throw err

@@ -35,7 +35,13 @@ export function compatFeature(
       return buildCheckReport({ gpu: store.get().gpu, runtime, refs, remote, nvidiaRuntime })
     })
     const read = () => readNvidiaRuntime(runtime, runtimePaths)
-    const loop = new CollectorLoop(new NvidiaRuntimeCollector(store, read), config.gpu.intervalSeconds * 1000, store, log, now)
+    const loop = new CollectorLoop(
+      new NvidiaRuntimeCollector(store, read),
+      config.gpu.intervalSeconds * 1000,
+      store,
+      log,
+      now,
+    )
     const runtimeComponent: Component = {
       name: 'nvidia-runtime-collector',
       start: () => loop.start(),

@@ -49,7 +49,10 @@ export function imageRequirements(env: Record<string, string>): ImageRequirement
   if (legacy.length > 0 && (env[REQUIRE_CUDA] ?? '').length === 0) {
     const majorMinor = semverMajorMinor(legacy)
     if (majorMinor === null) {
-      throw new RequirementError(`CUDA_VERSION=${legacy} is not a valid version; the toolkit refuses the container`, legacy)
+      throw new RequirementError(
+        `CUDA_VERSION=${legacy} is not a valid version; the toolkit refuses the container`,
+        legacy,
+      )
     }
     requirements.push({ source: CUDA_VERSION, expression: `cuda>=${majorMinor}` })
   }
@@ -66,7 +69,9 @@ export function parseGoBool(s: string): boolean | null {
 // golang.org/x/mod/semver: vMAJOR[.MINOR[.PATCH[-PRERELEASE][+BUILD]]], no leading zeros.
 const NUM = '(0|[1-9][0-9]*)'
 const PRE_ID = '(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)'
-const SEMVER = new RegExp(`^v${NUM}(?:\\.${NUM}(?:\\.${NUM}(?:-${PRE_ID}(?:\\.${PRE_ID})*)?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?)?)?$`)
+const SEMVER = new RegExp(
+  `^v${NUM}(?:\\.${NUM}(?:\\.${NUM}(?:-${PRE_ID}(?:\\.${PRE_ID})*)?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?)?)?$`,
+)
 const UINT32_MAX = 4294967295
 
 /** "11.8.0" → "11.8", "12" → "12.0"; null when the toolkit would reject it */

@@ -6,7 +6,8 @@ import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../age
 export function registerNvidiaRuntimeMetrics(src: MetricsSources, reg: Registries): void {
   new Gauge({
     name: `${P}nvidia_runtime_info`,
-    help: 'NVIDIA container runtime: configured and effective mode, Docker default runtime, toolkit version, ' +
+    help:
+      'NVIDIA container runtime: configured and effective mode, Docker default runtime, toolkit version, ' +
       'whether it enforces NVIDIA_REQUIRE_*; always 1',
     labelNames: ['installed', 'mode', 'effective_mode', 'default_runtime', 'toolkit_version', 'enforced'],
     registers: reg,
@@ -14,15 +15,28 @@ export function registerNvidiaRuntimeMetrics(src: MetricsSources, reg: Registrie
       this.reset()
       const rt = src.snapshot().nvidiaRuntime
       if (!rt) return
-      this.set({
-        installed: String(rt.installed), mode: rt.mode ?? '', effective_mode: rt.effectiveMode,
-        default_runtime: rt.defaultRuntime ?? '', toolkit_version: rt.toolkitVersion ?? '',
-        enforced: String(rt.enforced),
-      }, 1)
-    } })
+      this.set(
+        {
+          installed: String(rt.installed),
+          mode: rt.mode ?? '',
+          effective_mode: rt.effectiveMode,
+          default_runtime: rt.defaultRuntime ?? '',
+          toolkit_version: rt.toolkitVersion ?? '',
+          enforced: String(rt.enforced),
+        },
+        1,
+      )
+    },
+  })
 }
 
 export function registerImageCompatMetrics(src: MetricsSources, reg: Registries): void {
-  new Gauge({ name: `${P}images_cuda_incompatible`, help: 'local images whose CUDA requirement this host driver cannot meet', registers: reg,
-    collect() { this.set((src.snapshot().images ?? []).filter((i) => i.compat?.compatible === false).length) } })
+  new Gauge({
+    name: `${P}images_cuda_incompatible`,
+    help: 'local images whose CUDA requirement this host driver cannot meet',
+    registers: reg,
+    collect() {
+      this.set((src.snapshot().images ?? []).filter((i) => i.compat?.compatible === false).length)
+    },
+  })
 }

@@ -33,7 +33,11 @@ export interface DeviceFacts {
 
 /** An expression the runtime rejects as "invalid expression": the container would not start. */
 export class RequirementError extends Error {
-  constructor(readonly reason: string, readonly expression: string, readonly condition?: string) {
+  constructor(
+    readonly reason: string,
+    readonly expression: string,
+    readonly condition?: string,
+  ) {
     super(`invalid requirement expression ${JSON.stringify(expression)}: ${reason}`)
     this.name = 'RequirementError'
   }
@@ -54,7 +58,12 @@ export interface Evaluation {
   unknown?: string[]
 }
 
-interface Condition { key: string; written: string; op: Comparator; value: string }
+interface Condition {
+  key: string
+  written: string
+  op: Comparator
+  value: string
+}
 
 /** The runtime formats a failed condition into a 128-byte buffer and calls it invalid when it does not fit. */
 const EXPR_MAX = 128
@@ -136,18 +145,28 @@ function missingFact(key: string): string {
 function parseCondition(text: string, expression: string): Condition {
   const keyEnd = indexOfAny(text, OPERATOR_CHARS)
   if (keyEnd === 0) throw new RequirementError(`condition "${text}" has no key before its operator`, expression, text)
-  if (keyEnd === text.length) throw new RequirementError(`condition "${text}" has no operator (one of = != < <= > >=)`, expression, text)
+  if (keyEnd === text.length)
+    throw new RequirementError(`condition "${text}" has no operator (one of = != < <= > >=)`, expression, text)
   let opEnd = keyEnd
   while (opEnd < text.length && OPERATOR_CHARS.includes(text[opEnd])) opEnd++
   const span = opEnd - keyEnd
   const rest = text.slice(keyEnd)
   const op = OPERATORS.find((candidate) => strncmpEqual(rest, candidate, span))
-  if (!op) throw new RequirementError(`condition "${text}" has an unknown operator "${text.slice(keyEnd, opEnd)}"`, expression, text)
+  if (!op)
+    throw new RequirementError(
+      `condition "${text}" has an unknown operator "${text.slice(keyEnd, opEnd)}"`,
+      expression,
+      text,
+    )
   const value = text.slice(opEnd)
   if (value === '') throw new RequirementError(`condition "${text}" has no value`, expression, text)
   const key = text.slice(0, keyEnd)
   if (!REQUIREMENT_KEYS.includes(key.toLowerCase() as RequirementKey)) {
-    throw new RequirementError(`condition "${text}" has an unknown key "${key}" (known: ${REQUIREMENT_KEYS.join(', ')})`, expression, text)
+    throw new RequirementError(
+      `condition "${text}" has an unknown key "${key}" (known: ${REQUIREMENT_KEYS.join(', ')})`,
+      expression,
+      text,
+    )
   }
   return { key: key.toLowerCase(), written: key, op, value }
 }
@@ -185,7 +204,8 @@ function unknownUnlessValid(c: Condition): 'unknown' | null {
 function invalidValueReason(c: Condition, driver: DriverFacts, device: DeviceFacts | null): string {
   if (c.key === 'brand') return `brand compares only with = or !=, not ${c.op}`
   const host = c.key === 'cuda' ? driver.cudaVersion : c.key === 'driver' ? driver.driverVersion : device?.arch
-  if (compareVersions(c.value, '=', c.value) === null) return `"${c.value}" is not a version (digits and dots) in ${c.key}${c.op}${c.value}`
+  if (compareVersions(c.value, '=', c.value) === null)
+    return `"${c.value}" is not a version (digits and dots) in ${c.key}${c.op}${c.value}`
   return `the host's ${c.key} version "${host}" is not a version the runtime can compare`
 }
 

@@ -48,7 +48,10 @@ export function routeAlerts(payload: RoutedPayload, knownHosts: Iterable<string>
       skipped.push({ alertname, reason: `status ${alert.status}` })
       continue
     }
-    const named = alert.labels.host ?? alert.labels.hostId ?? (alert.labels.instance ? hostOfInstance(alert.labels.instance) : undefined)
+    const named =
+      alert.labels.host ??
+      alert.labels.hostId ??
+      (alert.labels.instance ? hostOfInstance(alert.labels.instance) : undefined)
     if (!named) {
       skipped.push({ alertname, reason: 'no host, hostId or instance label' })
       continue

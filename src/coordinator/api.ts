@@ -35,15 +35,28 @@ function validate<S extends z.ZodType>(schema: S, value: unknown, what: string):
   throw new HttpError(400, `bad ${what}: ${describeZodIssues(r.error.issues)}`)
 }
 
-export function addCoordinatorRoutes(http: HttpServer, deps: {
-  store: FleetStore; hub: AgentHub; metrics: Registry; evaluator: CompatEvaluator | null; metricsAuth?: boolean
-}): void {
+export function addCoordinatorRoutes(
+  http: HttpServer,
+  deps: {
+    store: FleetStore
+    hub: AgentHub
+    metrics: Registry
+    evaluator: CompatEvaluator | null
+    metricsAuth?: boolean
+  },
+): void {
   const { store, hub } = deps
 
   http.get('/healthz', () => ({ status: 200, body: { status: 'ok' } }), { auth: false })
-  http.get('/metrics', async () => ({
-    status: 200, body: await deps.metrics.metrics(), contentType: deps.metrics.contentType,
-  }), { auth: deps.metricsAuth ?? false })
+  http.get(
+    '/metrics',
+    async () => ({
+      status: 200,
+      body: await deps.metrics.metrics(),
+      contentType: deps.metrics.contentType,
+    }),
+    { auth: deps.metricsAuth ?? false },
+  )
 
   http.get('/v1/hosts', () => ({ status: 200, body: { hosts: store.hosts().map(publicHost) } }))
   http.get('/v1/hosts/:hostId', (req) => ({ status: 200, body: publicHost(knownHost(store, req.params.hostId)) }))
@@ -76,18 +89,23 @@ export function addCoordinatorRoutes(http: HttpServer, deps: {
 
   http.post('/hooks/alertmanager', async (req: Request) => {
     const payload = validate(alertmanagerPayloadSchema, req.body, 'Alertmanager payload')
-    const routing = routeAlerts(payload, store.hosts().map((h) => h.hostId))
+    const routing = routeAlerts(
+      payload,
+      store.hosts().map((h) => h.hostId),
+    )
     const skipped = [...routing.skipped]
     // Alertmanager repeats a firing alert (repeat_interval, retries): a host whose prune has no
     // result yet gets no second one.
-    const commands = await store.write(() => routing.hostIds.flatMap((hostId) => {
-      const waiting = store.pendingCommands(hostId).find((c) => c.action === 'prune')
-      if (waiting) {
-        skipped.push({ alertname: null, reason: `a prune for ${hostId} has no result yet: ${waiting.commandId}` })
-        return []
-      }
-      return [{ hostId, commandId: store.createCommand(hostId, 'prune', {}) }]
-    }))
+    const commands = await store.write(() =>
+      routing.hostIds.flatMap((hostId) => {
+        const waiting = store.pendingCommands(hostId).find((c) => c.action === 'prune')
+        if (waiting) {
+          skipped.push({ alertname: null, reason: `a prune for ${hostId} has no result yet: ${waiting.commandId}` })
+          return []
+        }
+        return [{ hostId, commandId: store.createCommand(hostId, 'prune', {}) }]
+      }),
+    )
     for (const { hostId } of commands) hub.dispatch(hostId)
     return { status: 202, body: { commands, skipped } }
   })

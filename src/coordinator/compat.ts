@@ -47,13 +47,21 @@ export function fleetCompat(image: string, hosts: HostDetail[], evaluator: Compa
   let requirement: FleetCompat['requirement'] = null
   for (const h of hosts) {
     const found = findImage(h.localImages, image)
-    if (found?.cudaEnv) { requirement = { cudaEnv: found.cudaEnv, reportedBy: h.hostId }; break }
+    if (found?.cudaEnv) {
+      requirement = { cudaEnv: found.cudaEnv, reportedBy: h.hostId }
+      break
+    }
   }
   return {
     image,
     requirement,
     evaluator: evaluator ? 'available' : 'unavailable',
-    hosts: hosts.map((h) => ({ hostId: h.hostId, connected: h.connected, ...gpuVersions(h), ...verdictFor(h, image, requirement, evaluator) })),
+    hosts: hosts.map((h) => ({
+      hostId: h.hostId,
+      connected: h.connected,
+      ...gpuVersions(h),
+      ...verdictFor(h, image, requirement, evaluator),
+    })),
   }
 }
 
@@ -62,12 +70,19 @@ function gpuVersions(h: HostDetail): { driverVersion: string | null; cudaVersion
   return { driverVersion: gpu.driverVersion ?? null, cudaVersion: gpu.cudaVersion ?? null }
 }
 
-function verdictFor(h: HostDetail, image: string, requirement: FleetCompat['requirement'], evaluator: CompatEvaluator | null): CompatVerdict & { source: HostCompat['source'] } {
+function verdictFor(
+  h: HostDetail,
+  image: string,
+  requirement: FleetCompat['requirement'],
+  evaluator: CompatEvaluator | null,
+): CompatVerdict & { source: HostCompat['source'] } {
   const local = findImage(h.localImages, image)
   if (local?.compat) {
     const { compatible, reason, kernels, kernelsReason, enforced } = local.compat
     const verdict: CompatVerdict & { source: 'host' } = {
-      compatible, reason: `reported by the host for its local copy: ${reason}`, source: 'host',
+      compatible,
+      reason: `reported by the host for its local copy: ${reason}`,
+      source: 'host',
     }
     if (kernels !== undefined) Object.assign(verdict, { kernels, kernelsReason: kernelsReason ?? '' })
     if (enforced !== undefined) verdict.enforced = enforced
@@ -75,14 +90,27 @@ function verdictFor(h: HostDetail, image: string, requirement: FleetCompat['requ
   }
   const gpu = h.gpu as GpuFacts | null
   if (!gpu || gpu.available !== true) {
-    return { compatible: null, reason: `no GPU facts from this host${gpu?.reason ? `: ${gpu.reason}` : ''}`, source: 'none' }
+    return {
+      compatible: null,
+      reason: `no GPU facts from this host${gpu?.reason ? `: ${gpu.reason}` : ''}`,
+      source: 'none',
+    }
   }
   const { driverVersion, cudaVersion } = gpuVersions(h)
   const facts = `driver ${driverVersion ?? 'unknown'}, CUDA ${cudaVersion ?? 'unknown'}`
   const cudaEnv = local?.cudaEnv ?? requirement?.cudaEnv ?? null
-  if (!cudaEnv) return { compatible: null, reason: `no host has reported the CUDA requirement of ${image}; this host has ${facts}`, source: 'none' }
+  if (!cudaEnv)
+    return {
+      compatible: null,
+      reason: `no host has reported the CUDA requirement of ${image}; this host has ${facts}`,
+      source: 'none',
+    }
   if (!evaluator) {
-    return { compatible: null, reason: `the compat evaluator is unavailable; the image asks ${describeEnv(cudaEnv)}; this host has ${facts}`, source: 'none' }
+    return {
+      compatible: null,
+      reason: `the compat evaluator is unavailable; the image asks ${describeEnv(cudaEnv)}; this host has ${facts}`,
+      source: 'none',
+    }
   }
   try {
     return { ...evaluator(cudaEnv, gpu), source: 'coordinator' }

@@ -7,8 +7,18 @@ import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { parseRequestUrl } from '../http/server.js'
 import {
-  AGENTS_PATH, CLOSE_CODES, envelop, errorReply, parseAgentMessage, ProtocolError,
-  type Ack, type AgentMessage, type Command, type CommandResult, type EventMessage, type Hello,
+  AGENTS_PATH,
+  CLOSE_CODES,
+  envelop,
+  errorReply,
+  parseAgentMessage,
+  ProtocolError,
+  type Ack,
+  type AgentMessage,
+  type Command,
+  type CommandResult,
+  type EventMessage,
+  type Hello,
 } from '../protocol.js'
 import type { AgentIdentity } from './identity.js'
 import type { FleetStore } from './store.js'
@@ -53,15 +63,17 @@ export class AgentHub {
   private pingTimer: NodeJS.Timeout | null = null
   readonly counters: HubCounters = { eventsReceived: 0, eventsDuplicate: 0, framesRefused: 0, connectionsRefused: 0 }
 
-  constructor(private readonly opts: {
-    store: FleetStore
-    log: Logger
-    /** who the upgrade request's credential speaks for */
-    authenticate: (req: IncomingMessage) => AgentIdentity
-    maxFrameBytes: number
-    pingIntervalSeconds: number
-    commandTimeoutSeconds: number
-  }) {
+  constructor(
+    private readonly opts: {
+      store: FleetStore
+      log: Logger
+      /** who the upgrade request's credential speaks for */
+      authenticate: (req: IncomingMessage) => AgentIdentity
+      maxFrameBytes: number
+      pingIntervalSeconds: number
+      commandTimeoutSeconds: number
+    },
+  ) {
     // The hard cap is above the protocol limit so that a frame over the limit is answered with an
     // error; beyond the cap ws closes the connection (1009) before buffering it whole.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes * 4, perMessageDeflate: false })
@@ -106,8 +118,17 @@ export class AgentHub {
 
   private accept(ws: WebSocket, req: IncomingMessage, credentialHostId: string | null): void {
     const session: Session = {
-      ws, hostId: null, credentialHostId, alive: true, lastSignAt: Date.now(), held: null, closing: false,
-      events: [], results: [], flushScheduled: false, dispatched: new Set(),
+      ws,
+      hostId: null,
+      credentialHostId,
+      alive: true,
+      lastSignAt: Date.now(),
+      held: null,
+      closing: false,
+      events: [],
+      results: [],
+      flushScheduled: false,
+      dispatched: new Set(),
     }
     this.all.add(session)
     ws.on('pong', () => {
@@ -142,22 +163,42 @@ export class AgentHub {
     session.alive = true
     session.lastSignAt = Date.now()
     const parsed = isBinary
-      ? { ok: false as const, error: new ProtocolError('bad_message', 'binary frames are not part of the protocol', null) }
+      ? {
+          ok: false as const,
+          error: new ProtocolError('bad_message', 'binary frames are not part of the protocol', null),
+        }
       : parseAgentMessage(data, this.opts.maxFrameBytes)
     if (!parsed.ok) return this.refuse(session, parsed.error)
     const message: AgentMessage = parsed.message
     if (message.type === 'hello') return void this.onHello(session, message)
-    if (session.hostId === null) return this.refuse(session, new ProtocolError('bad_message', 'the first message must be hello', message.id))
+    if (session.hostId === null)
+      return this.refuse(session, new ProtocolError('bad_message', 'the first message must be hello', message.id))
     if (message.hostId !== session.hostId) {
-      return this.refuse(session, new ProtocolError('bad_message', `hostId ${message.hostId} differs from ${session.hostId} of the hello`, message.id))
+      return this.refuse(
+        session,
+        new ProtocolError(
+          'bad_message',
+          `hostId ${message.hostId} differs from ${session.hostId} of the hello`,
+          message.id,
+        ),
+      )
     }
     switch (message.type) {
       case 'snapshot':
-        return void this.write(() => this.opts.store.recordSnapshot(message))
-          .then((stored) => this.answer(session, [message.id], stored))
-      case 'event': session.events.push(message); return this.scheduleFlush(session)
-      case 'command.result': session.results.push(message); return this.scheduleFlush(session)
-      case 'error': this.opts.log.warn({ hostId: session.hostId, code: message.code, ref: message.ref, err: message.message }, 'the agent refused a message')
+        return void this.write(() => this.opts.store.recordSnapshot(message)).then((stored) =>
+          this.answer(session, [message.id], stored),
+        )
+      case 'event':
+        session.events.push(message)
+        return this.scheduleFlush(session)
+      case 'command.result':
+        session.results.push(message)
+        return this.scheduleFlush(session)
+      case 'error':
+        this.opts.log.warn(
+          { hostId: session.hostId, code: message.code, ref: message.ref, err: message.message },
+          'the agent refused a message',
+        )
     }
   }
 
@@ -177,7 +218,7 @@ export class AgentHub {
     }
     if (session.credentialHostId !== null && hello.hostId !== session.credentialHostId) {
       const { credentialHostId } = session
-      log.warn({ hostId: hello.hostId, credentialHostId }, 'refused a hello: the credential is another host\'s')
+      log.warn({ hostId: hello.hostId, credentialHostId }, "refused a hello: the credential is another host's")
       return this.close(session, CLOSE_CODES.wrongHost, `hostId ${hello.hostId} is not the host of this credential`)
     }
     session.held = []
@@ -188,7 +229,7 @@ export class AgentHub {
         return this.close(session, CLOSE_CODES.duplicate, 'this host already has a live connection')
       }
       if (session.ws.readyState !== session.ws.OPEN) return
-      log.warn({ hostId: hello.hostId }, 'the host\'s older connection stopped answering pings: replacing it')
+      log.warn({ hostId: hello.hostId }, "the host's older connection stopped answering pings: replacing it")
       this.flush(previous)
       previous.hostId = null
       if (this.sessions.get(hello.hostId) === previous) this.sessions.delete(hello.hostId)
@@ -250,15 +291,21 @@ export class AgentHub {
 
   /** A durable write whose failure is logged; resolves false when it failed. */
   private write(work: () => unknown): Promise<boolean> {
-    return this.opts.store.write(work).then(() => true, (err: Error) => {
-      this.opts.log.error({ err: err.message }, 'cannot write to the fleet database')
-      return false
-    })
+    return this.opts.store.write(work).then(
+      () => true,
+      (err: Error) => {
+        this.opts.log.error({ err: err.message }, 'cannot write to the fleet database')
+        return false
+      },
+    )
   }
 
   private refuse(session: Session, error: ProtocolError): void {
     this.counters.framesRefused++
-    this.opts.log.warn({ hostId: session.hostId, code: error.code, ref: error.ref, err: error.message }, 'refused a frame from an agent')
+    this.opts.log.warn(
+      { hostId: session.hostId, code: error.code, ref: error.ref, err: error.message },
+      'refused a frame from an agent',
+    )
     this.send(session, errorReply(COORDINATOR_ID, error))
   }
 
@@ -302,7 +349,12 @@ export class AgentHub {
     if (!session) return
     for (const c of this.opts.store.pendingCommands(hostId)) {
       if (session.dispatched.has(c.commandId)) continue
-      const command = envelop<Command>(COORDINATOR_ID, { type: 'command', commandId: c.commandId, action: c.action, args: c.args })
+      const command = envelop<Command>(COORDINATOR_ID, {
+        type: 'command',
+        commandId: c.commandId,
+        action: c.action,
+        args: c.args,
+      })
       if (!this.send(session, command)) return
       session.dispatched.add(c.commandId)
       void this.write(() => this.opts.store.markRunning(c.commandId))
@@ -331,9 +383,14 @@ export class AgentHub {
       session.alive = false
       session.ws.ping()
     }
-    void this.opts.store.write(() => this.opts.store.expireCommands(this.opts.commandTimeoutSeconds)).then((expired) => {
-      if (expired) this.opts.log.warn({ expired }, 'commands without a result in time were failed')
-    }, () => {})
+    void this.opts.store
+      .write(() => this.opts.store.expireCommands(this.opts.commandTimeoutSeconds))
+      .then(
+        (expired) => {
+          if (expired) this.opts.log.warn({ expired }, 'commands without a result in time were failed')
+        },
+        () => {},
+      )
   }
 
   private send(session: Session, message: object): boolean {
@@ -352,6 +409,8 @@ export function closeReason(text: string): string {
 
 function refuse(socket: Duplex, status: number, text: string): void {
   const body = JSON.stringify({ error: text }) + '\n'
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  )
   setTimeout(() => socket.destroy(), 1000).unref()
 }

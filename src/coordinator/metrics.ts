@@ -7,38 +7,92 @@ import type { FleetStore } from './store.js'
 const P = 'gpuhost_coordinator_'
 const STATUSES = ['pending', 'running', 'succeeded', 'failed']
 
-export function createCoordinatorMetrics(src: { store: FleetStore; connected: () => number; counters: HubCounters; version: string }): Registry {
+export function createCoordinatorMetrics(src: {
+  store: FleetStore
+  connected: () => number
+  counters: HubCounters
+  version: string
+}): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: P })
   const reg = [registry]
-  new Gauge({ name: `${P}build_info`, help: 'gpuhost version; always 1', labelNames: ['version'], registers: reg,
-    collect() { this.set({ version: src.version }, 1) } })
-  new Gauge({ name: `${P}agents_connected`, help: 'agents connected now', registers: reg,
-    collect() { this.set(src.connected()) } })
-  new Gauge({ name: `${P}hosts`, help: 'hosts ever seen', registers: reg,
-    collect() { this.set(src.store.hosts().length) } })
-  new Gauge({ name: `${P}commands`, help: 'commands by action and current status', labelNames: ['action', 'status'], registers: reg,
+  new Gauge({
+    name: `${P}build_info`,
+    help: 'gpuhost version; always 1',
+    labelNames: ['version'],
+    registers: reg,
+    collect() {
+      this.set({ version: src.version }, 1)
+    },
+  })
+  new Gauge({
+    name: `${P}agents_connected`,
+    help: 'agents connected now',
+    registers: reg,
+    collect() {
+      this.set(src.connected())
+    },
+  })
+  new Gauge({
+    name: `${P}hosts`,
+    help: 'hosts ever seen',
+    registers: reg,
+    collect() {
+      this.set(src.store.hosts().length)
+    },
+  })
+  new Gauge({
+    name: `${P}commands`,
+    help: 'commands by action and current status',
+    labelNames: ['action', 'status'],
+    registers: reg,
     collect() {
       this.reset()
       for (const action of COMMAND_ACTIONS) for (const status of STATUSES) this.set({ action, status }, 0)
       for (const c of src.store.commandCounts()) this.set({ action: c.action, status: c.status }, c.n)
-    } })
+    },
+  })
   // Counted since this process started, by the hub; read at scrape time so there is one source of truth.
-  counterFrom(reg, `${P}events_received_total`, 'event messages received from agents, duplicates included', () => src.counters.eventsReceived)
-  counterFrom(reg, `${P}events_duplicate_total`, 'event messages received again and dropped by id', () => src.counters.eventsDuplicate)
+  counterFrom(
+    reg,
+    `${P}events_received_total`,
+    'event messages received from agents, duplicates included',
+    () => src.counters.eventsReceived,
+  )
+  counterFrom(
+    reg,
+    `${P}events_duplicate_total`,
+    'event messages received again and dropped by id',
+    () => src.counters.eventsDuplicate,
+  )
   counterFrom(reg, `${P}frames_refused_total`, 'agent frames refused as invalid', () => src.counters.framesRefused)
-  counterFrom(reg, `${P}connections_refused_total`, 'agent connections closed for another host\'s credential, '
-    + 'a second live connection, or a hello that could not be stored', () => src.counters.connectionsRefused)
-  new Gauge({ name: `${P}events_stored`, help: 'events in the database', registers: reg,
-    collect() { this.set(src.store.eventCount()) } })
+  counterFrom(
+    reg,
+    `${P}connections_refused_total`,
+    "agent connections closed for another host's credential, " +
+      'a second live connection, or a hello that could not be stored',
+    () => src.counters.connectionsRefused,
+  )
+  new Gauge({
+    name: `${P}events_stored`,
+    help: 'events in the database',
+    registers: reg,
+    collect() {
+      this.set(src.store.eventCount())
+    },
+  })
   return registry
 }
 
 /** A counter whose value is kept elsewhere and read at scrape time. */
 function counterFrom(reg: Registry[], name: string, help: string, read: () => number): void {
-  new Counter({ name, help, registers: reg,
+  new Counter({
+    name,
+    help,
+    registers: reg,
     collect() {
       this.reset()
       this.inc(read())
-    } })
+    },
+  })
 }

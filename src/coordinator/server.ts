@@ -20,11 +20,20 @@ export class Coordinator {
   private store: FleetStore | null = null
   private readonly lifecycle: Lifecycle
 
-  constructor(private readonly config: CoordinatorConfig, private readonly log: Logger) {
+  constructor(
+    private readonly config: CoordinatorConfig,
+    private readonly log: Logger,
+  ) {
     const adminToken = readTokenOrWarn(config.adminTokenFile, 'adminTokenFile', 'every API call will answer 403', log)
     this.http = new HttpServer({
-      listen: config.listen, token: () => adminToken, authenticateReads: true, authenticateBeforeRouting: true,
-      log, name: 'coordinator', maxBodyBytes: config.maxBodyBytes, tls: readTls(config.tls),
+      listen: config.listen,
+      token: () => adminToken,
+      authenticateReads: true,
+      authenticateBeforeRouting: true,
+      log,
+      name: 'coordinator',
+      maxBodyBytes: config.maxBodyBytes,
+      tls: readTls(config.tls),
     })
     this.lifecycle = new Lifecycle(log)
   }
@@ -35,11 +44,19 @@ export class Coordinator {
     const store = new FleetStore(config.dataDir)
     this.store = store
     const hub = new AgentHub({
-      store, log, authenticate: (req) => authenticateAgent(req, policy, config.tls?.clientCaFile != null),
+      store,
+      log,
+      authenticate: (req) => authenticateAgent(req, policy, config.tls?.clientCaFile != null),
       maxFrameBytes: config.maxFrameBytes,
-      pingIntervalSeconds: config.pingIntervalSeconds, commandTimeoutSeconds: config.commandTimeoutSeconds,
+      pingIntervalSeconds: config.pingIntervalSeconds,
+      commandTimeoutSeconds: config.commandTimeoutSeconds,
     })
-    const metrics = createCoordinatorMetrics({ store, connected: () => hub.connectedCount(), counters: hub.counters, version: VERSION })
+    const metrics = createCoordinatorMetrics({
+      store,
+      connected: () => hub.connectedCount(),
+      counters: hub.counters,
+      version: VERSION,
+    })
     const { metricsAuth } = config
     addCoordinatorRoutes(this.http, { store, hub, metrics, evaluator: COMPAT_EVALUATOR, metricsAuth })
     this.http.onUpgrade(hub.onUpgrade)
@@ -74,8 +91,11 @@ function authenticateAgent(req: IncomingMessage, policy: AgentAuthPolicy, client
   const socket = req.socket as TLSSocket
   if (!socket.authorized) return { ok: false, reason: 'missing bearer token and no trusted client certificate' }
   const cert = socket.getPeerCertificate()
-  const names = (cert.subjectaltname ?? '').split(',').map((n) => n.trim())
-    .filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4))
+  const names = (cert.subjectaltname ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n.startsWith('DNS:'))
+    .map((n) => n.slice(4))
   const hostId = names[0] ?? (typeof cert.subject?.CN === 'string' ? cert.subject.CN : null)
   return hostId ? { ok: true, hostId } : { ok: false, reason: 'the client certificate names no host' }
 }
@@ -90,7 +110,8 @@ function readTls(tls: CoordinatorConfig['tls']): { cert: Buffer; key: Buffer; ca
     }
   }
   return {
-    cert: read(tls.certFile, 'certFile'), key: read(tls.keyFile, 'keyFile'),
+    cert: read(tls.certFile, 'certFile'),
+    key: read(tls.keyFile, 'keyFile'),
     ...(tls.clientCaFile ? { ca: read(tls.clientCaFile, 'clientCaFile') } : {}),
   }
 }

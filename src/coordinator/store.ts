@@ -26,7 +26,13 @@ export interface HostDetail extends HostRecord {
 }
 
 /** an event as received: `data` has the shape eventPayloadSchemas gives its type, but agents of other versions may differ */
-export interface EventRecord { id: string; hostId: string; type: string; ts: string; data: EventMessage['data'] }
+export interface EventRecord {
+  id: string
+  hostId: string
+  type: string
+  ts: string
+  data: EventMessage['data']
+}
 
 export interface CommandRecord {
   commandId: string
@@ -67,14 +73,21 @@ const NEWER = (col: string, param: string): string =>
 const json = (v: unknown): string | null => (v === undefined || v === null ? null : JSON.stringify(v))
 const parse = <T>(v: unknown): T | null => (typeof v === 'string' ? (JSON.parse(v) as T) : null)
 
-interface QueuedWrite { work: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }
+interface QueuedWrite {
+  work: () => unknown
+  resolve: (v: unknown) => void
+  reject: (e: unknown) => void
+}
 
 export class FleetStore {
   private readonly db: Database.Database
   private readonly stmt: Record<string, Database.Statement>
   private queue: QueuedWrite[] = []
 
-  constructor(dataDir: string, private readonly now: () => Date = () => new Date()) {
+  constructor(
+    dataDir: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {
     mkdirSync(dataDir, { recursive: true })
     this.db = new Database(join(dataDir, 'coordinator.db'))
     this.db.pragma('journal_mode = WAL')
@@ -113,9 +126,15 @@ export class FleetStore {
       // the agent runs each command id once and answers a repeat with its stored result.
       pendingFor: p(`SELECT * FROM commands WHERE hostId = ? AND status IN ('pending', 'running')
         ORDER BY createdAt, rowid`),
-      setStatus: p('UPDATE commands SET status = ?, updatedAt = ? WHERE commandId = ? AND status IN (\'pending\', \'running\')'),
-      finish: p(`UPDATE commands SET status = ?, result = ?, error = ?, updatedAt = ? WHERE commandId = ? AND hostId = ?`),
-      expire: p(`UPDATE commands SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('pending', 'running') AND createdAt < ?`),
+      setStatus: p(
+        "UPDATE commands SET status = ?, updatedAt = ? WHERE commandId = ? AND status IN ('pending', 'running')",
+      ),
+      finish: p(
+        `UPDATE commands SET status = ?, result = ?, error = ?, updatedAt = ? WHERE commandId = ? AND hostId = ?`,
+      ),
+      expire: p(
+        `UPDATE commands SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('pending', 'running') AND createdAt < ?`,
+      ),
       commandCounts: p('SELECT action, status, count(*) AS n FROM commands GROUP BY action, status'),
     }
   }
@@ -129,7 +148,8 @@ export class FleetStore {
   write<T>(work: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (!this.db.open) return reject(new Error('the fleet database is closed'))
-      if (this.queue.push({ work, resolve: resolve as (v: unknown) => void, reject }) === 1) setImmediate(() => this.commit())
+      if (this.queue.push({ work, resolve: resolve as (v: unknown) => void, reject }) === 1)
+        setImmediate(() => this.commit())
     })
   }
 
@@ -161,15 +181,26 @@ export class FleetStore {
   recordHello(hello: Hello): void {
     const f = hello.facts as Record<string, unknown>
     this.stmt.hello.run({
-      hostId: hello.hostId, lastSeen: this.stamp(), version: hello.version, actions: JSON.stringify(hello.actions),
-      gpu: json(f.gpu), disk: json(f.disk), images: json(f.images),
+      hostId: hello.hostId,
+      lastSeen: this.stamp(),
+      version: hello.version,
+      actions: JSON.stringify(hello.actions),
+      gpu: json(f.gpu),
+      disk: json(f.disk),
+      images: json(f.images),
     })
   }
 
   recordSnapshot(s: SnapshotMessage): void {
     this.stmt.snapshot.run({
-      hostId: s.hostId, lastSeen: this.stamp(), gpu: json(s.gpu), disk: json(s.disk), images: json(s.images),
-      localImages: json(s.localImages), lastPrune: json(s.lastPrune), lastPrewarm: json(s.lastPrewarm),
+      hostId: s.hostId,
+      lastSeen: this.stamp(),
+      gpu: json(s.gpu),
+      disk: json(s.disk),
+      images: json(s.images),
+      localImages: json(s.localImages),
+      lastPrune: json(s.lastPrune),
+      lastPrewarm: json(s.lastPrewarm),
     })
   }
 
@@ -187,7 +218,14 @@ export class FleetStore {
     return this.db.transaction(() => {
       let added = 0
       for (const e of events) {
-        const { changes } = this.stmt.insertEvent.run(e.id, e.hostId, e.eventType, e.ts, JSON.stringify(e.data), receivedAt)
+        const { changes } = this.stmt.insertEvent.run(
+          e.id,
+          e.hostId,
+          e.eventType,
+          e.ts,
+          JSON.stringify(e.data),
+          receivedAt,
+        )
         added += changes
         const value = JSON.stringify({ ts: e.ts, ...e.data })
         if (changes && e.eventType === 'prune.finished') this.stmt.lastPrune.run({ value, hostId: e.hostId })
@@ -201,13 +239,30 @@ export class FleetStore {
     return (this.stmt.eventCount.get() as { n: number }).n
   }
 
-  events(filter: { hostId?: string; type?: string; after?: number; limit: number }): { events: (EventRecord & { seq: number })[] } {
+  events(filter: { hostId?: string; type?: string; after?: number; limit: number }): {
+    events: (EventRecord & { seq: number })[]
+  } {
     const where: string[] = ['seq > @after']
     if (filter.hostId) where.push('hostId = @hostId')
     if (filter.type) where.push('type = @type')
-    const rows = this.db.prepare(`SELECT seq, id, hostId, type, ts, data FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`)
-      .all({ after: filter.after ?? 0, hostId: filter.hostId, type: filter.type, limit: filter.limit }) as Record<string, unknown>[]
-    return { events: rows.map((r) => ({ seq: r.seq as number, id: r.id as string, hostId: r.hostId as string, type: r.type as string, ts: r.ts as string, data: parse(r.data)! })) }
+    const rows = this.db
+      .prepare(
+        `SELECT seq, id, hostId, type, ts, data FROM events WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`,
+      )
+      .all({ after: filter.after ?? 0, hostId: filter.hostId, type: filter.type, limit: filter.limit }) as Record<
+      string,
+      unknown
+    >[]
+    return {
+      events: rows.map((r) => ({
+        seq: r.seq as number,
+        id: r.id as string,
+        hostId: r.hostId as string,
+        type: r.type as string,
+        ts: r.ts as string,
+        data: parse(r.data)!,
+      })),
+    }
   }
 
   host(hostId: string): HostDetail | null {
@@ -237,8 +292,14 @@ export class FleetStore {
     if (filter.hostId) where.push('hostId = @hostId')
     if (filter.action) where.push('action = @action')
     if (filter.status) where.push('status = @status')
-    const rows = this.db.prepare(`SELECT * FROM (SELECT rowid AS r, * FROM commands WHERE ${where.join(' AND ')} ORDER BY rowid DESC LIMIT @limit) ORDER BY r`)
-      .all({ hostId: filter.hostId, action: filter.action, status: filter.status, limit: filter.limit }) as Record<string, unknown>[]
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM (SELECT rowid AS r, * FROM commands WHERE ${where.join(' AND ')} ORDER BY rowid DESC LIMIT @limit) ORDER BY r`,
+      )
+      .all({ hostId: filter.hostId, action: filter.action, status: filter.status, limit: filter.limit }) as Record<
+      string,
+      unknown
+    >[]
     return rows.map(toCommand)
   }
 
@@ -253,7 +314,14 @@ export class FleetStore {
 
   /** Records a result from `hostId`; false when no such command of that host exists. */
   finishCommand(hostId: string, commandId: string, ok: boolean, result: unknown, error: string | undefined): boolean {
-    const { changes } = this.stmt.finish.run(ok ? 'succeeded' : 'failed', json(result), error ?? null, this.stamp(), commandId, hostId)
+    const { changes } = this.stmt.finish.run(
+      ok ? 'succeeded' : 'failed',
+      json(result),
+      error ?? null,
+      this.stamp(),
+      commandId,
+      hostId,
+    )
     return changes > 0
   }
 

@@ -24,9 +24,7 @@ const MAX_OUTPUT_BYTES = 32 * 1024 * 1024
 /** how long to wait, after nvidia-smi exits, for the rest of its output to come through the pipes */
 const PIPE_GRACE_MS = 500
 
-type RunResult =
-  | { ok: true; stdout: string }
-  | { ok: false; reason: string }
+type RunResult = { ok: true; stdout: string } | { ok: false; reason: string }
 
 /** Runs nvidia-smi once and turns every outcome into GpuFacts; never throws. */
 export async function readGpuFacts(opts: NvidiaSmiOptions, signal?: AbortSignal): Promise<GpuFacts> {
@@ -108,7 +106,10 @@ function runNvidiaSmi(opts: NvidiaSmiOptions, args: string[], signal?: AbortSign
     }, timeoutMs)
     signal?.addEventListener('abort', onAbort)
     child.on('error', (err: NodeJS.ErrnoException) => {
-      finish({ ok: false, reason: err.code === 'ENOENT' ? `${nvidiaSmi} not found` : `cannot run ${nvidiaSmi}: ${err.message}` })
+      finish({
+        ok: false,
+        reason: err.code === 'ENOENT' ? `${nvidiaSmi} not found` : `cannot run ${nvidiaSmi}: ${err.message}`,
+      })
     })
     child.stdout.on('data', (d: Buffer) => {
       size += d.length
@@ -117,7 +118,9 @@ function runNvidiaSmi(opts: NvidiaSmiOptions, args: string[], signal?: AbortSign
         finish({ ok: false, reason: `${nvidiaSmi} printed more than ${MAX_OUTPUT_BYTES} bytes` })
       } else stdout.push(d)
     })
-    child.stderr.on('data', (d: Buffer) => { if (stderr.length < 64) stderr.push(d) })
+    child.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < 64) stderr.push(d)
+    })
     // Judge on 'exit' once both pipes have ended, but wait at most PIPE_GRACE_MS for them: a
     // grandchild holding the pipes open must not keep the answer back, and output still in the
     // pipes when the exit is seen must not be lost.
@@ -125,7 +128,9 @@ function runNvidiaSmi(opts: NvidiaSmiOptions, args: string[], signal?: AbortSign
     const drained = Promise.all([ended(child.stdout), ended(child.stderr)])
     child.on('exit', (code, signal) => {
       let grace: NodeJS.Timeout | undefined
-      const waited = new Promise<void>((r) => { grace = setTimeout(r, PIPE_GRACE_MS) })
+      const waited = new Promise<void>((r) => {
+        grace = setTimeout(r, PIPE_GRACE_MS)
+      })
       void Promise.race([drained, waited]).then(() => {
         clearTimeout(grace)
         child.stdout.destroy()
@@ -141,7 +146,13 @@ function runNvidiaSmi(opts: NvidiaSmiOptions, args: string[], signal?: AbortSign
 }
 
 function firstLine(s: string): string {
-  return s.split('\n').map((l) => l.trim()).find((l) => l.length > 0)?.slice(0, 300) ?? ''
+  return (
+    s
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l.length > 0)
+      ?.slice(0, 300) ?? ''
+  )
 }
 
 /** Shares one run among concurrent callers (the loop, the check action, a refresh). */
@@ -152,7 +163,9 @@ export class NvidiaSmiReader {
   constructor(private readonly opts: NvidiaSmiOptions) {}
 
   read(): Promise<GpuFacts> {
-    this.inFlight ??= readGpuFacts(this.opts, this.stopping.signal).finally(() => { this.inFlight = null })
+    this.inFlight ??= readGpuFacts(this.opts, this.stopping.signal).finally(() => {
+      this.inFlight = null
+    })
     return this.inFlight
   }
 

@@ -25,7 +25,10 @@ export function registerContainerGpuMetrics(snapshot: () => HostSnapshot, reg: R
           if (p.containerId === undefined || p.usedMemoryBytes === undefined) continue
           const c = known.get(p.containerId) ?? { name: p.containerId.slice(0, 12), image: '' }
           const key = `${p.containerId}/${g.index}`
-          const entry = totals.get(key) ?? { labels: { container: c.name, image: c.image, gpu: String(g.index) }, bytes: 0 }
+          const entry = totals.get(key) ?? {
+            labels: { container: c.name, image: c.image, gpu: String(g.index) },
+            bytes: 0,
+          }
           entry.bytes += p.usedMemoryBytes
           totals.set(key, entry)
         }

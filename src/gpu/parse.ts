@@ -37,7 +37,9 @@ export function parseNvidiaSmiXml(xml: string): GpuFacts {
   const doc = parser.parse(xml) as Node
   const log = doc.nvidia_smi_log
   if (!isNode(log)) throw new NvidiaSmiParseError('nvidia-smi output has no <nvidia_smi_log> element')
-  const gpus = asArray(log.gpu).filter(isNode).map((g, index) => parseGpu(g, index))
+  const gpus = asArray(log.gpu)
+    .filter(isNode)
+    .map((g, index) => parseGpu(g, index))
   return {
     available: true,
     driverVersion: version(text(log.kmd_version)) ?? version(text(log.driver_version)),
@@ -66,12 +68,14 @@ function parseGpu(g: Node, index: number): GpuDevice {
   assign(device, 'powerDrawWatts', powerDraw(g))
   assign(device, 'migMode', text(mig?.current_mig))
   device.health = parseGpuHealth(g, text)
-  const processes = asArray(node(g.processes)?.process_info).filter(isNode).flatMap((p) => {
-    const pid = number(p.pid)
-    if (pid === undefined) return []
-    const used = mib(p.used_memory)
-    return [used === undefined ? { pid } : { pid, usedMemoryBytes: used }]
-  })
+  const processes = asArray(node(g.processes)?.process_info)
+    .filter(isNode)
+    .flatMap((p) => {
+      const pid = number(p.pid)
+      if (pid === undefined) return []
+      const used = mib(p.used_memory)
+      return [used === undefined ? { pid } : { pid, usedMemoryBytes: used }]
+    })
   if (processes.length > 0) device.processes = processes
   return device
 }
@@ -103,15 +107,27 @@ export function text(v: unknown): string | undefined {
   if (typeof v !== 'string') return undefined
   const s = v.trim()
   if (s === '') return undefined
-  const bare = s.replace(/^\[(.*)\]$/, '$1').trim().toLowerCase()
+  const bare = s
+    .replace(/^\[(.*)\]$/, '$1')
+    .trim()
+    .toLowerCase()
   if (UNAVAILABLE.some((u) => bare === u || bare.startsWith(u))) return undefined
   return s
 }
 
 // What nvidia-smi prints, bracketed or not, where it has no value to give.
 const UNAVAILABLE = [
-  'n/a', 'not supported', 'not available', 'unknown error', 'insufficient permissions', 'gpu is lost',
-  'gpu requires reset', 'requested functionality has been deprecated', 'deprecated', 'no data', 'not found',
+  'n/a',
+  'not supported',
+  'not available',
+  'unknown error',
+  'insufficient permissions',
+  'gpu is lost',
+  'gpu requires reset',
+  'requested functionality has been deprecated',
+  'deprecated',
+  'no data',
+  'not found',
 ]
 
 function version(s: string | undefined): string | undefined {

@@ -7,7 +7,10 @@ import { checkBearer } from './auth.js'
 import { InvalidRequestError, UnavailableError } from '../errors.js'
 
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message)
   }
 }
@@ -119,10 +122,17 @@ export class HttpServer {
     }
     const tls = this.opts.tls
     this.server = tls
-      // A client certificate is optional (bearer tokens still work); the caller checks `authorized`.
-      ? createTlsServer({
-        cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: false,
-      }, onRequest)
+      ? // A client certificate is optional (bearer tokens still work); the caller checks `authorized`.
+        createTlsServer(
+          {
+            cert: tls.cert,
+            key: tls.key,
+            ca: tls.ca,
+            requestCert: tls.ca !== undefined,
+            rejectUnauthorized: false,
+          },
+          onRequest,
+        )
       : createServer(onRequest)
     this.server.keepAliveTimeout = 5000
     // Headers must arrive within the body timeout too; the whole request is a backstop beyond it.
@@ -157,11 +167,17 @@ export class HttpServer {
       if (this.opts.authenticateBeforeRouting && !this.isOpenPath(url.pathname)) this.authenticate(req)
       const route = this.match(req.method ?? 'GET', url.pathname)
       if (route.auth) this.authenticate(req)
-      const body = req.method === 'POST'
-        ? await readJsonBody(req, this.opts.maxBodyBytes, this.opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS)
-        : undefined
+      const body =
+        req.method === 'POST'
+          ? await readJsonBody(req, this.opts.maxBodyBytes, this.opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS)
+          : undefined
       const reply = await route.handler({
-        method: req.method ?? 'GET', path: url.pathname, params: route.params, query: url.searchParams, headers: req.headers, body,
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        params: route.params,
+        query: url.searchParams,
+        headers: req.headers,
+        body,
       })
       send(res, reply)
     } catch (err) {
@@ -190,10 +206,14 @@ export class HttpServer {
       pathMatched = true
       if (route.method !== method) continue
       const params: Record<string, string> = {}
-      route.keys.forEach((k, i) => { params[k] = decodePathParam(m[i + 1]) })
+      route.keys.forEach((k, i) => {
+        params[k] = decodePathParam(m[i + 1])
+      })
       return { ...route, params }
     }
-    throw pathMatched ? new HttpError(405, `method ${method} not allowed on ${path}`) : new HttpError(404, `no such path: ${path}`)
+    throw pathMatched
+      ? new HttpError(405, `method ${method} not allowed on ${path}`)
+      : new HttpError(404, `no such path: ${path}`)
   }
 
   /** whether some route registered without auth serves this path */
@@ -204,7 +224,8 @@ export class HttpServer {
   private authenticate(req: IncomingMessage): void {
     const verdict = checkBearer(req.headers.authorization, this.opts.token())
     if (verdict === 'disabled') throw new HttpError(403, 'writes are disabled: no token file is configured')
-    if (verdict !== 'ok') throw new HttpError(401, verdict === 'missing' ? 'missing bearer token' : 'wrong bearer token')
+    if (verdict !== 'ok')
+      throw new HttpError(401, verdict === 'missing' ? 'missing bearer token' : 'wrong bearer token')
   }
 }
 
@@ -236,7 +257,9 @@ async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: numb
       chunks.push(chunk as Buffer)
     }
   })()
-  read.catch(() => { /* answered by the race below, or the connection was cut */ })
+  read.catch(() => {
+    /* answered by the race below, or the connection was cut */
+  })
   try {
     await Promise.race([read, late])
   } finally {

@@ -44,8 +44,12 @@ export function diskFacts(path: string, m: MountUsage): DiskFacts {
 
 /** Pure: mountpoints of /proc/self/mounts; the kernel escapes space, tab, newline and backslash as octal. */
 export function parseProcMounts(text: string): string[] {
-  return text.split('\n').filter(Boolean).map((line) => line.split(' ')[1]
-    .replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))))
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) =>
+      line.split(' ')[1].replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))),
+    )
 }
 
 export async function measureDisk(path: string): Promise<DiskFacts> {
@@ -69,8 +73,14 @@ async function statfsUsage(path: string): Promise<MountUsage> {
   const reading = await readFilesystem(path)
   let mount = '/'
   try {
-    mount = mountFor(path, parseProcMounts(await readFile('/proc/self/mounts', 'utf8')).map((m) => ({ mount: m })))?.mount ?? '/'
-  } catch { /* no /proc: the root is the best guess */ }
+    mount =
+      mountFor(
+        path,
+        parseProcMounts(await readFile('/proc/self/mounts', 'utf8')).map((m) => ({ mount: m })),
+      )?.mount ?? '/'
+  } catch {
+    /* no /proc: the root is the best guess */
+  }
   return { mount, size: reading.sizeBytes, used: reading.usedBytes, available: reading.availBytes }
 }
 

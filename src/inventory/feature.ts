@@ -25,7 +25,10 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
   const { config, store, log, runtime } = ctx
   runtime.onHealthChange((h) => recordHealth(store, h, ctx.now))
   const usage = new UsageTracker({
-    stateDir: config.stateDir, log, now: ctx.now, write: (fn) => ctx.state.write('usage', fn),
+    stateDir: config.stateDir,
+    log,
+    now: ctx.now,
+    write: (fn) => ctx.state.write('usage', fn),
   })
   ctx.state.onRetry(() => usage.flush())
   const images = new ImageCollector(runtime, usage, store, ctx.now)
@@ -43,15 +46,28 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
     }, EVENT_COALESCE_MS)
     coalesce.unref()
   }
-  const events = new RuntimeEventStream(runtime, {
-    onEvent: (e) => { if (images.noteEvent(e)) refreshSoon() },
-    onConnected: refreshSoon,
-    onDisconnected: () => void imageLoop.refresh(),
-  }, log)
+  const events = new RuntimeEventStream(
+    runtime,
+    {
+      onEvent: (e) => {
+        if (images.noteEvent(e)) refreshSoon()
+      },
+      onConnected: refreshSoon,
+      onDisconnected: () => void imageLoop.refresh(),
+    },
+    log,
+  )
   // Every image with its facts; /v1/status carries only the summary.
-  ctx.http.get('/v1/images', () => ({ status: 200, body: { takenAt: store.get().takenAt, images: store.get().images } }))
+  ctx.http.get('/v1/images', () => ({
+    status: 200,
+    body: { takenAt: store.get().takenAt, images: store.get().images },
+  }))
   const stopCoalescing: Component = {
-    name: 'inventory-refresh', start: async () => {}, stop: async () => { if (coalesce) clearTimeout(coalesce) },
+    name: 'inventory-refresh',
+    start: async () => {},
+    stop: async () => {
+      if (coalesce) clearTimeout(coalesce)
+    },
   }
   const health = new RuntimeHealthLoop(runtime, config.docker.pingIntervalSeconds * 1000, log)
   // Stopped in reverse: health and events first, then the loops, then the usage file is flushed.
@@ -82,7 +98,9 @@ function loopComponent(loop: CollectorLoop): Component {
  * `docker.reachable: false` and `collectors.images.success: false`, and the caller decides.
  */
 export async function takeSnapshotOnce(
-  config: AgentConfig, log: Logger, opts: { now?: Clock; runtime?: ContainerRuntime } = {},
+  config: AgentConfig,
+  log: Logger,
+  opts: { now?: Clock; runtime?: ContainerRuntime } = {},
 ): Promise<HostSnapshot> {
   const now = opts.now ?? systemClock
   const runtime = opts.runtime ?? createRuntime(config)
@@ -101,8 +119,17 @@ async function runOnce(collector: Collector, store: SnapshotStore, now: Clock): 
   const durationSeconds = () => Number(process.hrtime.bigint() - started) / 1e9
   try {
     await collector.collect()
-    store.recordCollector(collector.name, { success: true, durationSeconds: durationSeconds(), at: now().toISOString() })
+    store.recordCollector(collector.name, {
+      success: true,
+      durationSeconds: durationSeconds(),
+      at: now().toISOString(),
+    })
   } catch (err) {
-    store.recordCollector(collector.name, { success: false, durationSeconds: durationSeconds(), at: now().toISOString(), error: (err as Error).message })
+    store.recordCollector(collector.name, {
+      success: false,
+      durationSeconds: durationSeconds(),
+      at: now().toISOString(),
+      error: (err as Error).message,
+    })
   }
 }

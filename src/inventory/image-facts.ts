@@ -68,7 +68,8 @@ export function containerUseTime(c: ListedContainer, finishedAt: string | undefi
     case 'created':
       return new Date(c.Created * 1000).toISOString()
     default:
-      if (finishedAt && !ZERO_TIME.test(finishedAt) && !Number.isNaN(Date.parse(finishedAt))) return new Date(finishedAt).toISOString()
+      if (finishedAt && !ZERO_TIME.test(finishedAt) && !Number.isNaN(Date.parse(finishedAt)))
+        return new Date(finishedAt).toISOString()
       return new Date(c.Created * 1000).toISOString()
   }
 }

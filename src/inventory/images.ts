@@ -7,11 +7,18 @@ import { systemClock, type Clock } from '../agent/clock.js'
 import pLimit from 'p-limit'
 import {
   RuntimeUnavailableError,
-  type ContainerRuntime, type RuntimeContainer, type RuntimeEvent, type RuntimeImage,
+  type ContainerRuntime,
+  type RuntimeContainer,
+  type RuntimeEvent,
+  type RuntimeImage,
 } from '../runtime/runtime.js'
 import {
-  buildImageFacts, cudaEnvOf, imageUseTimes,
-  type ContainerUse, type ListedContainer, type ListedImage,
+  buildImageFacts,
+  cudaEnvOf,
+  imageUseTimes,
+  type ContainerUse,
+  type ListedContainer,
+  type ListedImage,
 } from './image-facts.js'
 import type { Collector } from '../agent/collector.js'
 import type { ImageFacts, SnapshotStore } from '../agent/snapshot.js'
@@ -45,7 +52,8 @@ export class ImageCollector implements Collector {
       if (e.action === 'create' || e.action === 'start' || e.action === 'die') {
         const image = e.image
         if (image) this.pendingUses.push({ containerId, image, at: eventTime(e, this.now()) })
-        if (this.pendingUses.length > MAX_PENDING_USES) this.pendingUses.splice(0, this.pendingUses.length - MAX_PENDING_USES)
+        if (this.pendingUses.length > MAX_PENDING_USES)
+          this.pendingUses.splice(0, this.pendingUses.length - MAX_PENDING_USES)
       }
       return true
     }
@@ -70,7 +78,10 @@ export class ImageCollector implements Collector {
     const containers = listed.containers.map(asListedContainer)
     await Promise.all([this.inspectNewImages(images), this.readFinishTimes(containers)])
     const now = this.now().toISOString()
-    this.usage.reconcile(images.map((i) => i.Id), imageUseTimes(images, containers, this.finishedAt, uses, now))
+    this.usage.reconcile(
+      images.map((i) => i.Id),
+      imageUseTimes(images, containers, this.finishedAt, uses, now),
+    )
     this.forgetGone(images, containers)
     const facts = buildImageFacts({ images, containers, cudaEnv: this.cudaEnv, usage: (id) => this.usage.get(id), now })
     this.store.set('images', keepCompat(facts, this.store.get().images))
@@ -78,29 +89,37 @@ export class ImageCollector implements Collector {
 
   private async inspectNewImages(images: ListedImage[]): Promise<void> {
     const fresh = images.filter((i) => !this.cudaEnv.has(i.Id))
-    await Promise.all(fresh.map((i) => this.limit(async () => {
-      try {
-        const info = await this.runtime.inspectImage(i.Id)
-        // Removed since the list (null): nothing to record.
-        if (info) this.cudaEnv.set(i.Id, cudaEnvOf(info.env))
-      } catch (err) {
-        // cudaEnv stays null and the next refresh asks again.
-        if (err instanceof RuntimeUnavailableError) throw err
-      }
-    })))
+    await Promise.all(
+      fresh.map((i) =>
+        this.limit(async () => {
+          try {
+            const info = await this.runtime.inspectImage(i.Id)
+            // Removed since the list (null): nothing to record.
+            if (info) this.cudaEnv.set(i.Id, cudaEnvOf(info.env))
+          } catch (err) {
+            // cudaEnv stays null and the next refresh asks again.
+            if (err instanceof RuntimeUnavailableError) throw err
+          }
+        }),
+      ),
+    )
   }
 
   /** only exited containers not read before: their finish time is when they last used the image */
   private async readFinishTimes(containers: ListedContainer[]): Promise<void> {
     const unread = containers.filter((c) => (c.State === 'exited' || c.State === 'dead') && !this.finishedAt.has(c.Id))
-    await Promise.all(unread.map((c) => this.limit(async () => {
-      try {
-        const finishedAt = await this.runtime.containerFinishedAt(c.Id)
-        if (finishedAt !== null) this.finishedAt.set(c.Id, finishedAt)
-      } catch (err) {
-        if (err instanceof RuntimeUnavailableError) throw err
-      }
-    })))
+    await Promise.all(
+      unread.map((c) =>
+        this.limit(async () => {
+          try {
+            const finishedAt = await this.runtime.containerFinishedAt(c.Id)
+            if (finishedAt !== null) this.finishedAt.set(c.Id, finishedAt)
+          } catch (err) {
+            if (err instanceof RuntimeUnavailableError) throw err
+          }
+        }),
+      ),
+    )
   }
 
   private forgetGone(images: ListedImage[], containers: ListedContainer[]): void {
@@ -119,8 +138,12 @@ function eventTime(e: RuntimeEvent, now: Date): string {
 // with have them; a runtime's neutral lists are put in that form here.
 function asListedImage(i: RuntimeImage): ListedImage {
   return {
-    Id: i.id, RepoTags: i.repoTags, RepoDigests: i.repoDigests,
-    Size: i.sizeBytes, SharedSize: i.sharedSizeBytes, Created: i.createdAt,
+    Id: i.id,
+    RepoTags: i.repoTags,
+    RepoDigests: i.repoDigests,
+    Size: i.sizeBytes,
+    SharedSize: i.sharedSizeBytes,
+    Created: i.createdAt,
   }
 }
 

@@ -7,17 +7,26 @@ const IMAGE_STATES: ImageState[] = ['in_use', 'unused', 'dangling']
 
 export function registerDiskAndImageMetrics(src: MetricsSources, reg: Registries): void {
   const perMount = (name: string, help: string, pick: (d: NonNullable<HostSnapshot['disk']>) => number) =>
-    new Gauge({ name: `${P}${name}`, help, labelNames: ['mountpoint'], registers: reg,
+    new Gauge({
+      name: `${P}${name}`,
+      help,
+      labelNames: ['mountpoint'],
+      registers: reg,
       collect() {
         this.reset()
         const d = src.snapshot().disk
         if (d) this.set({ mountpoint: d.mountpoint }, pick(d))
-      } })
+      },
+    })
   perMount('filesystem_size_bytes', 'size of the filesystem that holds Docker data', (d) => d.sizeBytes)
   perMount('filesystem_avail_bytes', 'bytes available to Docker on that filesystem', (d) => d.availBytes)
 
   const byState = (name: string, help: string, measure: (sizeBytes: number) => number) =>
-    new Gauge({ name: `${P}${name}`, help, labelNames: ['state'], registers: reg,
+    new Gauge({
+      name: `${P}${name}`,
+      help,
+      labelNames: ['state'],
+      registers: reg,
       collect() {
         this.reset()
         const images = src.snapshot().images
@@ -25,7 +34,8 @@ export function registerDiskAndImageMetrics(src: MetricsSources, reg: Registries
         const totals = Object.fromEntries(IMAGE_STATES.map((s) => [s, 0])) as Record<ImageState, number>
         for (const image of images) totals[imageState(image)] += measure(image.sizeBytes)
         for (const s of IMAGE_STATES) this.set({ state: s }, totals[s])
-      } })
+      },
+    })
   byState('docker_images', 'images by state', () => 1)
   byState('docker_images_size_bytes', 'image bytes by state (shared layers counted in every image)', (size) => size)
 }

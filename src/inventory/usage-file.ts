@@ -26,7 +26,11 @@ export const IMAGE_USAGE_FILE = 'image-usage.json'
  * Reads the file; an absent one is empty. A file that is not valid JSON or not of this shape is
  * renamed to `<file>.damaged-<time>` and `onDamaged` told why, so the next write starts afresh.
  */
-export function loadImageUsage(path: string, onDamaged: (reason: string, movedTo: string) => void, now: Date): ImageUsageMap {
+export function loadImageUsage(
+  path: string,
+  onDamaged: (reason: string, movedTo: string) => void,
+  now: Date,
+): ImageUsageMap {
   let raw: unknown
   let problem: string | null = null
   try {
@@ -39,7 +43,10 @@ export function loadImageUsage(path: string, onDamaged: (reason: string, movedTo
   if (problem === null) {
     const parsed = fileSchema.safeParse(raw)
     if (parsed.success) return parsed.data.images
-    problem = `${path} is not an image usage file: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).slice(0, 3).join('; ')}`
+    problem = `${path} is not an image usage file: ${parsed.error.issues
+      .map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`)
+      .slice(0, 3)
+      .join('; ')}`
   }
   const movedTo = `${path}.damaged-${now.toISOString().replace(/[:.]/g, '-')}`
   renameSync(path, movedTo)

@@ -4,7 +4,13 @@
 import { systemClock } from '../agent/clock.js'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { IMAGE_USAGE_FILE, loadImageUsage, saveImageUsage, type ImageUsageMap, type ImageUsageRecord } from './usage-file.js'
+import {
+  IMAGE_USAGE_FILE,
+  loadImageUsage,
+  saveImageUsage,
+  type ImageUsageMap,
+  type ImageUsageRecord,
+} from './usage-file.js'
 
 export type { ImageUsageRecord }
 
@@ -23,7 +29,12 @@ function earlierOf(a: string, b: string): string {
  * Pure: the records after one look at the host. New ids are first seen `now`; ids that no longer
  * exist are forgotten (an id that comes back is a new pull, seen anew); use times only move forward.
  */
-export function reconcileUsage(records: ImageUsageMap, existingIds: Iterable<string>, usedAt: Map<string, string>, now: string): ImageUsageMap {
+export function reconcileUsage(
+  records: ImageUsageMap,
+  existingIds: Iterable<string>,
+  usedAt: Map<string, string>,
+  now: string,
+): ImageUsageMap {
   const next: ImageUsageMap = {}
   for (const id of existingIds) {
     const known = records[id]
@@ -87,8 +98,15 @@ export class UsageTracker {
 
   load(): void {
     if (this.loaded) return
-    this.records = loadImageUsage(this.file, (reason, movedTo) =>
-      this.log.error({ file: this.file, movedTo, reason }, 'image usage file is damaged: moved aside, last-used times start afresh'), this.now())
+    this.records = loadImageUsage(
+      this.file,
+      (reason, movedTo) =>
+        this.log.error(
+          { file: this.file, movedTo, reason },
+          'image usage file is damaged: moved aside, last-used times start afresh',
+        ),
+      this.now(),
+    )
     this.loaded = true
   }
 
@@ -114,7 +132,12 @@ export class UsageTracker {
     this.dirty = false
     // Another process (a one-shot `gpuhost prune` beside the agent) may have written since we
     // loaded; keep the earliest first-seen and the latest last-used of both.
-    const onDisk = loadImageUsage(this.file, (reason, movedTo) => this.log.error({ file: this.file, movedTo, reason }, 'image usage file is damaged: moved aside'), this.now())
+    const onDisk = loadImageUsage(
+      this.file,
+      (reason, movedTo) =>
+        this.log.error({ file: this.file, movedTo, reason }, 'image usage file is damaged: moved aside'),
+      this.now(),
+    )
     this.records = mergeUsage(this.records, onDisk)
     try {
       const records = this.records

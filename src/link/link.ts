@@ -11,8 +11,17 @@ import type { AgentEvent } from '../agent/events.js'
 import type { Component } from '../agent/lifecycle.js'
 import type { ImageCompat } from '../agent/snapshot.js'
 import {
-  envelop, errorReply, parseCoordinatorMessage, REFUSAL_CLOSE_CODES,
-  type Command, type CommandResult, type CoordinatorMessage, type EventMessage, type Hello, type ReportedImage, type SnapshotMessage,
+  envelop,
+  errorReply,
+  parseCoordinatorMessage,
+  REFUSAL_CLOSE_CODES,
+  type Command,
+  type CommandResult,
+  type CoordinatorMessage,
+  type EventMessage,
+  type Hello,
+  type ReportedImage,
+  type SnapshotMessage,
 } from '../protocol.js'
 import { Outbox } from './outbox.js'
 import { ExecutedCommands } from './executed-commands.js'
@@ -88,8 +97,11 @@ export class CoordinatorLink implements Component {
 
   state(): LinkState {
     return {
-      configured: true, connected: this.connected, pending: this.outbox?.stats().pending ?? this.early.length,
-      lastError: this.lastError, dropped: this.dropped,
+      configured: true,
+      connected: this.connected,
+      pending: this.outbox?.stats().pending ?? this.early.length,
+      lastError: this.lastError,
+      dropped: this.dropped,
     }
   }
 
@@ -145,7 +157,12 @@ export class CoordinatorLink implements Component {
     let ca: Buffer | undefined
     try {
       const token = config.coordinator.tokenFile ? readFileSync(config.coordinator.tokenFile, 'utf8').trim() : ''
-      if (!token) throw new Error(config.coordinator.tokenFile ? `token file ${config.coordinator.tokenFile} is empty` : 'coordinator.tokenFile is not set')
+      if (!token)
+        throw new Error(
+          config.coordinator.tokenFile
+            ? `token file ${config.coordinator.tokenFile} is empty`
+            : 'coordinator.tokenFile is not set',
+        )
       headers = { authorization: `Bearer ${token}` }
       ca = config.coordinator.caFile ? readFileSync(config.coordinator.caFile) : undefined
     } catch (err) {
@@ -154,7 +171,12 @@ export class CoordinatorLink implements Component {
     }
     let ws: WebSocket
     try {
-      ws = new WebSocket(config.coordinator.url!, { headers, ca, maxPayload: config.coordinator.maxFrameBytes * 2, handshakeTimeout: 10_000 })
+      ws = new WebSocket(config.coordinator.url!, {
+        headers,
+        ca,
+        maxPayload: config.coordinator.maxFrameBytes * 2,
+        handshakeTimeout: 10_000,
+      })
     } catch (err) {
       this.failed(`bad coordinator.url: ${(err as Error).message}`)
       return
@@ -171,9 +193,13 @@ export class CoordinatorLink implements Component {
         this.ctx.log.error({ err: (err as Error).message }, 'failed to handle a frame from the coordinator')
       }
     })
-    ws.on('pong', () => { (ws as WebSocket & { alive?: boolean }).alive = true })
+    ws.on('pong', () => {
+      ;(ws as WebSocket & { alive?: boolean }).alive = true
+    })
     ws.on('error', (err) => {
-      why = /Unexpected server response: 401/.test(err.message) ? 'the coordinator refused the token (401)' : err.message
+      why = /Unexpected server response: 401/.test(err.message)
+        ? 'the coordinator refused the token (401)'
+        : err.message
     })
     ws.on('close', (code, reason) => {
       if (this.ws !== ws) return
@@ -198,8 +224,8 @@ export class CoordinatorLink implements Component {
     // A refusal is answered the same way on the next try until its cause goes away: back off from
     // a longer base, and whatever the coordinator acked before refusing resets nothing.
     const delay = refused
-      ? REFUSED_BASE_MS / 2
-        + backoffDelay(this.refusals++, { baseMs: REFUSED_BASE_MS, maxMs: Math.max(maxMs, REFUSED_BASE_MS) })
+      ? REFUSED_BASE_MS / 2 +
+        backoffDelay(this.refusals++, { baseMs: REFUSED_BASE_MS, maxMs: Math.max(maxMs, REFUSED_BASE_MS) })
       : backoffDelay(this.attempt++, { baseMs: 500, maxMs })
     this.lastError = why
     this.failures++
@@ -237,9 +263,16 @@ export class CoordinatorLink implements Component {
 
   private async sendHello(ws: WebSocket): Promise<void> {
     const status = await this.status()
-    const hello = envelop<Hello>(this.ctx.config.hostId, {
-      type: 'hello', version: VERSION, actions: this.ctx.actions.names(), facts: status,
-    }, this.stamp())
+    const hello = envelop<Hello>(
+      this.ctx.config.hostId,
+      {
+        type: 'hello',
+        version: VERSION,
+        actions: this.ctx.actions.names(),
+        facts: status,
+      },
+      this.stamp(),
+    )
     this.helloId = hello.id
     this.send(ws, hello)
     this.sendSnapshot()
@@ -291,7 +324,8 @@ export class CoordinatorLink implements Component {
   private onRetryable(ref: string | null, why: string): void {
     // A snapshot is not kept: the next one replaces it. Only outbox entries wait for a resend.
     const { log } = this.ctx
-    if (ref === null || !this.inFlight.has(ref)) return void log.debug({ ref, why }, 'the coordinator could not take a frame')
+    if (ref === null || !this.inFlight.has(ref))
+      return void log.debug({ ref, why }, 'the coordinator could not take a frame')
     if (!this.stalled) log.warn({ ref, why }, 'the coordinator could not take an entry; it is sent again later')
     this.stalled = true
   }
@@ -401,7 +435,11 @@ export class CoordinatorLink implements Component {
       this.early.push(event)
       return
     }
-    const message = envelop<EventMessage>(this.ctx.config.hostId, { type: 'event', eventType: event.type, data: event.data }, { id: event.id, ts: event.ts })
+    const message = envelop<EventMessage>(
+      this.ctx.config.hostId,
+      { type: 'event', eventType: event.type, data: event.data },
+      { id: event.id, ts: event.ts },
+    )
     let text = JSON.stringify(message)
     if (Buffer.byteLength(text) > this.maxFrameBytes) {
       text = JSON.stringify({ ...message, data: { truncated: true, bytes: Buffer.byteLength(text) } })
@@ -453,7 +491,10 @@ export class CoordinatorLink implements Component {
         else this.sentImagesDigest = digest
       }
       if (Buffer.byteLength(JSON.stringify(snapshot)) > this.maxFrameBytes) {
-        this.ctx.log.warn({ images: snapshot.localImages?.length }, 'the image list does not fit in one frame: sending the snapshot without it')
+        this.ctx.log.warn(
+          { images: snapshot.localImages?.length },
+          'the image list does not fit in one frame: sending the snapshot without it',
+        )
         snapshot.localImages = null
         this.sentImagesDigest = null
       }
@@ -462,7 +503,10 @@ export class CoordinatorLink implements Component {
   }
 
   private reply(ws: WebSocket, code: 'bad_message', message: string): void {
-    this.send(ws, envelop(this.ctx.config.hostId, { type: 'error', code, message, ref: null, retryable: false }, this.stamp()))
+    this.send(
+      ws,
+      envelop(this.ctx.config.hostId, { type: 'error', code, message, ref: null, retryable: false }, this.stamp()),
+    )
   }
 
   private send(ws: WebSocket, message: object): void {
@@ -475,7 +519,9 @@ const asObject = (v: unknown): Record<string, unknown> | null =>
 
 function reportedCompat(c: ImageCompat): NonNullable<ReportedImage['compat']> {
   const out: NonNullable<ReportedImage['compat']> = {
-    compatible: c.compatible, reason: c.reason, requirement: c.requirement,
+    compatible: c.compatible,
+    reason: c.reason,
+    requirement: c.requirement,
   }
   if (c.kernels !== undefined) out.kernels = c.kernels
   if (c.kernelsReason !== undefined) out.kernelsReason = c.kernelsReason
@@ -483,22 +529,33 @@ function reportedCompat(c: ImageCompat): NonNullable<ReportedImage['compat']> {
   return out
 }
 
-function buildSnapshotMessage(ctx: Pick<AgentContext, 'config' | 'store' | 'now'>, status: Record<string, unknown>): SnapshotMessage {
+function buildSnapshotMessage(
+  ctx: Pick<AgentContext, 'config' | 'store' | 'now'>,
+  status: Record<string, unknown>,
+): SnapshotMessage {
   const images = ctx.store.get().images
   const localImages: ReportedImage[] | null = images
     ? images.map((i) => ({
-      id: i.id, repoTags: i.repoTags, repoDigests: i.repoDigests, sizeBytes: i.sizeBytes, cudaEnv: i.cudaEnv,
-      compat: i.compat ? reportedCompat(i.compat) : null,
-    }))
+        id: i.id,
+        repoTags: i.repoTags,
+        repoDigests: i.repoDigests,
+        sizeBytes: i.sizeBytes,
+        cudaEnv: i.cudaEnv,
+        compat: i.compat ? reportedCompat(i.compat) : null,
+      }))
     : null
   const snapshot = ctx.store.get()
-  return envelop<SnapshotMessage>(ctx.config.hostId, {
-    type: 'snapshot',
-    gpu: asObject(status.gpu) ?? { ...snapshot.gpu },
-    disk: asObject(status.disk) ?? (snapshot.disk ? { ...snapshot.disk } : null),
-    images: asObject(status.images),
-    localImages,
-    lastPrune: asObject(status.lastPrune),
-    lastPrewarm: asObject(status.lastPrewarm),
-  }, { ts: ctx.now().toISOString() })
+  return envelop<SnapshotMessage>(
+    ctx.config.hostId,
+    {
+      type: 'snapshot',
+      gpu: asObject(status.gpu) ?? { ...snapshot.gpu },
+      disk: asObject(status.disk) ?? (snapshot.disk ? { ...snapshot.disk } : null),
+      images: asObject(status.images),
+      localImages,
+      lastPrune: asObject(status.lastPrune),
+      lastPrewarm: asObject(status.lastPrewarm),
+    },
+    { ts: ctx.now().toISOString() },
+  )
 }

@@ -34,10 +34,21 @@ export interface OutboxEntry {
  */
 const DROP_ORDER: ((e: Pick<OutboxEntry, 'kind' | 'type'>) => boolean)[] = [
   (e) => e.kind === 'event' && e.type === 'pull.progress',
-  (e) => e.kind === 'event' && [
-    'collector.failed', 'collector.recovered', 'component.failed', 'component.started', 'agent.started', 'agent.stopping',
-    'disk.threshold', 'compat.changed', 'prune.image', 'state.write_failed', 'state.write_recovered',
-  ].includes(e.type),
+  (e) =>
+    e.kind === 'event' &&
+    [
+      'collector.failed',
+      'collector.recovered',
+      'component.failed',
+      'component.started',
+      'agent.started',
+      'agent.stopping',
+      'disk.threshold',
+      'compat.changed',
+      'prune.image',
+      'state.write_failed',
+      'state.write_recovered',
+    ].includes(e.type),
   (e) => e.kind === 'event',
 ]
 
@@ -76,7 +87,10 @@ export class Outbox {
   private droppedCount = 0
   private readonly write: <T>(fn: () => T) => T
 
-  constructor(readonly file: string, private readonly opts: OutboxOptions) {
+  constructor(
+    readonly file: string,
+    private readonly opts: OutboxOptions,
+  ) {
     mkdirSync(dirname(file), { recursive: true })
     this.write = opts.write ?? ((fn) => fn())
     this.db = new Database(file)
@@ -96,8 +110,12 @@ export class Outbox {
     this.removeSeq = this.db.prepare('DELETE FROM outbox WHERE seq = ?')
     this.after = this.db.prepare('SELECT seq, id, kind, type, message FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?')
     this.victims = this.db.prepare('SELECT seq, id, kind, type FROM outbox ORDER BY seq')
-    const last = this.db.prepare(`SELECT max(coalesce((SELECT max(seq) FROM outbox), 0),
-      coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)) AS n`).get() as { n: number }
+    const last = this.db
+      .prepare(
+        `SELECT max(coalesce((SELECT max(seq) FROM outbox), 0),
+      coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)) AS n`,
+      )
+      .get() as { n: number }
     this.nextSeq = last.n + 1
     this.stored = this.count()
   }
@@ -119,10 +137,12 @@ export class Outbox {
     const held = this.held.slice()
     const acked = [...this.acked]
     try {
-      this.write(() => this.db.transaction(() => {
-        for (const e of held) this.insert.run(e.seq, e.id, e.kind, e.type, e.message)
-        for (const id of acked) this.removeOne.run(id)
-      })())
+      this.write(() =>
+        this.db.transaction(() => {
+          for (const e of held) this.insert.run(e.seq, e.id, e.kind, e.type, e.message)
+          for (const id of acked) this.removeOne.run(id)
+        })(),
+      )
     } catch (err) {
       this.opts.onWriteError?.(err as Error)
       return false
@@ -147,7 +167,11 @@ export class Outbox {
       const fromTable = stored.filter(droppable).slice(0, excess)
       if (fromTable.length > 0) {
         try {
-          this.write(() => this.db.transaction(() => { for (const e of fromTable) this.removeSeq.run(e.seq) })())
+          this.write(() =>
+            this.db.transaction(() => {
+              for (const e of fromTable) this.removeSeq.run(e.seq)
+            })(),
+          )
           this.dropped(fromTable)
           excess -= fromTable.length
           this.stored = this.count()
@@ -190,12 +214,18 @@ export class Outbox {
     this.held = this.held.filter((e) => !wanted.has(e.id))
     removed += before - this.held.length
     try {
-      this.write(() => this.db.transaction(() => {
-        for (const id of wanted) removed += this.removeOne.run(id).changes
-      })())
+      this.write(() =>
+        this.db.transaction(() => {
+          for (const id of wanted) removed += this.removeOne.run(id).changes
+        })(),
+      )
     } catch (err) {
       // The delete waits for the disk; the entries are not sent again meanwhile.
-      for (const id of wanted) if (this.hasId.get(id)) { this.acked.add(id); removed++ }
+      for (const id of wanted)
+        if (this.hasId.get(id)) {
+          this.acked.add(id)
+          removed++
+        }
       this.opts.onWriteError?.(err as Error)
     }
     this.stored = this.count()

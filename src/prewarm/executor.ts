@@ -88,25 +88,49 @@ async function prewarmOnce(deps: PrewarmDeps, req: PrewarmRequest & { images: st
   try {
     report = await planAndPull(deps, req, dryRun, started)
   } catch (err) {
-    deps.bus.publish('prewarm.finished', { trigger: req.trigger, dryRun, result: 'error', error: (err as Error).message, durationSeconds: (now() - started) / 1000 })
+    deps.bus.publish('prewarm.finished', {
+      trigger: req.trigger,
+      dryRun,
+      result: 'error',
+      error: (err as Error).message,
+      durationSeconds: (now() - started) / 1000,
+    })
     throw err
   }
   const count = (s: PullStatus) => report.results.filter((r) => r.status === s).length
   deps.bus.publish('prewarm.finished', {
-    trigger: req.trigger, dryRun, result: count('failed') ? 'failed' : 'ok',
-    pulled: count('pulled'), present: count('present'), skipped: count('skipped'), failed: count('failed'),
-    durationSeconds: report.durationSeconds, results: report.results,
+    trigger: req.trigger,
+    dryRun,
+    result: count('failed') ? 'failed' : 'ok',
+    pulled: count('pulled'),
+    present: count('present'),
+    skipped: count('skipped'),
+    failed: count('failed'),
+    durationSeconds: report.durationSeconds,
+    results: report.results,
   })
   return report
 }
 
-async function planAndPull(deps: PrewarmDeps, req: PrewarmRequest & { images: string[] }, dryRun: boolean, started: number): Promise<PrewarmReport> {
+async function planAndPull(
+  deps: PrewarmDeps,
+  req: PrewarmRequest & { images: string[] },
+  dryRun: boolean,
+  started: number,
+): Promise<PrewarmReport> {
   const now = millis(deps.now)
   const { prewarm, prune } = deps.config
   const facts = await deps.facts()
   const remote = await inspectAll(deps, req.images)
   const compat = await deps.compat()
-  const base = { wanted: req.images, remote, highPercent: prune.highPercent, expansionFactor: prewarm.expansionFactor, compat, mirrors: prewarm.mirrors }
+  const base = {
+    wanted: req.images,
+    remote,
+    highPercent: prune.highPercent,
+    expansionFactor: prewarm.expansionFactor,
+    compat,
+    mirrors: prewarm.mirrors,
+  }
   let plan = planPrewarm({ ...base, local: facts.local, disk: facts.disk })
   if (plan.needBytes > 0) {
     const room = await makeRoom(deps, plan, facts, req.trigger, dryRun)
@@ -114,17 +138,29 @@ async function planAndPull(deps: PrewarmDeps, req: PrewarmRequest & { images: st
     plan = planPrewarm({ ...base, local: after.local, disk: after.disk, prune: room })
   }
   for (const item of plan.items) for (const w of item.warnings) deps.log.warn({ ref: item.ref }, w)
-  const planView = plan.items.map((i) => ({ ref: i.ref, action: i.action, reason: i.reason, estimatedBytes: i.estimatedBytes, warnings: i.warnings }))
+  const planView = plan.items.map((i) => ({
+    ref: i.ref,
+    action: i.action,
+    reason: i.reason,
+    estimatedBytes: i.estimatedBytes,
+    warnings: i.warnings,
+  }))
   if (dryRun) {
     const results = plan.items.map((i): PullResult => ({
-      ref: i.ref, status: i.action === 'pull' ? 'skipped' : resultStatus(i.action), reason: i.action === 'pull' ? `dry run: would pull (${i.reason})` : i.reason,
-      source: i.remote?.registry ?? null, durationSeconds: 0, ...(i.warnings.length ? { warnings: i.warnings } : {}),
+      ref: i.ref,
+      status: i.action === 'pull' ? 'skipped' : resultStatus(i.action),
+      reason: i.action === 'pull' ? `dry run: would pull (${i.reason})` : i.reason,
+      source: i.remote?.registry ?? null,
+      durationSeconds: 0,
+      ...(i.warnings.length ? { warnings: i.warnings } : {}),
     }))
     return { trigger: req.trigger, dryRun, results, plan: planView, durationSeconds: (now() - started) / 1000 }
   }
   // Only pulls wait for a slot; a verdict that needs no download is reported at once.
   const limit = pLimit(prewarm.concurrency)
-  const results = await Promise.all(plan.items.map((item) => item.action === 'pull' ? limit(() => settle(deps, item)) : settle(deps, item)))
+  const results = await Promise.all(
+    plan.items.map((item) => (item.action === 'pull' ? limit(() => settle(deps, item)) : settle(deps, item))),
+  )
   return { trigger: req.trigger, dryRun, results, plan: planView, durationSeconds: (now() - started) / 1000 }
 }
 
@@ -140,13 +176,17 @@ function resultStatus(action: PlanItem['action']): PullStatus {
 async function inspectAll(deps: PrewarmDeps, images: string[]): Promise<Map<string, RemoteImage | RemoteFailure>> {
   const limit = pLimit(inspectConcurrency(deps.config.prewarm))
   const out = new Map<string, RemoteImage | RemoteFailure>()
-  await Promise.all(images.map((ref) => limit(async () => {
-    try {
-      out.set(ref, await deps.source.inspectRemote(ref))
-    } catch (err) {
-      out.set(ref, { error: (err as Error).message, kind: (err as { kind?: string }).kind })
-    }
-  })))
+  await Promise.all(
+    images.map((ref) =>
+      limit(async () => {
+        try {
+          out.set(ref, await deps.source.inspectRemote(ref))
+        } catch (err) {
+          out.set(ref, { error: (err as Error).message, kind: (err as { kind?: string }).kind })
+        }
+      }),
+    ),
+  )
   return out
 }
 
@@ -155,13 +195,20 @@ async function inspectAll(deps: PrewarmDeps, images: string[]): Promise<Map<stri
  * first, and a real prune only when it can free enough, so nothing is removed in vain.
  */
 export async function makeRoom(
-  deps: Pick<PrewarmDeps, 'actions' | 'log' | 'config'>, plan: PrewarmPlan, facts: Pick<PrewarmHostFacts, 'disk'>, trigger: Trigger, dryRun: boolean,
+  deps: Pick<PrewarmDeps, 'actions' | 'log' | 'config'>,
+  plan: PrewarmPlan,
+  facts: Pick<PrewarmHostFacts, 'disk'>,
+  trigger: Trigger,
+  dryRun: boolean,
 ): Promise<{ attempted: boolean; freedBytes: number; note: string }> {
   const disk = facts.disk
   if (!disk) return { attempted: false, freedBytes: 0, note: 'disk usage unknown' }
-  if (!deps.actions?.has('prune')) return { attempted: false, freedBytes: 0, note: 'no prune job on this host to make room' }
+  if (!deps.actions?.has('prune'))
+    return { attempted: false, freedBytes: 0, note: 'no prune job on this host to make room' }
   // Room for every pull, not only the first that did not fit: what they all add, over the watermark.
-  const wantedBytes = plan.items.filter((i) => i.action === 'pull' || i.needBytes).reduce((s, i) => s + (i.estimatedBytes ?? 0), 0)
+  const wantedBytes = plan.items
+    .filter((i) => i.action === 'pull' || i.needBytes)
+    .reduce((s, i) => s + (i.estimatedBytes ?? 0), 0)
   const usable = usableBytes(disk)
   const need = disk.usedBytes + wantedBytes - highWatermarkBytes(disk, deps.config.prune.highPercent)
   const targetPercent = Math.max(0, ((disk.usedBytes - need) / usable) * 100)
@@ -171,9 +218,14 @@ export async function makeRoom(
     // counting shared layers would start a prune that empties the host and still leaves no room.
     const freeable = preview.plan.reduce((s, p) => s + p.expectedFreedBytes, 0)
     if (!preview.enough && freeable < need) {
-      return { attempted: true, freedBytes: 0, note: `a prune could free only ${mib(freeable)} of the ${mib(need)} needed, so none was run` }
+      return {
+        attempted: true,
+        freedBytes: 0,
+        note: `a prune could free only ${mib(freeable)} of the ${mib(need)} needed, so none was run`,
+      }
     }
-    if (dryRun) return { attempted: true, freedBytes: 0, note: `a prune would free ${mib(freeable)} first to make room` }
+    if (dryRun)
+      return { attempted: true, freedBytes: 0, note: `a prune would free ${mib(freeable)} first to make room` }
     const { freedBytes } = await deps.actions.invoke('prune', { dryRun: false, targetPercent }, trigger)
     deps.log.info({ freedBytes, targetPercent }, 'asked the prune job to make room for pulls')
     return { attempted: true, freedBytes, note: `the prune job freed ${mib(freedBytes)} to make room, not enough` }
@@ -188,13 +240,31 @@ async function settle(deps: PrewarmDeps, item: PlanItem): Promise<PullResult> {
   const started = now()
   let result: PullResult
   if (item.action !== 'pull') {
-    result = { ref: item.ref, status: resultStatus(item.action), reason: item.reason, source: item.remote?.registry ?? null, durationSeconds: 0 }
+    result = {
+      ref: item.ref,
+      status: resultStatus(item.action),
+      reason: item.reason,
+      source: item.remote?.registry ?? null,
+      durationSeconds: 0,
+    }
   } else {
     try {
       const source = await pullWithRetries(deps, item)
-      result = { ref: item.ref, status: 'pulled', reason: item.reason, source, durationSeconds: (now() - started) / 1000 }
+      result = {
+        ref: item.ref,
+        status: 'pulled',
+        reason: item.reason,
+        source,
+        durationSeconds: (now() - started) / 1000,
+      }
     } catch (err) {
-      result = { ref: item.ref, status: 'failed', reason: (err as Error).message, source: null, durationSeconds: (now() - started) / 1000 }
+      result = {
+        ref: item.ref,
+        status: 'failed',
+        reason: (err as Error).message,
+        source: null,
+        durationSeconds: (now() - started) / 1000,
+      }
     }
   }
   if (item.warnings.length) result.warnings = item.warnings
@@ -216,7 +286,10 @@ async function pullWithRetries(deps: PrewarmDeps, item: PlanItem): Promise<strin
     jitter: 'full',
     retry: (error: Error, attemptNumber: number) => {
       if (error instanceof NotFoundEverywhere) return false
-      deps.log.warn({ ref: item.ref, attempt: attemptNumber, retriesLeft: retries + 1 - attemptNumber, err: error.message }, 'pull attempt failed')
+      deps.log.warn(
+        { ref: item.ref, attempt: attemptNumber, retriesLeft: retries + 1 - attemptNumber, err: error.message },
+        'pull attempt failed',
+      )
       return true
     },
   })
@@ -254,26 +327,28 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
   const inFlight = [original, formatRef(target)]
   for (const name of inFlight) deps.pulls.add(name)
   try {
-    await deps.runtime.pull({
-      name: familiarName(target.domain, target.repository),
-      reference: target.digest ?? target.tag!,
-      auth: deps.credentials.dockerAuth(source),
-      signal,
-      layers: remote.layers ?? [],
-      totalBytes: remote.compressedBytes,
-      onProgress: (p) => {
-        last = p
-        deps.onProgress?.(item.ref, { ...p, source })
-        const t = now()
-        if (t - lastEvent >= 1000) {
-          lastEvent = t
-          deps.bus.publish('pull.progress', { ref: item.ref, source, ...p })
-        }
-      },
-    }).catch((err) => {
-      if (signal.aborted) throw new PullError(`attempt timed out after ${timeoutSeconds} s`, false)
-      throw err
-    })
+    await deps.runtime
+      .pull({
+        name: familiarName(target.domain, target.repository),
+        reference: target.digest ?? target.tag!,
+        auth: deps.credentials.dockerAuth(source),
+        signal,
+        layers: remote.layers ?? [],
+        totalBytes: remote.compressedBytes,
+        onProgress: (p) => {
+          last = p
+          deps.onProgress?.(item.ref, { ...p, source })
+          const t = now()
+          if (t - lastEvent >= 1000) {
+            lastEvent = t
+            deps.bus.publish('pull.progress', { ref: item.ref, source, ...p })
+          }
+        },
+      })
+      .catch((err) => {
+        if (signal.aborted) throw new PullError(`attempt timed out after ${timeoutSeconds} s`, false)
+        throw err
+      })
     deps.bus.publish('pull.progress', { ref: item.ref, source, ...last, bytesDone: remote.compressedBytes })
     await nameAfterPull(deps.runtime, target, ref, viaMirror)
   } finally {
@@ -288,10 +363,14 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
  * wanted by digest alone keeps the mirror's digest name: Docker cannot give it another one.
  */
 async function nameAfterPull(
-  runtime: ContainerRuntime, pulled: ImageRef, ref: ImageRef, viaMirror: boolean,
+  runtime: ContainerRuntime,
+  pulled: ImageRef,
+  ref: ImageRef,
+  viaMirror: boolean,
 ): Promise<void> {
   if (!ref.tag || (!viaMirror && !ref.digest)) return
-  const pulledName = familiarName(pulled.domain, pulled.repository) + (pulled.digest ? `@${pulled.digest}` : `:${pulled.tag}`)
+  const pulledName =
+    familiarName(pulled.domain, pulled.repository) + (pulled.digest ? `@${pulled.digest}` : `:${pulled.tag}`)
   await runtime.tagImage(pulledName, `${familiarName(ref.domain, ref.repository)}:${ref.tag}`)
   if (viaMirror) await runtime.untagImage(pulledName)
 }

@@ -27,13 +27,15 @@ export async function readPrewarmFacts(runtime: ContainerRuntime, diskPath: stri
   let path: string
   try {
     trust = await runtime.registryTrust()
-    path = diskPath ?? await runtime.rootDir()
+    path = diskPath ?? (await runtime.rootDir())
   } catch (err) {
-    throw new DockerUnreachableError(((err as Error).message).replace(/^Docker is unreachable: /, ''))
+    throw new DockerUnreachableError((err as Error).message.replace(/^Docker is unreachable: /, ''))
   }
   const { images } = await runtime.listImagesWithContainers()
   const local = images.map((i) => ({
-    id: i.id, repoTags: i.repoTags, repoDigests: i.repoDigests.filter((d) => !d.startsWith('<none>')),
+    id: i.id,
+    repoTags: i.repoTags,
+    repoDigests: i.repoDigests.filter((d) => !d.startsWith('<none>')),
   }))
   const disk = await measureDisk(path).catch(() => null)
   return { local, disk, trust }

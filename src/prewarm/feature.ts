@@ -26,27 +26,35 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
     ctx.http.post('/v1/prewarm', async (req) => ({ status: 200, body: await run(req.body, 'http') }))
 
     let task: ScheduledTask | null = null
-    return { components: [{
-      name: 'prewarm-schedule',
-      async start() {
-        const schedule = config.prewarm.schedule
-        if (schedule === null) return
-        if (!validate(schedule)) throw new Error(`prewarm.schedule: not a valid cron expression: ${schedule}`)
-        task = createTask(schedule, async () => {
-          try {
-            await run({}, 'schedule')
-          } catch (err) {
-            log.error({ err: (err as Error).message }, 'scheduled prewarm failed')
-          }
-        }, { name: 'prewarm', noOverlap: true })
-        await task.start()
-      },
-      async stop() {
-        // A pull in flight is left to dockerd: waiting for a multi-GB download would hold a stop for minutes.
-        await task?.destroy()
-        task = null
-        await deps.close()
-      },
-    }] }
+    return {
+      components: [
+        {
+          name: 'prewarm-schedule',
+          async start() {
+            const schedule = config.prewarm.schedule
+            if (schedule === null) return
+            if (!validate(schedule)) throw new Error(`prewarm.schedule: not a valid cron expression: ${schedule}`)
+            task = createTask(
+              schedule,
+              async () => {
+                try {
+                  await run({}, 'schedule')
+                } catch (err) {
+                  log.error({ err: (err as Error).message }, 'scheduled prewarm failed')
+                }
+              },
+              { name: 'prewarm', noOverlap: true },
+            )
+            await task.start()
+          },
+          async stop() {
+            // A pull in flight is left to dockerd: waiting for a multi-GB download would hold a stop for minutes.
+            await task?.destroy()
+            task = null
+            await deps.close()
+          },
+        },
+      ],
+    }
   }
 }

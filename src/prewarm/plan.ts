@@ -110,7 +110,13 @@ function planOne(input: PrewarmPlanInput, wanted: string, ref: ImageRef, planned
   const local = findLocal(input, ref)
   if (!remote || isRemoteFailure(remote)) {
     const why = remote?.error ?? 'the registry was not asked'
-    if (local.tagged) return { ref: wanted, action: 'present', reason: `present locally; the registry could not be checked for a newer digest: ${why}`, warnings }
+    if (local.tagged)
+      return {
+        ref: wanted,
+        action: 'present',
+        reason: `present locally; the registry could not be checked for a newer digest: ${why}`,
+        warnings,
+      }
     return { ref: wanted, action: 'fail', reason: why, warnings }
   }
   const base = { ref: wanted, warnings, remote }
@@ -126,7 +132,9 @@ function planOne(input: PrewarmPlanInput, wanted: string, ref: ImageRef, planned
   if (verdict.compatible === false) {
     return { ...base, action: 'skip', reason: `the host's driver cannot run it: ${verdict.reason}` }
   }
-  const why = local.tagged ? `the tag now points at ${remote.indexDigest ?? remote.digest}, not the local image` : 'not present locally'
+  const why = local.tagged
+    ? `the tag now points at ${remote.indexDigest ?? remote.digest}, not the local image`
+    : 'not present locally'
   return fitOnDisk(input, { ...base, action: 'pull', reason: why }, plannedBefore)
 }
 
@@ -144,7 +152,10 @@ function fitOnDisk(input: PrewarmPlanInput, item: PlanItem, plannedBefore: numbe
   }
   const limit = highWatermarkBytes(disk, input.highPercent)
   const after = disk.usedBytes + plannedBefore + estimated
-  const pruneNote = input.prune?.attempted && input.prune.freedBytes > 0 ? `; a prune freed ${mib(input.prune.freedBytes)} first to make room` : ''
+  const pruneNote =
+    input.prune?.attempted && input.prune.freedBytes > 0
+      ? `; a prune freed ${mib(input.prune.freedBytes)} first to make room`
+      : ''
   if (after <= limit) return { ...out, reason: out.reason + pruneNote }
   const percentAfter = usedPercent({ usedBytes: after, availBytes: usable - after })
   const prune = input.prune?.note ? `; ${input.prune.note}` : ''
@@ -168,7 +179,8 @@ function latestWarning(ref: ImageRef): string[] {
 
 /** local images of this repository, and the one that carries the wanted tag */
 function findLocal(input: PrewarmPlanInput, ref: ImageRef): { images: LocalImage[]; tagged: LocalImage | null } {
-  const tagged = ref.tag === null ? null : input.local.find((img) => img.repoTags.some((t) => sameTag(t, ref))) ?? null
+  const tagged =
+    ref.tag === null ? null : (input.local.find((img) => img.repoTags.some((t) => sameTag(t, ref))) ?? null)
   return { images: input.local, tagged }
 }
 
@@ -183,7 +195,9 @@ function sameTag(repoTag: string, ref: ImageRef): boolean {
 
 /** a RepoDigests entry for this repository (on its registry or a mirror of it) with one of `digests` */
 function hasDigest(img: LocalImage, ref: ImageRef, digests: string[], mirrors: Record<string, string[]> = {}): boolean {
-  const mirrorsOf = Object.entries(mirrors).filter(([k]) => normalizeRegistryKey(k) === ref.domain).flatMap(([, v]) => v.map(normalizeRegistryKey))
+  const mirrorsOf = Object.entries(mirrors)
+    .filter(([k]) => normalizeRegistryKey(k) === ref.domain)
+    .flatMap(([, v]) => v.map(normalizeRegistryKey))
   const domains = new Set([ref.domain, ...mirrorsOf])
   return img.repoDigests.some((entry) => {
     const d = parseRepoDigest(entry)

@@ -34,8 +34,16 @@ export function buildPrewarmDeps(args: {
   const credentials = new CredentialStore(config.prewarm.credentialsFile)
   const source = createRegistryClient(config, runtime, credentials)
   return {
-    runtime, pulls, source, credentials, config,
-    bus: args.bus, runner: args.runner, actions: args.actions, log: args.log, now: args.now,
+    runtime,
+    pulls,
+    source,
+    credentials,
+    config,
+    bus: args.bus,
+    runner: args.runner,
+    actions: args.actions,
+    log: args.log,
+    now: args.now,
     facts: () => readPrewarmFacts(runtime, config.disk.path),
     compat: async () => {
       const gpu = await args.gpu()

@@ -23,7 +23,9 @@ function isForHost(alert: Alert, hostId: string): boolean {
 /** Alertmanager's fingerprint, or one made from the labels when an old version sent none. */
 function fingerprintOf(alert: Alert): string {
   if (alert.fingerprint) return alert.fingerprint
-  const sorted = Object.keys(alert.labels).sort().map((k) => [k, alert.labels[k]])
+  const sorted = Object.keys(alert.labels)
+    .sort()
+    .map((k) => [k, alert.labels[k]])
   return createHash('sha256').update(JSON.stringify(sorted)).digest('hex').slice(0, 16)
 }
 
@@ -34,14 +36,21 @@ function fingerprintOf(alert: Alert): string {
 export class AlertDeduper {
   private readonly seen = new Map<string, number>()
 
-  constructor(private readonly windowMs: number, private readonly now: Clock) {}
+  constructor(
+    private readonly windowMs: number,
+    private readonly now: Clock,
+  ) {}
 
   decide(payload: AlertmanagerPayload, hostId: string): AlertVerdict[] {
     const now = this.now().getTime()
     for (const [key, at] of this.seen) if (now - at >= this.windowMs) this.seen.delete(key)
     return payload.alerts.map((alert) => {
       const fingerprint = fingerprintOf(alert)
-      const verdict = (decision: AlertDecision): AlertVerdict => ({ fingerprint, alertname: alert.labels.alertname ?? null, decision })
+      const verdict = (decision: AlertDecision): AlertVerdict => ({
+        fingerprint,
+        alertname: alert.labels.alertname ?? null,
+        decision,
+      })
       if (alert.status !== 'firing') return verdict('resolved')
       if (!isForHost(alert, hostId)) return verdict('other host')
       const key = `${payload.groupKey}\u0000${fingerprint}`

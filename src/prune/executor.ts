@@ -87,13 +87,32 @@ export interface PruneHooks {
   beforeLastReference?: (item: PlanItem) => Promise<void> | void
 }
 
-export async function runPrune(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, hooks: PruneHooks = {}): Promise<PruneReport> {
+export async function runPrune(
+  deps: PruneDeps,
+  inputs: PruneInputs,
+  req: PruneRequest,
+  hooks: PruneHooks = {},
+): Promise<PruneReport> {
   const started = deps.now()
   const targetPercent = req.targetPercent ?? deps.policy.lowPercent
   const report: PruneReport = {
-    trigger: req.trigger, dryRun: req.dryRun, result: 'error', targetPercent, before: null, needBytes: 0,
-    plan: [], removed: [], skipped: [], failed: [], kept: [], buildCache: null, freedBytes: 0, after: null, enough: false,
-    startedAt: started.toISOString(), durationSeconds: 0,
+    trigger: req.trigger,
+    dryRun: req.dryRun,
+    result: 'error',
+    targetPercent,
+    before: null,
+    needBytes: 0,
+    plan: [],
+    removed: [],
+    skipped: [],
+    failed: [],
+    kept: [],
+    buildCache: null,
+    freedBytes: 0,
+    after: null,
+    enough: false,
+    startedAt: started.toISOString(),
+    durationSeconds: 0,
   }
   deps.bus.publish('prune.started', { trigger: req.trigger, dryRun: req.dryRun, targetPercent })
   try {
@@ -109,7 +128,13 @@ export async function runPrune(deps: PruneDeps, inputs: PruneInputs, req: PruneR
   return report
 }
 
-async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, report: PruneReport, hooks: PruneHooks): Promise<void> {
+async function execute(
+  deps: PruneDeps,
+  inputs: PruneInputs,
+  req: PruneRequest,
+  report: PruneReport,
+  hooks: PruneHooks,
+): Promise<void> {
   if (inputs.images === null) throw new Error('the images are not known yet: the image collector has not run')
   if (inputs.diskPath === null) throw new Error("the disk is not known yet: neither disk.path nor Docker's root dir")
   const diskPath = inputs.diskPath
@@ -119,8 +144,12 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
   const before = await deps.measure(diskPath)
   report.before = before
   const plan = planPrune({
-    disk: before, images, policy: deps.policy, now: deps.now(),
-    targetPercent: report.targetPercent, pullsInFlight: deps.pullsInFlight(),
+    disk: before,
+    images,
+    policy: deps.policy,
+    now: deps.now(),
+    targetPercent: report.targetPercent,
+    pullsInFlight: deps.pullsInFlight(),
   })
   Object.assign(report, { needBytes: plan.needBytes, plan: plan.plan, kept: plan.kept })
 
@@ -133,7 +162,8 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
   await hooks.beforeExecute?.(plan)
 
   let now = before
-  if (plan.needBytes > 0 && deps.policy.buildCache && !deps.stopRequested?.()) now = await pruneBuildCache(deps, report, diskPath, now)
+  if (plan.needBytes > 0 && deps.policy.buildCache && !deps.stopRequested?.())
+    now = await pruneBuildCache(deps, report, diskPath, now)
   // The plan first, then the spare images while the measured disk is still above the target:
   // the estimate is not the judge, the filesystem is.
   for (const item of [...plan.plan, ...plan.spare]) {
@@ -143,7 +173,10 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
       report.kept = report.kept.filter((k) => k.id !== item.id)
     }
     if (deps.stopRequested?.()) {
-      deps.log.warn({ trigger: req.trigger, removed: report.removed.length }, 'prune interrupted: the agent is stopping')
+      deps.log.warn(
+        { trigger: req.trigger, removed: report.removed.length },
+        'prune interrupted: the agent is stopping',
+      )
       break
     }
     await removeOne(deps, req, report, item, hooks)
@@ -154,10 +187,19 @@ async function execute(deps: PruneDeps, inputs: PruneInputs, req: PruneRequest, 
   report.enough = bytesToFree(report.after, report.targetPercent) === 0
   report.result = plan.needBytes === 0 ? 'nothing_to_do' : report.enough ? 'ok' : 'not_enough'
   if (report.result === 'not_enough') {
-    deps.log.error({
-      trigger: req.trigger, needBytes: plan.needBytes, freedBytes: report.freedBytes, usedPercent: report.after.usedPercent,
-      targetPercent: report.targetPercent, skipped: report.skipped.length, failed: report.failed.length, kept: report.kept.length,
-    }, 'prune could not free enough: the images left are in use, protected, too young, kept per repository, or could not be removed')
+    deps.log.error(
+      {
+        trigger: req.trigger,
+        needBytes: plan.needBytes,
+        freedBytes: report.freedBytes,
+        usedPercent: report.after.usedPercent,
+        targetPercent: report.targetPercent,
+        skipped: report.skipped.length,
+        failed: report.failed.length,
+        kept: report.kept.length,
+      },
+      'prune could not free enough: the images left are in use, protected, too young, kept per repository, or could not be removed',
+    )
   }
 }
 
@@ -165,10 +207,15 @@ async function withSharedSizes(deps: PruneDeps, images: ImageFacts[]): Promise<I
   if (!deps.sharedSizes || !images.some((i) => i.sharedSizeBytes < 0)) return images
   try {
     const shared = await deps.runtime.sharedSizes()
-    return images.map((i) => (i.sharedSizeBytes < 0 && (shared.get(i.id) ?? -1) >= 0 ? { ...i, sharedSizeBytes: shared.get(i.id)! } : i))
+    return images.map((i) =>
+      i.sharedSizeBytes < 0 && (shared.get(i.id) ?? -1) >= 0 ? { ...i, sharedSizeBytes: shared.get(i.id)! } : i,
+    )
   } catch (err) {
     if (err instanceof RuntimeUnavailableError) throw err
-    deps.log.warn({ err: messageOf(err) }, 'cannot read shared image sizes: images whose shared size is unknown count as freeing nothing')
+    deps.log.warn(
+      { err: messageOf(err) },
+      'cannot read shared image sizes: images whose shared size is unknown count as freeing nothing',
+    )
     return images
   }
 }
@@ -179,32 +226,63 @@ async function recoverInterrupted(deps: PruneDeps): Promise<void> {
   deps.log.warn({ audit: 'prune', restored }, 'prune: put back names an interrupted removal took off')
 }
 
-async function removeOne(deps: PruneDeps, req: PruneRequest, report: PruneReport, item: PlanItem, hooks: PruneHooks): Promise<void> {
+async function removeOne(
+  deps: PruneDeps,
+  req: PruneRequest,
+  report: PruneReport,
+  item: PlanItem,
+  hooks: PruneHooks,
+): Promise<void> {
   // A pull may have started since planning: look again right before removing.
   const outcome = isBeingPulled([item.id, ...item.refs], pullSet(deps.pullsInFlight()))
     ? { outcome: 'skipped' as const, reason: 'a pull in flight is writing it' }
-    : await deps.runtime.removeImage(item, {
-        beforeLastReference: hooks.beforeLastReference && (() => hooks.beforeLastReference!(item)),
-      })
-      .catch((err) => {
-        // The runtime is away (refused, or silent past its timeout): every other image would
-        // meet the same, so the run stops here and reports an error.
-        if (err instanceof RuntimeUnavailableError) throw err
-        return { outcome: 'failed' as const, reason: messageOf(err) }
-      })
+    : await deps.runtime
+        .removeImage(item, {
+          beforeLastReference: hooks.beforeLastReference && (() => hooks.beforeLastReference!(item)),
+        })
+        .catch((err) => {
+          // The runtime is away (refused, or silent past its timeout): every other image would
+          // meet the same, so the run stops here and reports an error.
+          if (err instanceof RuntimeUnavailableError) throw err
+          return { outcome: 'failed' as const, reason: messageOf(err) }
+        })
   const reason = outcome.outcome === 'removed' ? item.reason : outcome.reason
   if (outcome.outcome === 'removed') report.removed.push(item)
-  else (outcome.outcome === 'skipped' ? report.skipped : report.failed).push({ id: item.id, refs: item.refs, sizeBytes: item.sizeBytes, reason })
-  const entry = { outcome: outcome.outcome, id: item.id, tags: item.refs, sizeBytes: item.sizeBytes, reason, trigger: req.trigger }
-  deps.log[outcome.outcome === 'failed' ? 'warn' : 'info']({ audit: 'prune', ...entry }, `prune: ${outcome.outcome} ${item.refs.join(', ') || item.id}`)
+  else
+    (outcome.outcome === 'skipped' ? report.skipped : report.failed).push({
+      id: item.id,
+      refs: item.refs,
+      sizeBytes: item.sizeBytes,
+      reason,
+    })
+  const entry = {
+    outcome: outcome.outcome,
+    id: item.id,
+    tags: item.refs,
+    sizeBytes: item.sizeBytes,
+    reason,
+    trigger: req.trigger,
+  }
+  deps.log[outcome.outcome === 'failed' ? 'warn' : 'info'](
+    { audit: 'prune', ...entry },
+    `prune: ${outcome.outcome} ${item.refs.join(', ') || item.id}`,
+  )
   deps.bus.publish('prune.image', { ...entry, dryRun: false })
 }
 
-async function pruneBuildCache(deps: PruneDeps, report: PruneReport, diskPath: string, current: DiskReading): Promise<DiskReading> {
+async function pruneBuildCache(
+  deps: PruneDeps,
+  report: PruneReport,
+  diskPath: string,
+  current: DiskReading,
+): Promise<DiskReading> {
   try {
     const info = await deps.runtime.pruneBuildCache()
     report.buildCache = { prunedBytes: info.reclaimedBytes }
-    deps.log.info({ audit: 'prune', outcome: 'build-cache', sizeBytes: report.buildCache.prunedBytes, trigger: report.trigger }, 'prune: build cache pruned')
+    deps.log.info(
+      { audit: 'prune', outcome: 'build-cache', sizeBytes: report.buildCache.prunedBytes, trigger: report.trigger },
+      'prune: build cache pruned',
+    )
     return await deps.measure(diskPath)
   } catch (err) {
     if (err instanceof RuntimeUnavailableError) throw err
@@ -221,11 +299,21 @@ function messageOf(err: unknown): string {
 /** The prune.finished event: what metrics, status and the coordinator need, without the image lists. */
 export function summaryOf(report: PruneReport): EventMap['prune.finished'] {
   return {
-    trigger: report.trigger, dryRun: report.dryRun, result: report.result, ...(report.error ? { error: report.error } : {}),
-    targetPercent: report.targetPercent, needBytes: report.needBytes, freedBytes: report.freedBytes, enough: report.enough,
-    plannedCount: report.plan.length, removedCount: report.removed.length, skippedCount: report.skipped.length,
-    failedCount: report.failed.length, keptCount: report.kept.length,
-    usedPercentBefore: report.before?.usedPercent ?? null, usedPercentAfter: report.after?.usedPercent ?? null,
+    trigger: report.trigger,
+    dryRun: report.dryRun,
+    result: report.result,
+    ...(report.error ? { error: report.error } : {}),
+    targetPercent: report.targetPercent,
+    needBytes: report.needBytes,
+    freedBytes: report.freedBytes,
+    enough: report.enough,
+    plannedCount: report.plan.length,
+    removedCount: report.removed.length,
+    skippedCount: report.skipped.length,
+    failedCount: report.failed.length,
+    keptCount: report.kept.length,
+    usedPercentBefore: report.before?.usedPercent ?? null,
+    usedPercentAfter: report.after?.usedPercent ?? null,
     durationSeconds: report.durationSeconds,
   }
 }

@@ -36,17 +36,31 @@ export function createPruneFeature(): Feature {
       const start = alerts.some((a) => a.decision === 'prune')
       const targetPercent = ctx.config.prune.lowPercent
       if (start) {
-        ctx.log.info({ groupKey: parsed.payload.groupKey, alerts: alerts.filter((a) => a.decision === 'prune').map((a) => a.alertname) }, 'alert received: pruning')
+        ctx.log.info(
+          {
+            groupKey: parsed.payload.groupKey,
+            alerts: alerts.filter((a) => a.decision === 'prune').map((a) => a.alertname),
+          },
+          'alert received: pruning',
+        )
         // Alertmanager waits for the answer only briefly; the prune goes on after the 202.
-        prune({ trigger: 'alertmanager', dryRun: false, targetPercent })
-          .catch((err) => ctx.log.error({ err: (err as Error).message }, 'alert-triggered prune failed'))
+        prune({ trigger: 'alertmanager', dryRun: false, targetPercent }).catch((err) =>
+          ctx.log.error({ err: (err as Error).message }, 'alert-triggered prune failed'),
+        )
       }
-      return { status: 202, body: { started: start ? { action: 'prune', trigger: 'alertmanager', targetPercent } : null, alerts } }
+      return {
+        status: 202,
+        body: { started: start ? { action: 'prune', trigger: 'alertmanager', targetPercent } : null, alerts },
+      }
     })
 
     const watcher = new DiskWatcher({
-      disk: () => ctx.store.get().disk, highPercent: ctx.config.prune.highPercent,
-      intervalSeconds: ctx.config.disk.checkIntervalSeconds, prune, bus: ctx.bus, log: ctx.log,
+      disk: () => ctx.store.get().disk,
+      highPercent: ctx.config.prune.highPercent,
+      intervalSeconds: ctx.config.disk.checkIntervalSeconds,
+      prune,
+      bus: ctx.bus,
+      log: ctx.log,
     })
     const schedule = new CronPrune({ schedule: ctx.config.prune.schedule, prune, log: ctx.log })
     const recovery: Component = {

@@ -20,8 +20,10 @@ export class PruneJob {
   private current: Promise<PruneReport> | null = null
   constructor(
     private readonly ctx: Pick<
-      AgentContext, 'config' | 'log' | 'store' | 'bus' | 'runner' | 'now' | 'runtime' | 'pulls'
-    > & Partial<Pick<AgentContext, 'state'>>,
+      AgentContext,
+      'config' | 'log' | 'store' | 'bus' | 'runner' | 'now' | 'runtime' | 'pulls'
+    > &
+      Partial<Pick<AgentContext, 'state'>>,
     private readonly opts: PruneJobOptions = {},
   ) {}
 
@@ -44,7 +46,9 @@ export class PruneJob {
     // Bounded: a prune still waiting for the lock held by a `gpuhost prune` run must not hold the
     // agent past its stop limit; it has removed nothing yet and stops at its next check.
     let timer: NodeJS.Timeout | undefined
-    const limit = new Promise<void>((r) => { timer = setTimeout(r, STOP_WAIT_MS) })
+    const limit = new Promise<void>((r) => {
+      timer = setTimeout(r, STOP_WAIT_MS)
+    })
     await Promise.race([this.current?.catch(() => undefined), limit])
     clearTimeout(timer)
   }
@@ -53,16 +57,29 @@ export class PruneJob {
     const { config, log, store, bus, runtime, pulls, now } = this.ctx
     const measure = this.opts.measure ?? readFilesystem
     const snapshot = store.get()
-    const report = await runPrune({
-      runtime, measure, bus, log, now, policy: config.prune, pullsInFlight: () => pulls.list(),
-      stopRequested: () => this.stopping, sharedSizes: true,
-      // Docker needs a little room to remove an image (it rewrites its tag store): on a full disk
-      // the state reserve is given up for it, and made again once the prune has freed space.
-      exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, () => {
-        this.ctx.state?.makeRoom()
-        return fn()
-      }),
-    }, { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) }, req, hooks)
+    const report = await runPrune(
+      {
+        runtime,
+        measure,
+        bus,
+        log,
+        now,
+        policy: config.prune,
+        pullsInFlight: () => pulls.list(),
+        stopRequested: () => this.stopping,
+        sharedSizes: true,
+        // Docker needs a little room to remove an image (it rewrites its tag store): on a full disk
+        // the state reserve is given up for it, and made again once the prune has freed space.
+        exclusive: (fn) =>
+          withPruneLock({ stateDir: config.stateDir, log }, () => {
+            this.ctx.state?.makeRoom()
+            return fn()
+          }),
+      },
+      { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) },
+      req,
+      hooks,
+    )
     if (!req.dryRun && report.after) this.recordDisk(snapshot, report.after)
     return report
   }
@@ -71,7 +88,13 @@ export class PruneJob {
   private recordDisk(snapshot: HostSnapshot, after: DiskReading): void {
     const disk = this.ctx.store.get().disk ?? snapshot.disk
     if (!disk) return
-    this.ctx.store.set('disk', { ...disk, sizeBytes: after.sizeBytes, usedBytes: after.usedBytes, availBytes: after.availBytes, usedPercent: after.usedPercent })
+    this.ctx.store.set('disk', {
+      ...disk,
+      sizeBytes: after.sizeBytes,
+      usedBytes: after.usedBytes,
+      availBytes: after.availBytes,
+      usedPercent: after.usedPercent,
+    })
   }
 }
 

@@ -24,11 +24,15 @@ export async function withPruneLock<T>(opts: PruneLockOptions, fn: () => Promise
   mkdirSync(opts.stateDir, { recursive: true })
   const lockfilePath = join(opts.stateDir, PRUNE_LOCK)
   const waitMs = opts.waitMs ?? 10 * 60_000
-  const attempt = (retries: number) => lockfile.lock(opts.stateDir, {
-    lockfilePath, stale: STALE_MS, realpath: false,
-    retries: { retries, factor: 1, minTimeout: 1000, maxTimeout: 1000 },
-    onCompromised: (err) => opts.log.error({ err: err.message, lock: lockfilePath }, 'the prune lock was taken over while held'),
-  })
+  const attempt = (retries: number) =>
+    lockfile.lock(opts.stateDir, {
+      lockfilePath,
+      stale: STALE_MS,
+      realpath: false,
+      retries: { retries, factor: 1, minTimeout: 1000, maxTimeout: 1000 },
+      onCompromised: (err) =>
+        opts.log.error({ err: err.message, lock: lockfilePath }, 'the prune lock was taken over while held'),
+    })
   let release: () => Promise<void>
   try {
     release = await attempt(0).catch(async (err: NodeJS.ErrnoException) => {
@@ -46,7 +50,9 @@ export async function withPruneLock<T>(opts: PruneLockOptions, fn: () => Promise
   try {
     return await fn()
   } finally {
-    await release().catch((err: Error) => opts.log.warn({ err: err.message, lock: lockfilePath }, 'could not release the prune lock; it goes stale'))
+    await release().catch((err: Error) =>
+      opts.log.warn({ err: err.message, lock: lockfilePath }, 'could not release the prune lock; it goes stale'),
+    )
   }
 }
 

@@ -3,9 +3,22 @@ import { Counter } from 'prom-client'
 import { METRIC_PREFIX as P, type EventCounter, type Registries } from '../agent/metric-parts.js'
 
 export function registerPruneMetrics(reg: Registries): EventCounter {
-  const pruneRuns = new Counter({ name: `${P}prune_runs_total`, help: 'prune runs by trigger and result', labelNames: ['trigger', 'result'], registers: reg })
-  const freed = new Counter({ name: `${P}prune_freed_bytes_total`, help: 'bytes freed by prunes, as measured on the filesystem', registers: reg })
-  const removed = new Counter({ name: `${P}prune_images_removed_total`, help: 'images removed by prunes', registers: reg })
+  const pruneRuns = new Counter({
+    name: `${P}prune_runs_total`,
+    help: 'prune runs by trigger and result',
+    labelNames: ['trigger', 'result'],
+    registers: reg,
+  })
+  const freed = new Counter({
+    name: `${P}prune_freed_bytes_total`,
+    help: 'bytes freed by prunes, as measured on the filesystem',
+    registers: reg,
+  })
+  const removed = new Counter({
+    name: `${P}prune_images_removed_total`,
+    help: 'images removed by prunes',
+    registers: reg,
+  })
   return (e) => {
     if (e.type !== 'prune.finished') return
     const d = e.data

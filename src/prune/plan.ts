@@ -121,7 +121,11 @@ export type ProtectMatcher = (image: Pick<ImageFacts, 'id' | 'repoTags' | 'repoD
 /** A matcher that names the protect glob an image matches, or null. */
 function protectMatcher(globs: string[]): ProtectMatcher {
   // bash: a single * crosses '/', so "*:stable" protects nvidia/cuda:stable too.
-  const compiled = globs.map((glob) => ({ glob, match: picomatch(glob, { bash: true, dot: true }), idPrefix: idPrefixOf(glob) }))
+  const compiled = globs.map((glob) => ({
+    glob,
+    match: picomatch(glob, { bash: true, dot: true }),
+    idPrefix: idPrefixOf(glob),
+  }))
   return (image) => {
     if (compiled.length === 0) return null
     const names = namesOf(image)
@@ -166,8 +170,12 @@ interface Keyed {
 
 function keyed(image: ImageFacts): Keyed {
   return {
-    image, refs: refsOf(image), dangling: isDangling(image), lastUsed: timeOf(image.lastUsed, -Infinity),
-    firstSeen: timeOf(image.firstSeen, Infinity), created: timeOf(image.createdAt, -Infinity),
+    image,
+    refs: refsOf(image),
+    dangling: isDangling(image),
+    lastUsed: timeOf(image.lastUsed, -Infinity),
+    firstSeen: timeOf(image.firstSeen, Infinity),
+    created: timeOf(image.createdAt, -Infinity),
   }
 }
 
@@ -210,10 +218,12 @@ function compareStrings(a: string, b: string): number {
 
 /** dangling first, then least recently used (never used first), then first seen, then id */
 function compareForEviction(a: Keyed, b: Keyed): number {
-  return diff(a.dangling ? 0 : 1, b.dangling ? 0 : 1)
-    || diff(a.lastUsed, b.lastUsed)
-    || diff(a.firstSeen, b.firstSeen)
-    || compareStrings(a.image.id, b.image.id)
+  return (
+    diff(a.dangling ? 0 : 1, b.dangling ? 0 : 1) ||
+    diff(a.lastUsed, b.lastUsed) ||
+    diff(a.firstSeen, b.firstSeen) ||
+    compareStrings(a.image.id, b.image.id)
+  )
 }
 
 /** the references pulls in flight are writing, each also in its docker.io form */
@@ -234,14 +244,23 @@ export function isBeingPulled(names: string[], inFlight: Set<string>): boolean {
 /** Why an image must stay, or null when it may go. */
 function keepReason(
   { image, firstSeen }: Keyed,
-  ctx: { now: number; minAgeMs: number; inFlight: Set<string>; protect: ProtectMatcher; newest: Map<string, string>; keepPerRepository: number },
+  ctx: {
+    now: number
+    minAgeMs: number
+    inFlight: Set<string>
+    protect: ProtectMatcher
+    newest: Map<string, string>
+    keepPerRepository: number
+  },
 ): string | null {
   if (image.containers.length > 0) return KEPT.inUse
   if (isBeingPulled([image.id, ...image.repoTags, ...image.repoDigests], ctx.inFlight)) return KEPT.pullInFlight
   const glob = ctx.protect(image)
   if (glob !== null) return `protected by "${glob}"`
   if (ctx.now - firstSeen < ctx.minAgeMs) {
-    return Number.isFinite(firstSeen) ? `younger than minAgeSeconds (first seen ${image.firstSeen})` : 'first-seen time unknown: kept as young'
+    return Number.isFinite(firstSeen)
+      ? `younger than minAgeSeconds (first seen ${image.firstSeen})`
+      : 'first-seen time unknown: kept as young'
   }
   const repo = ctx.newest.get(image.id)
   if (repo !== undefined) return `among the newest ${ctx.keepPerRepository} of ${repo}`
@@ -250,7 +269,9 @@ function keepReason(
 
 function planReason({ image, dangling }: Keyed): string {
   if (dangling) return 'dangling'
-  return image.lastUsed ? `least recently used (last used ${image.lastUsed})` : `least recently used (never used, first seen ${image.firstSeen})`
+  return image.lastUsed
+    ? `least recently used (last used ${image.lastUsed})`
+    : `least recently used (never used, first seen ${image.firstSeen})`
 }
 
 /** The pure planner. */
@@ -283,8 +304,14 @@ export function planPrune(input: PlanInput): PrunePlan {
     const { image } = k
     const freed = expectedFreedBytes(image)
     const item: PlanItem = {
-      id: image.id, refs: k.refs, sizeBytes: image.sizeBytes, expectedFreedBytes: freed,
-      lastUsed: image.lastUsed, firstSeen: image.firstSeen, dangling: k.dangling, reason: planReason(k),
+      id: image.id,
+      refs: k.refs,
+      sizeBytes: image.sizeBytes,
+      expectedFreedBytes: freed,
+      lastUsed: image.lastUsed,
+      firstSeen: image.firstSeen,
+      dangling: k.dangling,
+      reason: planReason(k),
     }
     if (expected >= needBytes) {
       kept.push({ id: image.id, refs: k.refs, reason: KEPT.notNeeded })
@@ -295,6 +322,12 @@ export function planPrune(input: PlanInput): PrunePlan {
     plan.push(item)
   }
   return {
-    targetPercent, needBytes, plan, expectedFreedBytes: expected, expectedEnough: expected >= needBytes, kept, spare,
+    targetPercent,
+    needBytes,
+    plan,
+    expectedFreedBytes: expected,
+    expectedEnough: expected >= needBytes,
+    kept,
+    spare,
   }
 }

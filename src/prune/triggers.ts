@@ -32,14 +32,16 @@ export class DiskWatcher implements Component {
   /** prunes in a row that could not free enough */
   private shortRuns = 0
 
-  constructor(private readonly opts: {
-    disk: () => DiskFacts | null
-    highPercent: number
-    intervalSeconds: number
-    prune: StartPrune
-    bus: EventBus
-    log: Logger
-  }) {}
+  constructor(
+    private readonly opts: {
+      disk: () => DiskFacts | null
+      highPercent: number
+      intervalSeconds: number
+      prune: StartPrune
+      bus: EventBus
+      log: Logger
+    },
+  ) {}
 
   get enabled(): boolean {
     return this.opts.highPercent < 100
@@ -66,9 +68,15 @@ export class DiskWatcher implements Component {
     const above = disk.usedPercent >= this.opts.highPercent
     if (above !== this.above && (above || this.above !== null)) {
       this.opts.bus.publish('disk.threshold', {
-        state: above ? 'above' : 'below', usedPercent: disk.usedPercent, highPercent: this.opts.highPercent, mountpoint: disk.mountpoint,
+        state: above ? 'above' : 'below',
+        usedPercent: disk.usedPercent,
+        highPercent: this.opts.highPercent,
+        mountpoint: disk.mountpoint,
       })
-      this.opts.log[above ? 'warn' : 'info']({ usedPercent: disk.usedPercent, highPercent: this.opts.highPercent }, above ? 'disk usage at or above the high watermark' : 'disk usage back below the high watermark')
+      this.opts.log[above ? 'warn' : 'info'](
+        { usedPercent: disk.usedPercent, highPercent: this.opts.highPercent },
+        above ? 'disk usage at or above the high watermark' : 'disk usage back below the high watermark',
+      )
     }
     this.above = above
     if (!above) {
@@ -80,16 +88,19 @@ export class DiskWatcher implements Component {
     const grown = waiting && disk.usedPercent >= waiting.usedPercent + RETRY_ON_GROWTH_PERCENT
     if (waiting && !grown && ++waiting.checks < waiting.wait) return false
     this.notEnough = null
-    this.opts.prune({ trigger: 'watcher', dryRun: false }).then(({ report }) => {
-      if (report.result !== 'not_enough') {
-        this.shortRuns = 0
-        return
-      }
-      const wait = Math.min(RETRY_MAX_CHECKS, RETRY_AFTER_CHECKS * 2 ** this.shortRuns++)
-      this.notEnough = { usedPercent: report.after?.usedPercent ?? disk.usedPercent, checks: 0, wait }
-      const { usedPercent } = this.notEnough
-      this.opts.log.info({ retryAfterChecks: wait, usedPercent }, 'the watcher prunes again later')
-    }, (err) => this.opts.log.error({ err: (err as Error).message }, 'watcher prune failed'))
+    this.opts.prune({ trigger: 'watcher', dryRun: false }).then(
+      ({ report }) => {
+        if (report.result !== 'not_enough') {
+          this.shortRuns = 0
+          return
+        }
+        const wait = Math.min(RETRY_MAX_CHECKS, RETRY_AFTER_CHECKS * 2 ** this.shortRuns++)
+        this.notEnough = { usedPercent: report.after?.usedPercent ?? disk.usedPercent, checks: 0, wait }
+        const { usedPercent } = this.notEnough
+        this.opts.log.info({ retryAfterChecks: wait, usedPercent }, 'the watcher prunes again later')
+      },
+      (err) => this.opts.log.error({ err: (err as Error).message }, 'watcher prune failed'),
+    )
     return true
   }
 }
@@ -110,8 +121,9 @@ export class CronPrune implements Component {
 
   /** what the schedule does when it fires */
   fire(): Promise<unknown> {
-    return this.opts.prune({ trigger: 'schedule', dryRun: false }).catch((err) =>
-      this.opts.log.error({ err: (err as Error).message }, 'scheduled prune failed'))
+    return this.opts
+      .prune({ trigger: 'schedule', dryRun: false })
+      .catch((err) => this.opts.log.error({ err: (err as Error).message }, 'scheduled prune failed'))
   }
 
   async stop(): Promise<void> {

@@ -12,8 +12,14 @@ import { hostPlatform, pickPlatform, formatPlatform, type IndexEntry, type Platf
 import { apiHost, parseImageRef, type ImageRef } from './reference.js'
 import type { RemoteImage, RemoteImageSource } from './types.js'
 
-const INDEX_TYPES = ['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']
-const MANIFEST_TYPES = ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json']
+const INDEX_TYPES = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]
+const MANIFEST_TYPES = [
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+]
 const ACCEPT = [...INDEX_TYPES, ...MANIFEST_TYPES].join(', ')
 
 export interface RegistryClientOptions {
@@ -26,9 +32,19 @@ export interface RegistryClientOptions {
   timeoutMs?: number
 }
 
-interface Endpoint { base: string; dispatcher?: Dispatcher }
-interface Manifest { mediaType: string; digest: string; body: Record<string, unknown> }
-interface Token { value: string; expires: number }
+interface Endpoint {
+  base: string
+  dispatcher?: Dispatcher
+}
+interface Manifest {
+  mediaType: string
+  digest: string
+  body: Record<string, unknown>
+}
+interface Token {
+  value: string
+  expires: number
+}
 
 export class RegistryClient implements RemoteImageSource {
   private readonly tokens = new Map<string, Token>()
@@ -80,14 +96,25 @@ export class RegistryClient implements RemoteImageSource {
     let manifest = top
     if (INDEX_TYPES.includes(top.mediaType)) {
       const entry = pickPlatform((top.body.manifests as IndexEntry[] | undefined) ?? [], this.platform)
-      if (!entry) throw new RegistryError('unsupported', domain, `${ref.original} has no image for ${formatPlatform(this.platform)}`)
+      if (!entry)
+        throw new RegistryError(
+          'unsupported',
+          domain,
+          `${ref.original} has no image for ${formatPlatform(this.platform)}`,
+        )
       manifest = await this.manifest(domain, ref.repository, entry.digest)
     }
     if (!MANIFEST_TYPES.includes(manifest.mediaType)) {
-      throw new RegistryError('unsupported', domain, `${ref.original}: unsupported manifest type ${manifest.mediaType || '(none)'}`)
+      throw new RegistryError(
+        'unsupported',
+        domain,
+        `${ref.original}: unsupported manifest type ${manifest.mediaType || '(none)'}`,
+      )
     }
-    const layers = ((manifest.body.layers as { digest: string; size: number }[] | undefined) ?? [])
-      .map((l) => ({ digest: l.digest, sizeBytes: Number(l.size) || 0 }))
+    const layers = ((manifest.body.layers as { digest: string; size: number }[] | undefined) ?? []).map((l) => ({
+      digest: l.digest,
+      sizeBytes: Number(l.size) || 0,
+    }))
     const configDigest = (manifest.body.config as { digest?: string } | undefined)?.digest
     if (!configDigest) throw new RegistryError('invalid', domain, `${ref.original}: the manifest names no config blob`)
     const config = await this.blobJson(domain, ref.repository, configDigest)
@@ -109,7 +136,8 @@ export class RegistryClient implements RemoteImageSource {
   private async manifest(domain: string, repository: string, reference: string): Promise<Manifest> {
     const res = await this.request(domain, repository, `/v2/${repository}/manifests/${reference}`, { accept: ACCEPT })
     const bytes = Buffer.from(await res.arrayBuffer())
-    const digest = res.headers.get('docker-content-digest') ?? `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+    const digest =
+      res.headers.get('docker-content-digest') ?? `sha256:${createHash('sha256').update(bytes).digest('hex')}`
     let body: Record<string, unknown>
     try {
       body = JSON.parse(bytes.toString('utf8'))
@@ -130,9 +158,15 @@ export class RegistryClient implements RemoteImageSource {
   }
 
   /** a GET with auth: on a 401 it follows the challenge (Bearer token or Basic) once */
-  private async request(domain: string, repository: string, path: string, headers: Record<string, string>): Promise<Response> {
+  private async request(
+    domain: string,
+    repository: string,
+    path: string,
+    headers: Record<string, string>,
+  ): Promise<Response> {
     const scopeKey = `${domain}/${repository}`
-    const send = async (authorization?: string) => this.send(domain, path, { ...headers, ...(authorization ? { authorization } : {}) })
+    const send = async (authorization?: string) =>
+      this.send(domain, path, { ...headers, ...(authorization ? { authorization } : {}) })
     const cached = this.tokens.get(scopeKey)
     let res = await send(cached && cached.expires > Date.now() ? `Bearer ${cached.value}` : undefined)
     if (res.status === 401) {
@@ -147,9 +181,17 @@ export class RegistryClient implements RemoteImageSource {
     const what = `${domain}/${repository}`
     if (res.status === 404) throw new RegistryError('not_found', domain, `${what}: not found (${detail})`)
     if (res.status === 401 || res.status === 403) {
-      throw new RegistryError('unauthorized', domain, `${what}: access denied (${detail}); the repository may not exist, or it needs credentials in prewarm.credentialsFile`)
+      throw new RegistryError(
+        'unauthorized',
+        domain,
+        `${what}: access denied (${detail}); the repository may not exist, or it needs credentials in prewarm.credentialsFile`,
+      )
     }
-    throw new RegistryError(res.status >= 500 ? 'unreachable' : 'invalid', domain, `${what}: the registry answered ${res.status} (${detail})`)
+    throw new RegistryError(
+      res.status >= 500 ? 'unreachable' : 'invalid',
+      domain,
+      `${what}: the registry answered ${res.status} (${detail})`,
+    )
   }
 
   private async answerChallenge(domain: string, repository: string, header: string | null): Promise<string | null> {
@@ -162,10 +204,15 @@ export class RegistryClient implements RemoteImageSource {
     }
     const cred = this.credentials.get(domain)
     if (challenge.scheme.toLowerCase() === 'basic') {
-      return cred?.username ? `Basic ${Buffer.from(`${cred.username}:${cred.password ?? ''}`).toString('base64')}` : null
+      return cred?.username
+        ? `Basic ${Buffer.from(`${cred.username}:${cred.password ?? ''}`).toString('base64')}`
+        : null
     }
     if (challenge.scheme.toLowerCase() !== 'bearer') return null
-    const param = (k: string) => { const v = challenge.params[k]; return Array.isArray(v) ? v[0] : v }
+    const param = (k: string) => {
+      const v = challenge.params[k]
+      return Array.isArray(v) ? v[0] : v
+    }
     const realm = param('realm')
     if (!realm) throw new RegistryError('invalid', domain, `${domain} asked for a bearer token but named no realm`)
     const token = await this.fetchToken(domain, realm, param('service'), `repository:${repository}:pull`)
@@ -181,22 +228,36 @@ export class RegistryClient implements RemoteImageSource {
     try {
       if (cred?.identityToken) {
         // An OAuth refresh token is exchanged with a POST, as dockerd does.
-        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'gpuhost', scope })
+        const form = new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: cred.identityToken,
+          client_id: 'gpuhost',
+          scope,
+        })
         if (service) form.set('service', service)
         res = await fetch(url, { method: 'POST', body: form, signal: AbortSignal.timeout(this.timeoutMs) })
       } else {
         if (service) url.searchParams.set('service', service)
         url.searchParams.set('scope', scope)
         const headers: Record<string, string> = {}
-        if (cred?.username) headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password ?? ''}`).toString('base64')}`
+        if (cred?.username)
+          headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password ?? ''}`).toString('base64')}`
         res = await fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) })
       }
     } catch (err) {
-      throw new RegistryError('unreachable', domain, `token endpoint ${url.origin} unreachable: ${transportReason(err)}`)
+      throw new RegistryError(
+        'unreachable',
+        domain,
+        `token endpoint ${url.origin} unreachable: ${transportReason(err)}`,
+      )
     }
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel()
-      throw new RegistryError('unauthorized', domain, `${domain}: the token endpoint refused the credentials (${res.status})`)
+      throw new RegistryError(
+        'unauthorized',
+        domain,
+        `${domain}: the token endpoint refused the credentials (${res.status})`,
+      )
     }
     if (!res.ok) {
       await res.body?.cancel()
@@ -216,7 +277,11 @@ export class RegistryClient implements RemoteImageSource {
     let lastError: unknown = null
     for (const endpoint of candidates) {
       try {
-        const res = await fetch(endpoint.base + path, { headers, dispatcher: endpoint.dispatcher, signal: AbortSignal.timeout(this.timeoutMs) })
+        const res = await fetch(endpoint.base + path, {
+          headers,
+          dispatcher: endpoint.dispatcher,
+          signal: AbortSignal.timeout(this.timeoutMs),
+        })
         this.endpoints.set(domain, endpoint)
         return res
       } catch (err) {
@@ -245,6 +310,8 @@ async function registryErrorText(res: Response): Promise<string> {
     const body = (await res.json()) as { errors?: { code?: string; message?: string }[] }
     const first = body.errors?.[0]
     if (first) return [first.code, first.message].filter(Boolean).join(': ')
-  } catch { /* not a registry error body */ }
+  } catch {
+    /* not a registry error body */
+  }
   return `HTTP ${res.status}`
 }

@@ -11,18 +11,23 @@ export interface RegistryCredential {
   identityToken?: string
 }
 
-const authEntry = z.object({
-  auth: z.string().optional(),
-  username: z.string().optional(),
-  password: z.string().optional(),
-  identitytoken: z.string().optional(),
-}).loose()
+const authEntry = z
+  .object({
+    auth: z.string().optional(),
+    username: z.string().optional(),
+    password: z.string().optional(),
+    identitytoken: z.string().optional(),
+  })
+  .loose()
 
 const dockerConfig = z.object({ auths: z.record(z.string(), authEntry).default({}) }).loose()
 
 /** index.docker.io, https://index.docker.io/v1/, registry-1.docker.io → docker.io; else the host[:port] */
 export function normalizeRegistryKey(key: string): string {
-  const host = key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase()
+  const host = key
+    .replace(/^[a-z]+:\/\//i, '')
+    .replace(/\/.*$/, '')
+    .toLowerCase()
   return ['index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com'].includes(host) ? 'docker.io' : host
 }
 
@@ -34,14 +39,20 @@ export function parseDockerConfig(text: string, file = 'credentials file'): Map<
     throw new Error(`${file} is not valid JSON: ${(err as Error).message}`)
   }
   const parsed = dockerConfig.safeParse(raw)
-  if (!parsed.success) throw new Error(`${file} is not in Docker's config.json format: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`)
+  if (!parsed.success)
+    throw new Error(
+      `${file} is not in Docker's config.json format: ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`,
+    )
   const out = new Map<string, RegistryCredential>()
   for (const [key, entry] of Object.entries(parsed.data.auths)) {
     const cred: RegistryCredential = {}
     if (entry.auth) {
       const decoded = Buffer.from(entry.auth, 'base64').toString('utf8')
       const colon = decoded.indexOf(':')
-      if (colon > 0) { cred.username = decoded.slice(0, colon); cred.password = decoded.slice(colon + 1) }
+      if (colon > 0) {
+        cred.username = decoded.slice(0, colon)
+        cred.password = decoded.slice(colon + 1)
+      }
     }
     if (entry.username) cred.username = entry.username
     if (entry.password) cred.password = entry.password

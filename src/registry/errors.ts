@@ -3,7 +3,11 @@
 export type RegistryErrorKind = 'not_found' | 'unauthorized' | 'unreachable' | 'unsupported' | 'invalid'
 
 export class RegistryError extends Error {
-  constructor(readonly kind: RegistryErrorKind, readonly registry: string, message: string) {
+  constructor(
+    readonly kind: RegistryErrorKind,
+    readonly registry: string,
+    message: string,
+  ) {
     super(message)
     this.name = 'RegistryError'
   }
@@ -12,7 +16,12 @@ export class RegistryError extends Error {
 /** Errors fetch throws for a transport failure: refused, reset, DNS, TLS, timeout. */
 export function isTransportError(err: unknown): boolean {
   if (!(err instanceof Error)) return false
-  return err.name === 'TypeError' || err.name === 'AbortError' || err.name === 'TimeoutError' || err.name === 'ConnectTimeoutError'
+  return (
+    err.name === 'TypeError' ||
+    err.name === 'AbortError' ||
+    err.name === 'TimeoutError' ||
+    err.name === 'ConnectTimeoutError'
+  )
 }
 
 /** the innermost cause of a transport failure, e.g. "connect ECONNREFUSED 127.0.0.1:5000" */

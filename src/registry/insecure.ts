@@ -12,7 +12,10 @@ export interface RegistryTrust {
 }
 
 /** dockerd's own defaults, for when `docker info` cannot be read */
-export const DOCKERD_DEFAULT_TRUST: RegistryTrust = { InsecureRegistryCIDRs: ['127.0.0.0/8', '::1/128'], IndexConfigs: {} }
+export const DOCKERD_DEFAULT_TRUST: RegistryTrust = {
+  InsecureRegistryCIDRs: ['127.0.0.0/8', '::1/128'],
+  IndexConfigs: {},
+}
 
 export type Resolve = (host: string) => Promise<string[]>
 
@@ -33,7 +36,11 @@ function cidrList(cidrs: string[]): BlockList {
   return list
 }
 
-export async function isInsecureRegistry(domain: string, trust: RegistryTrust, resolve: Resolve = resolveHost): Promise<boolean> {
+export async function isInsecureRegistry(
+  domain: string,
+  trust: RegistryTrust,
+  resolve: Resolve = resolveHost,
+): Promise<boolean> {
   const indexed = trust.IndexConfigs?.[domain]
   if (indexed) return indexed.Secure === false
   const { host } = splitDomain(domain)

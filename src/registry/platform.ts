@@ -34,7 +34,9 @@ export function pickPlatform(entries: IndexEntry[], want: Platform): IndexEntry 
   if (!want.variant) return candidates[0] ?? null
   // arm64's variant is v8 when unnamed, the way containerd normalizes it
   const variantOf = (e: IndexEntry) => e.platform?.variant ?? (want.architecture === 'arm64' ? 'v8' : undefined)
-  return candidates.find((e) => variantOf(e) === want.variant) ?? candidates.find((e) => variantOf(e) === undefined) ?? null
+  return (
+    candidates.find((e) => variantOf(e) === want.variant) ?? candidates.find((e) => variantOf(e) === undefined) ?? null
+  )
 }
 
 export function formatPlatform(p: Platform): string {

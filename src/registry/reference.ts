@@ -16,7 +16,10 @@ export interface ImageRef {
 }
 
 export class InvalidReferenceError extends Error {
-  constructor(readonly ref: string, why: string) {
+  constructor(
+    readonly ref: string,
+    why: string,
+  ) {
     super(`invalid image reference "${ref}": ${why}`)
     this.name = 'InvalidReferenceError'
   }

@@ -12,7 +12,8 @@ export const MIN_API_VERSION = '1.25'
 
 /** Like the docker CLI: the lower of what the daemon speaks and what the client knows. */
 export function negotiateApiVersion(serverApiVersion: string, client = CLIENT_API_VERSION): string {
-  if (!/^\d+\.\d+$/.test(serverApiVersion)) throw new Error(`dockerd reported an unreadable API version: ${JSON.stringify(serverApiVersion)}`)
+  if (!/^\d+\.\d+$/.test(serverApiVersion))
+    throw new Error(`dockerd reported an unreadable API version: ${JSON.stringify(serverApiVersion)}`)
   const chosen = compareApiVersions(serverApiVersion, client) < 0 ? serverApiVersion : client
   if (compareApiVersions(chosen, MIN_API_VERSION) < 0) {
     throw new Error(`dockerd speaks API ${serverApiVersion}; gpuhost needs ${MIN_API_VERSION} or newer`)
@@ -83,13 +84,17 @@ export class DockerConnection {
       return (await this.connect()).rootDir
     } catch (err) {
       if (this.lastRootDir) return this.lastRootDir
-      throw new Error(`Docker's root dir is unknown (${(err as Error).message}); set disk.path to measure without Docker`)
+      throw new Error(
+        `Docker's root dir is unknown (${(err as Error).message}); set disk.path to measure without Docker`,
+      )
     }
   }
 
   connect(): Promise<DockerIdentity> {
     if (this.identity) return Promise.resolve(this.identity)
-    this.connecting ??= this.negotiate().finally(() => { this.connecting = null })
+    this.connecting ??= this.negotiate().finally(() => {
+      this.connecting = null
+    })
     return this.connecting
   }
 
@@ -117,7 +122,7 @@ export class DockerConnection {
       const apiVersion = negotiateApiVersion(version.ApiVersion)
       useApiVersion(this.api, apiVersion)
       useApiVersion(this.streamApi, apiVersion)
-      const info = await this.api.info() as { DockerRootDir?: string; ServerVersion?: string }
+      const info = (await this.api.info()) as { DockerRootDir?: string; ServerVersion?: string }
       if (!info.DockerRootDir) throw new Error('docker info did not report DockerRootDir')
       this.identity = { apiVersion, version: info.ServerVersion ?? version.Version, rootDir: info.DockerRootDir }
       this.lastRootDir = info.DockerRootDir
@@ -132,12 +137,18 @@ export class DockerConnection {
 
 /** docker-modem prefixes every path with its `version` (e.g. /v1.41/images/json) when one is set */
 function useApiVersion(docker: Docker, apiVersion: string | undefined): void {
-  (docker.modem as unknown as { version?: string }).version = apiVersion === undefined ? undefined : `v${apiVersion}`
+  ;(docker.modem as unknown as { version?: string }).version = apiVersion === undefined ? undefined : `v${apiVersion}`
 }
 
 /** errors that mean the daemon itself is away, not that one request was bad */
 export function isConnectionError(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code
-  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT'
-    || /socket hang up|timeout/i.test((err as Error | undefined)?.message ?? '')
+  return (
+    code === 'ECONNREFUSED' ||
+    code === 'ENOENT' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    code === 'ETIMEDOUT' ||
+    /socket hang up|timeout/i.test((err as Error | undefined)?.message ?? '')
+  )
 }

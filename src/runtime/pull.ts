@@ -17,17 +17,23 @@ export class PullProgressTracker {
   private readonly sizes = new Map<string, number>()
   private readonly done = new Map<string, number>()
 
-  constructor(layers: { digest: string; sizeBytes: number }[], private readonly total: number) {
+  constructor(
+    layers: { digest: string; sizeBytes: number }[],
+    private readonly total: number,
+  ) {
     for (const l of layers) this.sizes.set(l.digest.replace(/^sha256:/, '').slice(0, 12), l.sizeBytes)
   }
 
   update(e: StreamEvent): void {
-    if (!e.id || !this.sizes.has(e.id) && !e.progressDetail?.total) return
+    if (!e.id || (!this.sizes.has(e.id) && !e.progressDetail?.total)) return
     if (e.progressDetail?.total && !this.sizes.has(e.id)) this.sizes.set(e.id, e.progressDetail.total)
     const size = this.sizes.get(e.id) ?? 0
     if (e.status === 'Downloading' && typeof e.progressDetail?.current === 'number') {
       this.done.set(e.id, Math.min(size, e.progressDetail.current))
-    } else if (e.status && /^(Download complete|Verifying Checksum|Pull complete|Already exists|Extracting)/.test(e.status)) {
+    } else if (
+      e.status &&
+      /^(Download complete|Verifying Checksum|Pull complete|Already exists|Extracting)/.test(e.status)
+    ) {
       this.done.set(e.id, size)
     }
   }
@@ -41,17 +47,23 @@ export class PullProgressTracker {
 
 const NOT_FOUND = /manifest unknown|not found|does not exist|repository name not known/i
 
-export async function dockerPull(docker: Docker, args: {
-  name: string
-  /** tag or digest */
-  reference: string
-  auth?: Record<string, string>
-  signal: AbortSignal
-  onEvent: (e: StreamEvent) => void
-}): Promise<void> {
+export async function dockerPull(
+  docker: Docker,
+  args: {
+    name: string
+    /** tag or digest */
+    reference: string
+    auth?: Record<string, string>
+    signal: AbortSignal
+    onEvent: (e: StreamEvent) => void
+  },
+): Promise<void> {
   let stream: NodeJS.ReadableStream
   try {
-    stream = await docker.createImage(args.auth as never, { fromImage: args.name, tag: args.reference, abortSignal: args.signal } as never) as unknown as NodeJS.ReadableStream
+    stream = (await docker.createImage(
+      args.auth as never,
+      { fromImage: args.name, tag: args.reference, abortSignal: args.signal } as never,
+    )) as unknown as NodeJS.ReadableStream
   } catch (err) {
     const message = (err as { json?: { message?: string } }).json?.message ?? (err as Error).message
     throw new PullError(message, NOT_FOUND.test(message))
@@ -63,7 +75,11 @@ export async function dockerPull(docker: Docker, args: {
     for await (const line of lines) {
       if (!line.trim()) continue
       let e: StreamEvent
-      try { e = JSON.parse(line) } catch { continue }
+      try {
+        e = JSON.parse(line)
+      } catch {
+        continue
+      }
       if (e.error) {
         const message = e.errorDetail?.message ?? e.error
         throw new PullError(message, NOT_FOUND.test(message))

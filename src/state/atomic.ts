@@ -20,7 +20,11 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o60
   closeSync(fd)
   renameSync(tmp, path)
   const dfd = openSync(dir, 'r')
-  try { fsyncSync(dfd) } finally { closeSync(dfd) }
+  try {
+    fsyncSync(dfd)
+  } finally {
+    closeSync(dfd)
+  }
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {

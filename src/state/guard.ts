@@ -90,14 +90,20 @@ export class StateGuard {
     try {
       const fs = statfsSync(this.opts.stateDir)
       if (fs.bfree * fs.bsize >= this.opts.reserveBytes) return
-    } catch { return }
+    } catch {
+      return
+    }
     this.releaseReserve()
   }
 
   /** retries every store now (a prune freed space) */
   retryNow(): void {
     for (const fn of this.retries) {
-      try { fn() } catch (err) { this.opts.log.debug({ err: (err as Error).message }, 'state retry failed') }
+      try {
+        fn()
+      } catch (err) {
+        this.opts.log.debug({ err: (err as Error).message }, 'state retry failed')
+      }
     }
     if (this.failing.size === 0 && this.reserveSize() < this.opts.reserveBytes) this.makeReserve()
     if (this.failing.size === 0 && this.reserveSize() >= this.opts.reserveBytes && this.timer) {
@@ -128,7 +134,9 @@ export class StateGuard {
 
   /** Published on the next turn: the outbox, which also listens to the bus, may be mid-write. */
   private publishLater<K extends 'state.write_failed' | 'state.write_recovered'>(type: K, data: EventMap[K]): void {
-    setImmediate(() => { if (!this.stopped) this.opts.bus.publish(type, data) })
+    setImmediate(() => {
+      if (!this.stopped) this.opts.bus.publish(type, data)
+    })
   }
 
   private arm(): void {
@@ -138,7 +146,11 @@ export class StateGuard {
   }
 
   private reserveSize(): number {
-    try { return statSync(this.reserveFile).size } catch { return 0 }
+    try {
+      return statSync(this.reserveFile).size
+    } catch {
+      return 0
+    }
   }
 
   private releaseReserve(): boolean {
@@ -157,7 +169,9 @@ export class StateGuard {
     try {
       const fs = statfsSync(this.opts.stateDir)
       if (fs.bfree * fs.bsize < 2 * want) return false
-    } catch { return false }
+    } catch {
+      return false
+    }
     let fd: number | null = null
     try {
       fd = openSync(this.reserveFile, 'w', 0o600)
@@ -168,7 +182,12 @@ export class StateGuard {
       this.opts.log.info({ file: this.reserveFile, bytes: want }, 'state reserve in place')
       return true
     } catch (err) {
-      if (fd !== null) try { closeSync(fd) } catch { /* already closed */ }
+      if (fd !== null)
+        try {
+          closeSync(fd)
+        } catch {
+          /* already closed */
+        }
       rmSync(this.reserveFile, { force: true })
       this.opts.log.warn({ file: this.reserveFile, err: (err as Error).message }, 'cannot make the state reserve yet')
       return false

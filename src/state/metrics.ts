@@ -4,11 +4,13 @@ import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../age
 
 export function registerStateMetrics(src: MetricsSources, reg: Registries): void {
   new Counter({
-    name: `${P}state_write_errors_total`, labelNames: ['store'],
+    name: `${P}state_write_errors_total`,
+    labelNames: ['store'],
     help: 'failed writes of durable state in stateDir, by store',
     registers: reg,
     collect() {
       this.reset()
       for (const [store, n] of Object.entries(src.stateWriteErrors?.() ?? {})) this.inc({ store }, n)
-    } })
+    },
+  })
 }

@@ -12,9 +12,14 @@ import { freePort, waitFor } from './ports.js'
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 export const CLI = join(ROOT, 'dist', 'cli.js')
 
-interface Teardown { teardown(fn: () => void | Promise<void>): void }
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void
+}
 
-export interface TestDir { path: string; file(name: string, content: string): string }
+export interface TestDir {
+  path: string
+  file(name: string, content: string): string
+}
 
 export function testDir(t: Teardown, prefix = 'gh-t-'): TestDir {
   const path = mkdtempSync(join(tmpdir(), prefix))
@@ -29,12 +34,23 @@ export function testDir(t: Teardown, prefix = 'gh-t-'): TestDir {
   }
 }
 
-export interface CliResult { code: number | null; stdout: string; stderr: string; ms: number }
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+  ms: number
+}
 
-export function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): CliResult {
+export function runCli(
+  args: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
+): CliResult {
   const started = Date.now()
   const r = spawnSync(process.execPath, [CLI, ...args], {
-    encoding: 'utf8', env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000, input: opts.input,
+    encoding: 'utf8',
+    env: { ...process.env, ...opts.env },
+    timeout: opts.timeoutMs ?? 120_000,
+    input: opts.input,
   })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started }
 }
@@ -45,8 +61,12 @@ export function runCliAsync(args: string[], opts: { env?: Record<string, string>
     const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env } })
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
     child.on('close', (code) => resolvePromise({ code, stdout, stderr, ms: Date.now() - started }))
   })
 }
@@ -56,20 +76,36 @@ export function runCliAsync(args: string[], opts: { env?: Record<string, string>
  * cleanup, and waits until `${url}/healthz` answers.
  */
 export async function startCliService(
-  t: Teardown, name: string, args: string[], url: string, env: Record<string, string> = {},
+  t: Teardown,
+  name: string,
+  args: string[],
+  url: string,
+  env: Record<string, string> = {},
   ready?: () => Promise<boolean>,
 ) {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let output = ''
-  child.stdout.on('data', (d) => { output += d })
-  child.stderr.on('data', (d) => { output += d })
+  child.stdout.on('data', (d) => {
+    output += d
+  })
+  child.stderr.on('data', (d) => {
+    output += d
+  })
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
   const undo = onCleanup(`${name} ${child.pid}`, () => killAndWait(child.pid!, 5000))
   t.teardown(() => undo())
-  await waitFor(`${name} /healthz`, async () => {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${output}`)
-    return ready ? await ready() : (await fetch(`${url}/healthz`)).ok
-  }, 60_000, 100) // generous: start-up takes seconds on a loaded machine, and speed is bench/startup.ts's job
+  await waitFor(
+    `${name} /healthz`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}:\n${output}`)
+      return ready ? await ready() : (await fetch(`${url}/healthz`)).ok
+    },
+    60_000,
+    100,
+  ) // generous: start-up takes seconds on a loaded machine, and speed is bench/startup.ts's job
   return { child, exited, logs: () => output }
 }
 
@@ -85,7 +121,11 @@ export interface RunningAgent {
 }
 
 /** Starts `gpuhost agent` with `config` (listen and tokenFile are filled in) and waits for /healthz. */
-export async function startAgent(t: Teardown, config: Record<string, unknown>, opts: { waitReady?: boolean; env?: Record<string, string> } = {}): Promise<RunningAgent> {
+export async function startAgent(
+  t: Teardown,
+  config: Record<string, unknown>,
+  opts: { waitReady?: boolean; env?: Record<string, string> } = {},
+): Promise<RunningAgent> {
   const dir = testDir(t, 'gh-agent-')
   const port = await freePort()
   const token = 'test-token-' + Math.random().toString(36).slice(2)
@@ -96,7 +136,11 @@ export async function startAgent(t: Teardown, config: Record<string, unknown>, o
   const { child, logs, exited } = await startCliService(t, 'agent', ['agent', '--config', configFile], url, opts.env)
   if (opts.waitReady) await waitFor('agent /readyz', async () => (await fetch(`${url}/readyz`)).ok, 60_000, 200)
   return {
-    url, port, configFile, token, pid: child.pid!,
+    url,
+    port,
+    configFile,
+    token,
+    pid: child.pid!,
     logs,
     stop: async (signal = 'SIGTERM') => {
       const started = Date.now()
@@ -110,7 +154,11 @@ export async function startAgent(t: Teardown, config: Record<string, unknown>, o
   }
 }
 
-export async function post(url: string, token: string | null, body: unknown = {}): Promise<{ status: number; body: any }> {
+export async function post(
+  url: string,
+  token: string | null,
+  body: unknown = {},
+): Promise<{ status: number; body: any }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -118,6 +166,10 @@ export async function post(url: string, token: string | null, body: unknown = {}
   })
   const text = await res.text()
   let parsed: unknown = text
-  try { parsed = JSON.parse(text) } catch { /* not JSON */ }
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    /* not JSON */
+  }
   return { status: res.status, body: parsed }
 }

@@ -49,11 +49,19 @@ export function killAndWait(pid: number, graceMs = 10_000): void {
     }
   }
   if (!alive()) return
-  try { process.kill(pid, 'SIGTERM') } catch { /* gone */ }
+  try {
+    process.kill(pid, 'SIGTERM')
+  } catch {
+    /* gone */
+  }
   const deadline = Date.now() + graceMs
   while (alive() && Date.now() < deadline) spawnSync('sleep', ['0.1'])
   if (alive()) {
-    try { process.kill(pid, 'SIGKILL') } catch { /* gone */ }
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      /* gone */
+    }
     while (alive()) spawnSync('sleep', ['0.05'])
   }
 }

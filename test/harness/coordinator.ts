@@ -7,7 +7,9 @@ import { stringify } from 'yaml'
 import { runCli, startCliService, testDir } from './agent.js'
 import { freePort } from './ports.js'
 
-interface Teardown { teardown(fn: () => void | Promise<void>): void }
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void
+}
 
 export interface CoordinatorSetup {
   port: number
@@ -31,7 +33,10 @@ export interface RunningCoordinator extends CoordinatorSetup {
   pid: number
   logs(): string
   /** an authenticated JSON call to the API; `token: null` sends none */
-  api(path: string, opts?: { method?: string; body?: unknown; token?: string | null }): Promise<{ status: number; body: any }>
+  api(
+    path: string,
+    opts?: { method?: string; body?: unknown; token?: string | null },
+  ): Promise<{ status: number; body: any }>
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null }>
 }
 
@@ -50,7 +55,11 @@ export async function coordinatorSetup(t: Teardown): Promise<CoordinatorSetup> {
   }
   let tokenFiles = 0
   return {
-    port, adminToken, agentToken, agentSecretFile, tokenFor,
+    port,
+    adminToken,
+    agentToken,
+    agentSecretFile,
+    tokenFor,
     tokenFileFor: (hostId) => dir.file(`host-token-${++tokenFiles}`, tokenFor(hostId) + '\n'),
     dataDir: join(dir.path, 'data'),
     adminTokenFile: dir.file('admin-token', adminToken + '\n'),
@@ -65,17 +74,27 @@ export async function coordinatorSetup(t: Teardown): Promise<CoordinatorSetup> {
  * the CA that signed its certificate: the URLs become https/wss and the API calls trust that CA.
  */
 export async function startCoordinator(
-  t: Teardown, setup?: CoordinatorSetup, config: Record<string, unknown> = {}, opts: { ca?: Buffer } = {},
+  t: Teardown,
+  setup?: CoordinatorSetup,
+  config: Record<string, unknown> = {},
+  opts: { ca?: Buffer } = {},
 ): Promise<RunningCoordinator> {
-  const base = setup ?? await coordinatorSetup(t)
+  const base = setup ?? (await coordinatorSetup(t))
   const s = opts.ca
     ? { ...base, url: `https://127.0.0.1:${base.port}`, agentsUrl: `wss://127.0.0.1:${base.port}/v1/agents` }
     : base
   const dir = testDir(t, 'gh-coord-cfg-')
-  const configFile = dir.file('coordinator.yaml', stringify({
-    listen: `127.0.0.1:${s.port}`, adminTokenFile: s.adminTokenFile, agentTokenFile: s.agentTokenFile,
-    agentSecretFile: s.agentSecretFile, dataDir: s.dataDir, ...config,
-  }))
+  const configFile = dir.file(
+    'coordinator.yaml',
+    stringify({
+      listen: `127.0.0.1:${s.port}`,
+      adminTokenFile: s.adminTokenFile,
+      agentTokenFile: s.agentTokenFile,
+      agentSecretFile: s.agentSecretFile,
+      dataDir: s.dataDir,
+      ...config,
+    }),
+  )
   const ready = opts.ca ? async () => (await httpsCall(`${s.url}/healthz`, {}, opts.ca!)).status === 200 : undefined
   const args = ['coordinator', '--config', configFile]
   const { child, logs, exited } = await startCliService(t, 'coordinator', args, s.url, {}, ready)
@@ -96,7 +115,11 @@ export async function startCoordinator(
       })
       const text = await res.text()
       let parsed: unknown = text
-      try { parsed = JSON.parse(text) } catch { /* not JSON */ }
+      try {
+        parsed = JSON.parse(text)
+      } catch {
+        /* not JSON */
+      }
       return { status: res.status, body: parsed }
     },
     stop: async (signal = 'SIGTERM') => {
@@ -108,21 +131,37 @@ export async function startCoordinator(
 
 /** One HTTPS call that trusts `ca` (fetch has no per-call CA). */
 export function httpsCall(
-  url: string, opts: { method?: string; token?: string | null; body?: string }, ca: Buffer,
+  url: string,
+  opts: { method?: string; token?: string | null; body?: string },
+  ca: Buffer,
 ): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method: opts.method ?? 'GET', ca,
-      headers: { 'content-type': 'application/json', ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) },
-    }, (res) => {
-      let text = ''
-      res.on('data', (d) => { text += d })
-      res.on('end', () => {
-        let body: unknown = text
-        try { body = JSON.parse(text) } catch { /* not JSON */ }
-        resolve({ status: res.statusCode ?? 0, body })
-      })
-    })
+    const req = request(
+      url,
+      {
+        method: opts.method ?? 'GET',
+        ca,
+        headers: {
+          'content-type': 'application/json',
+          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+        },
+      },
+      (res) => {
+        let text = ''
+        res.on('data', (d) => {
+          text += d
+        })
+        res.on('end', () => {
+          let body: unknown = text
+          try {
+            body = JSON.parse(text)
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode ?? 0, body })
+        })
+      },
+    )
     req.on('error', reject)
     req.end(opts.body)
   })

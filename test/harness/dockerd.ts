@@ -25,7 +25,9 @@ export interface PrivateDockerd {
   stop(): Promise<void>
 }
 
-interface Teardown { teardown(fn: () => void | Promise<void>): void }
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void
+}
 
 export interface DockerdOptions {
   diskMiB?: number
@@ -58,16 +60,35 @@ export async function startDockerd(t: Teardown, opts: DockerdOptions = {}): Prom
 
   const launch = async () => {
     const out = openSync(log, 'a')
-    child = spawn('dockerd', [
-      '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile, '-H', `unix://${socket}`,
-      '--iptables=false', '--ip6tables=false', '--bridge=none', `--storage-driver=${opts.storageDriver ?? 'overlay2'}`,
-      '--containerd-namespace', 'gh-test', '--containerd-plugins-namespace', 'gh-test-plugins',
-      ...(opts.extraArgs ?? []),
-    ], { stdio: ['ignore', out, out], detached: false })
+    child = spawn(
+      'dockerd',
+      [
+        '--data-root',
+        dataRoot,
+        '--exec-root',
+        execRoot,
+        '--pidfile',
+        pidfile,
+        '-H',
+        `unix://${socket}`,
+        '--iptables=false',
+        '--ip6tables=false',
+        '--bridge=none',
+        `--storage-driver=${opts.storageDriver ?? 'overlay2'}`,
+        '--containerd-namespace',
+        'gh-test',
+        '--containerd-plugins-namespace',
+        'gh-test-plugins',
+        ...(opts.extraArgs ?? []),
+      ],
+      { stdio: ['ignore', out, out], detached: false },
+    )
     const deadline = Date.now() + 60_000
     while (Date.now() < deadline) {
       if (child.exitCode !== null) break
-      const r = spawnSync('docker', ['-H', `unix://${socket}`, 'version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' })
+      const r = spawnSync('docker', ['-H', `unix://${socket}`, 'version', '--format', '{{.Server.Version}}'], {
+        encoding: 'utf8',
+      })
       if (r.status === 0) return
       await sleep(250)
     }
@@ -98,11 +119,19 @@ export async function startDockerd(t: Teardown, opts: DockerdOptions = {}): Prom
   await launch()
   const docker = (args: string[], o: { input?: Buffer | string; timeoutMs?: number } = {}) =>
     execFileSync('docker', ['-H', `unix://${socket}`, ...args], {
-      input: o.input, encoding: 'utf8', timeout: o.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024,
+      input: o.input,
+      encoding: 'utf8',
+      timeout: o.timeoutMs ?? 120_000,
+      maxBuffer: 64 * 1024 * 1024,
     })
 
   return {
-    socket, host: `unix://${socket}`, dataRoot, mountpoint, dir, docker,
+    socket,
+    host: `unix://${socket}`,
+    dataRoot,
+    mountpoint,
+    dir,
+    docker,
     kill: async () => killDaemon(),
     restart: launch,
     stop: async () => undo(),

@@ -14,7 +14,9 @@ export type StubMode = { fixture: string; queryGpu?: string } | { hang: true } |
 
 const STUB = resolve(fileURLToPath(new URL('./nvidia-smi-stub.mjs', import.meta.url)))
 
-interface Teardown { teardown(fn: () => void | Promise<void>): void }
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void
+}
 
 /** writes the stub and returns its path; `fixture` is relative to test/fixtures/nvidia-smi, or absolute */
 export function fakeNvidiaSmi(t: Teardown, mode: StubMode): string {

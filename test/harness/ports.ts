@@ -13,7 +13,12 @@ export async function freePort(): Promise<number> {
 }
 
 /** polls `probe` until it resolves true or the deadline passes */
-export async function waitFor(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 30_000, everyMs = 200): Promise<void> {
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs = 30_000,
+  everyMs = 200,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last: unknown = null
   while (Date.now() < deadline) {

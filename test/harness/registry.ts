@@ -18,25 +18,33 @@ export interface PrivateRegistry {
   log(): string
 }
 
-interface Teardown { teardown(fn: () => void | Promise<void>): void }
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void
+}
 
-export async function startRegistry(t: Teardown, opts: { proxyOf?: string; extraConfig?: string[] } = {}): Promise<PrivateRegistry> {
+export async function startRegistry(
+  t: Teardown,
+  opts: { proxyOf?: string; extraConfig?: string[] } = {},
+): Promise<PrivateRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'gh-reg-'))
   const port = await freePort()
   const config = join(dir, 'config.yml')
   const logFile = join(dir, 'registry.log')
-  writeFileSync(config, [
-    'version: 0.1',
-    'log: { level: info, formatter: text }',
-    'storage:',
-    `  filesystem: { rootdirectory: ${join(dir, 'data')} }`,
-    '  delete: { enabled: true }',
-    'http:',
-    `  addr: 127.0.0.1:${port}`,
-    ...(opts.proxyOf ? ['proxy:', `  remoteurl: ${opts.proxyOf}`] : []),
-    ...(opts.extraConfig ?? []),
-    '',
-  ].join('\n'))
+  writeFileSync(
+    config,
+    [
+      'version: 0.1',
+      'log: { level: info, formatter: text }',
+      'storage:',
+      `  filesystem: { rootdirectory: ${join(dir, 'data')} }`,
+      '  delete: { enabled: true }',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      ...(opts.proxyOf ? ['proxy:', `  remoteurl: ${opts.proxyOf}`] : []),
+      ...(opts.extraConfig ?? []),
+      '',
+    ].join('\n'),
+  )
 
   let pid: number | undefined
   const launch = async () => {
@@ -44,7 +52,11 @@ export async function startRegistry(t: Teardown, opts: { proxyOf?: string; extra
     const child = spawn('docker-registry', ['serve', config], { stdio: ['ignore', out, out] })
     pid = child.pid
     // 401 is a registry up and asking for a token
-    await waitFor(`registry on ${port}`, async () => [200, 401].includes((await fetch(`http://127.0.0.1:${port}/v2/`)).status), 20_000)
+    await waitFor(
+      `registry on ${port}`,
+      async () => [200, 401].includes((await fetch(`http://127.0.0.1:${port}/v2/`)).status),
+      20_000,
+    )
   }
   const halt = () => {
     if (pid) killAndWait(pid, 5000)
@@ -57,7 +69,9 @@ export async function startRegistry(t: Teardown, opts: { proxyOf?: string; extra
   t.teardown(() => undo())
   await launch()
   return {
-    host: `127.0.0.1:${port}`, url: `http://127.0.0.1:${port}`, port,
+    host: `127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}`,
+    port,
     stop: async () => halt(),
     start: launch,
     log: () => readFileSync(logFile, 'utf8'),

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './ports.js'
 
-interface Teardown { teardown(fn: () => void | Promise<void>): void }
+interface Teardown {
+  teardown(fn: () => void | Promise<void>): void
+}
 
 export interface TokenServer {
   realm: string
@@ -29,7 +31,25 @@ export async function startTokenServer(t: Teardown, users: Record<string, string
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const keyFile = join(dir, 'key.pem')
   const certFile = join(dir, 'cert.pem')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=gpuhost-test-token'], { stdio: 'ignore' })
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=gpuhost-test-token',
+    ],
+    { stdio: 'ignore' },
+  )
   const key = readFileSync(keyFile, 'utf8')
   const certDer = new X509Certificate(readFileSync(certFile)).raw
   const service = 'gpuhost-test-registry'
@@ -52,22 +72,51 @@ export async function startTokenServer(t: Teardown, users: Record<string, string
     }
     requests.push({ user, scope })
     // Anonymous callers get a token with no access: the registry then answers 401 insufficient_scope.
-    const access = user && scope
-      ? [{ type: scope.split(':')[0], name: scope.split(':')[1], actions: (scope.split(':')[2] ?? '').split(',') }]
-      : []
+    const access =
+      user && scope
+        ? [{ type: scope.split(':')[0], name: scope.split(':')[1], actions: (scope.split(':')[2] ?? '').split(',') }]
+        : []
     const now = Math.floor(Date.now() / 1000)
     const header = { typ: 'JWT', alg: 'RS256', x5c: [certDer.toString('base64')] }
-    const claims = { iss: issuer, sub: user, aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: String(Math.random()), access }
+    const claims = {
+      iss: issuer,
+      sub: user,
+      aud: service,
+      exp: now + 300,
+      nbf: now - 10,
+      iat: now,
+      jti: String(Math.random()),
+      access,
+    }
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`
     const signature = createSign('RSA-SHA256').update(input).sign(key)
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${input}.${b64url(signature)}`, expires_in: 300 }))
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ token: `${input}.${b64url(signature)}`, expires_in: 300 }))
   })
   const port = await freePort()
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()))
-  t.teardown(() => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections() }))
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r())
+        server.closeAllConnections()
+      }),
+  )
   const realm = `http://127.0.0.1:${port}/token`
   return {
-    realm, service, issuer, certFile, requests,
-    registryConfig: ['auth:', '  token:', `    realm: ${realm}`, `    service: ${service}`, `    issuer: ${issuer}`, `    rootcertbundle: ${certFile}`],
+    realm,
+    service,
+    issuer,
+    certFile,
+    requests,
+    registryConfig: [
+      'auth:',
+      '  token:',
+      `    realm: ${realm}`,
+      `    service: ${service}`,
+      `    issuer: ${issuer}`,
+      `    rootcertbundle: ${certFile}`,
+    ],
   }
 }

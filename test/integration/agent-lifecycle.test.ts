@@ -70,12 +70,15 @@ t.test('POSTs need the bearer token', async (t) => {
 
 t.test('a bad config exits 78 naming every bad key', async (t) => {
   const dir = testDir(t)
-  const file = dir.file('bad.yaml', [
-    'listen: nowhere',
-    'prune: { highPercent: 70, lowPercent: 75, keepPerRepository: -1 }',
-    'gpu: { timeoutSeconds: 0 }',
-    'surprise: true',
-  ].join('\n'))
+  const file = dir.file(
+    'bad.yaml',
+    [
+      'listen: nowhere',
+      'prune: { highPercent: 70, lowPercent: 75, keepPerRepository: -1 }',
+      'gpu: { timeoutSeconds: 0 }',
+      'surprise: true',
+    ].join('\n'),
+  )
   const r = runCli(['agent', '--config', file])
   t.equal(r.code, 78)
   for (const key of ['listen', 'prune.lowPercent', 'prune.keepPerRepository', 'gpu.timeoutSeconds', 'surprise']) {

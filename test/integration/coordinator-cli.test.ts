@@ -7,18 +7,37 @@ import { freePort } from '../harness/ports.js'
 
 t.test('a bad config exits 78 naming every bad key; --print-config shows the defaults', async (t) => {
   const dir = testDir(t)
-  const bad = runCli(['coordinator', '--config', dir.file('bad.yaml', 'listen: nowhere\npingIntervalSeconds: 0\nsurprise: 1\n')])
+  const bad = runCli([
+    'coordinator',
+    '--config',
+    dir.file('bad.yaml', 'listen: nowhere\npingIntervalSeconds: 0\nsurprise: 1\n'),
+  ])
   t.equal(bad.code, 78)
-  for (const key of ['listen', 'pingIntervalSeconds', 'surprise']) t.match(bad.stderr, new RegExp(`\\b${key}:`), `names ${key}`)
-  const printed = runCli(['--json', 'coordinator', '--config', dir.file('ok.yaml', 'dataDir: /tmp/x\n'), '--print-config'])
+  for (const key of ['listen', 'pingIntervalSeconds', 'surprise'])
+    t.match(bad.stderr, new RegExp(`\\b${key}:`), `names ${key}`)
+  const printed = runCli([
+    '--json',
+    'coordinator',
+    '--config',
+    dir.file('ok.yaml', 'dataDir: /tmp/x\n'),
+    '--print-config',
+  ])
   t.equal(printed.code, 0)
-  t.match(JSON.parse(printed.stdout), { listen: '127.0.0.1:9478', dataDir: '/tmp/x', adminTokenFile: '/etc/gpuhost/admin-token', maxFrameBytes: 1048576 })
+  t.match(JSON.parse(printed.stdout), {
+    listen: '127.0.0.1:9478',
+    dataDir: '/tmp/x',
+    adminTokenFile: '/etc/gpuhost/admin-token',
+    maxFrameBytes: 1048576,
+  })
 })
 
 t.test('SIGTERM during start-up and while serving exits cleanly', async (t) => {
   const dir = testDir(t)
   const port = await freePort()
-  const config = dir.file('c.yaml', `listen: 127.0.0.1:${port}\ndataDir: ${dir.path}/data\nadminTokenFile: null\nagentTokenFile: null\n`)
+  const config = dir.file(
+    'c.yaml',
+    `listen: 127.0.0.1:${port}\ndataDir: ${dir.path}/data\nadminTokenFile: null\nagentTokenFile: null\n`,
+  )
   for (const delayMs of [0, 50, 150, 300, 1000]) {
     const child = spawn(process.execPath, [CLI, 'coordinator', '--config', config], { stdio: 'ignore' })
     await new Promise((r) => setTimeout(r, delayMs))
@@ -35,11 +54,25 @@ t.test('coordinator token prints a host token from the agent secret, or says why
   const first = runCli(['coordinator', 'token', 'node-1', '--config', config])
   t.equal(first.code, 0)
   t.match(first.stdout, /^v1\.bm9kZS0x\.[A-Za-z0-9_-]{43}\n$/, 'v1.<host id>.<mac>')
-  t.equal(runCli(['coordinator', 'token', 'node-1', '--config', config]).stdout, first.stdout, 'the same host, the same token')
-  t.not(runCli(['coordinator', 'token', 'node-2', '--config', config]).stdout, first.stdout, 'another host, another token')
+  t.equal(
+    runCli(['coordinator', 'token', 'node-1', '--config', config]).stdout,
+    first.stdout,
+    'the same host, the same token',
+  )
+  t.not(
+    runCli(['coordinator', 'token', 'node-2', '--config', config]).stdout,
+    first.stdout,
+    'another host, another token',
+  )
   const json = runCli(['--json', 'coordinator', 'token', 'node-1', '--config', config])
   t.same(JSON.parse(json.stdout), { hostId: 'node-1', token: first.stdout.trim() })
-  const missing = runCli(['coordinator', 'token', 'node-1', '--config', dir.file('m.yaml', `agentSecretFile: ${dir.path}/none\n`)])
+  const missing = runCli([
+    'coordinator',
+    'token',
+    'node-1',
+    '--config',
+    dir.file('m.yaml', `agentSecretFile: ${dir.path}/none\n`),
+  ])
   t.equal(missing.code, 78)
   t.match(missing.stderr, /cannot read agentSecretFile: .*none/)
   t.equal(runCli(['coordinator', 'token']).code, 2, 'no host id: a usage error')

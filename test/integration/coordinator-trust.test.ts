@@ -167,7 +167,10 @@ t.test('a second live connection for a host is refused and backs off; the first 
     { connected: false, lastError: /4002.*already has a live connection/ },
     'the refused twin says why',
   )
-  t.ok(status.coordinator.pending >= 1, `its events wait in its outbox (${status.coordinator.pending}), none refused away`)
+  t.ok(
+    status.coordinator.pending >= 1,
+    `its events wait in its outbox (${status.coordinator.pending}), none refused away`,
+  )
   t.match(coord.logs(), /refused a second connection for a host that is connected and answering/)
   const metrics = String((await coord.api('/metrics')).body)
   const refusedTotal = Number(/^gpuhost_coordinator_connections_refused_total (\S+)$/m.exec(metrics)?.[1])
@@ -211,8 +214,13 @@ t.test('an Alertmanager repeat queues no second prune while one for the host has
   agent.ws.terminate()
   // As Alertmanager sends it (webhook v4); a repeat carries the same groupKey while the alert fires.
   const alert = (instance: string) => ({
-    version: '4', groupKey: `{}:{instance="${instance}"}`, status: 'firing', receiver: 'gpuhost-prune',
-    alerts: [{ status: 'firing', labels: { alertname: 'DiskHigh', instance }, fingerprint: instance.length.toString(16) }],
+    version: '4',
+    groupKey: `{}:{instance="${instance}"}`,
+    status: 'firing',
+    receiver: 'gpuhost-prune',
+    alerts: [
+      { status: 'firing', labels: { alertname: 'DiskHigh', instance }, fingerprint: instance.length.toString(16) },
+    ],
   })
   const payload = alert('am-host.dc1.example:9477')
   const first = await coord.api('/hooks/alertmanager', { body: payload })
@@ -229,7 +237,7 @@ t.test('an Alertmanager repeat queues no second prune while one for the host has
   t.equal((await coord.api('/v1/commands?hostId=am-host.dc1.example')).body.commands.length, 1, 'one prune in all')
 })
 
-t.test('a connection that stopped answering pings is replaced by the host\'s new one', async (t) => {
+t.test("a connection that stopped answering pings is replaced by the host's new one", async (t) => {
   const coord = await startCoordinator(t)
   const link = { url: coord.agentsUrl, tokenFile: coord.tokenFileFor('frozen'), pingIntervalSeconds: 2 }
   const old = await startAgent(t, { ...NO_DOCKER, hostId: 'frozen', coordinator: link })
@@ -240,7 +248,12 @@ t.test('a connection that stopped answering pings is replaced by the host\'s new
     const fresh = await startAgent(t, { ...NO_DOCKER, hostId: 'frozen', coordinator: link })
     const replaced = /stopped answering pings: replacing it|did not answer a ping/
     await waitFor('the silent connection replaced', () => replaced.test(coord.logs()), 20_000, 100)
-    await waitFor('the new agent accepted', () => /agent said hello/.test(coord.logs().split(replaced)[1] ?? ''), 20_000, 100)
+    await waitFor(
+      'the new agent accepted',
+      () => /agent said hello/.test(coord.logs().split(replaced)[1] ?? ''),
+      20_000,
+      100,
+    )
     t.equal(await connected(), true, 'the host is connected through the new agent')
     t.notMatch(fresh.logs(), /the coordinator refused this connection/, 'the new agent was not refused')
     const status = await (await fetch(`${fresh.url}/v1/status`)).json()

@@ -50,20 +50,30 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'prometheus', 'prometheus-a
     const dir = testDir(t)
     const dockerd = await startDockerd(t, { diskMiB: 256 })
     const coordinator = await startCoordinator(t)
-    const agent = await startAgent(t, {
-      hostId: 'e2e-host',
-      docker: { socket: dockerd.socket },
-      gpu: { nvidiaSmi: fakeNvidiaSmi(t, { fixture: 'xml/tesla-t4_driver-515.105.01_dtd-v11.xml' }), intervalSeconds: 30 },
-      disk: { checkIntervalSeconds: 1 },
-      // The watcher is off (100): only the alert may start this prune.
-      prune: { highPercent: 100, lowPercent: LOW_PERCENT, minAgeSeconds: 0, schedule: null },
-      prewarm: { schedule: null },
-      coordinator: { url: coordinator.agentsUrl, tokenFile: coordinator.tokenFileFor('e2e-host') },
-    }, { waitReady: true })
+    const agent = await startAgent(
+      t,
+      {
+        hostId: 'e2e-host',
+        docker: { socket: dockerd.socket },
+        gpu: {
+          nvidiaSmi: fakeNvidiaSmi(t, { fixture: 'xml/tesla-t4_driver-515.105.01_dtd-v11.xml' }),
+          intervalSeconds: 30,
+        },
+        disk: { checkIntervalSeconds: 1 },
+        // The watcher is off (100): only the alert may start this prune.
+        prune: { highPercent: 100, lowPercent: LOW_PERCENT, minAgeSeconds: 0, schedule: null },
+        prewarm: { schedule: null },
+        coordinator: { url: coordinator.agentsUrl, tokenFile: coordinator.tokenFileFor('e2e-host') },
+      },
+      { waitReady: true },
+    )
     const tokenFile = join(agent.configFile, '..', 'token')
     const alertmanager = await startAlertmanager(t, receiverForTest(agent.url, tokenFile))
     const prometheus = await startPrometheus(t, {
-      targets: [agent.url.replace('http://', '')], ruleFiles: [rulesForTest(dir.path)], alertmanager: alertmanager.url, intervalSeconds: 2,
+      targets: [agent.url.replace('http://', '')],
+      ruleFiles: [rulesForTest(dir.path)],
+      alertmanager: alertmanager.url,
+      intervalSeconds: 2,
     })
 
     // Fill the disk with images nobody uses until it is above the alert's 85 %.
@@ -77,7 +87,12 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'prometheus', 'prometheus-a
     const filledPercent = usedPercent(dockerd.mountpoint)
     t.ok(filledPercent > 85, `filled to ${filledPercent.toFixed(1)} % with ${n} images`)
 
-    await waitFor(`usage at or below ${LOW_PERCENT} %`, () => usedPercent(dockerd.mountpoint) <= LOW_PERCENT, 120_000, 250)
+    await waitFor(
+      `usage at or below ${LOW_PERCENT} %`,
+      () => usedPercent(dockerd.mountpoint) <= LOW_PERCENT,
+      120_000,
+      250,
+    )
     const reliefSeconds = (Date.now() - crossedAt) / 1000
     const after = usedPercent(dockerd.mountpoint)
     t.ok(after <= LOW_PERCENT, `usage after the prune: ${after.toFixed(1)} %`)
@@ -85,13 +100,22 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'prometheus', 'prometheus-a
     process.stdout.write(`# threshold-to-relief: ${reliefSeconds.toFixed(1)} s\n`)
 
     const alerts = await (await fetch(`${prometheus.url}/api/v1/alerts`)).json()
-    t.ok(alerts.data.alerts.some((a: { labels: { alertname: string } }) => a.labels.alertname === ALERT), 'Prometheus fired the disk alert')
+    t.ok(
+      alerts.data.alerts.some((a: { labels: { alertname: string } }) => a.labels.alertname === ALERT),
+      'Prometheus fired the disk alert',
+    )
     t.match(agent.logs(), /alertmanager/, 'the agent logged the webhook trigger')
 
-    await waitFor('the coordinator records the prune', async () => {
-      const { body } = await coordinator.api('/v1/events?hostId=e2e-host&type=prune.finished')
-      return body.events.some((e: { data: { trigger?: string; dryRun?: boolean } }) => e.data.trigger === 'alertmanager' && !e.data.dryRun)
-    }, 30_000)
+    await waitFor(
+      'the coordinator records the prune',
+      async () => {
+        const { body } = await coordinator.api('/v1/events?hostId=e2e-host&type=prune.finished')
+        return body.events.some(
+          (e: { data: { trigger?: string; dryRun?: boolean } }) => e.data.trigger === 'alertmanager' && !e.data.dryRun,
+        )
+      },
+      30_000,
+    )
     const { body } = await coordinator.api('/v1/events?hostId=e2e-host&type=prune.finished')
     const finished = body.events.find((e: { data: { trigger?: string } }) => e.data.trigger === 'alertmanager')
     t.ok(finished.data.freedBytes > 0, `the coordinator recorded ${finished.data.freedBytes} bytes freed`)
@@ -100,12 +124,16 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'prometheus', 'prometheus-a
     t.equal(host.gpu.driverVersion, '515.105.01', 'and the host driver from nvidia-smi')
 
     // Every event the coordinator stored has the payload its type's schema defines.
-    const stored = (await coordinator.api('/v1/events?hostId=e2e-host&limit=1000')).body.events as { type: string; data: unknown }[]
+    const stored = (await coordinator.api('/v1/events?hostId=e2e-host&limit=1000')).body.events as {
+      type: string
+      data: unknown
+    }[]
     t.ok(stored.length > 0, `${stored.length} events stored`)
     for (const e of stored) {
       const schema = eventPayloadSchemas[e.type as EventType]
       if (!schema) t.fail(`event type ${e.type} has no payload schema`)
-      else if (!schema.safeParse(e.data).success) t.fail(`${e.type} payload does not match its schema: ${JSON.stringify(e.data)}`)
+      else if (!schema.safeParse(e.data).success)
+        t.fail(`${e.type} payload does not match its schema: ${JSON.stringify(e.data)}`)
     }
     t.pass(`types seen: ${[...new Set(stored.map((e) => e.type))].join(', ')}`)
   })

@@ -40,11 +40,15 @@ function oldImages(dockerd: PrivateDockerd, stateDir: string, n: number): void {
   seedUsage(stateDir, usage)
 }
 
-interface LinkTo { agentsUrl: string; tokenFile: string | null }
+interface LinkTo {
+  agentsUrl: string
+  tokenFile: string | null
+}
 
 function agentConfig(dockerd: PrivateDockerd, link: LinkTo | null, stateDir: string, extra = {}) {
   return {
-    hostId: HOST, stateDir,
+    hostId: HOST,
+    stateDir,
     docker: { socket: dockerd.socket },
     gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
     disk: { checkIntervalSeconds: 1 },
@@ -113,7 +117,14 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     await arrived(coordinator, 'prune.finished', (e) => e.length >= DRY_RUNS, 60_000)
     const finished = await events(coordinator, 'prune.finished')
     t.equal(finished.filter((e) => e.data.dryRun === true).length, DRY_RUNS, 'every dry run of the full period arrived')
-    t.same(finished.map((e) => e.ts), finished.map((e) => e.ts).slice().sort(), 'in the order they happened')
+    t.same(
+      finished.map((e) => e.ts),
+      finished
+        .map((e) => e.ts)
+        .slice()
+        .sort(),
+      'in the order they happened',
+    )
     t.equal((await events(coordinator, 'prune.started')).length, DRY_RUNS, 'and every prune.started')
     await arrived(coordinator, 'state.write_failed', (e) => e.some((x) => x.data.store === 'outbox'))
     t.pass('the coordinator is told that state could not be written')
@@ -141,8 +152,11 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     agent = await startAgent(t, config)
     coordinator = await startCoordinator(t, setup)
     await arrived(coordinator, 'prune.finished', (e) => e.length >= DRY_RUNS, 60_000)
-    t.equal((await events(coordinator, 'prune.finished')).filter((e) => e.data.dryRun === true).length, DRY_RUNS,
-      'every dry run before the kill arrived, the disk still full')
+    t.equal(
+      (await events(coordinator, 'prune.finished')).filter((e) => e.data.dryRun === true).length,
+      DRY_RUNS,
+      'every dry run before the kill arrived, the disk still full',
+    )
 
     // The released reserve is room enough for Docker to remove images: the prune frees the disk.
     const pruned = await post(`${agent.url}/v1/prune`, agent.token, {})

@@ -20,12 +20,20 @@ async function metricsWhen(url: string, pattern: RegExp): Promise<string> {
 
 t.test('GPU metrics of a dual A5000 host', async (t) => {
   const nvidiaSmi = fakeNvidiaSmi(t, { fixture: 'xml/rtx-a5000_x2_driver-590.44.01_dtd-v13.xml' })
-  const agent = await startAgent(t, { docker: NO_DOCKER, gpu: { nvidiaSmi, timeoutSeconds: 5, intervalSeconds: 60 } }, { waitReady: true })
+  const agent = await startAgent(
+    t,
+    { docker: NO_DOCKER, gpu: { nvidiaSmi, timeoutSeconds: 5, intervalSeconds: 60 } },
+    { waitReady: true },
+  )
   const body = await metricsWhen(agent.url, /gpuhost_gpu_info/)
   const lines = body.split('\n')
   const has = (line: string) => t.ok(lines.includes(line), line)
-  has('gpuhost_gpu_info{gpu="0",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789ab",name="NVIDIA RTX A5000",driver_version="590.44.01",cuda_version="13.1"} 1')
-  has('gpuhost_gpu_info{gpu="1",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789cd",name="NVIDIA RTX A5000",driver_version="590.44.01",cuda_version="13.1"} 1')
+  has(
+    'gpuhost_gpu_info{gpu="0",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789ab",name="NVIDIA RTX A5000",driver_version="590.44.01",cuda_version="13.1"} 1',
+  )
+  has(
+    'gpuhost_gpu_info{gpu="1",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789cd",name="NVIDIA RTX A5000",driver_version="590.44.01",cuda_version="13.1"} 1',
+  )
   has(`gpuhost_gpu_memory_total_bytes{gpu="0",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789ab"} ${24564 * 1024 * 1024}`)
   has(`gpuhost_gpu_memory_used_bytes{gpu="1",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789cd"} ${17253 * 1024 * 1024}`)
   has('gpuhost_gpu_utilization_ratio{gpu="0",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789ab"} 0')
@@ -36,7 +44,8 @@ t.test('GPU metrics of a dual A5000 host', async (t) => {
   t.match(body, /gpuhost_collector_duration_seconds\{collector="gpu"\} [0-9.e-]+/)
   if (which('promtool')) {
     // The GPU families only: prom-client's own process metrics are not this suite's to judge.
-    const ours = lines.filter((l) => /^(# (HELP|TYPE) )?gpuhost_(gpu_|collector_|images_cuda)/.test(l)).join('\n') + '\n'
+    const ours =
+      lines.filter((l) => /^(# (HELP|TYPE) )?gpuhost_(gpu_|collector_|images_cuda)/.test(l)).join('\n') + '\n'
     const lint = spawnSync('promtool', ['check', 'metrics'], { input: ours, encoding: 'utf8' })
     t.equal(lint.status, 0, `promtool check metrics: ${lint.stdout}${lint.stderr}`)
   }
@@ -48,7 +57,11 @@ t.test('GPU metrics of a dual A5000 host', async (t) => {
 
 t.test('a hung nvidia-smi: collector failed, agent serving, clean stop', async (t) => {
   const nvidiaSmi = fakeNvidiaSmi(t, { hang: true })
-  const agent = await startAgent(t, { docker: NO_DOCKER, gpu: { nvidiaSmi, timeoutSeconds: 1, intervalSeconds: 1 } }, { waitReady: true })
+  const agent = await startAgent(
+    t,
+    { docker: NO_DOCKER, gpu: { nvidiaSmi, timeoutSeconds: 1, intervalSeconds: 1 } },
+    { waitReady: true },
+  )
   const body = await metricsWhen(agent.url, /gpuhost_collector_success\{collector="gpu"\} 0/)
   t.notMatch(body, /gpuhost_gpu_info\{/, 'no GPU series without GPU facts')
   const status = await (await fetch(`${agent.url}/v1/status`)).json()

@@ -27,7 +27,11 @@ function script(t: Parameters<typeof testDir>[0], body: string): { path: string;
 async function gone(pid: number): Promise<boolean> {
   for (let i = 0; i < 50; i++) {
     let stat: string
-    try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8') } catch { return true }
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    } catch {
+      return true
+    }
     if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return true
     await sleep(20)
   }
@@ -37,7 +41,10 @@ async function gone(pid: number): Promise<boolean> {
 t.test('a real capture gives the facts', async (t) => {
   const facts = await readGpuFacts({ nvidiaSmi: fakeNvidiaSmi(t, { fixture: A5000 }), timeoutMs: 5000 })
   t.match(facts, { available: true, driverVersion: '590.44.01', cudaVersion: '13.1' })
-  t.same(facts.gpus.map((g) => g.name), ['NVIDIA RTX A5000', 'NVIDIA RTX A5000'])
+  t.same(
+    facts.gpus.map((g) => g.name),
+    ['NVIDIA RTX A5000', 'NVIDIA RTX A5000'],
+  )
 })
 
 t.test('a hung nvidia-smi is killed with SIGKILL and reported', async (t) => {
@@ -61,15 +68,32 @@ t.test('a hung child of nvidia-smi holding its output open does not hold the ans
 })
 
 t.test('failing, missing, garbage', async (t) => {
-  const failing = fakeNvidiaSmi(t, { fail: 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver' })
-  t.same(await readGpuFacts({ nvidiaSmi: failing, timeoutMs: 5000 }), {
-    available: false, gpus: [], reason: `${failing} exited with 9: NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver`,
+  const failing = fakeNvidiaSmi(t, {
+    fail: 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver',
   })
-  t.same(await readGpuFacts({ nvidiaSmi: '/nonexistent/nvidia-smi', timeoutMs: 5000 }), { available: false, reason: '/nonexistent/nvidia-smi not found', gpus: [] })
-  const garbage = fakeNvidiaSmi(t, { fixture: 'text/h100-80gb-hbm3_mig-enabled-4-instances_driver-590.48.01_cuda-13.1.txt' })
-  t.match(await readGpuFacts({ nvidiaSmi: garbage, timeoutMs: 5000 }), { available: false, reason: /not valid XML|no <nvidia_smi_log>/, gpus: [] })
+  t.same(await readGpuFacts({ nvidiaSmi: failing, timeoutMs: 5000 }), {
+    available: false,
+    gpus: [],
+    reason: `${failing} exited with 9: NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver`,
+  })
+  t.same(await readGpuFacts({ nvidiaSmi: '/nonexistent/nvidia-smi', timeoutMs: 5000 }), {
+    available: false,
+    reason: '/nonexistent/nvidia-smi not found',
+    gpus: [],
+  })
+  const garbage = fakeNvidiaSmi(t, {
+    fixture: 'text/h100-80gb-hbm3_mig-enabled-4-instances_driver-590.48.01_cuda-13.1.txt',
+  })
+  t.match(await readGpuFacts({ nvidiaSmi: garbage, timeoutMs: 5000 }), {
+    available: false,
+    reason: /not valid XML|no <nvidia_smi_log>/,
+    gpus: [],
+  })
   const truncated = script(t, `head -c 3000 '${join(FIXTURES, A5000)}'`)
-  t.match(await readGpuFacts({ nvidiaSmi: truncated.path, timeoutMs: 5000 }), { available: false, reason: /not valid XML/ })
+  t.match(await readGpuFacts({ nvidiaSmi: truncated.path, timeoutMs: 5000 }), {
+    available: false,
+    reason: /not valid XML/,
+  })
 })
 
 t.test('concurrent reads share one nvidia-smi run', async (t) => {

@@ -14,7 +14,6 @@ import { testDir } from '../harness/agent.js'
 import { requireServices } from '../harness/services.js'
 import { dockerClient, makeRunnableImage, readImageFacts } from '../support/docker-images.js'
 
-
 if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
   t.test('pids nvidia-smi reports become containers, with their GPU memory', async (t) => {
     const dockerd = await startDockerd(t, { diskMiB: 256 })
@@ -27,8 +26,10 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const captured = readFileSync(join(FIXTURES, 'xml/rtx-a5000_x2_driver-590.44.01_dtd-v13.xml'), 'utf8')
     const [gpu0, gpu1] = captured.split('<gpu id="00000000:C1:00.0">')
     const host = `<process_info><pid>${process.pid}</pid><type>G</type><used_memory>100 MiB</used_memory></process_info>`
-    const derived = gpu0.replace('<pid>100477</pid>', `<pid>${pid(trainId)}</pid>`).replace('</processes>', `${host}</processes>`) +
-      '<gpu id="00000000:C1:00.0">' + gpu1.replace(/<pid>\d+<\/pid>/, `<pid>${pid(serveId)}</pid>`)
+    const derived =
+      gpu0.replace('<pid>100477</pid>', `<pid>${pid(trainId)}</pid>`).replace('</processes>', `${host}</processes>`) +
+      '<gpu id="00000000:C1:00.0">' +
+      gpu1.replace(/<pid>\d+<\/pid>/, `<pid>${pid(serveId)}</pid>`)
     const xml = join(testDir(t).path, 'a5000-with-container-pids.xml')
     writeFileSync(xml, derived)
 
@@ -36,17 +37,24 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const reader = new NvidiaSmiReader({ nvidiaSmi: fakeNvidiaSmi(t, { fixture: xml }), timeoutMs: 5000 })
     await new GpuCollector(reader, store, null, '/proc').collect()
     const [g0, g1] = store.get().gpu.gpus
-    t.same(g0.processes, [
-      { pid: Number(pid(trainId)), usedMemoryBytes: 22430 * 1024 * 1024, containerId: trainId },
-      { pid: process.pid, usedMemoryBytes: 100 * 1024 * 1024 },
-    ], 'the test runner is in no container')
+    t.same(
+      g0.processes,
+      [
+        { pid: Number(pid(trainId)), usedMemoryBytes: 22430 * 1024 * 1024, containerId: trainId },
+        { pid: process.pid, usedMemoryBytes: 100 * 1024 * 1024 },
+      ],
+      'the test runner is in no container',
+    )
     t.equal(g1.processes![0].containerId, serveId)
 
     const times = () => ({ firstSeen: new Date().toISOString(), lastUsed: null })
     store.set('images', await readImageFacts(dockerClient(dockerd), times))
     const { registry } = createAgentMetrics({ snapshot: () => store.get(), version: 'test' }, { processMetrics: false })
     const body = await registry.metrics()
-    const series = body.split('\n').filter((l) => l.startsWith('gpuhost_container_gpu_memory_bytes{')).sort()
+    const series = body
+      .split('\n')
+      .filter((l) => l.startsWith('gpuhost_container_gpu_memory_bytes{'))
+      .sort()
     const second = g1.processes![0].usedMemoryBytes
     t.same(series, [
       `gpuhost_container_gpu_memory_bytes{container="server",image="serve/api:2",gpu="1"} ${second}`,

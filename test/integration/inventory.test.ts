@@ -40,26 +40,43 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'promtool'])) {
   t.test('inventory of a private dockerd', async (top) => {
     const t = top
     const dockerd = await startDockerd(t, { diskMiB: 256 })
-    const a = makeImage(dockerd, { ref: 'test/a:1', sizeBytes: 6 * MiB, env: { CUDA_VERSION: '12.2.0', NVIDIA_REQUIRE_CUDA: 'cuda>=12.2', PATH: '/bin' } })
+    const a = makeImage(dockerd, {
+      ref: 'test/a:1',
+      sizeBytes: 6 * MiB,
+      env: { CUDA_VERSION: '12.2.0', NVIDIA_REQUIRE_CUDA: 'cuda>=12.2', PATH: '/bin' },
+    })
     const b = makeImage(dockerd, { ref: 'test/b:1', sizeBytes: 3 * MiB })
     const old = makeImage(dockerd, { ref: 'test/c:1', sizeBytes: 2 * MiB })
     const c = makeImage(dockerd, { ref: 'test/c:1', sizeBytes: 1 * MiB }) // `old` loses its tag: dangling
     const stateDir = join(testDir(t).path, 'state')
-    let agent = await startAgent(t, { docker: { socket: dockerd.socket }, stateDir, tokenFile: null }, { waitReady: true })
+    let agent = await startAgent(
+      t,
+      { docker: { socket: dockerd.socket }, stateDir, tokenFile: null },
+      { waitReady: true },
+    )
 
     await t.test('filesystem figures match df within 1 %', async (t) => {
       const status = await getJson(`${agent.url}/v1/status`)
       t.equal(status.docker.reachable, true)
       t.equal(status.docker.rootDir, dockerd.dataRoot)
       t.equal(status.disk.mountpoint, dockerd.mountpoint)
-      const [, size, used, avail] = execFileSync('df', ['-B1', '--output=target,size,used,avail', dockerd.mountpoint], { encoding: 'utf8' })
-        .trim().split('\n')[1].trim().split(/\s+/).map((v, i) => (i === 0 ? v : Number(v))) as [string, number, number, number]
+      const [, size, used, avail] = execFileSync('df', ['-B1', '--output=target,size,used,avail', dockerd.mountpoint], {
+        encoding: 'utf8',
+      })
+        .trim()
+        .split('\n')[1]
+        .trim()
+        .split(/\s+/)
+        .map((v, i) => (i === 0 ? v : Number(v))) as [string, number, number, number]
       const near = (ours: number, theirs: number, what: string) =>
         t.ok(Math.abs(ours - theirs) <= 0.01 * size, `${what}: agent ${ours}, df ${theirs}`)
       near(status.disk.sizeBytes, size, 'size')
       near(status.disk.usedBytes, used, 'used')
       near(status.disk.availBytes, avail, 'available')
-      t.ok(Math.abs(status.disk.usedPercent - (100 * used) / (used + avail)) < 1, `used percent ${status.disk.usedPercent}`)
+      t.ok(
+        Math.abs(status.disk.usedPercent - (100 * used) / (used + avail)) < 1,
+        `used percent ${status.disk.usedPercent}`,
+      )
     })
 
     await t.test('image counts and bytes by state match what was created', async (t) => {
@@ -67,7 +84,10 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'promtool'])) {
       t.equal(metricValue(metrics, 'gpuhost_docker_images', 'state="unused"'), 3)
       t.equal(metricValue(metrics, 'gpuhost_docker_images', 'state="dangling"'), 1)
       t.equal(metricValue(metrics, 'gpuhost_docker_images', 'state="in_use"'), 0)
-      t.equal(metricValue(metrics, 'gpuhost_docker_images_size_bytes', 'state="unused"'), imageSize(dockerd, a) + imageSize(dockerd, b) + imageSize(dockerd, c))
+      t.equal(
+        metricValue(metrics, 'gpuhost_docker_images_size_bytes', 'state="unused"'),
+        imageSize(dockerd, a) + imageSize(dockerd, b) + imageSize(dockerd, c),
+      )
       t.equal(metricValue(metrics, 'gpuhost_docker_images_size_bytes', 'state="dangling"'), imageSize(dockerd, old))
       t.ok(imageSize(dockerd, a) >= 6 * MiB, 'sizes are the real layer sizes')
       t.equal(metricValue(metrics, 'gpuhost_collector_success', 'collector="images"'), 1)
@@ -77,7 +97,11 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'promtool'])) {
       t.equal(lint.status, 0, `promtool check metrics on the live output: ${lint.stdout}${lint.stderr}`)
       const facts = await imageFacts(agent, a)
       t.same(facts.repoTags, ['test/a:1'])
-      t.same(facts.cudaEnv, { CUDA_VERSION: '12.2.0', NVIDIA_REQUIRE_CUDA: 'cuda>=12.2' }, 'CUDA env read from the image config')
+      t.same(
+        facts.cudaEnv,
+        { CUDA_VERSION: '12.2.0', NVIDIA_REQUIRE_CUDA: 'cuda>=12.2' },
+        'CUDA env read from the image config',
+      )
       t.equal(facts.lastUsed, null, 'never used yet')
       t.same((await imageFacts(agent, b)).cudaEnv, {}, 'no CUDA env: empty')
       t.equal((await imageFacts(agent, old)).dangling, true)
@@ -108,7 +132,11 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'promtool'])) {
     await t.test('last used and first seen survive an agent restart', async (t) => {
       t.equal((await agent.stop()).code, 0)
       // Owned by the whole test, not this step: it runs on into the next one.
-      agent = await startAgent(top, { docker: { socket: dockerd.socket }, stateDir, tokenFile: null }, { waitReady: true })
+      agent = await startAgent(
+        top,
+        { docker: { socket: dockerd.socket }, stateDir, tokenFile: null },
+        { waitReady: true },
+      )
       const facts = await imageFacts(agent, a)
       t.equal(facts.lastUsed, lastUsedA)
       t.equal(facts.firstSeen, firstSeenA)
@@ -130,23 +158,42 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'promtool'])) {
 
     await t.test('dockerd killed and restarted: the agent serves on and recovers', async (t) => {
       await dockerd.kill()
-      t.teardown(() => { if (t.passing() === false) t.comment(agent.logs()) })
-      await waitFor('images collector failing', async () => {
-        const s = await getJson(`${agent.url}/v1/status`)
-        return s.collectors.images?.success === false && s.docker.reachable === false
-      }, 30_000)
+      t.teardown(() => {
+        if (t.passing() === false) t.comment(agent.logs())
+      })
+      await waitFor(
+        'images collector failing',
+        async () => {
+          const s = await getJson(`${agent.url}/v1/status`)
+          return s.collectors.images?.success === false && s.docker.reachable === false
+        },
+        30_000,
+      )
       t.equal((await fetch(`${agent.url}/healthz`)).status, 200, 'still serving')
       const metrics = await (await fetch(`${agent.url}/metrics`)).text()
-      t.equal(metricValue(metrics, 'gpuhost_collector_success', 'collector="images"'), 0, 'the scrape reports the collector down')
-      t.equal(metricValue(metrics, 'gpuhost_docker_images', 'state="unused"'), 3, 'the last known images are still reported')
+      t.equal(
+        metricValue(metrics, 'gpuhost_collector_success', 'collector="images"'),
+        0,
+        'the scrape reports the collector down',
+      )
+      t.equal(
+        metricValue(metrics, 'gpuhost_docker_images', 'state="unused"'),
+        3,
+        'the last known images are still reported',
+      )
       t.ok(metrics.includes('gpuhost_filesystem_size_bytes{'), 'disk is still measured from the remembered root dir')
 
       await dockerd.restart()
       const restarted = Date.now()
-      await waitFor('images collector recovered', async () => {
-        const s = await getJson(`${agent.url}/v1/status`)
-        return s.collectors.images?.success === true && s.docker.reachable === true
-      }, 60_000, 250)
+      await waitFor(
+        'images collector recovered',
+        async () => {
+          const s = await getJson(`${agent.url}/v1/status`)
+          return s.collectors.images?.success === true && s.docker.reachable === true
+        },
+        60_000,
+        250,
+      )
       t.pass('the images collector and Docker are reported healthy again')
       t.comment(`recovered ${Date.now() - restarted} ms after dockerd answered`)
       // The event stream is back: a new container is noticed without waiting for the periodic refresh.
@@ -160,7 +207,11 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'promtool'])) {
 
 t.test('a one-shot snapshot without Docker says so instead of throwing', async (t) => {
   const dir = testDir(t)
-  const config = parseConfig(agentConfigSchema, { docker: { socket: join(dir.path, 'no.sock') }, stateDir: join(dir.path, 'state'), tokenFile: null })
+  const config = parseConfig(agentConfigSchema, {
+    docker: { socket: join(dir.path, 'no.sock') },
+    stateDir: join(dir.path, 'state'),
+    tokenFile: null,
+  })
   const snap = await takeSnapshotOnce(config, pino({ level: 'silent' }))
   t.equal(snap.docker.reachable, false)
   t.match(snap.docker.reason, /ENOENT/)

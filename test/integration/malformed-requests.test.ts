@@ -9,7 +9,9 @@ function rawRequest(port: number, lines: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () => socket.write(lines.join('\r\n') + '\r\n\r\n'))
     let answer = ''
-    socket.on('data', (d) => { answer += d })
+    socket.on('data', (d) => {
+      answer += d
+    })
     socket.on('end', () => resolve(answer))
     socket.on('close', () => resolve(answer))
     socket.on('error', reject)
@@ -20,7 +22,10 @@ function rawRequest(port: number, lines: string[]): Promise<string> {
 const BAD_TARGETS = ['//', '//:99999/', '//[x]/']
 
 t.test('the agent answers 400 to targets that are not URLs and keeps serving', async (t) => {
-  const agent = await startAgent(t, { docker: { socket: '/nonexistent/docker.sock' }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' } })
+  const agent = await startAgent(t, {
+    docker: { socket: '/nonexistent/docker.sock' },
+    gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
+  })
   for (const target of BAD_TARGETS) {
     const answer = await rawRequest(agent.port, [`GET ${target} HTTP/1.1`, 'Host: x', 'Connection: close'])
     t.match(answer, /^HTTP\/1\.1 400/, `GET ${target}: 400`)
@@ -35,8 +40,12 @@ t.test('the coordinator refuses an upgrade to a target that is not a URL and kee
   const coordinator = await startCoordinator(t)
   for (const target of BAD_TARGETS) {
     const answer = await rawRequest(coordinator.port, [
-      `GET ${target} HTTP/1.1`, 'Host: x', 'Connection: Upgrade', 'Upgrade: websocket',
-      'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      `GET ${target} HTTP/1.1`,
+      'Host: x',
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      'Sec-WebSocket-Version: 13',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
     ])
     t.match(answer, /^HTTP\/1\.1 400/, `upgrade to ${target}: 400`)
   }
@@ -47,7 +56,8 @@ t.test('the coordinator refuses an upgrade to a target that is not a URL and kee
 
 t.test('a body trickled in with a valid token is cut after http.bodyTimeoutSeconds', async (t) => {
   const agent = await startAgent(t, {
-    docker: { socket: '/nonexistent/docker.sock' }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
+    docker: { socket: '/nonexistent/docker.sock' },
+    gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
     http: { bodyTimeoutSeconds: 2 },
   })
   const body = JSON.stringify({ dryRun: true, pad: 'x'.repeat(580) })
@@ -56,17 +66,27 @@ t.test('a body trickled in with a valid token is cut after http.bodyTimeoutSecon
     let sent = 0
     let timer: NodeJS.Timeout | undefined
     const socket = connect(agent.port, '127.0.0.1', () => {
-      socket.write([
-        'POST /v1/prune HTTP/1.1', 'Host: x', `Authorization: Bearer ${agent.token}`,
-        'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`,
-      ].join('\r\n') + '\r\n\r\n')
+      socket.write(
+        [
+          'POST /v1/prune HTTP/1.1',
+          'Host: x',
+          `Authorization: Bearer ${agent.token}`,
+          'Content-Type: application/json',
+          `Content-Length: ${Buffer.byteLength(body)}`,
+        ].join('\r\n') + '\r\n\r\n',
+      )
       // One byte every quarter second: the whole body would take two and a half minutes.
       timer = setInterval(() => {
         if (sent < body.length && !socket.destroyed) socket.write(body[sent++])
       }, 250)
     })
-    const done = () => { clearInterval(timer); resolve({ answer, sent }) }
-    socket.on('data', (d) => { answer += d })
+    const done = () => {
+      clearInterval(timer)
+      resolve({ answer, sent })
+    }
+    socket.on('data', (d) => {
+      answer += d
+    })
     socket.on('close', done)
     socket.on('error', (err) => (answer ? done() : reject(err)))
   })

@@ -29,17 +29,26 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       // fresh/x:1 is not in the record: first seen now, too young
     })
     const { target } = await usageAndTarget(dockerd, 1.5)
-    const config = dir.file('agent.yaml', stringify({
-      stateDir: state, docker: { socket: dockerd.socket }, tokenFile: null,
-      prune: { lowPercent: target, highPercent: 99, protect: ['pinned/*'], keepPerRepository: 1, schedule: null },
-    }))
+    const config = dir.file(
+      'agent.yaml',
+      stringify({
+        stateDir: state,
+        docker: { socket: dockerd.socket },
+        tokenFile: null,
+        prune: { lowPercent: target, highPercent: 99, protect: ['pinned/*'], keepPerRepository: 1, schedule: null },
+      }),
+    )
     const all = tagsOf(dockerd)
 
     const dry = runCli(['--json', 'prune', '--dry-run', '--config', config])
     t.equal(dry.code, 0, dry.stderr)
     const plan = JSON.parse(dry.stdout)
     t.match(plan, { trigger: 'cli', dryRun: true, removed: [], skipped: [] })
-    t.same(plan.plan.map((p: { refs: string[] }) => p.refs[0]), ['ml/train:2', 'ml/train:3'], 'least recently used first, by the durable record')
+    t.same(
+      plan.plan.map((p: { refs: string[] }) => p.refs[0]),
+      ['ml/train:2', 'ml/train:3'],
+      'least recently used first, by the durable record',
+    )
     t.same(tagsOf(dockerd), all, '--dry-run removed nothing')
     const reasons = Object.fromEntries(plan.kept.map((k: { refs: string[]; reason: string }) => [k.refs[0], k.reason]))
     t.equal(reasons['used/x:1'], 'in use by a container', 'an exited container keeps its image')
@@ -56,18 +65,34 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.equal(real.code, 0, real.stderr)
     const report = JSON.parse(real.stdout)
     t.same(report.plan, plan.plan, 'the real run planned what the dry run listed')
-    t.same(report.removed.map((p: { refs: string[] }) => p.refs[0]), ['ml/train:2', 'ml/train:3'])
-    t.ok(report.enough && report.after.usedPercent <= target, `usage now ${report.after.usedPercent} % (target ${target} %)`)
+    t.same(
+      report.removed.map((p: { refs: string[] }) => p.refs[0]),
+      ['ml/train:2', 'ml/train:3'],
+    )
+    t.ok(
+      report.enough && report.after.usedPercent <= target,
+      `usage now ${report.after.usedPercent} % (target ${target} %)`,
+    )
     t.ok(report.freedBytes >= report.needBytes)
-    t.same(tagsOf(dockerd), all.filter((r) => r !== 'ml/train:2' && r !== 'ml/train:3'))
+    t.same(
+      tagsOf(dockerd),
+      all.filter((r) => r !== 'ml/train:2' && r !== 'ml/train:3'),
+    )
     t.match(real.stderr, /"audit":"prune".*"outcome":"removed"/, 'audit lines on stderr')
 
     const cannot = runCli(['prune', '--target-percent', '0', '--config', config])
     t.equal(cannot.code, 1, 'could not free enough: exit 1')
     t.match(cannot.stdout, /NOT ENOUGH/)
-    t.equal(runCli(['prune', '--target-percent', 'lots', '--config', config]).code, 2, 'a bad --target-percent is a usage error')
+    t.equal(
+      runCli(['prune', '--target-percent', 'lots', '--config', config]).code,
+      2,
+      'a bad --target-percent is a usage error',
+    )
 
-    const away = dir.file('away.yaml', stringify({ stateDir: state, docker: { socket: join(dir.path, 'none.sock') }, tokenFile: null }))
+    const away = dir.file(
+      'away.yaml',
+      stringify({ stateDir: state, docker: { socket: join(dir.path, 'none.sock') }, tokenFile: null }),
+    )
     const unreachable = runCli(['prune', '--config', away])
     t.equal(unreachable.code, 69, 'Docker unreachable: exit 69')
     t.match(unreachable.stderr, /Docker is unreachable/)

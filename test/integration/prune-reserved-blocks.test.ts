@@ -51,9 +51,14 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const prune = { minAgeSeconds: 0, keepPerRepository: 0, lowPercent: TARGET, highPercent: 95 }
     const config = parseConfig(agentConfigSchema, { prune })
     const deps: PruneDeps = {
-      runtime: runtimeFor(dockerd), measure: readFilesystem, bus: new EventBus(), log: pino({ level: 'silent' }),
+      runtime: runtimeFor(dockerd),
+      measure: readFilesystem,
+      bus: new EventBus(),
+      log: pino({ level: 'silent' }),
       now: () => new Date(),
-      policy: config.prune, pullsInFlight: () => [], sharedSizes: true,
+      policy: config.prune,
+      pullsInFlight: () => [],
+      sharedSizes: true,
     }
     const images = await readImageFacts(docker, () => old)
     const report = await runPrune(deps, { images, diskPath: dockerd.dataRoot }, { trigger: 'cli', dryRun: false })
@@ -64,10 +69,13 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.ok(after.pcent <= TARGET, `df's own column: ${after.pcent} %`)
     t.equal(report.result, 'ok', 'the run says ok')
     t.ok(report.enough, 'enough by the same definition')
-    const byDf = Math.round(10000 * after.used / (after.used + after.avail)) / 100
+    const byDf = Math.round((10000 * after.used) / (after.used + after.avail)) / 100
     t.equal(report.after?.usedPercent, byDf, 'the report and df agree')
     const removed = report.removed.length
     t.ok(removed < images.length, `only what was needed went (${removed} of ${images.length})`)
-    t.notOk(report.kept.some((k) => report.removed.some((r) => r.id === k.id)), 'no removed image is listed as kept')
+    t.notOk(
+      report.kept.some((k) => report.removed.some((r) => r.id === k.id)),
+      'no removed image is listed as kept',
+    )
   })
 }

@@ -25,7 +25,10 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
     const registry = await startRegistry(t, { extraConfig: tokens.registryConfig })
     const dockerd = await startDockerd(t, { diskMiB: 128 })
     const dir = testDir(t)
-    const credentialsFile = dir.file('config.json', JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }))
+    const credentialsFile = dir.file(
+      'config.json',
+      JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } } }),
+    )
 
     const ref = `${registry.host}/team/private:1`
     makeImage(dockerd, { ref, sizeBytes: 1024 * 1024, env: { CUDA_VERSION: '11.8.0' }, labels: { team: 'ml' } })
@@ -42,7 +45,10 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
     t.ok(image.env.includes('CUDA_VERSION=11.8.0'), 'the config blob was read')
     t.same(image.labels, { team: 'ml' })
     t.ok(image.compressedBytes > 1024 * 1024 * 0.9, `layer sizes summed: ${image.compressedBytes}`)
-    t.ok(tokens.requests.some((r) => r.user === USER && r.scope === 'repository:team/private:pull'), 'asked the realm for a pull token as the configured user')
+    t.ok(
+      tokens.requests.some((r) => r.user === USER && r.scope === 'repository:team/private:pull'),
+      'asked the realm for a pull token as the configured user',
+    )
 
     const anonymous = new RegistryClient()
     t.teardown(() => anonymous.close())
@@ -50,7 +56,9 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
     t.ok(denied instanceof RegistryError && denied.kind === 'unauthorized', `anonymous: ${denied.message}`)
     t.match(denied.message, /access denied .* needs credentials in prewarm\.credentialsFile/)
 
-    const wrong = new RegistryClient({ credentials: CredentialStore.fromMap(new Map([[registry.host, { username: USER, password: 'nope' }]])) })
+    const wrong = new RegistryClient({
+      credentials: CredentialStore.fromMap(new Map([[registry.host, { username: USER, password: 'nope' }]])),
+    })
     t.teardown(() => wrong.close())
     const refused = await wrong.inspectRemote(ref).catch((e) => e)
     t.equal(refused.kind, 'unauthorized')
@@ -66,15 +74,22 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
     t.match(closed.message, new RegExp(`registry 127\\.0\\.0\\.1:${nobody} unreachable: .*ECONNREFUSED`))
 
     // The same credentials reach dockerd for the pull itself; none of it shows in the output.
-    const config = dir.file('agent.yaml', stringify({
-      docker: { socket: dockerd.socket }, stateDir: `${dir.path}/state`, tokenFile: null,
-      gpu: { nvidiaSmi: '/nonexistent/nvidia-smi', timeoutSeconds: 2 },
-      prewarm: { credentialsFile, schedule: null }, log: { level: 'debug' },
-    }))
+    const config = dir.file(
+      'agent.yaml',
+      stringify({
+        docker: { socket: dockerd.socket },
+        stateDir: `${dir.path}/state`,
+        tokenFile: null,
+        gpu: { nvidiaSmi: '/nonexistent/nvidia-smi', timeoutSeconds: 2 },
+        prewarm: { credentialsFile, schedule: null },
+        log: { level: 'debug' },
+      }),
+    )
     const r = await runCliAsync(['--json', 'prewarm', '--config', config, '--image', ref])
     t.equal(r.code, 0, r.stderr)
     t.equal(JSON.parse(r.stdout).results[0].status, 'pulled')
     const b64 = Buffer.from(`${USER}:${PASSWORD}`).toString('base64')
-    for (const secret of [PASSWORD, b64]) t.notOk((r.stdout + r.stderr).includes(secret), 'the credentials are never logged')
+    for (const secret of [PASSWORD, b64])
+      t.notOk((r.stdout + r.stderr).includes(secret), 'the credentials are never logged')
   })
 }

@@ -4,7 +4,11 @@ import { runCliAsync, startAgent, testDir } from '../harness/agent.js'
 import { freePort } from '../harness/ports.js'
 
 t.test('gpuhost status', async (t) => {
-  const agent = await startAgent(t, { docker: { socket: '/nonexistent/docker.sock' }, tokenFile: null }, { waitReady: true })
+  const agent = await startAgent(
+    t,
+    { docker: { socket: '/nonexistent/docker.sock' }, tokenFile: null },
+    { waitReady: true },
+  )
 
   const text = await runCliAsync(['status', '--url', agent.url])
   t.equal(text.code, 0, text.stderr)

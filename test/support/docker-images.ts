@@ -32,7 +32,9 @@ export function makeRunnableImage(dockerd: PrivateDockerd, ref: string, fillerBy
     writeFileSync(join(root, 'data', 'filler'), randomBytes(fillerBytes))
     const tar = join(dir, 'layer.tar')
     execFileSync('tar', ['-C', root, '-cf', tar, '.'])
-    return dockerd.docker(['import', '--change', 'ENTRYPOINT ["/bin/sleep"]', '--change', 'CMD ["3600"]', tar, ref]).trim()
+    return dockerd
+      .docker(['import', '--change', 'ENTRYPOINT ["/bin/sleep"]', '--change', 'CMD ["3600"]', tar, ref])
+      .trim()
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -42,19 +44,36 @@ export function dockerClient(dockerd: PrivateDockerd): Docker {
   return new Docker({ socketPath: dockerd.socket })
 }
 
-export interface Times { firstSeen: string; lastUsed: string | null }
+export interface Times {
+  firstSeen: string
+  lastUsed: string | null
+}
 
 /** Image facts from GET /images/json and /containers/json; times from `times` by tag or id, else `fallback`. */
-export async function readImageFacts(docker: Docker, times: (image: { id: string; tags: string[] }) => Times): Promise<ImageFacts[]> {
-  const [images, containers] = await Promise.all([docker.listImages({ all: false }), docker.listContainers({ all: true })])
+export async function readImageFacts(
+  docker: Docker,
+  times: (image: { id: string; tags: string[] }) => Times,
+): Promise<ImageFacts[]> {
+  const [images, containers] = await Promise.all([
+    docker.listImages({ all: false }),
+    docker.listContainers({ all: true }),
+  ])
   return images.map((i) => {
     const tags = (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>')
     const digests = (i.RepoDigests ?? []).filter((d) => d !== '<none>@<none>')
     return {
-      id: i.Id, repoTags: tags, repoDigests: digests, sizeBytes: i.Size, sharedSizeBytes: i.SharedSize ?? -1,
+      id: i.Id,
+      repoTags: tags,
+      repoDigests: digests,
+      sizeBytes: i.Size,
+      sharedSizeBytes: i.SharedSize ?? -1,
       createdAt: new Date(i.Created * 1000).toISOString(),
-      containers: containers.filter((c) => c.ImageID === i.Id).map((c) => ({ id: c.Id, name: c.Names[0] ?? '', state: c.State })),
-      dangling: tags.length === 0, ...times({ id: i.Id, tags }), cudaEnv: null,
+      containers: containers
+        .filter((c) => c.ImageID === i.Id)
+        .map((c) => ({ id: c.Id, name: c.Names[0] ?? '', state: c.State })),
+      dangling: tags.length === 0,
+      ...times({ id: i.Id, tags }),
+      cudaEnv: null,
     }
   })
 }

@@ -14,7 +14,15 @@ export function seededRandom(seed: number): () => number {
   }
 }
 
-export const REPOS = ['team/train', 'team/serve', 'nvidia/cuda', 'keep/base', 'ubuntu', 'registry.local:5000/ml/torch', 'pytorch/pytorch']
+export const REPOS = [
+  'team/train',
+  'team/serve',
+  'nvidia/cuda',
+  'keep/base',
+  'ubuntu',
+  'registry.local:5000/ml/torch',
+  'pytorch/pytorch',
+]
 export const TAGS = ['latest', 'stable', '1.0', '1.1', '2.0', '12.2-runtime', 'nightly']
 export const NOW = new Date('2026-11-01T12:00:00.000Z')
 const HOUR = 3600_000
@@ -49,18 +57,37 @@ export function generateImage(g: Gen, now: Date = NOW): ImageFacts {
   const tags = new Set<string>()
   const tagCount = g.chance(0.15) ? 0 : g.int(1, 3)
   for (let i = 0; i < tagCount; i++) tags.add(`${g.pick(REPOS)}:${g.pick(TAGS)}`)
-  const digests = g.chance(0.3) || tagCount === 0 && g.chance(0.5)
-    ? [`${tags.size ? [...tags][0].replace(/:[^:/]+$/, '') : g.pick(REPOS)}@sha256:${hex(g, 64)}`] : []
+  const digests =
+    g.chance(0.3) || (tagCount === 0 && g.chance(0.5))
+      ? [`${tags.size ? [...tags][0].replace(/:[^:/]+$/, '') : g.pick(REPOS)}@sha256:${hex(g, 64)}`]
+      : []
   const sizeBytes = g.int(1, 2048) * MiB
   const sharedSizeBytes = g.chance(0.1) ? -1 : g.chance(0.5) ? 0 : g.int(0, sizeBytes)
   const created = now.getTime() - g.int(0, 400 * 24) * HOUR
-  const firstSeenMs = g.chance(0.2) ? now.getTime() - g.int(0, 2 * 3600) * 1000 : Math.max(created, now.getTime() - g.int(0, 90 * 24) * HOUR)
+  const firstSeenMs = g.chance(0.2)
+    ? now.getTime() - g.int(0, 2 * 3600) * 1000
+    : Math.max(created, now.getTime() - g.int(0, 90 * 24) * HOUR)
   const firstSeen = g.chance(0.02) ? 'not a time' : new Date(firstSeenMs).toISOString()
   const lastUsed = g.chance(0.35) ? null : new Date(firstSeenMs + g.r() * (now.getTime() - firstSeenMs)).toISOString()
-  const containers = g.chance(0.15) ? Array.from({ length: g.int(1, 2) }, (_, i) => ({ id: hex(g, 64), name: `c${i}`, state: g.pick(['running', 'exited', 'created']) })) : []
+  const containers = g.chance(0.15)
+    ? Array.from({ length: g.int(1, 2) }, (_, i) => ({
+        id: hex(g, 64),
+        name: `c${i}`,
+        state: g.pick(['running', 'exited', 'created']),
+      }))
+    : []
   return {
-    id, repoTags: [...tags], repoDigests: digests, sizeBytes, sharedSizeBytes, createdAt: new Date(created).toISOString(),
-    containers, dangling: tags.size === 0, lastUsed, firstSeen, cudaEnv: null,
+    id,
+    repoTags: [...tags],
+    repoDigests: digests,
+    sizeBytes,
+    sharedSizeBytes,
+    createdAt: new Date(created).toISOString(),
+    containers,
+    dangling: tags.size === 0,
+    lastUsed,
+    firstSeen,
+    cudaEnv: null,
   }
 }
 
@@ -78,7 +105,12 @@ export function generateCase(seed: number, maxImages = 40): PlanInput {
   return {
     disk: { usedBytes, availBytes: totalBytes - usedBytes },
     images,
-    policy: { lowPercent: g.int(5, 95), minAgeSeconds: g.pick([0, 600, 3600]), protect, keepPerRepository: g.pick([0, 0, 1, 2]) },
+    policy: {
+      lowPercent: g.int(5, 95),
+      minAgeSeconds: g.pick([0, 600, 3600]),
+      protect,
+      keepPerRepository: g.pick([0, 0, 1, 2]),
+    },
     now: NOW,
     targetPercent: g.chance(0.2) ? g.int(0, 100) : undefined,
     pullsInFlight,

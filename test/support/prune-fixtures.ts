@@ -18,13 +18,19 @@ export function fill(dockerd: PrivateDockerd, refs: string[]): Record<string, st
 }
 
 /** writes stateDir/image-usage.json as the agent keeps it: first seen and last used per image id */
-export function seedUsage(stateDir: string, byId: Record<string, { firstSeen: string; lastUsed: string | null }>): void {
+export function seedUsage(
+  stateDir: string,
+  byId: Record<string, { firstSeen: string; lastUsed: string | null }>,
+): void {
   mkdirSync(stateDir, { recursive: true })
   writeFileSync(join(stateDir, 'image-usage.json'), JSON.stringify({ version: 1, images: byId }))
 }
 
 /** usage now, and the percent at which about `images` test images must go to reach it */
-export async function usageAndTarget(dockerd: PrivateDockerd, images: number): Promise<{ usedPercent: number; target: number }> {
+export async function usageAndTarget(
+  dockerd: PrivateDockerd,
+  images: number,
+): Promise<{ usedPercent: number; target: number }> {
   const d = await readFilesystem(dockerd.dataRoot)
   const target = Math.floor(((d.usedBytes - images * IMAGE_BYTES) / (d.usedBytes + d.availBytes)) * 10000) / 100
   return { usedPercent: d.usedPercent, target }

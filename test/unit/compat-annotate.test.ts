@@ -20,8 +20,17 @@ const A5000 = capture('rtx-a5000_x2_driver-590.44.01_dtd-v13.xml') // CUDA 13.1
 
 function image(id: string, cudaEnv: Record<string, string> | null): ImageFacts {
   return {
-    id, repoTags: [`test/${id}:1`], repoDigests: [], sizeBytes: 1, sharedSizeBytes: 0, createdAt: '2026-01-01T00:00:00Z',
-    containers: [], dangling: false, lastUsed: null, firstSeen: '2026-01-01T00:00:00Z', cudaEnv,
+    id,
+    repoTags: [`test/${id}:1`],
+    repoDigests: [],
+    sizeBytes: 1,
+    sharedSizeBytes: 0,
+    createdAt: '2026-01-01T00:00:00Z',
+    containers: [],
+    dangling: false,
+    lastUsed: null,
+    firstSeen: '2026-01-01T00:00:00Z',
+    cudaEnv,
   }
 }
 
@@ -31,13 +40,20 @@ t.test('annotates, follows the GPU, publishes flips, and does not loop', async (
   const events: AgentEvent[] = []
   bus.subscribe((e) => events.push(e))
   let imageWrites = 0
-  store.on('change', (part) => { if (part === 'images') imageWrites++ })
+  store.on('change', (part) => {
+    if (part === 'images') imageWrites++
+  })
   const annotator = new CompatAnnotator(store, bus)
   await annotator.start()
   t.teardown(() => annotator.stop())
 
   store.set('gpu', T4)
-  store.set('images', [image('a', { CUDA_VERSION: '12.2.0' }), image('b', { CUDA_VERSION: '11.0.3' }), image('c', {}), image('d', null)])
+  store.set('images', [
+    image('a', { CUDA_VERSION: '12.2.0' }),
+    image('b', { CUDA_VERSION: '11.0.3' }),
+    image('c', {}),
+    image('d', null),
+  ])
   t.equal(imageWrites, 2, 'the collector write and one annotation write, no more')
   const byId = () => Object.fromEntries(store.get().images!.map((i) => [i.id, i.compat?.compatible]))
   t.same(byId(), { a: false, b: true, c: null, d: null })
@@ -47,7 +63,10 @@ t.test('annotates, follows the GPU, publishes flips, and does not loop', async (
   store.set('gpu', A5000)
   t.same(byId(), { a: true, b: true, c: null, d: null }, 'a driver upgrade turns image a compatible')
   t.equal(events.length, 1)
-  t.match(events[0], { type: 'compat.changed', data: { id: 'a', before: false, compatible: true, driverVersion: '590.44.01' } })
+  t.match(events[0], {
+    type: 'compat.changed',
+    data: { id: 'a', before: false, compatible: true, driverVersion: '590.44.01' },
+  })
 
   const writes = imageWrites
   store.set('gpu', A5000)
@@ -66,7 +85,10 @@ t.test('annotates, follows the GPU, publishes flips, and does not loop', async (
   store.set('gpu', T4)
   t.same(byId(), { a: false, e: false })
   t.equal(events.length, 2, 'back on the old driver: image a flips to incompatible, e stays so')
-  t.match(events[1], { type: 'compat.changed', data: { id: 'a', before: true, compatible: false, driverVersion: '515.105.01' } })
+  t.match(events[1], {
+    type: 'compat.changed',
+    data: { id: 'a', before: true, compatible: false, driverVersion: '515.105.01' },
+  })
 })
 
 t.test('the annotated snapshot renders gpuhost_images_cuda_incompatible', async (t) => {
@@ -75,24 +97,37 @@ t.test('the annotated snapshot renders gpuhost_images_cuda_incompatible', async 
   await annotator.start()
   t.teardown(() => annotator.stop())
   store.set('gpu', T4)
-  store.set('images', [image('a', { CUDA_VERSION: '12.2.0' }), image('b', { NVIDIA_REQUIRE_CUDA: 'cuda>=13.0' }), image('c', { CUDA_VERSION: '11.7.0' })])
+  store.set('images', [
+    image('a', { CUDA_VERSION: '12.2.0' }),
+    image('b', { NVIDIA_REQUIRE_CUDA: 'cuda>=13.0' }),
+    image('c', { CUDA_VERSION: '11.7.0' }),
+  ])
   const { registry } = createAgentMetrics({ snapshot: () => store.get(), version: 'test' }, { processMetrics: false })
   const body = await registry.metrics()
   t.match(body, /^gpuhost_images_cuda_incompatible 2$/m)
-  t.match(body, /^gpuhost_gpu_info\{gpu="0",uuid="GPU-d37e67a5-91dd-3774-a5cb-99096249601a",name="Tesla T4",driver_version="515.105.01",cuda_version="11.7"\} 1$/m)
+  t.match(
+    body,
+    /^gpuhost_gpu_info\{gpu="0",uuid="GPU-d37e67a5-91dd-3774-a5cb-99096249601a",name="Tesla T4",driver_version="515.105.01",cuda_version="11.7"\} 1$/m,
+  )
 })
 
 t.test("the agent's check action answers from the snapshot's GPU facts, Docker or not", async (t) => {
   const config = parseConfig(agentConfigSchema, { tokenFile: null, docker: { socket: '/nonexistent/docker.sock' } })
   const agent = new Agent(config, pino({ level: 'silent' }), [compatFeature()])
   agent.ctx.store.set('gpu', A5000)
-  const report = await agent.ctx.actions.invoke('check', { images: ['test/x:1'] }, 'coordinator') as any
+  const report = (await agent.ctx.actions.invoke('check', { images: ['test/x:1'] }, 'coordinator')) as any
   t.match(report.gpu, { available: true, driverVersion: '590.44.01', cudaVersion: '13.1' })
   t.match(report.docker, { reachable: false })
-  t.same(report.images, [{
-    ref: 'test/x:1', id: null, requirement: null, compatible: null,
-    reason: 'Docker unreachable; registry lookup unavailable', enforced: false,
-  }])
+  t.same(report.images, [
+    {
+      ref: 'test/x:1',
+      id: null,
+      requirement: null,
+      compatible: null,
+      reason: 'Docker unreachable; registry lookup unavailable',
+      enforced: false,
+    },
+  ])
   t.equal(report.nvidiaRuntime, null, 'the runtime collector has not run')
 })
 

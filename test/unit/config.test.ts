@@ -27,7 +27,11 @@ t.test('defaults are those of INTERFACES.md', async (t) => {
 
 t.test('every bad key is named by its path', async (t) => {
   try {
-    parseConfig(agentConfigSchema, { prune: { lowPercent: 'x', highPercent: 101 }, coordinator: { url: 'http://x' }, prewarm: { mirrors: { 'docker.io': 'one' } } })
+    parseConfig(agentConfigSchema, {
+      prune: { lowPercent: 'x', highPercent: 101 },
+      coordinator: { url: 'http://x' },
+      prewarm: { mirrors: { 'docker.io': 'one' } },
+    })
     t.fail('should throw')
   } catch (err) {
     t.type(err, ConfigError)
@@ -40,7 +44,10 @@ t.test('every bad key is named by its path', async (t) => {
 })
 
 t.test('low must be below high, unless the watcher is off', async (t) => {
-  t.throws(() => parseConfig(agentConfigSchema, { prune: { highPercent: 80, lowPercent: 80 } }), /prune\.lowPercent: must be below prune\.highPercent/)
+  t.throws(
+    () => parseConfig(agentConfigSchema, { prune: { highPercent: 80, lowPercent: 80 } }),
+    /prune\.lowPercent: must be below prune\.highPercent/,
+  )
   t.equal(parseConfig(agentConfigSchema, { prune: { highPercent: 100, lowPercent: 100 } }).prune.highPercent, 100)
 })
 

@@ -15,18 +15,29 @@ t.test('instance labels lose their port, IPv6 included', async (t) => {
 
 t.test('firing alerts route to the host their labels name, once per host', async (t) => {
   const known = ['gpu-node-1', 'gpu-node-2', 'gpu-node-3']
-  const r = routeAlerts({ alerts: [
-    { status: 'firing', labels: { alertname: 'DiskHigh', instance: 'gpu-node-1:9477' } },
-    { status: 'firing', labels: { alertname: 'DiskHigh', host: 'gpu-node-2' } },
-    { status: 'firing', labels: { alertname: 'DiskHigh', hostId: 'gpu-node-1' } },
-    { status: 'firing', labels: { alertname: 'DiskHigh', instance: 'gpu-node-3.dc1.example:9477' } },
-    { status: 'resolved', labels: { alertname: 'DiskHigh', host: 'gpu-node-3' } },
-    { status: 'firing', labels: { alertname: 'DiskHigh', host: 'elsewhere' } },
-    { status: 'firing', labels: { alertname: 'NoLabels' } },
-  ] }, known)
+  const r = routeAlerts(
+    {
+      alerts: [
+        { status: 'firing', labels: { alertname: 'DiskHigh', instance: 'gpu-node-1:9477' } },
+        { status: 'firing', labels: { alertname: 'DiskHigh', host: 'gpu-node-2' } },
+        { status: 'firing', labels: { alertname: 'DiskHigh', hostId: 'gpu-node-1' } },
+        { status: 'firing', labels: { alertname: 'DiskHigh', instance: 'gpu-node-3.dc1.example:9477' } },
+        { status: 'resolved', labels: { alertname: 'DiskHigh', host: 'gpu-node-3' } },
+        { status: 'firing', labels: { alertname: 'DiskHigh', host: 'elsewhere' } },
+        { status: 'firing', labels: { alertname: 'NoLabels' } },
+      ],
+    },
+    known,
+  )
   t.same(r.hostIds, ['gpu-node-1', 'gpu-node-2', 'gpu-node-3'])
-  t.same(r.skipped.map((s) => s.reason), ['status resolved', 'no known host elsewhere', 'no host, hostId or instance label'])
-  const hostWins = routeAlerts({ alerts: [{ status: 'firing', labels: { host: 'gpu-node-2', instance: 'gpu-node-1:9477' } }] }, known)
+  t.same(
+    r.skipped.map((s) => s.reason),
+    ['status resolved', 'no known host elsewhere', 'no host, hostId or instance label'],
+  )
+  const hostWins = routeAlerts(
+    { alerts: [{ status: 'firing', labels: { host: 'gpu-node-2', instance: 'gpu-node-1:9477' } }] },
+    known,
+  )
   t.same(hostWins.hostIds, ['gpu-node-2'], 'host is preferred over instance')
 })
 
@@ -38,14 +49,23 @@ t.test('instance names match by full name; short names only when one host answer
   }
   const fleet = ['node-1.dc1.example', 'node-1.dc2.example', 'node-2']
   t.equal(route('node-1.dc2.example', fleet), 'node-1.dc2.example', 'the full name wins')
-  t.equal(route('node-1.dc3.example', ['node-1.dc1.example']), 'no known host node-1.dc3.example',
-    'another domain is another host')
-  t.match(route('node-1', fleet), /node-1 is ambiguous: node-1.dc1.example, node-1.dc2.example/,
-    'a short name of two hosts')
+  t.equal(
+    route('node-1.dc3.example', ['node-1.dc1.example']),
+    'no known host node-1.dc3.example',
+    'another domain is another host',
+  )
+  t.match(
+    route('node-1', fleet),
+    /node-1 is ambiguous: node-1.dc1.example, node-1.dc2.example/,
+    'a short name of two hosts',
+  )
   t.equal(route('node-1', ['node-1.dc1.example', 'node-2']), 'node-1.dc1.example', 'a short name of one host')
   t.equal(route('node-2.dc1.example', fleet), 'node-2', 'an FQDN for a host known by its short name')
-  t.match(route('node-2.dc1.example', [...fleet, 'node-2.dc2.example']), /ambiguous/,
-    'unless another host has that short name')
+  t.match(
+    route('node-2.dc1.example', [...fleet, 'node-2.dc2.example']),
+    /ambiguous/,
+    'unless another host has that short name',
+  )
 })
 
 t.test('image references are compared in their normal form', async (t) => {
@@ -58,14 +78,35 @@ t.test('image references are compared in their normal form', async (t) => {
 
 const gpu = (driverVersion: string, cudaVersion: string) => ({ available: true, driverVersion, cudaVersion, gpus: [] })
 const host = (hostId: string, over: Partial<HostDetail>): HostDetail => ({
-  hostId, connected: true, lastSeen: null, version: '0.1.0', gpu: null, disk: null, images: null,
-  lastPrune: null, lastPrewarm: null, actions: [], localImages: null, ...over,
+  hostId,
+  connected: true,
+  lastSeen: null,
+  version: '0.1.0',
+  gpu: null,
+  disk: null,
+  images: null,
+  lastPrune: null,
+  lastPrewarm: null,
+  actions: [],
+  localImages: null,
+  ...over,
 })
-const pytorch = { id: 'sha256:p', repoTags: ['pytorch/pytorch:2.1.0-cuda12.1'], repoDigests: [], sizeBytes: 1, cudaEnv: { NVIDIA_REQUIRE_CUDA: 'cuda>=12.1' } }
+const pytorch = {
+  id: 'sha256:p',
+  repoTags: ['pytorch/pytorch:2.1.0-cuda12.1'],
+  repoDigests: [],
+  sizeBytes: 1,
+  cudaEnv: { NVIDIA_REQUIRE_CUDA: 'cuda>=12.1' },
+}
 
-t.test('fleet compat: the host\'s own verdict first, else the shared requirement, else why not', async (t) => {
+t.test("fleet compat: the host's own verdict first, else the shared requirement, else why not", async (t) => {
   const hosts = [
-    host('a', { gpu: gpu('535.104.05', '12.2'), localImages: [{ ...pytorch, compat: { compatible: true, reason: 'driver 535 ≥ 530', requirement: 'cuda>=12.1' } }] }),
+    host('a', {
+      gpu: gpu('535.104.05', '12.2'),
+      localImages: [
+        { ...pytorch, compat: { compatible: true, reason: 'driver 535 ≥ 530', requirement: 'cuda>=12.1' } },
+      ],
+    }),
     host('b', { gpu: gpu('470.82.01', '11.4') }),
     host('c', { gpu: { available: false, reason: 'nvidia-smi timed out', gpus: [] } }),
   ]
@@ -73,18 +114,33 @@ t.test('fleet compat: the host\'s own verdict first, else the shared requirement
   t.equal(without.evaluator, 'unavailable')
   t.same(without.requirement, { cudaEnv: pytorch.cudaEnv, reportedBy: 'a' })
   t.match(without.hosts[0], { hostId: 'a', compatible: true, source: 'host', driverVersion: '535.104.05' })
-  t.match(without.hosts[1], { hostId: 'b', compatible: null, source: 'none', reason: /evaluator is unavailable.*NVIDIA_REQUIRE_CUDA=cuda>=12\.1.*driver 470\.82\.01/ })
+  t.match(without.hosts[1], {
+    hostId: 'b',
+    compatible: null,
+    source: 'none',
+    reason: /evaluator is unavailable.*NVIDIA_REQUIRE_CUDA=cuda>=12\.1.*driver 470\.82\.01/,
+  })
   t.match(without.hosts[2], { hostId: 'c', compatible: null, reason: /nvidia-smi timed out/ })
 
-  const evaluator: CompatEvaluator = (env, g) => ({ compatible: g.cudaVersion! >= '12.1', reason: `${env.NVIDIA_REQUIRE_CUDA} vs CUDA ${g.cudaVersion}` })
+  const evaluator: CompatEvaluator = (env, g) => ({
+    compatible: g.cudaVersion! >= '12.1',
+    reason: `${env.NVIDIA_REQUIRE_CUDA} vs CUDA ${g.cudaVersion}`,
+  })
   const withEval = fleetCompat('pytorch/pytorch:2.1.0-cuda12.1', hosts, evaluator)
-  t.match(withEval.hosts[1], { hostId: 'b', compatible: false, source: 'coordinator', reason: 'cuda>=12.1 vs CUDA 11.4' })
+  t.match(withEval.hosts[1], {
+    hostId: 'b',
+    compatible: false,
+    source: 'coordinator',
+    reason: 'cuda>=12.1 vs CUDA 11.4',
+  })
 
   const unknown = fleetCompat('nowhere/seen:1', hosts, evaluator)
   t.equal(unknown.requirement, null)
   t.match(unknown.hosts[0], { compatible: null, reason: /no host has reported/ })
 
-  const throwing = fleetCompat('pytorch/pytorch:2.1.0-cuda12.1', hosts, () => { throw new Error('bad requirement') })
+  const throwing = fleetCompat('pytorch/pytorch:2.1.0-cuda12.1', hosts, () => {
+    throw new Error('bad requirement')
+  })
   t.match(throwing.hosts[1], { compatible: null, reason: /evaluator failed: bad requirement/ })
 })
 

@@ -9,7 +9,8 @@ import { FIXTURES } from '../harness/nvidia-smi.js'
 
 t.test('the table is the TSV, row by row', async (t) => {
   const rows = readFileSync(new URL('../fixtures/compat/cuda-toolkit-drivers.tsv', import.meta.url), 'utf8')
-    .split('\n').filter((l) => l && !l.startsWith('#') && /^\d+\.\d+/.test(l) && !l.includes('minor-compat'))
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#') && /^\d+\.\d+/.test(l) && !l.includes('minor-compat'))
     .map((l) => l.split('\t'))
   t.equal(CUDA_TOOLKIT_DRIVERS.length, rows.length)
   rows.forEach((f, i) => {
@@ -25,7 +26,11 @@ t.test("the CUDA version a driver supports is nvidia-smi's, on every Linux captu
   for (const file of readdirSync(dir)) {
     const facts = parseNvidiaSmiXml(readFileSync(join(dir, file), 'utf8'))
     const platform = file.includes('windows') ? 'windows' : 'linux'
-    t.equal(cudaVersionForDriver(facts.driverVersion!, platform), facts.cudaVersion, `${file}: driver ${facts.driverVersion}`)
+    t.equal(
+      cudaVersionForDriver(facts.driverVersion!, platform),
+      facts.cudaVersion,
+      `${file}: driver ${facts.driverVersion}`,
+    )
   }
 })
 

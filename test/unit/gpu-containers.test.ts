@@ -20,10 +20,16 @@ t.test('the container id in each cgroup layout', async (t) => {
 })
 
 t.test("processes from the captures' <processes>", async (t) => {
-  const gt1030 = parseNvidiaSmiXml(readFileSync(join(FIXTURES, 'xml/geforce-gt-1030_driver-470.74_dtd-v11.xml'), 'utf8'))
+  const gt1030 = parseNvidiaSmiXml(
+    readFileSync(join(FIXTURES, 'xml/geforce-gt-1030_driver-470.74_dtd-v11.xml'), 'utf8'),
+  )
   t.match(gt1030.gpus[0].processes, [{ pid: 607, usedMemoryBytes: 547 * 1024 * 1024 }, { pid: 746 }])
-  const win = parseNvidiaSmiXml(readFileSync(join(FIXTURES, 'xml/geforce-rtx-2080_windows_driver-516.59_dtd-v11.xml'), 'utf8'))
+  const win = parseNvidiaSmiXml(
+    readFileSync(join(FIXTURES, 'xml/geforce-rtx-2080_windows_driver-516.59_dtd-v11.xml'), 'utf8'),
+  )
   t.equal(win.gpus[0].processes![0].usedMemoryBytes, undefined, 'N/A (WDDM): absent')
-  const a100 = parseNvidiaSmiXml(readFileSync(join(FIXTURES, 'xml/a100-sxm4-40gb_mig-enabled_driver-510.47.03_dtd-v11.xml'), 'utf8'))
+  const a100 = parseNvidiaSmiXml(
+    readFileSync(join(FIXTURES, 'xml/a100-sxm4-40gb_mig-enabled_driver-510.47.03_dtd-v11.xml'), 'utf8'),
+  )
   t.equal(a100.gpus[0].processes, undefined, 'an empty <processes>')
 })

@@ -16,25 +16,57 @@ const GOLDEN = fileURLToPath(new URL('golden.prom', fixtures))
 const snapshot: HostSnapshot = JSON.parse(readFileSync(new URL('snapshot.json', fixtures), 'utf8'))
 
 async function render(): Promise<string> {
-  const metrics = createAgentMetrics({
-    snapshot: () => snapshot, version: '1.2.3',
-    link: () => ({ connected: true, pending: 3, dropped: { 'pull.progress': 5 } }),
-    stateWriteErrors: () => ({ outbox: 2, usage: 0 }),
-  }, { processMetrics: false })
+  const metrics = createAgentMetrics(
+    {
+      snapshot: () => snapshot,
+      version: '1.2.3',
+      link: () => ({ connected: true, pending: 3, dropped: { 'pull.progress': 5 } }),
+      stateWriteErrors: () => ({ outbox: 2, usage: 0 }),
+    },
+    { processMetrics: false },
+  )
   // Payloads the agent really publishes, checked against the event schemas, so no label value
   // appears here that the agent cannot emit.
   const event = <K extends EventType>(type: K, data: EventMap[K]): AgentEvent =>
     ({ id: type, type, ts: snapshot.takenAt, data: eventPayloadSchemas[type].parse(data) }) as AgentEvent
-  const prune = { dryRun: false, targetPercent: 80, needBytes: 10737418240, enough: true, plannedCount: 3, skippedCount: 0,
-    failedCount: 0, keptCount: 2, usedPercentBefore: 91.5, usedPercentAfter: 79.2, durationSeconds: 12 }
-  metrics.onEvent(event('prune.finished', { ...prune, trigger: 'watcher', result: 'ok', freedBytes: 10737418240, removedCount: 3 }))
-  metrics.onEvent(event('prune.finished', {
-    ...prune, trigger: 'cli', dryRun: true, result: 'ok', freedBytes: 0, removedCount: 0, usedPercentAfter: 91.5,
-  }))
+  const prune = {
+    dryRun: false,
+    targetPercent: 80,
+    needBytes: 10737418240,
+    enough: true,
+    plannedCount: 3,
+    skippedCount: 0,
+    failedCount: 0,
+    keptCount: 2,
+    usedPercentBefore: 91.5,
+    usedPercentAfter: 79.2,
+    durationSeconds: 12,
+  }
+  metrics.onEvent(
+    event('prune.finished', { ...prune, trigger: 'watcher', result: 'ok', freedBytes: 10737418240, removedCount: 3 }),
+  )
+  metrics.onEvent(
+    event('prune.finished', {
+      ...prune,
+      trigger: 'cli',
+      dryRun: true,
+      result: 'ok',
+      freedBytes: 0,
+      removedCount: 0,
+      usedPercentAfter: 91.5,
+    }),
+  )
   const pull = { ref: 'nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04', reason: 'wanted', source: 'nvcr.io' }
   metrics.onEvent(event('pull.finished', { ...pull, status: 'pulled', durationSeconds: 42 }))
   metrics.onEvent(event('pull.finished', { ...pull, status: 'present', durationSeconds: 0 }))
-  metrics.onEvent(event('pull.failed', { ...pull, status: 'failed', reason: 'pull failed from nvcr.io: timeout', durationSeconds: 600 }))
+  metrics.onEvent(
+    event('pull.failed', {
+      ...pull,
+      status: 'failed',
+      reason: 'pull failed from nvcr.io: timeout',
+      durationSeconds: 600,
+    }),
+  )
   return metrics.registry.metrics()
 }
 

@@ -8,12 +8,19 @@ import { evaluateRequirement, type DeviceFacts, type DriverFacts } from '../../s
 import { cudaVersionForDriver } from '../../src/compat/cuda-drivers.js'
 
 const rows = readFileSync(new URL('../fixtures/compat/nvidia-require-cuda-values.tsv', import.meta.url), 'utf8')
-  .split('\n').slice(1).filter((l) => l.trim()).map((l) => {
+  .split('\n')
+  .slice(1)
+  .filter((l) => l.trim())
+  .map((l) => {
     const f = l.split('\t')
     return { image: f[0], commit: f[2], require: f[5] }
   })
 
-interface Host { name: string; driver: string; brand: string }
+interface Host {
+  name: string
+  driver: string
+  brand: string
+}
 const HOSTS: Host[] = [
   { name: 'Tesla on 470.82.01', driver: '470.82.01', brand: 'tesla' },
   { name: 'GeForce on 470.82.01', driver: '470.82.01', brand: 'geforce' },
@@ -32,8 +39,10 @@ const HOSTS: Host[] = [
 /** numbers of a version, for the plain reading below */
 const nums = (v: string) => v.split('.').map(Number)
 function cmp(a: string, b: string): number {
-  const x = nums(a), y = nums(b)
-  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0)
+  const x = nums(a),
+    y = nums(b)
+  for (let i = 0; i < Math.max(x.length, y.length); i++)
+    if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0)
   return 0
 }
 function plainReading(require: string, cuda: string, h: Host): boolean {
@@ -48,7 +57,10 @@ function plainReading(require: string, cuda: string, h: Host): boolean {
 
 t.test('the data set', async (t) => {
   t.equal(rows.length, 34, 'every row is read')
-  t.ok(rows.every((r) => r.require.startsWith('cuda>=')), 'each starts with cuda>=')
+  t.ok(
+    rows.every((r) => r.require.startsWith('cuda>=')),
+    'each starts with cuda>=',
+  )
 })
 
 for (const h of HOSTS) {
@@ -62,9 +74,11 @@ for (const h of HOSTS) {
   })
 }
 
-const find = (image: string, commit?: string) => rows.find((r) => r.image === image && (!commit || r.commit.startsWith(commit)))!.require
+const find = (image: string, commit?: string) =>
+  rows.find((r) => r.image === image && (!commit || r.commit.startsWith(commit)))!.require
 const verdict = (require: string, driver: string, brand: string) =>
-  evaluateRequirement(require, { driverVersion: driver, cudaVersion: cudaVersionForDriver(driver)! }, { brand }).satisfied
+  evaluateRequirement(require, { driverVersion: driver, cudaVersion: cudaVersionForDriver(driver)! }, { brand })
+    .satisfied
 
 t.test('known verdicts', async (t) => {
   const cuda13 = find('nvidia/cuda:13.0.0-base-ubuntu2204')

@@ -10,17 +10,32 @@ function dir(t: { teardown(fn: () => void): void }): string {
   return d
 }
 
-const entry = (id: string, type = 'prune.finished', kind: 'event' | 'command.result' = 'event') => ({ id, kind, type, message: JSON.stringify({ id, type }) })
+const entry = (id: string, type = 'prune.finished', kind: 'event' | 'command.result' = 'event') => ({
+  id,
+  kind,
+  type,
+  message: JSON.stringify({ id, type }),
+})
 
 t.test('entries come back in the order written; acks remove them in any order', async (t) => {
   const box = new Outbox(join(dir(t), 'outbox.db'), { maxEntries: 100 })
   t.teardown(() => box.close())
   for (let i = 1; i <= 5; i++) box.add(entry(`e${i}`))
-  t.same(box.entriesAfter(0, 10).map((e) => e.id), ['e1', 'e2', 'e3', 'e4', 'e5'])
+  t.same(
+    box.entriesAfter(0, 10).map((e) => e.id),
+    ['e1', 'e2', 'e3', 'e4', 'e5'],
+  )
   const second = box.entriesAfter(0, 2)
-  t.same(box.entriesAfter(second[1].seq, 10).map((e) => e.id), ['e3', 'e4', 'e5'], 'paging by seq')
+  t.same(
+    box.entriesAfter(second[1].seq, 10).map((e) => e.id),
+    ['e3', 'e4', 'e5'],
+    'paging by seq',
+  )
   t.equal(box.remove(['e4', 'e2', 'unknown']), 2)
-  t.same(box.entriesAfter(0, 10).map((e) => e.id), ['e1', 'e3', 'e5'])
+  t.same(
+    box.entriesAfter(0, 10).map((e) => e.id),
+    ['e1', 'e3', 'e5'],
+  )
   t.equal(box.stats().pending, 3)
   box.add(entry('e1'))
   t.equal(box.stats().pending, 3, 'the same id twice is stored once')
@@ -36,7 +51,10 @@ t.test('pending entries survive a restart, in order, and new ones follow them', 
   t.teardown(() => again.close())
   t.equal(again.stats().pending, 3, 'the pending count is read back')
   again.add(entry('e5'))
-  t.same(again.entriesAfter(0, 10).map((e) => e.id), ['e2', 'e3', 'e4', 'e5'])
+  t.same(
+    again.entriesAfter(0, 10).map((e) => e.id),
+    ['e2', 'e3', 'e4', 'e5'],
+  )
 })
 
 t.test('when full, the oldest progress events go first, then other informational events, never results', async (t) => {
@@ -60,11 +78,23 @@ t.test('when full, the oldest progress events go first, then other informational
 
   for (let i = 39; i < 139; i++) box.add(entry(`x${i}`, 'prune.finished'))
   const after = box.entriesAfter(0, 1000)
-  t.notOk(after.some((e) => e.type === 'pull.progress'), 'every progress event went')
-  t.notOk(after.some((e) => e.type === 'agent.started'), 'then the informational ones')
-  t.ok(after.some((e) => e.id === 'r0'), 'results never go')
+  t.notOk(
+    after.some((e) => e.type === 'pull.progress'),
+    'every progress event went',
+  )
+  t.notOk(
+    after.some((e) => e.type === 'agent.started'),
+    'then the informational ones',
+  )
+  t.ok(
+    after.some((e) => e.id === 'r0'),
+    'results never go',
+  )
   t.equal(after.length, 100, 'then the oldest other events: the bound holds for every event')
-  t.notOk(after.some((e) => e.id === 'f0' || e.id === 'x0'), 'the oldest pull.finished and prune.finished went')
+  t.notOk(
+    after.some((e) => e.id === 'f0' || e.id === 'x0'),
+    'the oldest pull.finished and prune.finished went',
+  )
   t.equal(after[after.length - 1].id, 'x138', 'the newest stays')
   t.ok(drops.length > 0 && drops.every(([n]) => n > 0))
   const told = [...new Set(drops.map(([, type]) => type))].sort()
@@ -84,7 +114,10 @@ t.test('entries the database cannot take are held in memory, sent in order, and 
   const errors: string[] = []
   const box = new Outbox(file, {
     maxEntries: 100,
-    write: (fn) => { if (diskFull) throw full(); return fn() },
+    write: (fn) => {
+      if (diskFull) throw full()
+      return fn()
+    },
     onWriteError: (err) => errors.push(err.message),
   })
   box.add(entry('e1'))
@@ -92,13 +125,25 @@ t.test('entries the database cannot take are held in memory, sent in order, and 
   diskFull = true
   box.add(entry('e3'))
   box.add(entry('r1', 'prune', 'command.result'))
-  t.same(box.entriesAfter(0, 10).map((e) => e.id), ['e1', 'e2', 'e3', 'r1'], 'held entries follow the written ones')
+  t.same(
+    box.entriesAfter(0, 10).map((e) => e.id),
+    ['e1', 'e2', 'e3', 'r1'],
+    'held entries follow the written ones',
+  )
   t.same(box.stats(), { pending: 4, dropped: 0, held: 2 })
   t.ok(errors.length > 0, 'the failure is told')
   const seqs = box.entriesAfter(0, 10).map((e) => e.seq)
-  t.same(box.entriesAfter(seqs[1], 10).map((e) => e.id), ['e3', 'r1'], 'paging by seq reaches held entries')
+  t.same(
+    box.entriesAfter(seqs[1], 10).map((e) => e.id),
+    ['e3', 'r1'],
+    'paging by seq reaches held entries',
+  )
   t.equal(box.remove(['e1', 'e3']), 2, 'an ack of a written and a held entry')
-  t.same(box.entriesAfter(0, 10).map((e) => e.id), ['e2', 'r1'], 'acked entries are not sent again meanwhile')
+  t.same(
+    box.entriesAfter(0, 10).map((e) => e.id),
+    ['e2', 'r1'],
+    'acked entries are not sent again meanwhile',
+  )
   t.equal(box.stats().pending, 2, 'no phantom entries: pending counts what is really owed')
   t.notOk(box.flush(), 'the disk is still full')
   diskFull = false
@@ -108,7 +153,11 @@ t.test('entries the database cannot take are held in memory, sent in order, and 
   box.close()
   const again = new Outbox(file, { maxEntries: 100 })
   t.teardown(() => again.close())
-  t.same(again.entriesAfter(0, 10).map((e) => e.id), ['e2', 'r1', 'e4'], 'after a restart: nothing lost, in order')
+  t.same(
+    again.entriesAfter(0, 10).map((e) => e.id),
+    ['e2', 'r1', 'e4'],
+    'after a restart: nothing lost, in order',
+  )
   t.equal(again.stats().pending, 3)
 })
 
@@ -116,8 +165,12 @@ t.test('held entries obey the bound; held results do not', async (t) => {
   const drops: string[] = []
   const box = new Outbox(join(dir(t), 'outbox.db'), {
     maxEntries: 100,
-    write: () => { throw full() },
-    onDrop: (n, type) => { for (let i = 0; i < n; i++) drops.push(type) },
+    write: () => {
+      throw full()
+    },
+    onDrop: (n, type) => {
+      for (let i = 0; i < n; i++) drops.push(type)
+    },
   })
   t.teardown(() => box.close())
   box.add(entry('r0', 'prune', 'command.result'))

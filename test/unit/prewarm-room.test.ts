@@ -12,12 +12,34 @@ import type { RemoteImage } from '../../src/registry/types.js'
 const MiB = 1024 * 1024
 const config = parseConfig(agentConfigSchema, {})
 const log = createLogger({ level: 'silent', toStderr: true })
-const disk: DiskFacts = { path: '/d', mountpoint: '/d', sizeBytes: 1000 * MiB, usedBytes: 840 * MiB, availBytes: 160 * MiB, usedPercent: 84 }
-const remote = (ref: string, compressedMiB: number): RemoteImage =>
-  ({ ref, registry: 'docker.io', repository: `library/${ref.split(':')[0]}`, digest: `sha256:${'a'.repeat(64)}`, env: [], labels: {}, compressedBytes: compressedMiB * MiB })
+const disk: DiskFacts = {
+  path: '/d',
+  mountpoint: '/d',
+  sizeBytes: 1000 * MiB,
+  usedBytes: 840 * MiB,
+  availBytes: 160 * MiB,
+  usedPercent: 84,
+}
+const remote = (ref: string, compressedMiB: number): RemoteImage => ({
+  ref,
+  registry: 'docker.io',
+  repository: `library/${ref.split(':')[0]}`,
+  digest: `sha256:${'a'.repeat(64)}`,
+  env: [],
+  labels: {},
+  compressedBytes: compressedMiB * MiB,
+})
 const plan = planPrewarm({
-  wanted: ['a:1', 'b:1'], local: [], disk, highPercent: 85, expansionFactor: 2.5, compat: () => ({ compatible: null, reason: '', requirement: null }),
-  remote: new Map([['a:1', remote('a:1', 2)], ['b:1', remote('b:1', 20)]]), // 5 MiB fits, 50 MiB does not
+  wanted: ['a:1', 'b:1'],
+  local: [],
+  disk,
+  highPercent: 85,
+  expansionFactor: 2.5,
+  compat: () => ({ compatible: null, reason: '', requirement: null }),
+  remote: new Map([
+    ['a:1', remote('a:1', 2)],
+    ['b:1', remote('b:1', 20)],
+  ]), // 5 MiB fits, 50 MiB does not
 })
 
 /** a prune action that can free `freeable` bytes and records how it was called */
@@ -28,14 +50,19 @@ function pruneAction(freeable: number, sizeBytes = freeable) {
     const args = raw as PruneArgs
     calls.push(args)
     // Only the fields makeRoom reads: the plan's sizes, enough and freedBytes.
-    const report = args.dryRun ? { plan: [{ sizeBytes, expectedFreedBytes: freeable }], enough: false } : { freedBytes: freeable }
+    const report = args.dryRun
+      ? { plan: [{ sizeBytes, expectedFreedBytes: freeable }], enough: false }
+      : { freedBytes: freeable }
     return report as unknown as ActionMap['prune']['result']
   })
   return { actions, calls }
 }
 
 t.test('the plan needs room', async (t) => {
-  t.same(plan.items.map((i) => i.action), ['pull', 'skip'])
+  t.same(
+    plan.items.map((i) => i.action),
+    ['pull', 'skip'],
+  )
 })
 
 t.test('no prune action: says so, removes nothing', async (t) => {
@@ -53,10 +80,22 @@ t.test('a prune that can free enough runs, with a target that fits every pull', 
   t.equal(Math.round((calls[1].targetPercent as number) * 10) / 10, 79.5)
   t.equal(room.freedBytes, 100 * MiB)
   const after = planPrewarm({
-    wanted: ['a:1', 'b:1'], local: [], disk: { ...disk, usedBytes: 740 * MiB, availBytes: 260 * MiB }, highPercent: 85, expansionFactor: 2.5,
-    compat: () => ({ compatible: null, reason: '', requirement: null }), remote: new Map([['a:1', remote('a:1', 2)], ['b:1', remote('b:1', 20)]]), prune: room,
+    wanted: ['a:1', 'b:1'],
+    local: [],
+    disk: { ...disk, usedBytes: 740 * MiB, availBytes: 260 * MiB },
+    highPercent: 85,
+    expansionFactor: 2.5,
+    compat: () => ({ compatible: null, reason: '', requirement: null }),
+    remote: new Map([
+      ['a:1', remote('a:1', 2)],
+      ['b:1', remote('b:1', 20)],
+    ]),
+    prune: room,
   })
-  t.same(after.items.map((i) => i.action), ['pull', 'pull'])
+  t.same(
+    after.items.map((i) => i.action),
+    ['pull', 'pull'],
+  )
   t.match(after.items[1].reason, /a prune freed 100\.0 MiB first to make room/)
 })
 
@@ -84,7 +123,9 @@ t.test('a dry-run prewarm only asks', async (t) => {
 
 t.test('a failing prune is reported, not thrown', async (t) => {
   const actions = new ActionRegistry()
-  actions.register('prune', async () => { throw new Error('Docker is unreachable') })
+  actions.register('prune', async () => {
+    throw new Error('Docker is unreachable')
+  })
   const room = await makeRoom({ actions, log, config }, plan, { disk }, 'cli', false)
   t.match(room.note, /the prune job could not make room: Docker is unreachable/)
 })

@@ -9,7 +9,12 @@ import type { AgentEvent } from '../../src/agent/events.js'
 import { InvalidRequestError } from '../../src/errors.js'
 
 t.test('the coordinator can invoke prune; bad args are refused with the reason', async (t) => {
-  const config = parseConfig(agentConfigSchema, { tokenFile: null, stateDir: t.testdir(), docker: { socket: '/nonexistent.sock' }, prune: { schedule: null } })
+  const config = parseConfig(agentConfigSchema, {
+    tokenFile: null,
+    stateDir: t.testdir(),
+    docker: { socket: '/nonexistent.sock' },
+    prune: { schedule: null },
+  })
   const agent = new Agent(config, pino({ level: 'silent' }), [createPruneFeature()])
   t.ok(agent.ctx.actions.has('prune'))
   const events: AgentEvent[] = []
@@ -19,6 +24,16 @@ t.test('the coordinator can invoke prune; bad args are refused with the reason',
   const report = await agent.ctx.actions.invoke('prune', { dryRun: true }, 'coordinator')
   t.match(report, { trigger: 'coordinator', result: 'error', joined: false })
   t.match(report.error ?? '', /images are not known yet/, 'before the inventory has run, it says so')
-  t.same(events.map((e) => [e.type, 'trigger' in e.data ? e.data.trigger : undefined, 'result' in e.data ? e.data.result : undefined]), [['prune.started', 'coordinator', undefined], ['prune.finished', 'coordinator', 'error']],
-    'started and finished, even when it could not run')
+  t.same(
+    events.map((e) => [
+      e.type,
+      'trigger' in e.data ? e.data.trigger : undefined,
+      'result' in e.data ? e.data.result : undefined,
+    ]),
+    [
+      ['prune.started', 'coordinator', undefined],
+      ['prune.finished', 'coordinator', 'error'],
+    ],
+    'started and finished, even when it could not run',
+  )
 })

@@ -14,11 +14,15 @@ t.test('two prunes run one after the other', async (t) => {
   let releaseFirst!: () => void
   const first = withPruneLock({ stateDir, log }, async () => {
     order.push('first starts')
-    await new Promise<void>((r) => { releaseFirst = r })
+    await new Promise<void>((r) => {
+      releaseFirst = r
+    })
     order.push('first ends')
   })
   await new Promise((r) => setTimeout(r, 50))
-  const second = withPruneLock({ stateDir, log }, async () => { order.push('second runs') })
+  const second = withPruneLock({ stateDir, log }, async () => {
+    order.push('second runs')
+  })
   await new Promise((r) => setTimeout(r, 50))
   releaseFirst()
   await Promise.all([first, second])
@@ -28,9 +32,18 @@ t.test('two prunes run one after the other', async (t) => {
 t.test('a wait has an end, with a message that names the lock', async (t) => {
   const stateDir = t.testdir()
   let release!: () => void
-  const holder = withPruneLock({ stateDir, log }, () => new Promise<void>((r) => { release = r }))
+  const holder = withPruneLock(
+    { stateDir, log },
+    () =>
+      new Promise<void>((r) => {
+        release = r
+      }),
+  )
   await new Promise((r) => setTimeout(r, 50))
-  await t.rejects(withPruneLock({ stateDir, log, waitMs: 0 }, async () => 'ran'), /another prune holds .*prune\.lock/)
+  await t.rejects(
+    withPruneLock({ stateDir, log, waitMs: 0 }, async () => 'ran'),
+    /another prune holds .*prune\.lock/,
+  )
   release()
   await holder
   t.equal(await withPruneLock({ stateDir, log, waitMs: 0 }, async () => 'ran'), 'ran', 'free again once released')

@@ -2,7 +2,13 @@
 // seed, and `seedFor(i)` replays it), plus examples for the rules that need a closer look.
 import t, { type Test } from 'tap'
 import {
-  planPrune, bytesToFree, expectedFreedBytes, KEPT, repositoryOf, type PlanInput, type PrunePlan,
+  planPrune,
+  bytesToFree,
+  expectedFreedBytes,
+  KEPT,
+  repositoryOf,
+  type PlanInput,
+  type PrunePlan,
 } from '../../src/prune/plan.js'
 import type { ImageFacts } from '../../src/agent/snapshot.js'
 import { generateCase, NOW } from '../support/generated-images.js'
@@ -24,9 +30,14 @@ function mustKeep(image: ImageFacts, input: PlanInput): string | null {
   const pulls = new Set(input.pullsInFlight ?? [])
   if ([...image.repoTags, ...image.repoDigests].some((r) => pulls.has(r))) return 'pull'
   for (const glob of policy.protect) {
-    if (glob === 'keep/*' && image.repoTags.concat(image.repoDigests).some((r) => r.startsWith('keep/'))) return 'protect'
+    if (glob === 'keep/*' && image.repoTags.concat(image.repoDigests).some((r) => r.startsWith('keep/')))
+      return 'protect'
     if (glob === '*:stable' && image.repoTags.some((r) => r.endsWith(':stable'))) return 'protect'
-    if (glob === 'ubuntu' && image.repoTags.concat(image.repoDigests).some((r) => r.startsWith('ubuntu:') || r.startsWith('ubuntu@'))) return 'protect'
+    if (
+      glob === 'ubuntu' &&
+      image.repoTags.concat(image.repoDigests).some((r) => r.startsWith('ubuntu:') || r.startsWith('ubuntu@'))
+    )
+      return 'protect'
     if (glob.startsWith('sha256:') && image.id.startsWith(glob)) return 'protect'
   }
   const seen = time(image.firstSeen, NaN)
@@ -34,7 +45,12 @@ function mustKeep(image: ImageFacts, input: PlanInput): string | null {
   if (policy.keepPerRepository > 0) {
     for (const repo of new Set(refsOf(image).map(repositoryOf))) {
       const same = input.images.filter((i) => refsOf(i).some((r) => repositoryOf(r) === repo))
-      same.sort((a, b) => time(b.createdAt, 0) - time(a.createdAt, 0) || time(b.firstSeen, 0) - time(a.firstSeen, 0) || (a.id < b.id ? -1 : 1))
+      same.sort(
+        (a, b) =>
+          time(b.createdAt, 0) - time(a.createdAt, 0) ||
+          time(b.firstSeen, 0) - time(a.firstSeen, 0) ||
+          (a.id < b.id ? -1 : 1),
+      )
       if (same.slice(0, policy.keepPerRepository).includes(image)) return 'newest'
     }
   }
@@ -59,13 +75,19 @@ function checkCase(t: Test, seed: number): void {
 
   // every image is either planned or kept, once
   const ids = [...out.plan.map((p) => p.id), ...out.kept.map((k) => k.id)]
-  if (ids.length !== input.images.length || new Set(ids).size !== ids.length) fail('plan and kept are not a partition of the images')
+  if (ids.length !== input.images.length || new Set(ids).size !== ids.length)
+    fail('plan and kept are not a partition of the images')
 
   for (const item of out.plan) {
     const image = byId.get(item.id)!
     const guard = mustKeep(image, input)
     if (guard) fail(`planned ${item.id.slice(7, 19)} (${image.repoTags}) although ${guard}`)
-    if (item.expectedFreedBytes !== expectedFreedBytes(image) || item.expectedFreedBytes > image.sizeBytes || item.expectedFreedBytes < 0) fail('expected freed bytes')
+    if (
+      item.expectedFreedBytes !== expectedFreedBytes(image) ||
+      item.expectedFreedBytes > image.sizeBytes ||
+      item.expectedFreedBytes < 0
+    )
+      fail('expected freed bytes')
   }
   for (let i = 1; i < out.plan.length; i++) {
     if (!inOrder(byId.get(out.plan[i - 1].id)!, byId.get(out.plan[i].id)!)) fail(`plan out of order at ${i}`)
@@ -76,7 +98,8 @@ function checkCase(t: Test, seed: number): void {
   if (sum !== out.expectedFreedBytes) fail('expectedFreedBytes is not the sum of the plan')
   if (out.expectedEnough !== sum >= out.needBytes) fail('expectedEnough')
   // stops at the target: without its last item the plan would not be enough
-  if (out.plan.length > 0 && sum - out.plan[out.plan.length - 1].expectedFreedBytes >= out.needBytes) fail('plan goes on past the target')
+  if (out.plan.length > 0 && sum - out.plan[out.plan.length - 1].expectedFreedBytes >= out.needBytes)
+    fail('plan goes on past the target')
   if (out.needBytes === 0 && out.plan.length > 0) fail('plans although nothing is needed')
   // what was left out for "not needed" is eligible and comes after the plan
   const notNeeded = out.kept.filter((k) => k.reason === KEPT.notNeeded)
@@ -106,7 +129,16 @@ t.test(`${CASES} generated cases: guards, order, target`, async (t) => {
     }
   }
   // the properties are only worth something if the cases hit every guard often
-  for (const kind of ['in use by a container', 'a pull in flight is writing it', 'protected', 'younger than minAgeSeconds', 'first-seen time unknown: kept as young', 'among the newest 1', 'among the newest 2', KEPT.notNeeded]) {
+  for (const kind of [
+    'in use by a container',
+    'a pull in flight is writing it',
+    'protected',
+    'younger than minAgeSeconds',
+    'first-seen time unknown: kept as young',
+    'among the newest 1',
+    'among the newest 2',
+    KEPT.notNeeded,
+  ]) {
     t.ok((reasons.get(kind) ?? 0) >= 50, `${kind}: ${reasons.get(kind) ?? 0} images kept for it`)
   }
   t.ok(planned > CASES, `the cases plan something (${planned} images planned over ${CASES} cases)`)
@@ -119,7 +151,8 @@ t.test('the plan does not depend on the order the images come in', async (t) => 
     const input = generateCase(seedFor(i))
     const reversed = planPrune({ ...input, images: [...input.images].reverse() })
     const plain = planPrune(input)
-    if (JSON.stringify(reversed.plan) !== JSON.stringify(plain.plan)) t.fail(`seed ${seedFor(i)}: order changes the plan`)
+    if (JSON.stringify(reversed.plan) !== JSON.stringify(plain.plan))
+      t.fail(`seed ${seedFor(i)}: order changes the plan`)
   }
   t.pass()
 })
@@ -130,11 +163,23 @@ const MiB = 1024 * 1024
 const day = (n: number) => new Date(NOW.getTime() - n * 86400_000).toISOString()
 function image(over: Partial<ImageFacts> & { id: string }): ImageFacts {
   return {
-    repoTags: [], repoDigests: [], sizeBytes: 100 * MiB, sharedSizeBytes: 0, createdAt: day(100), containers: [],
-    dangling: false, lastUsed: null, firstSeen: day(30), cudaEnv: null, ...over,
+    repoTags: [],
+    repoDigests: [],
+    sizeBytes: 100 * MiB,
+    sharedSizeBytes: 0,
+    createdAt: day(100),
+    containers: [],
+    dangling: false,
+    lastUsed: null,
+    firstSeen: day(30),
+    cudaEnv: null,
+    ...over,
   }
 }
-const disk = (usedMiB: number, totalMiB = 1000) => ({ usedBytes: usedMiB * MiB, availBytes: (totalMiB - usedMiB) * MiB })
+const disk = (usedMiB: number, totalMiB = 1000) => ({
+  usedBytes: usedMiB * MiB,
+  availBytes: (totalMiB - usedMiB) * MiB,
+})
 const policy = { lowPercent: 50, minAgeSeconds: 3600, protect: [] as string[], keepPerRepository: 0 }
 const ids = (p: PrunePlan) => p.plan.map((i) => i.id)
 
@@ -157,8 +202,18 @@ t.test('stops as soon as the target would be reached', async (t) => {
   const out = planPrune({ disk: disk(650), images, policy, now: NOW })
   t.equal(out.needBytes, 150 * MiB)
   t.same(ids(out), ['i1', 'i2'], '100 MiB is not enough, 200 MiB is')
-  t.same(out.kept.map((k) => [k.id, k.reason]), [['i3', KEPT.notNeeded], ['i4', KEPT.notNeeded]])
-  t.same(ids(planPrune({ disk: disk(650), images, policy, now: NOW, targetPercent: 70 })), [], 'already below a 70 % target')
+  t.same(
+    out.kept.map((k) => [k.id, k.reason]),
+    [
+      ['i3', KEPT.notNeeded],
+      ['i4', KEPT.notNeeded],
+    ],
+  )
+  t.same(
+    ids(planPrune({ disk: disk(650), images, policy, now: NOW, targetPercent: 70 })),
+    [],
+    'already below a 70 % target',
+  )
 })
 
 t.test('shared layers are not counted as freed; unknown shared size counts nothing', async (t) => {
@@ -168,24 +223,39 @@ t.test('shared layers are not counted as freed; unknown shared size counts nothi
     image({ id: 'own', repoTags: ['a:3'], lastUsed: day(7) }),
   ]
   const out = planPrune({ disk: disk(550), images, policy, now: NOW })
-  t.same(out.plan.map((p) => p.expectedFreedBytes), [10 * MiB, 0, 100 * MiB])
+  t.same(
+    out.plan.map((p) => p.expectedFreedBytes),
+    [10 * MiB, 0, 100 * MiB],
+  )
   t.same(ids(out), ['shares-most', 'unknown', 'own'], 'goes on until the unshared bytes cover the need')
 })
 
 t.test('guards: containers, pulls in flight, protect globs, age, newest per repository', async (t) => {
   const images = [
-    image({ id: 'sha256:' + 'a'.repeat(64), repoTags: ['run/x:1'], containers: [{ id: 'c1', name: 'c1', state: 'exited' }] }),
+    image({
+      id: 'sha256:' + 'a'.repeat(64),
+      repoTags: ['run/x:1'],
+      containers: [{ id: 'c1', name: 'c1', state: 'exited' }],
+    }),
     image({ id: 'sha256:' + 'b'.repeat(64), repoTags: ['pull/x:1'] }),
     image({ id: 'sha256:' + 'c'.repeat(64), repoTags: ['nvidia/cuda:stable'] }),
     image({ id: 'sha256:' + 'd'.repeat(64), repoTags: ['ubuntu:22.04'] }),
     image({ id: 'sha256:' + 'e'.repeat(64), repoTags: ['plain/x:1'] }),
-    image({ id: 'sha256:' + 'f'.repeat(64), repoTags: ['young/x:1'], firstSeen: new Date(NOW.getTime() - 60_000).toISOString(), createdAt: day(300) }),
+    image({
+      id: 'sha256:' + 'f'.repeat(64),
+      repoTags: ['young/x:1'],
+      firstSeen: new Date(NOW.getTime() - 60_000).toISOString(),
+      createdAt: day(300),
+    }),
     image({ id: 'sha256:' + '1'.repeat(64), repoTags: ['repo/m:old'], createdAt: day(50) }),
     image({ id: 'sha256:' + '2'.repeat(64), repoTags: ['repo/m:new'], createdAt: day(10) }),
     image({ id: 'sha256:' + '3'.repeat(64), repoTags: ['free/x:1'] }),
   ]
   const out = planPrune({
-    disk: disk(1000), images, now: NOW, pullsInFlight: ['pull/x:1'],
+    disk: disk(1000),
+    images,
+    now: NOW,
+    pullsInFlight: ['pull/x:1'],
     policy: { ...policy, protect: ['*:stable', 'docker.io/library/ubuntu', 'eeeeeeeeeeee'], keepPerRepository: 1 },
   })
   const reasons = Object.fromEntries(out.kept.map((k) => [k.refs[0], k.reason]))
@@ -197,11 +267,20 @@ t.test('guards: containers, pulls in flight, protect globs, age, newest per repo
   t.match(reasons['young/x:1'], /younger than minAgeSeconds/, 'a fresh pull of an old build is young')
   t.equal(reasons['repo/m:new'], 'among the newest 1 of repo/m')
   t.equal(reasons['free/x:1'], 'among the newest 1 of free/x', 'the only image of its repository is its newest')
-  t.same(out.plan.map((p) => p.refs[0]), ['repo/m:old'], 'only the older image of repo/m may go')
+  t.same(
+    out.plan.map((p) => p.refs[0]),
+    ['repo/m:old'],
+    'only the older image of repo/m may go',
+  )
 })
 
 t.test('an image pulled by digest only is not dangling junk', async (t) => {
-  const pinned = image({ id: 'pinned', dangling: true, repoDigests: ['nvcr.io/nvidia/pytorch@sha256:' + '9'.repeat(64)], lastUsed: day(1) })
+  const pinned = image({
+    id: 'pinned',
+    dangling: true,
+    repoDigests: ['nvcr.io/nvidia/pytorch@sha256:' + '9'.repeat(64)],
+    lastUsed: day(1),
+  })
   const junk = image({ id: 'junk', dangling: true, lastUsed: day(0.1) })
   const old = image({ id: 'old', repoTags: ['a:1'], lastUsed: day(20) })
   const out = planPrune({ disk: disk(1000), images: [pinned, junk, old], policy, now: NOW })
@@ -210,7 +289,12 @@ t.test('an image pulled by digest only is not dangling junk', async (t) => {
 })
 
 t.test('an unreadable first-seen time keeps the image', async (t) => {
-  const out = planPrune({ disk: disk(1000), images: [image({ id: 'x', repoTags: ['a:1'], firstSeen: 'garbage' })], policy: { ...policy, minAgeSeconds: 0 }, now: NOW })
+  const out = planPrune({
+    disk: disk(1000),
+    images: [image({ id: 'x', repoTags: ['a:1'], firstSeen: 'garbage' })],
+    policy: { ...policy, minAgeSeconds: 0 },
+    now: NOW,
+  })
   t.same(ids(out), [])
   t.match(out.kept[0].reason, /first-seen time unknown/)
 })

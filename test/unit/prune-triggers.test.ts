@@ -19,18 +19,35 @@ const silent = pino({ level: 'silent' })
 const ok = { report: { result: 'ok' as const, after: null } }
 
 /** what Alertmanager 0.25 posts (webhook payload version 4) */
-function payload(over: { status?: 'firing' | 'resolved'; labels?: Record<string, string>; fingerprint?: string; groupKey?: string } = {}) {
+function payload(
+  over: {
+    status?: 'firing' | 'resolved'
+    labels?: Record<string, string>
+    fingerprint?: string
+    groupKey?: string
+  } = {},
+) {
   return {
-    receiver: 'gpuhost', status: over.status ?? 'firing',
-    alerts: [{
-      status: over.status ?? 'firing',
-      labels: { alertname: 'DockerDiskFull', severity: 'warning', ...over.labels },
-      annotations: { summary: 'Docker disk above 85 %' },
-      startsAt: '2026-11-01T11:58:00Z', endsAt: '0001-01-01T00:00:00Z',
-      generatorURL: 'http://prometheus:9090/graph?g0.expr=…', fingerprint: over.fingerprint ?? 'a1b2c3d4e5f60718',
-    }],
-    groupLabels: { alertname: 'DockerDiskFull' }, commonLabels: { alertname: 'DockerDiskFull' }, commonAnnotations: {},
-    externalURL: 'http://alertmanager:9093', version: '4', groupKey: over.groupKey ?? '{}:{alertname="DockerDiskFull"}', truncatedAlerts: 0,
+    receiver: 'gpuhost',
+    status: over.status ?? 'firing',
+    alerts: [
+      {
+        status: over.status ?? 'firing',
+        labels: { alertname: 'DockerDiskFull', severity: 'warning', ...over.labels },
+        annotations: { summary: 'Docker disk above 85 %' },
+        startsAt: '2026-11-01T11:58:00Z',
+        endsAt: '0001-01-01T00:00:00Z',
+        generatorURL: 'http://prometheus:9090/graph?g0.expr=…',
+        fingerprint: over.fingerprint ?? 'a1b2c3d4e5f60718',
+      },
+    ],
+    groupLabels: { alertname: 'DockerDiskFull' },
+    commonLabels: { alertname: 'DockerDiskFull' },
+    commonAnnotations: {},
+    externalURL: 'http://alertmanager:9093',
+    version: '4',
+    groupKey: over.groupKey ?? '{}:{alertname="DockerDiskFull"}',
+    truncatedAlerts: 0,
   }
 }
 
@@ -54,7 +71,10 @@ t.test('Alertmanager payloads: valid ones parse, bad ones say why', async (t) =>
 t.test('firing alerts for this host prune once per window; resolved, other hosts and repeats do not', async (t) => {
   let now = NOW.getTime()
   const d = new AlertDeduper(600_000, () => new Date(now))
-  const decide = (p: ReturnType<typeof payload>) => d.decide(parseAlertmanagerPayload(p).ok ? (parseAlertmanagerPayload(p) as any).payload : null, 'gpu-7').map((a) => a.decision)
+  const decide = (p: ReturnType<typeof payload>) =>
+    d
+      .decide(parseAlertmanagerPayload(p).ok ? (parseAlertmanagerPayload(p) as any).payload : null, 'gpu-7')
+      .map((a) => a.decision)
   t.same(decide(payload()), ['prune'])
   t.same(decide(payload()), ['duplicate'], 'the same alert again')
   t.same(decide(payload({ groupKey: 'other-group' })), ['prune'], 'another group')
@@ -71,9 +91,12 @@ t.test('POST /v1/prune bodies', async (t) => {
   t.same(parsePruneArgs(undefined), { ok: true, args: {} })
   t.same(parsePruneArgs({ dryRun: true, targetPercent: 60 }), { ok: true, args: { dryRun: true, targetPercent: 60 } })
   for (const [bad, why] of [
-    [{ dryRun: 'yes' }, /dryRun:/], [{ targetPercent: 101 }, /targetPercent:/], [{ targetPercent: 0 }, /targetPercent:/],
+    [{ dryRun: 'yes' }, /dryRun:/],
+    [{ targetPercent: 101 }, /targetPercent:/],
+    [{ targetPercent: 0 }, /targetPercent:/],
     [{ targetPercent: 100 }, /targetPercent:/],
-    [{ force: true }, /force: unknown key/], ['x', /expected object/],
+    [{ force: true }, /force: unknown key/],
+    ['x', /expected object/],
   ] as const) {
     const r = parsePruneArgs(bad)
     t.notOk(r.ok)
@@ -89,7 +112,17 @@ t.test('disk watcher: prunes at or above high, says so once per crossing, 100 is
   bus.subscribe((e) => events.push(e))
   const requests: PruneRequest[] = []
   let disk: DiskFacts = { path: '/d', mountpoint: '/d', sizeBytes: 100, usedBytes: 50, availBytes: 50, usedPercent: 50 }
-  const watcher = new DiskWatcher({ disk: () => disk, highPercent: 85, intervalSeconds: 60, prune: async (r) => { requests.push(r); return ok }, bus, log: silent })
+  const watcher = new DiskWatcher({
+    disk: () => disk,
+    highPercent: 85,
+    intervalSeconds: 60,
+    prune: async (r) => {
+      requests.push(r)
+      return ok
+    },
+    bus,
+    log: silent,
+  })
   await watcher.start()
   mock.timers.tick(60_000)
   t.equal(requests.length, 0, 'below high: nothing')
@@ -101,13 +134,27 @@ t.test('disk watcher: prunes at or above high, says so once per crossing, 100 is
   disk = { ...disk, usedPercent: 70 }
   mock.timers.tick(60_000)
   t.equal(requests.length, 2)
-  t.same(events.filter((e) => e.type === 'disk.threshold').map((e) => e.data.state), ['above', 'below'], 'one event per crossing')
+  t.same(
+    events.filter((e) => e.type === 'disk.threshold').map((e) => e.data.state),
+    ['above', 'below'],
+    'one event per crossing',
+  )
   await watcher.stop()
   disk = { ...disk, usedPercent: 99 }
   mock.timers.tick(600_000)
   t.equal(requests.length, 2, 'no checks after stop')
 
-  const off = new DiskWatcher({ disk: () => disk, highPercent: 100, intervalSeconds: 60, prune: async (r) => { requests.push(r); return ok }, bus, log: silent })
+  const off = new DiskWatcher({
+    disk: () => disk,
+    highPercent: 100,
+    intervalSeconds: 60,
+    prune: async (r) => {
+      requests.push(r)
+      return ok
+    },
+    bus,
+    log: silent,
+  })
   await off.start()
   mock.timers.tick(600_000)
   t.equal(off.check(), false)
@@ -120,8 +167,15 @@ t.test('after a prune that could not free enough, the watcher waits for growth o
   let disk: DiskFacts = { path: '/d', mountpoint: '/d', sizeBytes: 100, usedBytes: 90, availBytes: 10, usedPercent: 90 }
   let runs = 0
   const watcher = new DiskWatcher({
-    disk: () => disk, highPercent: 85, intervalSeconds: 60, bus, log: silent,
-    prune: async () => { runs++; return { report: { result: 'not_enough' as const, after: { ...disk } } } },
+    disk: () => disk,
+    highPercent: 85,
+    intervalSeconds: 60,
+    bus,
+    log: silent,
+    prune: async () => {
+      runs++
+      return { report: { result: 'not_enough' as const, after: { ...disk } } }
+    },
   })
   const settle = () => new Promise((r) => setImmediate(r))
   t.ok(watcher.check())
@@ -150,11 +204,20 @@ t.test('after a prune that could not free enough, the watcher waits for growth o
 t.test('a prune that frees enough ends the backoff', async (t) => {
   const bus = new EventBus(() => NOW)
   const disk: DiskFacts = {
-    path: '/d', mountpoint: '/d', sizeBytes: 100, usedBytes: 90, availBytes: 10, usedPercent: 90,
+    path: '/d',
+    mountpoint: '/d',
+    sizeBytes: 100,
+    usedBytes: 90,
+    availBytes: 10,
+    usedPercent: 90,
   }
   let result: 'ok' | 'not_enough' = 'not_enough'
   const watcher = new DiskWatcher({
-    disk: () => disk, highPercent: 85, intervalSeconds: 60, bus, log: silent,
+    disk: () => disk,
+    highPercent: 85,
+    intervalSeconds: 60,
+    bus,
+    log: silent,
     prune: async () => ({ report: { result, after: { ...disk } } }),
   })
   const settle = () => new Promise((r) => setImmediate(r))
@@ -169,7 +232,14 @@ t.test('a prune that frees enough ends the backoff', async (t) => {
 
 t.test('the schedule fires the same job; null is none; a bad expression is a config error', async (t) => {
   const requests: PruneRequest[] = []
-  const cron = new CronPrune({ schedule: '0 3 * * 0', prune: async (r) => { requests.push(r); return ok }, log: silent })
+  const cron = new CronPrune({
+    schedule: '0 3 * * 0',
+    prune: async (r) => {
+      requests.push(r)
+      return ok
+    },
+    log: silent,
+  })
   await cron.start()
   await cron.fire()
   await cron.stop()
@@ -177,11 +247,21 @@ t.test('the schedule fires the same job; null is none; a bad expression is a con
   const none = new CronPrune({ schedule: null, prune: async () => ok, log: silent })
   await none.start()
   await none.stop()
-  t.throws(() => parseConfig(agentConfigSchema, { prune: { schedule: 'every sunday' } }), /prune\.schedule: must be a cron expression/)
+  t.throws(
+    () => parseConfig(agentConfigSchema, { prune: { schedule: 'every sunday' } }),
+    /prune\.schedule: must be a cron expression/,
+  )
 })
 
 t.test('a dry run reports exactly the plan and never touches the runtime', async (t) => {
-  const untouchable = new Proxy({}, { get: (_, key) => { throw new Error(`dry run used the runtime (${String(key)})`) } }) as ContainerRuntime
+  const untouchable = new Proxy(
+    {},
+    {
+      get: (_, key) => {
+        throw new Error(`dry run used the runtime (${String(key)})`)
+      },
+    },
+  ) as ContainerRuntime
   const config = parseConfig(agentConfigSchema, {})
   for (let i = 0; i < 300; i++) {
     const input = generateCase(0xd7 + i)
@@ -189,12 +269,26 @@ t.test('a dry run reports exactly the plan and never touches the runtime', async
     const types: string[] = []
     bus.subscribe((e) => types.push(e.type))
     const disk = { path: '/d', sizeBytes: input.disk.usedBytes + input.disk.availBytes, ...input.disk, usedPercent: 0 }
-    const report = await runPrune({
-      runtime: untouchable, measure: async () => disk, bus, log: silent, now: () => NOW,
-      policy: { ...config.prune, ...input.policy }, pullsInFlight: () => input.pullsInFlight ?? [],
-    }, { images: input.images, diskPath: '/d' }, { trigger: 'cli', dryRun: true, targetPercent: input.targetPercent })
+    const report = await runPrune(
+      {
+        runtime: untouchable,
+        measure: async () => disk,
+        bus,
+        log: silent,
+        now: () => NOW,
+        policy: { ...config.prune, ...input.policy },
+        pullsInFlight: () => input.pullsInFlight ?? [],
+      },
+      { images: input.images, diskPath: '/d' },
+      { trigger: 'cli', dryRun: true, targetPercent: input.targetPercent },
+    )
     const plan = planPrune(input)
-    if (JSON.stringify(report.plan) !== JSON.stringify(plan.plan) || report.removed.length || report.skipped.length || report.needBytes !== plan.needBytes) {
+    if (
+      JSON.stringify(report.plan) !== JSON.stringify(plan.plan) ||
+      report.removed.length ||
+      report.skipped.length ||
+      report.needBytes !== plan.needBytes
+    ) {
       t.fail(`case ${i}: dry run differs from the plan`)
     }
     if (types.join() !== 'prune.started,prune.finished') t.fail(`case ${i}: events ${types}`)

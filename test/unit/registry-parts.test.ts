@@ -1,5 +1,13 @@
 import t from 'tap'
-import { formatRef, familiarName, familiarRef, onRegistry, parseImageRef, apiHost, qualifiedRef } from '../../src/registry/reference.js'
+import {
+  formatRef,
+  familiarName,
+  familiarRef,
+  onRegistry,
+  parseImageRef,
+  apiHost,
+  qualifiedRef,
+} from '../../src/registry/reference.js'
 import { CredentialStore, parseDockerConfig, normalizeRegistryKey } from '../../src/registry/credentials.js'
 import { DOCKERD_DEFAULT_TRUST, isInsecureRegistry } from '../../src/registry/insecure.js'
 import { pickPlatform, type IndexEntry } from '../../src/registry/platform.js'
@@ -13,7 +21,13 @@ t.test('references are read as Docker reads them', async (t) => {
     ['ubuntu:22.04', 'docker.io', 'library/ubuntu', '22.04', null],
     ['tensorflow/tensorflow:2.13.0-gpu-jupyter', 'docker.io', 'tensorflow/tensorflow', '2.13.0-gpu-jupyter', null],
     ['docker.io/library/ubuntu:22.04', 'docker.io', 'library/ubuntu', '22.04', null],
-    ['index.docker.io/nvidia/cuda:12.2.0-base-ubuntu22.04', 'docker.io', 'nvidia/cuda', '12.2.0-base-ubuntu22.04', null],
+    [
+      'index.docker.io/nvidia/cuda:12.2.0-base-ubuntu22.04',
+      'docker.io',
+      'nvidia/cuda',
+      '12.2.0-base-ubuntu22.04',
+      null,
+    ],
     ['nvcr.io/nvidia/pytorch:24.01-py3', 'nvcr.io', 'nvidia/pytorch', '24.01-py3', null],
     ['127.0.0.1:5000/team/app:1', '127.0.0.1:5000', 'team/app', '1', null],
     ['localhost/app', 'localhost', 'app', 'latest', null],
@@ -30,7 +44,11 @@ t.test('references are read as Docker reads them', async (t) => {
   t.equal(familiarName('docker.io', 'library/ubuntu'), 'ubuntu')
   t.equal(familiarName('docker.io', 'nvidia/cuda'), 'nvidia/cuda')
   t.equal(formatRef(parseImageRef('docker.io/library/ubuntu')), 'ubuntu:latest')
-  t.equal(onRegistry(parseImageRef('ubuntu:22.04'), 'mirror.internal:5000').original, 'mirror.internal:5000/library/ubuntu:22.04', 'a mirror of Docker Hub keeps library/')
+  t.equal(
+    onRegistry(parseImageRef('ubuntu:22.04'), 'mirror.internal:5000').original,
+    'mirror.internal:5000/library/ubuntu:22.04',
+    'a mirror of Docker Hub keeps library/',
+  )
 })
 
 t.test('one spelling to compare references by, and one fully qualified', async (t) => {
@@ -47,15 +65,17 @@ t.test('one spelling to compare references by, and one fully qualified', async (
 })
 
 t.test("Docker's config.json: auth, username/password, identity tokens, Hub aliases", async (t) => {
-  const creds = parseDockerConfig(JSON.stringify({
-    auths: {
-      'https://index.docker.io/v1/': { auth: Buffer.from('hubuser:hub:pass').toString('base64') },
-      'nvcr.io': { username: '$oauthtoken', password: 'nvapi-x' },
-      'https://registry.example.com:5000/v2/': { identitytoken: 'refresh-me' },
-      'empty.example.com': {},
-    },
-    credsStore: 'desktop',
-  }))
+  const creds = parseDockerConfig(
+    JSON.stringify({
+      auths: {
+        'https://index.docker.io/v1/': { auth: Buffer.from('hubuser:hub:pass').toString('base64') },
+        'nvcr.io': { username: '$oauthtoken', password: 'nvapi-x' },
+        'https://registry.example.com:5000/v2/': { identitytoken: 'refresh-me' },
+        'empty.example.com': {},
+      },
+      credsStore: 'desktop',
+    }),
+  )
   t.same(creds.get('docker.io'), { username: 'hubuser', password: 'hub:pass' }, 'the password may hold a colon')
   t.same(creds.get('nvcr.io'), { username: '$oauthtoken', password: 'nvapi-x' })
   t.same(creds.get('registry.example.com:5000'), { identityToken: 'refresh-me' })
@@ -69,14 +89,29 @@ t.test("Docker's config.json: auth, username/password, identity tokens, Hub alia
 })
 
 t.test('plain HTTP only where dockerd allows it', async (t) => {
-  const noDns = async () => { throw new Error('no DNS in this test') }
+  const noDns = async () => {
+    throw new Error('no DNS in this test')
+  }
   t.ok(await isInsecureRegistry('127.0.0.1:5000', DOCKERD_DEFAULT_TRUST, noDns), 'loopback')
   t.ok(await isInsecureRegistry('[::1]:5000', DOCKERD_DEFAULT_TRUST, noDns), 'IPv6 loopback')
-  t.notOk(await isInsecureRegistry('10.0.0.5:5000', DOCKERD_DEFAULT_TRUST, noDns), 'a private address is not insecure by default')
+  t.notOk(
+    await isInsecureRegistry('10.0.0.5:5000', DOCKERD_DEFAULT_TRUST, noDns),
+    'a private address is not insecure by default',
+  )
   t.notOk(await isInsecureRegistry('registry.example.com', DOCKERD_DEFAULT_TRUST, noDns), 'an unresolvable name is not')
   const resolveTo = (ip: string) => async () => [ip]
-  t.ok(await isInsecureRegistry('localhost:5000', DOCKERD_DEFAULT_TRUST, resolveTo('127.0.0.1')), 'a name that resolves to loopback')
-  const trust = { InsecureRegistryCIDRs: ['127.0.0.0/8', '10.20.0.0/16'], IndexConfigs: { 'docker.io': { Secure: true }, 'reg.lab:5000': { Secure: false }, '127.0.0.1:6000': { Secure: true } } }
+  t.ok(
+    await isInsecureRegistry('localhost:5000', DOCKERD_DEFAULT_TRUST, resolveTo('127.0.0.1')),
+    'a name that resolves to loopback',
+  )
+  const trust = {
+    InsecureRegistryCIDRs: ['127.0.0.0/8', '10.20.0.0/16'],
+    IndexConfigs: {
+      'docker.io': { Secure: true },
+      'reg.lab:5000': { Secure: false },
+      '127.0.0.1:6000': { Secure: true },
+    },
+  }
   t.ok(await isInsecureRegistry('10.20.3.4:5000', trust, noDns), 'inside an insecure-registries CIDR')
   t.ok(await isInsecureRegistry('reg.lab:5000', trust, noDns), 'named in insecure-registries')
   t.notOk(await isInsecureRegistry('127.0.0.1:6000', trust, noDns), 'an index config marked secure wins over the CIDR')
@@ -92,13 +127,20 @@ t.test('platform choice in a manifest list', async (t) => {
     { digest: 'sha256:win', platform: { os: 'windows', architecture: 'amd64' } },
   ]
   t.equal(pickPlatform(entries, { os: 'linux', architecture: 'amd64' })?.digest, 'sha256:amd')
-  t.equal(pickPlatform(entries, { os: 'linux', architecture: 'arm64', variant: 'v8' })?.digest, 'sha256:arm64', 'arm64 without a variant is v8')
+  t.equal(
+    pickPlatform(entries, { os: 'linux', architecture: 'arm64', variant: 'v8' })?.digest,
+    'sha256:arm64',
+    'arm64 without a variant is v8',
+  )
   t.equal(pickPlatform(entries, { os: 'linux', architecture: 'arm', variant: 'v6' }), null)
   t.equal(pickPlatform(entries, { os: 'linux', architecture: 's390x' }), null)
 })
 
 t.test('pull progress from a real dockerd pull stream', async (t) => {
-  const layers = [{ digest: 'sha256:5b1e5d9f0a61aaaa', sizeBytes: 1000 }, { digest: 'sha256:9c2f00d0e1b2bbbb', sizeBytes: 3000 }]
+  const layers = [
+    { digest: 'sha256:5b1e5d9f0a61aaaa', sizeBytes: 1000 },
+    { digest: 'sha256:9c2f00d0e1b2bbbb', sizeBytes: 3000 },
+  ]
   const p = new PullProgressTracker(layers, 4000)
   const events = [
     { status: 'Pulling from team/app', id: '1' },
@@ -117,7 +159,12 @@ t.test('pull progress from a real dockerd pull stream', async (t) => {
 
 t.test('mirror keys and hosts as people write them', async (t) => {
   const { RegistryClient } = await import('../../src/registry/client.js')
-  const client = new RegistryClient({ mirrors: { 'index.docker.io': ['https://mirror.internal:5000/', 'hub-cache.internal'], 'nvcr.io': ['nvcr-cache.internal'] } })
+  const client = new RegistryClient({
+    mirrors: {
+      'index.docker.io': ['https://mirror.internal:5000/', 'hub-cache.internal'],
+      'nvcr.io': ['nvcr-cache.internal'],
+    },
+  })
   t.same(client.sourcesFor('docker.io'), ['mirror.internal:5000', 'hub-cache.internal', 'docker.io'])
   t.same(client.sourcesFor('nvcr.io'), ['nvcr-cache.internal', 'nvcr.io'])
   t.same(client.sourcesFor('quay.io'), ['quay.io'])
@@ -126,6 +173,13 @@ t.test('mirror keys and hosts as people write them', async (t) => {
 
 t.test('prewarm.images must be image references', async (t) => {
   const { agentConfigSchema, parseConfig } = await import('../../src/config.js')
-  t.throws(() => parseConfig(agentConfigSchema, { prewarm: { images: ['ok:1', 'Not/Valid:x'] } }), /prewarm\.images\.1: not a valid image reference/)
-  t.same(parseConfig(agentConfigSchema, { prewarm: { images: [`nvcr.io/nvidia/pytorch:24.01-py3`, `x@${DIGEST}`] } }).prewarm.images.length, 2)
+  t.throws(
+    () => parseConfig(agentConfigSchema, { prewarm: { images: ['ok:1', 'Not/Valid:x'] } }),
+    /prewarm\.images\.1: not a valid image reference/,
+  )
+  t.same(
+    parseConfig(agentConfigSchema, { prewarm: { images: [`nvcr.io/nvidia/pytorch:24.01-py3`, `x@${DIGEST}`] } }).prewarm
+      .images.length,
+    2,
+  )
 })

@@ -2,28 +2,63 @@
 // the rules in src/cli/configure.c): the fine points, one by one.
 import t, { type Test } from 'tap'
 import { compareVersions } from '../../src/compat/version.js'
-import { evaluateRequirement, RequirementError, type DeviceFacts, type DriverFacts } from '../../src/compat/requirement.js'
+import {
+  evaluateRequirement,
+  RequirementError,
+  type DeviceFacts,
+  type DriverFacts,
+} from '../../src/compat/requirement.js'
 
 const tesla470: DriverFacts = { driverVersion: '470.82.01', cudaVersion: '11.4' }
 const TESLA: DeviceFacts = { brand: 'tesla', arch: '7.5' }
 const GEFORCE: DeviceFacts = { brand: 'geforce', arch: '8.6' }
-const holds = (expr: string, driver: DriverFacts = tesla470, device: DeviceFacts | null = TESLA) => evaluateRequirement(expr, driver, device).satisfied
-const invalid = (t: Test, expr: string, reason: RegExp, driver: DriverFacts = tesla470, device: DeviceFacts | null = TESLA) => {
+const holds = (expr: string, driver: DriverFacts = tesla470, device: DeviceFacts | null = TESLA) =>
+  evaluateRequirement(expr, driver, device).satisfied
+const invalid = (
+  t: Test,
+  expr: string,
+  reason: RegExp,
+  driver: DriverFacts = tesla470,
+  device: DeviceFacts | null = TESLA,
+) => {
   t.throws(() => evaluateRequirement(expr, driver, device), RequirementError, expr)
-  try { evaluateRequirement(expr, driver, device) } catch (err) { t.match((err as RequirementError).reason, reason, `${expr}: reason`) }
+  try {
+    evaluateRequirement(expr, driver, device)
+  } catch (err) {
+    t.match((err as RequirementError).reason, reason, `${expr}: reason`)
+  }
 }
 
 t.test('versions compare per numeric component, trailing zeros ignored', async (t) => {
   const cases: [string, '=' | '!=' | '<' | '<=' | '>' | '>=', string, boolean][] = [
-    ['470.82.01', '>=', '470', true], ['470.82.01', '<', '471', true], ['470.82.01', '=', '470', false],
-    ['11.4', '>=', '11.10', false], ['11.10', '>', '11.9', true], ['12.0', '=', '12', true], ['12', '=', '12.0.0', true],
-    ['12.0.1', '>', '12', true], ['12', '<', '12.0.1', true], ['535.104.05', '>', '535.54.03', true],
-    ['535.104.05', '>=', '535.104.5', true], ['535.104.05', '=', '535.104.5', true], ['11.8', '!=', '11.8.0', false],
-    ['11.8', '!=', '11.9', true], ['11.08', '=', '11.8', true], ['11.', '=', '11', true], ['8.0', '<=', '8', true],
+    ['470.82.01', '>=', '470', true],
+    ['470.82.01', '<', '471', true],
+    ['470.82.01', '=', '470', false],
+    ['11.4', '>=', '11.10', false],
+    ['11.10', '>', '11.9', true],
+    ['12.0', '=', '12', true],
+    ['12', '=', '12.0.0', true],
+    ['12.0.1', '>', '12', true],
+    ['12', '<', '12.0.1', true],
+    ['535.104.05', '>', '535.54.03', true],
+    ['535.104.05', '>=', '535.104.5', true],
+    ['535.104.05', '=', '535.104.5', true],
+    ['11.8', '!=', '11.8.0', false],
+    ['11.8', '!=', '11.9', true],
+    ['11.08', '=', '11.8', true],
+    ['11.', '=', '11', true],
+    ['8.0', '<=', '8', true],
     ['10.0.5', '>', '10.0.10', false],
   ]
   for (const [a, op, b, want] of cases) t.equal(compareVersions(a, op, b), want, `${a} ${op} ${b}`)
-  for (const [a, b] of [['11.x', '11'], ['11', 'v11'], ['.5', '1'], ['11', '1-2'], ['1', '18446744073709551615'], ['1', ' 1']]) {
+  for (const [a, b] of [
+    ['11.x', '11'],
+    ['11', 'v11'],
+    ['.5', '1'],
+    ['11', '1-2'],
+    ['1', '18446744073709551615'],
+    ['1', ' 1'],
+  ]) {
     t.equal(compareVersions(a, '>=', b), null, `${a} vs ${b} is invalid`)
   }
   t.equal(compareVersions('1', '>=', '18446744073709551614'), false, 'the largest component the runtime still reads')
@@ -37,8 +72,15 @@ t.test('space is OR, comma is AND, empty pieces are skipped', async (t) => {
   t.ok(holds('cuda>=11.5  ,,brand=tesla,,driver>=470,'), 'extra spaces and commas')
   t.ok(holds(''), 'an empty requirement holds')
   t.ok(holds('   '), 'so does one of spaces')
-  t.equal(evaluateRequirement('cuda>=11.5 brand=tesla,driver>=470,driver<471', tesla470, TESLA).matched, 'brand=tesla,driver>=470,driver<471')
-  t.equal(evaluateRequirement('cuda>=11.0 brand=tesla', tesla470, TESLA).matched, 'cuda>=11.0', 'the first alternative that holds')
+  t.equal(
+    evaluateRequirement('cuda>=11.5 brand=tesla,driver>=470,driver<471', tesla470, TESLA).matched,
+    'brand=tesla,driver>=470,driver<471',
+  )
+  t.equal(
+    evaluateRequirement('cuda>=11.0 brand=tesla', tesla470, TESLA).matched,
+    'cuda>=11.0',
+    'the first alternative that holds',
+  )
 })
 
 t.test("the runtime's quirk: an alternative of only commas keeps the previous result", async (t) => {
@@ -145,7 +187,10 @@ t.test('a malformed condition the runtime may not reach is unknown; one it surel
 t.test("the runtime's message names the first alternative", async (t) => {
   const r = evaluateRequirement('cuda>=11.8 brand=tesla,driver>=470,driver<471', tesla470, GEFORCE)
   t.equal(r.satisfied, false)
-  t.equal(r.message, 'unsatisfied condition: cuda>=11.8, please update your driver to a newer version, or use an earlier cuda container')
+  t.equal(
+    r.message,
+    'unsatisfied condition: cuda>=11.8, please update your driver to a newer version, or use an earlier cuda container',
+  )
   t.equal(r.failed, 'cuda>=11.8')
   t.equal(r.alternativesFailed, 2)
   t.equal(evaluateRequirement('brand=tesla', tesla470, GEFORCE).message, 'unsatisfied condition: brand=tesla')
@@ -156,5 +201,8 @@ t.test('forward compatibility: cuda>=11.8 brand=tesla,driver>=470,driver<471', a
   t.ok(holds(expr, tesla470, { brand: 'tesla' }), 'Tesla on 470.82.01 runs it')
   t.notOk(holds(expr, tesla470, { brand: 'geforce' }), 'GeForce on 470.82.01 does not')
   t.notOk(holds(expr, { driverVersion: '510.47.03', cudaVersion: '11.6' }, { brand: 'tesla' }), 'Tesla on 510 does not')
-  t.ok(holds(expr, { driverVersion: '520.61.05', cudaVersion: '11.8' }, { brand: 'geforce' }), 'any GPU on a CUDA 11.8 driver')
+  t.ok(
+    holds(expr, { driverVersion: '520.61.05', cudaVersion: '11.8' }, { brand: 'geforce' }),
+    'any GPU on a CUDA 11.8 driver',
+  )
 })

@@ -8,7 +8,14 @@ const ROOT = new URL('../../', import.meta.url)
 
 async function exportedNames(): Promise<Set<string>> {
   const { registry } = createAgentMetrics({
-    snapshot: () => ({ takenAt: '', gpu: { available: false, gpus: [] }, disk: null, images: null, docker: { reachable: false }, collectors: {} }),
+    snapshot: () => ({
+      takenAt: '',
+      gpu: { available: false, gpus: [] },
+      disk: null,
+      images: null,
+      docker: { reachable: false },
+      collectors: {},
+    }),
     version: '0.0.0',
   })
   const names = new Set<string>()
@@ -27,7 +34,9 @@ function usedNames(text: string): string[] {
 t.test('the Grafana dashboard queries only exported metrics', async (t) => {
   const names = await exportedNames()
   const dashboard = JSON.parse(readFileSync(new URL('config/grafana/gpuhost-fleet.json', ROOT), 'utf8'))
-  const exprs = JSON.stringify(dashboard.panels.flatMap((p: { targets: { expr: string }[] }) => p.targets.map((x) => x.expr)))
+  const exprs = JSON.stringify(
+    dashboard.panels.flatMap((p: { targets: { expr: string }[] }) => p.targets.map((x) => x.expr)),
+  )
   const used = usedNames(exprs)
   t.ok(used.length >= 10, `the dashboard uses ${used.length} gpuhost metrics`)
   for (const n of used) t.ok(names.has(n), `${n} is exported`)
@@ -36,7 +45,10 @@ t.test('the Grafana dashboard queries only exported metrics', async (t) => {
 t.test('the alert rules use only exported metrics', async (t) => {
   const names = await exportedNames()
   const rules = readFileSync(new URL('config/prometheus/gpuhost-rules.yml', ROOT), 'utf8')
-  const exprLines = rules.split('\n').filter((l) => /^\s+(expr:|predict_linear|and )/.test(l)).join('\n')
+  const exprLines = rules
+    .split('\n')
+    .filter((l) => /^\s+(expr:|predict_linear|and )/.test(l))
+    .join('\n')
   const used = usedNames(exprLines)
   t.ok(used.length >= 6, `the rules use ${used.length} gpuhost metrics`)
   for (const n of used) t.ok(names.has(n), `${n} is exported`)

@@ -15,7 +15,10 @@ function setup(t: { teardown(fn: () => void): void }) {
   const events: AgentEvent[] = []
   bus.subscribe((e) => events.push(e))
   const guard = new StateGuard({ stateDir, reserveBytes: 256 * KiB, bus, log: pino({ level: 'silent' }) })
-  t.teardown(() => { guard.stop(); rmSync(stateDir, { recursive: true, force: true }) })
+  t.teardown(() => {
+    guard.stop()
+    rmSync(stateDir, { recursive: true, force: true })
+  })
   return { stateDir, guard, events, settle: () => new Promise((r) => setImmediate(r)) }
 }
 
@@ -24,12 +27,19 @@ t.test('a write out of space gets the reserve and goes through; the reserve come
   guard.start()
   t.equal(statSync(guard.reserveFile).size, 256 * KiB, 'the reserve is made at start, real bytes')
   let tries = 0
-  const out = guard.write('outbox', () => { if (tries++ === 0) throw noSpace(); return 'written' })
+  const out = guard.write('outbox', () => {
+    if (tries++ === 0) throw noSpace()
+    return 'written'
+  })
   t.equal(out, 'written')
   t.notOk(existsSync(guard.reserveFile), 'released for the write')
   t.same(guard.errors, { outbox: 1, usage: 0 }, 'the failed attempt is counted')
   await settle()
-  t.same(events.map((e) => e.type), [], 'no failure to tell: the write went through')
+  t.same(
+    events.map((e) => e.type),
+    [],
+    'no failure to tell: the write went through',
+  )
   guard.retryNow()
   t.equal(statSync(guard.reserveFile).size, 256 * KiB, 'made again once there is room')
 })
@@ -39,12 +49,26 @@ t.test('a store that cannot write is told once per streak, retried, and told whe
   guard.start()
   let full = true
   let written = 0
-  const write = () => guard.write('usage', () => { if (full) throw noSpace(); written++ })
-  guard.onRetry(() => { try { write() } catch { /* still full */ } })
+  const write = () =>
+    guard.write('usage', () => {
+      if (full) throw noSpace()
+      written++
+    })
+  guard.onRetry(() => {
+    try {
+      write()
+    } catch {
+      /* still full */
+    }
+  })
   t.throws(write)
   t.throws(write)
   await settle()
-  t.same(events.map((e) => [e.type, 'store' in e.data ? e.data.store : undefined]), [['state.write_failed', 'usage']], 'one event for the streak')
+  t.same(
+    events.map((e) => [e.type, 'store' in e.data ? e.data.store : undefined]),
+    [['state.write_failed', 'usage']],
+    'one event for the streak',
+  )
   t.same(guard.failingStores(), ['usage'])
   t.ok(guard.errors.usage >= 2)
   guard.retryNow()
@@ -53,7 +77,10 @@ t.test('a store that cannot write is told once per streak, retried, and told whe
   guard.retryNow()
   t.equal(written, 1, 'the retry wrote it')
   await settle()
-  t.same(events.map((e) => e.type), ['state.write_failed', 'state.write_recovered'])
+  t.same(
+    events.map((e) => e.type),
+    ['state.write_failed', 'state.write_recovered'],
+  )
   t.same(guard.failingStores(), [])
 })
 

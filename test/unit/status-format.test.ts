@@ -3,14 +3,35 @@ import { agentUrl, bytes, formatStatus } from '../../src/commands/status.js'
 import type { AgentStatus } from '../../src/agent/status.js'
 
 const status: AgentStatus = {
-  hostId: 'gpu-node-1', version: '0.1.0', takenAt: '2026-11-23T12:00:00.000Z',
+  hostId: 'gpu-node-1',
+  version: '0.1.0',
+  takenAt: '2026-11-23T12:00:00.000Z',
   docker: { reachable: true, rootDir: '/var/lib/docker', version: '24.0.7' },
   gpu: { available: false, reason: 'nvidia-smi not found', gpus: [] },
   nvidiaRuntime: null,
-  disk: { path: '/var/lib/docker', mountpoint: '/', sizeBytes: 1024 ** 4, usedBytes: 0.86 * 1024 ** 4, availBytes: 0.14 * 1024 ** 4, usedPercent: 86 },
-  images: { count: 3, inUse: 1, unused: 1, dangling: 1, sizeBytes: 3 * 1024 ** 3, inUseSizeBytes: 1024 ** 3, unusedSizeBytes: 1024 ** 3, danglingSizeBytes: 1024 ** 3, cudaIncompatible: 0 },
+  disk: {
+    path: '/var/lib/docker',
+    mountpoint: '/',
+    sizeBytes: 1024 ** 4,
+    usedBytes: 0.86 * 1024 ** 4,
+    availBytes: 0.14 * 1024 ** 4,
+    usedPercent: 86,
+  },
+  images: {
+    count: 3,
+    inUse: 1,
+    unused: 1,
+    dangling: 1,
+    sizeBytes: 3 * 1024 ** 3,
+    inUseSizeBytes: 1024 ** 3,
+    unusedSizeBytes: 1024 ** 3,
+    danglingSizeBytes: 1024 ** 3,
+    cudaIncompatible: 0,
+  },
   collectors: { disk: { success: true, durationSeconds: 0.01, at: '2026-11-23T12:00:00.000Z' } },
-  lastPrune: null, lastPrewarm: null, coordinator: { configured: false, connected: false, pending: 0 },
+  lastPrune: null,
+  lastPrewarm: null,
+  coordinator: { configured: false, connected: false, pending: 0 },
   failingComponents: [],
 }
 
@@ -24,9 +45,13 @@ t.test('a person-readable summary', async (t) => {
   t.match(text, 'coordinator   not configured')
   t.notMatch(text, 'failing')
   t.match(formatStatus({ ...status, disk: null, images: null }), /disk +not measured yet\nimages +not listed yet/)
-  const failing = [{ component: 'coordinator-link', error: 'outbox locked', attempts: 2, retryAt: '2026-11-23T12:00:04.000Z' }]
-  t.match(formatStatus({ ...status, failingComponents: failing }),
-    'component coordinator-link not started (2 tries): outbox locked; next try 2026-11-23T12:00:04.000Z')
+  const failing = [
+    { component: 'coordinator-link', error: 'outbox locked', attempts: 2, retryAt: '2026-11-23T12:00:04.000Z' },
+  ]
+  t.match(
+    formatStatus({ ...status, failingComponents: failing }),
+    'component coordinator-link not started (2 tries): outbox locked; next try 2026-11-23T12:00:04.000Z',
+  )
 })
 
 t.test('the agent URL from listen', async (t) => {

@@ -9,17 +9,33 @@ const T = (m: number) => new Date(Date.UTC(2026, 0, 1, 0, m)).toISOString()
 
 t.test('reconcile: new ids first seen now, gone ids forgotten, use times only move forward', async (t) => {
   const before = { a: { firstSeen: T(0), lastUsed: T(10) }, gone: { firstSeen: T(0), lastUsed: null } }
-  const after = reconcileUsage(before, ['a', 'b'], new Map([['a', T(5)], ['b', T(7)]]), T(30))
+  const after = reconcileUsage(
+    before,
+    ['a', 'b'],
+    new Map([
+      ['a', T(5)],
+      ['b', T(7)],
+    ]),
+    T(30),
+  )
   t.same(after, { a: { firstSeen: T(0), lastUsed: T(10) }, b: { firstSeen: T(30), lastUsed: T(7) } })
   t.equal(laterOf(null, null), null)
   t.equal(laterOf(T(1), null), T(1))
-  t.equal(laterOf('2026-01-01T00:00:00.5Z', '2026-01-01T00:00:00.400Z'), '2026-01-01T00:00:00.5Z', 'compared as times, not text')
+  t.equal(
+    laterOf('2026-01-01T00:00:00.5Z', '2026-01-01T00:00:00.400Z'),
+    '2026-01-01T00:00:00.5Z',
+    'compared as times, not text',
+  )
 })
 
 t.test('merge with what another process wrote keeps the earliest first-seen and the latest last-used', async (t) => {
   const ours = { a: { firstSeen: T(5), lastUsed: T(5) }, b: { firstSeen: T(1), lastUsed: null } }
   const theirs = { a: { firstSeen: T(1), lastUsed: T(9) }, c: { firstSeen: T(0), lastUsed: T(0) } }
-  t.same(mergeUsage(ours, theirs), { a: { firstSeen: T(1), lastUsed: T(9) }, b: { firstSeen: T(1), lastUsed: null } }, 'ids we no longer know stay forgotten')
+  t.same(
+    mergeUsage(ours, theirs),
+    { a: { firstSeen: T(1), lastUsed: T(9) }, b: { firstSeen: T(1), lastUsed: null } },
+    'ids we no longer know stay forgotten',
+  )
 })
 
 t.test('the record survives a restart', async (t) => {
@@ -39,19 +55,37 @@ t.test('the record survives a restart', async (t) => {
   second.reconcile(['b'], new Map())
   second.flush()
   t.same(Object.keys(JSON.parse(readFileSync(second.file, 'utf8')).images), ['b'], 'a removed image is forgotten')
-  t.same(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left behind')
+  t.same(
+    readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+    [],
+    'no temporary file left behind',
+  )
 })
 
 t.test('a damaged file is moved aside and the tracker starts afresh', async (t) => {
-  for (const content of ['{"version":1,"images":{"a":{"firstSeen":', '{"version":2,"images":{}}', '{"version":1,"images":{"a":{"firstSeen":"yesterday","lastUsed":null}}}']) {
+  for (const content of [
+    '{"version":1,"images":{"a":{"firstSeen":',
+    '{"version":2,"images":{}}',
+    '{"version":1,"images":{"a":{"firstSeen":"yesterday","lastUsed":null}}}',
+  ]) {
     const dir = t.testdir()
     const errors: string[] = []
-    const spy = pino({ level: 'error' }, { write: (line: string) => { errors.push(line) } })
+    const spy = pino(
+      { level: 'error' },
+      {
+        write: (line: string) => {
+          errors.push(line)
+        },
+      },
+    )
     writeFileSync(join(dir, 'image-usage.json'), content)
     const tracker = new UsageTracker({ stateDir: dir, log: spy })
     await tracker.start()
     t.equal(tracker.get('a'), undefined)
-    t.ok(readdirSync(dir).some((f) => f.startsWith('image-usage.json.damaged-')), `moved aside: ${content.slice(0, 30)}`)
+    t.ok(
+      readdirSync(dir).some((f) => f.startsWith('image-usage.json.damaged-')),
+      `moved aside: ${content.slice(0, 30)}`,
+    )
     t.match(errors.join(''), /damaged/, 'and said so')
   }
 })
