@@ -5,7 +5,7 @@ import { request } from 'node:https'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import { runCli, startCliService, testDir } from './agent.js'
-import { freePort } from './ports.js'
+import { freePort, waitFor } from './ports.js'
 
 interface Teardown {
   teardown(fn: () => void | Promise<void>): void
@@ -165,4 +165,19 @@ export function httpsCall(
     req.on('error', reject)
     req.end(opts.body)
   })
+}
+
+/** waits until a command has a result (succeeded or failed) and returns the coordinator's record of it */
+export async function waitForCommand(coord: RunningCoordinator, commandId: string): Promise<any> {
+  let last: any = null
+  await waitFor(
+    `command ${commandId} to finish`,
+    async () => {
+      last = (await coord.api(`/v1/commands/${commandId}`)).body
+      return last.status === 'succeeded' || last.status === 'failed'
+    },
+    20_000,
+    100,
+  )
+  return last
 }

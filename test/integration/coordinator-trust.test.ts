@@ -4,7 +4,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startAgent } from '../harness/agent.js'
-import { startCoordinator, type RunningCoordinator } from '../harness/coordinator.js'
+import { startCoordinator, waitForCommand, type RunningCoordinator } from '../harness/coordinator.js'
 import { waitFor } from '../harness/ports.js'
 
 const NO_DOCKER = { docker: { socket: '/nonexistent/docker.sock' }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' } }
@@ -30,20 +30,6 @@ async function rawAgent(coord: RunningCoordinator, token: string) {
     ws.once('error', () => resolve(0))
   })
   return { ws, inbox, opened, closed: () => closed }
-}
-
-async function commandDone(coord: RunningCoordinator, commandId: string) {
-  let last: any = null
-  await waitFor(
-    `command ${commandId} to finish`,
-    async () => {
-      last = (await coord.api(`/v1/commands/${commandId}`)).body
-      return last.status === 'succeeded' || last.status === 'failed'
-    },
-    20_000,
-    100,
-  )
-  return last
 }
 
 t.test('no other credential can speak for a host, displace it, take its commands or store its results', async (t) => {
@@ -84,7 +70,7 @@ t.test('no other credential can speak for a host, displace it, take its commands
 
   // A command for node-1 goes to the real node-1 and its result is the real one.
   const sent = await coord.api('/v1/hosts/node-1/commands', { body: { action: 'status' } })
-  const done = await commandDone(coord, sent.body.commandId)
+  const done = await waitForCommand(coord, sent.body.commandId)
   t.match(done, { status: 'succeeded', result: { hostId: 'node-1' } }, 'node-1 ran its command')
   t.notOk(/coordinator link closed/.test(real.logs()), 'node-1 was never displaced')
 
@@ -136,7 +122,7 @@ t.test('no other credential can speak for a host, displace it, take its commands
       reconnectMaxSeconds: 1,
     },
   })
-  const answered = await commandDone(coord, waiting)
+  const answered = await waitForCommand(coord, waiting)
   t.match(answered, { status: 'succeeded', result: { hostId: 'node-1' } }, 'the real node-1 answered it once back')
   t.notOk(JSON.stringify(answered.result).includes('forged'))
   await back.stop()

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { post, startAgent, testDir, type RunningAgent } from '../harness/agent.js'
-import { coordinatorSetup, startCoordinator, type RunningCoordinator } from '../harness/coordinator.js'
+import { coordinatorSetup, startCoordinator, waitForCommand } from '../harness/coordinator.js'
 import { fakeNvidiaSmi } from '../harness/nvidia-smi.js'
 import { waitFor } from '../harness/ports.js'
 import { which } from '../harness/services.js'
@@ -42,20 +42,6 @@ async function metric(url: string, name: string): Promise<number | null> {
   const text = await (await fetch(`${url}/metrics`)).text()
   const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)
   return m ? Number(m[1]) : null
-}
-
-async function waitCommand(coord: RunningCoordinator, commandId: string) {
-  let last: any = null
-  await waitFor(
-    `command ${commandId} to finish`,
-    async () => {
-      last = (await coord.api(`/v1/commands/${commandId}`)).body
-      return last.status === 'succeeded' || last.status === 'failed'
-    },
-    20_000,
-    100,
-  )
-  return last
 }
 
 t.test('the coordinator lists the host with its facts and runs commands on it', async (t) => {
@@ -102,7 +88,7 @@ t.test('the coordinator lists the host with its facts and runs commands on it', 
   const sent = await coord.api('/v1/hosts/gpu-node-t1/commands', { body: { action: 'status' } })
   t.equal(sent.status, 202)
   t.match(sent.body, { commandId: String })
-  const done = await waitCommand(coord, sent.body.commandId)
+  const done = await waitForCommand(coord, sent.body.commandId)
   t.match(done, { commandId: sent.body.commandId, hostId: 'gpu-node-t1', action: 'status', status: 'succeeded' })
   t.equal(done.result.hostId, 'gpu-node-t1', "the result is the agent's status")
   t.equal(done.result.coordinator.connected, true, 'which knows it is connected')
@@ -111,7 +97,7 @@ t.test('the coordinator lists the host with its facts and runs commands on it', 
   const pruneSent = await coord.api('/v1/hosts/gpu-node-t1/commands', {
     body: { action: 'prune', args: { dryRun: true } },
   })
-  const pruned = await waitCommand(coord, pruneSent.body.commandId)
+  const pruned = await waitForCommand(coord, pruneSent.body.commandId)
   if (pruned.status === 'succeeded')
     t.match(pruned.result, { trigger: 'coordinator', dryRun: true }, 'the dry-run prune report')
   else t.match(pruned, { status: 'failed', error: /unknown action prune/ }, 'no prune in this build: the agent says so')
@@ -133,7 +119,7 @@ t.test('the coordinator lists the host with its facts and runs commands on it', 
   t.equal(hook.body.commands.length, 1)
   t.equal(hook.body.commands[0].hostId, 'gpu-node-t1')
   t.match(hook.body.skipped, [{ reason: 'no known host other-node' }])
-  const prune = await waitCommand(coord, hook.body.commands[0].commandId)
+  const prune = await waitForCommand(coord, hook.body.commands[0].commandId)
   t.equal(prune.action, 'prune')
   t.ok(
     prune.status === 'succeeded' || /unknown action prune/.test(prune.error),
