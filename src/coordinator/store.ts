@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import type { CommandAction, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
+import { systemClock, type Clock } from '../agent/clock.js'
 
 export type CommandStatus = 'pending' | 'running' | 'succeeded' | 'failed'
 
@@ -86,7 +87,7 @@ export class FleetStore {
 
   constructor(
     dataDir: string,
-    private readonly now: () => Date = () => new Date(),
+    private readonly now: Clock = systemClock,
   ) {
     mkdirSync(dataDir, { recursive: true })
     this.db = new Database(join(dataDir, 'coordinator.db'))

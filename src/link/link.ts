@@ -333,7 +333,7 @@ export class CoordinatorLink implements Component {
   /** Sends every unacked entry again, in order, when one waited longer than resendSeconds or was refused for now. */
   private resendOverdue(): void {
     if (!this.connected || (this.inFlight.size === 0 && !this.stalled)) return
-    const cutoff = Date.now() - this.ctx.config.coordinator.resendSeconds * 1000
+    const cutoff = this.ctx.now().getTime() - this.ctx.config.coordinator.resendSeconds * 1000
     const overdue = this.stalled || [...this.inFlight.values()].some((sentAt) => sentAt <= cutoff)
     if (!overdue) return
     this.ctx.log.info({ unacked: this.inFlight.size }, 'sending unacked entries again')
@@ -460,7 +460,7 @@ export class CoordinatorLink implements Component {
     if (!ws || !this.connected || !this.outbox || this.stalled || ws.readyState !== WebSocket.OPEN) return
     const room = SEND_WINDOW - this.inFlight.size
     if (room <= 0) return
-    const now = Date.now()
+    const now = this.ctx.now().getTime()
     for (const entry of this.outbox.entriesAfter(this.sentUpTo, room)) {
       this.sentUpTo = entry.seq
       this.inFlight.set(entry.id, now)

@@ -4,6 +4,7 @@
 // leaves the names to put back on the next start. One small JSON file, written atomically.
 import { join } from 'node:path'
 import { readJsonFile, writeJsonAtomic } from '../state/atomic.js'
+import { systemClock, type Clock } from '../agent/clock.js'
 
 export const REMOVAL_JOURNAL = 'removals.json'
 
@@ -20,7 +21,7 @@ export class RemovalJournal {
 
   constructor(
     stateDir: string,
-    private readonly now: () => Date = () => new Date(),
+    private readonly now: Clock = systemClock,
   ) {
     this.path = join(stateDir, REMOVAL_JOURNAL)
   }
