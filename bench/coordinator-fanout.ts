@@ -185,12 +185,21 @@ async function run(n: number): Promise<void> {
     const metrics = await (await fetch(`${base}/metrics`)).text()
     const connected = /^gpuhost_coordinator_agents_connected (\d+)/m.exec(metrics)?.[1]
     const succeeded = /^gpuhost_coordinator_commands\{action="status",status="succeeded"\} (\d+)/m.exec(metrics)?.[1]
+    const connectRate = (n / (connectMs / 1000)).toFixed(0)
+    const perCommand = [
+      `p50 ${percentile(latencies, 50).toFixed(1)} ms`,
+      `p99 ${percentile(latencies, 99).toFixed(1)} ms`,
+      `max ${latencies[latencies.length - 1].toFixed(1)} ms`,
+    ].join(', ')
+    const peakRss = rssMiB(child.pid!, 'VmHWM').toFixed(0)
     console.log(
       [
         `N=${n}`,
-        `connect ${connectMs.toFixed(0)} ms (${(n / (connectMs / 1000)).toFixed(0)} agents/s, ${CONNECT_CONCURRENCY} at a time)`,
-        `fan-out: all ${n} results stored in ${fanoutMs.toFixed(0)} ms; per command p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies[latencies.length - 1].toFixed(1)} ms (${POST_CONCURRENCY} POSTs at a time)`,
-        `coordinator RSS: idle ${idleRss.toFixed(0)} MiB, ${n} connected ${connectedRss.toFixed(0)} MiB, peak ${rssMiB(child.pid!, 'VmHWM').toFixed(0)} MiB`,
+        `connect ${connectMs.toFixed(0)} ms (${connectRate} agents/s, ${CONNECT_CONCURRENCY} at a time)`,
+        `fan-out: all ${n} results stored in ${fanoutMs.toFixed(0)} ms; ` +
+          `per command ${perCommand} (${POST_CONCURRENCY} POSTs at a time)`,
+        `coordinator RSS: idle ${idleRss.toFixed(0)} MiB, ${n} connected ${connectedRss.toFixed(0)} MiB, ` +
+          `peak ${peakRss} MiB`,
         `coordinator says: ${connected} connected, ${succeeded} status commands succeeded`,
       ].join('\n  '),
     )

@@ -201,7 +201,8 @@ async function main(): Promise<void> {
     }
 
     process.stdout.write(
-      `# ${SCRAPES} sequential scrapes each after ${WARMUP} warm-up scrapes, keep-alive, loopback; node ${process.version}\n`,
+      `# ${SCRAPES} sequential scrapes each after ${WARMUP} warm-up scrapes, keep-alive, loopback; ` +
+        `node ${process.version}\n`,
     )
     const rows = [
       ['target', 'p50 ms', 'p99 ms', 'max ms', 'body KiB', 'series', 'RSS MiB'],

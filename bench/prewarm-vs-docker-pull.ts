@@ -100,16 +100,17 @@ async function main(): Promise<void> {
   }
   const a = median(prewarmTimes)
   const b = median(loopTimes)
+  const dockerdVersion = execFileSync('docker', ['-H', dockerd.host, 'version', '--format', '{{.Server.Version}}'], {
+    encoding: 'utf8',
+  }).trim()
   console.log(
-    `images: ${count} × ${mib} MiB (random, incompressible), registry ${registry.host} on loopback, private dockerd ${execFileSync('docker', ['-H', dockerd.host, 'version', '--format', '{{.Server.Version}}'], { encoding: 'utf8' }).trim()}`,
+    `images: ${count} × ${mib} MiB (random, incompressible), registry ${registry.host} on loopback, ` +
+      `private dockerd ${dockerdVersion}`,
   )
   console.log(`rounds: ${rounds} (median shown), images removed before every run`)
-  console.log(
-    `(a) gpuhost prewarm, concurrency ${concurrency}: ${a.toFixed(2)} s   [${prewarmTimes.map((x) => x.toFixed(2)).join(', ')}]`,
-  )
-  console.log(
-    `(b) sequential docker pull loop:        ${b.toFixed(2)} s   [${loopTimes.map((x) => x.toFixed(2)).join(', ')}]`,
-  )
+  const each = (times: number[]) => times.map((x) => x.toFixed(2)).join(', ')
+  console.log(`(a) gpuhost prewarm, concurrency ${concurrency}: ${a.toFixed(2)} s   [${each(prewarmTimes)}]`)
+  console.log(`(b) sequential docker pull loop:        ${b.toFixed(2)} s   [${each(loopTimes)}]`)
   console.log(`ratio (b)/(a): ${(b / a).toFixed(2)}× — above 1 means gpuhost prewarm was faster`)
 }
 

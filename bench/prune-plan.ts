@@ -30,6 +30,8 @@ for (let run = 0; run < RUNS; run++) {
 }
 times.sort((a, b) => a - b)
 const median = times[Math.floor(times.length / 2)]
+const spread = `min ${times[0].toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms`
 console.log(
-  `prune plan over ${IMAGES} images: median ${median.toFixed(1)} ms over ${RUNS} runs after ${WARMUP} warm-up runs (min ${times[0].toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms); ${planned} planned, ${IMAGES - planned} kept`,
+  `prune plan over ${IMAGES} images: median ${median.toFixed(1)} ms over ${RUNS} runs after ${WARMUP} warm-up runs ` +
+    `(${spread}); ${planned} planned, ${IMAGES - planned} kept`,
 )

@@ -62,7 +62,10 @@ export const agentConfigSchema = z
         refreshIntervalSeconds: seconds.default(300),
         /** how often Docker is pinged: its health in /v1/status and the metrics comes from this */
         pingIntervalSeconds: seconds.default(10),
-        /** a ping not answered within this long marks Docker unreachable (a frozen dockerd accepts and never answers) */
+        /**
+         * a ping not answered within this long marks Docker unreachable (a frozen dockerd accepts and
+         * never answers)
+         */
         pingTimeoutSeconds: seconds.default(3),
       })
       .prefault({}),

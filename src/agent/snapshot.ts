@@ -113,7 +113,10 @@ export interface ImageFacts {
   lastUsed: string | null
   /** first time the agent saw it (ISO) */
   firstSeen: string
-  /** CUDA-relevant env of the image config (NVIDIA_REQUIRE_*, NVIDIA_DISABLE_REQUIRE, CUDA_VERSION); null until inspected */
+  /**
+   * CUDA-relevant env of the image config (NVIDIA_REQUIRE_*, NVIDIA_DISABLE_REQUIRE, CUDA_VERSION);
+   * null until inspected
+   */
   cudaEnv: Record<string, string> | null
   compat?: ImageCompat
 }

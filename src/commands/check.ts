@@ -34,9 +34,8 @@ function renderReport(report: CheckReport): string {
   const g = report.gpu
   if (!g.available) lines.push(`GPU: unavailable: ${g.reason ?? 'unknown reason'}`)
   else {
-    lines.push(
-      `GPU: driver ${g.driverVersion ?? 'unknown'}, CUDA ${g.cudaVersion ?? 'unknown'}, ${g.gpus.length} GPU${g.gpus.length === 1 ? '' : 's'}`,
-    )
+    const gpus = `${g.gpus.length} GPU${g.gpus.length === 1 ? '' : 's'}`
+    lines.push(`GPU: driver ${g.driverVersion ?? 'unknown'}, CUDA ${g.cudaVersion ?? 'unknown'}, ${gpus}`)
     lines.push(
       ...table(
         ['#', 'NAME', 'BRAND', 'CC', 'MEMORY', 'MIG', 'UUID'],

@@ -73,7 +73,8 @@ function formatReport(report: PrewarmReport, afterBars: boolean): string {
     return `${MARK[r.status]}  ${r.ref}${where}${time}: ${r.reason}${warn}`
   })
   const count = (s: PullResult['status']) => report.results.filter((r) => r.status === s).length
-  const summary = `${report.dryRun ? 'dry run: ' : ''}${count('pulled')} pulled, ${count('present')} present, ${count('skipped')} skipped, ${count('failed')} failed in ${report.durationSeconds.toFixed(1)} s`
+  const counts = (['pulled', 'present', 'skipped', 'failed'] as const).map((s) => `${count(s)} ${s}`).join(', ')
+  const summary = `${report.dryRun ? 'dry run: ' : ''}${counts} in ${report.durationSeconds.toFixed(1)} s`
   return `${afterBars ? '\n' : ''}${lines.join('\n')}\n${summary}\n`
 }
 

@@ -24,15 +24,14 @@ const refs = (r: string[]) => r.join(', ') || '<none>'
 export function formatPruneReport(r: PruneReport): string {
   const lines: string[] = []
   if (r.before) {
-    lines.push(
-      `disk ${r.before.path}: ${r.before.usedPercent} % used (${formatBytes(r.before.usedBytes)} of ${formatBytes(r.before.usedBytes + r.before.availBytes)}); target ${r.targetPercent} %: need ${formatBytes(r.needBytes)}`,
-    )
+    const { path, usedPercent, usedBytes, availBytes } = r.before
+    const used = `${usedPercent} % used (${formatBytes(usedBytes)} of ${formatBytes(usedBytes + availBytes)})`
+    lines.push(`disk ${path}: ${used}; target ${r.targetPercent} %: need ${formatBytes(r.needBytes)}`)
   }
   if (r.error) lines.push(`prune could not run: ${r.error}`)
   if (r.plan.length > 0) {
-    lines.push(
-      `${r.dryRun ? 'would remove' : 'plan'} (${r.plan.length} images, ${formatBytes(r.plan.reduce((s, p) => s + p.expectedFreedBytes, 0))} expected):`,
-    )
+    const expected = formatBytes(r.plan.reduce((s, p) => s + p.expectedFreedBytes, 0))
+    lines.push(`${r.dryRun ? 'would remove' : 'plan'} (${r.plan.length} images, ${expected} expected):`)
     lines.push(
       ...table([
         ['ID', 'SIZE', 'FREES', 'LAST USED', 'IMAGE', 'REASON'],
@@ -63,9 +62,8 @@ export function formatPruneReport(r: PruneReport): string {
         : `build cache: ${formatBytes(r.buildCache.prunedBytes)} pruned`,
     )
   if (!r.dryRun && r.after && !r.error) {
-    lines.push(
-      `freed ${formatBytes(r.freedBytes)} of ${formatBytes(r.needBytes)} needed; now ${r.after.usedPercent} % used${r.enough ? '' : ' — NOT ENOUGH'}`,
-    )
+    const freed = `freed ${formatBytes(r.freedBytes)} of ${formatBytes(r.needBytes)} needed`
+    lines.push(`${freed}; now ${r.after.usedPercent} % used${r.enough ? '' : ' — NOT ENOUGH'}`)
   } else if (r.dryRun && r.needBytes > 0) {
     lines.push(r.enough ? 'the plan is expected to be enough' : 'the plan is NOT expected to be enough')
   }

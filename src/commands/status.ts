@@ -54,16 +54,19 @@ export function formatStatus(s: AgentStatus): string {
       : `docker     unreachable: ${s.docker.reason ?? 'unknown reason'}`,
   )
   if (s.gpu.available) {
-    lines.push(
-      `gpu        ${s.gpu.gpus.length} × ${[...new Set(s.gpu.gpus.map((g) => g.name))].join(', ') || '?'} · driver ${s.gpu.driverVersion ?? '?'} · CUDA ${s.gpu.cudaVersion ?? '?'}`,
-    )
+    const names = [...new Set(s.gpu.gpus.map((g) => g.name))].join(', ') || '?'
+    const parts = [
+      `${s.gpu.gpus.length} × ${names}`,
+      `driver ${s.gpu.driverVersion ?? '?'}`,
+      `CUDA ${s.gpu.cudaVersion ?? '?'}`,
+    ]
+    lines.push(`gpu        ${parts.join(' · ')}`)
   } else {
     lines.push(`gpu        unavailable: ${s.gpu.reason ?? 'unknown reason'}`)
   }
   if (s.disk) {
-    lines.push(
-      `disk       ${s.disk.mountpoint}: ${bytes(s.disk.usedBytes)} used of ${bytes(s.disk.sizeBytes)} (${s.disk.usedPercent.toFixed(1)} %), ${bytes(s.disk.availBytes)} available`,
-    )
+    const used = `${bytes(s.disk.usedBytes)} used of ${bytes(s.disk.sizeBytes)} (${s.disk.usedPercent.toFixed(1)} %)`
+    lines.push(`disk       ${s.disk.mountpoint}: ${used}, ${bytes(s.disk.availBytes)} available`)
   } else {
     lines.push('disk       not measured yet')
   }
@@ -79,8 +82,9 @@ export function formatStatus(s: AgentStatus): string {
   }
   lines.push(`last prune    ${jobLine(s.lastPrune)}`)
   lines.push(`last prewarm  ${jobLine(s.lastPrewarm)}`)
+  const link = s.coordinator.connected ? 'connected' : 'disconnected'
   lines.push(
-    `coordinator   ${s.coordinator.configured ? `${s.coordinator.connected ? 'connected' : 'disconnected'}, ${s.coordinator.pending} events pending` : 'not configured'}`,
+    `coordinator   ${s.coordinator.configured ? `${link}, ${s.coordinator.pending} events pending` : 'not configured'}`,
   )
   if (s.coordinator.lastError) lines.push(`              ${s.coordinator.lastError}`)
   const failed = Object.entries(s.collectors).filter(([, c]) => !c.success)

@@ -84,11 +84,9 @@ export function evaluateOnHost(
     const reason = `cannot tell with ${describeDriver(driver)}: ${unknown.join('; ')}`
     return { compatible: null, matched: [], unknown, reason }
   }
-  return {
-    compatible: true,
-    matched,
-    reason: `met on ${targets.length === 1 ? targets[0].label : `all ${targets.length} GPUs`} with ${describeDriver(driver)}${matched.length ? `: ${matched.join('; ')}` : ''}`,
-  }
+  const where = targets.length === 1 ? targets[0].label : `all ${targets.length} GPUs`
+  const because = matched.length ? `: ${matched.join('; ')}` : ''
+  return { compatible: true, matched, reason: `met on ${where} with ${describeDriver(driver)}${because}` }
 }
 
 function whatFailed(result: Evaluation): string {

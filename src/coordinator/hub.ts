@@ -409,8 +409,12 @@ export function closeReason(text: string): string {
 
 function refuse(socket: Duplex, status: number, text: string): void {
   const body = JSON.stringify({ error: text }) + '\n'
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  )
+  const head = [
+    `HTTP/1.1 ${status} ${text}`,
+    'Connection: close',
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+  ]
+  socket.end(head.join('\r\n') + '\r\n\r\n' + body)
   setTimeout(() => socket.destroy(), 1000).unref()
 }

@@ -26,7 +26,10 @@ export interface HostDetail extends HostRecord {
   localImages: import('../protocol.js').ReportedImage[] | null
 }
 
-/** an event as received: `data` has the shape eventPayloadSchemas gives its type, but agents of other versions may differ */
+/**
+ * an event as received: `data` has the shape eventPayloadSchemas gives its type, but agents of other
+ * versions may differ
+ */
 export interface EventRecord {
   id: string
   hostId: string
@@ -134,7 +137,8 @@ export class FleetStore {
         `UPDATE commands SET status = ?, result = ?, error = ?, updatedAt = ? WHERE commandId = ? AND hostId = ?`,
       ),
       expire: p(
-        `UPDATE commands SET status = 'failed', error = ?, updatedAt = ? WHERE status IN ('pending', 'running') AND createdAt < ?`,
+        `UPDATE commands SET status = 'failed', error = ?, updatedAt = ?
+         WHERE status IN ('pending', 'running') AND createdAt < ?`,
       ),
       commandCounts: p('SELECT action, status, count(*) AS n FROM commands GROUP BY action, status'),
     }
@@ -295,7 +299,9 @@ export class FleetStore {
     if (filter.status) where.push('status = @status')
     const rows = this.db
       .prepare(
-        `SELECT * FROM (SELECT rowid AS r, * FROM commands WHERE ${where.join(' AND ')} ORDER BY rowid DESC LIMIT @limit) ORDER BY r`,
+        `SELECT * FROM (
+           SELECT rowid AS r, * FROM commands WHERE ${where.join(' AND ')} ORDER BY rowid DESC LIMIT @limit
+         ) ORDER BY r`,
       )
       .all({ hostId: filter.hostId, action: filter.action, status: filter.status, limit: filter.limit }) as Record<
       string,

@@ -159,11 +159,14 @@ function fitOnDisk(input: PrewarmPlanInput, item: PlanItem, plannedBefore: numbe
   if (after <= limit) return { ...out, reason: out.reason + pruneNote }
   const percentAfter = usedPercent({ usedBytes: after, availBytes: usable - after })
   const prune = input.prune?.note ? `; ${input.prune.note}` : ''
+  const estimate = `≈${mib(estimated)}: ${mib(remote.compressedBytes)} compressed × ${input.expansionFactor}`
   return {
     ...out,
     action: 'skip',
     needBytes: after - limit,
-    reason: `the disk would reach ${percentAfter.toFixed(1)}% after the pull (≈${mib(estimated)}: ${mib(remote.compressedBytes)} compressed × ${input.expansionFactor}), over prune.highPercent ${input.highPercent}%${prune}`,
+    reason:
+      `the disk would reach ${percentAfter.toFixed(1)}% after the pull (${estimate}), ` +
+      `over prune.highPercent ${input.highPercent}%${prune}`,
   }
 }
 

@@ -198,7 +198,8 @@ async function execute(
         failed: report.failed.length,
         kept: report.kept.length,
       },
-      'prune could not free enough: the images left are in use, protected, too young, kept per repository, or could not be removed',
+      'prune could not free enough: the images left are in use, protected, too young, kept per repository, ' +
+        'or could not be removed',
     )
   }
 }

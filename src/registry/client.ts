@@ -184,7 +184,8 @@ export class RegistryClient implements RemoteImageSource {
       throw new RegistryError(
         'unauthorized',
         domain,
-        `${what}: access denied (${detail}); the repository may not exist, or it needs credentials in prewarm.credentialsFile`,
+        `${what}: access denied (${detail}); ` +
+          'the repository may not exist, or it needs credentials in prewarm.credentialsFile',
       )
     }
     throw new RegistryError(

@@ -51,7 +51,9 @@ export function familiarName(domain: string, repository: string): string {
 
 /** repo:tag, repo@digest or repo:tag@digest, in Docker's familiar spelling */
 export function formatRef(ref: Pick<ImageRef, 'domain' | 'repository' | 'tag' | 'digest'>): string {
-  return `${familiarName(ref.domain, ref.repository)}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`
+  const tag = ref.tag ? `:${ref.tag}` : ''
+  const digest = ref.digest ? `@${ref.digest}` : ''
+  return `${familiarName(ref.domain, ref.repository)}${tag}${digest}`
 }
 
 /** the same image on another registry (a mirror): same repository path, tag and digest */

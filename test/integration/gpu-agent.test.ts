@@ -29,10 +29,12 @@ t.test('GPU metrics of a dual A5000 host', async (t) => {
   const lines = body.split('\n')
   const has = (line: string) => t.ok(lines.includes(line), line)
   has(
-    'gpuhost_gpu_info{gpu="0",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789ab",name="NVIDIA RTX A5000",driver_version="590.44.01",cuda_version="13.1"} 1',
+    'gpuhost_gpu_info{gpu="0",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789ab",' +
+      'name="NVIDIA RTX A5000",driver_version="590.44.01",cuda_version="13.1"} 1',
   )
   has(
-    'gpuhost_gpu_info{gpu="1",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789cd",name="NVIDIA RTX A5000",driver_version="590.44.01",cuda_version="13.1"} 1',
+    'gpuhost_gpu_info{gpu="1",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789cd",' +
+      'name="NVIDIA RTX A5000",driver_version="590.44.01",cuda_version="13.1"} 1',
   )
   has(`gpuhost_gpu_memory_total_bytes{gpu="0",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789ab"} ${24564 * 1024 * 1024}`)
   has(`gpuhost_gpu_memory_used_bytes{gpu="1",uuid="GPU-12345678-aaaa-bbbb-cccc-0123456789cd"} ${17253 * 1024 * 1024}`)

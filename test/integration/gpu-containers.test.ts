@@ -25,7 +25,8 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
 
     const captured = readFileSync(join(FIXTURES, 'xml/rtx-a5000_x2_driver-590.44.01_dtd-v13.xml'), 'utf8')
     const [gpu0, gpu1] = captured.split('<gpu id="00000000:C1:00.0">')
-    const host = `<process_info><pid>${process.pid}</pid><type>G</type><used_memory>100 MiB</used_memory></process_info>`
+    const host =
+      `<process_info><pid>${process.pid}</pid><type>G</type>` + '<used_memory>100 MiB</used_memory></process_info>'
     const derived =
       gpu0.replace('<pid>100477</pid>', `<pid>${pid(trainId)}</pid>`).replace('</processes>', `${host}</processes>`) +
       '<gpu id="00000000:C1:00.0">' +

@@ -131,10 +131,17 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       const script = `
       const { DockerRuntime } = await import(${JSON.stringify(join(ROOT, 'dist/runtime/docker.js'))})
       const { agentConfigSchema, parseConfig } = await import(${JSON.stringify(join(ROOT, 'dist/config.js'))})
-      const runtime = new DockerRuntime(parseConfig(agentConfigSchema, { stateDir: ${JSON.stringify(state)}, docker: { socket: ${JSON.stringify(dockerd.socket)} } }))
+      const runtime = new DockerRuntime(parseConfig(agentConfigSchema, {
+        stateDir: ${JSON.stringify(state)},
+        docker: { socket: ${JSON.stringify(dockerd.socket)} },
+      }))
       await runtime.removeImage({ id: ${JSON.stringify(id)}, refs: [] }, {
         // Held open by a timer: an unsettled promise alone would let the process end by itself.
-        beforeLastReference: () => { process.stdout.write('names removed\\n'); setInterval(() => {}, 60_000); return new Promise(() => {}) },
+        beforeLastReference: () => {
+          process.stdout.write('names removed\\n')
+          setInterval(() => {}, 60_000)
+          return new Promise(() => {})
+        },
       })`
       const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
         stdio: ['ignore', 'pipe', 'inherit'],

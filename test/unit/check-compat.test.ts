@@ -20,8 +20,13 @@ const capture = (name: string) => parseNvidiaSmiXml(readFileSync(join(FIXTURES, 
 const GT1030 = capture('geforce-gt-1030_driver-470.74_dtd-v11.xml') // GeForce, 470.74, CUDA 11.4
 const A5000X2 = capture('rtx-a5000_x2_driver-590.44.01_dtd-v13.xml') // 2 × NVIDIA RTX, 590.44.01, CUDA 13.1
 const T4 = capture('tesla-t4_driver-515.105.01_dtd-v11.xml') // brand NVIDIA, 515.105.01, CUDA 11.7
-const REQ_118 =
-  'cuda>=11.8 brand=tesla,driver>=470,driver<471 brand=unknown,driver>=470,driver<471 brand=nvidia,driver>=470,driver<471 brand=geforce,driver>=470,driver<471'
+const REQ_118 = [
+  'cuda>=11.8',
+  'brand=tesla,driver>=470,driver<471',
+  'brand=unknown,driver>=470,driver<471',
+  'brand=nvidia,driver>=470,driver<471',
+  'brand=geforce,driver>=470,driver<471',
+].join(' ')
 
 t.test('the env the toolkit reads', async (t) => {
   t.same(

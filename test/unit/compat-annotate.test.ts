@@ -107,7 +107,11 @@ t.test('the annotated snapshot renders gpuhost_images_cuda_incompatible', async 
   t.match(body, /^gpuhost_images_cuda_incompatible 2$/m)
   t.match(
     body,
-    /^gpuhost_gpu_info\{gpu="0",uuid="GPU-d37e67a5-91dd-3774-a5cb-99096249601a",name="Tesla T4",driver_version="515.105.01",cuda_version="11.7"\} 1$/m,
+    new RegExp(
+      /^gpuhost_gpu_info\{gpu="0",uuid="GPU-d37e67a5-91dd-3774-a5cb-99096249601a",/.source +
+        /name="Tesla T4",driver_version="515.105.01",cuda_version="11.7"\} 1$/.source,
+      'm',
+    ),
   )
 })
 

@@ -304,7 +304,8 @@ t.test('R610+: KMD Version instead of a deprecated Driver Version', async (t) =>
     )
     .replace(
       /<cuda_version>13\.1<\/cuda_version>/,
-      '<cuda_version>Deprecated, see "CUDA UMD version" instead</cuda_version>\n\t<cuda_umd_version>13.3</cuda_umd_version>',
+      '<cuda_version>Deprecated, see "CUDA UMD version" instead</cuda_version>\n\t' +
+        '<cuda_umd_version>13.3</cuda_umd_version>',
     )
   t.not(r610, real, 'the derived document differs')
   const facts = parseNvidiaSmiXml(r610)
