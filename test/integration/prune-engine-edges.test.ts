@@ -188,6 +188,13 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
         10_000,
         100,
       )
+      // The log line follows the journal write and reaches stdout a moment later: wait for it too.
+      await waitFor(
+        'the restore in the audit log',
+        () => /put back names an interrupted removal took off/.test(agent.logs()),
+        10_000,
+        100,
+      )
       t.match(agent.logs(), /put back names an interrupted removal took off/)
     },
   )
