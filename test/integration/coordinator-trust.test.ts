@@ -61,6 +61,12 @@ t.test('no other credential can speak for a host, displace it, take its commands
     other.inbox.some((m) => m.type === 'ack'),
     'the forged hello was not acked',
   )
+  await waitFor(
+    'the refusal in the log',
+    () => /refused a hello: the credential is another host's/.test(coord.logs()),
+    10_000,
+    50,
+  )
   t.match(coord.logs(), /refused a hello: the credential is another host's/, 'the refusal is logged')
 
   // The shared token is refused outright in the default per-host mode; so is a token under another secret.
@@ -157,7 +163,9 @@ t.test('a second live connection for a host is refused and backs off; the first 
     status.coordinator.pending >= 1,
     `its events wait in its outbox (${status.coordinator.pending}), none refused away`,
   )
-  t.match(coord.logs(), /refused a second connection for a host that is connected and answering/)
+  const refusedTwin = /refused a second connection for a host that is connected and answering/
+  await waitFor('the twin refusal in the log', () => refusedTwin.test(coord.logs()), 10_000, 50)
+  t.match(coord.logs(), refusedTwin)
   const metrics = String((await coord.api('/metrics')).body)
   const refusedTotal = Number(/^gpuhost_coordinator_connections_refused_total (\S+)$/m.exec(metrics)?.[1])
   t.ok(refusedTotal >= 1, `counted in /metrics (${refusedTotal})`)
