@@ -80,6 +80,10 @@ export const agentConfigSchema = z
       .strictObject({
         path: z.string().min(1).nullable().default(null),
         checkIntervalSeconds: seconds.default(60),
+        /** the runtime's disk accounting (Docker's /system/df) walks every layer: hourly, and on demand */
+        breakdownIntervalSeconds: seconds.default(3600),
+        /** containers with the largest logs listed in /v1/status */
+        breakdownTopLogs: z.number().int().min(0).max(100).default(10),
       })
       .prefault({}),
     prune: z

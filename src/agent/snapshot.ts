@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock } from './clock.js'
 import type { NvidiaRuntimeFacts } from '../compat/nvidia-runtime.js'
+import type { DiskBreakdown } from '../inventory/disk-breakdown.js'
 
 export interface MigDevice {
   index: number
@@ -132,6 +133,8 @@ export interface HostSnapshot {
   takenAt: string
   gpu: GpuFacts
   disk: DiskFacts | null
+  /** where the space under the runtime's root went; absent until the slow breakdown has run */
+  diskBreakdown?: DiskBreakdown | null
   /** null until the image collector has run once */
   images: ImageFacts[] | null
   docker: { reachable: boolean; reason?: string; rootDir?: string; version?: string }

@@ -1,6 +1,7 @@
 // The agent's /v1/status body, built from the snapshot and the last job events.
 import type { AgentEvent, EventBus, EventMap } from './events.js'
 import type { FailingComponent } from './lifecycle.js'
+import type { DiskBreakdown } from '../inventory/disk-breakdown.js'
 import { summarizeImages, type HostSnapshot, type ImageSummary } from './snapshot.js'
 
 export type AgentStatus = {
@@ -11,6 +12,8 @@ export type AgentStatus = {
   gpu: HostSnapshot['gpu']
   nvidiaRuntime: HostSnapshot['nvidiaRuntime'] | null
   disk: HostSnapshot['disk']
+  /** null until the slow disk breakdown has run */
+  diskBreakdown: DiskBreakdown | null
   images: ImageSummary | null
   collectors: HostSnapshot['collectors']
   lastPrune: LastJob<'prune.finished'> | null
@@ -53,6 +56,7 @@ export function buildStatus(args: {
     gpu: s.gpu,
     nvidiaRuntime: s.nvidiaRuntime ?? null,
     disk: s.disk,
+    diskBreakdown: s.diskBreakdown ?? null,
     images: s.images ? summarizeImages(s.images) : null,
     collectors: s.collectors,
     lastPrune: args.history.lastPrune,

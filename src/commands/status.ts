@@ -80,6 +80,19 @@ export function formatStatus(s: AgentStatus): string {
   } else {
     lines.push('images     not listed yet')
   }
+  const b = s.diskBreakdown
+  if (b) {
+    const k = b.bytes
+    lines.push(
+      `docker df  images ${bytes(b.imagesBytes)} (unique ${bytes(k.images_unique)}) · containers ` +
+        `${bytes(k.containers_running)} running, ${bytes(k.containers_stopped)} stopped · logs ${bytes(k.logs)}`,
+    )
+    lines.push(
+      `           build cache ${bytes(k.build_cache)} · volumes ${bytes(k.volumes_in_use)} in use, ` +
+        `${bytes(k.volumes_dangling)} dangling · measured ${b.takenAt} in ${b.durationSeconds.toFixed(1)} s`,
+    )
+    for (const l of b.topLogs.slice(0, 3)) lines.push(`  log      ${bytes(l.logBytes)} ${l.name} (${l.state})`)
+  }
   lines.push(`last prune    ${jobLine(s.lastPrune)}`)
   lines.push(`last prewarm  ${jobLine(s.lastPrewarm)}`)
   const link = s.coordinator.connected ? 'connected' : 'disconnected'

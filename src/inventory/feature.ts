@@ -8,6 +8,7 @@ import type { AgentConfig } from '../config.js'
 import type { Component } from '../agent/lifecycle.js'
 import { CollectorLoop, type Collector } from '../agent/collector.js'
 import { DiskCollector } from './disk.js'
+import { DiskBreakdownCollector } from './disk-breakdown.js'
 import { createRuntime } from '../runtime/create.js'
 import { RuntimeEventStream } from '../runtime/event-stream.js'
 import { RuntimeHealthLoop } from '../runtime/health.js'
@@ -35,6 +36,14 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
   const disk = new DiskCollector(config.disk.path, runtime, store)
   const imageLoop = new CollectorLoop(images, config.docker.refreshIntervalSeconds * 1000, store, log, ctx.now)
   const diskLoop = new CollectorLoop(disk, config.disk.checkIntervalSeconds * 1000, store, log, ctx.now)
+  // Not among the collectors readiness waits for: it is slow, and nothing else depends on it.
+  const breakdown = new DiskBreakdownCollector(runtime, store, {
+    topLogs: config.disk.breakdownTopLogs,
+    now: ctx.now,
+    log,
+  })
+  const breakdownMs = config.disk.breakdownIntervalSeconds * 1000
+  const breakdownLoop = new CollectorLoop(breakdown, breakdownMs, store, log, ctx.now)
 
   let coalesce: NodeJS.Timeout | null = null
   const refreshSoon = () => {
@@ -62,6 +71,16 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
     status: 200,
     body: { takenAt: store.get().takenAt, images: store.get().images },
   }))
+  // On demand: measured now (a run in flight is joined), then answered.
+  ctx.http.post('/v1/disk/breakdown', async () => {
+    await breakdownLoop.refresh()
+    const s = store.get()
+    const status = s.collectors[breakdown.name]
+    if (!status?.success) {
+      return { status: 503, body: { error: `disk breakdown failed: ${status?.error ?? 'not measured'}` } }
+    }
+    return { status: 200, body: s.diskBreakdown }
+  })
   const stopCoalescing: Component = {
     name: 'inventory-refresh',
     start: async () => {},
@@ -71,7 +90,15 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
   }
   const health = new RuntimeHealthLoop(runtime, config.docker.pingIntervalSeconds * 1000, log)
   // Stopped in reverse: health and events first, then the loops, then the usage file is flushed.
-  const components = [usage, loopComponent(diskLoop), loopComponent(imageLoop), stopCoalescing, events, health]
+  const components = [
+    usage,
+    loopComponent(diskLoop),
+    loopComponent(imageLoop),
+    loopComponent(breakdownLoop),
+    stopCoalescing,
+    events,
+    health,
+  ]
   return { components, collectors: INVENTORY_COLLECTORS }
 }
 

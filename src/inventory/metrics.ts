@@ -1,6 +1,7 @@
 // Disk and image series, rendered from the snapshot at scrape time.
 import { Gauge } from 'prom-client'
 import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../agent/metric-parts.js'
+import { DISK_KINDS } from './disk-breakdown.js'
 import { imageState, type HostSnapshot, type ImageState } from '../agent/snapshot.js'
 
 const IMAGE_STATES: ImageState[] = ['in_use', 'unused', 'dangling']
@@ -38,4 +39,16 @@ export function registerDiskAndImageMetrics(src: MetricsSources, reg: Registries
     })
   byState('docker_images', 'images by state', () => 1)
   byState('docker_images_size_bytes', 'image bytes by state (shared layers counted in every image)', (size) => size)
+
+  new Gauge({
+    name: `${P}docker_disk_bytes`,
+    help: 'bytes under the container runtime root by kind, from its own accounting on the slow breakdown interval',
+    labelNames: ['kind'],
+    registers: reg,
+    collect() {
+      this.reset()
+      const b = src.snapshot().diskBreakdown
+      if (b) for (const kind of DISK_KINDS) this.set({ kind }, b.bytes[kind])
+    },
+  })
 }

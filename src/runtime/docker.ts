@@ -6,6 +6,7 @@ import type { AgentConfig } from '../config.js'
 import type { RegistryTrust } from '../registry/insecure.js'
 import { DockerConnection, isConnectionError } from './docker-connection.js'
 import { openDockerEvents } from './docker-events.js'
+import { dockerDiskUsage } from './docker-disk.js'
 import { dockerPull, PullProgressTracker } from './pull.js'
 import { RemovalJournal } from './removal-journal.js'
 import { messageOf, removeImage, restoreInterrupted, statusOf } from './remove-image.js'
@@ -18,6 +19,7 @@ import {
   type RemoveHooks,
   type RemoveOutcome,
   type RuntimeContainer,
+  type RuntimeDiskUsage,
   type RuntimeEventHandlers,
   type RuntimeHealth,
   type RuntimeImage,
@@ -212,6 +214,10 @@ export class DockerRuntime implements ContainerRuntime {
         (df.Images ?? []).filter((i) => typeof i.SharedSize === 'number').map((i) => [i.Id, i.SharedSize!]),
       )
     })
+  }
+
+  async diskUsage(): Promise<RuntimeDiskUsage> {
+    return this.call((docker) => dockerDiskUsage(docker))
   }
 
   async pruneBuildCache(): Promise<{ reclaimedBytes: number }> {

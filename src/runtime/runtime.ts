@@ -77,6 +77,25 @@ export interface PullRequest {
   onProgress(p: PullProgress): void
 }
 
+/** what the runtime's own disk accounting says (Docker: /system/df), in bytes */
+export interface RuntimeDiskUsage {
+  /** every layer once: what `docker system df` prints as the images' size */
+  imagesBytes: number
+  images: { id: string; sizeBytes: number; sharedSizeBytes: number; containers: number }[]
+  containers: {
+    id: string
+    name: string
+    state: string
+    /** the writable layer */
+    sizeRwBytes: number
+    /** the container's own log file; null when its log driver keeps none here or it is gone */
+    logBytes: number | null
+  }[]
+  /** build cache records not shared with images */
+  buildCacheBytes: number
+  volumes: { name: string; sizeBytes: number; refCount: number }[]
+}
+
 /** whether the runtime answers, and what it last said about itself */
 export interface RuntimeHealth {
   reachable: boolean
@@ -126,6 +145,11 @@ export interface ContainerRuntime {
   ociRuntimes?(): Promise<{ names: string[]; defaultRuntime: string | null }>
   /** bytes shared with other images, by image id, from the runtime's own disk accounting */
   sharedSizes(): Promise<Map<string, number>>
+  /**
+   * images, writable layers, logs, build cache and volumes; walks every layer, so it is slow on a
+   * big host: called on its own slow interval or on demand, never on a scrape
+   */
+  diskUsage(): Promise<RuntimeDiskUsage>
   /** removes unused build cache; the bytes it gave back */
   pruneBuildCache(): Promise<{ reclaimedBytes: number }>
   /** puts back the names a removal interrupted by a crash took off; returns what was restored */

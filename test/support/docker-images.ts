@@ -12,11 +12,36 @@ import type { ImageFacts } from '../../src/agent/snapshot.js'
 
 const MiB = 1024 * 1024
 
-/** the sleep binary and the shared libraries it loads, as ldd lists them */
-function sleepFiles(): string[] {
-  const out = execFileSync('ldd', ['/bin/sleep'], { encoding: 'utf8' })
+/** a binary and the shared libraries it loads, as ldd lists them */
+function binaryFiles(binary: string): string[] {
+  const out = execFileSync('ldd', [binary], { encoding: 'utf8' })
   const libs = [...out.matchAll(/(\/\S+)/g)].map((m) => m[1])
-  return ['/bin/sleep', ...new Set(libs)]
+  return [binary, ...new Set(libs)]
+}
+
+const sleepFiles = () => binaryFiles('/bin/sleep')
+
+/**
+ * An image whose container prints `text` to stdout with a real `cat` and exits: its json-file log
+ * then holds exactly that text, line by line.
+ */
+export function makeLoggingImage(dockerd: PrivateDockerd, ref: string, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-log-'))
+  try {
+    const root = join(dir, 'root')
+    for (const file of binaryFiles('/bin/cat')) {
+      mkdirSync(join(root, dirname(file)), { recursive: true })
+      copyFileSync(file, join(root, file))
+    }
+    mkdirSync(join(root, 'data'), { recursive: true })
+    writeFileSync(join(root, 'data', 'log.txt'), text)
+    const tar = join(dir, 'layer.tar')
+    execFileSync('tar', ['-C', root, '-cf', tar, '.'])
+    const entrypoint = '["/bin/cat", "/data/log.txt"]'
+    return dockerd.docker(['import', '--change', `ENTRYPOINT ${entrypoint}`, tar, ref]).trim()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 /** an image whose `sleep` runs: `docker run IMAGE 3600` stays up, `docker run IMAGE 0` exits */

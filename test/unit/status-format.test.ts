@@ -17,6 +17,7 @@ const status: AgentStatus = {
     availBytes: 0.14 * 1024 ** 4,
     usedPercent: 86,
   },
+  diskBreakdown: null,
   images: {
     count: 3,
     inUse: 1,
@@ -52,6 +53,39 @@ t.test('a person-readable summary', async (t) => {
     formatStatus({ ...status, failingComponents: failing }),
     'component coordinator-link not started (2 tries): outbox locked; next try 2026-11-23T12:00:04.000Z',
   )
+})
+
+t.test('the disk breakdown, when measured', async (t) => {
+  t.notMatch(formatStatus(status), 'docker df')
+  const GB = 1024 ** 3
+  const text = formatStatus({
+    ...status,
+    diskBreakdown: {
+      takenAt: '2026-11-23T11:00:00.000Z',
+      durationSeconds: 3.25,
+      imagesBytes: 40 * GB,
+      bytes: {
+        images_unique: 30 * GB,
+        images_shared: 10 * GB,
+        containers_running: GB,
+        containers_stopped: 5 * GB,
+        logs: 12 * GB,
+        build_cache: 0,
+        volumes_in_use: 2 * GB,
+        volumes_dangling: 3 * GB,
+      },
+      topLogs: [{ id: 'c1', name: 'trainer', state: 'running', logBytes: 11 * GB }],
+    },
+  })
+  t.match(
+    text,
+    /docker df +images 40\.0 GiB \(unique 30\.0 GiB\) · containers 1\.0 GiB running, 5\.0 GiB stopped · logs 12\.0 GiB/,
+  )
+  t.match(
+    text,
+    /build cache 0 B · volumes 2\.0 GiB in use, 3\.0 GiB dangling · measured 2026-11-23T11:00:00\.000Z in 3\.3 s/,
+  )
+  t.match(text, /log +11\.0 GiB trainer \(running\)/)
 })
 
 t.test('the agent URL from listen', async (t) => {

@@ -1,0 +1,102 @@
+// Where the space under Docker's root went: images (unique and shared), containers' writable layers
+// (running and stopped), container logs, build cache, volumes (in use and dangling). The runtime's
+// accounting walks every layer, so this runs on its own slow interval (disk.breakdownIntervalSeconds)
+// and on demand (POST /v1/disk/breakdown), never on a scrape.
+import type { Logger } from 'pino'
+import type { Collector } from '../agent/collector.js'
+import type { Clock } from '../agent/clock.js'
+import type { SnapshotStore } from '../agent/snapshot.js'
+import type { ContainerRuntime, RuntimeDiskUsage } from '../runtime/runtime.js'
+
+export const DISK_KINDS = [
+  'images_unique',
+  'images_shared',
+  'containers_running',
+  'containers_stopped',
+  'logs',
+  'build_cache',
+  'volumes_in_use',
+  'volumes_dangling',
+] as const
+export type DiskKind = (typeof DISK_KINDS)[number]
+
+export interface ContainerLog {
+  id: string
+  name: string
+  state: string
+  logBytes: number
+}
+
+export interface DiskBreakdown {
+  /** when the runtime was asked (ISO) */
+  takenAt: string
+  /** how long the runtime's accounting took */
+  durationSeconds: number
+  bytes: Record<DiskKind, number>
+  /** every image layer once (`docker system df`'s images size): images_unique + images_shared */
+  imagesBytes: number
+  /** the containers with the largest logs, largest first */
+  topLogs: ContainerLog[]
+}
+
+/**
+ * Pure: the runtime's accounting by kind. A layer shared by several images is in images_shared once;
+ * what only one image holds is in images_unique. A container in any state but running (exited,
+ * created, dead, paused) keeps its writable layer on disk: containers_stopped.
+ */
+export function breakdownOf(
+  usage: RuntimeDiskUsage,
+  opts: { takenAt: string; durationSeconds: number; topLogs: number },
+): DiskBreakdown {
+  const sum = <T>(items: T[], pick: (x: T) => number) => items.reduce((s, x) => s + pick(x), 0)
+  const unique = sum(usage.images, (i) => Math.max(0, i.sizeBytes - i.sharedSizeBytes))
+  const running = usage.containers.filter((c) => c.state === 'running')
+  const stopped = usage.containers.filter((c) => c.state !== 'running')
+  const logs = usage.containers
+    .filter((c) => c.logBytes !== null)
+    .map((c) => ({ id: c.id, name: c.name, state: c.state, logBytes: c.logBytes as number }))
+    .sort((a, b) => b.logBytes - a.logBytes || a.name.localeCompare(b.name))
+  return {
+    takenAt: opts.takenAt,
+    durationSeconds: opts.durationSeconds,
+    imagesBytes: usage.imagesBytes,
+    bytes: {
+      images_unique: unique,
+      images_shared: Math.max(0, usage.imagesBytes - unique),
+      containers_running: sum(running, (c) => c.sizeRwBytes),
+      containers_stopped: sum(stopped, (c) => c.sizeRwBytes),
+      logs: sum(logs, (c) => c.logBytes),
+      build_cache: usage.buildCacheBytes,
+      volumes_in_use: sum(
+        usage.volumes.filter((v) => v.refCount > 0),
+        (v) => v.sizeBytes,
+      ),
+      volumes_dangling: sum(
+        usage.volumes.filter((v) => v.refCount === 0),
+        (v) => v.sizeBytes,
+      ),
+    },
+    topLogs: logs.slice(0, opts.topLogs),
+  }
+}
+
+export class DiskBreakdownCollector implements Collector {
+  readonly name = 'disk-breakdown'
+
+  constructor(
+    private readonly runtime: ContainerRuntime,
+    private readonly store: SnapshotStore,
+    private readonly opts: { topLogs: number; now: Clock; log: Logger },
+  ) {}
+
+  async collect(): Promise<void> {
+    const takenAt = this.opts.now().toISOString()
+    const started = process.hrtime.bigint()
+    const usage = await this.runtime.diskUsage()
+    const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9
+    const breakdown = breakdownOf(usage, { takenAt, durationSeconds, topLogs: this.opts.topLogs })
+    // The cost of the runtime's accounting on this host, so an operator can size the interval.
+    this.opts.log.info({ durationSeconds, bytes: breakdown.bytes }, 'disk breakdown measured')
+    this.store.set('diskBreakdown', breakdown)
+  }
+}
