@@ -95,6 +95,17 @@ export const agentConfigSchema = z
         keepPerRepository: z.number().int().min(0).default(0),
         schedule: cronOrNull.default('0 3 * * 0'),
         buildCache: z.boolean().default(false),
+        /** stopped containers keep their image (and their writable layer and log) alive */
+        containers: z
+          .strictObject({
+            /** exited containers finished longer ago than this are removed before images are planned; null: off */
+            exitedOlderThanSeconds: z.number().min(0).nullable().default(null),
+            /** the newest N exited containers of each image stay whatever their age */
+            keepPerImage: z.number().int().min(0).default(0),
+            /** a container with one of these labels (`key` or `key=value`) is never removed */
+            protectLabels: z.array(z.string().min(1)).default(['gpuhost.keep']),
+          })
+          .prefault({}),
       })
       .prefault({}),
     prewarm: z

@@ -29,6 +29,7 @@ export function formatPruneReport(r: PruneReport): string {
     lines.push(`disk ${path}: ${used}; target ${r.targetPercent} %: need ${formatBytes(r.needBytes)}`)
   }
   if (r.error) lines.push(`prune could not run: ${r.error}`)
+  lines.push(...formatContainers(r))
   if (r.plan.length > 0) {
     const expected = formatBytes(r.plan.reduce((s, p) => s + p.expectedFreedBytes, 0))
     lines.push(`${r.dryRun ? 'would remove' : 'plan'} (${r.plan.length} images, ${expected} expected):`)
@@ -64,8 +65,33 @@ export function formatPruneReport(r: PruneReport): string {
   if (!r.dryRun && r.after && !r.error) {
     const freed = `freed ${formatBytes(r.freedBytes)} of ${formatBytes(r.needBytes)} needed`
     lines.push(`${freed}; now ${r.after.usedPercent} % used${r.enough ? '' : ' — NOT ENOUGH'}`)
+    const k = r.freedBytesByKind
+    lines.push(
+      `  by kind: containers ${formatBytes(k.containers)}, images ${formatBytes(k.images)}, ` +
+        `build cache ${formatBytes(k.buildCache)}`,
+    )
   } else if (r.dryRun && r.needBytes > 0) {
     lines.push(r.enough ? 'the plan is expected to be enough' : 'the plan is NOT expected to be enough')
   }
   return lines.join('\n') + '\n'
+}
+
+/** the exited containers rule: what it removes (or would), and what it keeps and why */
+function formatContainers(r: PruneReport): string[] {
+  const c = r.containers
+  if (!c) return []
+  const lines: string[] = []
+  const listed = r.dryRun ? c.plan : c.removed
+  const frees = listed.reduce((s, x) => s + x.sizeRwBytes + x.logBytes, 0)
+  lines.push(`${r.dryRun ? 'would remove' : 'removed'} ${listed.length} exited containers (${formatBytes(frees)}):`)
+  if (listed.length > 0)
+    lines.push(
+      ...table([
+        ['ID', 'NAME', 'LAYER', 'LOG', 'REASON'],
+        ...listed.map((x) => [short(x.id), x.name, formatBytes(x.sizeRwBytes), formatBytes(x.logBytes), x.reason]),
+      ]),
+    )
+  for (const s of c.skipped) lines.push(`container not removed ${short(s.id)} (${s.name}): ${s.reason}`)
+  for (const k of c.kept) lines.push(`container kept ${short(k.id)} (${k.name}): ${k.reason}`)
+  return lines
 }

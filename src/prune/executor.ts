@@ -11,6 +11,7 @@ import type { ImageFacts } from '../agent/snapshot.js'
 import type { DiskReading } from '../inventory/disk.js'
 import { bytesToFree, isBeingPulled, planPrune, pullSet, type KeptItem, type PlanItem, type PrunePlan } from './plan.js'
 import { RuntimeUnavailableError, type ContainerRuntime } from '../runtime/runtime.js'
+import { planContainerRemovals, type ContainerKeptItem, type ContainerPlanItem } from './containers-plan.js'
 
 export type PruneResult = 'ok' | 'nothing_to_do' | 'not_enough' | 'error'
 
@@ -45,7 +46,17 @@ export interface PruneReport {
   failed: SkippedItem[]
   kept: KeptItem[]
   buildCache: { prunedBytes: number } | { error: string } | null
+  /** exited containers (prune.containers): planned, removed, and kept with why; null when the rule is off */
+  containers: {
+    plan: ContainerPlanItem[]
+    removed: ContainerPlanItem[]
+    skipped: (ContainerPlanItem & { outcome: string })[]
+    kept: ContainerKeptItem[]
+  } | null
+  /** measured on the filesystem, from before the first removal to after the last */
   freedBytes: number
+  /** what each kind gave back by the runtime's own sizes (containers: writable layer and log) */
+  freedBytesByKind: { containers: number; images: number; buildCache: number }
   after: DiskReading | null
   enough: boolean
   startedAt: string
@@ -108,7 +119,9 @@ export async function runPrune(
     failed: [],
     kept: [],
     buildCache: null,
+    containers: null,
     freedBytes: 0,
+    freedBytesByKind: { containers: 0, images: 0, buildCache: 0 },
     after: null,
     enough: false,
     startedAt: started.toISOString(),
@@ -140,9 +153,15 @@ async function execute(
   const diskPath = inputs.diskPath
   // Under the prune lock, so no other prune's removal is in flight: names a crash left off go back first.
   if (!req.dryRun) await recoverInterrupted(deps)
-  const images = await withSharedSizes(deps, inputs.images)
-  const before = await deps.measure(diskPath)
-  report.before = before
+  const initial = await deps.measure(diskPath)
+  report.before = initial
+  // Exited containers go first: the images they held become eligible for the plan below.
+  const gone = await pruneContainers(deps, req, report)
+  const withoutGone = inputs.images.map((i) =>
+    i.containers.some((c) => gone.has(c.id)) ? { ...i, containers: i.containers.filter((c) => !gone.has(c.id)) } : i,
+  )
+  const images = await withSharedSizes(deps, withoutGone)
+  const before = gone.size > 0 && !req.dryRun ? await deps.measure(diskPath) : initial
   const plan = planPrune({
     disk: before,
     images,
@@ -183,9 +202,16 @@ async function execute(
     now = await deps.measure(diskPath)
   }
   report.after = await deps.measure(diskPath)
-  report.freedBytes = Math.max(0, before.usedBytes - report.after.usedBytes)
+  report.freedBytes = Math.max(0, initial.usedBytes - report.after.usedBytes)
+  report.freedBytesByKind = {
+    containers: (report.containers?.removed ?? []).reduce((sum, c) => sum + c.sizeRwBytes + c.logBytes, 0),
+    images: report.removed.reduce((sum, i) => sum + i.expectedFreedBytes, 0),
+    buildCache: report.buildCache && 'prunedBytes' in report.buildCache ? report.buildCache.prunedBytes : 0,
+  }
   report.enough = bytesToFree(report.after, report.targetPercent) === 0
-  report.result = plan.needBytes === 0 ? 'nothing_to_do' : report.enough ? 'ok' : 'not_enough'
+  const removedContainers = (report.containers?.removed.length ?? 0) > 0
+  report.result =
+    plan.needBytes === 0 ? (removedContainers ? 'ok' : 'nothing_to_do') : report.enough ? 'ok' : 'not_enough'
   if (report.result === 'not_enough') {
     deps.log.error(
       {
@@ -202,6 +228,52 @@ async function execute(
         'or could not be removed',
     )
   }
+}
+
+/**
+ * Plans the exited containers to remove (prune.containers) and, in a real run, removes them, each
+ * with an audit line that says what its writable layer and log held. Returns the ids gone (in a dry
+ * run: those that would go), so the image plan sees the images they held as unused.
+ */
+async function pruneContainers(deps: PruneDeps, req: PruneRequest, report: PruneReport): Promise<Set<string>> {
+  if (deps.policy.containers.exitedOlderThanSeconds === null) return new Set()
+  let usage
+  try {
+    usage = await deps.runtime.diskUsage()
+  } catch (err) {
+    if (err instanceof RuntimeUnavailableError) throw err
+    deps.log.warn({ err: messageOf(err) }, 'prune: cannot list containers with their sizes; no container removed')
+    return new Set()
+  }
+  const plan = planContainerRemovals({ containers: usage.containers, policy: deps.policy.containers, now: deps.now() })
+  report.containers = { plan: plan.remove, removed: [], skipped: [], kept: plan.kept }
+  if (req.dryRun) return new Set(plan.remove.map((c) => c.id))
+  for (const item of plan.remove) {
+    if (deps.stopRequested?.()) break
+    const outcome = await deps.runtime.removeContainer(item.id).catch((err) => {
+      if (err instanceof RuntimeUnavailableError) throw err
+      return { outcome: 'failed' as const, reason: messageOf(err) }
+    })
+    const reason = outcome.outcome === 'removed' ? item.reason : outcome.reason
+    if (outcome.outcome === 'removed') report.containers.removed.push(item)
+    else report.containers.skipped.push({ ...item, outcome: outcome.outcome, reason })
+    deps.log[outcome.outcome === 'failed' ? 'warn' : 'info'](
+      {
+        audit: 'prune',
+        kind: 'container',
+        outcome: outcome.outcome,
+        id: item.id,
+        name: item.name,
+        imageId: item.imageId,
+        sizeRwBytes: item.sizeRwBytes,
+        logBytes: item.logBytes,
+        reason,
+        trigger: req.trigger,
+      },
+      `prune: ${outcome.outcome} container ${item.name}`,
+    )
+  }
+  return new Set(report.containers.removed.map((c) => c.id))
 }
 
 async function withSharedSizes(deps: PruneDeps, images: ImageFacts[]): Promise<ImageFacts[]> {

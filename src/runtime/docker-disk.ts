@@ -9,7 +9,16 @@ import { statusOf } from './remove-image.js'
 interface DfAnswer {
   LayersSize?: number
   Images?: { Id: string; Size: number; SharedSize?: number; Containers?: number }[] | null
-  Containers?: { Id: string; Names?: string[] | null; State: string; SizeRw?: number }[] | null
+  Containers?:
+    | {
+        Id: string
+        Names?: string[] | null
+        State: string
+        SizeRw?: number
+        ImageID?: string
+        Labels?: Record<string, string> | null
+      }[]
+    | null
   Volumes?: { Name: string; UsageData?: { Size?: number; RefCount?: number } | null }[] | null
   BuildCache?: { Size?: number; Shared?: boolean }[] | null
 }
@@ -17,8 +26,14 @@ interface DfAnswer {
 /** inspections in flight at once: enough to be quick, few enough to leave dockerd room */
 const INSPECT_CONCURRENCY = 8
 
-/** Pure: /system/df's answer in the runtime's terms, with log sizes by container id. */
-export function toDiskUsage(df: DfAnswer, logBytes: ReadonlyMap<string, number | null>): RuntimeDiskUsage {
+/** what inspecting a container adds to /system/df: its log size and when it finished */
+export interface ContainerExtra {
+  logBytes: number | null
+  finishedAt: number | null
+}
+
+/** Pure: /system/df's answer in the runtime's terms, with log sizes and finish times by container id. */
+export function toDiskUsage(df: DfAnswer, extra: ReadonlyMap<string, ContainerExtra>): RuntimeDiskUsage {
   return {
     imagesBytes: df.LayersSize ?? 0,
     images: (df.Images ?? []).map((i) => ({
@@ -33,7 +48,10 @@ export function toDiskUsage(df: DfAnswer, logBytes: ReadonlyMap<string, number |
       name: (c.Names?.[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''),
       state: c.State,
       sizeRwBytes: Math.max(0, c.SizeRw ?? 0),
-      logBytes: logBytes.get(c.Id) ?? null,
+      logBytes: extra.get(c.Id)?.logBytes ?? null,
+      imageId: c.ImageID ?? '',
+      labels: c.Labels ?? {},
+      finishedAt: extra.get(c.Id)?.finishedAt ?? null,
     })),
     // As the docker CLI counts it: a record shared with an image is in the images' bytes already.
     buildCacheBytes: (df.BuildCache ?? []).filter((b) => !b.Shared).reduce((sum, b) => sum + (b.Size ?? 0), 0),
@@ -49,29 +67,32 @@ export function toDiskUsage(df: DfAnswer, logBytes: ReadonlyMap<string, number |
 export async function dockerDiskUsage(docker: Docker): Promise<RuntimeDiskUsage> {
   const df = (await docker.df()) as DfAnswer
   const ids = (df.Containers ?? []).map((c) => c.Id)
-  const logs = new Map<string, number | null>()
+  const extra = new Map<string, ContainerExtra>()
   for (let i = 0; i < ids.length; i += INSPECT_CONCURRENCY) {
     const batch = ids.slice(i, i + INSPECT_CONCURRENCY)
-    const sizes = await Promise.all(batch.map((id) => logSize(docker, id)))
-    batch.forEach((id, n) => logs.set(id, sizes[n]))
+    const found = await Promise.all(batch.map((id) => inspectExtra(docker, id)))
+    batch.forEach((id, n) => extra.set(id, found[n]))
   }
-  return toDiskUsage(df, logs)
+  return toDiskUsage(df, extra)
 }
 
-/** the size of the container's log file; null when it has none (a driver that ships logs away) or is gone */
-async function logSize(docker: Docker, id: string): Promise<number | null> {
-  let path: string | undefined
+/** the container's log size (null: none, a driver that ships logs away, or gone) and finish time */
+async function inspectExtra(docker: Docker, id: string): Promise<ContainerExtra> {
+  let info: { LogPath?: string; State?: { FinishedAt?: string; Running?: boolean } }
   try {
-    path = ((await docker.getContainer(id).inspect()) as { LogPath?: string }).LogPath
+    info = await docker.getContainer(id).inspect()
   } catch (err) {
-    if (statusOf(err) === 404) return null
+    if (statusOf(err) === 404) return { logBytes: null, finishedAt: null }
     throw err
   }
-  if (!path) return null
+  // Docker says 0001-01-01T00:00:00Z for a container that never finished.
+  const finished = info.State?.Running ? NaN : Date.parse(info.State?.FinishedAt ?? '')
+  const finishedAt = Number.isFinite(finished) && finished > 0 ? Math.floor(finished / 1000) : null
+  if (!info.LogPath) return { logBytes: null, finishedAt }
   try {
-    return (await stat(path)).size
+    return { logBytes: (await stat(info.LogPath)).size, finishedAt }
   } catch {
     // Not written yet, removed meanwhile, or not on this filesystem (a remote daemon).
-    return null
+    return { logBytes: null, finishedAt }
   }
 }

@@ -220,6 +220,22 @@ export class DockerRuntime implements ContainerRuntime {
     return this.call((docker) => dockerDiskUsage(docker))
   }
 
+  async removeContainer(id: string): Promise<RemoveOutcome> {
+    return this.call(async (docker) => {
+      try {
+        // Never forced, and its volumes stay: Docker refuses a running container (409).
+        await docker.getContainer(id).remove({ force: false, v: false })
+        return { outcome: 'removed' as const }
+      } catch (err) {
+        const status = statusOf(err)
+        if (status === 404) return { outcome: 'skipped' as const, reason: 'gone already' }
+        if (status === 409) return { outcome: 'skipped' as const, reason: messageOf(err) }
+        if (isConnectionError(err)) throw err
+        return { outcome: 'failed' as const, reason: messageOf(err) }
+      }
+    })
+  }
+
   async pruneBuildCache(): Promise<{ reclaimedBytes: number }> {
     return this.call(async (docker) => ({ reclaimedBytes: (await docker.pruneBuilder()).SpaceReclaimed ?? 0 }))
   }

@@ -90,6 +90,10 @@ export interface RuntimeDiskUsage {
     sizeRwBytes: number
     /** the container's own log file; null when its log driver keeps none here or it is gone */
     logBytes: number | null
+    imageId: string
+    labels: Record<string, string>
+    /** when it last finished, unix seconds; null when it never ran or is running */
+    finishedAt: number | null
   }[]
   /** build cache records not shared with images */
   buildCacheBytes: number
@@ -150,6 +154,8 @@ export interface ContainerRuntime {
    * big host: called on its own slow interval or on demand, never on a scrape
    */
   diskUsage(): Promise<RuntimeDiskUsage>
+  /** removes a stopped container and its writable layer; never forced: a running one is `skipped` */
+  removeContainer(id: string): Promise<RemoveOutcome>
   /** removes unused build cache; the bytes it gave back */
   pruneBuildCache(): Promise<{ reclaimedBytes: number }>
   /** puts back the names a removal interrupted by a crash took off; returns what was restored */

@@ -29,9 +29,9 @@ t.test('kinds from a /system/df answer and log sizes', async (t) => {
       ],
     },
     new Map([
-      ['r1', 300],
-      ['e1', 900],
-      ['c1', null],
+      ['r1', { logBytes: 300, finishedAt: null }],
+      ['e1', { logBytes: 900, finishedAt: 1700000000 }],
+      ['c1', { logBytes: null, finishedAt: null }],
     ]),
   )
   const b = breakdownOf(usage, { takenAt: '2026-01-01T00:00:00.000Z', durationSeconds: 2, topLogs: 1 })
