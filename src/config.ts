@@ -95,6 +95,15 @@ export const agentConfigSchema = z
         keepPerRepository: z.number().int().min(0).default(0),
         schedule: cronOrNull.default('0 3 * * 0'),
         buildCache: z.boolean().default(false),
+        /** images unused (last used, or first seen when never used) longer than this go on every run,
+         * whatever the usage, behind every other guard; null: off */
+        maxUnusedSeconds: z.number().positive().nullable().default(null),
+        /** globs on references: what the age rule may take (empty: every image) */
+        include: z.array(z.string().min(1)).default([]),
+        /** globs on references the age rule never takes */
+        exclude: z.array(z.string().min(1)).default([]),
+        /** "include": the threshold, too, takes only images in that scope */
+        thresholdScope: z.enum(['all', 'include']).default('all'),
         /** stopped containers keep their image (and their writable layer and log) alive */
         containers: z
           .strictObject({

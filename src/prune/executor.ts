@@ -175,7 +175,9 @@ async function execute(
   if (req.dryRun) {
     report.after = before
     report.enough = plan.expectedEnough
-    report.result = plan.needBytes === 0 ? 'nothing_to_do' : plan.expectedEnough ? 'ok' : 'not_enough'
+    const anything = plan.plan.length > 0 || (report.containers?.plan.length ?? 0) > 0
+    report.result =
+      plan.needBytes === 0 ? (anything ? 'ok' : 'nothing_to_do') : plan.expectedEnough ? 'ok' : 'not_enough'
     return
   }
   await hooks.beforeExecute?.(plan)
@@ -185,8 +187,9 @@ async function execute(
     now = await pruneBuildCache(deps, report, diskPath, now)
   // The plan first, then the spare images while the measured disk is still above the target:
   // the estimate is not the judge, the filesystem is.
+  // The age rule's images come first and go whatever the usage.
   for (const item of [...plan.plan, ...plan.spare]) {
-    if (bytesToFree(now, report.targetPercent) === 0) break
+    if (item.rule !== 'max_unused' && bytesToFree(now, report.targetPercent) === 0) break
     if (!report.plan.includes(item)) {
       report.plan = [...report.plan, item]
       report.kept = report.kept.filter((k) => k.id !== item.id)
@@ -209,9 +212,9 @@ async function execute(
     buildCache: report.buildCache && 'prunedBytes' in report.buildCache ? report.buildCache.prunedBytes : 0,
   }
   report.enough = bytesToFree(report.after, report.targetPercent) === 0
-  const removedContainers = (report.containers?.removed.length ?? 0) > 0
-  report.result =
-    plan.needBytes === 0 ? (removedContainers ? 'ok' : 'nothing_to_do') : report.enough ? 'ok' : 'not_enough'
+  const removedOther =
+    (report.containers?.removed.length ?? 0) > 0 || report.removed.some((p) => p.rule === 'max_unused')
+  report.result = plan.needBytes === 0 ? (removedOther ? 'ok' : 'nothing_to_do') : report.enough ? 'ok' : 'not_enough'
   if (report.result === 'not_enough') {
     deps.log.error(
       {
@@ -337,7 +340,7 @@ async function removeOne(
     trigger: req.trigger,
   }
   deps.log[outcome.outcome === 'failed' ? 'warn' : 'info'](
-    { audit: 'prune', ...entry },
+    { audit: 'prune', rule: item.rule, ...entry },
     `prune: ${outcome.outcome} ${item.refs.join(', ') || item.id}`,
   )
   deps.bus.publish('prune.image', { ...entry, dryRun: false })

@@ -15,6 +15,12 @@
 //      created, the build time, which is what "newest version" means; ties by firstSeen).
 // Order of the rest: dangling first, then least recently used; never used counts as the oldest
 // use; ties by firstSeen, then id, so the order is total and repeatable.
+//
+// Two rules beside the threshold, both behind every guard above:
+//   - the age rule (maxUnusedSeconds): an image unused (last used, or first seen when never used)
+//     for longer is planned whatever the disk usage, first;
+//   - the scope (include/exclude globs on references): the age rule only takes images in scope;
+//     the threshold takes every eligible image unless thresholdScope is "include".
 import { usedBytesAtPercent } from '../inventory/used-percent.js'
 import { qualifiedRef } from '../registry/reference.js'
 import picomatch from 'picomatch'
@@ -25,6 +31,13 @@ export interface PrunePolicy {
   minAgeSeconds: number
   protect: string[]
   keepPerRepository: number
+  /** images unused for longer than this are planned whatever the disk usage; null or absent: off */
+  maxUnusedSeconds?: number | null
+  /** globs on references: the images the age rule (and, with thresholdScope "include", the threshold) may take */
+  include?: string[]
+  /** globs on references taken out of that scope */
+  exclude?: string[]
+  thresholdScope?: 'all' | 'include'
 }
 
 export interface PlanInput {
@@ -47,6 +60,8 @@ export interface PlanItem {
   lastUsed: string | null
   firstSeen: string
   dangling: boolean
+  /** which rule planned it: the threshold (least recently used to the target) or the age rule */
+  rule: 'threshold' | 'max_unused'
   reason: string
 }
 
@@ -77,6 +92,7 @@ export interface PrunePlan {
 export const KEPT = {
   inUse: 'in use by a container',
   pullInFlight: 'a pull in flight is writing it',
+  outOfScope: 'outside prune.include/prune.exclude (thresholdScope: include)',
   notNeeded: 'not needed: the target is reached without it',
 } as const
 
@@ -274,6 +290,27 @@ function planReason({ image, dangling }: Keyed): string {
     : `least recently used (never used, first seen ${image.firstSeen})`
 }
 
+/** true when the image is in the scope the include and exclude globs draw (no include: every image) */
+function scopeMatcher(include: string[], exclude: string[]): (image: ImageFacts) => boolean {
+  const inc = include.length > 0 ? protectMatcher(include) : null
+  const exc = exclude.length > 0 ? protectMatcher(exclude) : null
+  return (image) => (inc === null || inc(image) !== null) && (exc === null || exc(image) === null)
+}
+
+function itemOf(k: Keyed, rule: PlanItem['rule'], reason: string): PlanItem {
+  return {
+    id: k.image.id,
+    refs: k.refs,
+    sizeBytes: k.image.sizeBytes,
+    expectedFreedBytes: expectedFreedBytes(k.image),
+    lastUsed: k.image.lastUsed,
+    firstSeen: k.image.firstSeen,
+    dangling: k.dangling,
+    rule,
+    reason,
+  }
+}
+
 /** The pure planner. */
 export function planPrune(input: PlanInput): PrunePlan {
   const targetPercent = input.targetPercent ?? input.policy.lowPercent
@@ -300,19 +337,25 @@ export function planPrune(input: PlanInput): PrunePlan {
   const plan: PlanItem[] = []
   const spare: PlanItem[] = []
   let expected = 0
+  const inScope = scopeMatcher(input.policy.include ?? [], input.policy.exclude ?? [])
+  // The age rule first: what it takes goes whatever the usage, and counts toward the target.
+  const maxUnused = input.policy.maxUnusedSeconds ?? null
+  const rest: Keyed[] = []
   for (const k of candidates) {
+    const unusedSince = Number.isFinite(k.lastUsed) ? k.lastUsed : k.firstSeen
+    if (maxUnused !== null && inScope(k.image) && ctx.now - unusedSince > maxUnused * 1000) {
+      const since = k.image.lastUsed ? `last used ${k.image.lastUsed}` : `never used, first seen ${k.image.firstSeen}`
+      const item = itemOf(k, 'max_unused', `unused for more than maxUnusedSeconds ${maxUnused} (${since})`)
+      expected += item.expectedFreedBytes
+      plan.push(item)
+    } else if (input.policy.thresholdScope === 'include' && !inScope(k.image)) {
+      kept.push({ id: k.image.id, refs: k.refs, reason: KEPT.outOfScope })
+    } else rest.push(k)
+  }
+  for (const k of rest) {
+    const item = itemOf(k, 'threshold', planReason(k))
+    const freed = item.expectedFreedBytes
     const { image } = k
-    const freed = expectedFreedBytes(image)
-    const item: PlanItem = {
-      id: image.id,
-      refs: k.refs,
-      sizeBytes: image.sizeBytes,
-      expectedFreedBytes: freed,
-      lastUsed: image.lastUsed,
-      firstSeen: image.firstSeen,
-      dangling: k.dangling,
-      reason: planReason(k),
-    }
     if (expected >= needBytes) {
       kept.push({ id: image.id, refs: k.refs, reason: KEPT.notNeeded })
       if (needBytes > 0) spare.push(item)
