@@ -84,6 +84,8 @@ export const agentConfigSchema = z
         breakdownIntervalSeconds: seconds.default(3600),
         /** containers with the largest logs listed in /v1/status */
         breakdownTopLogs: z.number().int().min(0).max(100).default(10),
+        /** a container log larger than this raises a disk.log_large event; null: off */
+        logWarnBytes: z.number().int().positive().nullable().default(null),
       })
       .prefault({}),
     prune: z

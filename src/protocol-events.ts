@@ -87,6 +87,15 @@ export const eventPayloadSchemas = {
     highPercent: z.number(),
     mountpoint: z.string(),
   }),
+  /** a container's log grew past disk.logWarnBytes (once, until it is back under); gpuhost never truncates it */
+  'disk.log_large': z.object({
+    containerId: z.string(),
+    name: z.string(),
+    state: z.string(),
+    logBytes: z.number(),
+    logWarnBytes: z.number(),
+    advice: z.string(),
+  }),
   'compat.changed': z.object({
     id: z.string(),
     refs: z.array(z.string()),

@@ -37,7 +37,14 @@ export interface DiskBreakdown {
   imagesBytes: number
   /** the containers with the largest logs, largest first */
   topLogs: ContainerLog[]
+  /** every container whose log is over disk.logWarnBytes, largest first; empty when that is off */
+  largeLogs: ContainerLog[]
 }
+
+/** the Docker log options that would have capped a log: gpuhost never truncates a running container's log */
+export const LOG_CAP_ADVICE =
+  'cap it with --log-opt max-size=100m --log-opt max-file=3 on the container, ' +
+  'or "log-opts": {"max-size": "100m", "max-file": "3"} in /etc/docker/daemon.json for new containers'
 
 /**
  * Pure: the runtime's accounting by kind. A layer shared by several images is in images_shared once;
@@ -46,7 +53,7 @@ export interface DiskBreakdown {
  */
 export function breakdownOf(
   usage: RuntimeDiskUsage,
-  opts: { takenAt: string; durationSeconds: number; topLogs: number },
+  opts: { takenAt: string; durationSeconds: number; topLogs: number; logWarnBytes?: number | null },
 ): DiskBreakdown {
   const sum = <T>(items: T[], pick: (x: T) => number) => items.reduce((s, x) => s + pick(x), 0)
   const unique = sum(usage.images, (i) => Math.max(0, i.sizeBytes - i.sharedSizeBytes))
@@ -77,6 +84,7 @@ export function breakdownOf(
       ),
     },
     topLogs: logs.slice(0, opts.topLogs),
+    largeLogs: opts.logWarnBytes ? logs.filter((l) => l.logBytes > opts.logWarnBytes!) : [],
   }
 }
 
@@ -86,17 +94,36 @@ export class DiskBreakdownCollector implements Collector {
   constructor(
     private readonly runtime: ContainerRuntime,
     private readonly store: SnapshotStore,
-    private readonly opts: { topLogs: number; now: Clock; log: Logger },
+    private readonly opts: {
+      topLogs: number
+      now: Clock
+      log: Logger
+      logWarnBytes?: number | null
+      /** called with a log that crossed logWarnBytes: once, until it is back under */
+      onLargeLog?: (log: ContainerLog, logWarnBytes: number) => void
+    },
   ) {}
+
+  /** containers already warned about, so a log that stays large is announced once */
+  private readonly warned = new Set<string>()
 
   async collect(): Promise<void> {
     const takenAt = this.opts.now().toISOString()
     const started = process.hrtime.bigint()
     const usage = await this.runtime.diskUsage()
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9
-    const breakdown = breakdownOf(usage, { takenAt, durationSeconds, topLogs: this.opts.topLogs })
+    const { topLogs, logWarnBytes } = this.opts
+    const breakdown = breakdownOf(usage, { takenAt, durationSeconds, topLogs, logWarnBytes })
     // The cost of the runtime's accounting on this host, so an operator can size the interval.
     this.opts.log.info({ durationSeconds, bytes: breakdown.bytes }, 'disk breakdown measured')
     this.store.set('diskBreakdown', breakdown)
+    const large = new Set(breakdown.largeLogs.map((l) => l.id))
+    for (const l of breakdown.largeLogs) {
+      if (this.warned.has(l.id) || !logWarnBytes) continue
+      this.warned.add(l.id)
+      this.opts.log.warn({ container: l.name, logBytes: l.logBytes, logWarnBytes }, `container log large: ${l.name}`)
+      this.opts.onLargeLog?.(l, logWarnBytes)
+    }
+    for (const id of this.warned) if (!large.has(id)) this.warned.delete(id)
   }
 }

@@ -8,7 +8,7 @@ import type { AgentConfig } from '../config.js'
 import type { Component } from '../agent/lifecycle.js'
 import { CollectorLoop, type Collector } from '../agent/collector.js'
 import { DiskCollector } from './disk.js'
-import { DiskBreakdownCollector } from './disk-breakdown.js'
+import { DiskBreakdownCollector, LOG_CAP_ADVICE } from './disk-breakdown.js'
 import { createRuntime } from '../runtime/create.js'
 import { RuntimeEventStream } from '../runtime/event-stream.js'
 import { RuntimeHealthLoop } from '../runtime/health.js'
@@ -41,6 +41,16 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
     topLogs: config.disk.breakdownTopLogs,
     now: ctx.now,
     log,
+    logWarnBytes: config.disk.logWarnBytes,
+    onLargeLog: (l, logWarnBytes) =>
+      ctx.bus.publish('disk.log_large', {
+        containerId: l.id,
+        name: l.name,
+        state: l.state,
+        logBytes: l.logBytes,
+        logWarnBytes,
+        advice: LOG_CAP_ADVICE,
+      }),
   })
   const breakdownMs = config.disk.breakdownIntervalSeconds * 1000
   const breakdownLoop = new CollectorLoop(breakdown, breakdownMs, store, log, ctx.now)

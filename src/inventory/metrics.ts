@@ -51,4 +51,14 @@ export function registerDiskAndImageMetrics(src: MetricsSources, reg: Registries
       if (b) for (const kind of DISK_KINDS) this.set({ kind }, b.bytes[kind])
     },
   })
+  new Gauge({
+    name: `${P}docker_large_logs`,
+    help: 'containers whose log is over disk.logWarnBytes at the last disk breakdown',
+    registers: reg,
+    collect() {
+      this.reset()
+      const b = src.snapshot().diskBreakdown
+      if (b) this.set(b.largeLogs.length)
+    },
+  })
 }

@@ -9,6 +9,10 @@ import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
 import { makeImage } from '../harness/images.js'
 import { post, startAgent, testDir } from '../harness/agent.js'
 import { makeLoggingImage, makeRunnableImage } from '../support/docker-images.js'
+import { runtimeFor } from '../support/runtime.js'
+import { pino } from 'pino'
+import { SnapshotStore } from '../../src/agent/snapshot.js'
+import { DiskBreakdownCollector, LOG_CAP_ADVICE } from '../../src/inventory/disk-breakdown.js'
 
 const MiB = 1024 * 1024
 
@@ -57,7 +61,12 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     dockerd.docker(['run', '--network', 'none', '--name', 'big-logger', 'log/big:1'], { timeoutMs: 60_000 })
     dockerd.docker(['run', '--network', 'none', '--name', 'small-logger', 'log/small:1'], { timeoutMs: 60_000 })
 
-    const agent = await startAgent(t, { docker: { socket: dockerd.socket } }, { waitReady: true })
+    // The big log (about 3.4 MB) is over the warning size; the small one (about 85 kB) is not.
+    const agent = await startAgent(
+      t,
+      { docker: { socket: dockerd.socket }, disk: { logWarnBytes: 1_000_000 } },
+      { waitReady: true },
+    )
     const unauthorized = await post(`${agent.url}/v1/disk/breakdown`, null)
     t.equal(unauthorized.status, 401, 'measuring on demand needs the token')
     const res = await post(`${agent.url}/v1/disk/breakdown`, agent.token)
@@ -111,6 +120,32 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       const metrics = await (await fetch(`${agent.url}/metrics`)).text()
       t.match(metrics, `gpuhost_docker_disk_bytes{kind="logs"} ${b.bytes.logs}\n`)
       t.match(metrics, `gpuhost_docker_disk_bytes{kind="images_shared"} ${b.bytes.images_shared}\n`)
+      t.match(metrics, 'gpuhost_docker_large_logs 1\n')
+      t.same(
+        status.diskBreakdown.largeLogs.map((l: { name: string }) => l.name),
+        ['big-logger'],
+      )
+    })
+
+    t.test('a log over disk.logWarnBytes is announced once, with the options that would cap it', async (t) => {
+      const store = new SnapshotStore()
+      const warnings: { name: string; logBytes: number }[] = []
+      const collector = new DiskBreakdownCollector(runtimeFor(dockerd), store, {
+        topLogs: 5,
+        now: () => new Date(),
+        log: pino({ level: 'silent' }),
+        logWarnBytes: 1_000_000,
+        onLargeLog: (l) => warnings.push(l),
+      })
+      await collector.collect()
+      await collector.collect()
+      t.same(
+        warnings.map((w) => w.name),
+        ['big-logger'],
+        'once, however many runs find it large',
+      )
+      t.equal(warnings[0].logBytes, store.get().diskBreakdown?.topLogs[0].logBytes)
+      t.match(LOG_CAP_ADVICE, '--log-opt max-size=')
     })
   })
 }

@@ -8,7 +8,13 @@ t.test('defaults are those of INTERFACES.md', async (t) => {
   t.equal(c.stateDir, '/var/lib/gpuhost')
   t.same(c.docker.socket, '/var/run/docker.sock')
   t.same(c.gpu, { nvidiaSmi: 'nvidia-smi', timeoutSeconds: 10, intervalSeconds: 30 })
-  t.same(c.disk, { path: null, checkIntervalSeconds: 60, breakdownIntervalSeconds: 3600, breakdownTopLogs: 10 })
+  t.same(c.disk, {
+    path: null,
+    checkIntervalSeconds: 60,
+    breakdownIntervalSeconds: 3600,
+    breakdownTopLogs: 10,
+    logWarnBytes: null,
+  })
   t.equal(c.prune.highPercent, 85)
   t.equal(c.prune.lowPercent, 80)
   t.equal(c.prune.minAgeSeconds, 3600)

@@ -47,6 +47,13 @@ t.test('kinds from a /system/df answer and log sizes', async (t) => {
   })
   t.equal(b.imagesBytes, 1000)
   t.same(b.topLogs, [{ id: 'e1', name: 'old', state: 'exited', logBytes: 900 }], 'the largest log, top 1')
+  t.same(b.largeLogs, [], 'no warning threshold: none large')
+  const warned = breakdownOf(usage, { takenAt: 'x', durationSeconds: 0, topLogs: 0, logWarnBytes: 299 })
+  t.same(
+    warned.largeLogs.map((l) => l.name),
+    ['old', 'train'],
+    'every log over disk.logWarnBytes, largest first',
+  )
 })
 
 t.test('an empty runtime is all zeros', async (t) => {

@@ -75,6 +75,7 @@ t.test('the disk breakdown, when measured', async (t) => {
         volumes_dangling: 3 * GB,
       },
       topLogs: [{ id: 'c1', name: 'trainer', state: 'running', logBytes: 11 * GB }],
+      largeLogs: [],
     },
   })
   t.match(
