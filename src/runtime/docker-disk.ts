@@ -64,8 +64,24 @@ export function toDiskUsage(df: DfAnswer, extra: ReadonlyMap<string, ContainerEx
   }
 }
 
-export async function dockerDiskUsage(docker: Docker): Promise<RuntimeDiskUsage> {
-  const df = (await docker.df()) as DfAnswer
+/** /system/df is silent while it walks every layer: it gets this long, not the usual idle timeout */
+export const DF_DEADLINE_MS = 10 * 60 * 1000
+
+/**
+ * `dfClient` has no idle timeout (a slow accounting is not an unreachable daemon) and gets its own
+ * deadline; the per-container inspections go through `docker`, with the usual timeout.
+ */
+export async function dockerDiskUsage(docker: Docker, dfClient: Docker): Promise<RuntimeDiskUsage> {
+  let df: DfAnswer
+  try {
+    // dockerode takes options on df (its types omit them).
+    const client = dfClient as unknown as { df(opts: { abortSignal: AbortSignal }): Promise<unknown> }
+    df = (await client.df({ abortSignal: AbortSignal.timeout(DF_DEADLINE_MS) })) as DfAnswer
+  } catch (err) {
+    const name = (err as Error).name
+    if (name !== 'AbortError' && name !== 'TimeoutError') throw err
+    throw new Error(`Docker's disk accounting (/system/df) gave no answer within ${DF_DEADLINE_MS / 1000} s`)
+  }
   const ids = (df.Containers ?? []).map((c) => c.Id)
   const extra = new Map<string, ContainerExtra>()
   for (let i = 0; i < ids.length; i += INSPECT_CONCURRENCY) {

@@ -217,7 +217,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async diskUsage(): Promise<RuntimeDiskUsage> {
-    return this.call((docker) => dockerDiskUsage(docker))
+    return this.call(async (docker) => dockerDiskUsage(docker, await this.connection.streamClient()))
   }
 
   async removeContainer(id: string): Promise<RemoveOutcome> {
