@@ -106,6 +106,8 @@ export const agentConfigSchema = z
         exclude: z.array(z.string().min(1)).default([]),
         /** "include": the threshold, too, takes only images in that scope */
         thresholdScope: z.enum(['all', 'include']).default('all'),
+        /** a budget for the images' unique bytes, kept on every run whatever the usage; null: off */
+        maxImageBytes: z.number().int().positive().nullable().default(null),
         /** stopped containers keep their image (and their writable layer and log) alive */
         containers: z
           .strictObject({

@@ -187,9 +187,9 @@ async function execute(
     now = await pruneBuildCache(deps, report, diskPath, now)
   // The plan first, then the spare images while the measured disk is still above the target:
   // the estimate is not the judge, the filesystem is.
-  // The age rule's images come first and go whatever the usage.
+  // The age rule's and the budget's images come first and go whatever the usage.
   for (const item of [...plan.plan, ...plan.spare]) {
-    if (item.rule !== 'max_unused' && bytesToFree(now, report.targetPercent) === 0) break
+    if (item.rule === 'threshold' && bytesToFree(now, report.targetPercent) === 0) break
     if (!report.plan.includes(item)) {
       report.plan = [...report.plan, item]
       report.kept = report.kept.filter((k) => k.id !== item.id)
@@ -213,7 +213,7 @@ async function execute(
   }
   report.enough = bytesToFree(report.after, report.targetPercent) === 0
   const removedOther =
-    (report.containers?.removed.length ?? 0) > 0 || report.removed.some((p) => p.rule === 'max_unused')
+    (report.containers?.removed.length ?? 0) > 0 || report.removed.some((p) => p.rule !== 'threshold')
   report.result = plan.needBytes === 0 ? (removedOther ? 'ok' : 'nothing_to_do') : report.enough ? 'ok' : 'not_enough'
   if (report.result === 'not_enough') {
     deps.log.error(

@@ -19,6 +19,8 @@
 // Two rules beside the threshold, both behind every guard above:
 //   - the age rule (maxUnusedSeconds): an image unused (last used, or first seen when never used)
 //     for longer is planned whatever the disk usage, first;
+//   - the budget (maxImageBytes): least recently used eligible images go, next, until the images'
+//     unique bytes (each image's size less its shared layers) are within it, whatever the usage;
 //   - the scope (include/exclude globs on references): the age rule only takes images in scope;
 //     the threshold takes every eligible image unless thresholdScope is "include".
 import { usedBytesAtPercent } from '../inventory/used-percent.js'
@@ -38,6 +40,8 @@ export interface PrunePolicy {
   /** globs on references taken out of that scope */
   exclude?: string[]
   thresholdScope?: 'all' | 'include'
+  /** a budget for the images' unique bytes: least recently used eligible images go until under it; null: off */
+  maxImageBytes?: number | null
 }
 
 export interface PlanInput {
@@ -61,7 +65,7 @@ export interface PlanItem {
   firstSeen: string
   dangling: boolean
   /** which rule planned it: the threshold (least recently used to the target) or the age rule */
-  rule: 'threshold' | 'max_unused'
+  rule: 'threshold' | 'max_unused' | 'max_image_bytes'
   reason: string
 }
 
@@ -351,6 +355,18 @@ export function planPrune(input: PlanInput): PrunePlan {
     } else if (input.policy.thresholdScope === 'include' && !inScope(k.image)) {
       kept.push({ id: k.image.id, refs: k.refs, reason: KEPT.outOfScope })
     } else rest.push(k)
+  }
+  // The budget next: least recently used first, until the unique bytes left are within it.
+  const budget = input.policy.maxImageBytes ?? null
+  if (budget !== null) {
+    let over = input.images.reduce((sum, i) => sum + expectedFreedBytes(i), 0) - expected - budget
+    while (over > 0 && rest.length > 0) {
+      const k = rest.shift()!
+      const item = itemOf(k, 'max_image_bytes', `over maxImageBytes ${budget}: ${planReason(k)}`)
+      expected += item.expectedFreedBytes
+      over -= item.expectedFreedBytes
+      plan.push(item)
+    }
   }
   for (const k of rest) {
     const item = itemOf(k, 'threshold', planReason(k))

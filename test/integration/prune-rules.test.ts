@@ -1,7 +1,7 @@
 // The age rule on a private dockerd: with the disk far below the threshold, an image unused for
 // longer than prune.maxUnusedSeconds is removed, and prune.include limits the rule to *pytorch*
 // references: an equally old tensorflow image and a recently used pytorch image stay.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { requireServices } from '../harness/services.js'
@@ -22,42 +22,49 @@ const TIMES: Record<string, Times> = {
   'pytorch/pytorch:new': { firstSeen: daysAgo(90), lastUsed: daysAgo(1) },
 }
 
+async function setup(t: Test, policy: Record<string, unknown>) {
+  const dockerd = await startDockerd(t, { diskMiB: 256 })
+  for (const ref of Object.keys(TIMES)) makeImage(dockerd, { ref, sizeBytes: 4 * MiB })
+  const audit: Record<string, unknown>[] = []
+  const log = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _, done) {
+        const l = JSON.parse(String(chunk))
+        if (l.audit) audit.push(l)
+        done()
+      },
+    }),
+  )
+  const config = parseConfig(agentConfigSchema, { prune: policy })
+  const deps: PruneDeps = {
+    runtime: runtimeFor(dockerd),
+    measure: readFilesystem,
+    bus: new EventBus(),
+    log,
+    now: () => new Date(),
+    policy: config.prune,
+    pullsInFlight: () => [],
+    sharedSizes: true,
+  }
+  const docker = dockerClient(dockerd)
+  const prune = async (dryRun: boolean) =>
+    runPrune(
+      deps,
+      { images: await readImageFacts(docker, (i) => TIMES[i.tags[0]]), diskPath: dockerd.dataRoot },
+      { trigger: 'schedule', dryRun },
+    )
+  const tags = () => dockerd.docker(['images', '--format', '{{.Repository}}:{{.Tag}}']).trim().split('\n').sort()
+  return { dockerd, audit, deps, prune, tags }
+}
+
 if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
   t.test('an old unused pytorch image goes with the disk far below the threshold', async (t) => {
-    const dockerd = await startDockerd(t, { diskMiB: 256 })
-    for (const ref of Object.keys(TIMES)) makeImage(dockerd, { ref, sizeBytes: 4 * MiB })
-    const audit: Record<string, unknown>[] = []
-    const log = pino(
-      { level: 'info' },
-      new Writable({
-        write(chunk, _, done) {
-          const l = JSON.parse(String(chunk))
-          if (l.audit) audit.push(l)
-          done()
-        },
-      }),
-    )
-    const config = parseConfig(agentConfigSchema, {
-      prune: { maxUnusedSeconds: 30 * 86400, include: ['*pytorch*'] },
+    const { audit, deps, prune, tags } = await setup(t, {
+      maxUnusedSeconds: 30 * 86400,
+      include: ['*pytorch*'],
     })
-    const deps: PruneDeps = {
-      runtime: runtimeFor(dockerd),
-      measure: readFilesystem,
-      bus: new EventBus(),
-      log,
-      now: () => new Date(),
-      policy: config.prune,
-      pullsInFlight: () => [],
-      sharedSizes: true,
-    }
-    const docker = dockerClient(dockerd)
-    const prune = async (dryRun: boolean) =>
-      runPrune(
-        deps,
-        { images: await readImageFacts(docker, (i) => TIMES[i.tags[0]]), diskPath: dockerd.dataRoot },
-        { trigger: 'schedule', dryRun },
-      )
-    const tags = () => dockerd.docker(['images', '--format', '{{.Repository}}:{{.Tag}}']).trim().split('\n').sort()
+    const config = { prune: deps.policy }
 
     const dry = await prune(true)
     t.ok(dry.before!.usedPercent < config.prune.highPercent - 20, `disk at ${dry.before!.usedPercent} %`)
@@ -80,6 +87,25 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.match(
       audit.find((a) => a.outcome === 'removed'),
       { rule: 'max_unused', tags: ['pytorch/pytorch:old'], trigger: 'schedule' },
+    )
+  })
+
+  t.test('maxImageBytes: the least recently used image goes until the images fit', async (t) => {
+    // Three images of 4 MiB (unique); a 9 MiB budget: one must go, the disk far below the threshold.
+    const { dockerd, audit, prune, tags } = await setup(t, { maxImageBytes: 9 * MiB })
+    const report = await prune(false)
+    t.same(
+      report.removed.map((p) => p.rule),
+      ['max_image_bytes'],
+    )
+    t.equal(report.needBytes, 0)
+    t.equal(tags().length, 2)
+    t.ok(tags().includes('pytorch/pytorch:new'), 'the recently used image stays')
+    const sizes = tags().map((ref) => Number(dockerd.docker(['image', 'inspect', ref, '--format', '{{.Size}}'])))
+    t.ok(sizes.reduce((a, b) => a + b, 0) <= 9 * MiB, 'within the budget')
+    t.match(
+      audit.find((a) => a.outcome === 'removed'),
+      { rule: 'max_image_bytes' },
     )
   })
 }

@@ -94,3 +94,31 @@ t.test('what the age rule takes counts toward the target', async (t) => {
   t.equal(plan.plan.length, 4)
   t.ok(plan.expectedEnough)
 })
+
+t.test('maxImageBytes: least recently used eligible images go until the unique bytes fit', async (t) => {
+  // 7 images of 1 GiB unique each; a 4.5 GiB budget: 3 must go, far below the threshold.
+  const plan = planPrune({ disk: calm, images, policy: { ...base, maxImageBytes: 4.5 * GiB }, now: NOW })
+  t.same(
+    plan.plan.map((p) => [p.refs[0], p.rule]),
+    [
+      ['pytorch/pytorch:2.1.0', 'max_image_bytes'],
+      ['nvcr.io/nvidia/pytorch:22.12-py3', 'max_image_bytes'],
+      ['tensorflow/tensorflow:2.14.0', 'max_image_bytes'],
+    ],
+    'never used first, then least recently used; in use and young images count but stay',
+  )
+  t.match(plan.plan[0].reason, 'over maxImageBytes')
+  const within = planPrune({ disk: calm, images, policy: { ...base, maxImageBytes: 7 * GiB }, now: NOW })
+  t.same(within.plan, [], 'within the budget: nothing')
+  const withAge = planPrune({
+    disk: calm,
+    images,
+    policy: { ...base, maxImageBytes: 4.5 * GiB, maxUnusedSeconds: THIRTY_DAYS, include: ['nvcr.io/*'] },
+    now: NOW,
+  })
+  t.same(
+    withAge.plan.map((p) => p.rule),
+    ['max_unused', 'max_unused', 'max_image_bytes'],
+    'what the age rule takes counts toward the budget',
+  )
+})
