@@ -17,6 +17,7 @@ import { StateGuard } from '../state/guard.js'
 import { createRuntime } from '../runtime/create.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import { PullsInFlight } from './pulls-in-flight.js'
+import { WantedSet } from '../prewarm/wanted.js'
 
 /** What every feature of the agent is built from. */
 export interface AgentContext {
@@ -29,6 +30,8 @@ export interface AgentContext {
   runtime: ContainerRuntime
   /** references this agent's pulls are writing: prewarm adds them, prune leaves them alone */
   pulls: PullsInFlight
+  /** the images this host should hold (prewarm.images and images held for a rollout): prune keeps them */
+  wanted: WantedSet
   http: HttpServer
   /** prune, prewarm, check, status: what HTTP, the coordinator and the CLI invoke */
   actions: ActionRegistry
@@ -103,6 +106,13 @@ export class Agent {
       runner: new JobRunner(),
       runtime: opts.runtime ?? createRuntime(config),
       pulls: new PullsInFlight(),
+      wanted: new WantedSet({
+        stateDir: config.stateDir,
+        configured: config.prewarm.images,
+        now,
+        onDamaged: (reason, movedTo) =>
+          log.error({ movedTo, err: reason }, 'the wanted-images file was damaged: moved aside, held images released'),
+      }),
       actions: new ActionRegistry(),
       linkState: () => this.linkState(),
     }

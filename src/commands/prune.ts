@@ -13,6 +13,7 @@ import { readFilesystem } from '../inventory/disk.js'
 import { runPrune, type PruneReport } from '../prune/executor.js'
 import { diskPathOf } from '../prune/job.js'
 import { withPruneLock } from '../prune/lock.js'
+import { WantedSet } from '../prewarm/wanted.js'
 import { formatPruneReport } from './prune-format.js'
 
 export async function run(opts: { dryRun?: boolean; targetPercent?: number }, globals: GlobalOptions): Promise<number> {
@@ -29,6 +30,13 @@ export async function run(opts: { dryRun?: boolean; targetPercent?: number }, gl
     const why = snapshot.docker.reason ?? snapshot.collectors.images?.error ?? 'no answer'
     throw new CliError(`Docker is unreachable at ${config.docker.socket}: ${why}`, EXIT.unavailable)
   }
+  // The same wanted set the agent keeps: prewarm.images and the images held for rollouts.
+  const wanted = new WantedSet({
+    stateDir: config.stateDir,
+    configured: config.prewarm.images,
+    now: systemClock,
+    onDamaged: (reason, movedTo) => log.error({ movedTo, err: reason }, 'the wanted-images file was damaged'),
+  })
   const report = await runPrune(
     {
       runtime,
@@ -39,6 +47,7 @@ export async function run(opts: { dryRun?: boolean; targetPercent?: number }, gl
       policy: config.prune,
       // A one-shot command cannot see the agent's pulls; the daemon's own refusal (409) still guards them.
       pullsInFlight: () => [],
+      wanted: () => wanted.refs(),
       sharedSizes: true,
       exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),
     },

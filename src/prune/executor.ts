@@ -9,7 +9,16 @@ import type { AgentConfig } from '../config.js'
 import type { EventBus, EventMap } from '../agent/events.js'
 import type { ImageFacts } from '../agent/snapshot.js'
 import type { DiskReading } from '../inventory/disk.js'
-import { bytesToFree, isBeingPulled, planPrune, pullSet, type KeptItem, type PlanItem, type PrunePlan } from './plan.js'
+import {
+  KEPT,
+  bytesToFree,
+  isBeingPulled,
+  planPrune,
+  pullSet,
+  type KeptItem,
+  type PlanItem,
+  type PrunePlan,
+} from './plan.js'
 import { RuntimeUnavailableError, type ContainerRuntime } from '../runtime/runtime.js'
 import { planContainerRemovals, type ContainerKeptItem, type ContainerPlanItem } from './containers-plan.js'
 
@@ -73,6 +82,8 @@ export interface PruneDeps {
   policy: AgentConfig['prune']
   /** references a pull in flight is writing; read at planning and again before each removal */
   pullsInFlight: () => Iterable<string>
+  /** the prewarm's wanted set, read at planning: those images are kept ("wanted by prewarm") */
+  wanted?: () => Iterable<string>
   /**
    * Ask the runtime for shared sizes when its image list left them unknown (-1; Docker before API
    * 1.42): one disk accounting per run, so the plan need not treat every image as fully shared.
@@ -169,6 +180,7 @@ async function execute(
     now: deps.now(),
     targetPercent: report.targetPercent,
     pullsInFlight: deps.pullsInFlight(),
+    wanted: deps.wanted?.() ?? [],
   })
   Object.assign(report, { needBytes: plan.needBytes, plan: plan.plan, kept: plan.kept })
 
@@ -226,9 +238,11 @@ async function execute(
         skipped: report.skipped.length,
         failed: report.failed.length,
         kept: report.kept.length,
+        // the wanted set alone may not fit under the watermark: say which images prewarm holds
+        wanted: report.kept.filter((k) => k.reason === KEPT.wanted).flatMap((k) => (k.refs.length ? k.refs : [k.id])),
       },
-      'prune could not free enough: the images left are in use, protected, too young, kept per repository, ' +
-        'or could not be removed',
+      'prune could not free enough: the images left are in use, wanted by prewarm, protected, too young, ' +
+        'kept per repository, or could not be removed',
     )
   }
 }

@@ -23,7 +23,7 @@ export class PruneJob {
       AgentContext,
       'config' | 'log' | 'store' | 'bus' | 'runner' | 'now' | 'runtime' | 'pulls'
     > &
-      Partial<Pick<AgentContext, 'state'>>,
+      Partial<Pick<AgentContext, 'state' | 'wanted'>>,
     private readonly opts: PruneJobOptions = {},
   ) {}
 
@@ -66,6 +66,7 @@ export class PruneJob {
         now,
         policy: config.prune,
         pullsInFlight: () => pulls.list(),
+        wanted: () => this.ctx.wanted?.refs() ?? config.prewarm.images,
         stopRequested: () => this.stopping,
         sharedSizes: true,
         // Docker needs a little room to remove an image (it rewrites its tag store): on a full disk

@@ -5,13 +5,16 @@
 // Guards (an image is never planned when any holds), checked in this order for the kept reason:
 //   1. a container uses it, running or exited (removing it would need force, and breaks a restart);
 //   2. a pull in flight is writing it (its reference or id is in pullsInFlight);
-//   3. it matches a protect glob (on repo:tag, repo, repo@digest or image id);
-//   4. it was first seen less than minAgeSeconds ago. Age is by firstSeen only, not by the image's
+//   3. it is in the prewarm's wanted set (configured prewarm.images and images held for a
+//      rollout): prewarm pulled it for work to come, and a never-run image would otherwise be the
+//      first removed;
+//   4. it matches a protect glob (on repo:tag, repo, repo@digest or image id);
+//   5. it was first seen less than minAgeSeconds ago. Age is by firstSeen only, not by the image's
 //      created time: created is when the image was built, often months before it arrived here, so
 //      a fresh pull of an old build would look old. firstSeen starts at "now" for images the agent
 //      has no record of, so a lost state file protects everything for minAge instead of freeing it.
 //      A firstSeen that cannot be read counts as young: when in doubt, keep.
-//   5. it is among the newest keepPerRepository images of one of its repositories (newest by
+//   6. it is among the newest keepPerRepository images of one of its repositories (newest by
 //      created, the build time, which is what "newest version" means; ties by firstSeen).
 // Order of the rest: dangling first, then least recently used; never used counts as the oldest
 // use; ties by firstSeen, then id, so the order is total and repeatable.
@@ -53,6 +56,8 @@ export interface PlanInput {
   targetPercent?: number
   /** references (or ids) a pull in flight is writing */
   pullsInFlight?: Iterable<string>
+  /** the prewarm's wanted set: references (repo:tag or repo@digest) kept while wanted */
+  wanted?: Iterable<string>
 }
 
 export interface PlanItem {
@@ -97,6 +102,7 @@ export const KEPT = {
   inUse: 'in use by a container',
   pullInFlight: 'a pull in flight is writing it',
   outOfScope: 'outside prune.include/prune.exclude (thresholdScope: include)',
+  wanted: 'wanted by prewarm',
   notNeeded: 'not needed: the target is reached without it',
 } as const
 
@@ -261,6 +267,28 @@ export function isBeingPulled(names: string[], inFlight: Set<string>): boolean {
   return names.some((n) => inFlight.has(n) || inFlight.has(qualifiedRef(n)))
 }
 
+/** the wanted references in every form an image may carry them: docker.io-qualified, and repo@digest */
+export function wantedSet(refs: Iterable<string>): Set<string> {
+  const set = new Set<string>()
+  for (const ref of refs) {
+    const q = qualifiedRef(ref)
+    set.add(q)
+    const at = q.indexOf('@')
+    // repo:tag@digest: the image lists it as repo:tag and as repo@digest
+    if (at >= 0) {
+      set.add(repositoryOf(q.slice(0, at)) + q.slice(at))
+      if (q.slice(0, at) !== repositoryOf(q.slice(0, at))) set.add(q.slice(0, at))
+    }
+  }
+  return set
+}
+
+/** true when one of an image's tags or digests is wanted */
+export function isWanted(image: Pick<ImageFacts, 'repoTags' | 'repoDigests'>, wanted: Set<string>): boolean {
+  if (wanted.size === 0) return false
+  return [...image.repoTags, ...image.repoDigests].some((r) => !r.startsWith('<none>') && wanted.has(qualifiedRef(r)))
+}
+
 /** Why an image must stay, or null when it may go. */
 function keepReason(
   { image, firstSeen }: Keyed,
@@ -268,6 +296,7 @@ function keepReason(
     now: number
     minAgeMs: number
     inFlight: Set<string>
+    wanted: Set<string>
     protect: ProtectMatcher
     newest: Map<string, string>
     keepPerRepository: number
@@ -275,6 +304,7 @@ function keepReason(
 ): string | null {
   if (image.containers.length > 0) return KEPT.inUse
   if (isBeingPulled([image.id, ...image.repoTags, ...image.repoDigests], ctx.inFlight)) return KEPT.pullInFlight
+  if (isWanted(image, ctx.wanted)) return KEPT.wanted
   const glob = ctx.protect(image)
   if (glob !== null) return `protected by "${glob}"`
   if (ctx.now - firstSeen < ctx.minAgeMs) {
@@ -325,6 +355,7 @@ export function planPrune(input: PlanInput): PrunePlan {
     now: input.now.getTime(),
     minAgeMs: input.policy.minAgeSeconds * 1000,
     inFlight,
+    wanted: wantedSet(input.wanted ?? []),
     protect: protectMatcher(input.policy.protect),
     newest: newestPerRepository(images, input.policy.keepPerRepository),
     keepPerRepository: input.policy.keepPerRepository,
