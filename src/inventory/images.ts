@@ -32,6 +32,8 @@ const MAX_PENDING_USES = 10_000
 export class ImageCollector implements Collector {
   readonly name = 'images'
   private readonly cudaEnv = new Map<string, Record<string, string>>()
+  /** when the runtime says each image was last tagged: the first-seen time of an image with no record */
+  private readonly tagTimes = new Map<string, string>()
   /** State.FinishedAt of exited containers; a container's `die` event drops its entry */
   private readonly finishedAt = new Map<string, string>()
   private pendingUses: ContainerUse[] = []
@@ -81,6 +83,7 @@ export class ImageCollector implements Collector {
     this.usage.reconcile(
       images.map((i) => i.Id),
       imageUseTimes(images, containers, this.finishedAt, uses, now),
+      this.tagTimes,
     )
     this.forgetGone(images, containers)
     const facts = buildImageFacts({ images, containers, cudaEnv: this.cudaEnv, usage: (id) => this.usage.get(id), now })
@@ -95,7 +98,9 @@ export class ImageCollector implements Collector {
           try {
             const info = await this.runtime.inspectImage(i.Id)
             // Removed since the list (null): nothing to record.
-            if (info) this.cudaEnv.set(i.Id, cudaEnvOf(info.env))
+            if (!info) return
+            this.cudaEnv.set(i.Id, cudaEnvOf(info.env))
+            if (info.lastTagTime) this.tagTimes.set(i.Id, info.lastTagTime)
           } catch (err) {
             // cudaEnv stays null and the next refresh asks again.
             if (err instanceof RuntimeUnavailableError) throw err
@@ -125,6 +130,7 @@ export class ImageCollector implements Collector {
   private forgetGone(images: ListedImage[], containers: ListedContainer[]): void {
     const imageIds = new Set(images.map((i) => i.Id))
     for (const id of this.cudaEnv.keys()) if (!imageIds.has(id)) this.cudaEnv.delete(id)
+    for (const id of this.tagTimes.keys()) if (!imageIds.has(id)) this.tagTimes.delete(id)
     const containerIds = new Set(containers.map((c) => c.Id))
     for (const id of this.finishedAt.keys()) if (!containerIds.has(id)) this.finishedAt.delete(id)
   }

@@ -26,24 +26,34 @@ function earlierOf(a: string, b: string): string {
 }
 
 /**
- * Pure: the records after one look at the host. New ids are first seen `now`; ids that no longer
- * exist are forgotten (an id that comes back is a new pull, seen anew); use times only move forward.
+ * Pure: the records after one look at the host. A new id is first seen at the time the runtime
+ * says it was last tagged (pulled, loaded or tagged: `tagTimes`), so an image that was here before
+ * the agent started is not taken for a fresh one; else, or when that time is unreadable or later
+ * than `now`, at `now`. Ids that no longer exist are forgotten (an id that comes back is a new
+ * pull, seen anew); use times only move forward.
  */
 export function reconcileUsage(
   records: ImageUsageMap,
   existingIds: Iterable<string>,
   usedAt: Map<string, string>,
   now: string,
+  tagTimes: ReadonlyMap<string, string> = new Map(),
 ): ImageUsageMap {
   const next: ImageUsageMap = {}
   for (const id of existingIds) {
     const known = records[id]
     next[id] = {
-      firstSeen: known?.firstSeen ?? now,
+      firstSeen: known?.firstSeen ?? firstSeenOf(tagTimes.get(id), now),
       lastUsed: laterOf(known?.lastUsed ?? null, usedAt.get(id) ?? null),
     }
   }
   return next
+}
+
+/** the runtime's tag time as an ISO time (ms), when it is readable and not after `now`; else `now` */
+function firstSeenOf(tagTime: string | undefined, now: string): string {
+  const t = tagTime === undefined ? NaN : Date.parse(tagTime)
+  return Number.isNaN(t) || t > Date.parse(now) ? now : new Date(t).toISOString()
 }
 
 /** Pure: merges what another process wrote into ours, for the ids we know. */
@@ -114,10 +124,10 @@ export class UsageTracker {
     return this.records[id]
   }
 
-  /** the images that exist now and when containers were seen using them */
-  reconcile(existingIds: Iterable<string>, usedAt: Map<string, string>): void {
+  /** the images that exist now, when containers were seen using them, and when each was last tagged */
+  reconcile(existingIds: Iterable<string>, usedAt: Map<string, string>, tagTimes?: ReadonlyMap<string, string>): void {
     this.load()
-    const next = reconcileUsage(this.records, existingIds, usedAt, this.now().toISOString())
+    const next = reconcileUsage(this.records, existingIds, usedAt, this.now().toISOString(), tagTimes)
     if (!sameRecords(this.records, next)) {
       this.records = next
       this.scheduleWrite()

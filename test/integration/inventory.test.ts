@@ -107,6 +107,13 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'promtool'])) {
       t.equal((await imageFacts(agent, old)).dangling, true)
     })
 
+    await t.test('an image here before the agent started is first seen when Docker last tagged it', async (t) => {
+      const tagTime = JSON.parse(dockerd.docker(['image', 'inspect', b, '--format', '{{json .Metadata.LastTagTime}}']))
+      t.ok(Date.parse(tagTime) > 0, `Docker reports a tag time (${tagTime})`)
+      const facts = await imageFacts(agent, b)
+      t.equal(facts.firstSeen, new Date(tagTime).toISOString(), 'first seen is that time, not the agent start')
+    })
+
     let lastUsedA = ''
     let firstSeenA = ''
     await t.test('a container moves its image to in use and sets last used', async (t) => {

@@ -89,3 +89,24 @@ t.test('a damaged file is moved aside and the tracker starts afresh', async (t) 
     t.match(errors.join(''), /damaged/, 'and said so')
   }
 })
+
+t.test("reconcile: an image with no record is first seen at the runtime's last tag time", async (t) => {
+  const tagTimes = new Map([
+    ['pulled-before', '2026-01-01T00:03:00.123456789Z'],
+    ['known', T(2)],
+    ['future', T(50)],
+    ['unreadable', 'not a time'],
+  ])
+  const after = reconcileUsage(
+    { known: { firstSeen: T(1), lastUsed: null } },
+    ['pulled-before', 'known', 'future', 'unreadable', 'no-tag-time'],
+    new Map(),
+    T(30),
+    tagTimes,
+  )
+  t.equal(after['pulled-before'].firstSeen, '2026-01-01T00:03:00.123Z', 'the tag time, as an ISO time')
+  t.equal(after.known.firstSeen, T(1), 'a record the agent keeps wins')
+  t.equal(after.future.firstSeen, T(30), 'a tag time after now (a skewed clock) is not believed')
+  t.equal(after.unreadable.firstSeen, T(30))
+  t.equal(after['no-tag-time'].firstSeen, T(30), 'no tag time: when the agent first listed it')
+})
