@@ -132,7 +132,10 @@ export const agentConfigSchema = z
         /** registry look-ups in parallel before planning; null: as many as pulls, at least 2 */
         inspectConcurrency: z.number().int().min(1).max(32).nullable().default(null),
         retries: z.number().int().min(0).max(20).default(3),
-        attemptTimeoutSeconds: seconds.default(600),
+        /** a pull attempt is cut when the runtime reports no progress (no byte, no layer extracted) this long */
+        stallSeconds: seconds.default(120),
+        /** an outer bound on one pull attempt from one source; null: none (a large image on a slow link) */
+        attemptTimeoutSeconds: seconds.nullable().default(null),
         credentialsFile: z.string().min(1).nullable().default(null),
         /** extracted size ÷ compressed download size assumed when checking disk room before a pull */
         expansionFactor: z.number().min(1).max(20).default(2.5),

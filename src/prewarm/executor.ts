@@ -1,6 +1,6 @@
 // The prewarm executor: asks the registries about each wanted image, plans (pure), makes room
 // through the prune job when the plan needs it, then pulls with bounded concurrency, retries
-// with exponential backoff and jitter, a per-attempt timeout and mirror fallback, publishing
+// with exponential backoff and jitter, a stall timeout per attempt and mirror fallback, publishing
 // progress and one result per image.
 import pLimit from 'p-limit'
 import { backOff } from 'exponential-backoff'
@@ -319,8 +319,8 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
   const viaMirror = source !== ref.domain
   const target = viaMirror ? onRegistry(ref, source) : ref
   const original = formatRef(ref)
-  const timeoutSeconds = deps.config.prewarm.attemptTimeoutSeconds
-  const signal = AbortSignal.timeout(timeoutSeconds * 1000)
+  const attempt = attemptSignal(deps.config.prewarm)
+  const signal = attempt.signal
   const remote = item.remote!
   let lastEvent = 0
   let last: PullProgress = { bytesDone: 0, bytesTotal: remote.compressedBytes }
@@ -336,6 +336,7 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
         layers: remote.layers ?? [],
         totalBytes: remote.compressedBytes,
         onProgress: (p) => {
+          attempt.progressed()
           last = p
           deps.onProgress?.(item.ref, { ...p, source })
           const t = now()
@@ -346,13 +347,58 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
         },
       })
       .catch((err) => {
-        if (signal.aborted) throw new PullError(`attempt timed out after ${timeoutSeconds} s`, false)
+        if (signal.aborted) throw new PullError(attempt.why(), false)
         throw err
       })
     deps.bus.publish('pull.progress', { ref: item.ref, source, ...last, bytesDone: remote.compressedBytes })
     await nameAfterPull(deps.runtime, target, ref, viaMirror)
   } finally {
+    attempt.done()
     for (const name of inFlight) deps.pulls.remove(name)
+  }
+}
+
+/**
+ * The abort signal of one pull attempt: cut when the runtime has reported no progress for
+ * `stallSeconds` (a registry that stopped sending: nothing would ever arrive), and, when
+ * `attemptTimeoutSeconds` is set, after that long in all. Any progress the runtime reports counts,
+ * a byte downloaded or a layer being extracted, so the long extraction of a large layer is not a
+ * stall; a large image on a slow link that keeps sending is never cut for its size.
+ */
+export function attemptSignal(opts: Pick<AgentConfig['prewarm'], 'stallSeconds' | 'attemptTimeoutSeconds'>): {
+  signal: AbortSignal
+  progressed(): void
+  why(): string
+  done(): void
+} {
+  const controller = new AbortController()
+  let reason = ''
+  const cut = (why: string) => {
+    if (controller.signal.aborted) return
+    reason = why
+    controller.abort(new Error(why))
+  }
+  const stallMs = opts.stallSeconds * 1000
+  let stall = setTimeout(() => cut(`stalled: no progress for ${opts.stallSeconds} s`), stallMs)
+  const outer =
+    opts.attemptTimeoutSeconds === null
+      ? null
+      : setTimeout(
+          () => cut(`attempt timed out after ${opts.attemptTimeoutSeconds} s`),
+          opts.attemptTimeoutSeconds * 1000,
+        )
+  return {
+    signal: controller.signal,
+    progressed: () => {
+      if (controller.signal.aborted) return
+      // refresh() restarts the same timer: no allocation per progress line of a multi-GB pull
+      stall = stall.refresh()
+    },
+    why: () => reason || 'aborted',
+    done: () => {
+      clearTimeout(stall)
+      if (outer) clearTimeout(outer)
+    },
   }
 }
 

@@ -20,6 +20,6 @@ export function createRegistryClient(
     return trust
   }
   // A manifest or config read is small: it gets at most 30 s, and never more than a whole pull attempt.
-  const timeoutMs = Math.min(30, config.prewarm.attemptTimeoutSeconds) * 1000
+  const timeoutMs = Math.min(30, config.prewarm.attemptTimeoutSeconds ?? 30) * 1000
   return new RegistryClient({ mirrors: config.prewarm.mirrors, credentials, trust: readTrust, timeoutMs })
 }

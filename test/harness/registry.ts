@@ -14,6 +14,10 @@ export interface PrivateRegistry {
   /** stop it (for fallback tests); start() brings it back on the same port and storage */
   stop(): Promise<void>
   start(): Promise<void>
+  /** freeze the registry process (SIGSTOP): connections stay open and nothing more is sent */
+  pause(): void
+  /** let a paused registry go on (SIGCONT) */
+  resume(): void
   /** lines the registry logged, for asserting what went through it */
   log(): string
 }
@@ -58,7 +62,14 @@ export async function startRegistry(
       20_000,
     )
   }
+  let paused = false
+  const signal = (sig: NodeJS.Signals) => {
+    if (pid) process.kill(pid, sig)
+    paused = sig === 'SIGSTOP'
+  }
   const halt = () => {
+    // A stopped process would not see SIGTERM until continued.
+    if (pid && paused) signal('SIGCONT')
     if (pid) killAndWait(pid, 5000)
     pid = undefined
   }
@@ -74,6 +85,8 @@ export async function startRegistry(
     port,
     stop: async () => halt(),
     start: launch,
+    pause: () => signal('SIGSTOP'),
+    resume: () => signal('SIGCONT'),
     log: () => readFileSync(logFile, 'utf8'),
   }
 }
