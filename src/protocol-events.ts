@@ -5,7 +5,7 @@
 import { z } from 'zod'
 
 /** what started a job: every way into an action */
-export const TRIGGERS = ['watcher', 'schedule', 'http', 'alertmanager', 'coordinator', 'cli'] as const
+export const TRIGGERS = ['watcher', 'schedule', 'http', 'alertmanager', 'coordinator', 'cli', 'start'] as const
 export const triggerSchema = z.enum(TRIGGERS)
 
 export const PRUNE_RESULTS = ['ok', 'nothing_to_do', 'not_enough', 'error'] as const
@@ -20,6 +20,8 @@ export const pullResultSchema = z.object({
   source: z.string().nullable(),
   durationSeconds: z.number(),
   warnings: z.array(z.string()).optional(),
+  /** why a skipped image was skipped: the driver cannot run it, or it does not fit on the disk */
+  skip: z.enum(['incompatible', 'disk']).optional(),
 })
 
 const pruneFinished = z.object({

@@ -172,6 +172,7 @@ export class Agent {
       link: () => this.ctx.linkState(),
       version: VERSION,
       stateWriteErrors: () => this.ctx.state.errors,
+      wanted: () => this.ctx.wanted.refs(),
     })
     bus.subscribe(metrics.onEvent)
     // A prune frees space: state held in memory is written now rather than on the next retry.

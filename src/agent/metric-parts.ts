@@ -13,6 +13,8 @@ export interface MetricsSources {
   link?: () => { connected: boolean; pending: number; dropped?: Record<string, number> }
   /** failed writes of durable state, by store */
   stateWriteErrors?: () => Record<string, number>
+  /** the prewarm's wanted set (references); absent: none */
+  wanted?: () => string[]
   version: string
 }
 

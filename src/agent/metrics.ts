@@ -77,7 +77,7 @@ export function createAgentMetrics(
   registerLinkMetrics(src, reg)
   registerStateMetrics(src, reg)
 
-  const counters = [registerPruneMetrics(reg), registerPrewarmMetrics(reg)]
+  const counters = [registerPruneMetrics(reg), registerPrewarmMetrics(src, reg)]
   return {
     registry,
     onEvent: (e) => {

@@ -30,6 +30,8 @@ export interface PullResult {
   source: string | null
   durationSeconds: number
   warnings?: string[]
+  /** why a skipped image was skipped */
+  skip?: 'incompatible' | 'disk'
 }
 
 export interface PrewarmReport {
@@ -63,6 +65,8 @@ export interface PrewarmDeps {
   onResult?: (r: PullResult) => void
   /** backoff before the first retry; doubles each time, with jitter */
   retryMinMs?: number
+  /** the wanted set (prewarm.images and images held for rollouts): what a prewarm naming no images pulls */
+  wanted?: () => string[]
 }
 
 export interface PrewarmRequest {
@@ -73,7 +77,7 @@ export interface PrewarmRequest {
 
 /** One prewarm through the job runner: a trigger that arrives while the same one runs joins it. */
 export async function runPrewarm(deps: PrewarmDeps, req: PrewarmRequest): Promise<PrewarmReport> {
-  const images = req.images?.length ? req.images : deps.config.prewarm.images
+  const images = req.images?.length ? req.images : (deps.wanted?.() ?? deps.config.prewarm.images)
   const key = JSON.stringify({ images, dryRun: !!req.dryRun })
   const { result } = await deps.runner.run('prewarm', key, () => prewarmOnce(deps, { ...req, images }))
   return result
@@ -268,6 +272,7 @@ async function settle(deps: PrewarmDeps, item: PlanItem): Promise<PullResult> {
     }
   }
   if (item.warnings.length) result.warnings = item.warnings
+  if (item.action === 'skip' && item.skip) result.skip = item.skip
   deps.bus.publish(result.status === 'failed' ? 'pull.failed' : 'pull.finished', { ...result })
   deps.onResult?.(result)
   return result

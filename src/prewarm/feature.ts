@@ -1,5 +1,6 @@
-// What starts a prewarm in the agent: the prewarm.schedule cron, POST /v1/prewarm, and the
-// 'prewarm' action the coordinator and other triggers invoke. All go through runPrewarm.
+// What starts a prewarm in the agent: the agent's start (wanted images missing), the
+// prewarm.schedule cron, POST /v1/prewarm, and the 'prewarm' action the coordinator and other
+// triggers invoke. All go through runPrewarm.
 import { createTask, validate, type ScheduledTask } from 'node-cron'
 import type { Feature } from '../agent/agent.js'
 import type { Trigger } from '../agent/actions.js'
@@ -8,6 +9,8 @@ import { GPU_COLLECTOR } from '../gpu/feature.js'
 import { runPrewarm } from './executor.js'
 import { prewarmArgsOrThrow } from './request.js'
 import { buildPrewarmDeps, type CompatEvaluator } from './setup.js'
+import { prewarmOnStartComponent } from './on-start.js'
+import { StartBackoff } from './start-backoff.js'
 
 /** the prewarm feature; `evaluate` is the compat evaluator that decides what the driver can run */
 export function prewarmFeature(evaluate: CompatEvaluator): Feature {
@@ -20,8 +23,23 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
       return ctx.store.get().gpu
     }
     const { bus, runner, actions, now, runtime, pulls } = ctx
-    const deps = buildPrewarmDeps({ config, log, bus, runner, runtime, pulls, actions, gpu, evaluate, now })
+    const deps = {
+      ...buildPrewarmDeps({ config, log, bus, runner, runtime, pulls, actions, gpu, evaluate, now }),
+      wanted: () => ctx.wanted.refs(),
+    }
     const run = async (args: unknown, trigger: Trigger) => runPrewarm(deps, { ...prewarmArgsOrThrow(args), trigger })
+    const onStart = prewarmOnStartComponent({
+      wanted: () => ctx.wanted.refs(),
+      facts: deps.facts,
+      backoff: new StartBackoff({
+        stateDir: config.stateDir,
+        now,
+        onDamaged: (reason, movedTo) =>
+          log.error({ movedTo, err: reason }, 'the prewarm backoff file was damaged: moved aside'),
+      }),
+      run: (images) => runPrewarm(deps, { images, trigger: 'start' }),
+      log,
+    })
     ctx.actions.register('prewarm', (args, trigger) => run(args, trigger))
     ctx.http.post('/v1/prewarm', async (req) => ({ status: 200, body: await run(req.body, 'http') }))
 
@@ -54,6 +72,7 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
             await deps.close()
           },
         },
+        onStart,
       ],
     }
   }

@@ -1,9 +1,16 @@
-// Prewarm counters, counted from pull.finished and pull.failed events.
-import { Counter, Histogram } from 'prom-client'
-import { METRIC_PREFIX as P, type EventCounter, type Registries } from '../agent/metric-parts.js'
+// Prewarm series: results and durations counted from pull.finished and pull.failed events, and the
+// wanted set by state, from the snapshot's images and the last result of each wanted image.
+import { Counter, Gauge, Histogram } from 'prom-client'
+import { METRIC_PREFIX as P, type EventCounter, type MetricsSources, type Registries } from '../agent/metric-parts.js'
 import { PULL_STATUSES } from '../protocol-events.js'
+import { missingRefs } from './wanted.js'
 
-export function registerPrewarmMetrics(reg: Registries): EventCounter {
+export const WANTED_STATES = ['present', 'missing', 'skipped_incompatible', 'skipped_disk'] as const
+
+export function registerPrewarmMetrics(
+  src: Pick<MetricsSources, 'snapshot' | 'wanted'>,
+  reg: Registries,
+): EventCounter {
   const pulls = new Counter({
     name: `${P}prewarm_pulls_total`,
     help: 'prewarm results per image',
@@ -17,9 +24,32 @@ export function registerPrewarmMetrics(reg: Registries): EventCounter {
     buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800],
   })
   for (const result of PULL_STATUSES) pulls.inc({ result }, 0)
+  /** why the last prewarm skipped an image, by reference as the prewarm named it */
+  const skipped = new Map<string, 'incompatible' | 'disk'>()
+  new Gauge({
+    name: `${P}prewarm_wanted_images`,
+    help: 'images of the prewarm wanted set (prewarm.images and images held for rollouts) by state',
+    labelNames: ['state'],
+    registers: reg,
+    collect() {
+      const counts = Object.fromEntries(WANTED_STATES.map((s) => [s, 0])) as Record<string, number>
+      const wanted = src.wanted?.() ?? []
+      const local = src.snapshot().images
+      // Before the first image collection nothing is known to be present: all count as missing.
+      const missing = new Set(missingRefs(wanted, local ?? []))
+      for (const ref of wanted) {
+        const skip = skipped.get(ref)
+        const state = !missing.has(ref) ? 'present' : skip ? `skipped_${skip}` : 'missing'
+        counts[state]++
+      }
+      for (const state of WANTED_STATES) this.set({ state }, counts[state])
+    },
+  })
   return (e) => {
     if (e.type !== 'pull.finished' && e.type !== 'pull.failed') return
     pulls.inc({ result: e.data.status })
     if (e.data.status === 'pulled') pullDuration.observe(e.data.durationSeconds)
+    if (e.data.status === 'skipped' && e.data.skip) skipped.set(e.data.ref, e.data.skip)
+    else skipped.delete(e.data.ref)
   }
 }

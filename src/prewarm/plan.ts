@@ -31,6 +31,8 @@ export interface PlanItem {
   estimatedBytes?: number
   /** set on a pull skipped for disk room: bytes to free so it fits under the high watermark */
   needBytes?: number
+  /** why a skip: the driver cannot run the image, or it does not fit under the high watermark */
+  skip?: 'incompatible' | 'disk'
 }
 
 export interface PrewarmPlanInput {
@@ -130,7 +132,12 @@ function planOne(input: PrewarmPlanInput, wanted: string, ref: ImageRef, planned
   }
   const verdict = input.compat(cudaEnvOf(remote.env))
   if (verdict.compatible === false) {
-    return { ...base, action: 'skip', reason: `the host's driver cannot run it: ${verdict.reason}` }
+    return {
+      ...base,
+      action: 'skip',
+      skip: 'incompatible',
+      reason: `the host's driver cannot run it: ${verdict.reason}`,
+    }
   }
   const why = local.tagged
     ? `the tag now points at ${remote.indexDigest ?? remote.digest}, not the local image`
@@ -163,6 +170,7 @@ function fitOnDisk(input: PrewarmPlanInput, item: PlanItem, plannedBefore: numbe
   return {
     ...out,
     action: 'skip',
+    skip: 'disk',
     needBytes: after - limit,
     reason:
       `the disk would reach ${percentAfter.toFixed(1)}% after the pull (${estimate}), ` +

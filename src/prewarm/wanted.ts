@@ -7,6 +7,8 @@
 import { renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { z } from 'zod'
+import type { ImageFacts } from '../agent/snapshot.js'
+import { isWanted, wantedSet } from '../prune/plan.js'
 import { qualifiedRef } from '../registry/reference.js'
 import { readJsonFile, writeJsonAtomic } from '../state/atomic.js'
 
@@ -133,4 +135,15 @@ function add(byRef: Map<string, WantedImage>, ref: string, source: string): void
 
 function sameRef(a: string, b: string): boolean {
   return a === b || qualifiedRef(a) === qualifiedRef(b)
+}
+
+/** Pure: the wanted references no local image carries (by tag, or by digest), in their order. */
+export function missingRefs(
+  wanted: string[],
+  local: readonly Pick<ImageFacts, 'repoTags' | 'repoDigests'>[],
+): string[] {
+  return wanted.filter((ref) => {
+    const forms = wantedSet([ref])
+    return !local.some((image) => isWanted(image, forms))
+  })
 }

@@ -22,6 +22,14 @@ async function render(): Promise<string> {
       version: '1.2.3',
       link: () => ({ connected: true, pending: 3, dropped: { 'pull.progress': 5 } }),
       stateWriteErrors: () => ({ outbox: 2, usage: 0 }),
+      // two present in the snapshot (one named in its docker.io form), one missing, two skipped
+      wanted: () => [
+        'nvcr.io/nvidia/pytorch:23.10-py3',
+        'docker.io/tensorflow/tensorflow:2.13.0-gpu',
+        'team/missing:1',
+        'team/cuda-next:2',
+        'team/huge:1',
+      ],
     },
     { processMetrics: false },
   )
@@ -66,6 +74,18 @@ async function render(): Promise<string> {
       reason: 'pull failed from nvcr.io: timeout',
       durationSeconds: 600,
     }),
+  )
+  const skipped = { source: 'registry.example', status: 'skipped' as const, durationSeconds: 0 }
+  metrics.onEvent(
+    event('pull.finished', {
+      ...skipped,
+      ref: 'team/cuda-next:2',
+      reason: "the host's driver cannot run it",
+      skip: 'incompatible',
+    }),
+  )
+  metrics.onEvent(
+    event('pull.finished', { ...skipped, ref: 'team/huge:1', reason: 'the disk would reach 91%', skip: 'disk' }),
   )
   return metrics.registry.metrics()
 }
