@@ -1,4 +1,5 @@
 // The one configuration schema: every key, its default and its bounds live here and nowhere else.
+import { labelsSchema } from './labels.js'
 import { readFileSync, existsSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
@@ -29,6 +30,8 @@ export const agentConfigSchema = z
       .string()
       .min(1)
       .default(() => hostname()),
+    /** Kubernetes-style labels of this host, sent to the coordinator; its GET /v1/hosts?selector= filters by them */
+    labels: labelsSchema.default({}),
     listen: hostPort.default('127.0.0.1:9477'),
     /** the largest request body the agent's HTTP API reads */
     maxBodyBytes: z

@@ -1,6 +1,7 @@
 // The agent↔coordinator protocol (JSON text frames over WebSocket), shared by both sides. Every
 // frame is validated on arrival; a bad one becomes a ProtocolError that the receiver logs and
 // answers with an `error` message, so no peer can crash the other with a frame.
+import { labelsSchema } from './labels.js'
 import type { ActionName } from './agent/actions.js'
 import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
@@ -27,6 +28,8 @@ export const helloSchema = z.strictObject({
   version: z.string().min(1).max(100),
   actions: z.array(z.string().max(100)).max(100).default([]),
   facts: object,
+  /** the host's labels (agent config `labels`) */
+  labels: labelsSchema.default({}),
 })
 
 /** one local image as the coordinator needs it to answer compat questions for the fleet */
@@ -62,6 +65,8 @@ export const snapshotSchema = z.strictObject({
   localImages: z.array(reportedImageSchema).max(20_000).nullable(),
   lastPrune: object.nullable(),
   lastPrewarm: object.nullable(),
+  /** the host's labels; absent: unchanged */
+  labels: labelsSchema.optional(),
 })
 
 /**

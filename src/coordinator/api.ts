@@ -1,5 +1,6 @@
 // The coordinator's HTTP API (the admin token on every path but /healthz, and /metrics unless
 // metricsAuth is off): fleet, events, commands, the Alertmanager webhook and the fleet compat query.
+import { matchesSelector, parseSelector, SelectorError, type Requirement } from '../labels.js'
 import { z } from 'zod'
 import { HttpError, type HttpServer, type Request } from '../http/server.js'
 import { COMMAND_ACTIONS } from '../protocol.js'
@@ -58,7 +59,19 @@ export function addCoordinatorRoutes(
     { auth: deps.metricsAuth ?? false },
   )
 
-  http.get('/v1/hosts', () => ({ status: 200, body: { hosts: store.hosts().map(publicHost) } }))
+  // ?selector=rack=a,gpu in (h100,a100): Kubernetes label selector syntax over the hosts' labels
+  http.get('/v1/hosts', (req) => {
+    const selector = req.query.get('selector')
+    let requirements: Requirement[] = []
+    try {
+      requirements = parseSelector(selector ?? '')
+    } catch (err) {
+      if (err instanceof SelectorError) throw new HttpError(400, `bad query: selector: ${err.message}`)
+      throw err
+    }
+    const hosts = store.hosts().filter((h) => matchesSelector(h.labels, requirements))
+    return { status: 200, body: { hosts: hosts.map(publicHost) } }
+  })
   http.get('/v1/hosts/:hostId', (req) => ({ status: 200, body: publicHost(knownHost(store, req.params.hostId)) }))
 
   http.get('/v1/events', (req) => {

@@ -19,6 +19,8 @@ export interface HostRecord {
   images: Record<string, unknown> | null
   lastPrune: Record<string, unknown> | null
   lastPrewarm: Record<string, unknown> | null
+  /** the host's labels, as its agent last sent them */
+  labels: Record<string, string>
 }
 
 export interface HostDetail extends HostRecord {
@@ -53,7 +55,7 @@ export interface CommandRecord {
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS hosts (
   hostId TEXT PRIMARY KEY, connected INTEGER NOT NULL DEFAULT 0, lastSeen TEXT, version TEXT,
-  actions TEXT, gpu TEXT, disk TEXT, images TEXT, localImages TEXT, lastPrune TEXT, lastPrewarm TEXT
+  actions TEXT, gpu TEXT, disk TEXT, images TEXT, localImages TEXT, lastPrune TEXT, lastPrewarm TEXT, labels TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, hostId TEXT NOT NULL,
@@ -98,16 +100,20 @@ export class FleetStore {
     // An event is acked once stored; FULL makes "stored" survive a power cut, not only a crash.
     this.db.pragma('synchronous = FULL')
     this.db.exec(SCHEMA)
+    // A database made before hosts had labels gains the column.
+    const columns = this.db.prepare('PRAGMA table_info(hosts)').all() as { name: string }[]
+    if (!columns.some((c) => c.name === 'labels')) this.db.exec('ALTER TABLE hosts ADD COLUMN labels TEXT')
     // Whoever was connected before this process started is not connected to it.
     this.db.exec('UPDATE hosts SET connected = 0')
     const p = (sql: string) => this.db.prepare(sql)
     this.stmt = {
-      hello: p(`INSERT INTO hosts (hostId, connected, lastSeen, version, actions, gpu, disk, images)
-        VALUES (@hostId, 1, @lastSeen, @version, @actions, @gpu, @disk, @images)
+      hello: p(`INSERT INTO hosts (hostId, connected, lastSeen, version, actions, gpu, disk, images, labels)
+        VALUES (@hostId, 1, @lastSeen, @version, @actions, @gpu, @disk, @images, @labels)
         ON CONFLICT (hostId) DO UPDATE SET connected = 1, lastSeen = @lastSeen, version = @version, actions = @actions,
-          gpu = coalesce(@gpu, gpu), disk = coalesce(@disk, disk), images = coalesce(@images, images)`),
+          gpu = coalesce(@gpu, gpu), disk = coalesce(@disk, disk), images = coalesce(@images, images),
+          labels = @labels`),
       snapshot: p(`UPDATE hosts SET lastSeen = @lastSeen, gpu = @gpu, disk = @disk, images = @images,
-        localImages = coalesce(@localImages, localImages),
+        localImages = coalesce(@localImages, localImages), labels = coalesce(@labels, labels),
         lastPrune = CASE WHEN @lastPrune IS NOT NULL AND ${NEWER('lastPrune', '@lastPrune')}
           THEN @lastPrune ELSE lastPrune END,
         lastPrewarm = CASE WHEN @lastPrewarm IS NOT NULL AND ${NEWER('lastPrewarm', '@lastPrewarm')}
@@ -193,6 +199,7 @@ export class FleetStore {
       gpu: json(f.gpu),
       disk: json(f.disk),
       images: json(f.images),
+      labels: JSON.stringify(hello.labels),
     })
   }
 
@@ -206,6 +213,7 @@ export class FleetStore {
       localImages: json(s.localImages),
       lastPrune: json(s.lastPrune),
       lastPrewarm: json(s.lastPrewarm),
+      labels: json(s.labels),
     })
   }
 
@@ -360,6 +368,7 @@ function toHost(r: Record<string, unknown>): HostDetail {
     images: parse(r.images),
     lastPrune: parse(r.lastPrune),
     lastPrewarm: parse(r.lastPrewarm),
+    labels: parse<Record<string, string>>(r.labels) ?? {},
     actions: parse<string[]>(r.actions) ?? [],
     localImages: parse(r.localImages),
   }

@@ -270,6 +270,7 @@ export class CoordinatorLink implements Component {
         version: VERSION,
         actions: this.ctx.actions.names(),
         facts: status,
+        labels: this.ctx.config.labels,
       },
       this.stamp(),
     )
@@ -555,6 +556,7 @@ function buildSnapshotMessage(
       localImages,
       lastPrune: asObject(status.lastPrune),
       lastPrewarm: asObject(status.lastPrewarm),
+      labels: ctx.config.labels,
     },
     { ts: ctx.now().toISOString() },
   )

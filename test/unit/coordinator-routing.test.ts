@@ -87,6 +87,7 @@ const host = (hostId: string, over: Partial<HostDetail>): HostDetail => ({
   images: null,
   lastPrune: null,
   lastPrewarm: null,
+  labels: {},
   actions: [],
   localImages: null,
   ...over,

@@ -2,6 +2,7 @@ import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { FleetStore } from '../../src/coordinator/store.js'
 import type { EventMessage, Hello } from '../../src/protocol.js'
 
@@ -20,6 +21,7 @@ const hello = (hostId: string): Hello => ({
   version: '0.1.0',
   actions: ['status'],
   facts: { gpu: { available: true, driverVersion: '535.54.03' }, disk: { usedPercent: 50 }, images: { count: 2 } },
+  labels: {},
 })
 const event = (id: string, hostId = 'a', eventType = 'pull.finished'): EventMessage => ({
   v: 1,
@@ -162,4 +164,36 @@ t.test('lastPrune and lastPrewarm keep the newest by event time, not by arrival'
   }
   await store.write(() => store.recordSnapshot(snapshot))
   t.equal(store.host('a')!.lastPrune!.n, 'p2', 'nor does a snapshot that knows only an older one')
+})
+
+t.test('labels: from the hello, replaced by a snapshot that has them, kept by one that has not', async (t) => {
+  const dir = dataDir(t)
+  // a database made before hosts had labels
+  const old = new Database(join(dir, 'coordinator.db'))
+  old.exec(`CREATE TABLE hosts (hostId TEXT PRIMARY KEY, connected INTEGER NOT NULL DEFAULT 0, lastSeen TEXT,
+    version TEXT, actions TEXT, gpu TEXT, disk TEXT, images TEXT, localImages TEXT, lastPrune TEXT, lastPrewarm TEXT)`)
+  old.prepare("INSERT INTO hosts (hostId, connected) VALUES ('old', 0)").run()
+  old.close()
+  const store = new FleetStore(dir)
+  t.teardown(() => store.close())
+  t.same(store.host('old')!.labels, {}, 'an existing database gains the column; a host without labels has none')
+  await store.write(() => store.recordHello({ ...hello('a'), labels: { rack: 'a' } }))
+  t.same(store.host('a')!.labels, { rack: 'a' })
+  const snapshot = {
+    v: 1 as const,
+    id: 's1',
+    ts: '2026-11-23T10:06:00.000Z',
+    hostId: 'a',
+    type: 'snapshot' as const,
+    gpu: {},
+    disk: null,
+    images: null,
+    localImages: null,
+    lastPrune: null,
+    lastPrewarm: null,
+  }
+  await store.write(() => store.recordSnapshot({ ...snapshot, labels: { rack: 'b', gpu: 'h100' } }))
+  t.same(store.host('a')!.labels, { rack: 'b', gpu: 'h100' })
+  await store.write(() => store.recordSnapshot({ ...snapshot, id: 's2' }))
+  t.same(store.host('a')!.labels, { rack: 'b', gpu: 'h100' }, 'a snapshot without labels changes nothing')
 })
