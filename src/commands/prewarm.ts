@@ -10,6 +10,8 @@ import { runPrewarm, type PrewarmReport, type PullResult } from '../prewarm/exec
 import { evaluateCompat, readHostGpu } from '../prewarm/compat.js'
 import { DockerUnreachableError } from '../prewarm/facts.js'
 import { buildPrewarmDeps } from '../prewarm/setup.js'
+import { WantedSet } from '../prewarm/wanted.js'
+import { systemClock } from '../agent/clock.js'
 import { JobRunner } from '../agent/job-runner.js'
 import { PullsInFlight } from '../agent/pulls-in-flight.js'
 import { createRuntime } from '../runtime/create.js'
@@ -40,6 +42,14 @@ export async function run(opts: { image?: string[]; dryRun?: boolean }, globals:
     report = await runPrewarm(
       {
         ...deps,
+        // without --image: the wanted set the agent keeps, prewarm.images and the images held for rollouts
+        wanted: () =>
+          new WantedSet({
+            stateDir: config.stateDir,
+            configured: config.prewarm.images,
+            now: systemClock,
+            onDamaged: (reason, movedTo) => log.error({ movedTo, err: reason }, 'the wanted-images file was damaged'),
+          }).refs(),
         onProgress: view ? (ref, p) => view.progress(ref, p.bytesDone, p.bytesTotal, p.source) : undefined,
         onResult: view ? (r) => view.finish(r) : undefined,
       },
@@ -65,7 +75,8 @@ const MARK: Record<PullResult['status'], string> = {
 }
 
 function formatReport(report: PrewarmReport, afterBars: boolean): string {
-  if (report.results.length === 0) return 'nothing to prewarm: prewarm.images is empty and no --image was given\n'
+  if (report.results.length === 0)
+    return 'nothing to prewarm: the wanted set (prewarm.images and held images) is empty and no --image was given\n'
   const lines = report.results.map((r) => {
     const where = r.source && (r.status === 'pulled' || r.status === 'present') ? ` from ${r.source}` : ''
     const time = r.status === 'pulled' ? ` in ${r.durationSeconds.toFixed(1)} s` : ''
