@@ -1,9 +1,9 @@
 // The durable record of when each image was first seen and last used by a container. Docker keeps
 // neither, so losing this file makes every image look brand new and never used: it is written
 // atomically, and a damaged one is moved aside (and said so) rather than stopping the agent.
-import { renameSync } from 'node:fs'
 import { z } from 'zod'
-import { readJsonFile, writeJsonAtomic } from '../state/atomic.js'
+import { writeJsonAtomic } from '../state/atomic.js'
+import { loadStateFile } from '../state/state-file.js'
 
 const isoTime = z.iso.datetime({ offset: true })
 
@@ -31,27 +31,8 @@ export function loadImageUsage(
   onDamaged: (reason: string, movedTo: string) => void,
   now: Date,
 ): ImageUsageMap {
-  let raw: unknown
-  let problem: string | null = null
-  try {
-    raw = readJsonFile<unknown>(path, { version: 1, images: {} })
-  } catch (err) {
-    // Unreadable (permissions, I/O) is not damage: moving the file aside would lose it.
-    if ((err as NodeJS.ErrnoException).code) throw new Error(`cannot read ${path}: ${(err as Error).message}`)
-    problem = (err as Error).message
-  }
-  if (problem === null) {
-    const parsed = fileSchema.safeParse(raw)
-    if (parsed.success) return parsed.data.images
-    problem = `${path} is not an image usage file: ${parsed.error.issues
-      .map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`)
-      .slice(0, 3)
-      .join('; ')}`
-  }
-  const movedTo = `${path}.damaged-${now.toISOString().replace(/[:.]/g, '-')}`
-  renameSync(path, movedTo)
-  onDamaged(problem, movedTo)
-  return {}
+  const empty = { version: 1 as const, images: {} }
+  return loadStateFile(path, fileSchema, empty, { what: 'an image usage file', now, onDamaged }).images
 }
 
 export function saveImageUsage(path: string, images: ImageUsageMap): void {

@@ -2,11 +2,11 @@
 // outlives the process: an agent in a restart loop (a bad config, a crash) must not start the same
 // multi-GB pull on every start. An attempt counts when it begins, so a start killed mid-pull counts
 // too; an image that ends up present clears its entry. Delays double from 1 minute up to 1 hour.
-import { renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { backoffCeiling, type BackoffPolicy } from '../backoff.js'
-import { readJsonFile, writeJsonAtomic } from '../state/atomic.js'
+import { writeJsonAtomic } from '../state/atomic.js'
+import { loadStateFile } from '../state/state-file.js'
 
 export const START_BACKOFF_FILE = 'prewarm-backoff.json'
 export const START_BACKOFF: BackoffPolicy = { baseMs: 60_000, maxMs: 3600_000 }
@@ -79,25 +79,8 @@ export class StartBackoff {
   }
 
   private load(): Record<string, StartBackoffEntry> {
-    let raw: unknown
-    let problem: string | null = null
-    try {
-      raw = readJsonFile<unknown>(this.path, { version: 1, images: {} })
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code) throw new Error(`cannot read ${this.path}: ${(err as Error).message}`)
-      problem = (err as Error).message
-    }
-    if (problem === null) {
-      const parsed = fileSchema.safeParse(raw)
-      if (parsed.success) return parsed.data.images
-      problem = `${this.path} is not a prewarm backoff file: ${parsed.error.issues
-        .map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`)
-        .slice(0, 3)
-        .join('; ')}`
-    }
-    const movedTo = `${this.path}.damaged-${this.opts.now().toISOString().replace(/[:.]/g, '-')}`
-    renameSync(this.path, movedTo)
-    this.opts.onDamaged?.(problem, movedTo)
-    return {}
+    const empty = { version: 1 as const, images: {} }
+    const opts = { what: 'a prewarm backoff file', now: this.opts.now(), onDamaged: this.opts.onDamaged }
+    return loadStateFile(this.path, fileSchema, empty, opts).images
   }
 }

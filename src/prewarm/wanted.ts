@@ -4,13 +4,13 @@
 // The held part is durable (stateDir/prewarm-wanted.json, written atomically): a restart must
 // not release what a rollout asked for. A damaged file is moved aside and said so, as the usage
 // record is: the configured images stay wanted either way.
-import { renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { z } from 'zod'
 import type { ImageFacts } from '../agent/snapshot.js'
 import { isWanted, wantedSet } from '../prune/plan.js'
 import { qualifiedRef } from '../registry/reference.js'
-import { readJsonFile, writeJsonAtomic } from '../state/atomic.js'
+import { writeJsonAtomic } from '../state/atomic.js'
+import { loadStateFile } from '../state/state-file.js'
 
 export const WANTED_FILE = 'prewarm-wanted.json'
 
@@ -102,27 +102,9 @@ export class WantedSet {
   }
 
   private load(): HeldImage[] {
-    let raw: unknown
-    let problem: string | null = null
-    try {
-      raw = readJsonFile<unknown>(this.path, { version: 1, held: [] })
-    } catch (err) {
-      // Unreadable (permissions, I/O) is not damage: moving the file aside would lose it.
-      if ((err as NodeJS.ErrnoException).code) throw new Error(`cannot read ${this.path}: ${(err as Error).message}`)
-      problem = (err as Error).message
-    }
-    if (problem === null) {
-      const parsed = fileSchema.safeParse(raw)
-      if (parsed.success) return parsed.data.held
-      problem = `${this.path} is not a wanted-images file: ${parsed.error.issues
-        .map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`)
-        .slice(0, 3)
-        .join('; ')}`
-    }
-    const movedTo = `${this.path}.damaged-${this.opts.now().toISOString().replace(/[:.]/g, '-')}`
-    renameSync(this.path, movedTo)
-    this.opts.onDamaged?.(problem, movedTo)
-    return []
+    const empty = { version: 1 as const, held: [] }
+    const opts = { what: 'a wanted-images file', now: this.opts.now(), onDamaged: this.opts.onDamaged }
+    return loadStateFile(this.path, fileSchema, empty, opts).held
   }
 }
 

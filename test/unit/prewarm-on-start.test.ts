@@ -1,12 +1,12 @@
 // The prewarm at start: only missing wanted images, and a restart loop does not pull on every start
 // (the per-image backoff is in stateDir, so a new process reads what the last one recorded).
 import t, { type Test } from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { prewarmOnStart } from '../../src/prewarm/on-start.js'
-import { StartBackoff } from '../../src/prewarm/start-backoff.js'
+import { START_BACKOFF_FILE, StartBackoff } from '../../src/prewarm/start-backoff.js'
 import type { PrewarmReport, PullStatus } from '../../src/prewarm/executor.js'
 
 const log = pino({ level: 'silent' })
@@ -76,4 +76,18 @@ t.test('a restart loop: one attempt per backoff window, doubling; success clears
   const done = await s.start()
   t.same(done.missing, [], 'present: nothing to do')
   t.equal(s.runs.length, 3)
+})
+
+t.test('a damaged backoff file is moved aside and said so; every image may be tried again', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-backoff-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, START_BACKOFF_FILE), '{"version":1,"images":{"a:1":{"attempts":"many"}}')
+  const told: string[] = []
+  const backoff = new StartBackoff({ stateDir: dir, now: () => new Date(), onDamaged: (r) => told.push(r) })
+  t.equal(backoff.waitUntil('a:1'), null, 'nothing held back by a file that could not be read')
+  t.match(told[0], /is not valid JSON/)
+  t.ok(
+    readdirSync(dir).some((f) => f.startsWith(`${START_BACKOFF_FILE}.damaged-`)),
+    'the file was moved aside',
+  )
 })
