@@ -2,8 +2,7 @@
 // removed (with its writable layer and log in the audit line), then the image it held is pruned;
 // a running container, a labelled exited one and their images stay. A dry run shows both steps.
 import t from 'tap'
-import { Writable } from 'node:stream'
-import { pino } from 'pino'
+import { auditLog } from '../support/audit-log.js'
 import { requireServices } from '../harness/services.js'
 import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
 import { testDir } from '../harness/agent.js'
@@ -20,17 +19,7 @@ const daysAgo = (d: number) => new Date(Date.now() - d * 86400_000).toISOString(
 const later = () => new Date(Date.now() + 2 * 3600_000)
 
 function setup(dockerd: PrivateDockerd) {
-  const audit: Record<string, unknown>[] = []
-  const log = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _, done) {
-        const l = JSON.parse(String(chunk))
-        if (l.audit) audit.push(l)
-        done()
-      },
-    }),
-  )
+  const { log, audit } = auditLog()
   const config = parseConfig(agentConfigSchema, {
     prune: { minAgeSeconds: 3600, containers: { exitedOlderThanSeconds: 3600 } },
   })

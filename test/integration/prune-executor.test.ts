@@ -2,8 +2,7 @@
 // image facts come from a direct read of that daemon (with first-seen and last-used times chosen
 // here), so these tests need no inventory and can drive the executor between plan and removal.
 import t from 'tap'
-import { Writable } from 'node:stream'
-import { pino } from 'pino'
+import { auditLog } from '../support/audit-log.js'
 import { requireServices } from '../harness/services.js'
 import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
 import { makeImage, createContainer } from '../harness/images.js'
@@ -44,17 +43,7 @@ function setup(dockerd: PrivateDockerd, policy: Record<string, unknown> = {}) {
     { processMetrics: false },
   )
   bus.subscribe(metrics.onEvent)
-  const audit: Record<string, unknown>[] = []
-  const log = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _, done) {
-        const l = JSON.parse(String(chunk))
-        if (l.audit) audit.push(l)
-        done()
-      },
-    }),
-  )
+  const { log, audit } = auditLog()
   const config = parseConfig(agentConfigSchema, {
     prune: { minAgeSeconds: 3600, protect: ['keep/*'], keepPerRepository: 1, ...policy },
   })

@@ -2,8 +2,7 @@
 // longer than prune.maxUnusedSeconds is removed, and prune.include limits the rule to *pytorch*
 // references: an equally old tensorflow image and a recently used pytorch image stay.
 import t, { type Test } from 'tap'
-import { Writable } from 'node:stream'
-import { pino } from 'pino'
+import { auditLog } from '../support/audit-log.js'
 import { requireServices } from '../harness/services.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { makeImage } from '../harness/images.js'
@@ -25,17 +24,7 @@ const TIMES: Record<string, Times> = {
 async function setup(t: Test, policy: Record<string, unknown>) {
   const dockerd = await startDockerd(t, { diskMiB: 256 })
   for (const ref of Object.keys(TIMES)) makeImage(dockerd, { ref, sizeBytes: 4 * MiB })
-  const audit: Record<string, unknown>[] = []
-  const log = pino(
-    { level: 'info' },
-    new Writable({
-      write(chunk, _, done) {
-        const l = JSON.parse(String(chunk))
-        if (l.audit) audit.push(l)
-        done()
-      },
-    }),
-  )
+  const { log, audit } = auditLog()
   const config = parseConfig(agentConfigSchema, { prune: policy })
   const deps: PruneDeps = {
     runtime: runtimeFor(dockerd),

@@ -6,28 +6,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { KEPT, planPrune } from '../../src/prune/plan.js'
 import { WANTED_FILE, WantedSet } from '../../src/prewarm/wanted.js'
-import type { ImageFacts } from '../../src/agent/snapshot.js'
+import { imageFactsAt } from '../support/image-facts.js'
 
 const MiB = 1024 * 1024
 const NOW = new Date('2026-11-01T12:00:00.000Z')
 const day = (n: number) => new Date(NOW.getTime() - n * 86400_000).toISOString()
 const DIGEST = 'sha256:' + '7'.repeat(64)
 
-function image(over: Partial<ImageFacts> & { id: string }): ImageFacts {
-  return {
-    repoTags: [],
-    repoDigests: [],
-    sizeBytes: 100 * MiB,
-    sharedSizeBytes: 0,
-    createdAt: day(100),
-    containers: [],
-    dangling: false,
-    lastUsed: null,
-    firstSeen: day(30),
-    cudaEnv: null,
-    ...over,
-  }
-}
+const image = imageFactsAt(NOW)
 const policy = { lowPercent: 0, minAgeSeconds: 3600, protect: [] as string[], keepPerRepository: 0 }
 const disk = { usedBytes: 1000 * MiB, availBytes: 0 }
 

@@ -12,6 +12,7 @@ import {
 } from '../../src/prune/plan.js'
 import type { ImageFacts } from '../../src/agent/snapshot.js'
 import { generateCase, NOW } from '../support/generated-images.js'
+import { imageFactsAt } from '../support/image-facts.js'
 
 const CASES = 3000
 const seedFor = (i: number) => 0x5eed0000 + i
@@ -161,21 +162,7 @@ t.test('the plan does not depend on the order the images come in', async (t) => 
 
 const MiB = 1024 * 1024
 const day = (n: number) => new Date(NOW.getTime() - n * 86400_000).toISOString()
-function image(over: Partial<ImageFacts> & { id: string }): ImageFacts {
-  return {
-    repoTags: [],
-    repoDigests: [],
-    sizeBytes: 100 * MiB,
-    sharedSizeBytes: 0,
-    createdAt: day(100),
-    containers: [],
-    dangling: false,
-    lastUsed: null,
-    firstSeen: day(30),
-    cudaEnv: null,
-    ...over,
-  }
-}
+const image = imageFactsAt(NOW)
 const disk = (usedMiB: number, totalMiB = 1000) => ({
   usedBytes: usedMiB * MiB,
   availBytes: (totalMiB - usedMiB) * MiB,
