@@ -63,6 +63,7 @@ export function buildProgram(): Command {
     .description('one prune now, with the configured policy')
     .option('--dry-run', 'show the plan and remove nothing')
     .option('--target-percent <n>', 'free down to this usage instead of prune.lowPercent', Number)
+    .option('--schedule <name>', 'with the rules of this prune.schedules entry (deep parts included)')
     .action(lazy(() => import('./commands/prune.js')))
 
   program

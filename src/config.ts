@@ -20,6 +20,24 @@ const cronOrNull = z
   )
   .nullable()
 
+/**
+ * One named prune schedule: when it fires, a prune runs with these rules in place of the top-level
+ * ones (a key left out keeps prune's own value). Deep runs also prune the build cache (with
+ * prune.buildCache) and dangling volumes (with prune.volumes.dangling) whatever the usage.
+ */
+const pruneScheduleSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lower-case letters, digits, ".", "_" and "-", at most 63'),
+  cron: cronOrNull.unwrap(),
+  deep: z.boolean().default(false),
+  maxUnusedSeconds: z.number().positive().nullable().optional(),
+  include: z.array(z.string().min(1)).optional(),
+  exclude: z.array(z.string().min(1)).optional(),
+  thresholdScope: z.enum(['all', 'include']).optional(),
+  maxImageBytes: z.number().int().positive().nullable().optional(),
+})
+
+export type PruneSchedule = z.infer<typeof pruneScheduleSchema>
+
 /** the largest WebSocket frame either side of the agent link sends or accepts, unless configured */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024
 const maxFrameBytes = z.number().int().min(1024).default(DEFAULT_MAX_FRAME_BYTES)
@@ -111,6 +129,21 @@ export const agentConfigSchema = z
         thresholdScope: z.enum(['all', 'include']).default('all'),
         /** a budget for the images' unique bytes, kept on every run whatever the usage; null: off */
         maxImageBytes: z.number().int().positive().nullable().default(null),
+        /** dangling volumes (no container refers to them), removed only by deep runs (prune.schedules[].deep) */
+        volumes: z
+          .strictObject({
+            dangling: z.boolean().default(false),
+            /** named volumes too, not only the anonymous ones Docker made for a container (`docker run -v /path`) */
+            named: z.boolean().default(false),
+            /** a volume with one of these labels (`key` or `key=value`) is never removed */
+            protectLabels: z.array(z.string().min(1)).default(['gpuhost.keep']),
+          })
+          .prefault({}),
+        /** named schedules beside prune.schedule, each with its own rules for its runs */
+        schedules: z
+          .array(pruneScheduleSchema)
+          .default([])
+          .refine((list) => new Set(list.map((s) => s.name)).size === list.length, 'schedule names must be unique'),
         /** stopped containers keep their image (and their writable layer and log) alive */
         containers: z
           .strictObject({

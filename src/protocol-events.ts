@@ -9,6 +9,7 @@ export const TRIGGERS = ['watcher', 'schedule', 'http', 'alertmanager', 'coordin
 export const triggerSchema = z.enum(TRIGGERS)
 
 export const PRUNE_RESULTS = ['ok', 'nothing_to_do', 'not_enough', 'error'] as const
+export const PRUNE_RULES = ['threshold', 'max_unused', 'max_image_bytes'] as const
 export const PULL_STATUSES = ['pulled', 'present', 'skipped', 'failed'] as const
 
 /** one image's prewarm outcome */
@@ -27,6 +28,7 @@ export const pullResultSchema = z.object({
 const pruneFinished = z.object({
   trigger: triggerSchema,
   dryRun: z.boolean(),
+  schedule: z.string().optional(),
   result: z.enum(PRUNE_RESULTS),
   error: z.string().optional(),
   targetPercent: z.number(),
@@ -40,6 +42,12 @@ const pruneFinished = z.object({
   keptCount: z.number(),
   usedPercentBefore: z.number().nullable(),
   usedPercentAfter: z.number().nullable(),
+  /** by the runtime's own sizes; absent from agents before this field existed */
+  freedBytesByKind: z
+    .object({ containers: z.number(), images: z.number(), buildCache: z.number(), volumes: z.number() })
+    .optional(),
+  /** after a run that could not free enough: the kinds that hold the space, largest first */
+  heldBy: z.array(z.object({ kind: z.string(), bytes: z.number() })).optional(),
   durationSeconds: z.number(),
 })
 
@@ -67,14 +75,23 @@ const prewarmFinished = z.discriminatedUnion('result', [
 export const eventPayloadSchemas = {
   'agent.started': z.object({ version: z.string() }),
   'agent.stopping': z.object({}),
-  'prune.started': z.object({ trigger: triggerSchema, dryRun: z.boolean(), targetPercent: z.number() }),
+  'prune.started': z.object({
+    trigger: triggerSchema,
+    dryRun: z.boolean(),
+    targetPercent: z.number(),
+    /** the named schedule (prune.schedules) whose rules the run follows */
+    schedule: z.string().optional(),
+  }),
   'prune.image': z.object({
     outcome: z.enum(['removed', 'skipped', 'failed']),
     id: z.string(),
     tags: z.array(z.string()),
     sizeBytes: z.number(),
     reason: z.string(),
+    /** the rule that planned it: threshold (LRU to the target), max_unused (age) or max_image_bytes (budget) */
+    rule: z.enum(PRUNE_RULES).optional(),
     trigger: triggerSchema,
+    schedule: z.string().optional(),
     dryRun: z.boolean(),
   }),
   'prune.finished': pruneFinished,

@@ -28,19 +28,22 @@ export function formatPruneReport(r: PruneReport): string {
     const used = `${usedPercent} % used (${formatBytes(usedBytes)} of ${formatBytes(usedBytes + availBytes)})`
     lines.push(`disk ${path}: ${used}; target ${r.targetPercent} %: need ${formatBytes(r.needBytes)}`)
   }
+  if (r.schedule) lines.push(`rules of schedule ${r.schedule}${r.deep ? ' (deep)' : ''}`)
   if (r.error) lines.push(`prune could not run: ${r.error}`)
   lines.push(...formatContainers(r))
+  lines.push(...formatVolumes(r))
   if (r.plan.length > 0) {
     const expected = formatBytes(r.plan.reduce((s, p) => s + p.expectedFreedBytes, 0))
     lines.push(`${r.dryRun ? 'would remove' : 'plan'} (${r.plan.length} images, ${expected} expected):`)
     lines.push(
       ...table([
-        ['ID', 'SIZE', 'FREES', 'LAST USED', 'IMAGE', 'REASON'],
+        ['ID', 'SIZE', 'FREES', 'LAST USED', 'RULE', 'IMAGE', 'REASON'],
         ...r.plan.map((p) => [
           short(p.id),
           formatBytes(p.sizeBytes),
           formatBytes(p.expectedFreedBytes),
           p.lastUsed ?? 'never',
+          p.rule,
           refs(p.refs),
           p.reason,
         ]),
@@ -68,12 +71,30 @@ export function formatPruneReport(r: PruneReport): string {
     const k = r.freedBytesByKind
     lines.push(
       `  by kind: containers ${formatBytes(k.containers)}, images ${formatBytes(k.images)}, ` +
-        `build cache ${formatBytes(k.buildCache)}`,
+        `build cache ${formatBytes(k.buildCache)}, volumes ${formatBytes(k.volumes)}`,
     )
   } else if (r.dryRun && r.needBytes > 0) {
     lines.push(r.enough ? 'the plan is expected to be enough' : 'the plan is NOT expected to be enough')
   }
+  if (r.heldBy && r.heldBy.length > 0)
+    lines.push(`the space is held by: ${r.heldBy.map((h) => `${h.kind} ${formatBytes(h.bytes)}`).join(', ')}`)
   return lines.join('\n') + '\n'
+}
+
+/** the dangling volumes rule (deep runs): what it removes (or would), and what it keeps and why */
+function formatVolumes(r: PruneReport): string[] {
+  const v = r.volumes
+  if (!v) return []
+  const listed = r.dryRun ? v.plan : v.removed
+  const frees = formatBytes(listed.reduce((s, x) => s + x.sizeBytes, 0))
+  const lines = [`${r.dryRun ? 'would remove' : 'removed'} ${listed.length} dangling volumes (${frees}):`]
+  if (listed.length > 0)
+    lines.push(
+      ...table([['NAME', 'SIZE', 'REASON'], ...listed.map((x) => [x.name, formatBytes(x.sizeBytes), x.reason])]),
+    )
+  for (const s of v.skipped) lines.push(`volume not removed ${s.name}: ${s.reason}`)
+  for (const k of v.kept) lines.push(`volume kept ${k.name}: ${k.reason}`)
+  return lines
 }
 
 /** the exited containers rule: what it removes (or would), and what it keeps and why */

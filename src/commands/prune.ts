@@ -15,12 +15,22 @@ import { diskPathOf } from '../prune/job.js'
 import { withPruneLock } from '../prune/lock.js'
 import { WantedSet } from '../prewarm/wanted.js'
 import { formatPruneReport } from './prune-format.js'
+import { rulesFor } from '../prune/schedules.js'
 
-export async function run(opts: { dryRun?: boolean; targetPercent?: number }, globals: GlobalOptions): Promise<number> {
+export async function run(
+  opts: { dryRun?: boolean; targetPercent?: number; schedule?: string },
+  globals: GlobalOptions,
+): Promise<number> {
   const config = loadAgentConfig(globals.config)
   const target = opts.targetPercent
   if (target !== undefined && !(Number.isFinite(target) && target >= 0 && target <= 100)) {
     throw new CliError('--target-percent must be a number from 0 to 100', EXIT.usage)
+  }
+  let rules
+  try {
+    rules = rulesFor(config.prune, opts.schedule)
+  } catch (err) {
+    throw new CliError(`--schedule: ${(err as Error).message}`, EXIT.usage)
   }
   // Audit lines and warnings go to stderr; stdout carries only the report.
   const log = createLogger({ level: config.log.level, toStderr: true })
@@ -44,7 +54,7 @@ export async function run(opts: { dryRun?: boolean; targetPercent?: number }, gl
       bus: new EventBus(),
       log,
       now: systemClock,
-      policy: config.prune,
+      policy: rules.policy,
       // A one-shot command cannot see the agent's pulls; the daemon's own refusal (409) still guards them.
       pullsInFlight: () => [],
       wanted: () => wanted.refs(),
@@ -52,7 +62,7 @@ export async function run(opts: { dryRun?: boolean; targetPercent?: number }, gl
       exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),
     },
     { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) },
-    { trigger: 'cli', dryRun: opts.dryRun ?? false, targetPercent: target },
+    { trigger: 'cli', dryRun: opts.dryRun ?? false, targetPercent: target, schedule: rules.schedule, deep: rules.deep },
   )
   process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : formatPruneReport(report))
   return exitCodeOf(

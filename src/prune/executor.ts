@@ -21,6 +21,9 @@ import {
 } from './plan.js'
 import { RuntimeUnavailableError, type ContainerRuntime } from '../runtime/runtime.js'
 import { planContainerRemovals, type ContainerKeptItem, type ContainerPlanItem } from './containers-plan.js'
+import { planVolumeRemovals, type VolumeKeptItem, type VolumePlanItem } from './volumes-plan.js'
+import { spaceHeldBy, type HeldBytes } from './held-by.js'
+import type { RuntimeDiskUsage } from '../runtime/runtime.js'
 
 export type PruneResult = 'ok' | 'nothing_to_do' | 'not_enough' | 'error'
 
@@ -29,6 +32,10 @@ export interface PruneRequest {
   dryRun: boolean
   /** free down to this usage instead of prune.lowPercent */
   targetPercent?: number
+  /** the named schedule (prune.schedules) whose rules deps.policy carries; absent: prune's own */
+  schedule?: string | null
+  /** also prune the build cache (prune.buildCache) and dangling volumes (prune.volumes), whatever the usage */
+  deep?: boolean
 }
 
 export interface SkippedItem {
@@ -41,6 +48,9 @@ export interface SkippedItem {
 export interface PruneReport {
   trigger: Trigger
   dryRun: boolean
+  /** the named schedule whose rules the run followed; null: prune's own */
+  schedule: string | null
+  deep: boolean
   result: PruneResult
   /** why the run could not be carried out (result "error") */
   error?: string
@@ -62,10 +72,22 @@ export interface PruneReport {
     skipped: (ContainerPlanItem & { outcome: string })[]
     kept: ContainerKeptItem[]
   } | null
+  /** dangling volumes (deep runs with prune.volumes.dangling); null when not part of the run */
+  volumes: {
+    plan: VolumePlanItem[]
+    removed: VolumePlanItem[]
+    skipped: (VolumePlanItem & { outcome: string })[]
+    kept: VolumeKeptItem[]
+  } | null
   /** measured on the filesystem, from before the first removal to after the last */
   freedBytes: number
   /** what each kind gave back by the runtime's own sizes (containers: writable layer and log) */
-  freedBytesByKind: { containers: number; images: number; buildCache: number }
+  freedBytesByKind: { containers: number; images: number; buildCache: number; volumes: number }
+  /**
+   * when the run could not free enough: which kinds hold the space, largest first, from the runtime's
+   * accounting after the run; null otherwise, or when that accounting failed
+   */
+  heldBy: HeldBytes[] | null
   after: DiskReading | null
   enough: boolean
   startedAt: string
@@ -120,6 +142,8 @@ export async function runPrune(
   const report: PruneReport = {
     trigger: req.trigger,
     dryRun: req.dryRun,
+    schedule: req.schedule ?? null,
+    deep: req.deep ?? false,
     result: 'error',
     targetPercent,
     before: null,
@@ -131,14 +155,21 @@ export async function runPrune(
     kept: [],
     buildCache: null,
     containers: null,
+    volumes: null,
     freedBytes: 0,
-    freedBytesByKind: { containers: 0, images: 0, buildCache: 0 },
+    freedBytesByKind: { containers: 0, images: 0, buildCache: 0, volumes: 0 },
+    heldBy: null,
     after: null,
     enough: false,
     startedAt: started.toISOString(),
     durationSeconds: 0,
   }
-  deps.bus.publish('prune.started', { trigger: req.trigger, dryRun: req.dryRun, targetPercent })
+  deps.bus.publish('prune.started', {
+    trigger: req.trigger,
+    dryRun: req.dryRun,
+    targetPercent,
+    ...(req.schedule ? { schedule: req.schedule } : {}),
+  })
   try {
     const run = () => execute(deps, inputs, req, report, hooks)
     await (req.dryRun || !deps.exclusive ? run() : deps.exclusive(run))
@@ -166,13 +197,24 @@ async function execute(
   if (!req.dryRun) await recoverInterrupted(deps)
   const initial = await deps.measure(diskPath)
   report.before = initial
+  const usage = new UsageReader(deps.runtime)
   // Exited containers go first: the images they held become eligible for the plan below.
-  const gone = await pruneContainers(deps, req, report)
+  const gone = await pruneContainers(deps, req, report, usage)
+  let freedOther = gone.size > 0
+  if (req.deep) {
+    // A container just removed leaves its volumes dangling: the volume rule reads the runtime afresh.
+    if (gone.size > 0 && !req.dryRun) usage.forget()
+    freedOther = (await pruneVolumes(deps, req, report, usage)) || freedOther
+    if (deps.policy.buildCache && !req.dryRun && !deps.stopRequested?.()) {
+      await pruneBuildCache(deps, report, diskPath, initial)
+      freedOther = true
+    }
+  }
   const withoutGone = inputs.images.map((i) =>
     i.containers.some((c) => gone.has(c.id)) ? { ...i, containers: i.containers.filter((c) => !gone.has(c.id)) } : i,
   )
   const images = await withSharedSizes(deps, withoutGone)
-  const before = gone.size > 0 && !req.dryRun ? await deps.measure(diskPath) : initial
+  const before = freedOther && !req.dryRun ? await deps.measure(diskPath) : initial
   const plan = planPrune({
     disk: before,
     images,
@@ -190,12 +232,13 @@ async function execute(
     const anything = plan.plan.length > 0 || (report.containers?.plan.length ?? 0) > 0
     report.result =
       plan.needBytes === 0 ? (anything ? 'ok' : 'nothing_to_do') : plan.expectedEnough ? 'ok' : 'not_enough'
+    if (report.result === 'not_enough') report.heldBy = await heldBy(deps, report, usage)
     return
   }
   await hooks.beforeExecute?.(plan)
 
   let now = before
-  if (plan.needBytes > 0 && deps.policy.buildCache && !deps.stopRequested?.())
+  if (plan.needBytes > 0 && deps.policy.buildCache && !report.buildCache && !deps.stopRequested?.())
     now = await pruneBuildCache(deps, report, diskPath, now)
   // The plan first, then the spare images while the measured disk is still above the target:
   // the estimate is not the judge, the filesystem is.
@@ -222,12 +265,19 @@ async function execute(
     containers: (report.containers?.removed ?? []).reduce((sum, c) => sum + c.sizeRwBytes + c.logBytes, 0),
     images: report.removed.reduce((sum, i) => sum + i.expectedFreedBytes, 0),
     buildCache: report.buildCache && 'prunedBytes' in report.buildCache ? report.buildCache.prunedBytes : 0,
+    volumes: (report.volumes?.removed ?? []).reduce((sum, v) => sum + v.sizeBytes, 0),
   }
   report.enough = bytesToFree(report.after, report.targetPercent) === 0
   const removedOther =
-    (report.containers?.removed.length ?? 0) > 0 || report.removed.some((p) => p.rule !== 'threshold')
+    (report.containers?.removed.length ?? 0) > 0 ||
+    (report.volumes?.removed.length ?? 0) > 0 ||
+    report.freedBytesByKind.buildCache > 0 ||
+    report.removed.some((p) => p.rule !== 'threshold')
   report.result = plan.needBytes === 0 ? (removedOther ? 'ok' : 'nothing_to_do') : report.enough ? 'ok' : 'not_enough'
   if (report.result === 'not_enough') {
+    usage.forget()
+    report.heldBy = await heldBy(deps, report, usage)
+    const top = report.heldBy?.[0]
     deps.log.error(
       {
         trigger: req.trigger,
@@ -240,9 +290,11 @@ async function execute(
         kept: report.kept.length,
         // the wanted set alone may not fit under the watermark: say which images prewarm holds
         wanted: report.kept.filter((k) => k.reason === KEPT.wanted).flatMap((k) => (k.refs.length ? k.refs : [k.id])),
+        heldBy: report.heldBy,
       },
       'prune could not free enough: the images left are in use, wanted by prewarm, protected, too young, ' +
-        'kept per repository, or could not be removed',
+        'kept per repository, or could not be removed' +
+        (top ? `; most of the space is held by ${top.kind} (${top.bytes} bytes)` : ''),
     )
   }
 }
@@ -252,11 +304,16 @@ async function execute(
  * with an audit line that says what its writable layer and log held. Returns the ids gone (in a dry
  * run: those that would go), so the image plan sees the images they held as unused.
  */
-async function pruneContainers(deps: PruneDeps, req: PruneRequest, report: PruneReport): Promise<Set<string>> {
+async function pruneContainers(
+  deps: PruneDeps,
+  req: PruneRequest,
+  report: PruneReport,
+  reader: UsageReader,
+): Promise<Set<string>> {
   if (deps.policy.containers.exitedOlderThanSeconds === null) return new Set()
   let usage
   try {
-    usage = await deps.runtime.diskUsage()
+    usage = await reader.read()
   } catch (err) {
     if (err instanceof RuntimeUnavailableError) throw err
     deps.log.warn({ err: messageOf(err) }, 'prune: cannot list containers with their sizes; no container removed')
@@ -278,6 +335,7 @@ async function pruneContainers(deps: PruneDeps, req: PruneRequest, report: Prune
       {
         audit: 'prune',
         kind: 'container',
+        rule: 'containers_exited',
         outcome: outcome.outcome,
         id: item.id,
         name: item.name,
@@ -286,11 +344,90 @@ async function pruneContainers(deps: PruneDeps, req: PruneRequest, report: Prune
         logBytes: item.logBytes,
         reason,
         trigger: req.trigger,
+        ...(req.schedule ? { schedule: req.schedule } : {}),
       },
       `prune: ${outcome.outcome} container ${item.name}`,
     )
   }
   return new Set(report.containers.removed.map((c) => c.id))
+}
+
+/**
+ * Deep runs: plans the dangling volumes to remove (prune.volumes) and, in a real run, removes them,
+ * each with an audit line. Returns whether any went.
+ */
+async function pruneVolumes(
+  deps: PruneDeps,
+  req: PruneRequest,
+  report: PruneReport,
+  reader: UsageReader,
+): Promise<boolean> {
+  if (!deps.policy.volumes.dangling) return false
+  const remove = deps.runtime.removeVolume?.bind(deps.runtime)
+  if (!remove) {
+    deps.log.info({ runtime: deps.runtime.kind }, 'prune: this runtime has no volumes; the volume rule does nothing')
+    return false
+  }
+  let usage
+  try {
+    usage = await reader.read()
+  } catch (err) {
+    if (err instanceof RuntimeUnavailableError) throw err
+    deps.log.warn({ err: messageOf(err) }, 'prune: cannot list volumes with their sizes; no volume removed')
+    return false
+  }
+  const plan = planVolumeRemovals({ volumes: usage.volumes, policy: deps.policy.volumes })
+  report.volumes = { plan: plan.remove, removed: [], skipped: [], kept: plan.kept }
+  if (req.dryRun) return false
+  for (const item of plan.remove) {
+    if (deps.stopRequested?.()) break
+    const outcome = await remove(item.name).catch((err) => {
+      if (err instanceof RuntimeUnavailableError) throw err
+      return { outcome: 'failed' as const, reason: messageOf(err) }
+    })
+    const reason = outcome.outcome === 'removed' ? item.reason : outcome.reason
+    if (outcome.outcome === 'removed') report.volumes.removed.push(item)
+    else report.volumes.skipped.push({ ...item, outcome: outcome.outcome, reason })
+    deps.log[outcome.outcome === 'failed' ? 'warn' : 'info'](
+      {
+        audit: 'prune',
+        kind: 'volume',
+        rule: 'volumes_dangling',
+        outcome: outcome.outcome,
+        name: item.name,
+        sizeBytes: item.sizeBytes,
+        reason,
+        trigger: req.trigger,
+        ...(req.schedule ? { schedule: req.schedule } : {}),
+      },
+      `prune: ${outcome.outcome} volume ${item.name}`,
+    )
+  }
+  return report.volumes.removed.length > 0
+}
+
+/** which kinds hold the space, from a fresh accounting; null (and a warning) when the runtime cannot say */
+async function heldBy(deps: PruneDeps, report: PruneReport, reader: UsageReader): Promise<HeldBytes[] | null> {
+  try {
+    return spaceHeldBy(await reader.read(), report.kept)
+  } catch (err) {
+    if (err instanceof RuntimeUnavailableError) return null
+    deps.log.warn({ err: messageOf(err) }, 'prune: cannot read the disk accounting to say what holds the space')
+    return null
+  }
+}
+
+/** the runtime's disk accounting is slow: read it once per run, and again only after removals changed it */
+class UsageReader {
+  private pending: Promise<RuntimeDiskUsage> | null = null
+  constructor(private readonly runtime: ContainerRuntime) {}
+  read(): Promise<RuntimeDiskUsage> {
+    this.pending ??= this.runtime.diskUsage()
+    return this.pending
+  }
+  forget(): void {
+    this.pending = null
+  }
 }
 
 async function withSharedSizes(deps: PruneDeps, images: ImageFacts[]): Promise<ImageFacts[]> {
@@ -351,10 +488,12 @@ async function removeOne(
     tags: item.refs,
     sizeBytes: item.sizeBytes,
     reason,
+    rule: item.rule,
     trigger: req.trigger,
+    ...(req.schedule ? { schedule: req.schedule } : {}),
   }
   deps.log[outcome.outcome === 'failed' ? 'warn' : 'info'](
-    { audit: 'prune', rule: item.rule, ...entry },
+    { audit: 'prune', kind: 'image', ...entry },
     `prune: ${outcome.outcome} ${item.refs.join(', ') || item.id}`,
   )
   deps.bus.publish('prune.image', { ...entry, dryRun: false })
@@ -370,7 +509,14 @@ async function pruneBuildCache(
     const info = await deps.runtime.pruneBuildCache()
     report.buildCache = { prunedBytes: info.reclaimedBytes }
     deps.log.info(
-      { audit: 'prune', outcome: 'build-cache', sizeBytes: report.buildCache.prunedBytes, trigger: report.trigger },
+      {
+        audit: 'prune',
+        kind: 'build-cache',
+        rule: report.deep ? 'deep' : 'threshold',
+        outcome: 'build-cache',
+        sizeBytes: report.buildCache.prunedBytes,
+        trigger: report.trigger,
+      },
       'prune: build cache pruned',
     )
     return await deps.measure(diskPath)
@@ -391,6 +537,7 @@ export function summaryOf(report: PruneReport): EventMap['prune.finished'] {
   return {
     trigger: report.trigger,
     dryRun: report.dryRun,
+    ...(report.schedule ? { schedule: report.schedule } : {}),
     result: report.result,
     ...(report.error ? { error: report.error } : {}),
     targetPercent: report.targetPercent,
@@ -404,6 +551,8 @@ export function summaryOf(report: PruneReport): EventMap['prune.finished'] {
     keptCount: report.kept.length,
     usedPercentBefore: report.before?.usedPercent ?? null,
     usedPercentAfter: report.after?.usedPercent ?? null,
+    freedBytesByKind: report.freedBytesByKind,
+    ...(report.heldBy ? { heldBy: report.heldBy } : {}),
     durationSeconds: report.durationSeconds,
   }
 }

@@ -18,8 +18,8 @@ export function createPruneFeature(): Feature {
     const prune = (req: Parameters<PruneJob['run']>[0]) => job.run(req)
 
     ctx.actions.register('prune', async (args, trigger) => {
-      const { dryRun, targetPercent } = pruneArgsOrThrow(args)
-      const { report, joined } = await prune({ trigger, dryRun: dryRun ?? false, targetPercent })
+      const { dryRun, targetPercent, schedule } = pruneArgsOrThrow(args)
+      const { report, joined } = await prune({ trigger, dryRun: dryRun ?? false, targetPercent, schedule })
       return { ...report, joined }
     })
 
@@ -62,7 +62,10 @@ export function createPruneFeature(): Feature {
       bus: ctx.bus,
       log: ctx.log,
     })
-    const schedule = new CronPrune({ schedule: ctx.config.prune.schedule, prune, log: ctx.log })
+    const schedules = [
+      new CronPrune({ schedule: ctx.config.prune.schedule, prune, log: ctx.log }),
+      ...ctx.config.prune.schedules.map((s) => new CronPrune({ schedule: s.cron, name: s.name, prune, log: ctx.log })),
+    ]
     const recovery: Component = {
       name: 'removal-recovery',
       // Names a removal took off before a crash go back at start, under the prune lock so that no
@@ -81,6 +84,6 @@ export function createPruneFeature(): Feature {
       stop: async () => undefined,
     }
     const jobComponent = { name: 'prune-job', start: async () => undefined, stop: () => job.stop() }
-    return { components: [recovery, watcher, schedule, jobComponent] }
+    return { components: [recovery, watcher, ...schedules, jobComponent] }
   }
 }

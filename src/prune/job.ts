@@ -7,6 +7,7 @@ import { withPruneLock } from './lock.js'
 import { UnavailableError } from '../errors.js'
 import { readFilesystem, type DiskReading } from '../inventory/disk.js'
 import { runPrune, type PruneHooks, type PruneReport, type PruneRequest } from './executor.js'
+import { rulesFor } from './schedules.js'
 
 export interface PruneJobOptions {
   measure?: (path: string) => Promise<DiskReading>
@@ -30,7 +31,9 @@ export class PruneJob {
   async run(req: PruneRequest, hooks: PruneHooks = {}): Promise<{ report: PruneReport; joined: boolean }> {
     if (this.stopping) throw new UnavailableError('the agent is stopping: no new prune')
     const targetPercent = req.targetPercent ?? this.ctx.config.prune.lowPercent
-    const key = `${req.dryRun ? 'dry-run' : 'remove'}:${targetPercent}`
+    // An unknown schedule name is the caller's mistake: refused before anything is queued.
+    rulesFor(this.ctx.config.prune, req.schedule)
+    const key = `${req.dryRun ? 'dry-run' : 'remove'}:${targetPercent}:${req.schedule ?? ''}`
     const { result, joined } = await this.ctx.runner.run('prune', key, () => {
       // A request that waited behind another prune must not start once the agent is stopping.
       if (this.stopping) return Promise.reject(new UnavailableError('the agent is stopping: no new prune'))
@@ -57,6 +60,7 @@ export class PruneJob {
     const { config, log, store, bus, runtime, pulls, now } = this.ctx
     const measure = this.opts.measure ?? readFilesystem
     const snapshot = store.get()
+    const rules = rulesFor(config.prune, req.schedule)
     const report = await runPrune(
       {
         runtime,
@@ -64,7 +68,7 @@ export class PruneJob {
         bus,
         log,
         now,
-        policy: config.prune,
+        policy: rules.policy,
         pullsInFlight: () => pulls.list(),
         wanted: () => this.ctx.wanted?.refs() ?? config.prewarm.images,
         stopRequested: () => this.stopping,
@@ -78,7 +82,7 @@ export class PruneJob {
           }),
       },
       { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) },
-      req,
+      { ...req, schedule: rules.schedule, deep: rules.deep },
       hooks,
     )
     if (!req.dryRun && report.after) this.recordDisk(snapshot, report.after)

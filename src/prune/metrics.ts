@@ -19,11 +19,21 @@ export function registerPruneMetrics(reg: Registries): EventCounter {
     help: 'images removed by prunes',
     registers: reg,
   })
+  const reclaimed = new Counter({
+    name: `${P}prune_reclaimed_bytes_total`,
+    help: "bytes prunes gave back by kind (containers, images, build_cache, volumes), by the runtime's own sizes",
+    labelNames: ['kind'],
+    registers: reg,
+  })
   return (e) => {
     if (e.type !== 'prune.finished') return
     const d = e.data
     pruneRuns.inc({ trigger: d.trigger, result: d.dryRun ? 'dry_run' : d.result })
     if (d.freedBytes > 0) freed.inc(d.freedBytes)
     removed.inc(d.removedCount)
+    const k = d.freedBytesByKind
+    if (!k || d.dryRun) return
+    const kinds = { containers: k.containers, images: k.images, build_cache: k.buildCache, volumes: k.volumes }
+    for (const [kind, bytes] of Object.entries(kinds)) if (bytes > 0) reclaimed.inc({ kind }, bytes)
   }
 }

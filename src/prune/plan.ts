@@ -30,6 +30,9 @@ import { usedBytesAtPercent } from '../inventory/used-percent.js'
 import { qualifiedRef } from '../registry/reference.js'
 import picomatch from 'picomatch'
 import type { DiskFacts, ImageFacts } from '../agent/snapshot.js'
+import type { PRUNE_RULES } from '../protocol-events.js'
+
+export type PruneRule = (typeof PRUNE_RULES)[number]
 
 export interface PrunePolicy {
   lowPercent: number
@@ -70,7 +73,7 @@ export interface PlanItem {
   firstSeen: string
   dangling: boolean
   /** which rule planned it: the threshold (least recently used to the target) or the age rule */
-  rule: 'threshold' | 'max_unused' | 'max_image_bytes'
+  rule: PruneRule
   reason: string
 }
 

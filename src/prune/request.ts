@@ -8,6 +8,8 @@ export const pruneArgsSchema = z.strictObject({
   dryRun: z.boolean().optional(),
   /** the usage to free down to: 0 or 100 would mean "everything" or "nothing", never what is meant */
   targetPercent: z.number().min(1).max(99).optional(),
+  /** run now with the rules of this named schedule (prune.schedules), deep parts included */
+  schedule: z.string().min(1).optional(),
 })
 
 export type PruneArgs = z.infer<typeof pruneArgsSchema>

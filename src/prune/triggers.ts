@@ -105,12 +105,17 @@ export class DiskWatcher implements Component {
   }
 }
 
-/** prune.schedule: a cron expression (node-cron syntax, 5 or 6 fields); null: no scheduled prune. */
+/**
+ * prune.schedule, or one of prune.schedules (then `name` is set, and its runs follow that schedule's
+ * rules): a cron expression (node-cron syntax, 5 or 6 fields); null: no scheduled prune.
+ */
 export class CronPrune implements Component {
-  readonly name = 'prune-schedule'
+  readonly name: string
   private task: ScheduledTask | null = null
 
-  constructor(private readonly opts: { schedule: string | null; prune: StartPrune; log: Logger }) {}
+  constructor(private readonly opts: { schedule: string | null; name?: string; prune: StartPrune; log: Logger }) {
+    this.name = opts.name ? `prune-schedule:${opts.name}` : 'prune-schedule'
+  }
 
   async start(): Promise<void> {
     const { schedule } = this.opts
@@ -121,9 +126,10 @@ export class CronPrune implements Component {
 
   /** what the schedule does when it fires */
   fire(): Promise<unknown> {
+    const { name } = this.opts
     return this.opts
-      .prune({ trigger: 'schedule', dryRun: false })
-      .catch((err) => this.opts.log.error({ err: (err as Error).message }, 'scheduled prune failed'))
+      .prune({ trigger: 'schedule', dryRun: false, ...(name ? { schedule: name } : {}) })
+      .catch((err) => this.opts.log.error({ err: (err as Error).message, schedule: name }, 'scheduled prune failed'))
   }
 
   async stop(): Promise<void> {

@@ -19,7 +19,13 @@ interface DfAnswer {
         Labels?: Record<string, string> | null
       }[]
     | null
-  Volumes?: { Name: string; UsageData?: { Size?: number; RefCount?: number } | null }[] | null
+  Volumes?:
+    | {
+        Name: string
+        Labels?: Record<string, string> | null
+        UsageData?: { Size?: number; RefCount?: number } | null
+      }[]
+    | null
   BuildCache?: { Size?: number; Shared?: boolean }[] | null
 }
 
@@ -60,8 +66,18 @@ export function toDiskUsage(df: DfAnswer, extra: ReadonlyMap<string, ContainerEx
       // -1: the driver could not say (a remote volume); counted as 0.
       sizeBytes: Math.max(0, v.UsageData?.Size ?? 0),
       refCount: Math.max(0, v.UsageData?.RefCount ?? 0),
+      labels: v.Labels ?? {},
+      anonymous: isAnonymousVolume(v.Name, v.Labels ?? {}),
     })),
   }
+}
+
+/**
+ * Docker 23 and later label the volumes it makes for a container; before that, such a volume is
+ * only recognisable by its name: 64 hex digits, which Docker generates and people do not choose.
+ */
+export function isAnonymousVolume(name: string, labels: Record<string, string>): boolean {
+  return 'com.docker.volume.anonymous' in labels || /^[0-9a-f]{64}$/.test(name)
 }
 
 /** /system/df is silent while it walks every layer: it gets this long, not the usual idle timeout */

@@ -236,6 +236,22 @@ export class DockerRuntime implements ContainerRuntime {
     })
   }
 
+  async removeVolume(name: string): Promise<RemoveOutcome> {
+    return this.call(async (docker) => {
+      try {
+        // Never forced: Docker refuses a volume a container (even a stopped one) refers to (409).
+        await docker.getVolume(name).remove({ force: false })
+        return { outcome: 'removed' as const }
+      } catch (err) {
+        const status = statusOf(err)
+        if (status === 404) return { outcome: 'skipped' as const, reason: 'gone already' }
+        if (status === 409) return { outcome: 'skipped' as const, reason: messageOf(err) }
+        if (isConnectionError(err)) throw err
+        return { outcome: 'failed' as const, reason: messageOf(err) }
+      }
+    })
+  }
+
   async pruneBuildCache(): Promise<{ reclaimedBytes: number }> {
     return this.call(async (docker) => ({ reclaimedBytes: (await docker.pruneBuilder()).SpaceReclaimed ?? 0 }))
   }

@@ -97,7 +97,8 @@ export interface RuntimeDiskUsage {
   }[]
   /** build cache records not shared with images */
   buildCacheBytes: number
-  volumes: { name: string; sizeBytes: number; refCount: number }[]
+  /** `anonymous`: made by Docker for a container (`-v /path`), not named by anyone */
+  volumes: { name: string; sizeBytes: number; refCount: number; labels: Record<string, string>; anonymous: boolean }[]
 }
 
 /** whether the runtime answers, and what it last said about itself */
@@ -156,6 +157,11 @@ export interface ContainerRuntime {
   diskUsage(): Promise<RuntimeDiskUsage>
   /** removes a stopped container and its writable layer; never forced: a running one is `skipped` */
   removeContainer(id: string): Promise<RemoveOutcome>
+  /**
+   * removes one volume no container refers to; never forced: one in use is `skipped`. Absent where
+   * the runtime has no volumes (containerd).
+   */
+  removeVolume?(name: string): Promise<RemoveOutcome>
   /** removes unused build cache; the bytes it gave back */
   pruneBuildCache(): Promise<{ reclaimedBytes: number }>
   /** puts back the names a removal interrupted by a crash took off; returns what was restored */

@@ -24,7 +24,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       stateDir: state,
       docker: { socket: dockerd.socket },
       gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
-      prune: { highPercent: 100, schedule: null },
+      prune: { highPercent: 100, schedule: null, schedules: [{ name: 'deep', cron: '0 4 * * 0', deep: true }] },
       prewarm: { schedule: null, images: ['warm/w:1'] },
     }
     const agent = await startAgent(t, config, { waitReady: true })
@@ -46,6 +46,15 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.equal(keptReason(real.body), 'wanted by prewarm')
     t.same(tagsOf(dockerd), ['warm/w:1'], 'the prewarmed image is still on disk')
     t.match(agent.logs(), /"wanted":\["warm\/w:1"\].*prune could not free enough/, 'the log names the wanted image')
+    t.equal(real.body.heldBy[0].kind, 'images_wanted', 'what holds the space: the wanted image')
+    t.match(agent.logs(), /most of the space is held by images_wanted/)
+
+    // A named schedule's rules on demand; an unknown name is refused before anything runs.
+    const unknown = await post(`${agent.url}/v1/prune`, agent.token, { schedule: 'weekly', dryRun: true })
+    t.equal(unknown.status, 400)
+    t.match(unknown.body.error, /no prune schedule named "weekly" \(prune.schedules: deep\)/)
+    const named = await post(`${agent.url}/v1/prune`, agent.token, { schedule: 'deep', dryRun: true })
+    t.match(named, { status: 200, body: { schedule: 'deep', deep: true, dryRun: true } })
     await agent.stop()
 
     // Taken out of the wanted set: the same state, the same image, now eligible.

@@ -51,7 +51,14 @@ async function render(): Promise<string> {
     durationSeconds: 12,
   }
   metrics.onEvent(
-    event('prune.finished', { ...prune, trigger: 'watcher', result: 'ok', freedBytes: 10737418240, removedCount: 3 }),
+    event('prune.finished', {
+      ...prune,
+      trigger: 'watcher',
+      result: 'ok',
+      freedBytes: 10737418240,
+      removedCount: 3,
+      freedBytesByKind: { containers: 1073741824, images: 9663676416, buildCache: 0, volumes: 0 },
+    }),
   )
   metrics.onEvent(
     event('prune.finished', {
