@@ -19,6 +19,11 @@ const input = {
   pullsInFlight: images.slice(0, 20).flatMap((i) => i.repoTags.slice(0, 1)),
 }
 
+// The first plan also parses every reference once (the planner keeps their forms, as the agent's
+// later plans over the same images find them): printed apart, so the steady figure hides nothing.
+const firstStarted = process.hrtime.bigint()
+planPrune(input)
+const firstMs = Number(process.hrtime.bigint() - firstStarted) / 1e6
 for (let i = 0; i < WARMUP; i++) planPrune(input)
 const times: number[] = []
 let planned = 0
@@ -33,5 +38,6 @@ const median = times[Math.floor(times.length / 2)]
 const spread = `min ${times[0].toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms`
 console.log(
   `prune plan over ${IMAGES} images: median ${median.toFixed(1)} ms over ${RUNS} runs after ${WARMUP} warm-up runs ` +
-    `(${spread}); ${planned} planned, ${IMAGES - planned} kept`,
+    `(${spread}); ${planned} planned, ${IMAGES - planned} kept; the first plan, references not yet parsed: ` +
+    `${firstMs.toFixed(1)} ms`,
 )

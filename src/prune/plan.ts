@@ -147,24 +147,60 @@ function isDangling(image: Pick<ImageFacts, 'repoTags' | 'repoDigests'>): boolea
 
 export type ProtectMatcher = (image: Pick<ImageFacts, 'id' | 'repoTags' | 'repoDigests'>) => string | null
 
-/** A matcher that names the protect glob an image matches, or null. */
+/**
+ * A matcher that names the protect glob an image matches, or null. Most images match no glob, and
+ * the planner asks for each of thousands: one combined expression (and the globs as literals, which
+ * picomatch also accepts as they are) says whether any glob matches any name, with no name list
+ * built; only on a hit are the globs tried one by one, in order, to name the first that matches.
+ */
 function protectMatcher(globs: string[]): ProtectMatcher {
+  if (globs.length === 0) return () => null
   // bash: a single * crosses '/', so "*:stable" protects nvidia/cuda:stable too.
-  const compiled = globs.map((glob) => ({
-    glob,
-    match: picomatch(glob, { bash: true, dot: true }),
-    idPrefix: idPrefixOf(glob),
-  }))
+  const options = { bash: true, dot: true }
+  const compiled = globs.map((glob) => ({ glob, match: picomatch(glob, options), idPrefix: idPrefixOf(glob) }))
+  const regexes = globs.map((glob) => picomatch.makeRe(glob, options))
+  const combined = regexes.every((r) => r.flags === '')
+    ? new RegExp(regexes.map((r) => `(?:${r.source})`).join('|'))
+    : null
+  const literals = new Set(globs)
+  const anyGlob = (name: string) => literals.has(name) || combined === null || combined.test(name)
+  const prefixes = compiled.flatMap((c) => (c.idPrefix ? [c.idPrefix] : []))
   return (image) => {
-    if (compiled.length === 0) return null
+    const bareId = image.id.startsWith('sha256:') ? image.id.slice('sha256:'.length) : image.id
+    const hit =
+      prefixes.some((p) => bareId.startsWith(p)) ||
+      anyGlob(image.id) ||
+      anyGlob(bareId) ||
+      image.repoTags.some((ref) => formsOf(ref).some(anyGlob)) ||
+      image.repoDigests.some((ref) => formsOf(ref).some(anyGlob))
+    if (!hit) return null
     const names = namesOf(image)
     for (const { glob, match, idPrefix } of compiled) {
-      if (idPrefix && image.id.replace(/^sha256:/, '').startsWith(idPrefix)) return glob
+      if (idPrefix && bareId.startsWith(idPrefix)) return glob
       if (names.some((n) => match(n))) return glob
     }
     return null
   }
 }
+
+/**
+ * A reference as written and in its docker.io form, each also as its repository: the names a glob is
+ * matched against. A host's references change slowly and every plan asks again, so they are kept
+ * (bounded: cleared when full, so ever new references cost a re-parse each, never unbounded memory).
+ */
+function formsOf(ref: string): readonly string[] {
+  if (ref.startsWith('<none>')) return []
+  let forms = formsByRef.get(ref)
+  if (forms === undefined) {
+    const q = qualifiedRef(ref)
+    forms = [...new Set([ref, repositoryOf(ref), q, repositoryOf(q)])]
+    if (formsByRef.size >= FORMS_CACHE_SIZE) formsByRef.clear()
+    formsByRef.set(ref, forms)
+  }
+  return forms
+}
+const FORMS_CACHE_SIZE = 50_000
+const formsByRef = new Map<string, readonly string[]>()
 
 /** a glob that is a plain image id or id prefix (12+ hex digits, sha256: optional) */
 function idPrefixOf(glob: string): string | null {
@@ -174,13 +210,7 @@ function idPrefixOf(glob: string): string | null {
 
 function namesOf(image: Pick<ImageFacts, 'id' | 'repoTags' | 'repoDigests'>): string[] {
   const names = new Set<string>([image.id, image.id.replace(/^sha256:/, '')])
-  for (const ref of [...image.repoTags, ...image.repoDigests]) {
-    if (ref.startsWith('<none>')) continue
-    for (const r of [ref, qualifiedRef(ref)]) {
-      names.add(r)
-      names.add(repositoryOf(r))
-    }
-  }
+  for (const ref of [...image.repoTags, ...image.repoDigests]) for (const form of formsOf(ref)) names.add(form)
   return [...names]
 }
 
@@ -193,8 +223,6 @@ interface Keyed {
   lastUsed: number
   /** ms; Infinity when unreadable (sorts last, and counts as young) */
   firstSeen: number
-  /** ms; -Infinity when unreadable */
-  created: number
 }
 
 function keyed(image: ImageFacts): Keyed {
@@ -204,7 +232,6 @@ function keyed(image: ImageFacts): Keyed {
     dangling: isDangling(image),
     lastUsed: timeOf(image.lastUsed, -Infinity),
     firstSeen: timeOf(image.firstSeen, Infinity),
-    created: timeOf(image.createdAt, -Infinity),
   }
 }
 
@@ -212,21 +239,36 @@ function keyed(image: ImageFacts): Keyed {
 function newestPerRepository(images: Keyed[], n: number): Map<string, string> {
   const kept = new Map<string, string>()
   if (n <= 0) return kept
-  const byRepo = new Map<string, Keyed[]>()
+  // Only the newest n of each repository are wanted: each repository keeps a short list, newest
+  // first, instead of sorting every image of it.
+  const newest = new Map<string, { k: Keyed; created: number }[]>()
   for (const k of images) {
-    for (const repo of new Set(k.refs.map(repositoryOf))) {
-      const list = byRepo.get(repo) ?? []
-      list.push(k)
-      byRepo.set(repo, list)
+    const entry = { k, created: timeOf(k.image.createdAt, -Infinity) }
+    let last: string | null = null
+    for (const ref of k.refs) {
+      const repo = repositoryOf(ref)
+      // refs of one image usually share a repository (tag and digest): once is enough
+      if (repo === last) continue
+      last = repo
+      const list = newest.get(repo) ?? []
+      if (list.length === 0) newest.set(repo, list)
+      if (list.includes(entry)) continue
+      let at = list.length
+      while (at > 0 && newerFirst(entry, list[at - 1]) < 0) at--
+      if (at < n) {
+        list.splice(at, 0, entry)
+        if (list.length > n) list.pop()
+      }
     }
   }
-  // newest first: by created, then first seen (unreadable first-seen counts as oldest here)
-  const seen = (k: Keyed) => (Number.isFinite(k.firstSeen) ? k.firstSeen : -Infinity)
-  for (const [repo, list] of byRepo) {
-    list.sort((a, b) => diff(b.created, a.created) || diff(seen(b), seen(a)) || compareStrings(a.image.id, b.image.id))
-    for (const k of list.slice(0, n)) if (!kept.has(k.image.id)) kept.set(k.image.id, repo)
-  }
+  for (const [repo, list] of newest) for (const { k } of list) if (!kept.has(k.image.id)) kept.set(k.image.id, repo)
   return kept
+}
+
+/** newest first: by created, then first seen (unreadable first-seen counts as oldest here), then id */
+function newerFirst(a: { k: Keyed; created: number }, b: { k: Keyed; created: number }): number {
+  const seen = (k: Keyed) => (Number.isFinite(k.firstSeen) ? k.firstSeen : -Infinity)
+  return diff(b.created, a.created) || diff(seen(b.k), seen(a.k)) || compareStrings(a.k.image.id, b.k.image.id)
 }
 
 /** a - b for times that may be infinite (Infinity - Infinity is NaN, which would break a sort) */

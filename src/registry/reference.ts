@@ -93,11 +93,23 @@ export function familiarRef(ref: string): string {
  * reference comes back as it is.
  */
 export function qualifiedRef(ref: string): string {
+  const known = qualified.get(ref)
+  if (known !== undefined) return known
   const parsed = parseAsWritten(ref)
-  if (!parsed) return ref
-  const { domain, repository, tag, digest } = parsed
-  return `${domain}/${repository}${tag ? `:${tag}` : ''}${digest ? `@${digest}` : ''}`
+  const { domain, repository, tag, digest } = parsed ?? {}
+  const result = parsed ? `${domain}/${repository}${tag ? `:${tag}` : ''}${digest ? `@${digest}` : ''}` : ref
+  if (qualified.size >= QUALIFIED_CACHE_SIZE) qualified.clear()
+  qualified.set(ref, result)
+  return result
 }
+
+/**
+ * A host's references change slowly and every prune plan, dry run and wanted-set check qualifies all
+ * of them; parsing one against the reference grammar is the planner's dearest step. Bounded: cleared
+ * when full, so a host with ever new references costs one re-parse per reference, never unbounded memory.
+ */
+const QUALIFIED_CACHE_SIZE = 50_000
+const qualified = new Map<string, string>()
 
 /** "repo@sha256:…" entries of an image's RepoDigests, read back into domain/repository/digest */
 export function parseRepoDigest(entry: string): { domain: string; repository: string; digest: string } | null {
