@@ -46,3 +46,19 @@ console.log(`document: 8 GPUs derived from the dual RTX A5000 capture, ${(doc.le
 console.log(`parses: ${iterations}, total ${totalMs.toFixed(0)} ms, mean ${(totalMs / iterations).toFixed(3)} ms/parse`)
 const max = times[times.length - 1].toFixed(3)
 console.log(`per parse: p50 ${pct(0.5)} ms, p90 ${pct(0.9)} ms, p99 ${pct(0.99)} ms, max ${max} ms`)
+
+// The reference: one linear regex scan over the same document (every tag matched once, nothing built),
+// the least any parse of it can cost.
+const scanTimes: number[] = []
+for (let i = 0; i < iterations; i++) {
+  const t0 = process.hrtime.bigint()
+  let tags = 0
+  for (const _ of doc.matchAll(/<[^>]+>/g)) tags++
+  if (tags === 0) throw new Error('no tags')
+  scanTimes.push(Number(process.hrtime.bigint() - t0) / 1e6)
+}
+const scanMean = scanTimes.reduce((a, b) => a + b, 0) / iterations
+console.log(
+  `side by side: parse mean ${(totalMs / iterations).toFixed(3)} ms; one linear regex scan of the same ` +
+    `document ${scanMean.toFixed(3)} ms`,
+)
