@@ -1,9 +1,8 @@
 // gpuhost agent: the daemon, in the foreground until SIGTERM/SIGINT.
 import { Agent, type Feature } from '../agent/agent.js'
-import { loadAgentConfig } from '../config.js'
+import { loadAgentConfig, type AgentConfig } from '../config.js'
 import { inventoryFeature } from '../inventory/feature.js'
 import { createLogger } from '../log.js'
-import { coordinatorLinkFeature } from '../link/link.js'
 import type { GlobalOptions } from '../cli.js'
 import { printConfig, runUntilSignal } from './daemon.js'
 import { checkImageCompat } from '../compat/check.js'
@@ -16,10 +15,14 @@ import { createRegistryClient } from '../registry/from-config.js'
 /** `check` of images not on the host asks their registry as prewarm does */
 const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(ctx.config, ctx.runtime))(ctx)
 
-/** The agent's features, in start order. Each adds its routes and returns its components and collectors. */
-// The coordinator link comes first: it subscribes to the bus as it is built, so it sees every event.
-const FEATURES: Feature[] = [
-  coordinatorLinkFeature,
+/**
+ * The agent's features, in start order. Each adds its routes and returns its components and collectors.
+ * The coordinator link comes first: it subscribes to the bus as it is built, so it sees every event. It
+ * is loaded only with a coordinator configured: its WebSocket client and its SQLite outbox cost about
+ * 20 MiB that an agent on its own does not need.
+ */
+const features = async (config: AgentConfig): Promise<Feature[]> => [
+  ...(config.coordinator.url ? [(await import('../link/link.js')).coordinatorLinkFeature] : []),
   inventoryFeature,
   gpuFeature,
   compatWithRegistry,
@@ -31,6 +34,6 @@ export async function run(opts: { printConfig?: boolean }, globals: GlobalOption
   const config = loadAgentConfig(globals.config)
   if (opts.printConfig) return printConfig(config, globals.json)
   const log = createLogger({ level: config.log.level })
-  const agent = new Agent(config, log, FEATURES)
+  const agent = new Agent(config, log, await features(config))
   return runUntilSignal(agent, log, 'agent', { hostId: config.hostId, listen: config.listen })
 }

@@ -4,7 +4,15 @@
 // The shape is the one parse.ts walks: an element with only text is its text (`''` when empty); an
 // element with children or attributes is an object (attributes as `@_name`, text beside children as
 // `#text`); a name repeated under one parent, or listed in `arrays`, is an array.
-import { SaxesParser } from 'saxes'
+import { createRequire } from 'node:module'
+import type { SaxesParser as SaxesParserType } from 'saxes'
+
+// Loaded at the first parse, synchronously (parsing is synchronous): a host without a GPU never does.
+let Saxes: typeof SaxesParserType | null = null
+function saxesParser(): typeof SaxesParserType {
+  Saxes ??= (createRequire(import.meta.url)('saxes') as { SaxesParser: typeof SaxesParserType }).SaxesParser
+  return Saxes
+}
 
 export type XmlNode = { [name: string]: XmlValue }
 export type XmlValue = string | XmlNode | XmlValue[]
@@ -26,7 +34,7 @@ export class XmlTreeError extends Error {
 export function parseXmlTree(xml: string, arrays: ReadonlySet<string> = new Set()): XmlNode {
   const root: Open = { name: '', node: {}, text: '', children: false }
   const stack: Open[] = [root]
-  const parser = new SaxesParser({ position: true })
+  const parser = new (saxesParser())({ position: true })
   let failure: Error | null = null
   parser.on('error', (err) => {
     failure ??= err

@@ -1,16 +1,12 @@
 // Disk collector: size, used and available bytes of the filesystem that holds Docker's root dir
-// (or disk.path), from systeminformation's fsSize (df underneath). On a loop-mounted ext4 its
-// figures equal statfs(2) and df to the byte, so it is used as is. statfs is the fallback only
-// when df does not answer in time (a stale network mount can make it hang) or does not list the
-// mount that holds the path.
+// (or disk.path), from statfs(2) of that path, the call df itself makes, so the figures equal df's
+// to the byte; the mountpoint is the longest one in /proc/self/mounts that holds the path. No df is
+// run: it would stat every mount, and one stale network mount elsewhere could make it hang.
 import { reportedUsedPercent } from './used-percent.js'
 import { realpath, readFile, statfs } from 'node:fs/promises'
-import si from 'systeminformation'
 import type { Collector } from '../agent/collector.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import type { DiskFacts, SnapshotStore } from '../agent/snapshot.js'
-
-const DF_DEADLINE_MS = 10_000
 
 export interface MountUsage {
   mount: string
@@ -42,14 +38,38 @@ export function diskFacts(path: string, m: MountUsage): DiskFacts {
   }
 }
 
-/** Pure: mountpoints of /proc/self/mounts; the kernel escapes space, tab, newline and backslash as octal. */
-export function parseProcMounts(text: string): string[] {
+/** one line of /proc/self/mountinfo: where, which device (major:minor), and which directory of it */
+export interface MountInfo {
+  mount: string
+  device: string
+  /** the directory of the filesystem mounted there: "/" for the whole filesystem, another for a bind mount */
+  root: string
+}
+
+/** Pure: /proc/self/mountinfo; the kernel escapes space, tab, newline and backslash as octal. */
+export function parseMountInfo(text: string): MountInfo[] {
+  const unescape = (v: string) => v.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
   return text
     .split('\n')
-    .filter(Boolean)
-    .map((line) =>
-      line.split(' ')[1].replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))),
-    )
+    .map((line) => line.split(' '))
+    .filter((f) => f.length >= 5)
+    .map((f) => ({ device: f[2], root: unescape(f[3]), mount: unescape(f[4]) }))
+}
+
+/**
+ * Pure: the mountpoint to name for the filesystem that holds `path`, as df names it. dockerd bind
+ * mounts its data root onto itself (to make its mount propagation private), so the longest mount
+ * holding /var/lib/docker is often /var/lib/docker itself; df, and this, name the filesystem by
+ * where it is mounted whole (root "/") above the path instead, when it is.
+ */
+export function filesystemMountFor(path: string, mounts: readonly MountInfo[]): string | null {
+  const holder = mountFor(path, mounts)
+  if (!holder) return null
+  const whole = mountFor(
+    path,
+    mounts.filter((m) => m.device === holder.device && m.root === '/'),
+  )
+  return (whole ?? holder).mount
 }
 
 export async function measureDisk(path: string): Promise<DiskFacts> {
@@ -59,25 +79,15 @@ export async function measureDisk(path: string): Promise<DiskFacts> {
   } catch (err) {
     throw new Error(`cannot measure ${path}: ${(err as Error).message}`)
   }
-  const fromDf = await withDeadline(si.fsSize(), DF_DEADLINE_MS).catch(() => null)
-  const viaDf = fromDf && mountFor(real, fromDf)
-  if (viaDf) return diskFacts(path, viaDf)
   return diskFacts(path, await statfsUsage(real))
 }
 
-/**
- * The fallback when df hung or did not list the mount: statfs of the path itself, with the
- * mountpoint from /proc/self/mounts. Same figures as df (both are statfs(2) underneath).
- */
+/** statfs of the path itself, with the mountpoint from /proc/self/mounts. */
 async function statfsUsage(path: string): Promise<MountUsage> {
   const reading = await readFilesystem(path)
   let mount = '/'
   try {
-    mount =
-      mountFor(
-        path,
-        parseProcMounts(await readFile('/proc/self/mounts', 'utf8')).map((m) => ({ mount: m })),
-      )?.mount ?? '/'
+    mount = filesystemMountFor(path, parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'))) ?? '/'
   } catch {
     /* no /proc: the root is the best guess */
   }
@@ -104,15 +114,6 @@ export async function readFilesystem(path: string): Promise<DiskReading> {
   const usedBytes = (fs.blocks - fs.bfree) * fs.bsize
   const availBytes = fs.bavail * fs.bsize
   return { path, sizeBytes, usedBytes, availBytes, usedPercent: reportedUsedPercent({ usedBytes, availBytes }) }
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-    timer.unref()
-  })
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
 }
 
 export class DiskCollector implements Collector {

@@ -4,7 +4,7 @@
 // that died leaves a lock that goes stale and is taken over.
 import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import lockfile from 'proper-lockfile'
+import type lockfileModule from 'proper-lockfile'
 import type { Logger } from 'pino'
 import { RESERVE_FILE } from '../state/guard.js'
 
@@ -24,6 +24,8 @@ export async function withPruneLock<T>(opts: PruneLockOptions, fn: () => Promise
   mkdirSync(opts.stateDir, { recursive: true })
   const lockfilePath = join(opts.stateDir, PRUNE_LOCK)
   const waitMs = opts.waitMs ?? 10 * 60_000
+  // Loaded with the first prune: an idle agent does not carry it (and the graceful-fs it brings).
+  const lockfile: typeof lockfileModule = (await import('proper-lockfile')).default
   const attempt = (retries: number) =>
     lockfile.lock(opts.stateDir, {
       lockfilePath,

@@ -4,7 +4,7 @@
 // treats as insecure, configured mirrors first and then the registry itself.
 import { createHash } from 'node:crypto'
 import { parse as parseAuthHeader } from 'auth-header'
-import { Agent, fetch, type Dispatcher, type Response } from 'undici'
+import type { Agent, Dispatcher, Response } from 'undici'
 import { CredentialStore, normalizeRegistryKey } from './credentials.js'
 import { RegistryError, isTransportError, transportReason } from './errors.js'
 import { DOCKERD_DEFAULT_TRUST, isInsecureRegistry, type RegistryTrust } from './insecure.js'
@@ -53,7 +53,7 @@ export class RegistryClient implements RemoteImageSource {
   private readonly platform: Platform
   private readonly timeoutMs: number
   // TLS without verification, for registries dockerd would also reach with InsecureSkipVerify.
-  private readonly insecureTls = new Agent({ connect: { rejectUnauthorized: false } })
+  private insecureTls: Agent | null = null
 
   private readonly mirrors = new Map<string, string[]>()
 
@@ -236,14 +236,16 @@ export class RegistryClient implements RemoteImageSource {
           scope,
         })
         if (service) form.set('service', service)
-        res = await fetch(url, { method: 'POST', body: form, signal: AbortSignal.timeout(this.timeoutMs) })
+        res = await (
+          await undici()
+        ).fetch(url, { method: 'POST', body: form, signal: AbortSignal.timeout(this.timeoutMs) })
       } else {
         if (service) url.searchParams.set('service', service)
         url.searchParams.set('scope', scope)
         const headers: Record<string, string> = {}
         if (cred?.username)
           headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password ?? ''}`).toString('base64')}`
-        res = await fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) })
+        res = await (await undici()).fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) })
       }
     } catch (err) {
       throw new RegistryError(
@@ -278,7 +280,9 @@ export class RegistryClient implements RemoteImageSource {
     let lastError: unknown = null
     for (const endpoint of candidates) {
       try {
-        const res = await fetch(endpoint.base + path, {
+        const res = await (
+          await undici()
+        ).fetch(endpoint.base + path, {
           headers,
           dispatcher: endpoint.dispatcher,
           signal: AbortSignal.timeout(this.timeoutMs),
@@ -298,12 +302,24 @@ export class RegistryClient implements RemoteImageSource {
     const host = apiHost(domain)
     const trust = this.opts.trust ? await this.opts.trust().catch(() => DOCKERD_DEFAULT_TRUST) : DOCKERD_DEFAULT_TRUST
     if (!(await isInsecureRegistry(domain, trust))) return [{ base: `https://${host}` }]
+    this.insecureTls ??= new (await undici()).Agent({ connect: { rejectUnauthorized: false } })
     return [{ base: `https://${host}`, dispatcher: this.insecureTls }, { base: `http://${host}` }]
   }
 
   async close(): Promise<void> {
-    await this.insecureTls.close()
+    await this.insecureTls?.close()
   }
+}
+
+/**
+ * undici (its fetch takes a dispatcher per request, which Node's own fetch does not offer as an API)
+ * costs about 19 MiB once loaded: an agent that never asks a registry never loads it.
+ */
+type Undici = Pick<typeof import('undici'), 'fetch' | 'Agent'>
+let undiciModule: Promise<Undici> | null = null
+function undici(): Promise<Undici> {
+  undiciModule ??= import('undici').then(({ fetch, Agent }) => ({ fetch, Agent }))
+  return undiciModule
 }
 
 async function registryErrorText(res: Response): Promise<string> {
