@@ -16,6 +16,7 @@ import { withPruneLock } from '../prune/lock.js'
 import { WantedSet } from '../prewarm/wanted.js'
 import { formatPruneReport } from './prune-format.js'
 import { rulesFor } from '../prune/schedules.js'
+import { releaseReserveWhenFull } from '../state/guard.js'
 
 export async function run(
   opts: { dryRun?: boolean; targetPercent?: number; schedule?: string },
@@ -59,7 +60,12 @@ export async function run(
       pullsInFlight: () => [],
       wanted: () => wanted.refs(),
       sharedSizes: true,
-      exclusive: (fn) => withPruneLock({ stateDir: config.stateDir, log }, fn),
+      exclusive: (fn) =>
+        withPruneLock({ stateDir: config.stateDir, log }, () => {
+          if (releaseReserveWhenFull(config.stateDir, config.state.reserveBytes))
+            log.warn({ stateDir: config.stateDir }, 'the disk is full: the state reserve is given up for the prune')
+          return fn()
+        }),
     },
     { images: snapshot.images, diskPath: diskPathOf(snapshot, config.disk.path) },
     { trigger: 'cli', dryRun: opts.dryRun ?? false, targetPercent: target, schedule: rules.schedule, deep: rules.deep },

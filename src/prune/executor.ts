@@ -409,7 +409,7 @@ async function pruneVolumes(
 /** which kinds hold the space, from a fresh accounting; null (and a warning) when the runtime cannot say */
 async function heldBy(deps: PruneDeps, report: PruneReport, reader: UsageReader): Promise<HeldBytes[] | null> {
   try {
-    return spaceHeldBy(await reader.read(), report.kept)
+    return spaceHeldBy(await reader.read(), report.kept, [...report.failed, ...report.skipped])
   } catch (err) {
     if (err instanceof RuntimeUnavailableError) return null
     deps.log.warn({ err: messageOf(err) }, 'prune: cannot read the disk accounting to say what holds the space')

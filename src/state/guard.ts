@@ -4,7 +4,7 @@
 // the disk has room. Stores whose writes still fail keep their data in memory and are retried on a
 // timer and when asked (after a prune freed space). Every failed write is counted; the first one
 // of a streak and the recovery are published as events.
-import { closeSync, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs'
 import { statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
@@ -29,6 +29,29 @@ export function isNoSpace(err: unknown): boolean {
   const e = err as { code?: string; message?: string }
   if (e?.code === 'ENOSPC' || e?.code === 'SQLITE_FULL' || e?.code === 'EDQUOT') return true
   return /SQLITE_FULL|ENOSPC|disk is full/i.test(e?.message ?? '')
+}
+
+/** whether the filesystem of `dir` has fewer than `bytes` free; false when it cannot be read */
+function freeBelow(dir: string, bytes: number): boolean {
+  try {
+    const fs = statfsSync(dir)
+    return fs.bfree * fs.bsize < bytes
+  } catch {
+    return false
+  }
+}
+
+/**
+ * For a prune run outside the agent (`gpuhost prune`): the agent's reserve is given up when the
+ * filesystem has less than its size free, as the agent itself does before its prunes, so Docker has
+ * room to remove images on a full disk. The agent makes it again once there is room. True when it
+ * was given up.
+ */
+export function releaseReserveWhenFull(stateDir: string, reserveBytes: number): boolean {
+  const file = join(stateDir, RESERVE_FILE)
+  if (!existsSync(file) || !freeBelow(stateDir, reserveBytes)) return false
+  rmSync(file, { force: true })
+  return true
 }
 
 export class StateGuard {
@@ -87,13 +110,7 @@ export class StateGuard {
 
   /** Releases the reserve when the filesystem has less than its size free: room for a prune to work in. */
   makeRoom(): void {
-    try {
-      const fs = statfsSync(this.opts.stateDir)
-      if (fs.bfree * fs.bsize >= this.opts.reserveBytes) return
-    } catch {
-      return
-    }
-    this.releaseReserve()
+    if (freeBelow(this.opts.stateDir, this.opts.reserveBytes)) this.releaseReserve()
   }
 
   /** retries every store now (a prune freed space) */

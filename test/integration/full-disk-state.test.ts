@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { requireServices } from '../harness/services.js'
 import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
 import { startCoordinator, coordinatorSetup, type RunningCoordinator } from '../harness/coordinator.js'
-import { startAgent, post, type RunningAgent } from '../harness/agent.js'
+import { startAgent, post, runCli, type RunningAgent } from '../harness/agent.js'
 import { waitFor } from '../harness/ports.js'
 import { makeImage } from '../harness/images.js'
 import { daysAgo, seedUsage } from '../support/prune-fixtures.js'
@@ -189,5 +189,27 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const line = df.stdout.trim().split('\n')[1]
     const [used, avail] = line.trim().split(/\s+/).map(Number)
     t.ok((used - 8 * MiB) / (used + avail) <= 0.9, 'down to lowPercent, by df')
+  })
+
+  t.test('gpuhost prune by hand on a disk full to the last block gives up the reserve too', async (t) => {
+    const dockerd = await startDockerd(t, { diskMiB: 300 })
+    const stateDir = join(dockerd.mountpoint, 'gpuhost')
+    oldImages(dockerd, stateDir, 8)
+    const agent = await startAgent(t, agentConfig(dockerd, null, stateDir), { waitReady: true })
+    const reserve = join(stateDir, 'reserve')
+    await waitFor('the reserve', () => existsSync(reserve) && statSync(reserve).size === 8 * MiB, 30_000)
+    // The agent is stopped (an operator's maintenance): only the command line is left to free the disk.
+    await agent.stop()
+    const filler = fillToTheBrim(dockerd)
+    t.equal(dfPercent(dockerd.mountpoint), 100, 'full')
+    const run = runCli(['prune', '--config', agent.configFile, '--json'])
+    t.equal(run.code, 0, run.stderr.slice(-2000))
+    const report = JSON.parse(run.stdout)
+    t.equal(report.result, 'ok', `the prune frees the disk: ${report.error ?? report.result}`)
+    t.ok(report.removed.length > 0)
+    t.match(run.stderr, /the state reserve is given up for the prune/)
+    t.notOk(existsSync(reserve), 'given up; the agent makes it again when it runs')
+    rmSync(filler, { force: true })
+    rmSync(`${filler}-tail`, { force: true })
   })
 }

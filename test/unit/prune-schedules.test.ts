@@ -143,6 +143,8 @@ t.test('what holds the space: image bytes by why they stayed, then every other k
     { id: 'sha256:wanted', refs: ['b:1'], reason: KEPT.wanted },
     { id: 'sha256:young', refs: ['c:1'], reason: 'younger than minAgeSeconds (first seen …)' },
   ])
+  const refused = spaceHeldBy(usage, [], [{ id: 'sha256:young' }])
+  t.match(refused, [{ kind: 'logs' }, { kind: 'images_kept', bytes: 700 }, { kind: 'images_not_removed', bytes: 200 }])
   t.same(held, [
     { kind: 'logs', bytes: 700 },
     { kind: 'images_in_use', bytes: 500 },
