@@ -221,35 +221,13 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async removeContainer(id: string): Promise<RemoveOutcome> {
-    return this.call(async (docker) => {
-      try {
-        // Never forced, and its volumes stay: Docker refuses a running container (409).
-        await docker.getContainer(id).remove({ force: false, v: false })
-        return { outcome: 'removed' as const }
-      } catch (err) {
-        const status = statusOf(err)
-        if (status === 404) return { outcome: 'skipped' as const, reason: 'gone already' }
-        if (status === 409) return { outcome: 'skipped' as const, reason: messageOf(err) }
-        if (isConnectionError(err)) throw err
-        return { outcome: 'failed' as const, reason: messageOf(err) }
-      }
-    })
+    // Never forced, and its volumes stay: Docker refuses a running container (409).
+    return this.call((docker) => removal(() => docker.getContainer(id).remove({ force: false, v: false })))
   }
 
   async removeVolume(name: string): Promise<RemoveOutcome> {
-    return this.call(async (docker) => {
-      try {
-        // Never forced: Docker refuses a volume a container (even a stopped one) refers to (409).
-        await docker.getVolume(name).remove({ force: false })
-        return { outcome: 'removed' as const }
-      } catch (err) {
-        const status = statusOf(err)
-        if (status === 404) return { outcome: 'skipped' as const, reason: 'gone already' }
-        if (status === 409) return { outcome: 'skipped' as const, reason: messageOf(err) }
-        if (isConnectionError(err)) throw err
-        return { outcome: 'failed' as const, reason: messageOf(err) }
-      }
-    })
+    // Never forced: Docker refuses a volume a container (even a stopped one) refers to (409).
+    return this.call((docker) => removal(() => docker.getVolume(name).remove({ force: false })))
   }
 
   async pruneBuildCache(): Promise<{ reclaimedBytes: number }> {
@@ -305,4 +283,18 @@ function toRuntimeImage(i: ListedImage): RuntimeImage {
 
 function toRuntimeContainer(c: ListedContainer): RuntimeContainer {
   return { id: c.Id, names: c.Names ?? [], imageId: c.ImageID, state: c.State, createdAt: c.Created }
+}
+
+/** a removal's outcome: gone already (404) and refused (409) are skipped; a lost connection is thrown */
+async function removal(remove: () => Promise<unknown>): Promise<RemoveOutcome> {
+  try {
+    await remove()
+    return { outcome: 'removed' }
+  } catch (err) {
+    const status = statusOf(err)
+    if (status === 404) return { outcome: 'skipped', reason: 'gone already' }
+    if (status === 409) return { outcome: 'skipped', reason: messageOf(err) }
+    if (isConnectionError(err)) throw err
+    return { outcome: 'failed', reason: messageOf(err) }
+  }
 }
