@@ -198,6 +198,21 @@ export const agentConfigSchema = z
         resendSeconds: seconds.default(30),
       })
       .prefault({}),
+    kubernetes: z
+      .strictObject({
+        /** a Node Feature Discovery features.d file kept up to date with this host's labels; null: off */
+        nfdFeaturesFile: z.string().min(1).nullable().default(null),
+        /** the prefix of those labels: a lowercase DNS subdomain NFD allows */
+        labelPrefix: z
+          .string()
+          .max(253)
+          .regex(
+            /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+            'must be a lowercase DNS subdomain',
+          )
+          .default('gpuhost.io'),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

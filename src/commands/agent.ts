@@ -11,6 +11,7 @@ import { gpuFeature } from '../gpu/feature.js'
 import { prewarmFeature } from '../prewarm/feature.js'
 import { createPruneFeature } from '../prune/feature.js'
 import { createRegistryClient } from '../registry/from-config.js'
+import { nfdFeature } from '../kubernetes/nfd-feature.js'
 
 /** `check` of images not on the host asks their registry as prewarm does */
 const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(ctx.config, ctx.runtime))(ctx)
@@ -28,6 +29,7 @@ const features = async (config: AgentConfig): Promise<Feature[]> => [
   compatWithRegistry,
   createPruneFeature(),
   prewarmFeature(checkImageCompat),
+  nfdFeature,
 ]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
