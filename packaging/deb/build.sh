@@ -5,6 +5,7 @@
 #   GPUHOST_DEB_NODE     the Node.js binary to bundle (default: the node running npm)
 #   GPUHOST_DEB_VERSION  the package version (default: package.json's version)
 #   GPUHOST_DEB_OUT      the output directory (default: build)
+#   --no-build           package the dist/ already built (the tests, after npm test's build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/packaging/deb"
@@ -14,15 +15,9 @@ node_bin=$(readlink -f "${GPUHOST_DEB_NODE:-$(command -v node)}")
 version=${GPUHOST_DEB_VERSION:-$(node -p 'require("./package.json").version')}
 arch=$(dpkg --print-architecture)
 out=${GPUHOST_DEB_OUT:-$root/build}
-abi=$("$node_bin" -p process.versions.modules)
-node_major=$("$node_bin" -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
-  echo "package:deb: $node_bin is Node.js $node_major; gpuhost needs 20 or later" >&2
-  exit 1
-fi
 started=$(date +%s)
 
-npm run -s build
+[ "${1:-}" = --no-build ] || npm run -s build
 stage=$(mktemp -d "${TMPDIR:-/tmp}/gpuhost-deb.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 pkg="$stage/root"
@@ -30,37 +25,9 @@ lib="$pkg/usr/lib/gpuhost"
 install -d "$lib/bin" "$pkg/usr/bin" "$pkg/lib/systemd/system" "$pkg/etc/gpuhost" \
   "$pkg/usr/share/doc/gpuhost" "$pkg/DEBIAN"
 
-# The program: compiled JS and production dependencies, installed from the lockfile without
-# running install scripts (prebuild-install would fetch a binary from GitHub), then the one native
-# module compiled against the bundled Node's own headers.
-cp -r dist package.json package-lock.json "$lib/"
-(cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
-sqlite_version=$(node -p 'require("./package-lock.json").packages["node_modules/better-sqlite3"].version')
-cache="$root/build/cache/better-sqlite3-$sqlite_version-abi$abi-$arch.node"
-if [ ! -f "$cache" ]; then
-  node_prefix=$(dirname "$(dirname "$node_bin")")
-  gyp=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
-  (cd "$lib/node_modules/better-sqlite3" &&
-    PATH="$(dirname "$node_bin"):$PATH" "$node_bin" "$gyp" rebuild --release --nodedir="$node_prefix" \
-      -j "$(nproc)" --loglevel=error >"$stage/gyp.log" 2>&1) || {
-    tail -n 30 "$stage/gyp.log" >&2
-    exit 1
-  }
-  install -D -m 0644 "$lib/node_modules/better-sqlite3/build/Release/better_sqlite3.node" "$cache"
-fi
-sqlite="$lib/node_modules/better-sqlite3"
-rm -rf "$sqlite/build" "$sqlite/deps" "$sqlite/src"
-install -D -m 0644 "$cache" "$sqlite/build/Release/better_sqlite3.node"
-strip --strip-unneeded "$sqlite/build/Release/better_sqlite3.node"
-rm "$lib/package-lock.json"
-# what the runtime never reads: type declarations, source maps, docs and test folders
-find "$lib" \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' -o -name '*.md' \
-  -o -name '*.markdown' -o -name '*.html' -o -name '.*' \) -type f -delete
-find "$lib/node_modules" -depth -type d \( -name test -o -name tests -o -name docs -o -name example \
-  -o -name examples -o -name .husky \) -exec rm -rf {} +
-find "$lib/node_modules" -type f -name '*.sh' -delete
-# ssh2's optional native helper, left unbuilt (install scripts do not run): its C sources are dead weight
-rm -rf "$lib/node_modules/cpu-features/deps"
+# The program, with better-sqlite3 compiled for the bundled Node, and that Node
+"$root/packaging/stage-app.sh" "$lib" "$node_bin"
+mkdir -p "$lib/bin"
 install -m 0755 "$node_bin" "$lib/bin/node"
 strip --strip-unneeded "$lib/bin/node"
 
@@ -89,7 +56,7 @@ install -m 0644 "$here/conffiles" "$pkg/DEBIAN/"
 mkdir -p "$stage/shlibs/debian"
 printf 'Source: gpuhost\n\nPackage: gpuhost\nArchitecture: any\n' >"$stage/shlibs/debian/control"
 shlibs=$(cd "$stage/shlibs" && dpkg-shlibdeps -O --warnings=0 "$lib/bin/node" \
-  "$sqlite/build/Release/better_sqlite3.node" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+  "$lib/node_modules/better-sqlite3/build/Release/better_sqlite3.node" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 size=$(du -sk --exclude=DEBIAN "$pkg" | cut -f1)
 sed -e "s|@VERSION@|$version|" -e "s|@ARCH@|$arch|" -e "s|@SIZE@|$size|" \
   -e "s|^Depends: \(.*\)|Depends: \1, $shlibs|" "$here/control.in" >"$pkg/DEBIAN/control"

@@ -1,8 +1,8 @@
 // Test images of a chosen size and environment, made with `docker import` of a generated tarball.
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdtempSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { execFileSync } from 'node:child_process'
 import type { PrivateDockerd } from './dockerd.js'
 
@@ -61,4 +61,34 @@ export function createContainer(dockerd: PrivateDockerd, ref: string, name?: str
 
 export function shell(cmd: string): string {
   return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' })
+}
+
+/**
+ * A Node.js base image made without a registry: the node running the tests and the shared
+ * libraries it loads, imported as one layer, with node on PATH at /usr/local/bin/node.
+ */
+export function makeNodeBaseImage(dockerd: PrivateDockerd, ref: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-base-'))
+  try {
+    const root = join(dir, 'root')
+    const node = realpathSync(process.execPath)
+    const libs = execFileSync('ldd', [node], { encoding: 'utf8' })
+      .split('\n')
+      .map((line) => /(\/\S+) \(0x/.exec(line)?.[1])
+      .filter((p): p is string => p !== undefined)
+    for (const lib of libs) {
+      mkdirSync(join(root, dirname(lib)), { recursive: true })
+      copyFileSync(realpathSync(lib), join(root, lib))
+    }
+    mkdirSync(join(root, 'usr/local/bin'), { recursive: true })
+    copyFileSync(node, join(root, 'usr/local/bin/node'))
+    chmodSync(join(root, 'usr/local/bin/node'), 0o755)
+    mkdirSync(join(root, 'tmp'), { mode: 0o1777 })
+    chmodSync(join(root, 'tmp'), 0o1777)
+    const tar = join(dir, 'rootfs.tar')
+    execFileSync('tar', ['-C', root, '-cf', tar, '.'])
+    return dockerd.docker(['import', '--change', 'ENV PATH=/usr/local/bin:/usr/bin:/bin', tar, ref]).trim()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
