@@ -95,3 +95,24 @@ t.test('the ConfigMap holds a valid agent configuration with the NFD file', asyn
   t.equal(config.kubernetes.nfdFeaturesFile, '/etc/kubernetes/node-feature-discovery/features.d/gpuhost')
   t.equal(config.listen, '0.0.0.0:9477')
 })
+
+t.test("the README's nodeAffinity example is a valid Pod affinity on the image's labels", async (t) => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+  const block = /```yaml\n(affinity:\n[\s\S]*?)```/.exec(readme)?.[1]
+  t.ok(block, 'the example is there')
+  const { parse } = await import('yaml')
+  const { imageLabelId } = await import('../../src/kubernetes/nfd-labels.js')
+  const { labelKeyProblem } = await import('../../src/labels.js')
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'train' },
+    spec: { ...parse(block!), containers: [{ name: 'train', image: 'pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime' }] },
+  }
+  t.equal(await validate(pod), null)
+  const id = imageLabelId('pytorch/pytorch:2.3.1-cuda12.1-cudnn8-runtime')
+  const terms = pod.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms
+  const keys = terms[0].matchExpressions.map((e: { key: string }) => e.key)
+  t.ok(keys.includes(`gpuhost.io/image.${id}.compatible`), 'the id the agent computes')
+  for (const key of keys) t.equal(labelKeyProblem(key), null, key)
+})
