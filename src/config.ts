@@ -115,6 +115,8 @@ export const agentConfigSchema = z
         lowPercent: percent.default(80),
         minAgeSeconds: z.number().min(0).default(3600),
         protect: z.array(z.string().min(1)).default([]),
+        /** an image with one of these labels (`key` or `key=value`) is never removed */
+        protectLabels: z.array(z.string().min(1)).default(['gpuhost.keep']),
         keepPerRepository: z.number().int().min(0).default(0),
         schedule: cronOrNull.default('0 3 * * 0'),
         buildCache: z.boolean().default(false),

@@ -120,6 +120,8 @@ export interface ImageFacts {
    */
   cudaEnv: Record<string, string> | null
   compat?: ImageCompat
+  /** the image's labels; absent when it has none */
+  labels?: Record<string, string>
 }
 
 export interface CollectorStatus {

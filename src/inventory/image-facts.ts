@@ -11,6 +11,7 @@ export interface ListedImage {
   Size: number
   SharedSize?: number
   Created: number
+  Labels?: Record<string, string> | null
 }
 
 /** the fields of GET /containers/json?all=1 that the collector reads */
@@ -138,6 +139,7 @@ export function buildImageFacts(inp: FactsInputs): ImageFacts[] {
       lastUsed: usage?.lastUsed ?? null,
       firstSeen: usage?.firstSeen ?? inp.now,
       cudaEnv: inp.cudaEnv.get(image.Id) ?? null,
+      ...(image.Labels && Object.keys(image.Labels).length > 0 && { labels: image.Labels }),
     }
   })
 }

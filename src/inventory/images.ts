@@ -150,6 +150,7 @@ function asListedImage(i: RuntimeImage): ListedImage {
     Size: i.sizeBytes,
     SharedSize: i.sharedSizeBytes,
     Created: i.createdAt,
+    Labels: i.labels ?? null,
   }
 }
 

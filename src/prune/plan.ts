@@ -30,6 +30,7 @@ import { usedBytesAtPercent } from '../inventory/used-percent.js'
 import { qualifiedRef } from '../registry/reference.js'
 import picomatch from 'picomatch'
 import type { DiskFacts, ImageFacts } from '../agent/snapshot.js'
+import { protectedBy } from './containers-plan.js'
 import type { PRUNE_RULES } from '../protocol-events.js'
 
 export type PruneRule = (typeof PRUNE_RULES)[number]
@@ -48,6 +49,8 @@ export interface PrunePolicy {
   thresholdScope?: 'all' | 'include'
   /** a budget for the images' unique bytes: least recently used eligible images go until under it; null: off */
   maxImageBytes?: number | null
+  /** an image with one of these labels (`key` or `key=value`) is never removed */
+  protectLabels?: string[]
 }
 
 export interface PlanInput {
@@ -343,6 +346,7 @@ function keepReason(
     inFlight: Set<string>
     wanted: Set<string>
     protect: ProtectMatcher
+    protectLabels: readonly string[]
     newest: Map<string, string>
     keepPerRepository: number
   },
@@ -352,6 +356,8 @@ function keepReason(
   if (isWanted(image, ctx.wanted)) return KEPT.wanted
   const glob = ctx.protect(image)
   if (glob !== null) return `protected by "${glob}"`
+  const label = image.labels ? protectedBy(image.labels, ctx.protectLabels) : null
+  if (label !== null) return `protected by label ${label}`
   if (ctx.now - firstSeen < ctx.minAgeMs) {
     return Number.isFinite(firstSeen)
       ? `younger than minAgeSeconds (first seen ${image.firstSeen})`
@@ -402,6 +408,7 @@ export function planPrune(input: PlanInput): PrunePlan {
     inFlight,
     wanted: wantedSet(input.wanted ?? []),
     protect: protectMatcher(input.policy.protect),
+    protectLabels: input.policy.protectLabels ?? [],
     newest: newestPerRepository(images, input.policy.keepPerRepository),
     keepPerRepository: input.policy.keepPerRepository,
   }

@@ -32,6 +32,7 @@ interface ListedImage {
   Size: number
   SharedSize?: number
   Created: number
+  Labels?: Record<string, string> | null
 }
 
 interface ListedContainer {
@@ -278,6 +279,7 @@ function toRuntimeImage(i: ListedImage): RuntimeImage {
     sizeBytes: i.Size,
     sharedSizeBytes: typeof i.SharedSize === 'number' ? i.SharedSize : -1,
     createdAt: i.Created,
+    labels: i.Labels ?? {},
   }
 }
 

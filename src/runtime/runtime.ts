@@ -16,6 +16,8 @@ export interface RuntimeImage {
   sharedSizeBytes: number
   /** unix seconds */
   createdAt: number
+  /** the image config's labels (LABEL in a Dockerfile, compose's build labels) */
+  labels?: Record<string, string>
 }
 
 /** one container, running or not; `imageId` is the image it was made from */
