@@ -4,7 +4,17 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.tap/', 'test/fixtures/', 'config/grafana/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      '.tap/',
+      'test/fixtures/',
+      'config/grafana/',
+      'build/',
+      'deploy/container/app/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
