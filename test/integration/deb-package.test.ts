@@ -8,6 +8,10 @@ import { join } from 'node:path'
 import { ROOT, testDir } from '../harness/agent.js'
 import { integrationRequired, which } from '../harness/services.js'
 
+// Building the package compiles better-sqlite3 when build/cache has no copy for this Node: minutes
+// on a loaded machine, more than the suite's default per-file bound.
+t.setTimeout(900_000)
+
 const CLEAN_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' }
 
 function run(cmd: string, args: string[], opts: SpawnSyncOptions = {}) {
