@@ -90,6 +90,23 @@ export const agentConfigSchema = z
         pingTimeoutSeconds: seconds.default(3),
       })
       .prefault({}),
+    /**
+     * the container engine: Docker (the docker.* keys) or containerd over its gRPC socket, in one
+     * namespace (k8s.io, the kubelet's). Timeouts and intervals come from docker.* for both.
+     */
+    runtime: z
+      .strictObject({
+        kind: z.enum(['docker', 'containerd']).default('docker'),
+        /** containerd's gRPC socket; null: /run/containerd/containerd.sock */
+        socket: z.string().min(1).nullable().default(null),
+        namespace: z.string().min(1).default('k8s.io'),
+        /**
+         * the kubelet's config file, read by `gpuhost check`/`status` for its image GC thresholds;
+         * absent is fine (no kubelet on this host)
+         */
+        kubeletConfig: z.string().min(1).default('/var/lib/kubelet/config.yaml'),
+      })
+      .prefault({}),
     gpu: z
       .strictObject({
         nvidiaSmi: z.string().min(1).default('nvidia-smi'),

@@ -122,6 +122,8 @@ export interface ImageFacts {
   compat?: ImageCompat
   /** the image's labels; absent when it has none */
   labels?: Record<string, string>
+  /** the runtime pins it (containerd: CRI `pinned`); never pruned */
+  pinned?: boolean
 }
 
 export interface CollectorStatus {

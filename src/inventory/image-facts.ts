@@ -12,6 +12,8 @@ export interface ListedImage {
   SharedSize?: number
   Created: number
   Labels?: Record<string, string> | null
+  /** the runtime pins it (CRI `pinned`); not an Engine API field */
+  Pinned?: boolean
 }
 
 /** the fields of GET /containers/json?all=1 that the collector reads */
@@ -140,6 +142,7 @@ export function buildImageFacts(inp: FactsInputs): ImageFacts[] {
       firstSeen: usage?.firstSeen ?? inp.now,
       cudaEnv: inp.cudaEnv.get(image.Id) ?? null,
       ...(image.Labels && Object.keys(image.Labels).length > 0 && { labels: image.Labels }),
+      ...(image.Pinned ? { pinned: true } : {}),
     }
   })
 }

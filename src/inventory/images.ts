@@ -151,6 +151,7 @@ function asListedImage(i: RuntimeImage): ListedImage {
     SharedSize: i.sharedSizeBytes,
     Created: i.createdAt,
     Labels: i.labels ?? null,
+    ...(i.pinned ? { Pinned: true } : {}),
   }
 }
 

@@ -4,6 +4,7 @@
 //
 // Guards (an image is never planned when any holds), checked in this order for the kept reason:
 //   1. a container uses it, running or exited (removing it would need force, and breaks a restart);
+//   1b. the runtime pins it (CRI `pinned` on containerd: the kubelet's sandbox image, labelled ones);
 //   2. a pull in flight is writing it (its reference or id is in pullsInFlight);
 //   3. it is in the prewarm's wanted set (configured prewarm.images and images held for a
 //      rollout): prewarm pulled it for work to come, and a never-run image would otherwise be the
@@ -106,6 +107,7 @@ export interface PrunePlan {
 
 export const KEPT = {
   inUse: 'in use by a container',
+  pinned: 'pinned in the runtime (CRI pinned)',
   pullInFlight: 'a pull in flight is writing it',
   outOfScope: 'outside prune.include/prune.exclude (thresholdScope: include)',
   wanted: 'wanted by prewarm',
@@ -352,6 +354,7 @@ function keepReason(
   },
 ): string | null {
   if (image.containers.length > 0) return KEPT.inUse
+  if (image.pinned) return KEPT.pinned
   if (isBeingPulled([image.id, ...image.repoTags, ...image.repoDigests], ctx.inFlight)) return KEPT.pullInFlight
   if (isWanted(image, ctx.wanted)) return KEPT.wanted
   const glob = ctx.protect(image)

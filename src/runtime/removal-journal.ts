@@ -12,6 +12,8 @@ export interface JournalEntry {
   /** every name the image had when its removal began */
   tags: string[]
   startedAt: string
+  /** what the names pointed at, for a runtime that puts a name back by its target (containerd) */
+  target?: { mediaType: string; digest: string; size: number }
 }
 
 type Entries = Record<string, JournalEntry>
@@ -32,8 +34,9 @@ export class RemovalJournal {
     return read.removals ?? {}
   }
 
-  begin(imageId: string, tags: string[]): void {
-    this.write({ ...this.pending(), [imageId]: { tags, startedAt: this.now().toISOString() } })
+  begin(imageId: string, tags: string[], target?: JournalEntry['target']): void {
+    const entry: JournalEntry = { tags, startedAt: this.now().toISOString(), ...(target ? { target } : {}) }
+    this.write({ ...this.pending(), [imageId]: entry })
   }
 
   end(imageId: string): void {

@@ -18,6 +18,8 @@ export interface RuntimeImage {
   createdAt: number
   /** the image config's labels (LABEL in a Dockerfile, compose's build labels) */
   labels?: Record<string, string>
+  /** the runtime keeps it whatever happens (CRI `pinned`: the kubelet's GC never takes it); absent: not */
+  pinned?: boolean
 }
 
 /** one container, running or not; `imageId` is the image it was made from */

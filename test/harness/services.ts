@@ -12,6 +12,9 @@ export const REQUIRED_BINARIES = {
   promtool: 'prometheus',
   'prometheus-alertmanager': 'prometheus-alertmanager',
   amtool: 'prometheus-alertmanager',
+  containerd: 'containerd',
+  ctr: 'containerd',
+  runc: 'runc',
 } as const
 
 export type Binary = keyof typeof REQUIRED_BINARIES
