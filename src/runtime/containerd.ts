@@ -158,20 +158,10 @@ export class ContainerdRuntime implements ContainerRuntime {
     const image = findImage(view, source)
     if (!image) throw Object.assign(new Error(`no such image: ${source}`), { statusCode: 404 })
     const record = image.records[0]!
-    await this.call(() =>
-      this.client.call('images', 'Create', {
-        image: { name: containerdName(target), labels: record.labels, target: record.target },
-      }),
-    ).catch((err) => {
-      // Already there (the same name on another image): point it at this one, as docker tag does.
-      if ((err as { code?: number }).code !== 6) throw err
-      return this.call(() =>
-        this.client.call('images', 'Update', {
-          image: { name: containerdName(target), labels: record.labels, target: record.target },
-          updateMask: { paths: ['target'] },
-        }),
-      )
-    })
+    const name = containerdName(target)
+    // CRI names a pulled image by tag and by `repo@digest`: a name put on keeps the pair whole.
+    const digestName = `${name.replace(/:[^:/]*$/, '')}@${record.target.digest}`
+    for (const n of [name, digestName]) await this.putName(n, record)
   }
 
   async untagImage(ref: string): Promise<void> {
@@ -179,9 +169,25 @@ export class ContainerdRuntime implements ContainerRuntime {
     const image = findImage(view, ref)
     const wanted = familiarRef(ref)
     const record = image?.records.find((r) => familiarRef(r.name) === wanted)
-    if (!record) throw Object.assign(new Error(`no such image: ${ref}`), { statusCode: 404 })
-    if (image!.records.length === 1) throw new Error(`${ref} is the image's only name: removing it is a removal`)
-    await this.call(() => this.client.call('images', 'Delete', { name: record.name, sync: false }))
+    if (!image || !record) throw Object.assign(new Error(`no such image: ${ref}`), { statusCode: 404 })
+    const repo = (n: string) => n.replace(/[@:][^/]*$/, '')
+    // The repository's digest names go with its last tag, as they came with it; never the last name.
+    const others = image.records.filter((r) => r !== record && repo(r.name) === repo(record.name))
+    const digestNames = others.every((r) => r.name.includes('@')) ? others : []
+    const going = [record, ...digestNames]
+    if (image.records.filter((r) => !r.name.startsWith('sha256:')).length <= going.length) {
+      throw new Error(`${ref} is the image's only name: removing it is a removal`)
+    }
+    for (const r of going) await this.call(() => this.client.call('images', 'Delete', { name: r.name, sync: false }))
+  }
+
+  private async putName(name: string, record: ImageRecord): Promise<void> {
+    const image = { name, labels: record.labels, target: record.target }
+    await this.call(() => this.client.call('images', 'Create', { image })).catch((err) => {
+      // Already there (on this or another image): point it here, as `docker tag` moves a name.
+      if ((err as { code?: number }).code !== 6) throw err
+      return this.call(() => this.client.call('images', 'Update', { image, updateMask: { paths: ['target'] } }))
+    })
   }
 
   async pull(req: PullRequest): Promise<void> {
