@@ -10,6 +10,7 @@ import { readGpuFacts } from '../gpu/collector.js'
 import { readNvidiaRuntime } from '../compat/nvidia-runtime-reader.js'
 import { createRegistryClient } from '../registry/from-config.js'
 import type { RemoteImageSource } from '../registry/types.js'
+import { checkKubeletGc, prunePolicyOf, type KubeletGcReport } from '../prune/kubelet-gc.js'
 
 /** The registry lookup for --image refs not on the host: mirrors, credentials and trust as prewarm uses them. */
 function remoteImageSource(config: AgentConfig, runtime: ContainerRuntime): RemoteImageSource | null {
@@ -23,6 +24,7 @@ export async function run(opts: { image?: string[] }, globals: GlobalOptions): P
   const remote = remoteImageSource(config, runtime)
   const nvidiaRuntime = readNvidiaRuntime(runtime)
   const report = await buildCheckReport({ gpu, runtime, refs: opts.image ?? [], remote, nvidiaRuntime })
+  report.kubelet = checkKubeletGc(config.runtime.kubeletConfig, prunePolicyOf(config, runtime.kind))
   process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report))
   return checkExitCode(report)
 }
@@ -70,7 +72,24 @@ function renderReport(report: CheckReport): string {
       ),
     )
   }
+  if (report.kubelet) lines.push('', ...kubeletLines(report.kubelet))
   return lines.join('\n') + '\n'
+}
+
+/** the kubelet's image GC as `check` and `status` print it; nothing when there is no kubelet */
+export function kubeletLines(k: KubeletGcReport): string[] {
+  if (!k.found && !k.error) return []
+  const lines: string[] = []
+  const t = k.thresholds
+  if (t) {
+    const maxAge = t.maximumAgeSeconds > 0 ? `${t.maximumAgeSeconds} s` : 'off'
+    lines.push(
+      `kubelet image GC (${k.path}): high ${t.highPercent} %, low ${t.lowPercent} %, ` +
+        `minimum age ${t.minimumAgeSeconds} s, maximum age ${maxAge}`,
+    )
+  }
+  for (const w of k.warnings) lines.push(`  WARNING: ${w}`)
+  return lines
 }
 
 function table(header: string[], rows: string[][]): string[] {

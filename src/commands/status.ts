@@ -4,11 +4,15 @@ import { CliError, EXIT } from '../exit-codes.js'
 import { splitHostPort } from '../http/server.js'
 import type { AgentStatus } from '../agent/status.js'
 import type { GlobalOptions } from '../cli.js'
+import { checkKubeletGc, prunePolicyOf } from '../prune/kubelet-gc.js'
+import { kubeletLines } from './check.js'
 
 const REQUEST_TIMEOUT_MS = 10_000
 
 export async function run(opts: { url?: string }, globals: GlobalOptions): Promise<number> {
-  const base = opts.url ?? agentUrl(loadAgentConfig(globals.config).listen)
+  // The kubelet's file is on this host: only when the agent is this host's (no --url) is it read.
+  const config = opts.url ? null : loadAgentConfig(globals.config)
+  const base = opts.url ?? agentUrl(config!.listen)
   let url: URL
   try {
     url = new URL('/v1/status', base)
@@ -34,7 +38,19 @@ export async function run(opts: { url?: string }, globals: GlobalOptions): Promi
   } catch {
     throw new CliError(`the agent at ${base} did not answer with JSON; is it a gpuhost agent?`, EXIT.unavailable)
   }
-  process.stdout.write(globals.json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status))
+  const kubelet = config
+    ? checkKubeletGc(config.runtime.kubeletConfig, prunePolicyOf(config, config.runtime.kind))
+    : undefined
+  process.stdout.write(
+    globals.json
+      ? JSON.stringify(kubelet ? { ...status, kubelet } : status, null, 2) + '\n'
+      : formatStatus(status) +
+          (kubelet
+            ? kubeletLines(kubelet)
+                .map((l) => l + '\n')
+                .join('')
+            : ''),
+  )
   return EXIT.ok
 }
 

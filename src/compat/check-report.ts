@@ -1,6 +1,7 @@
 // `gpuhost check` and the agent's `check` action: GPU facts plus a CUDA verdict for each local
 // image, or for each image asked for. Docker being unreachable is reported, never fatal: the GPU
 // facts are still given. Images not on the host are looked up in their registry when a source is wired.
+import type { KubeletGcReport } from '../prune/kubelet-gc.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import type { RemoteImageSource } from '../registry/types.js'
 import type { GpuFacts } from '../agent/snapshot.js'
@@ -56,6 +57,8 @@ export interface CheckReport {
   nvidiaRuntime: NvidiaRuntimeFacts | null
   docker: { reachable: boolean; reason?: string }
   images: CheckedImage[]
+  /** the kubelet's image GC thresholds and where gpuhost's prune races them (the command fills it) */
+  kubelet?: KubeletGcReport
 }
 
 function gpuReport(gpu: GpuFacts): GpuReport {

@@ -13,7 +13,8 @@ import { ENGINE_KINDS, engineMissing, startEngine } from '../harness/engines.js'
 import { pushOciImage, randomLayer } from '../harness/oci-image.js'
 import { startRegistry } from '../harness/registry.js'
 import { fakeNvidiaSmi } from '../harness/nvidia-smi.js'
-import { post, startAgent, testDir } from '../harness/agent.js'
+import { post, runCli, startAgent, testDir } from '../harness/agent.js'
+import { stringify } from 'yaml'
 import { waitFor } from '../harness/ports.js'
 import { seedUsage, daysAgo } from '../support/prune-fixtures.js'
 import { readFilesystem } from '../../src/inventory/disk.js'
@@ -118,6 +119,30 @@ for (const kind of ENGINE_KINDS) {
       }
       const metrics = await (await fetch(`${agent.url}/metrics`)).text()
       t.match(metrics, /gpuhost_docker_images\{state="in_use"\} 1\n/, 'one image in use')
+    })
+
+    await t.test('check --json: verdicts from the image config env, the kubelet thresholds and the race', async (t) => {
+      const dir = testDir(t)
+      const kubelet = dir.file('kubelet.yaml', 'imageGCHighThresholdPercent: 85\nimageGCLowThresholdPercent: 80\n')
+      const engineRuntime = (engine.agentConfig.runtime ?? {}) as object
+      const file = dir.file(
+        'agent.yaml',
+        stringify({
+          ...engine.agentConfig,
+          runtime: { ...engineRuntime, kubeletConfig: kubelet },
+          gpu: { nvidiaSmi: smi, timeoutSeconds: 5 },
+          prune: { highPercent: 90, lowPercent: 80 },
+          stateDir: join(dir.path, 'state'),
+          tokenFile: null,
+        }),
+      )
+      const r = runCli(['check', '--json', '--config', file])
+      const report = JSON.parse(r.stdout)
+      t.equal(report.docker.reachable, true, r.stderr)
+      const verdict = report.images.find((i: { ref: string }) => i.ref === used.ref)
+      t.equal(verdict?.compatible, false, 'CUDA 12.2 on a CUDA 11.7 driver: incompatible, from the config env')
+      t.match(report.kubelet, { found: true, thresholds: { highPercent: 85, lowPercent: 80 } })
+      t.match(report.kubelet.warnings.join('\n'), /prune\.highPercent 90 is not below the kubelet's .* 85/)
     })
 
     await t.test('prune: least recently used to the low watermark; never in use, never pinned', async (t) => {
