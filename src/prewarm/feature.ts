@@ -11,6 +11,7 @@ import { prewarmArgsOrThrow } from './request.js'
 import { buildPrewarmDeps, type CompatEvaluator } from './setup.js'
 import { prewarmOnStartComponent } from './on-start.js'
 import { StartBackoff } from './start-backoff.js'
+import { WantedPins } from './pins.js'
 
 /** the prewarm feature; `evaluate` is the compat evaluator that decides what the driver can run */
 export function prewarmFeature(evaluate: CompatEvaluator): Feature {
@@ -27,7 +28,13 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
       ...buildPrewarmDeps({ config, log, bus, runner, runtime, pulls, actions, gpu, evaluate, now }),
       wanted: () => ctx.wanted.refs(),
     }
-    const run = async (args: unknown, trigger: Trigger) => runPrewarm(deps, { ...prewarmArgsOrThrow(args), trigger })
+    const run = async (args: unknown, trigger: Trigger) => {
+      const result = await runPrewarm(deps, { ...prewarmArgsOrThrow(args), trigger })
+      // what this run pulled is pinned before the call answers
+      await pins.sync()
+      return result
+    }
+    const pins = new WantedPins(runtime, () => ctx.wanted.refs(), config.docker.refreshIntervalSeconds * 1000, log)
     const onStart = prewarmOnStartComponent({
       wanted: () => ctx.wanted.refs(),
       facts: deps.facts,
@@ -37,7 +44,7 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
         onDamaged: (reason, movedTo) =>
           log.error({ movedTo, err: reason }, 'the prewarm backoff file was damaged: moved aside'),
       }),
-      run: (images) => runPrewarm(deps, { images, trigger: 'start' }),
+      run: (images) => runPrewarm(deps, { images, trigger: 'start' }).finally(() => pins.sync()),
       log,
     })
     ctx.actions.register('prewarm', (args, trigger) => run(args, trigger))
@@ -73,6 +80,7 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
           },
         },
         onStart,
+        pins,
       ],
     }
   }

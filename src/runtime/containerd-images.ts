@@ -9,6 +9,8 @@ import { chainIds } from './containerd-accounting.js'
 
 /** the label CRI (containerd ≥ 1.7) reads as `pinned`: the kubelet's image GC never takes such an image */
 export const PINNED_LABEL = 'io.cri-containerd.pinned'
+/** marks a pin gpuhost set (for a wanted image), so it only ever takes off its own */
+export const PINNED_BY_LABEL = 'io.gpuhost.pinned-for'
 
 export interface ImageRecord {
   name: string

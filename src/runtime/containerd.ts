@@ -10,7 +10,13 @@ import { familiarRef, qualifiedRef } from '../registry/reference.js'
 import { accountImages } from './containerd-accounting.js'
 import { ContainerdClient, isNotFound, timestampMs } from './containerd-client.js'
 import { openContainerdEvents } from './containerd-events.js'
-import { ImageStoreReader, PINNED_LABEL, type ImageRecord, type ResolvedImage } from './containerd-images.js'
+import {
+  ImageStoreReader,
+  PINNED_BY_LABEL,
+  PINNED_LABEL,
+  type ImageRecord,
+  type ResolvedImage,
+} from './containerd-images.js'
 import { RemovalJournal } from './removal-journal.js'
 import {
   PullError,
@@ -303,6 +309,38 @@ export class ContainerdRuntime implements ContainerRuntime {
       })
     }
     return { outcome: 'removed' }
+  }
+
+  async pinWanted(refs: string[]): Promise<{ pinned: string[]; unpinned: string[] }> {
+    const view = await this.view()
+    const wanted = new Set(refs.map((r) => familiarRef(r)))
+    const out = { pinned: [] as string[], unpinned: [] as string[] }
+    for (const image of view.images) {
+      const isWanted = image.records.some((r) => wanted.has(familiarRef(r.name)))
+      const ours = image.records.filter((r) => r.labels[PINNED_BY_LABEL])
+      if (isWanted) {
+        const unpinned = image.records.filter((r) => r.labels[PINNED_LABEL] !== 'pinned')
+        for (const r of unpinned)
+          await this.setLabels(r.name, { [PINNED_LABEL]: 'pinned', [PINNED_BY_LABEL]: 'wanted' })
+        if (unpinned.length > 0) out.pinned.push(image.id)
+      } else if (ours.length > 0) {
+        for (const r of ours) await this.setLabels(r.name, { [PINNED_LABEL]: '', [PINNED_BY_LABEL]: '' })
+        out.unpinned.push(image.id)
+      }
+    }
+    return out
+  }
+
+  /** sets (or, with an empty value, removes) labels on one image record, leaving its others */
+  private async setLabels(name: string, labels: Record<string, string>): Promise<void> {
+    await this.call(() =>
+      this.client.call('images', 'Update', {
+        image: { name, labels: Object.fromEntries(Object.entries(labels).filter(([, v]) => v !== '')) },
+        updateMask: { paths: Object.keys(labels).map((k) => `labels.${k}`) },
+      }),
+    ).catch((err) => {
+      if (!isNotFound(err)) throw err // the name went meanwhile: nothing to pin
+    })
   }
 
   async pruneBuildCache(): Promise<{ reclaimedBytes: number }> {

@@ -152,6 +152,12 @@ export interface ContainerRuntime {
   registryTrust(): Promise<RegistryTrust>
   /** the OCI runtimes it can start containers with (Docker: `nvidia` when the toolkit registered it) */
   ociRuntimes?(): Promise<{ names: string[]; defaultRuntime: string | null }>
+  /**
+   * pins the images `refs` name where the runtime can (containerd: the CRI pinned label, which the
+   * kubelet's GC honours) and unpins those it pinned before that are no longer named; returns the
+   * image ids whose pin changed. Pins it did not set (the kubelet's sandbox image) stay.
+   */
+  pinWanted?(refs: string[]): Promise<{ pinned: string[]; unpinned: string[] }>
   /** bytes shared with other images, by image id, from the runtime's own disk accounting */
   sharedSizes(): Promise<Map<string, number>>
   /**

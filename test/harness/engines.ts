@@ -29,6 +29,8 @@ export interface TestEngine {
   imageNames(): string[]
   /** pins the image named `ref` where the engine can (containerd: the CRI label) */
   pin?(ref: string): void
+  /** the names that carry the pin label (containerd) */
+  pinnedNames?(): string[]
 }
 
 interface Teardown {
@@ -67,6 +69,10 @@ export async function startEngine(t: Teardown, kind: EngineKind, opts: { diskMiB
     },
     imageNames: names,
     pin: (ref) => void c.ctr(['images', 'label', ref, 'io.cri-containerd.pinned=pinned']),
+    pinnedNames: () =>
+      lines(c.ctr(['images', 'ls']))
+        .filter((l) => l.includes('io.cri-containerd.pinned=pinned'))
+        .map((l) => l.split(/\s+/)[0]!),
   }
 }
 

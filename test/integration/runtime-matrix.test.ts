@@ -90,7 +90,14 @@ for (const kind of ENGINE_KINDS) {
           minAgeSeconds: 0,
           protect: kind === 'docker' ? [`${upstream.host}/team/keep:*`] : [],
         },
-        prewarm: { schedule: null, mirrors: { [upstream.host]: [mirror.host] }, retries: 1, concurrency: 1 },
+        // wanted: kept by prune on both runtimes, and pinned for the kubelet on containerd
+        prewarm: {
+          images: [recent.ref],
+          schedule: null,
+          mirrors: { [upstream.host]: [mirror.host] },
+          retries: 1,
+          concurrency: 1,
+        },
       },
       { waitReady: true },
     )
@@ -120,6 +127,17 @@ for (const kind of ENGINE_KINDS) {
       const metrics = await (await fetch(`${agent.url}/metrics`)).text()
       t.match(metrics, /gpuhost_docker_images\{state="in_use"\} 1\n/, 'one image in use')
     })
+
+    if (engine.pinnedNames) {
+      await t.test('the wanted image is pinned for the kubelet; the one pinned by others stays pinned', async (t) => {
+        await waitFor('the wanted pin', () => engine.pinnedNames!().includes(recent.ref), 30_000, 200)
+        t.ok(engine.pinnedNames!().includes(keep.ref), 'the externally pinned image keeps its pin')
+        const list = await byId()
+        t.equal(list.get(recent.id).pinned, true, 'the inventory says pinned')
+        t.equal(list.get(keep.id).pinned, true)
+        t.notOk(list.get(old.id).pinned, 'others are not')
+      })
+    }
 
     await t.test('check --json: verdicts from the image config env, the kubelet thresholds and the race', async (t) => {
       const dir = testDir(t)
@@ -214,6 +232,12 @@ for (const kind of ENGINE_KINDS) {
         engine.imageNames().some((n) => n.endsWith(b2.ref)),
         'the other image, and the layer they share, stay',
       )
+      if (engine.pinnedNames) {
+        // released from the wanted set: gpuhost takes off the pin it set, and only that one
+        t.same(await runtime.pinWanted!([]), { pinned: [], unpinned: [recent.id] })
+        t.notOk(engine.pinnedNames().includes(recent.ref), 'the released image is unpinned')
+        t.ok(engine.pinnedNames().includes(keep.ref), 'a pin gpuhost did not set stays')
+      }
     })
     t.comment(`${kind} suite: ${((Date.now() - started) / 1000).toFixed(1)} s`)
   })
