@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import protobuf from 'protobufjs'
 import { RuntimeUnavailableError } from './runtime.js'
+import type { EventPayload, Timestamp, WireAny } from './containerd-wire.js'
 
 const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url))
 const FILES = [
@@ -24,9 +25,6 @@ const FILES = [
 // Longs as numbers: sizes are below 2^53; timestamps stay {seconds, nanos}.
 const LOAD_OPTIONS = { keepCase: false, longs: Number, enums: Number, defaults: true, includeDirs: [PROTO_DIR] }
 
-/** a unary method as a promise; `deadlineMs` bounds it so a frozen containerd cannot hang a caller */
-export type Unary = (method: string, request: object, deadlineMs?: number) => Promise<any>
-
 type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>
 
 let loaded: { def: grpc.GrpcObject; payloads: protobuf.Root } | null = null
@@ -42,9 +40,9 @@ function load(): { def: grpc.GrpcObject; payloads: protobuf.Root } {
 }
 
 function serviceCtor(path: string): grpc.ServiceClientConstructor {
-  let node: any = load().def
-  for (const part of path.split('.')) node = node[part]
-  return node as grpc.ServiceClientConstructor
+  let node: grpc.GrpcObject | grpc.ServiceClientConstructor = load().def
+  for (const part of path.split('.')) node = (node as grpc.GrpcObject)[part] as grpc.GrpcObject
+  return node as unknown as grpc.ServiceClientConstructor
 }
 
 const SERVICES = {
@@ -87,7 +85,7 @@ export class ContainerdClient {
   }
 
   /** calls `service.method`; connection failures become RuntimeUnavailableError */
-  call<T = any>(
+  call<T>(
     service: ServiceName,
     method: string,
     request: object,
@@ -104,7 +102,7 @@ export class ContainerdClient {
   }
 
   /** a server stream: every message, collected (content reads are small: manifests and configs) */
-  collect<T = any>(service: ServiceName, method: string, request: object, deadlineMs?: number): Promise<T[]> {
+  collect<T>(service: ServiceName, method: string, request: object, deadlineMs?: number): Promise<T[]> {
     const c = this.client(service)
     const deadline = new Date(Date.now() + (deadlineMs ?? this.defaultDeadlineMs))
     return new Promise<T[]>((resolve, reject) => {
@@ -117,13 +115,13 @@ export class ContainerdClient {
   }
 
   /** an open server stream with no deadline (the event subscription) */
-  stream<T = any>(service: ServiceName, method: string, request: object): grpc.ClientReadableStream<T> {
+  stream<T>(service: ServiceName, method: string, request: object): grpc.ClientReadableStream<T> {
     const c = this.client(service)
     return c[method]!.call(c, request, this.metadata) as unknown as grpc.ClientReadableStream<T>
   }
 
   /** decodes an event's payload by its type URL; null for a type not described in proto/ */
-  decodeAny(any: { typeUrl?: string; value?: Buffer }): Record<string, any> | null {
+  decodeAny(any: WireAny): EventPayload | null {
     const name = (any.typeUrl ?? '').replace(/^.*\//, '')
     let type: protobuf.Type
     try {
@@ -131,7 +129,7 @@ export class ContainerdClient {
     } catch {
       return null
     }
-    return type.toObject(type.decode(any.value ?? Buffer.alloc(0)), { longs: Number, defaults: true })
+    return type.toObject(type.decode(any.value ?? Buffer.alloc(0)), { longs: Number, defaults: true }) as EventPayload
   }
 
   close(): void {
@@ -154,7 +152,7 @@ export function isNotFound(err: unknown): boolean {
 }
 
 /** a protobuf Timestamp in unix milliseconds; null when unset */
-export function timestampMs(ts: { seconds?: number; nanos?: number } | null | undefined): number | null {
+export function timestampMs(ts: Timestamp | null | undefined): number | null {
   if (!ts || (!ts.seconds && !ts.nanos)) return null
   return (ts.seconds ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)
 }

@@ -4,6 +4,7 @@
 // the container list the runtime last read, or from the container's create event.
 import type { ClientReadableStream } from '@grpc/grpc-js'
 import { timestampMs, type ContainerdClient } from './containerd-client.js'
+import type { EventPayload, Timestamp, WireEnvelope } from './containerd-wire.js'
 import type { OpenEvents, RuntimeEvent, RuntimeEventHandlers } from './runtime.js'
 
 /** containerd topic → the runtime action the collector knows (Docker's names) */
@@ -18,10 +19,10 @@ const ACTIONS: Record<string, { type: RuntimeEvent['type']; action: string }> = 
 }
 
 export interface Envelope {
-  timestamp?: { seconds?: number; nanos?: number }
+  timestamp?: Timestamp | null
   namespace?: string
   topic?: string
-  payload: Record<string, any> | null
+  payload: EventPayload | null
 }
 
 /** Pure: one envelope as a runtime event; undefined for a topic the agent does not watch */
@@ -53,7 +54,7 @@ export function openContainerdEvents(
 ): Promise<OpenEvents> {
   // Only this namespace's events: another namespace's images are not ours to count.
   const filters = Object.keys(ACTIONS).map((topic) => `namespace==${client.namespace},topic==${topic}`)
-  const stream: ClientReadableStream<any> = client.stream('events', 'Subscribe', { filters })
+  const stream: ClientReadableStream<WireEnvelope> = client.stream('events', 'Subscribe', { filters })
   // gRPC sends a stream's headers with its first message, so there is no "subscribed" signal to
   // wait for: the caller checks containerd answers first, and a failure after that ends the stream.
   let done = false
@@ -65,7 +66,7 @@ export function openContainerdEvents(
     resolveEnded(reason)
   }
   opts.signal.addEventListener('abort', () => stream.cancel(), { once: true })
-  stream.on('data', (m: any) => {
+  stream.on('data', (m: WireEnvelope) => {
     const payload = m.event ? client.decodeAny(m.event) : null
     if (m.topic === '/containers/create' && payload?.id && payload.image) onCreate(payload.id, payload.image)
     const e = toRuntimeEvent({ ...m, payload }, imageOf)

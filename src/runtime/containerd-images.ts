@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto'
 import { arch } from 'node:process'
 import { isNotFound, timestampMs, type ContainerdClient } from './containerd-client.js'
 import { chainIds } from './containerd-accounting.js'
+import type { OciConfig, OciIndex, OciManifest, WireContentInfo, WireImage } from './containerd-wire.js'
 
 /** the label CRI (containerd ≥ 1.7) reads as `pinned`: the kubelet's image GC never takes such an image */
 export const PINNED_LABEL = 'io.cri-containerd.pinned'
@@ -37,14 +38,14 @@ const GOARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', ppc64: 'p
 
 export class ImageStoreReader {
   private readonly blobs = new Map<string, { size: number; labels: Record<string, string> } | null>()
-  private readonly json = new Map<string, any>()
+  private readonly json = new Map<string, unknown>()
   private readonly snapshotBytes = new Map<string, number>()
 
   constructor(private readonly client: ContainerdClient) {}
 
   async list(): Promise<ImageRecord[]> {
-    const res = await this.client.call('images', 'List', { filters: [] })
-    return (res.images ?? []).map((i: any): ImageRecord => ({
+    const res = await this.client.call<{ images?: WireImage[] }>('images', 'List', { filters: [] })
+    return (res.images ?? []).map((i): ImageRecord => ({
       name: i.name,
       labels: i.labels ?? {},
       target: { mediaType: i.target?.mediaType ?? '', digest: i.target?.digest ?? '', size: i.target?.size ?? 0 },
@@ -58,19 +59,19 @@ export class ImageStoreReader {
     const items = new Map<string, number>()
     let manifestDigest = record.target.digest
     if (INDEX_TYPES.test(record.target.mediaType)) {
-      const index = await this.readJson(record.target.digest)
+      const index = await this.readJson<OciIndex>(record.target.digest)
       if (!index) return null
       items.set(`c:${record.target.digest}`, (await this.info(record.target.digest))?.size ?? 0)
       const chosen = await this.pickManifest(index.manifests ?? [])
       if (!chosen) return null
       manifestDigest = chosen
     }
-    const manifest = await this.readJson(manifestDigest)
+    const manifest = await this.readJson<OciManifest>(manifestDigest)
     if (!manifest?.config?.digest) return null
     const configDigest: string = manifest.config.digest
-    const config = await this.readJson(configDigest)
+    const config = await this.readJson<OciConfig>(configDigest)
     if (!config) return null
-    for (const d of [manifestDigest, configDigest, ...(manifest.layers ?? []).map((l: any) => l.digest as string)]) {
+    for (const d of [manifestDigest, configDigest, ...(manifest.layers ?? []).map((l) => l.digest)]) {
       const info = await this.info(d)
       // A layer blob discarded after unpacking holds no bytes here; its snapshot does.
       if (info) items.set(`c:${d}`, info.size)
@@ -97,7 +98,7 @@ export class ImageStoreReader {
     const cached = this.snapshotBytes.get(`${snapshotter}/${key}`)
     if (cache && cached !== undefined) return cached
     try {
-      const res = await this.client.call('snapshots', 'Usage', { snapshotter, key })
+      const res = await this.client.call<{ size: number }>('snapshots', 'Usage', { snapshotter, key })
       if (cache) this.snapshotBytes.set(`${snapshotter}/${key}`, res.size)
       return res.size
     } catch (err) {
@@ -112,7 +113,10 @@ export class ImageStoreReader {
     let next = key
     for (let i = 0; i < 256 && next; i++) {
       try {
-        const res = await this.client.call('snapshots', 'Stat', { snapshotter, key: next })
+        const res = await this.client.call<{ info?: { parent?: string } }>('snapshots', 'Stat', {
+          snapshotter,
+          key: next,
+        })
         if (next !== key) chain.push(next)
         next = res.info?.parent ?? ''
       } catch (err) {
@@ -123,7 +127,7 @@ export class ImageStoreReader {
     return chain
   }
 
-  private async topSnapshot(configDigest: string, config: any): Promise<ResolvedImage['top']> {
+  private async topSnapshot(configDigest: string, config: OciConfig): Promise<ResolvedImage['top']> {
     // The unpacker labels the config blob with the snapshot it made, per snapshotter.
     const labels = (await this.info(configDigest))?.labels ?? {}
     const key = Object.keys(labels).find((k) => k.startsWith('containerd.io/gc.ref.snapshot.'))
@@ -135,21 +139,21 @@ export class ImageStoreReader {
     }
   }
 
-  private async pickManifest(manifests: any[]): Promise<string | null> {
+  private async pickManifest(manifests: NonNullable<OciIndex['manifests']>): Promise<string | null> {
     const wanted = GOARCH[arch] ?? arch
     const ordered = [
       ...manifests.filter((m) => m.platform?.os === 'linux' && m.platform?.architecture === wanted),
       ...manifests,
     ]
-    for (const m of ordered) if (await this.info(m.digest)) return m.digest as string
+    for (const m of ordered) if (await this.info(m.digest)) return m.digest
     return null
   }
 
   private async info(digest: string): Promise<{ size: number; labels: Record<string, string> } | null> {
     if (this.blobs.has(digest)) return this.blobs.get(digest)!
     try {
-      const res = await this.client.call('content', 'Info', { digest })
-      const info = { size: res.info.size as number, labels: (res.info.labels ?? {}) as Record<string, string> }
+      const res = await this.client.call<{ info: WireContentInfo }>('content', 'Info', { digest })
+      const info = { size: res.info.size, labels: res.info.labels ?? {} }
       // Labels change (unpacking adds the snapshot label): only a labelled config is final.
       if (Object.keys(info.labels).some((k) => k.startsWith('containerd.io/gc.ref.snapshot.'))) {
         this.blobs.set(digest, info)
@@ -161,11 +165,11 @@ export class ImageStoreReader {
     }
   }
 
-  private async readJson(digest: string): Promise<any> {
-    if (this.json.has(digest)) return this.json.get(digest)
+  private async readJson<T>(digest: string): Promise<T | null> {
+    if (this.json.has(digest)) return this.json.get(digest) as T
     try {
-      const parts = await this.client.collect('content', 'Read', { digest, offset: 0, size: 0 })
-      const value = JSON.parse(Buffer.concat(parts.map((p: any) => p.data as Buffer)).toString('utf8'))
+      const parts = await this.client.collect<{ data: Buffer }>('content', 'Read', { digest, offset: 0, size: 0 })
+      const value = JSON.parse(Buffer.concat(parts.map((p) => p.data)).toString('utf8')) as T
       this.json.set(digest, value)
       return value
     } catch (err) {

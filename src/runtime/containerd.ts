@@ -10,6 +10,7 @@ import { familiarRef, qualifiedRef } from '../registry/reference.js'
 import { accountImages } from './containerd-accounting.js'
 import { ContainerdClient, isNotFound, timestampMs } from './containerd-client.js'
 import { openContainerdEvents } from './containerd-events.js'
+import type { WireContainer, WireContentStatus, WireCriImage, WireTask } from './containerd-wire.js'
 import {
   ImageStoreReader,
   PINNED_BY_LABEL,
@@ -88,7 +89,12 @@ export class ContainerdRuntime implements ContainerRuntime {
 
   async ping(): Promise<void> {
     const version = await this.call(() =>
-      this.client.call('version', 'Version', {}, { deadlineMs: this.config.docker.pingTimeoutSeconds * 1000 }),
+      this.client.call<{ version: string }>(
+        'version',
+        'Version',
+        {},
+        { deadlineMs: this.config.docker.pingTimeoutSeconds * 1000 },
+      ),
     )
     const rootDir = await this.rootDir().catch(() => this.lastRootDir ?? undefined)
     this.setHealth({ reachable: true, version: version.version, rootDir })
@@ -103,8 +109,8 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   async containerFinishedAt(id: string): Promise<string | null> {
-    const tasks = await this.call(() => this.client.call('tasks', 'List', { filter: '' }))
-    const task = (tasks.tasks ?? []).find((t: any) => t.containerId === id && t.status === 3)
+    const tasks = await this.call(() => this.client.call<{ tasks?: WireTask[] }>('tasks', 'List', { filter: '' }))
+    const task = (tasks.tasks ?? []).find((t) => t.containerId === id && t.status === 3)
     const ms = task ? timestampMs(task.exitedAt) : null
     return ms === null ? null : new Date(ms).toISOString()
   }
@@ -241,8 +247,10 @@ export class ContainerdRuntime implements ContainerRuntime {
 
   /** containerd's root: the parent of the snapshotter's directory that CRI reports as the image filesystem */
   async rootDir(): Promise<string> {
-    const res = await this.call(() => this.client.call('criImages', 'ImageFsInfo', {}))
-    const mountpoint: string | undefined = res.imageFilesystems?.[0]?.fsId?.mountpoint
+    const res = await this.call(() =>
+      this.client.call<{ imageFilesystems?: { fsId?: { mountpoint?: string } }[] }>('criImages', 'ImageFsInfo', {}),
+    )
+    const mountpoint = res.imageFilesystems?.[0]?.fsId?.mountpoint
     if (!mountpoint) throw new Error('containerd reports no image filesystem')
     this.lastRootDir = dirname(mountpoint)
     return this.lastRootDir
@@ -375,7 +383,9 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   private async reportProgress(req: PullRequest): Promise<void> {
-    const statuses = await this.client.call('content', 'ListStatuses', { filters: [] })
+    const statuses = await this.client.call<{ statuses?: WireContentStatus[] }>('content', 'ListStatuses', {
+      filters: [],
+    })
     const writing = new Map<string, number>()
     for (const s of statuses.statuses ?? []) writing.set(s.expected || s.ref, s.offset)
     let done = 0
@@ -395,8 +405,8 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   private async listContainers(): Promise<ListedContainer[]> {
-    const res = await this.client.call('containers', 'List', { filters: [] })
-    return (res.containers ?? []).map((c: any): ListedContainer => ({
+    const res = await this.client.call<{ containers?: WireContainer[] }>('containers', 'List', { filters: [] })
+    return (res.containers ?? []).map((c): ListedContainer => ({
       id: c.id,
       image: c.image,
       labels: c.labels ?? {},
@@ -412,7 +422,7 @@ export class ContainerdRuntime implements ContainerRuntime {
       const [records, listed, tasks, pinnedByCri] = await Promise.all([
         this.reader.list(),
         this.listContainers(),
-        this.client.call('tasks', 'List', { filter: '' }),
+        this.client.call<{ tasks?: WireTask[] }>('tasks', 'List', { filter: '' }),
         this.criPinned(),
       ])
       const byId = new Map<string, { records: ImageRecord[]; resolved: ResolvedImage }>()
@@ -429,7 +439,7 @@ export class ContainerdRuntime implements ContainerRuntime {
         for (const r of rs) idByName.set(r.name, id)
         if (resolved.top) idByTop.set(resolved.top.chainId, id)
       }
-      const taskOf = new Map<string, any>((tasks.tasks ?? []).map((t: any) => [t.containerId, t]))
+      const taskOf = new Map((tasks.tasks ?? []).map((t) => [t.containerId, t]))
       const chains: Set<string>[] = []
       const containers: StoreView['containers'] = []
       for (const c of listed) {
@@ -447,7 +457,7 @@ export class ContainerdRuntime implements ContainerRuntime {
           names: [c.labels['io.kubernetes.container.name'] ?? c.id],
           imageId,
           // created without a task: made and never started (or its task was deleted)
-          state: task ? (TASK_STATES[task.status as number] ?? 'created') : 'created',
+          state: task ? (TASK_STATES[task.status] ?? 'created') : 'created',
           createdAt: Math.floor((c.createdAtMs ?? 0) / 1000),
           listed: c,
           exitedAtMs: task && task.status === 3 ? timestampMs(task.exitedAt) : null,
@@ -486,8 +496,8 @@ export class ContainerdRuntime implements ContainerRuntime {
     // CRI serves only its own namespace.
     if (this.client.namespace !== 'k8s.io') return new Set()
     try {
-      const res = await this.client.call('criImages', 'ListImages', {})
-      return new Set((res.images ?? []).filter((i: any) => i.pinned).map((i: any) => i.id as string))
+      const res = await this.client.call<{ images?: WireCriImage[] }>('criImages', 'ListImages', {})
+      return new Set((res.images ?? []).filter((i) => i.pinned).map((i) => i.id))
     } catch (err) {
       if (err instanceof RuntimeUnavailableError) throw err
       return new Set() // no CRI plugin here: labels alone say what is pinned

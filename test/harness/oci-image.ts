@@ -51,7 +51,7 @@ async function putBlob(registryUrl: string, repo: string, blob: Buffer): Promise
   location.searchParams.set('digest', digest)
   const put = await fetch(location, {
     method: 'PUT',
-    body: blob,
+    body: new Uint8Array(blob),
     headers: { 'content-type': 'application/octet-stream' },
   })
   if (put.status !== 201) throw new Error(`blob ${digest} to ${repo}: ${put.status} ${await put.text()}`)
@@ -91,7 +91,7 @@ export async function pushOciImage(registry: { url: string; host: string }, spec
   )
   const res = await fetch(`${registry.url}/v2/${repo}/manifests/${tag}`, {
     method: 'PUT',
-    body: manifest,
+    body: new Uint8Array(manifest),
     headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
   })
   if (res.status !== 201) throw new Error(`manifest ${spec.repoTag}: ${res.status} ${await res.text()}`)
