@@ -141,7 +141,8 @@ export interface HostSnapshot {
   diskBreakdown?: DiskBreakdown | null
   /** null until the image collector has run once */
   images: ImageFacts[] | null
-  docker: { reachable: boolean; reason?: string; rootDir?: string; version?: string }
+  /** the container runtime's health (the key keeps its first name); `kind`: docker | containerd */
+  docker: { reachable: boolean; reason?: string; rootDir?: string; version?: string; kind?: string }
   /** NVIDIA's container runtime on this host and whether it enforces NVIDIA_REQUIRE_*; null until read */
   nvidiaRuntime?: NvidiaRuntimeFacts | null
   collectors: Record<string, CollectorStatus>

@@ -66,8 +66,8 @@ export function formatStatus(s: AgentStatus): string {
   const lines: string[] = [`host ${s.hostId} · gpuhost ${s.version} · snapshot ${s.takenAt}`]
   lines.push(
     s.docker.reachable
-      ? `docker     ${s.docker.version ?? '?'} · root ${s.docker.rootDir ?? '?'}`
-      : `docker     unreachable: ${s.docker.reason ?? 'unknown reason'}`,
+      ? `${(s.docker.kind ?? 'docker').padEnd(10)} ${s.docker.version ?? '?'} · root ${s.docker.rootDir ?? '?'}`
+      : `${(s.docker.kind ?? 'docker').padEnd(10)} unreachable: ${s.docker.reason ?? 'unknown reason'}`,
   )
   if (s.gpu.available) {
     const names = [...new Set(s.gpu.gpus.map((g) => g.name))].join(', ') || '?'

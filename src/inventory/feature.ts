@@ -24,7 +24,7 @@ const EVENT_COALESCE_MS = 500
 
 export function inventoryFeature(ctx: AgentContext): FeatureParts {
   const { config, store, log, runtime } = ctx
-  runtime.onHealthChange((h) => recordHealth(store, h, ctx.now))
+  runtime.onHealthChange((h) => recordHealth(store, { ...h, kind: runtime.kind }, ctx.now))
   const usage = new UsageTracker({
     stateDir: config.stateDir,
     log,
@@ -116,7 +116,7 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
  * The runtime's health into the snapshot. Unreachable also marks the image collector failed at
  * once: its own run would wait a full call timeout on a frozen engine before saying so.
  */
-function recordHealth(store: SnapshotStore, h: RuntimeHealth, now: Clock): void {
+function recordHealth(store: SnapshotStore, h: RuntimeHealth & { kind: string }, now: Clock): void {
   store.set('docker', h)
   if (!h.reachable && store.get().collectors.images?.success !== false) {
     const error = h.reason ?? 'unreachable'

@@ -37,6 +37,17 @@ export function registerDiskAndImageMetrics(src: MetricsSources, reg: Registries
         for (const s of IMAGE_STATES) this.set({ state: s }, totals[s])
       },
     })
+  new Gauge({
+    name: `${P}runtime_info`,
+    help: 'the container runtime the agent talks to (docker or containerd) and its version; 1 while it answers',
+    labelNames: ['kind', 'version'],
+    registers: reg,
+    collect() {
+      this.reset()
+      const h = src.snapshot().docker
+      if (h.kind) this.set({ kind: h.kind, version: h.version ?? '' }, h.reachable ? 1 : 0)
+    },
+  })
   byState('docker_images', 'images by state', () => 1)
   byState('docker_images_size_bytes', 'image bytes by state (shared layers counted in every image)', (size) => size)
 

@@ -122,6 +122,8 @@ for (const kind of ENGINE_KINDS) {
       }
       const metrics = await (await fetch(`${agent.url}/metrics`)).text()
       t.match(metrics, /gpuhost_docker_images\{state="in_use"\} 1\n/, 'one image in use')
+      t.match(metrics, new RegExp(`gpuhost_runtime_info\\{kind="${kind}",version="[^"]+"\\} 1\\n`), 'the runtime')
+      t.equal(status.docker.kind, kind)
     })
 
     if (engine.pinnedNames) {
