@@ -520,7 +520,9 @@ export class ContainerdRuntime implements ContainerRuntime {
   }
 
   private setHealth(h: RuntimeHealth): void {
-    const changed = h.reachable !== this.current.reachable || h.reason !== this.current.reason
+    const c = this.current
+    const changed =
+      h.reachable !== c.reachable || h.reason !== c.reason || h.version !== c.version || h.rootDir !== c.rootDir
     this.current = h
     if (changed) for (const listener of this.listeners) listener(h)
   }
