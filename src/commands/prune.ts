@@ -6,7 +6,7 @@ import type { GlobalOptions } from '../cli.js'
 import { loadAgentConfig } from '../config.js'
 import { EventBus } from '../agent/events.js'
 import { CliError, EXIT } from '../exit-codes.js'
-import { createRuntime } from '../runtime/create.js'
+import { createRuntime, runtimeSocket } from '../runtime/create.js'
 import { takeSnapshotOnce } from '../inventory/feature.js'
 import { createLogger } from '../log.js'
 import { readFilesystem } from '../inventory/disk.js'
@@ -39,7 +39,8 @@ export async function run(
   const snapshot = await takeSnapshotOnce(config, log, { runtime })
   if (!snapshot.docker.reachable || snapshot.images === null) {
     const why = snapshot.docker.reason ?? snapshot.collectors.images?.error ?? 'no answer'
-    throw new CliError(`Docker is unreachable at ${config.docker.socket}: ${why}`, EXIT.unavailable)
+    const name = runtime.kind === 'containerd' ? 'containerd' : 'Docker'
+    throw new CliError(`${name} is unreachable at ${runtimeSocket(config)}: ${why}`, EXIT.unavailable)
   }
   // The same wanted set the agent keeps: prewarm.images and the images held for rollouts.
   const wanted = new WantedSet({
