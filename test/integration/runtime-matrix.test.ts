@@ -213,6 +213,18 @@ for (const kind of ENGINE_KINDS) {
       )
       await waitFor('the prewarmed image in the inventory', async () => (await byId()).has(warm.id), 30_000, 200)
     })
+    await t.test("a container made while the agent runs: the runtime's event marks its image used now", async (t) => {
+      const before = Date.now()
+      engine.createContainer(b2.ref, 'late')
+      await waitFor('the create event', async () => (await byId()).get(b2.id)?.containers.length === 1, 30_000, 200)
+      const image = (await byId()).get(b2.id)
+      t.same(
+        image.containers.map((c: { name: string }) => c.name),
+        ['late'],
+      )
+      t.ok(Date.parse(image.lastUsed) >= before - 2000, `last used ${image.lastUsed}, from the event`)
+    })
+
     await t.test('shared layers: removing one of two images that share a layer frees its own bytes only', async (t) => {
       const runtime = createRuntime(
         parseConfig(agentConfigSchema, { ...engine.agentConfig, stateDir: join(testDir(t).path, 'state') }),
