@@ -23,6 +23,8 @@ export const pullResultSchema = z.object({
   warnings: z.array(z.string()).optional(),
   /** why a skipped image was skipped: the driver cannot run it, or it does not fit on the disk */
   skip: z.enum(['incompatible', 'disk']).optional(),
+  /** bytes of the image's compressed layers this pull fetched or found present; 0 when nothing was pulled */
+  bytesPulled: z.number().optional(),
 })
 
 const pruneFinished = z.object({

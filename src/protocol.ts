@@ -8,7 +8,13 @@ import { z } from 'zod'
 
 export const PROTOCOL_VERSION = 1
 export const AGENTS_PATH = '/v1/agents'
-export const COMMAND_ACTIONS = ['prune', 'prewarm', 'check', 'status'] as const satisfies readonly ActionName[]
+export const COMMAND_ACTIONS = [
+  'prune',
+  'prewarm',
+  'release',
+  'check',
+  'status',
+] as const satisfies readonly ActionName[]
 export type CommandAction = (typeof COMMAND_ACTIONS)[number]
 
 const id = z.string().min(1).max(200)

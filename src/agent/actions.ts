@@ -6,7 +6,7 @@ import { InvalidRequestError } from '../errors.js'
 import type { triggerSchema } from '../protocol-events.js'
 import type { PruneArgs } from '../prune/request.js'
 import type { PruneReport } from '../prune/executor.js'
-import type { PrewarmArgs } from '../prewarm/request.js'
+import type { PrewarmArgs, ReleaseArgs } from '../prewarm/request.js'
 import type { PrewarmReport } from '../prewarm/executor.js'
 import type { CheckArgs } from '../compat/feature.js'
 import type { CheckReport } from '../compat/check-report.js'
@@ -18,6 +18,8 @@ export type Trigger = z.infer<typeof triggerSchema>
 export interface ActionMap {
   prune: { args: PruneArgs; result: PruneReport & { joined: boolean } }
   prewarm: { args: PrewarmArgs; result: PrewarmReport }
+  /** takes held images out of the wanted set */
+  release: { args: ReleaseArgs; result: { released: string[] } }
   check: { args: CheckArgs; result: CheckReport }
   status: { args: Record<string, never>; result: AgentStatus }
 }

@@ -72,6 +72,10 @@ export class AgentHub {
       maxFrameBytes: number
       pingIntervalSeconds: number
       commandTimeoutSeconds: number
+      /** a host's hello was accepted and its pending commands sent */
+      onHostConnected?: (hostId: string) => void
+      /** command results were stored */
+      onResultsStored?: () => void
     },
   ) {
     // The hard cap is above the protocol limit so that a frame over the limit is answered with an
@@ -249,6 +253,7 @@ export class AgentHub {
     log.info({ hostId: hello.hostId, version: hello.version }, 'agent said hello')
     this.answer(session, [hello.id], true)
     this.dispatch(hello.hostId)
+    this.opts.onHostConnected?.(hello.hostId)
     const held = session.held ?? []
     session.held = null
     for (const frame of held) this.handleFrame(session, frame.data, frame.isBinary)
@@ -337,6 +342,7 @@ export class AgentHub {
       if (hostId) store.touch(hostId)
     }).then((stored) => {
       this.answer(session, [...events.map((e) => e.id), ...results.map((r) => r.id)], stored)
+      if (stored && results.length) this.opts.onResultsStored?.()
     })
   }
 

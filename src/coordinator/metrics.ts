@@ -3,6 +3,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { COMMAND_ACTIONS } from '../protocol.js'
 import type { HubCounters } from './hub.js'
 import type { FleetStore } from './store.js'
+import { ROLLOUT_HOST_STATES, ROLLOUT_STATES } from './rollout-plan.js'
 
 const P = 'gpuhost_coordinator_'
 const STATUSES = ['pending', 'running', 'succeeded', 'failed']
@@ -72,6 +73,32 @@ export function createCoordinatorMetrics(src: {
     "agent connections closed for another host's credential, " +
       'a second live connection, or a hello that could not be stored',
     () => src.counters.connectionsRefused,
+  )
+  new Gauge({
+    name: `${P}rollouts`,
+    help: 'rollouts by state',
+    labelNames: ['state'],
+    registers: reg,
+    collect() {
+      for (const state of ROLLOUT_STATES) this.set({ state }, 0)
+      for (const c of src.store.rollouts.rolloutCounts()) this.set({ state: c.state }, c.n)
+    },
+  })
+  new Gauge({
+    name: `${P}rollout_hosts`,
+    help: 'hosts of every rollout by their state in it (a host counts once per rollout it is in)',
+    labelNames: ['state'],
+    registers: reg,
+    collect() {
+      for (const state of ROLLOUT_HOST_STATES) this.set({ state }, 0)
+      for (const c of src.store.rollouts.rolloutHostCounts()) this.set({ state: c.state }, c.n)
+    },
+  })
+  counterFrom(
+    reg,
+    `${P}rollout_bytes_pulled_total`,
+    "compressed bytes of the images rollouts' hosts pulled, as the agents reported them",
+    () => src.store.rollouts.rolloutBytesPulled(),
   )
   new Gauge({
     name: `${P}events_stored`,

@@ -14,6 +14,8 @@ import { AgentHub } from './hub.js'
 import { verifyAgentCredential, type AgentAuthPolicy, type AgentIdentity } from './identity.js'
 import { createCoordinatorMetrics } from './metrics.js'
 import { FleetStore } from './store.js'
+import { RolloutDriver } from './rollouts.js'
+import { addRolloutRoutes } from './rollout-api.js'
 
 export class Coordinator {
   readonly http: HttpServer
@@ -43,6 +45,8 @@ export class Coordinator {
     const policy = this.agentAuthPolicy()
     const store = new FleetStore(config.dataDir)
     this.store = store
+    // The driver needs the hub to send commands and the hub tells the driver of hellos and results.
+    let rollouts: RolloutDriver | null = null
     const hub = new AgentHub({
       store,
       log,
@@ -50,6 +54,15 @@ export class Coordinator {
       maxFrameBytes: config.maxFrameBytes,
       pingIntervalSeconds: config.pingIntervalSeconds,
       commandTimeoutSeconds: config.commandTimeoutSeconds,
+      onHostConnected: (hostId) => rollouts?.hostConnected(hostId),
+      onResultsStored: () => rollouts?.wake(),
+    })
+    rollouts = new RolloutDriver({
+      store,
+      evaluator: COMPAT_EVALUATOR,
+      isConnected: (hostId) => hub.isConnected(hostId),
+      dispatch: (hostId) => hub.dispatch(hostId),
+      log,
     })
     const metrics = createCoordinatorMetrics({
       store,
@@ -59,8 +72,9 @@ export class Coordinator {
     })
     const { metricsAuth } = config
     addCoordinatorRoutes(this.http, { store, hub, metrics, evaluator: COMPAT_EVALUATOR, metricsAuth })
+    addRolloutRoutes(this.http, { store, rollouts })
     this.http.onUpgrade(hub.onUpgrade)
-    const components: Component[] = [this.http, hub]
+    const components: Component[] = [this.http, hub, rollouts]
     await this.lifecycle.start(components)
   }
 

@@ -6,6 +6,10 @@ import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import type { CommandAction, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
 import { systemClock, type Clock } from '../agent/clock.js'
+import { SqliteRolloutStore, type RolloutStore } from './rollout-store.js'
+
+/** the host id the coordinator's own events (rollout.*) are stored under when they concern no one host */
+export const COORDINATOR_HOST = 'coordinator'
 
 export type CommandStatus = 'pending' | 'running' | 'succeeded' | 'failed'
 
@@ -89,6 +93,8 @@ export class FleetStore {
   private readonly db: Database.Database
   private readonly stmt: Record<string, Database.Statement>
   private queue: QueuedWrite[] = []
+  /** rollouts and their hosts; written inside write() like everything else */
+  readonly rollouts: RolloutStore
 
   constructor(
     dataDir: string,
@@ -103,6 +109,7 @@ export class FleetStore {
     // A database made before hosts had labels gains the column.
     const columns = this.db.prepare('PRAGMA table_info(hosts)').all() as { name: string }[]
     if (!columns.some((c) => c.name === 'labels')) this.db.exec('ALTER TABLE hosts ADD COLUMN labels TEXT')
+    this.rollouts = new SqliteRolloutStore(this.db, now)
     // Whoever was connected before this process started is not connected to it.
     this.db.exec('UPDATE hosts SET connected = 0')
     const p = (sql: string) => this.db.prepare(sql)
@@ -246,6 +253,12 @@ export class FleetStore {
       }
       return added
     })()
+  }
+
+  /** Stores an event the coordinator itself raised (rollout.*), listed by /v1/events like the agents' ones. */
+  recordCoordinatorEvent(type: string, hostId: string, data: Record<string, unknown>): void {
+    const at = this.stamp()
+    this.stmt.insertEvent.run(randomUUID(), hostId, type, at, JSON.stringify(data), at)
   }
 
   eventCount(): number {

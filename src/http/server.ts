@@ -43,7 +43,7 @@ type Handler = (req: Request) => Promise<Reply> | Reply
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void
 
 interface Route {
-  method: 'GET' | 'POST'
+  method: 'GET' | 'POST' | 'DELETE'
   pattern: RegExp
   keys: string[]
   auth: boolean
@@ -90,7 +90,12 @@ export class HttpServer {
     this.add('POST', path, handler, true)
   }
 
-  private add(method: 'GET' | 'POST', path: string, handler: Handler, auth: boolean): void {
+  /** every DELETE is authenticated */
+  delete(path: string, handler: Handler): void {
+    this.add('DELETE', path, handler, true)
+  }
+
+  private add(method: Route['method'], path: string, handler: Handler, auth: boolean): void {
     const keys: string[] = []
     const source = path.replace(/:(\w+)/g, (_, key: string) => {
       keys.push(key)

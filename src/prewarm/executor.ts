@@ -32,6 +32,8 @@ export interface PullResult {
   warnings?: string[]
   /** why a skipped image was skipped */
   skip?: 'incompatible' | 'disk'
+  /** the pulled image's compressed size (layers the host already had included); 0 when nothing was pulled */
+  bytesPulled?: number
 }
 
 export interface PrewarmReport {
@@ -260,6 +262,7 @@ async function settle(deps: PrewarmDeps, item: PlanItem): Promise<PullResult> {
         reason: item.reason,
         source,
         durationSeconds: (now() - started) / 1000,
+        bytesPulled: item.remote?.compressedBytes ?? 0,
       }
     } catch (err) {
       result = {
@@ -273,6 +276,7 @@ async function settle(deps: PrewarmDeps, item: PlanItem): Promise<PullResult> {
   }
   if (item.warnings.length) result.warnings = item.warnings
   if (item.action === 'skip' && item.skip) result.skip = item.skip
+  result.bytesPulled ??= 0
   deps.bus.publish(result.status === 'failed' ? 'pull.failed' : 'pull.finished', { ...result })
   deps.onResult?.(result)
   return result

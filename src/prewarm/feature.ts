@@ -7,7 +7,7 @@ import type { Trigger } from '../agent/actions.js'
 import type { GpuFacts } from '../agent/snapshot.js'
 import { GPU_COLLECTOR } from '../gpu/feature.js'
 import { runPrewarm } from './executor.js'
-import { prewarmArgsOrThrow } from './request.js'
+import { holdSource, prewarmArgsOrThrow, releaseArgsOrThrow, type PrewarmArgs } from './request.js'
 import { buildPrewarmDeps, type CompatEvaluator } from './setup.js'
 import { prewarmOnStartComponent } from './on-start.js'
 import { StartBackoff } from './start-backoff.js'
@@ -28,13 +28,25 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
       ...buildPrewarmDeps({ config, log, bus, runner, runtime, pulls, actions, gpu, evaluate, now }),
       wanted: () => ctx.wanted.refs(),
     }
-    const run = async (args: unknown, trigger: Trigger) => {
-      const result = await runPrewarm(deps, { ...prewarmArgsOrThrow(args), trigger })
+    const run = async (raw: unknown, trigger: Trigger) => {
+      const { images, dryRun, ...hold } = prewarmArgsOrThrow(raw)
+      // Held before pulling and kept whatever the pull's outcome: the hold says what the host
+      // should keep; a pull that failed now is tried again by later prewarms of the wanted set.
+      if (hold.hold && images?.length && !dryRun) holdImages(images, hold)
+      const result = await runPrewarm(deps, { images, dryRun, trigger })
       // what this run pulled is pinned before the call answers
       await pins.sync()
       return result
     }
     const pins = new WantedPins(runtime, () => ctx.wanted.refs(), config.docker.refreshIntervalSeconds * 1000, log)
+    const holdImages = (images: string[], hold: Omit<PrewarmArgs, 'images' | 'dryRun'>) => {
+      for (const old of hold.replaces ?? []) {
+        const released = ctx.wanted.releaseSource(holdSource(old))
+        if (released.length) log.info({ rollout: old, released }, 'released the images an earlier rollout held')
+      }
+      const added = ctx.wanted.hold(images, holdSource(hold.rollout))
+      if (added.length) log.info({ rollout: hold.rollout, added }, 'holding images in the wanted set')
+    }
     const onStart = prewarmOnStartComponent({
       wanted: () => ctx.wanted.refs(),
       facts: deps.facts,
@@ -48,6 +60,12 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
       log,
     })
     ctx.actions.register('prewarm', (args, trigger) => run(args, trigger))
+    ctx.actions.register('release', async (raw) => {
+      const { ref, rollout } = releaseArgsOrThrow(raw)
+      const source = rollout === undefined ? undefined : holdSource(rollout)
+      if (ref === undefined) return { released: ctx.wanted.releaseSource(source!) }
+      return { released: ctx.wanted.release(ref, source) ? [ref] : [] }
+    })
     ctx.http.post('/v1/prewarm', async (req) => ({ status: 200, body: await run(req.body, 'http') }))
 
     let task: ScheduledTask | null = null

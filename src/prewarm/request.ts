@@ -6,6 +6,12 @@ import { describeZodIssues } from '../validation.js'
 export const prewarmArgsSchema = z.strictObject({
   images: z.array(z.string().min(1)).max(500).optional(),
   dryRun: z.boolean().optional(),
+  /** hold the images in the wanted set (durably), so prune keeps them until released */
+  hold: z.boolean().optional(),
+  /** the rollout asking: its id names the hold, so a later rollout or a release can undo it */
+  rollout: z.string().min(1).max(200).optional(),
+  /** rollouts whose holds this one replaces: released before these images are held */
+  replaces: z.array(z.string().min(1).max(200)).max(100).optional(),
 })
 
 export type PrewarmArgs = z.infer<typeof prewarmArgsSchema>
@@ -14,5 +20,26 @@ export type PrewarmArgs = z.infer<typeof prewarmArgsSchema>
 export function prewarmArgsOrThrow(raw: unknown): PrewarmArgs {
   const parsed = prewarmArgsSchema.safeParse(raw ?? {})
   if (!parsed.success) throw new InvalidRequestError(`bad prewarm request: ${describeZodIssues(parsed.error.issues)}`)
+  return parsed.data
+}
+
+/** the wanted-set source a rollout's hold is stored under */
+export function holdSource(rollout: string | undefined): string {
+  return rollout === undefined ? 'coordinator' : `rollout:${rollout}`
+}
+
+/** The args of the "release" action: one held image (any source, or one source), or a whole source. */
+export const releaseArgsSchema = z
+  .strictObject({
+    ref: z.string().min(1).max(500).optional(),
+    rollout: z.string().min(1).max(200).optional(),
+  })
+  .refine((a) => a.ref !== undefined || a.rollout !== undefined, { message: 'give ref, rollout or both' })
+
+export type ReleaseArgs = z.infer<typeof releaseArgsSchema>
+
+export function releaseArgsOrThrow(raw: unknown): ReleaseArgs {
+  const parsed = releaseArgsSchema.safeParse(raw ?? {})
+  if (!parsed.success) throw new InvalidRequestError(`bad release request: ${describeZodIssues(parsed.error.issues)}`)
   return parsed.data
 }

@@ -1,0 +1,82 @@
+// The rollouts API: start one, list them, one with its hosts, cancel/pause/resume; and the release
+// of one host's held image. Writes are POST/DELETE, so they carry the admin token like the rest.
+import { z } from 'zod'
+import { HttpError, type HttpServer } from '../http/server.js'
+import { parseSelector, SelectorError } from '../labels.js'
+import { describeZodIssues } from '../validation.js'
+import type { RolloutSpec } from './rollout-plan.js'
+import type { Rollout } from './rollout-store.js'
+import { rolloutTotals, type RolloutDriver } from './rollouts.js'
+import type { FleetStore } from './store.js'
+
+const rolloutBodySchema = z.strictObject({
+  images: z.array(z.string().min(1).max(500)).min(1).max(100),
+  selector: z.string().max(2000).default(''),
+  maxParallelHosts: z.number().int().min(1).max(100_000),
+  maxFailedHosts: z.number().int().min(1).nullable().default(null),
+  /** ids of earlier rollouts whose holds this one replaces on the hosts it reaches */
+  replaces: z.array(z.string().min(1).max(200)).max(100).default([]),
+  dryRun: z.boolean().default(false),
+})
+
+const listQuerySchema = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) })
+
+function validate<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+  const r = schema.safeParse(value ?? {})
+  if (r.success) return r.data
+  throw new HttpError(400, `bad ${what}: ${describeZodIssues(r.error.issues)}`)
+}
+
+/** a rollout as the API shows it: its hosts, and totals by host state with the bytes pulled */
+export function publicRollout(r: Rollout) {
+  return { ...r, totals: rolloutTotals(r) }
+}
+
+export function addRolloutRoutes(http: HttpServer, deps: { store: FleetStore; rollouts: RolloutDriver }): void {
+  const { store, rollouts } = deps
+
+  http.post('/v1/rollouts', async (req) => {
+    const { dryRun, ...body } = validate(rolloutBodySchema, req.body, 'rollout')
+    try {
+      parseSelector(body.selector)
+    } catch (err) {
+      if (err instanceof SelectorError) throw new HttpError(400, `bad rollout: selector: ${err.message}`)
+      throw err
+    }
+    const spec: RolloutSpec = { ...body, images: [...new Set(body.images)] }
+    if (dryRun) return { status: 200, body: { id: null, dryRun: true, ...rollouts.preview(spec) } }
+    const rollout = await rollouts.create(spec)
+    return { status: 201, body: { id: rollout.id } }
+  })
+
+  http.get('/v1/rollouts', (req) => {
+    const { limit } = validate(listQuerySchema, Object.fromEntries(req.query), 'query')
+    return { status: 200, body: { rollouts: store.rollouts.rollouts(limit).map(publicRollout) } }
+  })
+
+  http.get('/v1/rollouts/:id', (req) => {
+    const rollout = store.rollouts.rollout(req.params.id)
+    if (!rollout) throw new HttpError(404, `no rollout ${req.params.id}`)
+    return { status: 200, body: publicRollout(rollout) }
+  })
+
+  for (const action of ['cancel', 'pause', 'resume'] as const) {
+    http.post(`/v1/rollouts/:id/${action}`, async (req) => {
+      const done = await rollouts.control(req.params.id, action)
+      if (!done) throw new HttpError(404, `no rollout ${req.params.id}`)
+      if (!done.changed) throw new HttpError(409, `cannot ${action} a rollout that is ${done.rollout.state}`)
+      return { status: 200, body: publicRollout(done.rollout) }
+    })
+  }
+
+  // ?rollout=ID releases only that rollout's hold of the image
+  http.delete('/v1/hosts/:hostId/wanted/:ref', async (req) => {
+    const host = store.host(req.params.hostId)
+    if (!host) throw new HttpError(404, `no host ${req.params.hostId}`)
+    const rollout = req.query.get('rollout')
+    const args = { ref: req.params.ref, ...(rollout ? { rollout } : {}) }
+    const commandId = await store.write(() => store.createCommand(host.hostId, 'release', args))
+    rollouts.dispatch(host.hostId)
+    return { status: 202, body: { commandId } }
+  })
+}
