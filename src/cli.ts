@@ -92,6 +92,41 @@ export function buildProgram(): Command {
       await lazy(() => import('./commands/coordinator-token.js'))({ ...opts, hostId }, cmd)
     })
 
+  const rollout = program
+    .command('rollout')
+    .description("the coordinator's rollouts: images prewarmed and held on hosts, a few hosts at a time")
+  const remote = (cmd: Command) =>
+    cmd
+      .requiredOption('--url <url>', 'the coordinator, e.g. https://coordinator:9480')
+      .requiredOption('--token-file <file>', "a file holding the coordinator's admin token")
+  remote(rollout.command('start'))
+    .description('start a rollout; prints its id (or follows it with --wait)')
+    .option('--image <ref>', 'an image to roll out (repeatable)', collect)
+    .option('--selector <selector>', 'hosts whose labels match, e.g. rack=a,gpu in (h100,a100)')
+    .option('--max-parallel <n>', 'hosts prewarming at once', Number)
+    .option('--max-failed <n>', 'start no more hosts after this many failed', Number)
+    .option('--replaces <id>', "release this earlier rollout's held images on the hosts reached (repeatable)", collect)
+    .option('--dry-run', 'show the hosts it would reach and the images each would skip; start nothing')
+    .option('--wait', 'follow it until it finishes; exit 1 unless it succeeded')
+    .action(async (opts: Record<string, unknown>, cmd: Command) => {
+      await lazy(() => import('./commands/rollout.js'))({ ...opts, action: 'start' }, cmd)
+    })
+  remote(rollout.command('status'))
+    .description('a rollout with its hosts (with --wait: followed until it finishes)')
+    .argument('<id>', 'the rollout id')
+    .option('--wait', 'follow it until it finishes; exit 1 unless it succeeded')
+    .action(async (id: string, opts: Record<string, unknown>, cmd: Command) => {
+      await lazy(() => import('./commands/rollout.js'))({ ...opts, id, action: 'status' }, cmd)
+    })
+  for (const action of ['cancel', 'pause', 'resume'] as const) {
+    remote(rollout.command(action))
+      .description(`${action} a rollout`)
+      .argument('<id>', 'the rollout id')
+      .action(async (id: string, opts: Record<string, unknown>, cmd: Command) => {
+        await lazy(() => import('./commands/rollout.js'))({ ...opts, id, action }, cmd)
+      })
+  }
+
   return program
 }
 

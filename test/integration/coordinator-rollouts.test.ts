@@ -58,6 +58,8 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
     const fourth = publish(d0, registry, 'team/fourth:1')
 
     const coord = await startCoordinator(t)
+    // a coordinator started again lives as long as the agents, not only the subtest that restarts it
+    const outer = t
     let current = coord
     const smiNew = fakeNvidiaSmi(t, { fixture: NEW_DRIVER })
     const smiOld = fakeNvidiaSmi(t, { fixture: OLD_DRIVER })
@@ -167,7 +169,7 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       const res = await current.api('/v1/rollouts', { body: { images: [third], maxParallelHosts: 1 } })
       t.equal(res.status, 201)
       await current.stop()
-      current = await startCoordinator(t, coord)
+      current = await startCoordinator(outer, coord)
       await waitFor('agents back', async () => (await connected()) === 3, 60_000, 200)
       const r = await waitRollout(current, res.body.id, finished, 'to finish after the restart')
       t.equal(r.state, 'succeeded')
