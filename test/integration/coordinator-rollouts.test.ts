@@ -7,7 +7,7 @@ import { requireServices } from '../harness/services.js'
 import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
 import { startRegistry, type PrivateRegistry } from '../harness/registry.js'
 import { makeImage, pushImage } from '../harness/images.js'
-import { startAgent } from '../harness/agent.js'
+import { runCli, startAgent } from '../harness/agent.js'
 import { startCoordinator, waitForCommand, type RunningCoordinator } from '../harness/coordinator.js'
 import { fakeNvidiaSmi } from '../harness/nvidia-smi.js'
 import { waitFor } from '../harness/ports.js'
@@ -92,6 +92,23 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       t.equal(dry.status, 200)
       t.same(dry.body.hosts.map((h: any) => h.hostId).sort(), hosts.slice().sort(), 'a dry run names the hosts')
       t.same((await coord.api('/v1/rollouts')).body.rollouts, [], 'and stores nothing')
+      const remote = ['--url', coord.url, '--token-file', coord.adminTokenFile]
+      const cli = runCli([
+        'rollout',
+        'start',
+        ...remote,
+        '--image',
+        plain,
+        '--max-parallel',
+        '1',
+        '--dry-run',
+        '--json',
+      ])
+      t.equal(cli.code, 0, cli.stderr)
+      t.equal(JSON.parse(cli.stdout).hosts.length, 3, 'gpuhost rollout start --dry-run --json')
+      const noImage = runCli(['rollout', 'start', ...remote, '--max-parallel', '1'])
+      t.equal(noImage.code, 2)
+      t.match(noImage.stderr, /--image/)
     })
 
     t.test('one host at a time; the old driver skips the CUDA 12.2 image without downloading it', async (t) => {
@@ -157,6 +174,13 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       t.match(metrics, /gpuhost_coordinator_rollouts\{state="succeeded"\} 1/)
       t.match(metrics, /gpuhost_coordinator_rollout_hosts\{state="succeeded"\} 3/)
       t.match(metrics, /gpuhost_coordinator_rollout_bytes_pulled_total \d+/)
+
+      const remote = ['--url', coord.url, '--token-file', coord.adminTokenFile]
+      const status = runCli(['rollout', 'status', res.body.id, ...remote])
+      t.equal(status.code, 0, status.stderr)
+      t.match(status.stdout, /succeeded +gpu-old/, 'gpuhost rollout status lists the hosts')
+      const waited = runCli(['rollout', 'status', res.body.id, ...remote, '--wait', '--json'])
+      t.equal(JSON.parse(waited.stdout).state, 'succeeded', '--wait --json on a finished rollout')
 
       // Held by the rollout; released on request.
       const released = await coord.api(`/v1/hosts/gpu-a/wanted/${encodeURIComponent(plain)}`, { method: 'DELETE' })
