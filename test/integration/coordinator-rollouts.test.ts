@@ -38,6 +38,13 @@ async function waitRollout(coord: RunningCoordinator, id: string, until: (r: any
   )
   return last
 }
+/** how many images the agent's wanted set holds, whatever their state */
+async function wantedCount(agentUrl: string): Promise<number> {
+  const text = await (await fetch(`${agentUrl}/metrics`)).text()
+  const lines = text.split('\n').filter((l) => l.startsWith('gpuhost_prewarm_wanted_images{'))
+  return lines.reduce((sum, l) => sum + Number(l.split(' ').pop()), 0)
+}
+
 const finished = (r: any) => ['succeeded', 'failed', 'cancelled'].includes(r.state)
 
 async function events(coord: RunningCoordinator, type: string): Promise<any[]> {
@@ -63,8 +70,9 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
     let current = coord
     const smiNew = fakeNvidiaSmi(t, { fixture: NEW_DRIVER })
     const smiOld = fakeNvidiaSmi(t, { fixture: OLD_DRIVER })
+    const agentUrl: Record<string, string> = {}
     for (const hostId of hosts) {
-      await startAgent(t, {
+      const agent = await startAgent(t, {
         hostId,
         labels: { pool: 'train' },
         docker: { socket: byHost[hostId].socket },
@@ -73,7 +81,9 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
         prewarm: { schedule: null, retries: 0 },
         coordinator: { url: coord.agentsUrl, tokenFile: coord.tokenFileFor(hostId), reconnectMaxSeconds: 1 },
       })
+      agentUrl[hostId] = agent.url
     }
+    let firstRollout = ''
     const connected = async () => (await current.api('/v1/hosts')).body.hosts.filter((h: any) => h.connected).length
     await waitFor('three agents connected', async () => (await connected()) === 3, 60_000, 200)
 
@@ -116,6 +126,7 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
         body: { images: [plain, cuda12], selector: 'pool=train', maxParallelHosts: 1 },
       })
       t.equal(res.status, 201, JSON.stringify(res.body))
+      firstRollout = res.body.id
       const r = await waitRollout(coord, res.body.id, finished, 'to finish')
       t.equal(r.state, 'succeeded')
       t.same(r.totals.hosts, { pending: 0, running: 0, succeeded: 3, skipped: 0, failed: 0 })
@@ -187,10 +198,14 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       t.equal(released.status, 202)
       const done = await waitForCommand(coord, released.body.commandId)
       t.same(done.result, { released: [plain] })
+      t.equal(await wantedCount(agentUrl['gpu-a']), 1, 'gpu-a holds only the other image now')
+      t.equal(await wantedCount(agentUrl['gpu-b']), 2, 'gpu-b holds both')
     })
 
     t.test('a coordinator restart in the middle finishes the rollout, each host pulling once', async (t) => {
-      const res = await current.api('/v1/rollouts', { body: { images: [third], maxParallelHosts: 1 } })
+      const res = await current.api('/v1/rollouts', {
+        body: { images: [third], maxParallelHosts: 1, replaces: [firstRollout] },
+      })
       t.equal(res.status, 201)
       await current.stop()
       current = await startCoordinator(outer, coord)
@@ -198,6 +213,7 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       const r = await waitRollout(current, res.body.id, finished, 'to finish after the restart')
       t.equal(r.state, 'succeeded')
       for (const h of hosts) t.ok(tags(byHost[h]).includes(third), `${h} has it`)
+      for (const h of hosts) t.equal(await wantedCount(agentUrl[h]), 1, `${h} holds this rollout's image only`)
       const runs = (await events(current, 'prewarm.started')).filter((e) => e.data.images.includes(third))
       t.same(runs.map((e) => e.hostId).sort(), hosts.slice().sort(), 'one prewarm per host')
     })
