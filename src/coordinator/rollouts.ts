@@ -43,9 +43,9 @@ export class RolloutDriver {
   constructor(private readonly deps: RolloutDriverDeps) {}
 
   async start(): Promise<void> {
-    this.timer = setInterval(() => this.wake(), (this.deps.tickSeconds ?? 2) * 1000)
+    this.timer = setInterval(() => void this.wake(), (this.deps.tickSeconds ?? 2) * 1000)
     this.timer.unref()
-    this.wake()
+    void this.wake()
   }
 
   async stop(): Promise<void> {
@@ -127,8 +127,10 @@ export class RolloutDriver {
   }
 
   /** A host said hello: it joins every running rollout whose selector it matches. */
-  hostConnected(hostId: string): void {
-    void this.joinLater(hostId)
+  hostConnected(hostId: string): Promise<void> {
+    return this.joinLater(hostId).catch((err: Error) => {
+      this.deps.log.error({ hostId, err: err.message }, 'could not add a host that connected to its rollouts')
+    })
   }
 
   private async joinLater(hostId: string): Promise<void> {
@@ -143,14 +145,14 @@ export class RolloutDriver {
       }),
     )
     for (const id of joined) this.deps.log.info({ rolloutId: id, hostId }, 'a host that connected joined a rollout')
-    this.wake()
+    await this.wake()
   }
 
   /** Runs a pass over every active rollout now, or once more after the pass under way. */
-  wake(): void {
+  wake(): Promise<void> {
     if (this.running) {
       this.again = true
-      return
+      return this.running
     }
     this.running = (async () => {
       do {
@@ -166,6 +168,7 @@ export class RolloutDriver {
     })().finally(() => {
       this.running = null
     })
+    return this.running
   }
 
   /** One rollout: record finished commands, plan, store the step, send its commands. */

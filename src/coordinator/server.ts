@@ -54,8 +54,8 @@ export class Coordinator {
       maxFrameBytes: config.maxFrameBytes,
       pingIntervalSeconds: config.pingIntervalSeconds,
       commandTimeoutSeconds: config.commandTimeoutSeconds,
-      onHostConnected: (hostId) => rollouts?.hostConnected(hostId),
-      onResultsStored: () => rollouts?.wake(),
+      onHostConnected: (hostId) => void rollouts?.hostConnected(hostId),
+      onResultsStored: () => void rollouts?.wake(),
     })
     rollouts = new RolloutDriver({
       store,
