@@ -63,8 +63,11 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
     ctx.actions.register('release', async (raw) => {
       const { ref, rollout } = releaseArgsOrThrow(raw)
       const source = rollout === undefined ? undefined : holdSource(rollout)
-      if (ref === undefined) return { released: ctx.wanted.releaseSource(source!) }
-      return { released: ctx.wanted.release(ref, source) ? [ref] : [] }
+      const released =
+        ref === undefined ? ctx.wanted.releaseSource(source!) : ctx.wanted.release(ref, source) ? [ref] : []
+      // a released image is unpinned now (containerd), not at the next refresh
+      if (released.length > 0) await pins.sync()
+      return { released }
     })
     ctx.http.post('/v1/prewarm', async (req) => ({ status: 200, body: await run(req.body, 'http') }))
 
