@@ -291,6 +291,31 @@ export const coordinatorConfigSchema = z.strictObject({
   /** /metrics needs the admin token too */
   metricsAuth: z.boolean().default(false),
   dataDir: z.string().min(1).default('/var/lib/gpuhost-coordinator'),
+  /** where the fleet state lives: sqlite in dataDir (one process), or PostgreSQL shared by several replicas */
+  store: z
+    .strictObject({
+      kind: z.enum(['sqlite', 'postgres']).default('sqlite'),
+      /** postgres: a connection URL, e.g. postgres://gpuhost@db.example:5432/gpuhost?sslmode=verify-full */
+      url: z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+        .nullable()
+        .default(null),
+      /** postgres: a file holding the password, kept out of the URL and this config */
+      passwordFile: z.string().min(1).nullable().default(null),
+      /** postgres: connections each replica keeps open (one more listens for new commands) */
+      poolSize: z.number().int().min(2).max(100).default(10),
+      /** postgres: each replica beats this often; one silent for three beats is taken as dead and its
+       * hosts as disconnected */
+      heartbeatSeconds: seconds.default(5),
+    })
+    .prefault({})
+    .check(
+      z.refine((s) => s.kind !== 'postgres' || s.url !== null, {
+        path: ['url'],
+        message: 'is required with kind: postgres',
+      }),
+    ),
   maxFrameBytes,
   /** the largest request body the coordinator's HTTP API reads (a command's args, an Alertmanager payload) */
   maxBodyBytes: z

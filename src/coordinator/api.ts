@@ -7,7 +7,8 @@ import { COMMAND_ACTIONS } from '../protocol.js'
 import { alertmanagerPayloadSchema, routeAlerts } from './alerts.js'
 import { fleetCompat, type CompatEvaluator } from './compat.js'
 import type { AgentHub } from './hub.js'
-import { publicHost, type FleetStore } from './store.js'
+import type { FleetStore } from './fleet-store.js'
+import { publicHost } from './store.js'
 import type { Registry } from 'prom-client'
 import { describeZodIssues } from '../validation.js'
 
@@ -46,7 +47,7 @@ export function addCoordinatorRoutes(
     metricsAuth?: boolean
   },
 ): void {
-  const { store, hub } = deps
+  const { store } = deps
 
   http.get('/healthz', () => ({ status: 200, body: { status: 'ok' } }), { auth: false })
   http.get(
@@ -60,7 +61,7 @@ export function addCoordinatorRoutes(
   )
 
   // ?selector=rack=a,gpu in (h100,a100): Kubernetes label selector syntax over the hosts' labels
-  http.get('/v1/hosts', (req) => {
+  http.get('/v1/hosts', async (req) => {
     const selector = req.query.get('selector')
     let requirements: Requirement[] = []
     try {
@@ -69,33 +70,36 @@ export function addCoordinatorRoutes(
       if (err instanceof SelectorError) throw new HttpError(400, `bad query: selector: ${err.message}`)
       throw err
     }
-    const hosts = store.hosts().filter((h) => matchesSelector(h.labels, requirements))
+    const hosts = (await store.hosts()).filter((h) => matchesSelector(h.labels, requirements))
     return { status: 200, body: { hosts: hosts.map(publicHost) } }
   })
-  http.get('/v1/hosts/:hostId', (req) => ({ status: 200, body: publicHost(knownHost(store, req.params.hostId)) }))
+  http.get('/v1/hosts/:hostId', async (req) => ({
+    status: 200,
+    body: publicHost(await knownHost(store, req.params.hostId)),
+  }))
 
-  http.get('/v1/events', (req) => {
+  http.get('/v1/events', async (req) => {
     const q = validate(eventsQuerySchema, Object.fromEntries(req.query), 'query')
-    const { events } = store.events(q)
+    const events = await store.events(q)
     const next = events.length === q.limit ? events[events.length - 1].seq : null
     return { status: 200, body: { events: events.map(({ seq: _seq, ...e }) => e), next } }
   })
 
   http.post('/v1/hosts/:hostId/commands', async (req) => {
-    const host = knownHost(store, req.params.hostId)
+    const host = await knownHost(store, req.params.hostId)
     const body = validate(commandBodySchema, req.body, 'command')
-    const commandId = await store.write(() => store.createCommand(host.hostId, body.action, body.args))
-    hub.dispatch(host.hostId)
+    // Stored, then sent by whichever replica holds the host's connection (this one included).
+    const commandId = await store.createCommand(host.hostId, body.action, body.args)
     return { status: 202, body: { commandId } }
   })
 
-  http.get('/v1/commands', (req) => {
+  http.get('/v1/commands', async (req) => {
     const q = validate(commandsQuerySchema, Object.fromEntries(req.query), 'query')
-    return { status: 200, body: { commands: store.commands(q) } }
+    return { status: 200, body: { commands: await store.commands(q) } }
   })
 
-  http.get('/v1/commands/:commandId', (req) => {
-    const command = store.command(req.params.commandId)
+  http.get('/v1/commands/:commandId', async (req) => {
+    const command = await store.command(req.params.commandId)
     if (!command) throw new HttpError(404, `no command ${req.params.commandId}`)
     return { status: 200, body: command }
   })
@@ -104,34 +108,30 @@ export function addCoordinatorRoutes(
     const payload = validate(alertmanagerPayloadSchema, req.body, 'Alertmanager payload')
     const routing = routeAlerts(
       payload,
-      store.hosts().map((h) => h.hostId),
+      (await store.hosts()).map((h) => h.hostId),
     )
     const skipped = [...routing.skipped]
-    // Alertmanager repeats a firing alert (repeat_interval, retries): a host whose prune has no
-    // result yet gets no second one.
-    const commands = await store.write(() =>
-      routing.hostIds.flatMap((hostId) => {
-        const waiting = store.pendingCommands(hostId).find((c) => c.action === 'prune')
-        if (waiting) {
-          skipped.push({ alertname: null, reason: `a prune for ${hostId} has no result yet: ${waiting.commandId}` })
-          return []
-        }
-        return [{ hostId, commandId: store.createCommand(hostId, 'prune', {}) }]
-      }),
-    )
-    for (const { hostId } of commands) hub.dispatch(hostId)
+    // Alertmanager repeats a firing alert (repeat_interval, retries), to any replica: a host whose
+    // prune has no result yet gets no second one.
+    const commands: { hostId: string; commandId: string }[] = []
+    for (const hostId of routing.hostIds) {
+      const outcome = await store.createCommandUnlessWaiting(hostId, 'prune', {})
+      if ('waiting' in outcome) {
+        skipped.push({ alertname: null, reason: `a prune for ${hostId} has no result yet: ${outcome.waiting}` })
+      } else commands.push({ hostId, commandId: outcome.commandId })
+    }
     return { status: 202, body: { commands, skipped } }
   })
 
-  http.get('/v1/compat', (req) => {
+  http.get('/v1/compat', async (req) => {
     const image = req.query.get('image')
     if (!image) throw new HttpError(400, 'bad query: image: required, e.g. ?image=nvcr.io/nvidia/pytorch:23.10-py3')
-    return { status: 200, body: fleetCompat(image, store.hosts(), deps.evaluator) }
+    return { status: 200, body: fleetCompat(image, await store.hosts(), deps.evaluator) }
   })
 }
 
-function knownHost(store: FleetStore, hostId: string) {
-  const host = store.host(hostId)
+async function knownHost(store: FleetStore, hostId: string) {
+  const host = await store.host(hostId)
   if (!host) throw new HttpError(404, `no host ${hostId}`)
   return host
 }

@@ -21,7 +21,7 @@ import {
   type Hello,
 } from '../protocol.js'
 import type { AgentIdentity } from './identity.js'
-import type { FleetStore } from './store.js'
+import type { FleetStore } from './fleet-store.js'
 
 const COORDINATOR_ID = 'coordinator'
 /** frames an agent may send before its hello is answered (an agent sends at most its send window) */
@@ -81,6 +81,8 @@ export class AgentHub {
     // The hard cap is above the protocol limit so that a frame over the limit is answered with an
     // error; beyond the cap ws closes the connection (1009) before buffering it whole.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes * 4, perMessageDeflate: false })
+    // A command created through any replica: sent here when its host is connected here.
+    opts.store.onCommandCreated((hostId) => void this.dispatch(hostId))
   }
 
   async start(): Promise<void> {
@@ -189,7 +191,7 @@ export class AgentHub {
     }
     switch (message.type) {
       case 'snapshot':
-        return void this.write(() => this.opts.store.recordSnapshot(message)).then((stored) =>
+        return void this.write(this.opts.store.recordSnapshot(message)).then((stored) =>
           this.answer(session, [message.id], stored),
         )
       case 'event':
@@ -240,7 +242,7 @@ export class AgentHub {
       previous.ws.close(CLOSE_CODES.replaced, 'replaced by a newer connection')
       previous.ws.terminate()
     }
-    const recorded = await this.write(() => this.opts.store.recordHello(hello))
+    const recorded = await this.write(this.opts.store.recordHello(hello))
     if (!recorded) {
       return this.close(session, CLOSE_CODES.unavailable, 'the coordinator cannot store the hello; try later')
     }
@@ -252,7 +254,7 @@ export class AgentHub {
     this.sessions.set(hello.hostId, session)
     log.info({ hostId: hello.hostId, version: hello.version }, 'agent said hello')
     this.answer(session, [hello.id], true)
-    this.dispatch(hello.hostId)
+    void this.dispatch(hello.hostId)
     this.opts.onHostConnected?.(hello.hostId)
     const held = session.held ?? []
     session.held = null
@@ -295,8 +297,8 @@ export class AgentHub {
   }
 
   /** A durable write whose failure is logged; resolves false when it failed. */
-  private write(work: () => unknown): Promise<boolean> {
-    return this.opts.store.write(work).then(
+  private write(written: Promise<unknown>): Promise<boolean> {
+    return written.then(
       () => true,
       (err: Error) => {
         this.opts.log.error({ err: err.message }, 'cannot write to the fleet database')
@@ -327,20 +329,15 @@ export class AgentHub {
     const results = session.results.splice(0)
     if (!events.length && !results.length) return
     const { store, log } = this.opts
-    const hostId = session.hostId
-    void this.write(() => {
-      if (events.length) {
-        const added = store.insertEvents(events)
-        this.counters.eventsReceived += events.length
-        this.counters.eventsDuplicate += events.length - added
+    const hostId = session.hostId ?? events[0]?.hostId ?? results[0].hostId
+    const stored = store.recordBatch(hostId, events, results).then(({ added, unknownResults }) => {
+      this.counters.eventsReceived += events.length
+      this.counters.eventsDuplicate += events.length - added
+      for (const commandId of unknownResults) {
+        log.warn({ hostId, commandId }, 'a result for an unknown command: dropped')
       }
-      for (const r of results) {
-        if (!store.finishCommand(r.hostId, r.commandId, r.ok, r.result, r.error)) {
-          log.warn({ hostId: r.hostId, commandId: r.commandId }, 'a result for an unknown command: dropped')
-        }
-      }
-      if (hostId) store.touch(hostId)
-    }).then((stored) => {
+    })
+    void this.write(stored).then((stored) => {
       this.answer(session, [...events.map((e) => e.id), ...results.map((r) => r.id)], stored)
       if (stored && results.length) this.opts.onResultsStored?.()
     })
@@ -350,10 +347,18 @@ export class AgentHub {
    * Sends every command of a host that has no result yet, once per connection: a command sent on a
    * connection that dropped is sent again on the next one (the agent runs each id once).
    */
-  dispatch(hostId: string): void {
+  async dispatch(hostId: string): Promise<void> {
+    if (!this.sessions.has(hostId)) return
+    let pending
+    try {
+      pending = await this.opts.store.pendingCommands(hostId)
+    } catch (err) {
+      // Read again at the next heartbeat.
+      return void this.opts.log.warn({ hostId, err: (err as Error).message }, 'cannot read the commands of a host')
+    }
     const session = this.sessions.get(hostId)
     if (!session) return
-    for (const c of this.opts.store.pendingCommands(hostId)) {
+    for (const c of pending) {
       if (session.dispatched.has(c.commandId)) continue
       const command = envelop<Command>(COORDINATOR_ID, {
         type: 'command',
@@ -363,7 +368,7 @@ export class AgentHub {
       })
       if (!this.send(session, command)) return
       session.dispatched.add(c.commandId)
-      void this.write(() => this.opts.store.markRunning(c.commandId))
+      void this.write(this.opts.store.markRunning(c.commandId))
     }
   }
 
@@ -373,7 +378,7 @@ export class AgentHub {
     const hostId = session.hostId
     if (hostId && this.sessions.get(hostId) === session) {
       this.sessions.delete(hostId)
-      void this.write(() => this.opts.store.recordDisconnect(hostId))
+      void this.write(this.opts.store.recordDisconnect(hostId))
       this.opts.log.info({ hostId }, 'agent disconnected')
     }
   }
@@ -389,14 +394,18 @@ export class AgentHub {
       session.alive = false
       session.ws.ping()
     }
-    void this.opts.store
-      .write(() => this.opts.store.expireCommands(this.opts.commandTimeoutSeconds))
-      .then(
-        (expired) => {
-          if (expired) this.opts.log.warn({ expired }, 'commands without a result in time were failed')
-        },
-        () => {},
-      )
+    void this.opts.store.expireCommands(this.opts.commandTimeoutSeconds).then(
+      (expired) => {
+        if (expired) this.opts.log.warn({ expired }, 'commands without a result in time were failed')
+      },
+      () => {},
+    )
+    // The command listener may have missed some (a notification lost while it reconnected): the
+    // commands table is the truth, checked against this replica's connections once a heartbeat.
+    void this.opts.store.hostsWithPendingCommands().then(
+      (hostIds) => hostIds.forEach((hostId) => void this.dispatch(hostId)),
+      () => {},
+    )
   }
 
   private send(session: Session, message: object): boolean {

@@ -2,7 +2,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { COMMAND_ACTIONS } from '../protocol.js'
 import type { HubCounters } from './hub.js'
-import type { FleetStore } from './store.js'
+import type { FleetStore } from './fleet-store.js'
 import { ROLLOUT_HOST_STATES, ROLLOUT_STATES } from './rollout-plan.js'
 
 const P = 'gpuhost_coordinator_'
@@ -38,8 +38,8 @@ export function createCoordinatorMetrics(src: {
     name: `${P}hosts`,
     help: 'hosts ever seen',
     registers: reg,
-    collect() {
-      this.set(src.store.hosts().length)
+    async collect() {
+      this.set(await src.store.hostCount())
     },
   })
   new Gauge({
@@ -47,10 +47,11 @@ export function createCoordinatorMetrics(src: {
     help: 'commands by action and current status',
     labelNames: ['action', 'status'],
     registers: reg,
-    collect() {
+    async collect() {
+      const counts = await src.store.commandCounts()
       this.reset()
       for (const action of COMMAND_ACTIONS) for (const status of STATUSES) this.set({ action, status }, 0)
-      for (const c of src.store.commandCounts()) this.set({ action: c.action, status: c.status }, c.n)
+      for (const c of counts) this.set({ action: c.action, status: c.status }, c.n)
     },
   })
   // Counted since this process started, by the hub; read at scrape time so there is one source of truth.
@@ -104,8 +105,8 @@ export function createCoordinatorMetrics(src: {
     name: `${P}events_stored`,
     help: 'events in the database',
     registers: reg,
-    collect() {
-      this.set(src.store.eventCount())
+    async collect() {
+      this.set(await src.store.eventCount())
     },
   })
   return registry

@@ -13,7 +13,9 @@ import { COMPAT_EVALUATOR } from './evaluator.js'
 import { AgentHub } from './hub.js'
 import { verifyAgentCredential, type AgentAuthPolicy, type AgentIdentity } from './identity.js'
 import { createCoordinatorMetrics } from './metrics.js'
-import { FleetStore } from './store.js'
+import type { FleetStore } from './fleet-store.js'
+import { PostgresFleetStore } from './postgres-store.js'
+import { SqliteFleetStore } from './sqlite-store.js'
 import { RolloutDriver } from './rollouts.js'
 import { addRolloutRoutes } from './rollout-api.js'
 
@@ -43,7 +45,7 @@ export class Coordinator {
   async start(): Promise<void> {
     const { config, log } = this
     const policy = this.agentAuthPolicy()
-    const store = new FleetStore(config.dataDir)
+    const store = await openStore(config, log)
     this.store = store
     // The driver needs the hub to send commands and the hub tells the driver of hellos and results.
     let rollouts: RolloutDriver | null = null
@@ -91,8 +93,31 @@ export class Coordinator {
 
   async stop(): Promise<void> {
     await this.lifecycle.stop()
-    this.store?.close()
+    await this.store?.close()
   }
+}
+
+/** The configured fleet store, migrated; throws a StoreOpenError naming what is wrong. */
+export async function openStore(config: CoordinatorConfig, log: Logger): Promise<FleetStore> {
+  const { store } = config
+  if (store.kind === 'sqlite') return new SqliteFleetStore(config.dataDir)
+  let password: string | null = null
+  if (store.passwordFile) {
+    try {
+      password = readFileSync(store.passwordFile, 'utf8').trim()
+    } catch (err) {
+      throw new Error(`cannot read store.passwordFile: ${(err as Error).message}`)
+    }
+  }
+  const opened = await PostgresFleetStore.open({
+    url: store.url!,
+    password,
+    poolSize: store.poolSize,
+    heartbeatSeconds: store.heartbeatSeconds,
+    log,
+  })
+  log.info({ replicaId: opened.replicaId }, 'fleet store: PostgreSQL, shared with any other replicas')
+  return opened
 }
 
 /**

@@ -1,11 +1,13 @@
 // The coordinator's durable fleet state in SQLite: one row per host, every event once (its id is
-// the key, so a resent event is dropped), every command with its status and result.
+// the key, so a resent event is dropped), every command with its status and result. Synchronous,
+// for one process; SqliteFleetStore (sqlite-store.ts) puts it behind the FleetStore interface.
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import type { CommandAction, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
 import { systemClock, type Clock } from '../agent/clock.js'
+import { checkSchemaVersion } from './fleet-store.js'
 import { SqliteRolloutStore, type RolloutStore } from './rollout-store.js'
 
 /** the host id the coordinator's own events (rollout.*) are stored under when they concern no one host */
@@ -74,6 +76,31 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE INDEX IF NOT EXISTS commands_host_status ON commands (hostId, status, createdAt);
 `
 
+/**
+ * The schema's migrations in order; PRAGMA user_version counts those applied. Append, never edit:
+ * a database made by a newer coordinator is refused by an older one. The first is idempotent, as
+ * databases from before versioning have user_version 0 and some or all of its tables.
+ */
+const MIGRATIONS: ((db: Database.Database) => void)[] = [
+  (db) => {
+    db.exec(SCHEMA)
+    // A database made before hosts had labels gains the column.
+    const columns = db.prepare('PRAGMA table_info(hosts)').all() as { name: string }[]
+    if (!columns.some((c) => c.name === 'labels')) db.exec('ALTER TABLE hosts ADD COLUMN labels TEXT')
+  },
+]
+
+/** Brings the schema up to this build's version; throws (the database left as it is) when it is newer. */
+function migrate(db: Database.Database, file: string): void {
+  const found = db.pragma('user_version', { simple: true }) as number
+  checkSchemaVersion(found, MIGRATIONS.length, file)
+  if (found === MIGRATIONS.length) return
+  db.transaction(() => {
+    for (let v = found; v < MIGRATIONS.length; v++) MIGRATIONS[v](db)
+    db.pragma(`user_version = ${MIGRATIONS.length}`)
+  })()
+}
+
 /** true when the stored job record `col` is not newer than `param` (both JSON with an ISO `ts`) */
 const NEWER = (col: string, param: string): string =>
   `(${col} IS NULL OR julianday(json_extract(${col}, '$.ts')) IS NULL
@@ -89,7 +116,7 @@ interface QueuedWrite {
   reject: (e: unknown) => void
 }
 
-export class FleetStore {
+export class SqliteFleet {
   private readonly db: Database.Database
   private readonly stmt: Record<string, Database.Statement>
   private queue: QueuedWrite[] = []
@@ -101,14 +128,17 @@ export class FleetStore {
     private readonly now: Clock = systemClock,
   ) {
     mkdirSync(dataDir, { recursive: true })
-    this.db = new Database(join(dataDir, 'coordinator.db'))
-    this.db.pragma('journal_mode = WAL')
-    // An event is acked once stored; FULL makes "stored" survive a power cut, not only a crash.
-    this.db.pragma('synchronous = FULL')
-    this.db.exec(SCHEMA)
-    // A database made before hosts had labels gains the column.
-    const columns = this.db.prepare('PRAGMA table_info(hosts)').all() as { name: string }[]
-    if (!columns.some((c) => c.name === 'labels')) this.db.exec('ALTER TABLE hosts ADD COLUMN labels TEXT')
+    const file = join(dataDir, 'coordinator.db')
+    this.db = new Database(file)
+    try {
+      this.db.pragma('journal_mode = WAL')
+      // An event is acked once stored; FULL makes "stored" survive a power cut, not only a crash.
+      this.db.pragma('synchronous = FULL')
+      migrate(this.db, file)
+    } catch (err) {
+      this.db.close()
+      throw err
+    }
     this.rollouts = new SqliteRolloutStore(this.db, now)
     // Whoever was connected before this process started is not connected to it.
     this.db.exec('UPDATE hosts SET connected = 0')
@@ -136,6 +166,8 @@ export class FleetStore {
       hosts: p('SELECT * FROM hosts ORDER BY hostId'),
       insertEvent: p('INSERT OR IGNORE INTO events (id, hostId, type, ts, data, receivedAt) VALUES (?, ?, ?, ?, ?, ?)'),
       eventCount: p('SELECT count(*) AS n FROM events'),
+      hostCount: p('SELECT count(*) AS n FROM hosts'),
+      hostsWithPending: p("SELECT DISTINCT hostId FROM commands WHERE status IN ('pending', 'running')"),
       insertCommand: p(`INSERT INTO commands (commandId, hostId, action, args, status, createdAt, updatedAt)
         VALUES (?, ?, ?, ?, 'pending', ?, ?)`),
       command: p('SELECT * FROM commands WHERE commandId = ?'),
@@ -289,6 +321,14 @@ export class FleetStore {
         data: parse(r.data)!,
       })),
     }
+  }
+
+  hostCount(): number {
+    return (this.stmt.hostCount.get() as { n: number }).n
+  }
+
+  hostsWithPendingCommands(): string[] {
+    return (this.stmt.hostsWithPending.all() as { hostId: string }[]).map((r) => r.hostId)
   }
 
   host(hostId: string): HostDetail | null {

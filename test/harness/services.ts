@@ -15,6 +15,8 @@ export const REQUIRED_BINARIES = {
   containerd: 'containerd',
   ctr: 'containerd',
   runc: 'runc',
+  // Debian keeps the server binaries off PATH, under the major version
+  '/usr/lib/postgresql/15/bin/pg_ctl': 'postgresql',
 } as const
 
 export type Binary = keyof typeof REQUIRED_BINARIES

@@ -1,0 +1,34 @@
+// The PostgreSQL fleet schema as ordered migrations; gpuhost_schema records those applied. Append,
+// never edit: a replica that finds a version beyond this list refuses to start. Times the API shows
+// are ISO 8601 text, as the SQLite store keeps them (one clock, the same answers from both stores);
+// JSON documents are text too, so what an agent sent is returned as it was, whatever its content.
+export const POSTGRES_MIGRATIONS: string[] = [
+  `CREATE TABLE hosts (
+     host_id text PRIMARY KEY,
+     connected boolean NOT NULL DEFAULT false,
+     -- the replica holding the host's connection; a replica that stops beating loses its hosts
+     replica text,
+     last_seen text, version text, actions text, gpu text, disk text, images text, local_images text,
+     last_prune text, last_prune_at timestamptz, last_prewarm text, last_prewarm_at timestamptz,
+     labels text
+   );
+   CREATE INDEX hosts_replica ON hosts (replica) WHERE replica IS NOT NULL;
+   CREATE TABLE events (
+     seq bigserial PRIMARY KEY,
+     -- the agent's id for the event: unique, so a resend through any replica is stored once
+     id text NOT NULL UNIQUE,
+     host_id text NOT NULL, type text NOT NULL, ts text NOT NULL, data text NOT NULL, received_at text NOT NULL
+   );
+   CREATE INDEX events_host_type ON events (host_id, type, seq);
+   CREATE INDEX events_type ON events (type, seq);
+   CREATE TABLE commands (
+     seq bigserial NOT NULL,
+     command_id text PRIMARY KEY,
+     host_id text NOT NULL, action text NOT NULL, args text NOT NULL, status text NOT NULL,
+     result text, error text, created_at text NOT NULL, updated_at text NOT NULL
+   );
+   CREATE INDEX commands_seq ON commands (seq);
+   CREATE INDEX commands_host_status ON commands (host_id, status, seq);
+   CREATE INDEX commands_open ON commands (created_at) WHERE status IN ('pending', 'running');
+   CREATE TABLE replicas (id text PRIMARY KEY, started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL);`,
+]
