@@ -10,6 +10,7 @@ import { parseImageRef } from './registry/reference.js'
 
 const percent = z.number().min(0).max(100)
 const seconds = z.number().positive()
+const wsUrl = z.string().regex(/^wss?:\/\//, 'must start with ws:// or wss://')
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT')
 const cronOrNull = z
   .string()
@@ -198,9 +199,10 @@ export const agentConfigSchema = z
       .prefault({}),
     coordinator: z
       .strictObject({
+        /** one URL, or a list of coordinator replicas tried in turn: a failed or closed connection moves to the
+         * next one after the reconnect backoff, and the one that accepts is kept until it fails */
         url: z
-          .string()
-          .regex(/^wss?:\/\//, 'must start with ws:// or wss://')
+          .union([wsUrl, z.array(wsUrl).min(1).max(32)])
           .nullable()
           .default(null),
         tokenFile: z.string().min(1).nullable().default(null),
@@ -260,6 +262,12 @@ function isImageRef(ref: string): boolean {
 }
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>
+
+/** coordinator.url as a list: the replicas in the order they are tried */
+export function coordinatorUrls(coordinator: Pick<AgentConfig['coordinator'], 'url'>): string[] {
+  const { url } = coordinator
+  return url === null ? [] : typeof url === 'string' ? [url] : url
+}
 
 /** registry look-ups a prewarm runs in parallel: prewarm.inspectConcurrency, else max(2, concurrency) */
 export function inspectConcurrency(

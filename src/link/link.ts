@@ -27,6 +27,7 @@ import { Outbox } from './outbox.js'
 import { ExecutedCommands } from './executed-commands.js'
 import { VERSION } from '../version.js'
 import { backoffDelay } from '../backoff.js'
+import { coordinatorUrls } from '../config.js'
 
 /** entries sent and not yet acked on one connection */
 const SEND_WINDOW = 256
@@ -56,6 +57,8 @@ export class CoordinatorLink implements Component {
   private connected = false
   private stopped = false
   private attempt = 0
+  /** the coordinator.url entry connected to or tried next */
+  private urlIndex = 0
   private refusals = 0
   private failures = 0
   /** why the link is not connected (the last failure or refusal); null once a hello is acked */
@@ -81,6 +84,12 @@ export class CoordinatorLink implements Component {
   constructor(private readonly ctx: AgentContext) {
     // Subscribe now so that events published while other components start are not missed.
     this.unsubscribe = ctx.bus.subscribe((e) => this.onEvent(e))
+  }
+
+  /** the replica this link connects to now */
+  private get url(): string {
+    const urls = coordinatorUrls(this.ctx.config.coordinator)
+    return urls[this.urlIndex % urls.length]
   }
 
   /** the largest frame this side sends or accepts (coordinator.maxFrameBytes) */
@@ -171,7 +180,7 @@ export class CoordinatorLink implements Component {
     }
     let ws: WebSocket
     try {
-      ws = new WebSocket(config.coordinator.url!, {
+      ws = new WebSocket(this.url, {
         headers,
         ca,
         maxPayload: config.coordinator.maxFrameBytes * 2,
@@ -229,7 +238,9 @@ export class CoordinatorLink implements Component {
       : backoffDelay(this.attempt++, { baseMs: 500, maxMs })
     this.lastError = why
     this.failures++
-    const entry = { url: config.coordinator.url, why, failures: this.failures, retryInMs: delay }
+    const entry = { url: this.url, why, failures: this.failures, retryInMs: delay }
+    // With several replicas, the next attempt goes to the next one: a dead replica is not waited for.
+    this.urlIndex = (this.urlIndex + 1) % coordinatorUrls(config.coordinator).length
     if (this.failures === 1 || this.failures % 20 === 0) log.warn(entry, 'cannot reach the coordinator; retrying')
     else log.debug(entry, 'cannot reach the coordinator; retrying')
     this.reconnectTimer = setTimeout(() => this.connect(), delay)
@@ -239,8 +250,8 @@ export class CoordinatorLink implements Component {
   private onOpen(ws: WebSocket): void {
     const { config, log } = this.ctx
     this.connected = true
-    if (this.failures > 0) log.info({ afterFailures: this.failures }, 'coordinator reachable again')
-    else log.info({ url: config.coordinator.url }, 'connected to the coordinator')
+    if (this.failures > 0) log.info({ url: this.url, afterFailures: this.failures }, 'coordinator reachable again')
+    else log.info({ url: this.url }, 'connected to the coordinator')
     this.failures = 0
     this.sentUpTo = 0
     this.inFlight.clear()

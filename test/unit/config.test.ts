@@ -1,5 +1,11 @@
 import t from 'tap'
-import { agentConfigSchema, coordinatorConfigSchema, parseConfig, ConfigError } from '../../src/config.js'
+import {
+  agentConfigSchema,
+  coordinatorConfigSchema,
+  coordinatorUrls,
+  parseConfig,
+  ConfigError,
+} from '../../src/config.js'
 
 t.test('defaults are those of INTERFACES.md', async (t) => {
   const c = parseConfig(agentConfigSchema, {})
@@ -29,6 +35,33 @@ t.test('defaults are those of INTERFACES.md', async (t) => {
   const k = parseConfig(coordinatorConfigSchema, {})
   t.equal(k.listen, '127.0.0.1:9478')
   t.equal(k.dataDir, '/var/lib/gpuhost-coordinator')
+  t.match(k.store, { kind: 'sqlite', url: null })
+})
+
+t.test('coordinator.url: one URL or replicas in the order they are tried', async (t) => {
+  const one = parseConfig(agentConfigSchema, { coordinator: { url: 'wss://a:9478/v1/agents' } })
+  t.same(coordinatorUrls(one.coordinator), ['wss://a:9478/v1/agents'])
+  const urls = ['wss://a:9478/v1/agents', 'wss://b:9478/v1/agents']
+  t.same(coordinatorUrls(parseConfig(agentConfigSchema, { coordinator: { url: urls } }).coordinator), urls)
+  t.same(coordinatorUrls(parseConfig(agentConfigSchema, {}).coordinator), [])
+  t.throws(
+    () => parseConfig(agentConfigSchema, { coordinator: { url: ['wss://a/v1/agents', 'http://b'] } }),
+    /coordinator\.url/,
+  )
+  t.throws(() => parseConfig(agentConfigSchema, { coordinator: { url: [] } }), /coordinator\.url/)
+})
+
+t.test('store: postgres needs its url', async (t) => {
+  t.throws(
+    () => parseConfig(coordinatorConfigSchema, { store: { kind: 'postgres' } }),
+    /store\.url: is required with kind: postgres/,
+  )
+  t.throws(
+    () => parseConfig(coordinatorConfigSchema, { store: { kind: 'postgres', url: 'mysql://x' } }),
+    /store\.url: must start with postgres:\/\/ or postgresql:\/\//,
+  )
+  const pg = parseConfig(coordinatorConfigSchema, { store: { kind: 'postgres', url: 'postgres://gpuhost@db/gpuhost' } })
+  t.match(pg.store, { kind: 'postgres', poolSize: 10, heartbeatSeconds: 5, passwordFile: null })
 })
 
 t.test('every bad key is named by its path', async (t) => {
