@@ -69,6 +69,18 @@ export async function coordinatorSetup(t: Teardown): Promise<CoordinatorSetup> {
   }
 }
 
+/** Another replica of `setup`: the same tokens and agent secret, its own port and data dir. */
+export async function replicaSetup(t: Teardown, setup: CoordinatorSetup): Promise<CoordinatorSetup> {
+  const port = await freePort()
+  return {
+    ...setup,
+    port,
+    dataDir: join(testDir(t, 'gh-coord-').path, 'data'),
+    agentsUrl: `ws://127.0.0.1:${port}/v1/agents`,
+    url: `http://127.0.0.1:${port}`,
+  }
+}
+
 /**
  * Starts the coordinator with `config` over the setup's files. With `tls` in the config, `ca` is
  * the CA that signed its certificate: the URLs become https/wss and the API calls trust that CA.
