@@ -344,20 +344,32 @@ export class PostgresFleetStore implements FleetStore {
         [e.hostId, JSON.stringify({ ts: e.ts, ...e.data }), instantOf(e.ts, now)],
       )
     }
-    const outcomes: BatchOutcome[] = []
-    for (const b of batches) {
-      const unknownResults: string[] = []
-      for (const r of b.results) {
-        const { rowCount } = await c.query(
-          `UPDATE commands SET status = $1, result = $2, error = $3, updated_at = $4
-           WHERE command_id = $5 AND host_id = $6`,
-          [r.ok ? 'succeeded' : 'failed', json(r.result), r.error ?? null, receivedAt, r.commandId, r.hostId],
-        )
-        if (!rowCount) unknownResults.push(r.commandId)
-      }
-      // Deleted once counted: an id twice in one transaction counts once.
-      outcomes.push({ added: b.events.filter((e) => added.delete(e.id)).length, unknownResults })
+    const results = batches.flatMap((b) => b.results)
+    const finished = new Set<string>()
+    if (results.length) {
+      // A result counts only for a command of the host that sent it.
+      const { rows } = await c.query<{ command_id: string; host_id: string }>(
+        `UPDATE commands SET status = r.status, result = r.result, error = r.error, updated_at = $6
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+           AS r(command_id, host_id, status, result, error)
+         WHERE commands.command_id = r.command_id AND commands.host_id = r.host_id
+         RETURNING commands.command_id, commands.host_id`,
+        [
+          results.map((r) => r.commandId),
+          results.map((r) => r.hostId),
+          results.map((r) => (r.ok ? 'succeeded' : 'failed')),
+          results.map((r) => json(r.result)),
+          results.map((r) => r.error ?? null),
+          receivedAt,
+        ],
+      )
+      for (const r of rows) finished.add(`${r.host_id}\n${r.command_id}`)
     }
+    const outcomes: BatchOutcome[] = batches.map((b) => ({
+      // Deleted once counted: an id twice in one transaction counts once.
+      added: b.events.filter((e) => added.delete(e.id)).length,
+      unknownResults: b.results.filter((r) => !finished.has(`${r.hostId}\n${r.commandId}`)).map((r) => r.commandId),
+    }))
     const hostIds = [...new Set(batches.map((b) => b.hostId))]
     await c.query('UPDATE hosts SET last_seen = $1 WHERE host_id = ANY($2)', [receivedAt, hostIds])
     return outcomes
