@@ -65,6 +65,7 @@ export class PostgresFleetStore implements FleetStore {
   private heartbeatTimer: NodeJS.Timeout | null = null
   private listenTimer: NodeJS.Timeout | null = null
   private queue: QueuedBatch[] = []
+  private running: { commandId: string; resolve: () => void; reject: (e: unknown) => void }[] = []
   private flushing = false
   private closed = false
 
@@ -493,12 +494,28 @@ export class PostgresFleetStore implements FleetStore {
     return rows.map((r) => r.host_id)
   }
 
-  async markRunning(commandId: string): Promise<void> {
-    await this.pool.query(
-      `UPDATE commands SET status = 'running', updated_at = $2
-       WHERE command_id = $1 AND status IN ('pending', 'running')`,
-      [commandId, this.stamp()],
-    )
+  /**
+   * Marks of one turn share one statement, committed without waiting for the disk: a mark lost in a
+   * crash leaves the command pending, and it is sent again (the agent runs each id once).
+   */
+  markRunning(commandId: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.running.push({ commandId, resolve, reject }) > 1) return
+      setImmediate(() => {
+        const marks = this.running.splice(0)
+        this.transaction(async (c) => {
+          await c.query('SET LOCAL synchronous_commit = off')
+          await c.query(
+            `UPDATE commands SET status = 'running', updated_at = $2
+             WHERE command_id = ANY($1) AND status IN ('pending', 'running')`,
+            [marks.map((m) => m.commandId), this.stamp()],
+          )
+        }).then(
+          () => marks.forEach((m) => m.resolve()),
+          (err) => marks.forEach((m) => m.reject(err)),
+        )
+      })
+    })
   }
 
   async expireCommands(timeoutSeconds: number): Promise<number> {
@@ -525,7 +542,7 @@ export class PostgresFleetStore implements FleetStore {
   /** Leaves the replica set: its hosts are marked disconnected now rather than after three missed beats. */
   async close(): Promise<void> {
     if (this.closed) return
-    while (this.flushing || this.queue.length) {
+    while (this.flushing || this.queue.length || this.running.length) {
       if (!this.flushing) void this.flushBatches()
       await new Promise((r) => setTimeout(r, 10))
     }
