@@ -90,6 +90,9 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
   },
 ]
 
+/** the schema version this build brings a database to */
+export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length
+
 /** Brings the schema up to this build's version; throws (the database left as it is) when it is newer. */
 function migrate(db: Database.Database, file: string): void {
   const found = db.pragma('user_version', { simple: true }) as number
