@@ -1,6 +1,7 @@
 // gpuhost coordinator: the reference coordinator in the foreground until SIGTERM/SIGINT.
 import { loadCoordinatorConfig } from '../config.js'
 import { Coordinator } from '../coordinator/server.js'
+import { redact } from '../coordinator/postgres-store.js'
 import { createLogger } from '../log.js'
 import { sdNotify } from '../agent/sd-notify.js'
 import type { GlobalOptions } from '../cli.js'
@@ -8,7 +9,11 @@ import { printConfig, runUntilSignal } from './daemon.js'
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
   const config = loadCoordinatorConfig(globals.config)
-  if (opts.printConfig) return printConfig(config, globals.json)
+  if (opts.printConfig) {
+    // A password in store.url is not printed.
+    const url = config.store.url === null ? null : redact(config.store.url)
+    return printConfig({ ...config, store: { ...config.store, url } }, globals.json)
+  }
   const log = createLogger({ level: config.log.level, name: 'gpuhost-coordinator' })
   const coordinator = new Coordinator(config, log)
   const service = {

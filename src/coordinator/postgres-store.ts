@@ -26,6 +26,7 @@ import { POSTGRES_MIGRATIONS } from './postgres-schema.js'
 const COMMANDS_CHANNEL = 'gpuhost_commands'
 /** pg_advisory_lock key held while migrating, so two replicas starting at once migrate once */
 const MIGRATION_LOCK = 0x67707568 // "gpuh"
+const CONNECT_TIMEOUT_MS = 10_000
 
 export interface PostgresStoreOptions {
   url: string
@@ -75,6 +76,8 @@ export class PostgresFleetStore implements FleetStore {
       connectionString: opts.url,
       ...(opts.password ? { password: opts.password } : {}),
       max: opts.poolSize,
+      // A database that does not answer fails the call, and the start, instead of hanging it.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       application_name: 'gpuhost-coordinator',
     })
     // An idle client that loses its server emits here; the pool drops it and the next query opens another.
@@ -171,6 +174,7 @@ export class PostgresFleetStore implements FleetStore {
     const client = new pg.Client({
       connectionString: this.opts.url,
       ...(this.opts.password ? { password: this.opts.password } : {}),
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       application_name: 'gpuhost-coordinator-listen',
     })
     client.on('notification', (n) => {
@@ -563,8 +567,8 @@ export class PostgresFleetStore implements FleetStore {
   }
 }
 
-/** the URL without its password, for messages */
-function redact(url: string): string {
+/** the URL without its password, for messages and --print-config */
+export function redact(url: string): string {
   try {
     const u = new URL(url)
     if (u.password) u.password = '***'

@@ -2,7 +2,7 @@
 // SIGTERM at any phase of start-up.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { CLI, runCli, testDir } from '../harness/agent.js'
+import { CLI, runCli, runCliAsync, testDir } from '../harness/agent.js'
 import { freePort } from '../harness/ports.js'
 
 t.test('a bad config exits 78 naming every bad key; --print-config shows the defaults', async (t) => {
@@ -28,7 +28,34 @@ t.test('a bad config exits 78 naming every bad key; --print-config shows the def
     dataDir: '/tmp/x',
     adminTokenFile: '/etc/gpuhost/admin-token',
     maxFrameBytes: 1048576,
+    store: { kind: 'sqlite', url: null, poolSize: 10 },
   })
+  const pg = runCli([
+    '--json',
+    'coordinator',
+    '--config',
+    dir.file('pg.yaml', 'store: { kind: postgres, url: "postgres://gpuhost:s3cret@db:5432/fleet" }\n'),
+    '--print-config',
+  ])
+  t.equal(pg.code, 0)
+  t.equal(JSON.parse(pg.stdout).store.url, 'postgres://gpuhost:***@db:5432/fleet', 'without the password')
+  t.notMatch(pg.stdout, /s3cret/)
+  const noUrl = runCli(['coordinator', '--config', dir.file('pg-bad.yaml', 'store: { kind: postgres }\n')])
+  t.equal(noUrl.code, 78)
+  t.match(noUrl.stderr, /store\.url: is required with kind: postgres/)
+})
+
+t.test('a PostgreSQL store that cannot be reached stops the start with the reason', async (t) => {
+  const dir = testDir(t)
+  const port = await freePort()
+  const config = dir.file(
+    'c.yaml',
+    `listen: 127.0.0.1:${port}\nadminTokenFile: null\nagentTokenFile: null\n` +
+      `store: { kind: postgres, url: "postgres://gpuhost@127.0.0.1:${await freePort()}/fleet" }\n`,
+  )
+  const r = await runCliAsync(['coordinator', '--config', config])
+  t.not(r.code, 0)
+  t.match(r.stdout + r.stderr, /cannot open the PostgreSQL fleet store: .*ECONNREFUSED/)
 })
 
 t.test('SIGTERM during start-up and while serving exits cleanly', async (t) => {
