@@ -65,6 +65,25 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
       'posted to B, run via A',
     )
 
+    // Alertmanager posts to B, twice (its repeat): one prune for rep-2, which is connected to A.
+    const alert = {
+      version: '4',
+      groupKey: '{}:{alertname="GpuhostDiskHigh"}',
+      status: 'firing',
+      receiver: 'gpuhost-prune',
+      alerts: [{ status: 'firing', labels: { alertname: 'GpuhostDiskHigh', instance: 'rep-2:9477' } }],
+    }
+    const [hook, repeat] = await Promise.all([
+      b.api('/hooks/alertmanager', { body: alert }),
+      a.api('/hooks/alertmanager', { body: alert }),
+    ])
+    t.equal(hook.status, 202)
+    const made = [...hook.body.commands, ...repeat.body.commands]
+    t.equal(made.length, 1, 'one prune for both posts')
+    t.match([...hook.body.skipped, ...repeat.body.skipped], [{ reason: /a prune for rep-2 has no result yet/ }])
+    const prune = await waitForCommand(a, made[0].commandId)
+    t.ok(prune.status === 'succeeded' || prune.error, `the prune ran on rep-2 via A: ${prune.status} ${prune.error}`)
+
     // Each agent publishes prewarm.started and prewarm.finished per run, all the while.
     const runs = HOSTS.map(() => 0)
     const frozen = new Set<number>()
