@@ -2,6 +2,7 @@
 // in one process (the default, nothing to install) and PostgreSQL shared by any number of replicas.
 // Every write resolves once it is durable: the hub acks an agent's frame, and the API answers, only then.
 import type { CommandAction, CommandResult, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
+import type { RolloutStore } from './rollout-store.js'
 import type { CommandRecord, EventRecord, HostDetail } from './store.js'
 
 export type { CommandRecord, CommandStatus, EventRecord, HostDetail, HostRecord } from './store.js'
@@ -70,6 +71,14 @@ export interface FleetStore {
   /** fails commands still pending or running after `timeoutSeconds`; returns how many */
   expireCommands(timeoutSeconds: number): Promise<number>
   commandCounts(): Promise<{ action: string; status: string; n: number }[]>
+
+  /** rollouts and their hosts */
+  readonly rollouts: RolloutStore
+  /**
+   * Takes or renews the lease `name` for `seconds`: true while this replica holds it. One replica at
+   * a time drives rollouts; when it dies, another takes the lease once it has run out.
+   */
+  holdLease(name: string, seconds: number): Promise<boolean>
 
   /** `listener(hostId)` runs when a command for that host was created through any replica */
   onCommandCreated(listener: (hostId: string) => void): void

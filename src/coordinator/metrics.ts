@@ -80,9 +80,10 @@ export function createCoordinatorMetrics(src: {
     help: 'rollouts by state',
     labelNames: ['state'],
     registers: reg,
-    collect() {
+    async collect() {
+      const counts = await src.store.rollouts.rolloutCounts()
       for (const state of ROLLOUT_STATES) this.set({ state }, 0)
-      for (const c of src.store.rollouts.rolloutCounts()) this.set({ state: c.state }, c.n)
+      for (const c of counts) this.set({ state: c.state }, c.n)
     },
   })
   new Gauge({
@@ -90,9 +91,10 @@ export function createCoordinatorMetrics(src: {
     help: 'hosts of every rollout by their state in it (a host counts once per rollout it is in)',
     labelNames: ['state'],
     registers: reg,
-    collect() {
+    async collect() {
+      const counts = await src.store.rollouts.rolloutHostCounts()
       for (const state of ROLLOUT_HOST_STATES) this.set({ state }, 0)
-      for (const c of src.store.rollouts.rolloutHostCounts()) this.set({ state: c.state }, c.n)
+      for (const c of counts) this.set({ state: c.state }, c.n)
     },
   })
   counterFrom(
@@ -113,14 +115,15 @@ export function createCoordinatorMetrics(src: {
 }
 
 /** A counter whose value is kept elsewhere and read at scrape time. */
-function counterFrom(reg: Registry[], name: string, help: string, read: () => number): void {
+function counterFrom(reg: Registry[], name: string, help: string, read: () => number | Promise<number>): void {
   new Counter({
     name,
     help,
     registers: reg,
-    collect() {
+    async collect() {
+      const value = await read()
       this.reset()
-      this.inc(read())
+      this.inc(value)
     },
   })
 }

@@ -31,4 +31,18 @@ export const POSTGRES_MIGRATIONS: string[] = [
    CREATE INDEX commands_host_status ON commands (host_id, status, seq);
    CREATE INDEX commands_open ON commands (created_at) WHERE status IN ('pending', 'running');
    CREATE TABLE replicas (id text PRIMARY KEY, started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL);`,
+  `CREATE TABLE rollouts (
+     seq bigserial NOT NULL,
+     id text PRIMARY KEY, state text NOT NULL, spec text NOT NULL,
+     created_at text NOT NULL, updated_at text NOT NULL, finished_at text
+   );
+   CREATE INDEX rollouts_state ON rollouts (state);
+   CREATE TABLE rollout_hosts (
+     rollout_id text NOT NULL, host_id text NOT NULL, state text NOT NULL, reason text, command_id text,
+     images text NOT NULL DEFAULT '[]', bytes_pulled bigint NOT NULL DEFAULT 0, started_at text, finished_at text,
+     PRIMARY KEY (rollout_id, host_id)
+   );
+   CREATE INDEX rollout_hosts_state ON rollout_hosts (state);
+   -- work one replica at a time does (driving rollouts): held until expires_at, renewed by its holder
+   CREATE TABLE leases (name text PRIMARY KEY, holder text NOT NULL, expires_at timestamptz NOT NULL);`,
 ]

@@ -20,7 +20,9 @@ import {
   type FleetStore,
   type HostDetail,
 } from './fleet-store.js'
+import { PostgresRollouts } from './postgres-rollouts.js'
 import { POSTGRES_MIGRATIONS } from './postgres-schema.js'
+import type { RolloutStore } from './rollout-store.js'
 
 /** the NOTIFY channel a new command's host id is sent on */
 const COMMANDS_CHANNEL = 'gpuhost_commands'
@@ -69,6 +71,7 @@ export class PostgresFleetStore implements FleetStore {
   private running: { commandId: string; resolve: () => void; reject: (e: unknown) => void }[] = []
   private flushing = false
   private closed = false
+  readonly rollouts: RolloutStore
 
   private constructor(private readonly opts: PostgresStoreOptions) {
     this.now = opts.now ?? systemClock
@@ -82,6 +85,12 @@ export class PostgresFleetStore implements FleetStore {
     })
     // An idle client that loses its server emits here; the pool drops it and the next query opens another.
     this.pool.on('error', (err) => opts.log.warn({ err: err.message }, 'a PostgreSQL connection failed'))
+    this.rollouts = new PostgresRollouts({
+      pool: this.pool,
+      transaction: (work) => this.transaction(work),
+      insertCommand: (c, hostId, action, args) => this.insertCommand(c, hostId, action, args),
+      stamp: () => this.stamp(),
+    })
   }
 
   /** Connects, migrates (or refuses a newer schema), registers this replica and starts listening. */
@@ -539,6 +548,17 @@ export class PostgresFleetStore implements FleetStore {
     return rows
   }
 
+  async holdLease(name: string, seconds: number): Promise<boolean> {
+    const { rows } = await this.pool.query(
+      `INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
+       ON CONFLICT (name) DO UPDATE SET holder = $2, expires_at = excluded.expires_at
+         WHERE leases.holder = $2 OR leases.expires_at < now()
+       RETURNING holder`,
+      [name, this.replicaId, seconds],
+    )
+    return rows.length > 0
+  }
+
   onCommandCreated(listener: (hostId: string) => void): void {
     this.created.on('created', listener)
   }
@@ -556,6 +576,8 @@ export class PostgresFleetStore implements FleetStore {
     const listener = this.listener
     this.listener = null
     await listener?.end().catch(() => {})
+    // Leases are handed back at once: another replica takes over rollouts without waiting them out.
+    await this.pool.query('DELETE FROM leases WHERE holder = $1', [this.replicaId]).catch(this.warn('leaving'))
     await this.pool
       .query(
         `WITH gone AS (DELETE FROM replicas WHERE id = $1)

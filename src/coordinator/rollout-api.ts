@@ -7,7 +7,7 @@ import { describeZodIssues } from '../validation.js'
 import type { RolloutSpec } from './rollout-plan.js'
 import type { Rollout } from './rollout-store.js'
 import { rolloutTotals, type RolloutDriver } from './rollouts.js'
-import type { FleetStore } from './store.js'
+import type { FleetStore } from './fleet-store.js'
 
 const rolloutBodySchema = z.strictObject({
   images: z.array(z.string().min(1).max(500)).min(1).max(100),
@@ -44,18 +44,18 @@ export function addRolloutRoutes(http: HttpServer, deps: { store: FleetStore; ro
       throw err
     }
     const spec: RolloutSpec = { ...body, images: [...new Set(body.images)] }
-    if (dryRun) return { status: 200, body: { id: null, dryRun: true, ...rollouts.preview(spec) } }
+    if (dryRun) return { status: 200, body: { id: null, dryRun: true, ...(await rollouts.preview(spec)) } }
     const rollout = await rollouts.create(spec)
     return { status: 201, body: { id: rollout.id } }
   })
 
-  http.get('/v1/rollouts', (req) => {
+  http.get('/v1/rollouts', async (req) => {
     const { limit } = validate(listQuerySchema, Object.fromEntries(req.query), 'query')
-    return { status: 200, body: { rollouts: store.rollouts.rollouts(limit).map(publicRollout) } }
+    return { status: 200, body: { rollouts: (await store.rollouts.rollouts(limit)).map(publicRollout) } }
   })
 
-  http.get('/v1/rollouts/:id', (req) => {
-    const rollout = store.rollouts.rollout(req.params.id)
+  http.get('/v1/rollouts/:id', async (req) => {
+    const rollout = await store.rollouts.rollout(req.params.id)
     if (!rollout) throw new HttpError(404, `no rollout ${req.params.id}`)
     return { status: 200, body: publicRollout(rollout) }
   })
@@ -71,12 +71,12 @@ export function addRolloutRoutes(http: HttpServer, deps: { store: FleetStore; ro
 
   // ?rollout=ID releases only that rollout's hold of the image
   http.delete('/v1/hosts/:hostId/wanted/:ref', async (req) => {
-    const host = store.host(req.params.hostId)
+    const host = await store.host(req.params.hostId)
     if (!host) throw new HttpError(404, `no host ${req.params.hostId}`)
     const rollout = req.query.get('rollout')
     const args = { ref: req.params.ref, ...(rollout ? { rollout } : {}) }
-    const commandId = await store.write(() => store.createCommand(host.hostId, 'release', args))
-    rollouts.dispatch(host.hostId)
+    // Sent by whichever replica holds the host's connection.
+    const commandId = await store.createCommand(host.hostId, 'release', args)
     return { status: 202, body: { commandId } }
   })
 }

@@ -1,6 +1,7 @@
 // Where rollouts are kept: the RolloutStore methods are the whole of what the driver and the API
-// need, so another store can stand in for this SQLite one. Writes are called inside FleetStore.write
-// (one group-committed transaction); reads at any time.
+// need, asynchronous, on every FleetStore engine; each write is one transaction with the commands
+// and the coordinator's events it brings. SqliteRolloutTables is SQLite's synchronous part of it,
+// called inside SqliteFleet.write (one group-committed transaction).
 import type Database from 'better-sqlite3'
 import type { Clock } from '../agent/clock.js'
 import type { ImageOutcome, RolloutHostState, RolloutSpec, RolloutState } from './rollout-plan.js'
@@ -29,7 +30,55 @@ export interface Rollout {
 
 export type RolloutHostPatch = Partial<Omit<RolloutHost, 'hostId'>>
 
+/** an event the coordinator itself raises (rollout.*), stored and listed by /v1/events like the agents' */
+export interface CoordinatorEvent {
+  type: string
+  hostId: string
+  data: Record<string, unknown>
+}
+
+/** one pass of the driver over one rollout, stored in one transaction */
+export interface RolloutChanges {
+  /** stored only while the rollout is still in this state: a pause or cancel meanwhile wins */
+  expect: RolloutState
+  hosts: {
+    hostId: string
+    patch: RolloutHostPatch
+    /** a prewarm command to create for the host; its id becomes the host's commandId */
+    prewarm?: Record<string, unknown>
+  }[]
+  finish: RolloutState | null
+  events: CoordinatorEvent[]
+}
+
 export interface RolloutStore {
+  createRollout(id: string, spec: RolloutSpec, hostIds: string[], events: CoordinatorEvent[]): Promise<void>
+  rollout(id: string): Promise<Rollout | null>
+  /** newest first */
+  rollouts(limit: number): Promise<Rollout[]>
+  /** running or paused, or with a host still running (a cancelled rollout records its last results) */
+  activeRolloutIds(): Promise<string[]>
+  /**
+   * Moves a rollout from one of `from` to `to`, with the events `eventsOf` the changed rollout
+   * gives; false when it is in none of them; null when there is no such rollout.
+   */
+  transitionRollout(
+    id: string,
+    from: RolloutState[],
+    to: RolloutState,
+    eventsOf: (r: Rollout) => CoordinatorEvent[],
+  ): Promise<boolean | null>
+  /** adds a pending host to a running rollout; false when it is already part of it or it is not running */
+  addRolloutHost(id: string, hostId: string): Promise<boolean>
+  /** false (nothing stored) when the rollout left `changes.expect` meanwhile */
+  applyRolloutChanges(id: string, changes: RolloutChanges): Promise<boolean>
+  rolloutCounts(): Promise<{ state: string; n: number }[]>
+  rolloutHostCounts(): Promise<{ state: string; n: number }[]>
+  rolloutBytesPulled(): Promise<number>
+}
+
+/** SQLite's rollout tables, synchronous, for SqliteFleet */
+export interface RolloutTables {
   createRollout(id: string, spec: RolloutSpec, hostIds: string[]): void
   rollout(id: string): Rollout | null
   /** newest first */
@@ -71,15 +120,13 @@ const HOST_COLUMNS = [
 
 const FINISHED = "('succeeded', 'failed', 'cancelled')"
 
-export class SqliteRolloutStore implements RolloutStore {
+export class SqliteRolloutTables implements RolloutTables {
   private readonly stmt: Record<string, Database.Statement>
 
   constructor(
     private readonly db: Database.Database,
     private readonly now: Clock,
   ) {
-    // A database made before rollouts existed gains the tables here (CREATE ... IF NOT EXISTS).
-    db.exec(ROLLOUT_SCHEMA)
     const p = (sql: string) => db.prepare(sql)
     this.stmt = {
       insert: p(`INSERT INTO rollouts (id, state, spec, createdAt, updatedAt) VALUES (?, 'running', ?, ?, ?)`),

@@ -8,26 +8,28 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { matchesSelector, parseSelector } from '../labels.js'
 import { fleetCompat, type CompatEvaluator } from './compat.js'
+import type { FleetStore } from './fleet-store.js'
 import {
   hostOutcome,
-  isFinished,
   planRollout,
   type ImageOutcome,
   type PlannerHost,
   type RolloutSpec,
   type RolloutState,
 } from './rollout-plan.js'
-import type { Rollout, RolloutHost } from './rollout-store.js'
-import { COORDINATOR_HOST, type CommandRecord, type FleetStore, type HostDetail } from './store.js'
+import type { CoordinatorEvent, Rollout, RolloutChanges, RolloutHost } from './rollout-store.js'
+import { COORDINATOR_HOST, type CommandRecord, type HostDetail } from './store.js'
+
+/** the lease of the one replica that drives rollouts */
+const LEASE = 'rollouts'
 
 export interface RolloutDriverDeps {
   store: FleetStore
   evaluator: CompatEvaluator | null
-  isConnected: (hostId: string) => boolean
-  /** sends a host its commands that have no result yet (AgentHub.dispatch) */
-  dispatch: (hostId: string) => void
   log: Logger
   tickSeconds?: number
+  /** another replica takes over this long after the driving one stopped renewing its lease */
+  leaseSeconds?: number
 }
 
 export interface RolloutPreview {
@@ -39,6 +41,9 @@ export class RolloutDriver {
   private timer: NodeJS.Timeout | null = null
   private running: Promise<void> | null = null
   private again = false
+  private leader = false
+  /** rollouts to step in the next pass though no longer active */
+  private readonly also = new Set<string>()
 
   constructor(private readonly deps: RolloutDriverDeps) {}
 
@@ -57,21 +62,23 @@ export class RolloutDriver {
   /** Creates a rollout over the connected hosts the selector matches, and starts it. */
   async create(spec: RolloutSpec): Promise<Rollout> {
     const { store } = this.deps
-    const hostIds = this.targets(spec).map((h) => h.hostId)
+    const hostIds = (await this.targets(spec)).map((h) => h.hostId)
     const id = randomUUID()
-    await store.write(() => {
-      store.rollouts.createRollout(id, spec, hostIds)
-      store.recordCoordinatorEvent('rollout.started', COORDINATOR_HOST, { rolloutId: id, ...spec, hosts: hostIds })
-    })
+    const started = {
+      type: 'rollout.started',
+      hostId: COORDINATOR_HOST,
+      data: { rolloutId: id, ...spec, hosts: hostIds },
+    }
+    await store.rollouts.createRollout(id, spec, hostIds, [started])
     this.deps.log.info({ rolloutId: id, hosts: hostIds.length, images: spec.images }, 'rollout started')
-    await this.step(id)
-    return store.rollouts.rollout(id)!
+    await this.pass()
+    return (await store.rollouts.rollout(id))!
   }
 
   /** What a rollout would do now: the hosts it would reach and the images known not to run on each. */
-  preview(spec: RolloutSpec): RolloutPreview {
-    const targets = this.targets(spec)
-    const incompatible = this.knownIncompatible(
+  async preview(spec: RolloutSpec): Promise<RolloutPreview> {
+    const targets = await this.targets(spec)
+    const incompatible = await this.knownIncompatible(
       targets.map((h) => h.hostId),
       spec.images,
     )
@@ -95,35 +102,19 @@ export class RolloutDriver {
   /** cancel, pause or resume; answers the rollout as it is after the change, null when unknown */
   async control(id: string, to: 'cancel' | 'pause' | 'resume'): Promise<{ rollout: Rollout; changed: boolean } | null> {
     const { store } = this.deps
-    const changed = await store.write(() => {
-      const r = store.rollouts.rollout(id)
-      if (!r) return null
-      const next: RolloutState | null =
-        to === 'cancel'
-          ? isFinished(r.state)
-            ? null
-            : 'cancelled'
-          : to === 'pause'
-            ? r.state === 'running'
-              ? 'paused'
-              : null
-            : r.state === 'paused'
-              ? 'running'
-              : null
-      if (next === null) return false
-      store.rollouts.setRolloutState(id, next)
-      if (next === 'cancelled') this.recordFinished(store.rollouts.rollout(id)!)
-      return true
-    })
+    const [from, next]: [RolloutState[], RolloutState] =
+      to === 'cancel'
+        ? [['running', 'paused'], 'cancelled']
+        : to === 'pause'
+          ? [['running'], 'paused']
+          : [['paused'], 'running']
+    const events = (r: Rollout) => (next === 'cancelled' ? [finishedEvent(r)] : [])
+    const changed = await store.rollouts.transitionRollout(id, from, next, events)
     if (changed === null) return null
     if (changed) this.deps.log.info({ rolloutId: id, action: to }, 'rollout changed')
-    await this.step(id)
-    return { rollout: store.rollouts.rollout(id)!, changed }
-  }
-
-  /** sends a host its commands that have no result yet */
-  dispatch(hostId: string): void {
-    this.deps.dispatch(hostId)
+    // A cancelled rollout with nothing running is no longer active: this pass gives up its pending hosts.
+    await this.pass(id)
+    return { rollout: (await store.rollouts.rollout(id))!, changed }
   }
 
   /** A host said hello: it joins every running rollout whose selector it matches. */
@@ -135,21 +126,30 @@ export class RolloutDriver {
 
   private async joinLater(hostId: string): Promise<void> {
     const { store } = this.deps
-    const host = store.host(hostId)
+    const host = await store.host(hostId)
     if (!host) return
-    const joined = await store.write(() =>
-      store.rollouts.activeRolloutIds().filter((id) => {
-        const r = store.rollouts.rollout(id)
-        if (!r || r.state !== 'running' || !matches(host, r.spec.selector)) return false
-        return store.rollouts.addRolloutHost(id, hostId)
-      }),
-    )
-    for (const id of joined) this.deps.log.info({ rolloutId: id, hostId }, 'a host that connected joined a rollout')
+    for (const id of await store.rollouts.activeRolloutIds()) {
+      const r = await store.rollouts.rollout(id)
+      if (!r || r.state !== 'running' || !matches(host, r.spec.selector)) continue
+      if (await store.rollouts.addRolloutHost(id, hostId)) {
+        this.deps.log.info({ rolloutId: id, hostId }, 'a host that connected joined a rollout')
+      }
+    }
     await this.wake()
   }
 
-  /** Runs a pass over every active rollout now, or once more after the pass under way. */
+  /** Runs a pass over every active rollout now, or once more after the pass under way; resolves when it is done. */
   wake(): Promise<void> {
+    return this.pass()
+  }
+
+  /**
+   * A pass over every active rollout, when this replica holds the rollouts lease; passes never
+   * overlap, so no two steps of one rollout run at once. Resolves once a pass that started after
+   * the call has finished.
+   */
+  private pass(also?: string): Promise<void> {
+    if (also) this.also.add(also)
     if (this.running) {
       this.again = true
       return this.running
@@ -157,12 +157,23 @@ export class RolloutDriver {
     this.running = (async () => {
       do {
         this.again = false
-        for (const id of this.deps.store.rollouts.activeRolloutIds()) {
-          try {
-            await this.step(id)
-          } catch (err) {
-            this.deps.log.error({ rolloutId: id, err: (err as Error).message }, 'a rollout step failed')
+        try {
+          const leader = await this.deps.store.holdLease(LEASE, this.deps.leaseSeconds ?? 10)
+          if (leader !== this.leader)
+            this.deps.log.info({ leader }, leader ? 'driving rollouts' : 'no longer driving rollouts')
+          this.leader = leader
+          if (!leader) continue
+          const ids = new Set([...(await this.deps.store.rollouts.activeRolloutIds()), ...this.also])
+          this.also.clear()
+          for (const id of ids) {
+            try {
+              await this.step(id)
+            } catch (err) {
+              this.deps.log.error({ rolloutId: id, err: (err as Error).message }, 'a rollout step failed')
+            }
           }
+        } catch (err) {
+          this.deps.log.error({ err: (err as Error).message }, 'cannot read the rollouts')
         }
       } while (this.again)
     })().finally(() => {
@@ -171,109 +182,107 @@ export class RolloutDriver {
     return this.running
   }
 
-  /** One rollout: record finished commands, plan, store the step, send its commands. */
+  /**
+   * One rollout: record finished commands, plan, store the step with its commands in one
+   * transaction (only if the rollout was not paused or cancelled meanwhile).
+   */
   private async step(id: string): Promise<void> {
     const { store } = this.deps
-    const started = await store.write(() => {
-      const r = store.rollouts.rollout(id)
-      if (!r) return []
-      for (const h of r.hosts) if (h.state === 'running') this.recordResult(r, h)
-      const now = store.rollouts.rollout(id)!
-      const pending = now.hosts.filter((h) => h.state === 'pending').map((h) => h.hostId)
-      const incompatible = this.knownIncompatible(pending, now.spec.images)
-      const plan = planRollout({
-        state: now.state,
-        spec: now.spec,
-        hosts: now.hosts.map((h) => ({
-          hostId: h.hostId,
-          state: h.state,
-          connected: this.deps.isConnected(h.hostId),
-          incompatible: incompatible.get(h.hostId) ?? [],
-        })),
-      })
-      const at = new Date().toISOString()
-      for (const s of plan.skip) {
-        store.rollouts.updateRolloutHost(id, s.hostId, {
-          state: 'skipped',
-          reason: s.reason,
-          images: s.images,
-          finishedAt: at,
-        })
-        this.recordHostFinished(now, s.hostId, 'skipped', s.reason, 0)
-      }
-      for (const a of plan.abandon) {
-        store.rollouts.updateRolloutHost(id, a.hostId, { state: 'skipped', reason: a.reason, finishedAt: at })
-        this.recordHostFinished(now, a.hostId, 'skipped', a.reason, 0)
-      }
-      for (const s of plan.start) {
-        const args = { images: s.images, hold: true, rollout: id, replaces: now.spec.replaces }
-        const commandId = store.createCommand(s.hostId, 'prewarm', args)
-        store.rollouts.updateRolloutHost(id, s.hostId, {
-          state: 'running',
-          commandId,
-          images: s.skipped,
-          startedAt: at,
-        })
-      }
-      if (plan.finish) {
-        store.rollouts.setRolloutState(id, plan.finish)
-        this.recordFinished(store.rollouts.rollout(id)!)
-        this.deps.log.info({ rolloutId: id, state: plan.finish }, 'rollout finished')
-      }
-      return plan.start.map((s) => s.hostId)
+    const r = await store.rollouts.rollout(id)
+    if (!r) return
+    const changes: RolloutChanges = { expect: r.state, hosts: [], finish: null, events: [] }
+    const hosts = new Map(r.hosts.map((h) => [h.hostId, { ...h }]))
+    const change = (
+      hostId: string,
+      patch: RolloutChanges['hosts'][number]['patch'],
+      prewarm?: Record<string, unknown>,
+    ) => {
+      changes.hosts.push({ hostId, patch, ...(prewarm ? { prewarm } : {}) })
+      Object.assign(hosts.get(hostId)!, patch)
+    }
+    for (const h of r.hosts) {
+      if (h.state !== 'running') continue
+      const result = await this.resultOf(r, h)
+      if (!result) continue
+      change(h.hostId, result.patch)
+      changes.events.push(result.event)
+    }
+    const now = { ...r, hosts: [...hosts.values()] }
+    const pending = now.hosts.filter((h) => h.state === 'pending').map((h) => h.hostId)
+    const incompatible = await this.knownIncompatible(pending, now.spec.images)
+    const connected = await this.connectedHosts()
+    const plan = planRollout({
+      state: now.state,
+      spec: now.spec,
+      hosts: now.hosts.map((h) => ({
+        hostId: h.hostId,
+        state: h.state,
+        connected: connected.has(h.hostId),
+        incompatible: incompatible.get(h.hostId) ?? [],
+      })),
     })
-    for (const hostId of started) this.deps.dispatch(hostId)
+    const at = new Date().toISOString()
+    for (const s of plan.skip) {
+      change(s.hostId, { state: 'skipped', reason: s.reason, images: s.images, finishedAt: at })
+      changes.events.push(hostFinishedEvent(now, s.hostId, 'skipped', s.reason, 0))
+    }
+    for (const a of plan.abandon) {
+      change(a.hostId, { state: 'skipped', reason: a.reason, finishedAt: at })
+      changes.events.push(hostFinishedEvent(now, a.hostId, 'skipped', a.reason, 0))
+    }
+    for (const s of plan.start) {
+      const args = { images: s.images, hold: true, rollout: id, replaces: now.spec.replaces }
+      change(s.hostId, { state: 'running', images: s.skipped, startedAt: at }, args)
+    }
+    if (plan.finish) {
+      changes.finish = plan.finish
+      changes.events.push(finishedEvent({ ...now, state: plan.finish, hosts: [...hosts.values()] }))
+    }
+    if (!changes.hosts.length && !changes.finish) return
+    if (!(await store.rollouts.applyRolloutChanges(id, changes))) return
+    if (plan.finish) this.deps.log.info({ rolloutId: id, state: plan.finish }, 'rollout finished')
   }
 
-  /** Within a write: a running host whose command has a result becomes succeeded, skipped or failed. */
-  private recordResult(r: Rollout, h: RolloutHost): void {
-    const { store } = this.deps
-    const command = h.commandId ? store.command(h.commandId) : null
-    if (command && (command.status === 'pending' || command.status === 'running')) return
+  /** A running host whose command has a result becomes succeeded, skipped or failed; null while it runs. */
+  private async resultOf(
+    r: Rollout,
+    h: RolloutHost,
+  ): Promise<{ patch: Partial<RolloutHost>; event: CoordinatorEvent } | null> {
+    const command = h.commandId ? await this.deps.store.command(h.commandId) : null
+    if (command && (command.status === 'pending' || command.status === 'running')) return null
     const images = [...h.images, ...(command ? reportedImages(command) : [])]
     const outcome = command?.status === 'succeeded' ? hostOutcome(images) : null
     const state = outcome?.state ?? 'failed'
     const reason = outcome ? outcome.reason : `the prewarm command failed: ${command?.error ?? 'it is gone'}`
     const bytesPulled = images.reduce((s, i) => s + i.bytesPulled, 0)
     const finishedAt = new Date().toISOString()
-    store.rollouts.updateRolloutHost(r.id, h.hostId, { state, reason, images, bytesPulled, finishedAt })
-    this.recordHostFinished(r, h.hostId, state, reason, bytesPulled, images)
+    return {
+      patch: { state, reason, images, bytesPulled, finishedAt },
+      event: hostFinishedEvent(r, h.hostId, state, reason, bytesPulled, images),
+    }
   }
 
-  private recordHostFinished(
-    r: Rollout,
-    hostId: string,
-    state: string,
-    reason: string | null,
-    bytesPulled: number,
-    images?: ImageOutcome[],
-  ): void {
-    const data = { rolloutId: r.id, state, reason, bytesPulled, ...(images ? { images } : {}) }
-    this.deps.store.recordCoordinatorEvent('rollout.host.finished', hostId, data)
+  /** hosts connected to any replica */
+  private async connectedHosts(): Promise<Set<string>> {
+    return new Set((await this.deps.store.hosts()).filter((h) => h.connected).map((h) => h.hostId))
   }
 
-  private recordFinished(r: Rollout): void {
-    const totals = rolloutTotals(r)
-    this.deps.store.recordCoordinatorEvent('rollout.finished', COORDINATOR_HOST, {
-      rolloutId: r.id,
-      state: r.state,
-      ...totals,
-    })
-  }
-
-  private targets(spec: RolloutSpec): HostDetail[] {
-    return this.deps.store.hosts().filter((h) => this.deps.isConnected(h.hostId) && matches(h, spec.selector))
+  private async targets(spec: RolloutSpec): Promise<HostDetail[]> {
+    return (await this.deps.store.hosts()).filter((h) => h.connected && matches(h, spec.selector))
   }
 
   /**
    * The images each of `hostIds` is known not to run, by the coordinator's compat evaluation over
    * the hosts' stored facts (GET /v1/compat); an image nobody has reported yet is not known.
    */
-  private knownIncompatible(hostIds: string[], images: string[]): Map<string, PlannerHost['incompatible']> {
+  private async knownIncompatible(
+    hostIds: string[],
+    images: string[],
+  ): Promise<Map<string, PlannerHost['incompatible']>> {
     const out = new Map<string, PlannerHost['incompatible']>()
     if (!hostIds.length) return out
     const wanted = new Set(hostIds)
-    const hosts = this.deps.store.hosts()
+    const hosts = await this.deps.store.hosts()
     for (const ref of images) {
       for (const verdict of fleetCompat(ref, hosts, this.deps.evaluator).hosts) {
         if (!wanted.has(verdict.hostId) || verdict.compatible !== false) continue
@@ -283,6 +292,26 @@ export class RolloutDriver {
       }
     }
     return out
+  }
+}
+
+function hostFinishedEvent(
+  r: Rollout,
+  hostId: string,
+  state: string,
+  reason: string | null,
+  bytesPulled: number,
+  images?: ImageOutcome[],
+): CoordinatorEvent {
+  const data = { rolloutId: r.id, state, reason, bytesPulled, ...(images ? { images } : {}) }
+  return { type: 'rollout.host.finished', hostId, data }
+}
+
+function finishedEvent(r: Rollout): CoordinatorEvent {
+  return {
+    type: 'rollout.finished',
+    hostId: COORDINATOR_HOST,
+    data: { rolloutId: r.id, state: r.state, ...rolloutTotals(r) },
   }
 }
 

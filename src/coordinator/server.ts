@@ -47,7 +47,7 @@ export class Coordinator {
     const policy = this.agentAuthPolicy()
     const store = await openStore(config, log)
     this.store = store
-    // The driver needs the hub to send commands and the hub tells the driver of hellos and results.
+    // The hub tells the driver of hellos and results; the driver's commands reach hosts as any command does.
     let rollouts: RolloutDriver | null = null
     const hub = new AgentHub({
       store,
@@ -62,8 +62,6 @@ export class Coordinator {
     rollouts = new RolloutDriver({
       store,
       evaluator: COMPAT_EVALUATOR,
-      isConnected: (hostId) => hub.isConnected(hostId),
-      dispatch: (hostId) => hub.dispatch(hostId),
       log,
     })
     const metrics = createCoordinatorMetrics({

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto'
 import type { CommandAction, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
 import { systemClock, type Clock } from '../agent/clock.js'
 import { checkSchemaVersion } from './fleet-store.js'
-import { SqliteRolloutStore, type RolloutStore } from './rollout-store.js'
+import { ROLLOUT_SCHEMA, SqliteRolloutTables, type RolloutTables } from './rollout-store.js'
 
 /** the host id the coordinator's own events (rollout.*) are stored under when they concern no one host */
 export const COORDINATOR_HOST = 'coordinator'
@@ -88,6 +88,8 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
     const columns = db.prepare('PRAGMA table_info(hosts)').all() as { name: string }[]
     if (!columns.some((c) => c.name === 'labels')) db.exec('ALTER TABLE hosts ADD COLUMN labels TEXT')
   },
+  // Rollouts; IF NOT EXISTS, as some databases gained these tables before versioning.
+  (db) => db.exec(ROLLOUT_SCHEMA),
 ]
 
 /** the schema version this build brings a database to */
@@ -124,7 +126,7 @@ export class SqliteFleet {
   private readonly stmt: Record<string, Database.Statement>
   private queue: QueuedWrite[] = []
   /** rollouts and their hosts; written inside write() like everything else */
-  readonly rollouts: RolloutStore
+  readonly rollouts: RolloutTables
 
   constructor(
     dataDir: string,
@@ -142,7 +144,7 @@ export class SqliteFleet {
       this.db.close()
       throw err
     }
-    this.rollouts = new SqliteRolloutStore(this.db, now)
+    this.rollouts = new SqliteRolloutTables(this.db, now)
     // Whoever was connected before this process started is not connected to it.
     this.db.exec('UPDATE hosts SET connected = 0')
     const p = (sql: string) => this.db.prepare(sql)

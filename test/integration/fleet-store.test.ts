@@ -193,6 +193,89 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
         t.same(heard, ['a', 'a'])
       })
 
+      t.test('rollouts: created, stepped with their commands, paused, finished, read back', async (t) => {
+        const open = await kind.backing(t)
+        const store = await open()
+        const heard: string[] = []
+        store.onCommandCreated((hostId) => heard.push(hostId))
+        const spec = { images: ['reg/a:1'], selector: '', maxParallelHosts: 1, maxFailedHosts: null, replaces: [] }
+        const started = { type: 'rollout.started', hostId: 'coordinator', data: { rolloutId: 'r1' } }
+        await store.rollouts.createRollout('r1', spec, ['a', 'b'], [started])
+        t.match(await store.rollouts.rollout('r1'), {
+          state: 'running',
+          spec,
+          hosts: [
+            { hostId: 'a', state: 'pending', commandId: null, images: [], bytesPulled: 0 },
+            { hostId: 'b', state: 'pending', commandId: null },
+          ],
+        })
+        t.equal(await store.rollouts.addRolloutHost('r1', 'a'), false, 'a host is in a rollout once')
+        t.equal(await store.rollouts.addRolloutHost('r1', 'c'), true)
+        const step = {
+          expect: 'running' as const,
+          hosts: [
+            { hostId: 'a', patch: { state: 'running' as const, startedAt: 'T1' }, prewarm: { images: ['reg/a:1'] } },
+          ],
+          finish: null,
+          events: [],
+        }
+        t.equal(await store.rollouts.applyRolloutChanges('r1', step), true)
+        const commandId = (await store.rollouts.rollout('r1'))!.hosts[0].commandId!
+        t.match(await store.command(commandId), { hostId: 'a', action: 'prewarm', args: { images: ['reg/a:1'] } })
+        await waitFor('the prewarm heard', () => heard.includes('a'), 10_000, 20)
+        const paused = await store.rollouts.transitionRollout('r1', ['running'], 'paused', () => [])
+        t.equal(paused, true)
+        t.equal(await store.rollouts.transitionRollout('r1', ['running'], 'paused', () => []), false)
+        t.equal(await store.rollouts.transitionRollout('nope', ['running'], 'paused', () => []), null)
+        t.equal(
+          await store.rollouts.applyRolloutChanges('r1', step),
+          false,
+          'a step planned before the pause is refused',
+        )
+        t.equal(await store.rollouts.addRolloutHost('r1', 'd'), false, 'no host joins a paused rollout')
+        t.same(await store.rollouts.activeRolloutIds(), ['r1'])
+        await store.close()
+        const again = await open()
+        t.teardown(() => again.close())
+        t.equal(await again.rollouts.transitionRollout('r1', ['paused'], 'running', () => []), true)
+        const finish = {
+          expect: 'running' as const,
+          hosts: [
+            { hostId: 'a', patch: { state: 'succeeded' as const, bytesPulled: 1000, finishedAt: 'T2' } },
+            { hostId: 'b', patch: { state: 'succeeded' as const, bytesPulled: 24 } },
+            { hostId: 'c', patch: { state: 'skipped' as const, reason: 'gone' } },
+          ],
+          finish: 'succeeded' as const,
+          events: [{ type: 'rollout.finished', hostId: 'coordinator', data: { rolloutId: 'r1' } }],
+        }
+        t.equal(await again.rollouts.applyRolloutChanges('r1', finish), true)
+        t.same(await again.rollouts.activeRolloutIds(), [])
+        const done = (await again.rollouts.rollout('r1'))!
+        t.ok(done.finishedAt)
+        t.match(done.hosts, [
+          { hostId: 'a', commandId, state: 'succeeded' },
+          { state: 'succeeded' },
+          { reason: 'gone' },
+        ])
+        t.equal(await again.rollouts.rolloutBytesPulled(), 1024)
+        t.same(await again.rollouts.rolloutCounts(), [{ state: 'succeeded', n: 1 }])
+        t.same(
+          (await again.rollouts.rolloutHostCounts()).sort((x, y) => x.state.localeCompare(y.state)),
+          [
+            { state: 'skipped', n: 1 },
+            { state: 'succeeded', n: 2 },
+          ],
+        )
+        t.same(
+          (await again.events({ hostId: 'coordinator', limit: 10 })).map((e) => e.type),
+          ['rollout.started', 'rollout.finished'],
+        )
+        t.same(
+          (await again.rollouts.rollouts(10)).map((r) => r.id),
+          ['r1'],
+        )
+      })
+
       t.test('lastPrune and lastPrewarm keep the newest by event time, not by arrival', async (t) => {
         const store = await fresh(t, kind)
         await store.recordHello(hello('a'))
@@ -269,6 +352,18 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
       t.equal((await a.command(commandId))!.status, 'pending', 'sent again when the host says hello')
       const { rows } = await db.query("SELECT id FROM replicas WHERE id = 'gone'")
       t.equal(rows.length, 0)
+    })
+
+    t.test('one replica at a time holds a lease; another takes it when it runs out or is handed back', async (t) => {
+      t.equal(await a.holdLease('drive', 0.5), true)
+      t.equal(await a.holdLease('drive', 0.5), true, 'renewed by its holder')
+      t.equal(await b.holdLease('drive', 0.5), false)
+      await waitFor('the lease to run out', () => b.holdLease('drive', 60), 10_000, 100)
+      t.equal(await a.holdLease('drive', 60), false)
+      const c = await open()
+      t.equal(await c.holdLease('other', 60), true)
+      await c.close()
+      t.equal(await a.holdLease('other', 60), true, 'handed back on close')
     })
 
     t.test('a database of a newer schema is refused with the versions named', async (t) => {

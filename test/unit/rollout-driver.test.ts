@@ -1,6 +1,6 @@
 // The rollout driver over a real fleet store (SQLite in a temp dir): the commands it creates, the
 // hosts it skips from the stored facts without a command, results recorded, a host joining later,
-// and a new store and driver on the same data carrying on.
+// and a new store and driver on the same data carrying on once the hosts are back.
 import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import type { CompatEvaluator } from '../../src/coordinator/compat.js'
 import { RolloutDriver } from '../../src/coordinator/rollouts.js'
-import { FleetStore } from '../../src/coordinator/store.js'
-import type { Hello, SnapshotMessage } from '../../src/protocol.js'
+import { SqliteFleetStore } from '../../src/coordinator/sqlite-store.js'
+import type { CommandResult, Hello, SnapshotMessage } from '../../src/protocol.js'
 
 const CUDA12 = 'reg.local/team/cuda12:1'
 const PLAIN = 'reg.local/team/plain:1'
@@ -55,20 +55,27 @@ const evaluator: CompatEvaluator = (env, gpu) => ({
   reason: `${env.NVIDIA_REQUIRE_CUDA} against CUDA ${gpu.cudaVersion}`,
 })
 
-function setup(t: { teardown(fn: () => void): void }, dir: string, connected: Set<string>) {
-  const store = new FleetStore(dir)
+function setup(t: { teardown(fn: () => Promise<void>): void }, dir: string) {
+  const store = new SqliteFleetStore(dir)
   const dispatched: string[] = []
-  const driver = new RolloutDriver({
-    store,
-    evaluator,
-    isConnected: (h) => connected.has(h),
-    dispatch: (h) => dispatched.push(h),
-    log: pino({ level: 'silent' }),
-    tickSeconds: 3600,
-  })
+  // What the hub would send: every command created for a host.
+  store.onCommandCreated((h) => dispatched.push(h))
+  const driver = new RolloutDriver({ store, evaluator, log: pino({ level: 'silent' }), tickSeconds: 3600 })
   t.teardown(() => store.close())
   return { store, driver, dispatched }
 }
+
+const result = (hostId: string, commandId: string, ok: boolean, res: unknown, error?: string): CommandResult => ({
+  v: 1,
+  id: `r-${commandId}`,
+  ts: '2026-11-23T10:00:02.000Z',
+  hostId,
+  type: 'command.result',
+  commandId,
+  ok,
+  result: res,
+  ...(error ? { error } : {}),
+})
 
 const pulled = (ref: string) => ({
   ref,
@@ -82,15 +89,10 @@ const pulled = (ref: string) => ({
 t.test('skips from stored facts, one host at a time, results recorded, a later host joins', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-rollout-driver-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const connected = new Set(['a-holder', 'b-old', 'c-old-only', 'x-other'])
-  const { store, driver, dispatched } = setup(t, dir, connected)
-  await store.write(() => {
-    store.recordHello(hello('a-holder', '12.2'))
-    store.recordSnapshot(holder('a-holder'))
-    store.recordHello(hello('b-old', '11.4'))
-    store.recordHello(hello('c-old-only', '11.4'))
-    store.recordHello(hello('x-other', '12.2', { pool: 'serve' }))
-  })
+  const { store, driver, dispatched } = setup(t, dir)
+  const hellos = [hello('a-holder', '12.2'), hello('b-old', '11.4'), hello('c-old-only', '11.4')]
+  for (const h of [...hellos, hello('x-other', '12.2', { pool: 'serve' })]) await store.recordHello(h)
+  await store.recordSnapshot(holder('a-holder'))
 
   const one = await driver.create({
     images: [CUDA12],
@@ -116,30 +118,31 @@ t.test('skips from stored facts, one host at a time, results recorded, a later h
   })
   const started = two.hosts.find((h) => h.state === 'running')!
   t.equal(started.hostId, 'a-holder')
-  const command = store.command(started.commandId!)!
+  const command = (await store.command(started.commandId!))!
   t.same(command.args, { images: [CUDA12, PLAIN], hold: true, rollout: two.id, replaces: [one.id] })
 
-  await store.write(() =>
-    store.finishCommand('a-holder', command.commandId, true, { results: [pulled(CUDA12), pulled(PLAIN)] }, undefined),
+  await store.recordBatch(
+    'a-holder',
+    [],
+    [result('a-holder', command.commandId, true, { results: [pulled(CUDA12), pulled(PLAIN)] })],
   )
   await driver.wake()
-  const after = store.rollouts.rollout(two.id)!
+  const after = (await store.rollouts.rollout(two.id))!
   t.match(after.hosts[0], { hostId: 'a-holder', state: 'succeeded', bytesPulled: 200 })
   const next = after.hosts.find((h) => h.state === 'running')!
   t.equal(next.hostId, 'b-old', 'the next host starts when one finishes')
-  t.same(store.command(next.commandId!)!.args.images, [PLAIN], 'asked only for what its driver runs')
+  t.same((await store.command(next.commandId!))!.args.images, [PLAIN], 'asked only for what its driver runs')
   t.match(next.images, [{ ref: CUDA12, status: 'skipped', skip: 'incompatible' }])
 
-  // A coordinator restart: a new store and driver on the same data carry on.
-  store.close()
-  const again = setup(t, dir, connected)
+  // A coordinator restart: a new store and driver on the same data carry on once the hosts are back.
+  await store.close()
+  const again = setup(t, dir)
+  for (const h of hellos) await again.store.recordHello(h)
   await again.driver.start()
   await again.driver.wake()
-  await again.store.write(() =>
-    again.store.finishCommand('b-old', next.commandId!, true, { results: [pulled(PLAIN)] }, undefined),
-  )
+  await again.store.recordBatch('b-old', [], [result('b-old', next.commandId!, true, { results: [pulled(PLAIN)] })])
   await again.driver.wake()
-  const restarted = again.store.rollouts.rollout(two.id)!
+  const restarted = (await again.store.rollouts.rollout(two.id))!
   t.match(
     restarted.hosts.find((h) => h.hostId === 'b-old'),
     { state: 'succeeded', bytesPulled: 100 },
@@ -148,30 +151,33 @@ t.test('skips from stored facts, one host at a time, results recorded, a later h
   t.equal(c.state, 'running')
 
   // A host that connects now and matches joins the running rollout.
-  connected.add('d-late')
-  await again.store.write(() => again.store.recordHello(hello('d-late', '12.2')))
+  await again.store.recordHello(hello('d-late', '12.2'))
   await again.driver.hostConnected('d-late')
   t.match(
-    again.store.rollouts.rollout(two.id)!.hosts.find((h) => h.hostId === 'd-late'),
+    (await again.store.rollouts.rollout(two.id))!.hosts.find((h) => h.hostId === 'd-late'),
     { state: 'pending' },
   )
-  await again.store.write(() =>
-    again.store.finishCommand('c-old-only', c.commandId!, false, undefined, 'the agent stopped'),
+  await again.store.recordBatch(
+    'c-old-only',
+    [],
+    [result('c-old-only', c.commandId!, false, undefined, 'the agent stopped')],
   )
   await again.driver.wake()
-  const late = again.store.rollouts.rollout(two.id)!.hosts.find((h) => h.hostId === 'd-late')!
+  const late = (await again.store.rollouts.rollout(two.id))!.hosts.find((h) => h.hostId === 'd-late')!
   t.equal(late.state, 'running')
-  await again.store.write(() =>
-    again.store.finishCommand('d-late', late.commandId!, true, { results: [pulled(CUDA12), pulled(PLAIN)] }, undefined),
+  await again.store.recordBatch(
+    'd-late',
+    [],
+    [result('d-late', late.commandId!, true, { results: [pulled(CUDA12), pulled(PLAIN)] })],
   )
   await again.driver.wake()
-  const done = again.store.rollouts.rollout(two.id)!
+  const done = (await again.store.rollouts.rollout(two.id))!
   t.equal(done.state, 'failed', 'one host failed')
   t.match(
     done.hosts.find((h) => h.hostId === 'c-old-only'),
     { state: 'failed', reason: /command failed: the agent stopped/ },
   )
-  const finishedIds = again.store.events({ type: 'rollout.finished', limit: 10 }).events.map((e) => e.data.rolloutId)
+  const finishedIds = (await again.store.events({ type: 'rollout.finished', limit: 10 })).map((e) => e.data.rolloutId)
   t.same(finishedIds, [two.id], 'the first rollout still waits for its running host')
   await again.driver.stop()
 })

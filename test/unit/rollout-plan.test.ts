@@ -1,7 +1,4 @@
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import {
   hostOutcome,
   planRollout,
@@ -9,7 +6,6 @@ import {
   type RolloutSpec,
   type RolloutState,
 } from '../../src/coordinator/rollout-plan.js'
-import { FleetStore } from '../../src/coordinator/store.js'
 
 const spec = (over: Partial<RolloutSpec> = {}): RolloutSpec => ({
   images: ['reg/a:1', 'reg/b:1'],
@@ -135,40 +131,4 @@ t.test("a host's outcome from its images", async (t) => {
   t.same(hostOutcome([img('pulled'), img('skipped', 'incompatible')]), { state: 'succeeded', reason: null })
   t.same(hostOutcome([img('skipped', 'disk')]), { state: 'skipped', reason: 'no room: r/skipped: why' })
   t.same(hostOutcome([img('pulled'), img('failed')]), { state: 'failed', reason: 'pull error: r/failed: why' })
-})
-
-t.test('rollouts are kept in the fleet store and read back after it is opened again', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-rollout-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const first = new FleetStore(dir)
-  await first.write(() => {
-    first.rollouts.createRollout('r1', spec(), ['a', 'b'])
-    first.rollouts.updateRolloutHost('r1', 'a', {
-      state: 'running',
-      commandId: 'c1',
-      startedAt: '2026-01-01T00:00:00Z',
-    })
-    first.rollouts.setRolloutState('r1', 'paused')
-  })
-  t.notOk(first.rollouts.addRolloutHost('r1', 'a'), 'a host is in a rollout once')
-  first.close()
-  const again = new FleetStore(dir)
-  t.teardown(() => again.close())
-  const r = again.rollouts.rollout('r1')!
-  t.equal(r.state, 'paused')
-  t.same(r.spec, spec())
-  t.match(r.hosts, [
-    { hostId: 'a', state: 'running', commandId: 'c1' },
-    { hostId: 'b', state: 'pending', commandId: null },
-  ])
-  t.same(again.rollouts.activeRolloutIds(), ['r1'])
-  await again.write(() => {
-    again.rollouts.updateRolloutHost('r1', 'a', { state: 'succeeded', bytesPulled: 1000 })
-    again.rollouts.updateRolloutHost('r1', 'b', { state: 'succeeded', bytesPulled: 24 })
-    again.rollouts.setRolloutState('r1', 'succeeded')
-  })
-  t.same(again.rollouts.activeRolloutIds(), [])
-  t.ok(again.rollouts.rollout('r1')!.finishedAt)
-  t.equal(again.rollouts.rolloutBytesPulled(), 1024)
-  t.same(again.rollouts.rolloutCounts(), [{ state: 'succeeded', n: 1 }])
 })
