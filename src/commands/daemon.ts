@@ -35,8 +35,11 @@ export async function runUntilSignal(
         () => resolve(1),
       )
     }
-    process.once('SIGTERM', () => stop('SIGTERM'))
-    process.once('SIGINT', () => stop('SIGINT'))
+    // `on`, not `once`: a second signal is ours to answer (exit 1 at once), and a library that hooks
+    // signals (proper-lockfile's signal-exit) re-raises a signal it sees no other listener for,
+    // which would end the process by that signal in the middle of a clean stop.
+    process.on('SIGTERM', () => stop('SIGTERM'))
+    process.on('SIGINT', () => stop('SIGINT'))
   })
   try {
     await service.start()

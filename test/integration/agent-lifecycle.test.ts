@@ -24,6 +24,38 @@ t.test('serves /healthz and exits 0 on SIGTERM', async (t) => {
   t.comment(`stopped in ${ms} ms`)
 })
 
+t.test('exits 0 on SIGTERM once every component has started', async (t) => {
+  // Started through `env -u NODE_OPTIONS`: the test runner hooks every node child it spawns, and its
+  // hooks listen for signals, which would hide a signal a library re-raises (proper-lockfile's
+  // signal-exit does when it sees no other listener). This is the agent as it runs in production.
+  const dir = testDir(t)
+  const port = await freePort()
+  const config = dir.file(
+    'agent.yaml',
+    `listen: 127.0.0.1:${port}\nstateDir: ${dir.path}/state\ntokenFile: null\n` +
+      'docker: { socket: /nonexistent/docker.sock }\ngpu: { nvidiaSmi: /nonexistent/nvidia-smi }\n',
+  )
+  const child = spawn('sh', [
+    '-c',
+    'exec env -u NODE_OPTIONS "$0" "$@"',
+    process.execPath,
+    CLI,
+    'agent',
+    '--config',
+    config,
+  ])
+  const undo = onCleanup(`agent ${child.pid}`, () => killAndWait(child.pid!, 5000))
+  t.teardown(() => undo())
+  let output = ''
+  child.stdout.on('data', (d) => (output += d))
+  const exited = new Promise<[number | null, string | null]>((r) => child.on('exit', (c, sig) => r([c, sig])))
+  // Started: the prune lock's library is loaded by then (the start-up recovery takes the lock).
+  await waitFor('the agent started', () => /"msg":"agent started"/.test(output), 60_000, 50)
+  await new Promise((r) => setTimeout(r, 500))
+  child.kill('SIGTERM')
+  t.same(await exited, [0, null], 'exit code 0, not the end by a re-raised signal')
+})
+
 t.test('SIGINT stops it too', async (t) => {
   const agent = await startAgent(t, {})
   const { code } = await agent.stop('SIGINT')
