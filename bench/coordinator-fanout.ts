@@ -9,8 +9,7 @@
 //   npx tsx bench/coordinator-fanout.ts [--store sqlite|postgres|both] [--replicas R] [--events E] [N ...]
 //   e.g. --store both --replicas 2 --events 10 10000      (defaults: sqlite, 2 replicas, 10 events, N=1000)
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,6 +17,7 @@ import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 import { hostToken } from '../src/coordinator/identity.js'
 import { startPostgres } from '../test/harness/postgres.js'
+import { envelope, freePort, percentile, rssMiB } from './support.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const CONNECT_CONCURRENCY = 200
@@ -29,35 +29,7 @@ interface SimAgent {
   resultAcked: Map<string, (at: number) => void>
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer()
-      .once('error', rej)
-      .listen(0, '127.0.0.1', () => {
-        const port = (srv.address() as { port: number }).port
-        srv.close(() => res(port))
-      })
-  })
-}
-
 const now = () => performance.now()
-const envelope = (hostId: string, type: string, body: object) => ({
-  v: 1,
-  id: crypto.randomUUID(),
-  ts: new Date().toISOString(),
-  hostId,
-  type,
-  ...body,
-})
-
-function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : NaN
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
-}
 
 async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0

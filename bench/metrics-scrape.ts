@@ -7,13 +7,14 @@
 // is the agent's and not the TypeScript loader's: an Agent with no collectors, whose snapshot is
 // filled with generated ImageFacts, serving /metrics through its real HTTP server and registry.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import type { HostSnapshot, ImageFacts } from '../src/agent/snapshot.js'
+import { freePort, rssMiB } from './support.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const DIST = join(ROOT, 'dist')
@@ -83,23 +84,6 @@ async function waitForUrl(url: string, ms: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 100))
   }
   throw new Error(`${url} did not answer within ${ms} ms`)
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net')
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => res(port))
-    })
-  })
-}
-
-function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('VmRSS:'))!
-  return Number(line.split(/\s+/)[1]) / 1024
 }
 
 interface Result {

@@ -7,44 +7,19 @@
 //
 //   npx tsx bench/rollout.ts [N] [PULL_MS]        (default 300 hosts, 50 ms)
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { hostToken } from '../src/coordinator/identity.js'
+import { envelope, freePort, rssMiB } from './support.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const N = Number(process.argv[2] ?? 300)
 const PULL_MS = Number(process.argv[3] ?? 50)
 const PARALLEL = [1, 10, 100]
 const now = () => performance.now()
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer()
-      .once('error', rej)
-      .listen(0, '127.0.0.1', () => {
-        const port = (srv.address() as { port: number }).port
-        srv.close(() => res(port))
-      })
-  })
-}
-
-const envelope = (hostId: string, type: string, body: object) => ({
-  v: 1,
-  id: crypto.randomUUID(),
-  ts: new Date().toISOString(),
-  hostId,
-  type,
-  ...body,
-})
-
-function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : NaN
-}
 
 /** when each rollout's results were stored (acked), by the image the command asked for */
 const stored = new Map<string, number[]>()

@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { freePort } from '../test/harness/ports.js'
+import { percentile } from './support.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const CLI = join(ROOT, 'dist', 'cli.js')
@@ -106,11 +107,6 @@ async function versionOnce(): Promise<number> {
   children.delete(child)
   if (code !== 0) throw new Error(`gpuhost --version exited with ${code}`)
   return at - started
-}
-
-/** nearest-rank percentile of an ascending list */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
 }
 
 function summary(name: string, ms: number[]): string[] {
