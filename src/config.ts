@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { describeZodIssues } from './validation.js'
 import { validate as isCronExpression } from 'node-cron'
-import { parseImageRef } from './registry/reference.js'
+import { imageRefSchema } from './image-ref-schema.js'
 
 const percent = z.number().min(0).max(100)
 const seconds = z.number().positive()
@@ -180,9 +180,7 @@ export const agentConfigSchema = z
     prewarm: z
       .strictObject({
         schedule: cronOrNull.default('0 2 * * *'),
-        images: z
-          .array(z.string().min(1).refine(isImageRef, 'not a valid image reference (repo:tag or repo@sha256:…)'))
-          .default([]),
+        images: z.array(imageRefSchema).default([]),
         mirrors: z.record(z.string(), z.array(z.string().min(1))).default({}),
         concurrency: z.number().int().min(1).max(32).default(2),
         /** registry look-ups in parallel before planning; null: as many as pulls, at least 2 */
@@ -251,15 +249,6 @@ export const agentConfigSchema = z
       },
     }),
   )
-
-function isImageRef(ref: string): boolean {
-  try {
-    parseImageRef(ref)
-    return true
-  } catch {
-    return false
-  }
-}
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>
 

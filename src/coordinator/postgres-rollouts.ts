@@ -32,6 +32,8 @@ export interface PostgresRolloutsDeps {
   /** inserts a pending command and notifies every replica on commit */
   insertCommand(c: pg.PoolClient, hostId: string, action: 'prewarm', args: Record<string, unknown>): Promise<string>
   stamp(): string
+  /** this replica, as it holds leases */
+  replicaId: string
 }
 
 export class PostgresRollouts implements RolloutStore {
@@ -134,6 +136,13 @@ export class PostgresRollouts implements RolloutStore {
   async applyRolloutChanges(id: string, changes: RolloutChanges): Promise<boolean> {
     return this.deps.transaction(async (c) => {
       if ((await this.lockedState(c, id)) !== changes.expect) return false
+      if (changes.lease) {
+        const held = await c.query(
+          'SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND expires_at > now() FOR SHARE',
+          [changes.lease, this.deps.replicaId],
+        )
+        if (!held.rowCount) return false
+      }
       for (const h of changes.hosts) {
         const commandId = h.prewarm ? await this.deps.insertCommand(c, h.hostId, 'prewarm', h.prewarm) : undefined
         await this.updateHost(c, id, h.hostId, { ...h.patch, ...(commandId ? { commandId } : {}) })

@@ -60,6 +60,10 @@ function instantOf(ts: unknown, now: Date): Date {
 export class PostgresFleetStore implements FleetStore {
   readonly kind = 'postgres'
   readonly replicaId = randomUUID()
+  /** hosts connected to this replica now (hello recorded, no disconnect yet) */
+  private readonly mine = new Set<string>()
+  /** whether this replica has written its heartbeat row once */
+  private beaten = false
   private readonly pool: pg.Pool
   private readonly now: Clock
   private readonly created = new EventEmitter()
@@ -90,6 +94,7 @@ export class PostgresFleetStore implements FleetStore {
       transaction: (work) => this.transaction(work),
       insertCommand: (c, hostId, action, args) => this.insertCommand(c, hostId, action, args),
       stamp: () => this.stamp(),
+      replicaId: this.replicaId,
     })
   }
 
@@ -154,11 +159,21 @@ export class PostgresFleetStore implements FleetStore {
   /** Beats this replica's row; marks the hosts of replicas silent for three beats disconnected. */
   private async heartbeat(): Promise<void> {
     const deadAfter = this.opts.heartbeatSeconds * 3
-    await this.pool.query(
+    const beat = await this.pool.query<{ inserted: boolean }>(
       `INSERT INTO replicas (id, started_at, heartbeat_at) VALUES ($1, now(), now())
-       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`,
+       ON CONFLICT (id) DO UPDATE SET heartbeat_at = now() RETURNING (xmax = 0) AS inserted`,
       [this.replicaId],
     )
+    // The row was gone: another replica took this one for dead (the database was away longer than
+    // three beats) and marked its hosts disconnected, though their connections here are alive.
+    if (this.beaten && beat.rows[0]?.inserted && this.mine.size > 0) {
+      const { rowCount } = await this.pool.query(
+        'UPDATE hosts SET connected = true, replica = $1 WHERE host_id = ANY($2)',
+        [this.replicaId, [...this.mine]],
+      )
+      this.opts.log.warn({ hosts: rowCount }, 'this replica was taken for dead: its connected hosts are marked again')
+    }
+    this.beaten = true
     const { rows } = await this.pool.query<{ id: string }>(
       'DELETE FROM replicas WHERE heartbeat_at < now() - make_interval(secs => $1) RETURNING id',
       [deadAfter],
@@ -220,20 +235,26 @@ export class PostgresFleetStore implements FleetStore {
 
   private async transaction<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect()
+    let value: T
     try {
       await client.query('BEGIN')
-      const value = await work(client)
+      value = await work(client)
       await client.query('COMMIT')
-      return value
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {})
+      // A client whose ROLLBACK failed is in an unknown state: the pool drops it instead of reusing it.
+      const broken = await client.query('ROLLBACK').then(
+        () => undefined,
+        (e: Error) => e,
+      )
+      client.release(broken)
       throw err
-    } finally {
-      client.release()
     }
+    client.release()
+    return value
   }
 
   async recordHello(hello: Hello): Promise<void> {
+    this.mine.add(hello.hostId)
     const f = hello.facts as Record<string, unknown>
     await this.pool.query(
       `INSERT INTO hosts (host_id, connected, replica, last_seen, version, actions, gpu, disk, images, labels)
@@ -363,7 +384,12 @@ export class PostgresFleetStore implements FleetStore {
     if (results.length) {
       // A result counts only for a command of the host that sent it.
       const { rows } = await c.query<{ command_id: string; host_id: string }>(
-        `UPDATE commands SET status = r.status, result = r.result, error = r.error, updated_at = $6
+        // A result for a command already finished (timed out, or answered before) changes nothing.
+        `UPDATE commands SET
+           status = CASE WHEN commands.status IN ('pending', 'running') THEN r.status ELSE commands.status END,
+           result = CASE WHEN commands.status IN ('pending', 'running') THEN r.result ELSE commands.result END,
+           error = CASE WHEN commands.status IN ('pending', 'running') THEN r.error ELSE commands.error END,
+           updated_at = CASE WHEN commands.status IN ('pending', 'running') THEN $6 ELSE commands.updated_at END
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
            AS r(command_id, host_id, status, result, error)
          WHERE commands.command_id = r.command_id AND commands.host_id = r.host_id
@@ -390,6 +416,7 @@ export class PostgresFleetStore implements FleetStore {
   }
 
   async recordDisconnect(hostId: string): Promise<void> {
+    this.mine.delete(hostId)
     await this.pool.query(
       'UPDATE hosts SET connected = false, replica = NULL, last_seen = $1 WHERE host_id = $2 AND replica = $3',
       [this.stamp(), hostId, this.replicaId],
@@ -594,6 +621,8 @@ export function redact(url: string): string {
   try {
     const u = new URL(url)
     if (u.password) u.password = '***'
+    // pg also reads a password from the query string
+    for (const key of ['password', 'sslpassword']) if (u.searchParams.has(key)) u.searchParams.set(key, '***')
     return u.toString()
   } catch {
     return 'the configured store.url'

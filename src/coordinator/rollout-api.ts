@@ -8,9 +8,10 @@ import type { RolloutSpec } from './rollout-plan.js'
 import type { Rollout } from './rollout-store.js'
 import { rolloutTotals, type RolloutDriver } from './rollouts.js'
 import type { FleetStore } from './fleet-store.js'
+import { isImageRef, imageRefSchema } from '../image-ref-schema.js'
 
 const rolloutBodySchema = z.strictObject({
-  images: z.array(z.string().min(1).max(500)).min(1).max(100),
+  images: z.array(imageRefSchema).min(1).max(100),
   selector: z.string().max(2000).default(''),
   maxParallelHosts: z.number().int().min(1).max(100_000),
   maxFailedHosts: z.number().int().min(1).nullable().default(null),
@@ -73,6 +74,7 @@ export function addRolloutRoutes(http: HttpServer, deps: { store: FleetStore; ro
   http.delete('/v1/hosts/:hostId/wanted/:ref', async (req) => {
     const host = await store.host(req.params.hostId)
     if (!host) throw new HttpError(404, `no host ${req.params.hostId}`)
+    if (!isImageRef(req.params.ref)) throw new HttpError(400, `not a valid image reference: ${req.params.ref}`)
     const rollout = req.query.get('rollout')
     const args = { ref: req.params.ref, ...(rollout ? { rollout } : {}) }
     // Sent by whichever replica holds the host's connection.

@@ -36,6 +36,8 @@ export interface PlannerHost {
   hostId: string
   state: RolloutHostState
   connected: boolean
+  /** how long a host that is not connected has been away, in seconds; absent: unknown, long gone */
+  awaySeconds?: number
   /** images the host's stored facts say its driver cannot run, with why */
   incompatible: { ref: string; reason: string }[]
 }
@@ -55,8 +57,20 @@ export function isFinished(state: RolloutState): boolean {
   return state === 'succeeded' || state === 'failed' || state === 'cancelled'
 }
 
-export function planRollout(input: { state: RolloutState; spec: RolloutSpec; hosts: PlannerHost[] }): RolloutStep {
+/**
+ * A pending host that is away is waited for this long before the rollout gives it up: a coordinator
+ * restart (or a replica's death) disconnects every agent for the seconds their reconnect takes.
+ */
+export const AWAY_GRACE_SECONDS = 120
+
+export function planRollout(input: {
+  state: RolloutState
+  spec: RolloutSpec
+  hosts: PlannerHost[]
+  awayGraceSeconds?: number
+}): RolloutStep {
   const { state, spec, hosts } = input
+  const grace = input.awayGraceSeconds ?? AWAY_GRACE_SECONDS
   const step: RolloutStep = { start: [], skip: [], abandon: [], finish: null }
   const pending = hosts.filter((h) => h.state === 'pending')
   if (state === 'cancelled') {
@@ -96,8 +110,10 @@ export function planRollout(input: { state: RolloutState; spec: RolloutSpec; hos
     }
   }
   if (running > 0 || step.start.length > 0) return step
-  // Nothing runs: what is still waiting is a host that is not connected; it is not waited for.
-  if (!stopped && waiting.some((h) => h.connected)) return step
+  // Nothing runs: what is still waiting is a host that is not connected. It is waited for while it
+  // has been away for less than the grace (it is reconnecting), and given up after.
+  const comingBack = (h: PlannerHost) => h.connected || (h.awaySeconds ?? Infinity) < grace
+  if (!stopped && waiting.some(comingBack)) return step
   for (const h of waiting) step.abandon.push({ hostId: h.hostId, reason: 'not started: the host is not connected' })
   step.finish = stopped || failed > 0 ? 'failed' : 'succeeded'
   return step

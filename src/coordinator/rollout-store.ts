@@ -41,6 +41,11 @@ export interface CoordinatorEvent {
 export interface RolloutChanges {
   /** stored only while the rollout is still in this state: a pause or cancel meanwhile wins */
   expect: RolloutState
+  /**
+   * stored only while this replica still holds this lease: a replica whose pass outlived its lease
+   * (a slow database) must not apply a plan another replica has since acted on
+   */
+  lease?: string
   hosts: {
     hostId: string
     patch: RolloutHostPatch

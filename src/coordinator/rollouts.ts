@@ -190,7 +190,7 @@ export class RolloutDriver {
     const { store } = this.deps
     const r = await store.rollouts.rollout(id)
     if (!r) return
-    const changes: RolloutChanges = { expect: r.state, hosts: [], finish: null, events: [] }
+    const changes: RolloutChanges = { expect: r.state, lease: LEASE, hosts: [], finish: null, events: [] }
     const hosts = new Map(r.hosts.map((h) => [h.hostId, { ...h }]))
     const change = (
       hostId: string,
@@ -210,14 +210,20 @@ export class RolloutDriver {
     const now = { ...r, hosts: [...hosts.values()] }
     const pending = now.hosts.filter((h) => h.state === 'pending').map((h) => h.hostId)
     const incompatible = await this.knownIncompatible(pending, now.spec.images)
-    const connected = await this.connectedHosts()
+    const known = new Map((await this.deps.store.hosts()).map((h) => [h.hostId, h]))
+    const awaySeconds = (hostId: string) => {
+      const h = known.get(hostId)
+      const seen = h?.lastSeen ? Date.parse(h.lastSeen) : NaN
+      return h?.connected || Number.isNaN(seen) ? undefined : Math.max(0, (Date.now() - seen) / 1000)
+    }
     const plan = planRollout({
       state: now.state,
       spec: now.spec,
       hosts: now.hosts.map((h) => ({
         hostId: h.hostId,
         state: h.state,
-        connected: connected.has(h.hostId),
+        connected: known.get(h.hostId)?.connected === true,
+        awaySeconds: awaySeconds(h.hostId),
         incompatible: incompatible.get(h.hostId) ?? [],
       })),
     })
@@ -263,9 +269,6 @@ export class RolloutDriver {
   }
 
   /** hosts connected to any replica */
-  private async connectedHosts(): Promise<Set<string>> {
-    return new Set((await this.deps.store.hosts()).filter((h) => h.connected).map((h) => h.hostId))
-  }
 
   private async targets(spec: RolloutSpec): Promise<HostDetail[]> {
     return (await this.deps.store.hosts()).filter((h) => h.connected && matches(h, spec.selector))

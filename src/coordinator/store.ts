@@ -184,7 +184,14 @@ export class SqliteFleet {
         "UPDATE commands SET status = ?, updatedAt = ? WHERE commandId = ? AND status IN ('pending', 'running')",
       ),
       finish: p(
-        `UPDATE commands SET status = ?, result = ?, error = ?, updatedAt = ? WHERE commandId = ? AND hostId = ?`,
+        // A result for a command already finished (timed out, or answered before) changes nothing:
+        // what a rollout or a caller already read stays true.
+        `UPDATE commands SET
+           status = CASE WHEN status IN ('pending', 'running') THEN ? ELSE status END,
+           result = CASE WHEN status IN ('pending', 'running') THEN ? ELSE result END,
+           error = CASE WHEN status IN ('pending', 'running') THEN ? ELSE error END,
+           updatedAt = CASE WHEN status IN ('pending', 'running') THEN ? ELSE updatedAt END
+         WHERE commandId = ? AND hostId = ?`,
       ),
       expire: p(
         `UPDATE commands SET status = 'failed', error = ?, updatedAt = ?

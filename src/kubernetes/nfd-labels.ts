@@ -85,7 +85,10 @@ export function buildNfdLabels(input: NfdInput): { labels: Labels; images: NfdIm
 /** the features.d file: a header, the image mapping as comments, then sorted `key=value` lines */
 export function renderNfdFile(built: { labels: Labels; images: NfdImageEntry[] }): string {
   const lines = ['# Written by gpuhost; rewritten whenever a value changes. Image ids: sha256(reference)[0:16].']
-  for (const { id, ref } of built.images) lines.push(`# image ${id} ${ref}`)
+  // A reference is validated where it comes in; control characters are still dropped here, since a
+  // line break in a comment would start a label line of its own.
+  // eslint-disable-next-line no-control-regex
+  for (const { id, ref } of built.images) lines.push(`# image ${id} ${ref.replace(/[\u0000-\u001f\u007f]/g, '')}`)
   for (const key of Object.keys(built.labels).sort()) lines.push(`${key}=${built.labels[key]}`)
   return lines.join('\n') + '\n'
 }

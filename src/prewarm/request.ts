@@ -2,9 +2,10 @@
 import { z } from 'zod'
 import { InvalidRequestError } from '../errors.js'
 import { describeZodIssues } from '../validation.js'
+import { imageRefSchema } from '../image-ref-schema.js'
 
 export const prewarmArgsSchema = z.strictObject({
-  images: z.array(z.string().min(1)).max(500).optional(),
+  images: z.array(imageRefSchema).max(500).optional(),
   dryRun: z.boolean().optional(),
   /** hold the images in the wanted set (durably), so prune keeps them until released */
   hold: z.boolean().optional(),
@@ -31,7 +32,7 @@ export function holdSource(rollout: string | undefined): string {
 /** The args of the "release" action: one held image (any source, or one source), or a whole source. */
 export const releaseArgsSchema = z
   .strictObject({
-    ref: z.string().min(1).max(500).optional(),
+    ref: imageRefSchema.optional(),
     rollout: z.string().min(1).max(200).optional(),
   })
   .refine((a) => a.ref !== undefined || a.rollout !== undefined, { message: 'give ref, rollout or both' })

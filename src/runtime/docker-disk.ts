@@ -65,7 +65,8 @@ export function toDiskUsage(df: DfAnswer, extra: ReadonlyMap<string, ContainerEx
       name: v.Name,
       // -1: the driver could not say (a remote volume); counted as 0.
       sizeBytes: Math.max(0, v.UsageData?.Size ?? 0),
-      refCount: Math.max(0, v.UsageData?.RefCount ?? 0),
+      // -1 or absent: Docker could not say; counted as in use, so no rule takes it for dangling.
+      refCount: (v.UsageData?.RefCount ?? -1) < 0 ? 1 : v.UsageData!.RefCount!,
       labels: v.Labels ?? {},
       anonymous: isAnonymousVolume(v.Name, v.Labels ?? {}),
     })),

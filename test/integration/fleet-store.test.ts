@@ -169,6 +169,11 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
         clock = new Date(clock.getTime() + 2000)
         t.equal(await store.expireCommands(3600), 1)
         t.match(await store.command(stuck), { status: 'failed', error: 'no result within 3600 s' })
+        // A result arriving after the timeout (or a second one) changes nothing already read.
+        t.same((await store.recordBatch('a', [], [result(stuck, 'a')])).unknownResults, [], 'known, not an error')
+        t.match(await store.command(stuck), { status: 'failed', error: 'no result within 3600 s' })
+        t.same((await store.recordBatch('a', [], [result(done, 'a', false)])).unknownResults, [])
+        t.match(await store.command(done), { status: 'succeeded', result: { freedBytes: 1 } }, 'the first result stays')
         t.same(await store.hostsWithPendingCommands(), [])
         t.same(
           (await store.commandCounts()).sort((x, y) => x.status.localeCompare(y.status)),
@@ -352,6 +357,20 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
       t.equal((await a.command(commandId))!.status, 'pending', 'sent again when the host says hello')
       const { rows } = await db.query("SELECT id FROM replicas WHERE id = 'gone'")
       t.equal(rows.length, 0)
+    })
+
+    t.test('a replica taken for dead while its connections lived marks its hosts connected again', async (t) => {
+      const db = new pg.Client({ connectionString: url })
+      await db.connect()
+      t.teardown(() => db.end())
+      const live = await open(0.2)
+      t.teardown(() => live.close())
+      await live.recordHello(hello('h6'))
+      // As another replica does after three silent beats (the database was away): row gone, host off.
+      await waitFor('the first beat', async () => (await db.query('SELECT 1 FROM replicas')).rowCount! >= 3, 10_000, 50)
+      await db.query("DELETE FROM replicas WHERE id <> 'x'")
+      await db.query("UPDATE hosts SET connected = false, replica = NULL WHERE host_id = 'h6'")
+      await waitFor('h6 marked again by its replica', async () => (await live.host('h6'))!.connected, 10_000, 50)
     })
 
     t.test('one replica at a time holds a lease; another takes it when it runs out or is handed back', async (t) => {

@@ -137,3 +137,14 @@ t.test('label values are cut to the alphabet and 63 characters', async (t) => {
   t.equal(long.length, 63)
   t.equal(labelValueProblem(labelValue('-- odd / name --')), null)
 })
+
+t.test('a reference with a line break cannot write a label line of its own', async (t) => {
+  const text = renderNfdFile({
+    labels: { 'gpuhost.io/gpu.count': '1' },
+    images: [{ id: '0123456789abcdef', ref: 'x\ngpuhost.io/gpu.available=true' }],
+  })
+  t.same(
+    text.split('\n').filter((l) => l && !l.startsWith('#')),
+    ['gpuhost.io/gpu.count=1'],
+  )
+})

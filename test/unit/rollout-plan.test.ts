@@ -1,5 +1,6 @@
 import t from 'tap'
 import {
+  AWAY_GRACE_SECONDS,
   hostOutcome,
   planRollout,
   type PlannerHost,
@@ -108,6 +109,19 @@ t.test('a host that is not connected waits, and is given up only when nothing el
   const end = plan([away, host('b', 'succeeded')])
   t.same(end.abandon, [{ hostId: 'a', reason: 'not started: the host is not connected' }])
   t.equal(end.finish, 'succeeded')
+})
+
+t.test('a host away for less than the grace (reconnecting after a coordinator restart) is waited for', async (t) => {
+  const input = (awaySeconds: number) => ({
+    state: 'running' as const,
+    spec: spec(),
+    hosts: [host('done', 'succeeded'), host('b', 'pending', { connected: false, awaySeconds })],
+  })
+  const soon = planRollout(input(5))
+  t.same([soon.abandon, soon.finish], [[], null], 'away 5 s: waited for, the rollout goes on')
+  const gone = planRollout(input(AWAY_GRACE_SECONDS + 1))
+  t.same(gone.abandon, [{ hostId: 'b', reason: 'not started: the host is not connected' }])
+  t.equal(gone.finish, 'succeeded')
 })
 
 t.test('paused starts nothing; cancelled gives up the pending hosts', async (t) => {
