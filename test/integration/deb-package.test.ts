@@ -3,7 +3,8 @@
 // token and the state, and purges; the installed unit passes `systemd-analyze verify`.
 import t from 'tap'
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process'
-import { appendFileSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import lockfile from 'proper-lockfile'
 import { join } from 'node:path'
 import { ROOT, testDir } from '../harness/agent.js'
 import { integrationRequired, which } from '../harness/services.js'
@@ -11,6 +12,9 @@ import { integrationRequired, which } from '../harness/services.js'
 // Building the package compiles better-sqlite3 when build/cache has no copy for this Node: minutes
 // on a loaded machine, more than the suite's default per-file bound.
 t.setTimeout(900_000)
+
+/** one install test at a time on this machine, whichever checkout runs it */
+const MACHINE_LOCK_DIR = '/tmp/gpuhost-deb-package-test'
 
 const CLEAN_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' }
 
@@ -78,6 +82,15 @@ if (missing.length > 0) {
   })
 
   t.test('install, upgrade, purge', async (t) => {
+    // The package is installed machine-wide: a second run of the suite on the same machine waits here
+    // for the first one's purge instead of finding its package (or dpkg's own lock) in the way.
+    mkdirSync(MACHINE_LOCK_DIR, { recursive: true })
+    const release = await lockfile.lock(MACHINE_LOCK_DIR, {
+      lockfilePath: join(MACHINE_LOCK_DIR, 'install.lock'),
+      realpath: false,
+      retries: { retries: 900, factor: 1, minTimeout: 1000, maxTimeout: 1000 },
+    })
+    t.teardown(() => release())
     if (run('dpkg-query', ['-W', 'gpuhost']).code === 0) {
       t.fail('a gpuhost package is already installed here; this test installs and purges its own')
       return
