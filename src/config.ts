@@ -195,6 +195,18 @@ export const agentConfigSchema = z
         expansionFactor: z.number().min(1).max(20).default(2.5),
       })
       .prefault({}),
+    peers: z
+      .strictObject({
+        /** serve the images rollouts hold here to other hosts of the fleet (GET /v1/images/{id}/export) */
+        serve: z.boolean().default(false),
+        /** the peer listener's own address: apart from the API, so it can face the fleet network alone */
+        listen: hostPort.default('0.0.0.0:9479'),
+        /** image exports streamed at once; one more answers 503 and the peer tries its next source */
+        maxUploads: z.number().int().min(1).max(64).default(2),
+        /** all uploads together at most this many bytes per second; null: no limit */
+        maxUploadBytesPerSecond: z.number().int().min(1024).nullable().default(null),
+      })
+      .prefault({}),
     coordinator: z
       .strictObject({
         /** one URL, or a list of coordinator replicas tried in turn: a failed or closed connection moves to the

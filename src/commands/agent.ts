@@ -8,6 +8,7 @@ import { printConfig, runUntilSignal } from './daemon.js'
 import { checkImageCompat } from '../compat/check.js'
 import { compatFeature } from '../compat/feature.js'
 import { gpuFeature } from '../gpu/feature.js'
+import { peersFeature } from '../peers/feature.js'
 import { prewarmFeature } from '../prewarm/feature.js'
 import { createPruneFeature } from '../prune/feature.js'
 import { createRegistryClient } from '../registry/from-config.js'
@@ -29,6 +30,7 @@ const features = async (config: AgentConfig): Promise<Feature[]> => [
   compatWithRegistry,
   createPruneFeature(),
   prewarmFeature(checkImageCompat),
+  peersFeature,
   nfdFeature,
 ]
 

@@ -1,12 +1,14 @@
 // The Docker implementation of the container runtime, over one connection to dockerd that
 // negotiates the API version. Connection failures (refused, reset, timed out) are thrown as
 // RuntimeUnavailableError and mark Docker unreachable; every other error passes as Docker said it.
+import type { Readable } from 'node:stream'
 import type Docker from 'dockerode'
 import type { AgentConfig } from '../config.js'
 import type { RegistryTrust } from '../registry/insecure.js'
 import { DockerConnection, isConnectionError } from './docker-connection.js'
 import { openDockerEvents } from './docker-events.js'
 import { dockerDiskUsage } from './docker-disk.js'
+import { loadImage, saveImage } from './docker-transfer.js'
 import { dockerPull, PullProgressTracker } from './pull.js'
 import { RemovalJournal } from './removal-journal.js'
 import { messageOf, removeImage, restoreInterrupted, statusOf } from './remove-image.js'
@@ -233,6 +235,14 @@ export class DockerRuntime implements ContainerRuntime {
 
   async pruneBuildCache(): Promise<{ reclaimedBytes: number }> {
     return this.call(async (docker) => ({ reclaimedBytes: (await docker.pruneBuilder()).SpaceReclaimed ?? 0 }))
+  }
+
+  async saveImage(id: string): Promise<Readable | null> {
+    return this.call((docker) => saveImage(docker, id))
+  }
+
+  async loadImage(archive: Readable): Promise<string[]> {
+    return this.call((docker) => loadImage(docker, archive))
   }
 
   async recoverInterruptedRemovals(): Promise<string[]> {

@@ -3,6 +3,7 @@
 // an engine: Docker (docker.ts) is the first implementation; another runtime (containerd over
 // CRI) implements the same contract without any feature changing. docs/runtime.md says what
 // each method must guarantee.
+import type { Readable } from 'node:stream'
 import { UnavailableError } from '../errors.js'
 import type { RegistryTrust } from '../registry/insecure.js'
 
@@ -172,6 +173,13 @@ export interface ContainerRuntime {
    * the runtime has no volumes (containerd).
    */
   removeVolume?(name: string): Promise<RemoveOutcome>
+  /**
+   * the image `id` (sha256:…) as a `docker save` archive, without names; null when there is no such
+   * image. Absent where the runtime cannot export (containerd here): such a host does not serve peers.
+   */
+  saveImage?(id: string): Promise<Readable | null>
+  /** loads a `docker save` archive; the image ids loaded. Throws when the archive is cut or damaged. */
+  loadImage?(archive: Readable): Promise<string[]>
   /** removes unused build cache; the bytes it gave back */
   pruneBuildCache(): Promise<{ reclaimedBytes: number }>
   /** puts back the names a removal interrupted by a crash took off; returns what was restored */

@@ -1,0 +1,47 @@
+// `docker save` and `docker load` of one image, as streams: how hosts hand images to each other
+// without a registry in between. Saving is by image id, never by name, so the archive carries no
+// tags: the receiver names the image itself, after it has checked the id.
+import { createInterface } from 'node:readline'
+import type { Readable } from 'node:stream'
+import type Docker from 'dockerode'
+
+interface LoadMessage {
+  stream?: string
+  error?: string
+  errorDetail?: { message?: string }
+}
+
+/** the archive of image `id` (sha256:…); null when dockerd has no such image */
+export async function saveImage(docker: Docker, id: string): Promise<Readable | null> {
+  try {
+    await docker.getImage(id).inspect()
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return null
+    throw err
+  }
+  return (await docker.getImage(id).get()) as unknown as Readable
+}
+
+/**
+ * Loads an archive; returns the ids dockerd says it loaded. An archive cut short or damaged makes
+ * dockerd answer an error line, thrown here: nothing named was loaded then.
+ */
+export async function loadImage(docker: Docker, archive: Readable): Promise<string[]> {
+  const out = (await docker.loadImage(archive, { quiet: true })) as unknown as Readable
+  const ids: string[] = []
+  let failure: string | null = null
+  for await (const line of createInterface({ input: out, crlfDelay: Infinity })) {
+    if (!line.trim()) continue
+    let msg: LoadMessage
+    try {
+      msg = JSON.parse(line) as LoadMessage
+    } catch {
+      continue
+    }
+    if (msg.error || msg.errorDetail) failure = msg.errorDetail?.message ?? msg.error ?? 'load failed'
+    const loaded = /Loaded image ID: (sha256:[0-9a-f]{64})/.exec(msg.stream ?? '')
+    if (loaded) ids.push(loaded[1])
+  }
+  if (failure !== null) throw new Error(`docker load: ${failure}`)
+  return ids
+}
