@@ -25,6 +25,8 @@ export const pullResultSchema = z.object({
   skip: z.enum(['incompatible', 'disk']).optional(),
   /** bytes of the image's compressed layers this pull fetched or found present; 0 when nothing was pulled */
   bytesPulled: z.number().optional(),
+  /** where the bytes came from: the image's registry, a mirror of it, or another host of the fleet */
+  sourceKind: z.enum(['registry', 'mirror', 'peer']).optional(),
 })
 
 const pruneFinished = z.object({

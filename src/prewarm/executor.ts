@@ -19,6 +19,7 @@ import type { RemoteImage, RemoteImageSource } from '../registry/types.js'
 import type { PrewarmHostFacts } from './facts.js'
 import { highWatermarkBytes, mib, planPrewarm, type PlanItem, type PrewarmPlan, type RemoteFailure } from './plan.js'
 import type { JobRunner } from '../agent/job-runner.js'
+import { fetchFromPeer, type PeerSource } from './peer-fetch.js'
 
 export type PullStatus = 'pulled' | 'present' | 'skipped' | 'failed'
 
@@ -34,7 +35,11 @@ export interface PullResult {
   skip?: 'incompatible' | 'disk'
   /** the pulled image's compressed size (layers the host already had included); 0 when nothing was pulled */
   bytesPulled?: number
+  /** where the bytes came from: the image's own registry, a mirror of it, or another host of the fleet */
+  sourceKind?: SourceKind
 }
+
+export type SourceKind = 'registry' | 'mirror' | 'peer'
 
 export interface PrewarmReport {
   trigger: Trigger
@@ -75,6 +80,8 @@ export interface PrewarmRequest {
   images?: string[]
   dryRun?: boolean
   trigger: Trigger
+  /** hosts of the fleet to fetch an image from before its mirrors and registry, by reference as given */
+  peers?: Record<string, PeerSource[]>
 }
 
 /** One prewarm through the job runner: a trigger that arrives while the same one runs joins it. */
@@ -165,7 +172,10 @@ async function planAndPull(
   // Only pulls wait for a slot; a verdict that needs no download is reported at once.
   const limit = pLimit(prewarm.concurrency)
   const results = await Promise.all(
-    plan.items.map((item) => (item.action === 'pull' ? limit(() => settle(deps, item)) : settle(deps, item))),
+    plan.items.map((item) => {
+      const peers = [...(req.peers?.[item.ref] ?? [])]
+      return item.action === 'pull' ? limit(() => settle(deps, item, peers)) : settle(deps, item, peers)
+    }),
   )
   return { trigger: req.trigger, dryRun, results, plan: planView, durationSeconds: (now() - started) / 1000 }
 }
@@ -241,7 +251,7 @@ export async function makeRoom(
 }
 
 /** Carries out one plan item and publishes its result. */
-async function settle(deps: PrewarmDeps, item: PlanItem): Promise<PullResult> {
+async function settle(deps: PrewarmDeps, item: PlanItem, peers: PeerSource[]): Promise<PullResult> {
   const now = millis(deps.now)
   const started = now()
   let result: PullResult
@@ -255,14 +265,15 @@ async function settle(deps: PrewarmDeps, item: PlanItem): Promise<PullResult> {
     }
   } else {
     try {
-      const source = await pullWithRetries(deps, item)
+      const got = await pullWithRetries(deps, item, peers)
       result = {
         ref: item.ref,
         status: 'pulled',
         reason: item.reason,
-        source,
+        source: got.source,
+        sourceKind: got.kind,
         durationSeconds: (now() - started) / 1000,
-        bytesPulled: item.remote?.compressedBytes ?? 0,
+        bytesPulled: got.bytes ?? item.remote?.compressedBytes ?? 0,
       }
     } catch (err) {
       result = {
@@ -285,9 +296,16 @@ async function settle(deps: PrewarmDeps, item: PlanItem): Promise<PullResult> {
 /** "not found" from every source: a retry would not change it */
 class NotFoundEverywhere extends Error {}
 
-async function pullWithRetries(deps: PrewarmDeps, item: PlanItem): Promise<string> {
+interface Fetched {
+  source: string
+  kind: SourceKind
+  /** bytes read, where they were counted (a peer's archive); else the manifest's compressed size */
+  bytes?: number
+}
+
+async function pullWithRetries(deps: PrewarmDeps, item: PlanItem, peers: PeerSource[]): Promise<Fetched> {
   const { retries } = deps.config.prewarm
-  return backOff(() => pullFromSources(deps, item), {
+  return backOff(() => pullFromSources(deps, item, peers), {
     numOfAttempts: retries + 1,
     startingDelay: deps.retryMinMs ?? 1000,
     timeMultiple: 2,
@@ -304,16 +322,31 @@ async function pullWithRetries(deps: PrewarmDeps, item: PlanItem): Promise<strin
   })
 }
 
-/** One attempt: each mirror in order, then the registry itself. */
-async function pullFromSources(deps: PrewarmDeps, item: PlanItem): Promise<string> {
+/**
+ * One attempt: the peers the coordinator named, then each mirror in order, then the registry
+ * itself. A peer that failed (refused, died mid-stream, sent other bytes) is not asked again.
+ */
+async function pullFromSources(deps: PrewarmDeps, item: PlanItem, peers: PeerSource[]): Promise<Fetched> {
   const ref = parseImageRef(item.ref)
   const sources = deps.source.sourcesFor(ref.domain)
   const failures: string[] = []
   let allNotFound = true
+  while (peers.length > 0 && item.remote?.configDigest) {
+    const peer = peers[0]
+    try {
+      const bytes = await loadFromPeer(deps, item, ref, peer, item.remote.configDigest)
+      return { source: `peer:${peer.host}`, kind: 'peer', bytes }
+    } catch (err) {
+      peers.shift()
+      allNotFound = false
+      failures.push(`peer ${peer.host}: ${(err as Error).message}`)
+      deps.log.warn({ ref: item.ref, peer: peer.host, err: (err as Error).message }, 'peer fetch failed: next source')
+    }
+  }
   for (const source of sources) {
     try {
       await pullFrom(deps, item, ref, source)
-      return source
+      return { source, kind: source === ref.domain ? 'registry' : 'mirror' }
     } catch (err) {
       failures.push(`${source}: ${(err as Error).message}`)
       if (!(err instanceof PullError && err.notFound)) allNotFound = false
@@ -321,6 +354,47 @@ async function pullFromSources(deps: PrewarmDeps, item: PlanItem): Promise<strin
   }
   const message = `pull failed from ${failures.join('; ')}`
   throw allNotFound ? new NotFoundEverywhere(message) : new Error(message)
+}
+
+/** one peer's archive into the runtime, under the same stall and attempt limits as a pull */
+async function loadFromPeer(
+  deps: PrewarmDeps,
+  item: PlanItem,
+  ref: ImageRef,
+  peer: PeerSource,
+  configDigest: string,
+): Promise<number> {
+  const now = millis(deps.now)
+  const attempt = attemptSignal(deps.config.prewarm)
+  const total = item.remote?.compressedBytes ?? 0
+  let done = 0
+  let lastEvent = 0
+  const names = [item.ref, formatRef(ref)]
+  for (const name of names) deps.pulls.add(name)
+  try {
+    return await fetchFromPeer(peer, {
+      runtime: deps.runtime,
+      ref,
+      configDigest,
+      signal: attempt.signal,
+      onBytes: (n) => {
+        attempt.progressed()
+        done += n
+        const p = { bytesDone: done, bytesTotal: Math.max(total, done) }
+        deps.onProgress?.(item.ref, { ...p, source: `peer:${peer.host}` })
+        if (now() - lastEvent >= 1000) {
+          lastEvent = now()
+          deps.bus.publish('pull.progress', { ref: item.ref, source: `peer:${peer.host}`, ...p })
+        }
+      },
+    }).catch((err) => {
+      if (attempt.signal.aborted) throw new Error(attempt.why())
+      throw err
+    })
+  } finally {
+    attempt.done()
+    for (const name of names) deps.pulls.remove(name)
+  }
 }
 
 async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source: string): Promise<void> {

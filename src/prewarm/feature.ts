@@ -29,11 +29,11 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
       wanted: () => ctx.wanted.refs(),
     }
     const run = async (raw: unknown, trigger: Trigger) => {
-      const { images, dryRun, ...hold } = prewarmArgsOrThrow(raw)
+      const { images, dryRun, peers, ...hold } = prewarmArgsOrThrow(raw)
       // Held before pulling and kept whatever the pull's outcome: the hold says what the host
       // should keep; a pull that failed now is tried again by later prewarms of the wanted set.
       if (hold.hold && images?.length && !dryRun) holdImages(images, hold)
-      const result = await runPrewarm(deps, { images, dryRun, trigger })
+      const result = await runPrewarm(deps, { images, dryRun, trigger, peers })
       // what this run pulled is pinned before the call answers
       await pins.sync()
       return result

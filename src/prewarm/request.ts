@@ -13,6 +13,21 @@ export const prewarmArgsSchema = z.strictObject({
   rollout: z.string().min(1).max(200).optional(),
   /** rollouts whose holds this one replaces: released before these images are held */
   replaces: z.array(z.string().min(1).max(200)).max(100).optional(),
+  /** hosts to fetch each image from before its mirrors and registry, by reference as in `images` */
+  peers: z
+    .record(
+      z.string().min(1),
+      z
+        .array(
+          z.strictObject({
+            host: z.string().min(1).max(253),
+            url: z.url({ protocol: /^https?$/ }).max(2000),
+            token: z.string().min(1).max(4000),
+          }),
+        )
+        .max(16),
+    )
+    .optional(),
 })
 
 export type PrewarmArgs = z.infer<typeof prewarmArgsSchema>

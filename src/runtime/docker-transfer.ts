@@ -23,12 +23,31 @@ export async function saveImage(docker: Docker, id: string): Promise<Readable | 
 }
 
 /**
- * Loads an archive; returns the ids dockerd says it loaded. An archive cut short or damaged makes
- * dockerd answer an error line, thrown here: nothing named was loaded then.
+ * Loads an archive; returns the ids dockerd says it loaded, and the names it put on them (an
+ * archive saved by id carries none). An archive that fails mid-way (the sender died) aborts the
+ * upload, so dockerd drops what it had, rather than waiting for the rest; an archive cut short or
+ * damaged makes dockerd answer an error line, thrown here: nothing was loaded then.
  */
-export async function loadImage(docker: Docker, archive: Readable): Promise<string[]> {
-  const out = (await docker.loadImage(archive, { quiet: true })) as unknown as Readable
+export async function loadImage(
+  docker: Docker,
+  archive: Readable,
+  signal?: AbortSignal,
+): Promise<{ ids: string[]; names: string[] }> {
+  const cut = new AbortController()
+  let archiveError: Error | null = null
+  archive.once('error', (err) => {
+    archiveError = err
+    cut.abort(err)
+  })
+  const abortSignal = signal ? AbortSignal.any([signal, cut.signal]) : cut.signal
+  let out: Readable
+  try {
+    out = (await docker.loadImage(archive, { quiet: true, abortSignal } as object)) as unknown as Readable
+  } catch (err) {
+    throw archiveError ?? err
+  }
   const ids: string[] = []
+  const names: string[] = []
   let failure: string | null = null
   for await (const line of createInterface({ input: out, crlfDelay: Infinity })) {
     if (!line.trim()) continue
@@ -41,7 +60,10 @@ export async function loadImage(docker: Docker, archive: Readable): Promise<stri
     if (msg.error || msg.errorDetail) failure = msg.errorDetail?.message ?? msg.error ?? 'load failed'
     const loaded = /Loaded image ID: (sha256:[0-9a-f]{64})/.exec(msg.stream ?? '')
     if (loaded) ids.push(loaded[1])
+    const named = /Loaded image: (\S+)/.exec(msg.stream ?? '')
+    if (named) names.push(named[1])
   }
+  if (archiveError) throw archiveError
   if (failure !== null) throw new Error(`docker load: ${failure}`)
-  return ids
+  return { ids, names }
 }

@@ -241,8 +241,8 @@ export class DockerRuntime implements ContainerRuntime {
     return this.call((docker) => saveImage(docker, id))
   }
 
-  async loadImage(archive: Readable): Promise<string[]> {
-    return this.call((docker) => loadImage(docker, archive))
+  async loadImage(archive: Readable, signal?: AbortSignal): Promise<{ ids: string[]; names: string[] }> {
+    return this.call((docker) => loadImage(docker, archive, signal))
   }
 
   async recoverInterruptedRemovals(): Promise<string[]> {

@@ -178,8 +178,11 @@ export interface ContainerRuntime {
    * image. Absent where the runtime cannot export (containerd here): such a host does not serve peers.
    */
   saveImage?(id: string): Promise<Readable | null>
-  /** loads a `docker save` archive; the image ids loaded. Throws when the archive is cut or damaged. */
-  loadImage?(archive: Readable): Promise<string[]>
+  /**
+   * loads a `docker save` archive: the image ids loaded and the names the archive put on them.
+   * Throws when the archive fails, is cut or damaged, or `signal` aborts: then nothing is loaded.
+   */
+  loadImage?(archive: Readable, signal?: AbortSignal): Promise<{ ids: string[]; names: string[] }>
   /** removes unused build cache; the bytes it gave back */
   pruneBuildCache(): Promise<{ reclaimedBytes: number }>
   /** puts back the names a removal interrupted by a crash took off; returns what was restored */

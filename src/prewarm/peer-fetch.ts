@@ -1,0 +1,66 @@
+// Fetching an image from another host of the fleet instead of its registry: the peer's export
+// streams into `docker load`, and the result is kept only when its id is the config digest the
+// registry's manifest names for the wanted reference. A peer cannot substitute content: anything
+// else it sends is removed again (never forced) and the next source is tried.
+import { Readable, Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { ContainerRuntime } from '../runtime/runtime.js'
+import { familiarName, type ImageRef } from '../registry/reference.js'
+
+export interface PeerSource {
+  /** the serving host's id */
+  host: string
+  /** its export URL for this image: http://HOST:PORT/v1/images/{config digest}/export */
+  url: string
+  /** the peer token the coordinator issued for this image on that host */
+  token: string
+}
+
+export interface PeerFetchOptions {
+  runtime: Pick<ContainerRuntime, 'loadImage' | 'removeImage' | 'tagImage' | 'untagImage'>
+  ref: ImageRef
+  /** the registry's config digest for `ref`: the only image id accepted */
+  configDigest: string
+  signal: AbortSignal
+  /** each chunk as it arrives: progress for the stall timer, bytes for the counters */
+  onBytes(n: number): void
+}
+
+/** loads the image from `peer`, checks it and names it; the bytes read. Throws when any of it fails. */
+export async function fetchFromPeer(peer: PeerSource, o: PeerFetchOptions): Promise<number> {
+  if (!o.runtime.loadImage) throw new Error('this runtime cannot load images')
+  const res = await fetch(peer.url, { headers: { authorization: `Bearer ${peer.token}` }, signal: o.signal })
+  if (!res.ok || !res.body) {
+    const detail = await res.text().catch(() => '')
+    throw new Error(`peer ${peer.host} answered ${res.status} ${detail.slice(0, 200)}`.trim())
+  }
+  let bytes = 0
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length
+      o.onBytes(chunk.length)
+      done(null, chunk)
+    },
+  })
+  // A body that fails (the peer died) fails `counted`, which aborts the load.
+  pipeline(Readable.fromWeb(res.body as never), counted).catch(() => undefined)
+  const loaded = await o.runtime.loadImage(counted, o.signal)
+  const foreignNames = loaded.names
+  const wrong = loaded.ids.filter((id) => id !== o.configDigest)
+  if (wrong.length > 0 || foreignNames.length > 0 || !loaded.ids.includes(o.configDigest)) {
+    // Names an archive carried are taken off first (an export by id has none); then what does not
+    // match goes, never forced: an image a container uses stays.
+    for (const name of foreignNames) await o.runtime.untagImage(name).catch(() => undefined)
+    for (const id of wrong) await o.runtime.removeImage({ id, refs: [] })
+    throw new Error(
+      `peer ${peer.host} sent ${loaded.ids.join(', ') || 'no image'}` +
+        (foreignNames.length ? ` named ${foreignNames.join(', ')}` : '') +
+        `, not ${o.configDigest}: removed`,
+    )
+  }
+  // As a pull would name it: repo:tag. An image wanted by digest alone keeps no name here (Docker
+  // makes digest names only on a pull); the wanted-set check finds it by id.
+  if (o.ref.tag)
+    await o.runtime.tagImage(o.configDigest, `${familiarName(o.ref.domain, o.ref.repository)}:${o.ref.tag}`)
+  return bytes
+}

@@ -1,0 +1,134 @@
+// A host fetching a rollout's image from its peers: a registry, a serving agent on its own dockerd
+// holding the image, and a fetching agent on another. The fetcher is told of three peers: one that
+// flips a byte of the archive, one that dies mid-stream, then the real one. The first two cost one
+// try each; the image is loaded from the third as the registry's config digest, named as the
+// registry names it, and its layer is never read from the registry.
+import t from 'tap'
+import { createServer, type Server } from 'node:http'
+import { join } from 'node:path'
+import { requireServices } from '../harness/services.js'
+import { startDockerd } from '../harness/dockerd.js'
+import { startRegistry } from '../harness/registry.js'
+import { makeImage, pushImage } from '../harness/images.js'
+import { post, startAgent, testDir } from '../harness/agent.js'
+import { freePort } from '../harness/ports.js'
+import { hostToken } from '../../src/coordinator/identity.js'
+import { peerToken } from '../../src/peers/token.js'
+import { writeJsonAtomic } from '../../src/state/atomic.js'
+
+const MiB = 1024 * 1024
+
+/** a peer in front of `upstream` that alters what it relays: `flip` a byte at an offset, or `die` after some bytes */
+async function badPeer(t: Tap.Test, upstream: string, fault: { flipAt?: number; dieAfter?: number }): Promise<string> {
+  const server: Server = createServer(async (req, res) => {
+    const up = await fetch(`${upstream}${req.url}`, { headers: { authorization: req.headers.authorization ?? '' } })
+    res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/octet-stream' })
+    let offset = 0
+    for await (const chunk of up.body as unknown as AsyncIterable<Uint8Array>) {
+      const buf = Buffer.from(chunk)
+      if (fault.flipAt !== undefined && offset <= fault.flipAt && fault.flipAt < offset + buf.length)
+        buf[fault.flipAt - offset] ^= 0xff
+      offset += buf.length
+      if (fault.dieAfter !== undefined && offset > fault.dieAfter) {
+        res.socket?.destroy()
+        return
+      }
+      if (!res.write(buf)) await new Promise((r) => res.once('drain', r))
+    }
+    res.end()
+  })
+  const port = await freePort()
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r))
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  return `http://127.0.0.1:${port}`
+}
+
+if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
+  t.test('a corrupting peer and a dying peer cost one try each; the image comes from the next peer', async (t) => {
+    const registry = await startRegistry(t)
+    const [serverDisk, fetcherDisk] = await Promise.all([
+      startDockerd(t, { diskMiB: 400 }),
+      startDockerd(t, { diskMiB: 400 }),
+    ])
+    makeImage(serverDisk, { ref: 'fleet/model:1', sizeBytes: 24 * MiB })
+    const ref = pushImage(serverDisk, 'fleet/model:1', registry.host)
+    serverDisk.docker(['tag', 'fleet/model:1', ref])
+    const manifest = (await (
+      await fetch(`${registry.url}/v2/fleet/model/manifests/1`, {
+        headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+      })
+    ).json()) as { config: { digest: string }; layers: { digest: string; size: number }[] }
+    const configDigest = manifest.config.digest
+    const layer = manifest.layers[0]
+
+    const dir = testDir(t)
+    const state = join(dir.path, 'server-state')
+    writeJsonAtomic(join(state, 'prewarm-wanted.json'), {
+      version: 1,
+      held: [{ ref, source: 'rollout:r1', since: new Date().toISOString() }],
+    })
+    const common = {
+      gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
+      prune: { highPercent: 100, schedule: null },
+    }
+    const linkToken = hostToken('fleet-secret', 'gpu-a')
+    const peerPort = await freePort()
+    await startAgent(
+      t,
+      {
+        ...common,
+        hostId: 'gpu-a',
+        stateDir: state,
+        docker: { socket: serverDisk.socket },
+        prewarm: { schedule: null },
+        coordinator: { tokenFile: dir.file('link-token', linkToken + '\n') },
+        peers: { serve: true, listen: `127.0.0.1:${peerPort}` },
+      },
+      { waitReady: true },
+    )
+    const real = `http://127.0.0.1:${peerPort}`
+    const path = `/v1/images/${configDigest}/export`
+    const token = peerToken(linkToken, {
+      server: 'gpu-a',
+      fetcher: 'gpu-b',
+      ref,
+      expiresAt: (Date.now() / 1000 + 600) | 0,
+    })
+    const flipping = await badPeer(t, real, { flipAt: 12 * MiB })
+    const dying = await badPeer(t, real, { dieAfter: 8 * MiB })
+
+    const fetcher = await startAgent(
+      t,
+      { ...common, hostId: 'gpu-b', docker: { socket: fetcherDisk.socket }, prewarm: { schedule: null, retries: 0 } },
+      { waitReady: true },
+    )
+    const res = await post(`${fetcher.url}/v1/prewarm`, fetcher.token, {
+      images: [ref],
+      peers: {
+        [ref]: [
+          { host: 'flipping', url: flipping + path, token },
+          { host: 'dying', url: dying + path, token },
+          { host: 'gpu-a', url: real + path, token },
+        ],
+      },
+    })
+    t.equal(res.status, 200, JSON.stringify(res.body))
+    t.match(res.body.results[0], { ref, status: 'pulled', source: 'peer:gpu-a', sourceKind: 'peer' })
+    t.ok(res.body.results[0].bytesPulled > 24 * MiB, 'the archive bytes are counted')
+    t.match(fetcher.logs(), /"peer":"flipping".*peer fetch failed/, 'the corrupted archive was refused')
+    t.match(fetcher.logs(), /"peer":"dying".*peer fetch failed/, 'the cut archive was refused')
+
+    const id = fetcherDisk.docker(['image', 'inspect', '--format', '{{.Id}}', ref]).trim()
+    t.equal(id, configDigest, "the fetcher holds the registry's config digest under the registry's name")
+    const images = fetcherDisk.docker(['images', '-q', '--no-trunc']).split('\n').filter(Boolean)
+    t.same([...new Set(images)], [configDigest], 'nothing else was left loaded')
+    const layerReads = registry
+      .log()
+      .split('\n')
+      .filter((l) => l.includes(`blobs/${layer.digest}`) && /method=GET/.test(l))
+    t.same(layerReads, [], 'the layer was never read from the registry')
+  })
+}
