@@ -23,7 +23,14 @@ export function registerPrewarmMetrics(
     registers: reg,
     buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800],
   })
+  const fetched = new Counter({
+    name: `${P}prewarm_fetched_bytes_total`,
+    help: 'bytes of pulled images by where they came from: the registry, a mirror, or a peer host of the fleet',
+    labelNames: ['source_kind'],
+    registers: reg,
+  })
   for (const result of PULL_STATUSES) pulls.inc({ result }, 0)
+  for (const kind of ['registry', 'mirror', 'peer']) fetched.inc({ source_kind: kind }, 0)
   /** why the last prewarm skipped an image, by reference as the prewarm named it */
   const skipped = new Map<string, 'incompatible' | 'disk'>()
   new Gauge({
@@ -49,6 +56,8 @@ export function registerPrewarmMetrics(
     if (e.type !== 'pull.finished' && e.type !== 'pull.failed') return
     pulls.inc({ result: e.data.status })
     if (e.data.status === 'pulled') pullDuration.observe(e.data.durationSeconds)
+    if (e.data.status === 'pulled' && e.data.sourceKind && e.data.bytesPulled)
+      fetched.inc({ source_kind: e.data.sourceKind }, e.data.bytesPulled)
     if (e.data.status === 'skipped' && e.data.skip) skipped.set(e.data.ref, e.data.skip)
     else skipped.delete(e.data.ref)
   }

@@ -130,5 +130,8 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
       .split('\n')
       .filter((l) => l.includes(`blobs/${layer.digest}`) && /method=GET/.test(l))
     t.same(layerReads, [], 'the layer was never read from the registry')
+    const metrics = await (await fetch(`${fetcher.url}/metrics`)).text()
+    const peerBytes = Number(/gpuhost_prewarm_fetched_bytes_total\{source_kind="peer"\} (\d+)/.exec(metrics)?.[1])
+    t.equal(peerBytes, res.body.results[0].bytesPulled, 'the agent counts the bytes under source_kind="peer"')
   })
 }
