@@ -1,0 +1,26 @@
+// The coordinator's side of peer credentials: it signs a grant with the serving host's own link
+// token, which it can derive (per-host auth: from the agent secret) or holds (shared auth).
+import { hostToken, type AgentAuthPolicy } from './identity.js'
+import { peerToken } from '../peers/token.js'
+
+export interface PeerGrant {
+  host: string
+  url: string
+  token: string
+}
+
+/**
+ * What a prewarm command names for `fetcher` to read `ref` (image `configDigest`) from `server`,
+ * whose peer listener is `peerUrl` (http://HOST:PORT); valid `ttlSeconds` from `nowSeconds`.
+ */
+export function grantPeer(
+  policy: AgentAuthPolicy,
+  g: { server: string; fetcher: string; ref: string; configDigest: string; peerUrl: string },
+  nowSeconds: number,
+  ttlSeconds = 3600,
+): PeerGrant {
+  const key = policy.mode === 'per-host' ? policy.secret && hostToken(policy.secret, g.server) : policy.sharedToken
+  if (!key) throw new Error(`no credential of host ${g.server} to sign a peer grant with`)
+  const token = peerToken(key, { server: g.server, fetcher: g.fetcher, ref: g.ref, expiresAt: nowSeconds + ttlSeconds })
+  return { host: g.server, url: `${g.peerUrl.replace(/\/$/, '')}/v1/images/${g.configDigest}/export`, token }
+}

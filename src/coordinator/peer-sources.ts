@@ -1,0 +1,90 @@
+// Where each host of a rollout fetches an image from, decided from the rollout's state alone. Pure:
+// the driver asks this which of the hosts it may start get peers and which the registry.
+//
+// Rules: at most registryParallel hosts read the image from the registry at once (per value of the
+// affinity label when one is given: once per rack); every host that holds the image and serves
+// peers is a source with maxUploads slots; a host starting now takes a free slot, preferring a
+// source with its own affinity value, then the least busy; the other sources follow as fallbacks
+// (they cost a slot only when used). A host that finds neither a slot nor a registry turn waits for
+// the next round: the tree grows by (1 + maxUploads) each round.
+
+export interface PeerSourceHost {
+  hostId: string
+  labels: Record<string, string>
+  /** uploads this host serves at most at once (its peers.maxUploads) */
+  maxUploads: number
+  /** hosts of the rollout fetching from it now */
+  serving: number
+}
+
+export interface PeerSourceInput {
+  /** hosts the rollout would start now, in order */
+  starting: { hostId: string; labels: Record<string, string>; serves: boolean }[]
+  /** hosts that hold the image and serve peers */
+  sources: PeerSourceHost[]
+  /** hosts of the rollout sent to the registry for the image, running or done (a failed one gives its turn back) */
+  registryHosts: { labels: Record<string, string> }[]
+  /** serving hosts fetching the image now: sources soon, so a host may wait for them */
+  upcomingSources: { labels: Record<string, string> }[]
+  registryParallel: number
+  /** e.g. `rack`: registry turns are counted within each value of this label and peers in it are preferred */
+  affinityLabel: string | null
+  /** fallbacks named after the chosen source */
+  maxFallbacks?: number
+}
+
+export type PeerSourceChoice =
+  | { hostId: string; via: 'peers'; peers: string[] }
+  | { hostId: string; via: 'registry' }
+  | { hostId: string; via: 'wait' }
+
+export function planPeerSources(input: PeerSourceInput): PeerSourceChoice[] {
+  const { affinityLabel } = input
+  const group = (labels: Record<string, string>) => (affinityLabel === null ? '' : (labels[affinityLabel] ?? ''))
+  const serving = new Map(input.sources.map((s) => [s.hostId, s.serving]))
+  const turns = new Map<string, number>()
+  for (const h of input.registryHosts) turns.set(group(h.labels), (turns.get(group(h.labels)) ?? 0) + 1)
+  const groupsWithSources = new Set([...input.sources, ...input.upcomingSources].map((s) => group(s.labels)))
+  const out: PeerSourceChoice[] = []
+  for (const host of input.starting) {
+    const mine = group(host.labels)
+    const ranked = input.sources
+      .filter((s) => s.hostId !== host.hostId)
+      .sort(
+        (a, b) =>
+          Number(group(b.labels) === mine) - Number(group(a.labels) === mine) ||
+          serving.get(a.hostId)! / a.maxUploads - serving.get(b.hostId)! / b.maxUploads ||
+          a.hostId.localeCompare(b.hostId),
+      )
+    const free = ranked.find((s) => serving.get(s.hostId)! < s.maxUploads)
+    const registryTurn = (turns.get(mine) ?? 0) < input.registryParallel
+    // A group's first fetch goes to the registry rather than across groups (once per rack); after
+    // that a free peer anywhere beats waiting.
+    const localFirst = registryTurn && !groupsWithSources.has(mine)
+    if (free && (group(free.labels) === mine || !localFirst)) {
+      serving.set(free.hostId, serving.get(free.hostId)! + 1)
+      const fallbacks = ranked.filter((s) => s !== free).slice(0, input.maxFallbacks ?? 2)
+      out.push({ hostId: host.hostId, via: 'peers', peers: [free.hostId, ...fallbacks.map((s) => s.hostId)] })
+      if (host.serves) groupsWithSources.add(mine)
+    } else if (registryTurn || groupsWithSources.size === 0) {
+      // no turn left but nothing will ever serve (no host serves peers): the registry, as without peers
+      turns.set(mine, (turns.get(mine) ?? 0) + 1)
+      out.push({ hostId: host.hostId, via: 'registry' })
+      if (host.serves) groupsWithSources.add(mine)
+    } else {
+      out.push({ hostId: host.hostId, via: 'wait' })
+    }
+  }
+  return out
+}
+
+/** rounds a rollout to N hosts takes at best: each round every holder serves maxUploads more */
+export function peerRounds(hosts: number, registryParallel: number, maxUploads: number): number {
+  let holders = 0
+  let rounds = 0
+  while (holders < hosts) {
+    holders = holders === 0 ? Math.min(hosts, registryParallel) : Math.min(hosts, holders * (1 + maxUploads))
+    rounds++
+  }
+  return rounds
+}
