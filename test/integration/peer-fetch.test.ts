@@ -4,7 +4,7 @@
 // try each; the image is loaded from the third as the registry's config digest, named as the
 // registry names it, and its layer is never read from the registry.
 import t from 'tap'
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { requireServices } from '../harness/services.js'
 import { startDockerd } from '../harness/dockerd.js'
@@ -19,8 +19,12 @@ import { writeJsonAtomic } from '../../src/state/atomic.js'
 const MiB = 1024 * 1024
 
 /** a peer in front of `upstream` that alters what it relays: `flip` a byte at an offset, or `die` after some bytes */
-async function badPeer(t: Tap.Test, upstream: string, fault: { flipAt?: number; dieAfter?: number }): Promise<string> {
-  const server: Server = createServer(async (req, res) => {
+async function badPeer(
+  t: { teardown(fn: () => void): void },
+  upstream: string,
+  fault: { flipAt?: number; dieAfter?: number },
+): Promise<string> {
+  const relay = async (req: IncomingMessage, res: ServerResponse) => {
     const up = await fetch(`${upstream}${req.url}`, { headers: { authorization: req.headers.authorization ?? '' } })
     res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/octet-stream' })
     let offset = 0
@@ -36,6 +40,9 @@ async function badPeer(t: Tap.Test, upstream: string, fault: { flipAt?: number; 
       if (!res.write(buf)) await new Promise((r) => res.once('drain', r))
     }
     res.end()
+  }
+  const server: Server = createServer((req, res) => {
+    relay(req, res).catch(() => res.destroy())
   })
   const port = await freePort()
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r))
