@@ -19,7 +19,12 @@ export interface ImageOutcome {
   /** skipped because the driver cannot run it, or because it does not fit on the disk */
   skip?: 'incompatible' | 'disk'
   bytesPulled: number
+  /** where a pulled image's bytes came from, as the agent reported it */
+  sourceKind?: SourceKind
 }
+
+export const SOURCE_KINDS = ['registry', 'mirror', 'peer'] as const
+export type SourceKind = (typeof SOURCE_KINDS)[number]
 
 export interface RolloutSpec {
   images: string[]

@@ -16,6 +16,8 @@ import {
   type PlannerHost,
   type RolloutSpec,
   type RolloutState,
+  type SourceKind,
+  SOURCE_KINDS,
 } from './rollout-plan.js'
 import type { CoordinatorEvent, Rollout, RolloutChanges, RolloutHost } from './rollout-store.js'
 import { COORDINATOR_HOST, type CommandRecord, type HostDetail } from './store.js'
@@ -330,6 +332,7 @@ function reportedImages(command: CommandRecord): ImageOutcome[] {
       reason: r.reason ?? '',
       ...(r.skip ? { skip: r.skip } : {}),
       bytesPulled: typeof r.bytesPulled === 'number' ? r.bytesPulled : 0,
+      ...(SOURCE_KINDS.includes(r.sourceKind as SourceKind) ? { sourceKind: r.sourceKind } : {}),
     }
   })
 }
@@ -338,8 +341,17 @@ function matches(host: HostDetail, selector: string): boolean {
   return matchesSelector(host.labels, parseSelector(selector))
 }
 
-export function rolloutTotals(r: Rollout): { hosts: Record<string, number>; bytesPulled: number } {
+export function rolloutTotals(r: Rollout): {
+  hosts: Record<string, number>
+  bytesPulled: number
+  /** bytes by where they came from; pulls an older agent reported without a source kind are left out */
+  bytesBySource: Record<SourceKind, number>
+} {
   const hosts: Record<string, number> = { pending: 0, running: 0, succeeded: 0, skipped: 0, failed: 0 }
-  for (const h of r.hosts) hosts[h.state]++
-  return { hosts, bytesPulled: r.hosts.reduce((s, h) => s + h.bytesPulled, 0) }
+  const bytesBySource = { registry: 0, mirror: 0, peer: 0 }
+  for (const h of r.hosts) {
+    hosts[h.state]++
+    for (const i of h.images) if (i.status === 'pulled' && i.sourceKind) bytesBySource[i.sourceKind] += i.bytesPulled
+  }
+  return { hosts, bytesPulled: r.hosts.reduce((s, h) => s + h.bytesPulled, 0), bytesBySource }
 }

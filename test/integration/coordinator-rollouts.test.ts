@@ -130,6 +130,12 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       const r = await waitRollout(coord, res.body.id, finished, 'to finish')
       t.equal(r.state, 'succeeded')
       t.same(r.totals.hosts, { pending: 0, running: 0, succeeded: 3, skipped: 0, failed: 0 })
+      t.ok(r.totals.bytesPulled > 0)
+      t.same(
+        r.totals.bytesBySource,
+        { registry: r.totals.bytesPulled, mirror: 0, peer: 0 },
+        'every byte came from the registry, and the status says so',
+      )
       const host = (id: string) => r.hosts.find((h: any) => h.hostId === id)
       for (const id of ['gpu-a', 'gpu-b']) {
         t.same(
