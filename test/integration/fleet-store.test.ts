@@ -10,11 +10,11 @@ import type { Clock } from '../../src/agent/clock.js'
 import type { FleetStore } from '../../src/coordinator/fleet-store.js'
 import { PostgresFleetStore } from '../../src/coordinator/postgres-store.js'
 import { SqliteFleetStore } from '../../src/coordinator/sqlite-store.js'
-import type { CommandResult, EventMessage } from '../../src/protocol.js'
+import type { EventMessage } from '../../src/protocol.js'
 import { startPostgres, type RunningPostgres } from '../harness/postgres.js'
 import { requireServices } from '../harness/services.js'
 import { waitFor } from '../harness/ports.js'
-import { event, hello, snapshot } from '../support/fleet-messages.js'
+import { commandResult, event, hello, snapshot } from '../support/fleet-messages.js'
 
 interface Teardown {
   teardown(fn: () => void | Promise<void>): void
@@ -56,16 +56,7 @@ async function fresh(t: Teardown, kind: StoreKind, now?: Clock): Promise<FleetSt
   return store
 }
 
-const result = (commandId: string, hostId: string, ok = true): CommandResult => ({
-  v: 1,
-  id: `r-${commandId}`,
-  ts: '2026-11-23T10:00:02.000Z',
-  hostId,
-  type: 'command.result',
-  commandId,
-  ok,
-  result: { freedBytes: 1 },
-})
+const result = (commandId: string, hostId: string, ok = true) => commandResult(hostId, commandId, ok, { freedBytes: 1 })
 
 if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
   server = await startPostgres(t, { durable: false })

@@ -5,24 +5,17 @@ import t from 'tap'
 import pino from 'pino'
 import { PostgresFleetStore } from '../../src/coordinator/postgres-store.js'
 import { RolloutDriver } from '../../src/coordinator/rollouts.js'
-import type { CommandResult } from '../../src/protocol.js'
 import { startPostgres } from '../harness/postgres.js'
 import { waitFor } from '../harness/ports.js'
 import { requireServices } from '../harness/services.js'
-import { hello } from '../support/fleet-messages.js'
+import { commandResult, hello } from '../support/fleet-messages.js'
 
 const log = pino({ level: 'silent' })
 const spec = { images: ['reg.local/a:1'], selector: '', maxParallelHosts: 1, maxFailedHosts: null, replaces: [] }
-const done = (hostId: string, commandId: string): CommandResult => ({
-  v: 1,
-  id: `r-${commandId}`,
-  ts: '2026-11-23T10:00:02.000Z',
-  hostId,
-  type: 'command.result',
-  commandId,
-  ok: true,
-  result: { results: [{ ref: spec.images[0], status: 'pulled', reason: 'r', bytesPulled: 10 }] },
-})
+const done = (hostId: string, commandId: string) =>
+  commandResult(hostId, commandId, true, {
+    results: [{ ref: spec.images[0], status: 'pulled', reason: 'r', bytesPulled: 10 }],
+  })
 
 if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
   t.test('one replica drives rollouts; another takes over when it stops', async (t) => {

@@ -1,5 +1,5 @@
 // Agent messages as a fleet store receives them, for the store tests.
-import type { EventMessage, Hello, SnapshotMessage } from '../../src/protocol.js'
+import type { CommandResult, EventMessage, Hello, SnapshotMessage } from '../../src/protocol.js'
 
 export const hello = (hostId: string): Hello => ({
   v: 1,
@@ -11,6 +11,25 @@ export const hello = (hostId: string): Hello => ({
   actions: ['status'],
   facts: { gpu: { available: true, driverVersion: '535.54.03' }, disk: { usedPercent: 50 }, images: { count: 2 } },
   labels: {},
+})
+
+/** an agent's result for `commandId`: `ok` with `result`, or failed with `error` */
+export const commandResult = (
+  hostId: string,
+  commandId: string,
+  ok: boolean,
+  result: unknown,
+  error?: string,
+): CommandResult => ({
+  v: 1,
+  id: `r-${commandId}`,
+  ts: '2026-11-23T10:00:02.000Z',
+  hostId,
+  type: 'command.result',
+  commandId,
+  ok,
+  result,
+  ...(error ? { error } : {}),
 })
 
 export const event = (id: string, hostId = 'a', eventType = 'pull.finished'): EventMessage => ({

@@ -9,7 +9,8 @@ import { pino } from 'pino'
 import type { CompatEvaluator } from '../../src/coordinator/compat.js'
 import { RolloutDriver } from '../../src/coordinator/rollouts.js'
 import { SqliteFleetStore } from '../../src/coordinator/sqlite-store.js'
-import type { CommandResult, Hello, SnapshotMessage } from '../../src/protocol.js'
+import type { Hello, SnapshotMessage } from '../../src/protocol.js'
+import { commandResult } from '../support/fleet-messages.js'
 
 const CUDA12 = 'reg.local/team/cuda12:1'
 const PLAIN = 'reg.local/team/plain:1'
@@ -65,17 +66,7 @@ function setup(t: { teardown(fn: () => Promise<void>): void }, dir: string) {
   return { store, driver, dispatched }
 }
 
-const result = (hostId: string, commandId: string, ok: boolean, res: unknown, error?: string): CommandResult => ({
-  v: 1,
-  id: `r-${commandId}`,
-  ts: '2026-11-23T10:00:02.000Z',
-  hostId,
-  type: 'command.result',
-  commandId,
-  ok,
-  result: res,
-  ...(error ? { error } : {}),
-})
+const result = commandResult
 
 const pulled = (ref: string) => ({
   ref,
