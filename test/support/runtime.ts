@@ -1,6 +1,5 @@
 // The container runtime of gpuhost, pointed at a private dockerd, for tests of features.
 import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { PrivateDockerd } from '../harness/dockerd.js'
 import { agentConfigSchema, parseConfig } from '../../src/config.js'
@@ -11,7 +10,8 @@ export function runtimeFor(
   opts: { stateDir?: string; timeoutSeconds?: number; pingTimeoutSeconds?: number } = {},
 ): DockerRuntime {
   const config = parseConfig(agentConfigSchema, {
-    stateDir: opts.stateDir ?? mkdtempSync(join(tmpdir(), 'gh-rt-')),
+    // Inside the daemon's own test directory, which its cleanup removes.
+    stateDir: opts.stateDir ?? mkdtempSync(join(dockerd.dir, 'runtime-state-')),
     docker: {
       socket: dockerd.socket,
       ...(opts.timeoutSeconds ? { timeoutSeconds: opts.timeoutSeconds } : {}),
