@@ -95,6 +95,13 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
         body: { images: [plain], maxParallelHosts: 1, selector: 'a in (' },
       })
       t.equal(selector.status, 400)
+      // Not a reference: a line break would otherwise reach every host's wanted set and node labels.
+      const forged = await coord.api('/v1/rollouts', {
+        body: { images: ['x\ngpuhost.io/gpu.available=true'], maxParallelHosts: 1 },
+      })
+      t.match(forged, { status: 400, body: { error: /images\.0: not a valid image reference/ } })
+      const release = await coord.api(`/v1/hosts/gpu-a/wanted/${encodeURIComponent('x\ny')}`, { method: 'DELETE' })
+      t.equal(release.status, 400)
       const anonymous = await coord.api('/v1/rollouts', { body: { images: [plain], maxParallelHosts: 1 }, token: null })
       t.equal(anonymous.status, 401)
       t.equal((await coord.api('/v1/rollouts/nope/cancel', { method: 'POST' })).status, 404)
