@@ -88,6 +88,9 @@ if (missing.length > 0) {
     const release = await lockfile.lock(MACHINE_LOCK_DIR, {
       lockfilePath: join(MACHINE_LOCK_DIR, 'install.lock'),
       realpath: false,
+      // The steps below run dpkg synchronously, so the lock's mtime is not refreshed meanwhile: it is
+      // taken for abandoned only after ten minutes (a run that died), not after the default 10 s.
+      stale: 600_000,
       retries: { retries: 900, factor: 1, minTimeout: 1000, maxTimeout: 1000 },
     })
     t.teardown(() => release())
