@@ -1,5 +1,5 @@
 // The one configuration schema: every key, its default and its bounds live here and nowhere else.
-import { labelsSchema } from './labels.js'
+import { labelKeySchema, labelsSchema } from './labels.js'
 import { readFileSync, existsSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
@@ -201,6 +201,17 @@ export const agentConfigSchema = z
         serve: z.boolean().default(false),
         /** the peer listener's own address: apart from the API, so it can face the fleet network alone */
         listen: hostPort.default('0.0.0.0:9479'),
+        /**
+         * the URL other hosts reach the peer listener at, told to the coordinator (http://10.0.3.7:9479);
+         * null: http://LISTEN when `listen` names one address. A wildcard listen (0.0.0.0, ::) says
+         * nothing about which address the fleet can reach, so such a host is not named as a source
+         * until this is set.
+         */
+        advertiseUrl: z
+          .url({ protocol: /^https?$/ })
+          .max(2000)
+          .nullable()
+          .default(null),
         /** image exports streamed at once; one more answers 503 and the peer tries its next source */
         maxUploads: z.number().int().min(1).max(64).default(2),
         /** all uploads together at most this many bytes per second; null: no limit */
@@ -336,6 +347,17 @@ export const coordinatorConfigSchema = z.strictObject({
   pingIntervalSeconds: seconds.default(30),
   /** a command without a result from its host within this time fails */
   commandTimeoutSeconds: seconds.default(3600),
+  /** what a rollout that does not say otherwise uses when hosts serve each other images (peers.serve) */
+  rollouts: z
+    .strictObject({
+      /** hosts that read an image from its registry at once (per value of peerAffinityLabel); the others
+       * wait for a peer that holds it */
+      registryParallel: z.number().int().min(1).max(10_000).default(1),
+      /** a host label such as `rack`: peers with the fetching host's value are preferred, and registry
+       * turns are counted per value (the registry read once per rack); null: the fleet is one group */
+      peerAffinityLabel: labelKeySchema.nullable().default(null),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),

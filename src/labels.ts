@@ -37,6 +37,12 @@ export const labelsSchema = z.record(z.string(), z.string()).superRefine((labels
   }
 })
 
+/** one label key, such as `rack` or `topology.example.com/rack` */
+export const labelKeySchema = z.string().superRefine((key, ctx) => {
+  const problem = labelKeyProblem(key)
+  if (problem) ctx.addIssue({ code: 'custom', message: problem })
+})
+
 export type Labels = Record<string, string>
 
 export type Requirement =

@@ -27,13 +27,26 @@ const envelope = {
   hostId: z.string().min(1).max(253),
 }
 
+/**
+ * What a host serving peers (`peers.serve`) advertises: the base URL other hosts reach its peer
+ * listener at, and how many exports it streams at once. The coordinator names it in the prewarm
+ * commands of the hosts that fetch from it.
+ */
+export const peerServingSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }).max(2000),
+  maxUploads: z.number().int().min(1).max(64),
+})
+export type PeerServing = z.infer<typeof peerServingSchema>
+
 /** agent → coordinator: who it is and what it knows at connect time */
 export const helloSchema = z.strictObject({
   ...envelope,
   type: z.literal('hello'),
   version: z.string().min(1).max(100),
   actions: z.array(z.string().max(100)).max(100).default([]),
-  facts: object,
+  // Free-form (the agent's status), except `peers`: inside the facts rather than a field of its own, so
+  // an older coordinator, whose hello schema is strict, still accepts a newer agent's hello.
+  facts: z.looseObject({ peers: peerServingSchema.optional() }),
   /** the host's labels (agent config `labels`) */
   labels: labelsSchema.default({}),
 })

@@ -20,16 +20,22 @@ export interface RolloutCliOptions {
   maxParallel?: number
   maxFailed?: number
   replaces?: string[]
+  registryParallel?: number
+  peerAffinityLabel?: string
+  /** false with --no-peers */
+  peers?: boolean
   dryRun?: boolean
   wait?: boolean
 }
+
+type BySource = Partial<Record<'registry' | 'mirror' | 'peer', number>>
 
 interface RolloutView {
   id: string
   state: string
   spec: { images: string[]; maxParallelHosts: number }
-  hosts: { hostId: string; state: string; reason: string | null; bytesPulled: number }[]
-  totals: { hosts: Record<string, number>; bytesPulled: number }
+  hosts: { hostId: string; state: string; reason: string | null; bytesPulled: number; bytesBySource?: BySource }[]
+  totals: { hosts: Record<string, number>; bytesPulled: number; bytesBySource?: BySource }
 }
 
 export async function run(raw: Record<string, unknown>, globals: GlobalOptions): Promise<number> {
@@ -44,12 +50,18 @@ export async function run(raw: Record<string, unknown>, globals: GlobalOptions):
     if (!opts.image?.length) throw new CliError('give at least one --image', EXIT.usage)
     if (opts.maxParallel === undefined || !Number.isInteger(opts.maxParallel) || opts.maxParallel < 1)
       throw new CliError('--max-parallel must be a whole number of hosts, at least 1', EXIT.usage)
+    const rp = opts.registryParallel
+    if (rp !== undefined && (!Number.isInteger(rp) || rp < 1))
+      throw new CliError('--registry-parallel must be a whole number of hosts, at least 1', EXIT.usage)
     const body = {
       images: opts.image,
       maxParallelHosts: opts.maxParallel,
       ...(opts.selector ? { selector: opts.selector } : {}),
       ...(opts.maxFailed !== undefined ? { maxFailedHosts: opts.maxFailed } : {}),
       ...(opts.replaces?.length ? { replaces: opts.replaces } : {}),
+      ...(rp !== undefined ? { registryParallel: rp } : {}),
+      ...(opts.peerAffinityLabel ? { peerAffinityLabel: opts.peerAffinityLabel } : {}),
+      ...(opts.peers === false ? { peers: false } : {}),
       ...(opts.dryRun ? { dryRun: true } : {}),
     }
     const created = (await api('POST', '/v1/rollouts', body)) as { id: string | null; hosts?: unknown[] }
@@ -163,11 +175,21 @@ export function formatRollout(r: RolloutView): string {
   const lines = [
     `rollout ${r.id} · ${r.state} · ${r.spec.images.join(', ')} · at most ${r.spec.maxParallelHosts} at a time`,
     `hosts: ${h.succeeded} succeeded, ${h.skipped} skipped, ${h.failed} failed, ${h.running} running, ` +
-      `${h.pending} pending · ${(r.totals.bytesPulled / 2 ** 20).toFixed(1)} MiB pulled`,
+      `${h.pending} pending · ${mib(r.totals.bytesPulled)} MiB pulled${bySource(r.totals.bytesBySource)}`,
   ]
   for (const host of r.hosts)
-    lines.push(`  ${host.state.padEnd(9)} ${host.hostId}${host.reason ? `: ${host.reason}` : ''}`)
+    lines.push(
+      `  ${host.state.padEnd(9)} ${host.hostId}${bySource(host.bytesBySource)}${host.reason ? `: ${host.reason}` : ''}`,
+    )
   return lines.join('\n') + '\n'
+}
+
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1)
+
+/** " (registry 200.0 MiB, peer 600.0 MiB)": the kinds that carried bytes; '' when none did */
+function bySource(b: BySource | undefined): string {
+  const parts = (['registry', 'mirror', 'peer'] as const).filter((k) => (b?.[k] ?? 0) > 0)
+  return parts.length ? ` (${parts.map((k) => `${k} ${mib(b![k]!)} MiB`).join(', ')})` : ''
 }
 
 function formatPreview(p: {

@@ -3,7 +3,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { COMMAND_ACTIONS } from '../protocol.js'
 import type { HubCounters } from './hub.js'
 import type { FleetStore } from './fleet-store.js'
-import { ROLLOUT_HOST_STATES, ROLLOUT_STATES } from './rollout-plan.js'
+import { ROLLOUT_HOST_STATES, ROLLOUT_STATES, SOURCE_KINDS } from './rollout-plan.js'
 
 const P = 'gpuhost_coordinator_'
 const STATUSES = ['pending', 'running', 'succeeded', 'failed']
@@ -103,6 +103,21 @@ export function createCoordinatorMetrics(src: {
     "compressed bytes of the images rollouts' hosts pulled, as the agents reported them",
     () => src.store.rollouts.rolloutBytesPulled(),
   )
+  new Counter({
+    name: `${P}rollout_fetched_bytes_total`,
+    help:
+      "bytes of the images rollouts' hosts fetched, by where they came from (registry, mirror, peer), " +
+      'as the agents reported them',
+    labelNames: ['source_kind'],
+    registers: reg,
+    async collect() {
+      const counts = await src.store.rollouts.rolloutBytesBySource()
+      this.reset()
+      for (const sourceKind of SOURCE_KINDS) this.inc({ source_kind: sourceKind }, 0)
+      for (const c of counts)
+        if ((SOURCE_KINDS as readonly string[]).includes(c.sourceKind)) this.inc({ source_kind: c.sourceKind }, c.n)
+    },
+  })
   new Gauge({
     name: `${P}events_stored`,
     help: 'events in the database',

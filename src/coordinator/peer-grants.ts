@@ -9,13 +9,22 @@ export interface PeerGrant {
   token: string
 }
 
+/** who may read what from whom: the part of a grant the rollout driver decides */
+export interface PeerGrantRequest {
+  server: string
+  fetcher: string
+  ref: string
+  configDigest: string
+  peerUrl: string
+}
+
 /**
  * What a prewarm command names for `fetcher` to read `ref` (image `configDigest`) from `server`,
  * whose peer listener is `peerUrl` (http://HOST:PORT); valid `ttlSeconds` from `nowSeconds`.
  */
 export function grantPeer(
   policy: AgentAuthPolicy,
-  g: { server: string; fetcher: string; ref: string; configDigest: string; peerUrl: string },
+  g: PeerGrantRequest,
   nowSeconds: number,
   ttlSeconds = 3600,
 ): PeerGrant {

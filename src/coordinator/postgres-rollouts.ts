@@ -183,6 +183,16 @@ export class PostgresRollouts implements RolloutStore {
     return Number(rows[0].n)
   }
 
+  async rolloutBytesBySource(): Promise<{ sourceKind: string; n: number }[]> {
+    const { rows } = await this.deps.pool.query<{ source_kind: string; n: string }>(
+      `SELECT i->>'sourceKind' AS source_kind, coalesce(sum((i->>'bytesPulled')::numeric), 0) AS n
+       FROM rollout_hosts, jsonb_array_elements(rollout_hosts.images::jsonb) AS i
+       WHERE i->>'status' = 'pulled' AND i->>'sourceKind' IS NOT NULL
+       GROUP BY 1`,
+    )
+    return rows.map((r) => ({ sourceKind: r.source_kind, n: Number(r.n) }))
+  }
+
   private async toRollout(r: Record<string, unknown>, c: Queryable): Promise<Rollout> {
     const { rows } = await c.query('SELECT * FROM rollout_hosts WHERE rollout_id = $1 ORDER BY host_id COLLATE "C"', [
       r.id,

@@ -45,4 +45,6 @@ export const POSTGRES_MIGRATIONS: string[] = [
    CREATE INDEX rollout_hosts_state ON rollout_hosts (state);
    -- work one replica at a time does (driving rollouts): held until expires_at, renewed by its holder
    CREATE TABLE leases (name text PRIMARY KEY, holder text NOT NULL, expires_at timestamptz NOT NULL);`,
+  // what a host serving peers advertised in its hello
+  `ALTER TABLE hosts ADD COLUMN peers text;`,
 ]

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 import type { Logger } from 'pino'
-import type { CommandAction, CommandResult, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
+import type { CommandAction, CommandResult, EventMessage, Hello, PeerServing, SnapshotMessage } from '../protocol.js'
 import { systemClock, type Clock } from '../agent/clock.js'
 import { backoffDelay } from '../backoff.js'
 import {
@@ -257,11 +257,11 @@ export class PostgresFleetStore implements FleetStore {
     this.mine.add(hello.hostId)
     const f = hello.facts as Record<string, unknown>
     await this.pool.query(
-      `INSERT INTO hosts (host_id, connected, replica, last_seen, version, actions, gpu, disk, images, labels)
-       VALUES ($1, true, $2, $3, $4, $5, $6, $7, $8, $9)
+      `INSERT INTO hosts (host_id, connected, replica, last_seen, version, actions, gpu, disk, images, labels, peers)
+       VALUES ($1, true, $2, $3, $4, $5, $6, $7, $8, $9, $10)
        ON CONFLICT (host_id) DO UPDATE SET connected = true, replica = $2, last_seen = $3, version = $4,
          actions = $5, gpu = coalesce($6, hosts.gpu), disk = coalesce($7, hosts.disk),
-         images = coalesce($8, hosts.images), labels = $9`,
+         images = coalesce($8, hosts.images), labels = $9, peers = $10`,
       [
         hello.hostId,
         this.replicaId,
@@ -272,6 +272,8 @@ export class PostgresFleetStore implements FleetStore {
         json(f.disk),
         json(f.images),
         JSON.stringify(hello.labels),
+        // every hello says it anew: a host that stopped serving is no longer named
+        json(hello.facts.peers),
       ],
     )
   }
@@ -641,6 +643,7 @@ function toHost(r: Record<string, unknown>): HostDetail {
     lastPrune: parse(r.last_prune),
     lastPrewarm: parse(r.last_prewarm),
     labels: parse<Record<string, string>>(r.labels) ?? {},
+    peers: parse<PeerServing>(r.peers),
     actions: parse<string[]>(r.actions) ?? [],
     localImages: parse(r.local_images),
   }

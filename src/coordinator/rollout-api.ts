@@ -2,11 +2,11 @@
 // of one host's held image. Writes are POST/DELETE, so they carry the admin token like the rest.
 import { z } from 'zod'
 import { HttpError, type HttpServer } from '../http/server.js'
-import { parseSelector, SelectorError } from '../labels.js'
+import { labelKeySchema, parseSelector, SelectorError } from '../labels.js'
 import { describeZodIssues } from '../validation.js'
 import type { RolloutSpec } from './rollout-plan.js'
 import type { Rollout } from './rollout-store.js'
-import { rolloutTotals, type RolloutDriver } from './rollouts.js'
+import { hostBytesBySource, rolloutTotals, type RolloutDriver } from './rollouts.js'
 import type { FleetStore } from './fleet-store.js'
 import { isImageRef, imageRefSchema } from '../image-ref-schema.js'
 
@@ -17,6 +17,12 @@ const rolloutBodySchema = z.strictObject({
   maxFailedHosts: z.number().int().min(1).nullable().default(null),
   /** ids of earlier rollouts whose holds this one replaces on the hosts it reaches */
   replaces: z.array(z.string().min(1).max(200)).max(100).default([]),
+  /** hosts that serve peers hand the images to each other */
+  peers: z.boolean().default(true),
+  /** absent: the coordinator's rollouts.registryParallel */
+  registryParallel: z.number().int().min(1).max(10_000).optional(),
+  /** absent: the coordinator's rollouts.peerAffinityLabel; null: none */
+  peerAffinityLabel: labelKeySchema.nullable().optional(),
   dryRun: z.boolean().default(false),
 })
 
@@ -28,13 +34,23 @@ function validate<S extends z.ZodType>(schema: S, value: unknown, what: string):
   throw new HttpError(400, `bad ${what}: ${describeZodIssues(r.error.issues)}`)
 }
 
-/** a rollout as the API shows it: its hosts, and totals by host state with the bytes pulled */
+/** a rollout as the API shows it: its hosts with their bytes by source, and totals by host state and source */
 export function publicRollout(r: Rollout) {
-  return { ...r, totals: rolloutTotals(r) }
+  const hosts = r.hosts.map((h) => ({ ...h, bytesBySource: hostBytesBySource(h) }))
+  return { ...r, hosts, totals: rolloutTotals(r) }
 }
 
-export function addRolloutRoutes(http: HttpServer, deps: { store: FleetStore; rollouts: RolloutDriver }): void {
+export function addRolloutRoutes(
+  http: HttpServer,
+  deps: {
+    store: FleetStore
+    rollouts: RolloutDriver
+    /** what a rollout that does not say gets (the coordinator's `rollouts` config) */
+    defaults?: { registryParallel: number; peerAffinityLabel: string | null }
+  },
+): void {
   const { store, rollouts } = deps
+  const defaults = deps.defaults ?? { registryParallel: 1, peerAffinityLabel: null }
 
   http.post('/v1/rollouts', async (req) => {
     const { dryRun, ...body } = validate(rolloutBodySchema, req.body, 'rollout')
@@ -44,7 +60,12 @@ export function addRolloutRoutes(http: HttpServer, deps: { store: FleetStore; ro
       if (err instanceof SelectorError) throw new HttpError(400, `bad rollout: selector: ${err.message}`)
       throw err
     }
-    const spec: RolloutSpec = { ...body, images: [...new Set(body.images)] }
+    const spec: RolloutSpec = {
+      ...body,
+      images: [...new Set(body.images)],
+      registryParallel: body.registryParallel ?? defaults.registryParallel,
+      peerAffinityLabel: body.peerAffinityLabel === undefined ? defaults.peerAffinityLabel : body.peerAffinityLabel,
+    }
     if (dryRun) return { status: 200, body: { id: null, dryRun: true, ...(await rollouts.preview(spec)) } }
     const rollout = await rollouts.create(spec)
     return { status: 201, body: { id: rollout.id } }

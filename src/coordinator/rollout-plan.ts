@@ -35,6 +35,15 @@ export interface RolloutSpec {
   maxFailedHosts: number | null
   /** earlier rollouts whose holds this one replaces on the hosts it reaches */
   replaces: string[]
+  /**
+   * hosts that serve peers hand the images to each other (peer-sources.ts); false: every host reads
+   * its registry or mirrors. Absent in rollouts stored before peers: as true.
+   */
+  peers?: boolean
+  /** hosts reading an image from its registry at once, per value of peerAffinityLabel; absent: 1 */
+  registryParallel?: number
+  /** a host label (e.g. `rack`): registry turns counted per value, peers with the same value preferred */
+  peerAffinityLabel?: string | null
 }
 
 export interface PlannerHost {

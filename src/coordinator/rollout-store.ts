@@ -80,6 +80,8 @@ export interface RolloutStore {
   rolloutCounts(): Promise<{ state: string; n: number }[]>
   rolloutHostCounts(): Promise<{ state: string; n: number }[]>
   rolloutBytesPulled(): Promise<number>
+  /** bytes of pulled images over every rollout's hosts by where they came from, as the agents reported it */
+  rolloutBytesBySource(): Promise<{ sourceKind: string; n: number }[]>
 }
 
 /** SQLite's rollout tables, synchronous, for SqliteFleet */
@@ -97,6 +99,7 @@ export interface RolloutTables {
   rolloutCounts(): { state: string; n: number }[]
   rolloutHostCounts(): { state: string; n: number }[]
   rolloutBytesPulled(): number
+  rolloutBytesBySource(): { sourceKind: string; n: number }[]
 }
 
 export const ROLLOUT_SCHEMA = `
@@ -147,6 +150,11 @@ export class SqliteRolloutTables implements RolloutTables {
       counts: p('SELECT state, count(*) AS n FROM rollouts GROUP BY state'),
       hostCounts: p('SELECT state, count(*) AS n FROM rollout_hosts GROUP BY state'),
       bytes: p('SELECT coalesce(sum(bytesPulled), 0) AS n FROM rollout_hosts'),
+      bytesBySource: p(`SELECT json_extract(i.value, '$.sourceKind') AS sourceKind,
+          coalesce(sum(json_extract(i.value, '$.bytesPulled')), 0) AS n
+        FROM rollout_hosts, json_each(rollout_hosts.images) AS i
+        WHERE json_extract(i.value, '$.status') = 'pulled' AND json_extract(i.value, '$.sourceKind') IS NOT NULL
+        GROUP BY 1`),
     }
   }
 
@@ -203,6 +211,10 @@ export class SqliteRolloutTables implements RolloutTables {
 
   rolloutBytesPulled(): number {
     return (this.stmt.bytes.get() as { n: number }).n
+  }
+
+  rolloutBytesBySource(): { sourceKind: string; n: number }[] {
+    return this.stmt.bytesBySource.all() as { sourceKind: string; n: number }[]
   }
 
   private toRollout(r: Record<string, unknown>): Rollout {

@@ -20,6 +20,8 @@ import {
   SOURCE_KINDS,
 } from './rollout-plan.js'
 import type { CoordinatorEvent, Rollout, RolloutChanges, RolloutHost } from './rollout-store.js'
+import type { PeerGrant, PeerGrantRequest } from './peer-grants.js'
+import { planRolloutPeers, type RolloutPeerChoice } from './rollout-peers.js'
 import { COORDINATOR_HOST, type CommandRecord, type HostDetail } from './store.js'
 
 /** the lease of the one replica that drives rollouts */
@@ -29,6 +31,8 @@ export interface RolloutDriverDeps {
   store: FleetStore
   evaluator: CompatEvaluator | null
   log: Logger
+  /** signs what a prewarm command names for one host to fetch from another (peer-grants.ts); absent: no peers */
+  grantPeer?: (g: PeerGrantRequest) => PeerGrant
   tickSeconds?: number
   /** another replica takes over this long after the driving one stopped renewing its lease */
   leaseSeconds?: number
@@ -238,8 +242,19 @@ export class RolloutDriver {
       change(a.hostId, { state: 'skipped', reason: a.reason, finishedAt: at })
       changes.events.push(hostFinishedEvent(now, a.hostId, 'skipped', a.reason, 0))
     }
+    const peers = await this.peerChoices(now, plan.start, known)
     for (const s of plan.start) {
-      const args = { images: s.images, hold: true, rollout: id, replaces: now.spec.replaces }
+      const choice = peers.get(s.hostId) ?? {}
+      // Waits for a peer to free a slot or to finish fetching: started by a later pass.
+      if (choice === 'wait') continue
+      const named = this.grants(now, s.hostId, choice)
+      const args = {
+        images: s.images,
+        hold: true,
+        rollout: id,
+        replaces: now.spec.replaces,
+        ...(Object.keys(named).length ? { peers: named } : {}),
+      }
       change(s.hostId, { state: 'running', images: s.skipped, startedAt: at }, args)
     }
     if (plan.finish) {
@@ -249,6 +264,41 @@ export class RolloutDriver {
     if (!changes.hosts.length && !changes.finish) return
     if (!(await store.rollouts.applyRolloutChanges(id, changes))) return
     if (plan.finish) this.deps.log.info({ rolloutId: id, state: plan.finish }, 'rollout finished')
+  }
+
+  /** where each host to start fetches each image from (rollout-peers.ts), from the stored commands and facts */
+  private async peerChoices(
+    r: Rollout,
+    starting: { hostId: string; images: string[] }[],
+    fleet: Map<string, HostDetail>,
+  ): Promise<Map<string, RolloutPeerChoice>> {
+    if (!starting.length || !this.deps.grantPeer || r.spec.peers === false) return new Map()
+    const runningArgs = new Map<string, Record<string, unknown>>()
+    for (const h of r.hosts) {
+      if (h.state !== 'running' || !h.commandId) continue
+      const command = await this.deps.store.command(h.commandId)
+      if (command) runningArgs.set(h.hostId, command.args)
+    }
+    return planRolloutPeers({ spec: r.spec, hosts: r.hosts, runningArgs, fleet, starting, nowMs: Date.now() })
+  }
+
+  /** the signed peers of one host's prewarm command; a source that cannot be granted is left out */
+  private grants(r: Rollout, fetcher: string, choice: Exclude<RolloutPeerChoice, 'wait'>): Record<string, PeerGrant[]> {
+    const out: Record<string, PeerGrant[]> = {}
+    for (const [ref, sources] of Object.entries(choice)) {
+      const granted: PeerGrant[] = []
+      for (const s of sources) {
+        try {
+          granted.push(
+            this.deps.grantPeer!({ server: s.hostId, fetcher, ref, configDigest: s.imageId, peerUrl: s.peerUrl }),
+          )
+        } catch (err) {
+          this.deps.log.warn({ rolloutId: r.id, server: s.hostId, err: (err as Error).message }, 'cannot grant a peer')
+        }
+      }
+      if (granted.length) out[ref] = granted
+    }
+    return out
   }
 
   /** A running host whose command has a result becomes succeeded, skipped or failed; null while it runs. */
@@ -341,6 +391,13 @@ function matches(host: HostDetail, selector: string): boolean {
   return matchesSelector(host.labels, parseSelector(selector))
 }
 
+/** one host's bytes by where they came from; pulls reported without a source kind are left out */
+export function hostBytesBySource(h: RolloutHost): Record<SourceKind, number> {
+  const out = { registry: 0, mirror: 0, peer: 0 }
+  for (const i of h.images) if (i.status === 'pulled' && i.sourceKind) out[i.sourceKind] += i.bytesPulled
+  return out
+}
+
 export function rolloutTotals(r: Rollout): {
   hosts: Record<string, number>
   bytesPulled: number
@@ -351,7 +408,7 @@ export function rolloutTotals(r: Rollout): {
   const bytesBySource = { registry: 0, mirror: 0, peer: 0 }
   for (const h of r.hosts) {
     hosts[h.state]++
-    for (const i of h.images) if (i.status === 'pulled' && i.sourceKind) bytesBySource[i.sourceKind] += i.bytesPulled
+    for (const [kind, n] of Object.entries(hostBytesBySource(h))) bytesBySource[kind as SourceKind] += n
   }
   return { hosts, bytesPulled: r.hosts.reduce((s, h) => s + h.bytesPulled, 0), bytesBySource }
 }

@@ -17,6 +17,7 @@ import type { FleetStore } from './fleet-store.js'
 import { PostgresFleetStore } from './postgres-store.js'
 import { SqliteFleetStore } from './sqlite-store.js'
 import { RolloutDriver } from './rollouts.js'
+import { grantPeer } from './peer-grants.js'
 import { addRolloutRoutes } from './rollout-api.js'
 
 export class Coordinator {
@@ -63,6 +64,7 @@ export class Coordinator {
       store,
       evaluator: COMPAT_EVALUATOR,
       log,
+      grantPeer: (g) => grantPeer(policy, g, Math.floor(Date.now() / 1000)),
     })
     const metrics = createCoordinatorMetrics({
       store,
@@ -72,7 +74,7 @@ export class Coordinator {
     })
     const { metricsAuth } = config
     addCoordinatorRoutes(this.http, { store, hub, metrics, evaluator: COMPAT_EVALUATOR, metricsAuth })
-    addRolloutRoutes(this.http, { store, rollouts })
+    addRolloutRoutes(this.http, { store, rollouts, defaults: config.rollouts })
     this.http.onUpgrade(hub.onUpgrade)
     const components: Component[] = [this.http, hub, rollouts]
     await this.lifecycle.start(components)

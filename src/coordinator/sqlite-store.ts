@@ -204,4 +204,8 @@ class SqliteRollouts implements RolloutStore {
   async rolloutBytesPulled() {
     return this.db.rollouts.rolloutBytesPulled()
   }
+
+  async rolloutBytesBySource() {
+    return this.db.rollouts.rolloutBytesBySource()
+  }
 }

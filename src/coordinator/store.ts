@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
-import type { CommandAction, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
+import type { CommandAction, EventMessage, Hello, PeerServing, SnapshotMessage } from '../protocol.js'
 import { systemClock, type Clock } from '../agent/clock.js'
 import { checkSchemaVersion } from './fleet-store.js'
 import { ROLLOUT_SCHEMA, SqliteRolloutTables, type RolloutTables } from './rollout-store.js'
@@ -27,6 +27,8 @@ export interface HostRecord {
   lastPrewarm: Record<string, unknown> | null
   /** the host's labels, as its agent last sent them */
   labels: Record<string, string>
+  /** where other hosts fetch images from this one (its hello's `peers` fact); null: it does not serve peers */
+  peers: PeerServing | null
 }
 
 export interface HostDetail extends HostRecord {
@@ -90,6 +92,8 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
   },
   // Rollouts; IF NOT EXISTS, as some databases gained these tables before versioning.
   (db) => db.exec(ROLLOUT_SCHEMA),
+  // What a host serving peers advertised in its hello.
+  (db) => db.exec('ALTER TABLE hosts ADD COLUMN peers TEXT'),
 ]
 
 /** the schema version this build brings a database to */
@@ -149,11 +153,11 @@ export class SqliteFleet {
     this.db.exec('UPDATE hosts SET connected = 0')
     const p = (sql: string) => this.db.prepare(sql)
     this.stmt = {
-      hello: p(`INSERT INTO hosts (hostId, connected, lastSeen, version, actions, gpu, disk, images, labels)
-        VALUES (@hostId, 1, @lastSeen, @version, @actions, @gpu, @disk, @images, @labels)
+      hello: p(`INSERT INTO hosts (hostId, connected, lastSeen, version, actions, gpu, disk, images, labels, peers)
+        VALUES (@hostId, 1, @lastSeen, @version, @actions, @gpu, @disk, @images, @labels, @peers)
         ON CONFLICT (hostId) DO UPDATE SET connected = 1, lastSeen = @lastSeen, version = @version, actions = @actions,
           gpu = coalesce(@gpu, gpu), disk = coalesce(@disk, disk), images = coalesce(@images, images),
-          labels = @labels`),
+          labels = @labels, peers = @peers`),
       snapshot: p(`UPDATE hosts SET lastSeen = @lastSeen, gpu = @gpu, disk = @disk, images = @images,
         localImages = coalesce(@localImages, localImages), labels = coalesce(@labels, labels),
         lastPrune = CASE WHEN @lastPrune IS NOT NULL AND ${NEWER('lastPrune', '@lastPrune')}
@@ -251,6 +255,8 @@ export class SqliteFleet {
       disk: json(f.disk),
       images: json(f.images),
       labels: JSON.stringify(hello.labels),
+      // every hello says it anew: a host that stopped serving is no longer named
+      peers: json(hello.facts.peers),
     })
   }
 
@@ -434,6 +440,7 @@ function toHost(r: Record<string, unknown>): HostDetail {
     lastPrune: parse(r.lastPrune),
     lastPrewarm: parse(r.lastPrewarm),
     labels: parse<Record<string, string>>(r.labels) ?? {},
+    peers: parse<PeerServing>(r.peers),
     actions: parse<string[]>(r.actions) ?? [],
     localImages: parse(r.localImages),
   }

@@ -24,6 +24,7 @@ import {
   type SnapshotMessage,
 } from '../protocol.js'
 import { Outbox } from './outbox.js'
+import { peerServingFact } from '../peers/advertise.js'
 import { ExecutedCommands } from './executed-commands.js'
 import { VERSION } from '../version.js'
 import { backoffDelay } from '../backoff.js'
@@ -76,6 +77,7 @@ export class CoordinatorLink implements Component {
   /** digest of the image list last sent on this connection: an unchanged list is not sent again */
   private sentImagesDigest: string | null = null
   private sentUpTo = 0
+  private warnedUnadvertised = false
   /** entries sent and not yet acked on this connection, with when they were sent */
   private readonly inFlight = new Map<string, number>()
   private readonly unsubscribe: () => void
@@ -274,13 +276,23 @@ export class CoordinatorLink implements Component {
 
   private async sendHello(ws: WebSocket): Promise<void> {
     const status = await this.status()
+    const { peers } = this.ctx.config
+    const serving = peerServingFact(peers, typeof this.ctx.runtime.saveImage === 'function')
+    if (peers.serve && !serving && !this.warnedUnadvertised) {
+      this.warnedUnadvertised = true
+      this.ctx.log.warn(
+        { listen: peers.listen },
+        'peers.serve is on but the coordinator is not told of it (set peers.advertiseUrl for a wildcard ' +
+          'listen; a runtime that cannot export images only fetches): no host will fetch from this one',
+      )
+    }
     const hello = envelop<Hello>(
       this.ctx.config.hostId,
       {
         type: 'hello',
         version: VERSION,
         actions: this.ctx.actions.names(),
-        facts: status,
+        facts: serving ? { ...status, peers: serving } : status,
         labels: this.ctx.config.labels,
       },
       this.stamp(),

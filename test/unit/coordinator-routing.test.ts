@@ -88,6 +88,7 @@ const host = (hostId: string, over: Partial<HostDetail>): HostDetail => ({
   lastPrune: null,
   lastPrewarm: null,
   labels: {},
+  peers: null,
   actions: [],
   localImages: null,
   ...over,

@@ -1,0 +1,142 @@
+// Which peers the hosts a rollout starts now fetch each image from, derived from stored state alone:
+// the rollout's hosts (states, outcomes), the prewarm commands of its running hosts (whom each was
+// sent to) and the fleet's hosts (labels, what each advertised in its hello, the images it reported).
+// Pure: the driver (rollouts.ts) gathers these, asks this, signs the grants and sends the commands.
+//
+// The export URL names the image id the serving host itself reported for the reference: that host
+// answers only for the image it holds under that name (and id), so no other id would be served. The
+// coordinator has no registry credentials of its own to read the manifest with; and it need not
+// trust this id: the fetching host checks what it loaded against the config digest of the registry's
+// manifest, which it reads anyway, so a source holding something else costs one failed attempt and
+// never wrong content.
+import { qualifiedRef } from '../registry/reference.js'
+import type { ReportedImage } from '../protocol.js'
+import { planPeerSources, type PeerSourceHost } from './peer-sources.js'
+import type { RolloutSpec } from './rollout-plan.js'
+import type { RolloutHost } from './rollout-store.js'
+import type { HostDetail } from './store.js'
+
+/**
+ * A host that finished with the image is counted as a source to come for this long while its
+ * reported images do not show it yet (the agent reports its images within seconds of a change);
+ * after that it is passed over, and the host that waited for it reads the registry.
+ */
+export const FACTS_GRACE_SECONDS = 60
+
+const IMAGE_ID = /^sha256:[0-9a-f]{64}$/
+
+/** one source named for one image: the host, where its listener is, and the image id it holds */
+export interface PeerSourceRef {
+  hostId: string
+  peerUrl: string
+  imageId: string
+}
+
+export interface RolloutPeersInput {
+  spec: RolloutSpec
+  /** the rollout's hosts as they are after this pass's results */
+  hosts: RolloutHost[]
+  /** the args of the prewarm commands of the rollout's running hosts, by host */
+  runningArgs: Map<string, Record<string, unknown>>
+  /** every host the coordinator knows */
+  fleet: Map<string, HostDetail>
+  /** what planRollout would start now, in order */
+  starting: { hostId: string; images: string[] }[]
+  nowMs: number
+}
+
+/** per host to start: `wait` (not this pass), or the peers to name per image (none: the registry) */
+export type RolloutPeerChoice = 'wait' | Record<string, PeerSourceRef[]>
+
+export function planRolloutPeers(input: RolloutPeersInput): Map<string, RolloutPeerChoice> {
+  const out = new Map<string, RolloutPeerChoice>()
+  for (const s of input.starting) out.set(s.hostId, {})
+  if (input.spec.peers === false) return out
+  // A host waiting for one image is not started for the others either (one command per host), which
+  // frees what it was given: plan again without it until no host is added to the waiting.
+  let starting = input.starting
+  for (;;) {
+    const choices = new Map<string, Record<string, PeerSourceRef[]>>(starting.map((s) => [s.hostId, {}]))
+    const waiting = new Set<string>()
+    for (const ref of input.spec.images) {
+      const wanting = starting.filter((s) => s.images.includes(ref))
+      if (!wanting.length) continue
+      for (const c of planImage(input, ref, wanting)) {
+        if (c.via === 'wait') waiting.add(c.hostId)
+        else if (c.via === 'peers' && c.peers.length) choices.get(c.hostId)![ref] = c.peers
+      }
+    }
+    if (!waiting.size) {
+      for (const [hostId, peers] of choices) out.set(hostId, peers)
+      return out
+    }
+    for (const hostId of waiting) out.set(hostId, 'wait')
+    starting = starting.filter((s) => !waiting.has(s.hostId))
+    if (!starting.length) return out
+  }
+}
+
+type ImageChoice =
+  | { hostId: string; via: 'peers'; peers: PeerSourceRef[] }
+  | { hostId: string; via: 'registry' }
+  | { hostId: string; via: 'wait' }
+
+function planImage(input: RolloutPeersInput, ref: string, starting: { hostId: string }[]): ImageChoice[] {
+  const { fleet, spec } = input
+  const wanted = qualifiedRef(ref)
+  const serving = (hostId: string) => {
+    const f = fleet.get(hostId)
+    return f?.connected && f.peers ? f.peers : null
+  }
+  const labels = (hostId: string) => fleet.get(hostId)?.labels ?? {}
+  const sources: (PeerSourceHost & { ref: PeerSourceRef })[] = []
+  const upcoming: { labels: Record<string, string> }[] = []
+  const registryHosts: { labels: Record<string, string> }[] = []
+  const uploads = new Map<string, number>()
+  for (const h of input.hosts) {
+    if (h.state === 'running') {
+      const args = input.runningArgs.get(h.hostId)
+      const images = Array.isArray(args?.images) ? (args.images as unknown[]) : []
+      if (!images.includes(ref)) continue
+      const named = (args?.peers as Record<string, { host?: unknown }[]> | undefined)?.[ref]
+      const first = Array.isArray(named) && typeof named[0]?.host === 'string' ? named[0].host : null
+      if (first !== null) uploads.set(first, (uploads.get(first) ?? 0) + 1)
+      else registryHosts.push({ labels: labels(h.hostId) })
+      if (serving(h.hostId)) upcoming.push({ labels: labels(h.hostId) })
+    } else if (h.state === 'succeeded') {
+      const outcome = h.images.find((i) => i.ref === ref)
+      if (outcome?.status === 'pulled' && outcome.sourceKind !== 'peer')
+        registryHosts.push({ labels: labels(h.hostId) })
+      if (outcome?.status !== 'pulled' && outcome?.status !== 'present') continue
+      const peers = serving(h.hostId)
+      if (!peers) continue
+      const imageId = heldImageId(fleet.get(h.hostId)!.localImages, wanted)
+      if (imageId) {
+        const ref = { hostId: h.hostId, peerUrl: peers.url, imageId }
+        sources.push({ hostId: h.hostId, labels: labels(h.hostId), maxUploads: peers.maxUploads, serving: 0, ref })
+      } else if (h.finishedAt && input.nowMs - Date.parse(h.finishedAt) < FACTS_GRACE_SECONDS * 1000) {
+        upcoming.push({ labels: labels(h.hostId) })
+      }
+    }
+  }
+  for (const s of sources) s.serving = uploads.get(s.hostId) ?? 0
+  const byId = new Map(sources.map((s) => [s.hostId, s.ref]))
+  const plan = planPeerSources({
+    starting: starting.map((s) => ({ hostId: s.hostId, labels: labels(s.hostId), serves: !!serving(s.hostId) })),
+    sources,
+    registryHosts,
+    upcomingSources: upcoming,
+    registryParallel: spec.registryParallel ?? 1,
+    affinityLabel: spec.peerAffinityLabel ?? null,
+  })
+  return plan.map((c) => (c.via === 'peers' ? { ...c, peers: c.peers.map((p) => byId.get(p)!) } : c))
+}
+
+/** the id of the image the host reported under `wanted` (qualified), when it is a plain sha256 id */
+function heldImageId(images: ReportedImage[] | null, wanted: string): string | null {
+  for (const i of images ?? []) {
+    const names = [...i.repoTags, ...i.repoDigests].map(qualifiedRef)
+    if (names.includes(wanted) && IMAGE_ID.test(i.id)) return i.id
+  }
+  return null
+}
