@@ -1,6 +1,7 @@
 // A fleet of agents, each on its own private dockerd serving peers, one registry, and one image
 // spread over them either from the registry alone or in the rounds the peer-source planner lays
-// out, with grants signed as the coordinator signs them. Shared by the peer test and bench.
+// out, with grants signed as the coordinator signs them; or, with a coordinator, linked to it so
+// that its rollouts spread the image. Shared by the peer tests and bench.
 import { hostToken } from '../../src/coordinator/identity.js'
 import { grantPeer } from '../../src/coordinator/peer-grants.js'
 import { planPeerSources } from '../../src/coordinator/peer-sources.js'
@@ -35,9 +36,15 @@ export interface PeerFleet {
   maxUploads: number
 }
 
+/** the coordinator the agents link to: its agents URL and the per-host tokens it accepts */
+export interface FleetCoordinator {
+  agentsUrl: string
+  tokenFileFor(hostId: string): string
+}
+
 export async function startPeerFleet(
   t: Teardown,
-  opts: { hosts: number; mib: number; maxUploads: number },
+  opts: { hosts: number; mib: number; maxUploads: number; coordinator?: FleetCoordinator },
 ): Promise<PeerFleet> {
   const registry = await startRegistry(t)
   const hosts = await Promise.all(
@@ -54,7 +61,9 @@ export async function startPeerFleet(
           gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
           prune: { highPercent: 100, schedule: null },
           prewarm: { schedule: null, retries: 0 },
-          coordinator: { tokenFile: dir.file('link-token', hostToken(SECRET, id) + '\n') },
+          coordinator: opts.coordinator
+            ? { url: opts.coordinator.agentsUrl, tokenFile: opts.coordinator.tokenFileFor(id), reconnectMaxSeconds: 1 }
+            : { tokenFile: dir.file('link-token', hostToken(SECRET, id) + '\n') },
           peers: { serve: true, listen: `127.0.0.1:${port}`, maxUploads: opts.maxUploads },
         },
         { waitReady: true },
