@@ -5,7 +5,8 @@
 // affinity label when one is given: once per rack); every host that holds the image and serves
 // peers is a source with maxUploads slots; a host starting now takes a free slot, preferring a
 // source with its own affinity value, then the least busy; the other sources follow as fallbacks
-// (they cost a slot only when used). A host that finds neither a slot nor a registry turn waits for
+// (they cost a slot only when used). Hosts a free source of their own group can serve are served
+// first, so that a slot is not given across groups while a host of its own group waits. A host that finds neither a slot nor a registry turn waits for
 // the next round: the tree grows by (1 + maxUploads) each round.
 
 export interface PeerSourceHost {
@@ -45,10 +46,9 @@ export function planPeerSources(input: PeerSourceInput): PeerSourceChoice[] {
   const turns = new Map<string, number>()
   for (const h of input.registryHosts) turns.set(group(h.labels), (turns.get(group(h.labels)) ?? 0) + 1)
   const groupsWithSources = new Set([...input.sources, ...input.upcomingSources].map((s) => group(s.labels)))
-  const out: PeerSourceChoice[] = []
-  for (const host of input.starting) {
+  const rank = (host: PeerSourceInput['starting'][number]) => {
     const mine = group(host.labels)
-    const ranked = input.sources
+    return input.sources
       .filter((s) => s.hostId !== host.hostId)
       .sort(
         (a, b) =>
@@ -56,26 +56,42 @@ export function planPeerSources(input: PeerSourceInput): PeerSourceChoice[] {
           serving.get(a.hostId)! / a.maxUploads - serving.get(b.hostId)! / b.maxUploads ||
           a.hostId.localeCompare(b.hostId),
       )
+  }
+  const take = (host: PeerSourceInput['starting'][number], free: PeerSourceHost, ranked: PeerSourceHost[]) => {
+    serving.set(free.hostId, serving.get(free.hostId)! + 1)
+    const fallbacks = ranked.filter((s) => s !== free).slice(0, input.maxFallbacks ?? 2)
+    if (host.serves) groupsWithSources.add(group(host.labels))
+    return { hostId: host.hostId, via: 'peers' as const, peers: [free.hostId, ...fallbacks.map((s) => s.hostId)] }
+  }
+  const decided = new Map<string, PeerSourceChoice>()
+  // First the hosts a free source of their own group can serve, so that a slot does not go across
+  // groups while a host of the source's own group waits behind.
+  for (const host of input.starting) {
+    const ranked = rank(host)
+    const free = ranked.find((s) => serving.get(s.hostId)! < s.maxUploads)
+    if (free && group(free.labels) === group(host.labels)) decided.set(host.hostId, take(host, free, ranked))
+  }
+  for (const host of input.starting) {
+    if (decided.has(host.hostId)) continue
+    const mine = group(host.labels)
+    const ranked = rank(host)
     const free = ranked.find((s) => serving.get(s.hostId)! < s.maxUploads)
     const registryTurn = (turns.get(mine) ?? 0) < input.registryParallel
     // A group's first fetch goes to the registry rather than across groups (once per rack); after
     // that a free peer anywhere beats waiting.
     const localFirst = registryTurn && !groupsWithSources.has(mine)
     if (free && (group(free.labels) === mine || !localFirst)) {
-      serving.set(free.hostId, serving.get(free.hostId)! + 1)
-      const fallbacks = ranked.filter((s) => s !== free).slice(0, input.maxFallbacks ?? 2)
-      out.push({ hostId: host.hostId, via: 'peers', peers: [free.hostId, ...fallbacks.map((s) => s.hostId)] })
-      if (host.serves) groupsWithSources.add(mine)
+      decided.set(host.hostId, take(host, free, ranked))
     } else if (registryTurn || groupsWithSources.size === 0) {
       // no turn left but nothing will ever serve (no host serves peers): the registry, as without peers
       turns.set(mine, (turns.get(mine) ?? 0) + 1)
-      out.push({ hostId: host.hostId, via: 'registry' })
+      decided.set(host.hostId, { hostId: host.hostId, via: 'registry' })
       if (host.serves) groupsWithSources.add(mine)
     } else {
-      out.push({ hostId: host.hostId, via: 'wait' })
+      decided.set(host.hostId, { hostId: host.hostId, via: 'wait' })
     }
   }
-  return out
+  return input.starting.map((h) => decided.get(h.hostId)!)
 }
 
 /** rounds a rollout to N hosts takes at best: each round every holder serves maxUploads more */

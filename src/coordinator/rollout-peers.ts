@@ -52,9 +52,12 @@ export function planRolloutPeers(input: RolloutPeersInput): Map<string, RolloutP
   const out = new Map<string, RolloutPeerChoice>()
   for (const s of input.starting) out.set(s.hostId, {})
   if (input.spec.peers === false) return out
-  // A host waiting for one image is not started for the others either (one command per host), which
-  // frees what it was given: plan again without it until no host is added to the waiting.
-  let starting = input.starting
+  // Hosts that serve come first: a registry turn or a peer's slot given to one of them adds a source;
+  // given to a host that only fetches, it adds none. A host waiting for one image is not started for
+  // the others either (one command per host), which frees what it was given: plan again without it
+  // until no host is added to the waiting.
+  const serves = (hostId: string) => !!input.fleet.get(hostId)?.peers
+  let starting = [...input.starting].sort((a, b) => Number(serves(b.hostId)) - Number(serves(a.hostId)))
   for (;;) {
     const choices = new Map<string, Record<string, PeerSourceRef[]>>(starting.map((s) => [s.hostId, {}]))
     const waiting = new Set<string>()

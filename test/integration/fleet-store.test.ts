@@ -110,6 +110,13 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
         t.same((await store.host('b'))!.labels, { rack: 'b', gpu: 'h100' })
         await store.recordSnapshot({ ...snapshot('b'), id: 's2' })
         t.same((await store.host('b'))!.labels, { rack: 'b', gpu: 'h100' }, 'a snapshot without labels changes nothing')
+        t.equal((await store.host('a'))!.peers, null, 'a host that does not serve peers advertises nothing')
+        const serving = { url: 'http://10.0.3.7:9479', maxUploads: 3 }
+        await store.recordHello({ ...hello('a'), facts: { ...hello('a').facts, peers: serving } })
+        t.same((await store.host('a'))!.peers, serving, "the peer listener of the host's hello")
+        await store.recordHello(hello('a'))
+        t.equal((await store.host('a'))!.peers, null, 'a hello without it: the host no longer serves')
+        await store.recordHello({ ...hello('a'), facts: { ...hello('a').facts, peers: serving } })
         t.same(
           (await store.hosts()).map((h) => h.hostId),
           ['a', 'b'],
@@ -122,6 +129,7 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
         const again = await open()
         t.teardown(() => again.close())
         t.equal((await again.host('b'))!.connected, false, 'nobody is connected to a store that closed')
+        t.same((await again.host('a'))!.peers, { url: 'http://10.0.3.7:9479', maxUploads: 3 }, 'kept across a restart')
         t.match(await again.command(commandId), { status: 'pending', action: 'status', hostId: 'b' })
         t.same(
           (await again.pendingCommands('b')).map((c) => c.commandId),
@@ -237,8 +245,46 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
         const finish = {
           expect: 'running' as const,
           hosts: [
-            { hostId: 'a', patch: { state: 'succeeded' as const, bytesPulled: 1000, finishedAt: 'T2' } },
-            { hostId: 'b', patch: { state: 'succeeded' as const, bytesPulled: 24 } },
+            {
+              hostId: 'a',
+              patch: {
+                state: 'succeeded' as const,
+                bytesPulled: 1000,
+                finishedAt: 'T2',
+                images: [
+                  {
+                    ref: 'reg/a:1',
+                    status: 'pulled' as const,
+                    reason: '',
+                    bytesPulled: 1000,
+                    sourceKind: 'peer' as const,
+                  },
+                ],
+              },
+            },
+            {
+              hostId: 'b',
+              patch: {
+                state: 'succeeded' as const,
+                bytesPulled: 24,
+                images: [
+                  {
+                    ref: 'reg/a:1',
+                    status: 'pulled' as const,
+                    reason: '',
+                    bytesPulled: 24,
+                    sourceKind: 'registry' as const,
+                  },
+                  {
+                    ref: 'reg/b:1',
+                    status: 'present' as const,
+                    reason: '',
+                    bytesPulled: 0,
+                    sourceKind: 'mirror' as const,
+                  },
+                ],
+              },
+            },
             { hostId: 'c', patch: { state: 'skipped' as const, reason: 'gone' } },
           ],
           finish: 'succeeded' as const,
@@ -254,6 +300,14 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
           { reason: 'gone' },
         ])
         t.equal(await again.rollouts.rolloutBytesPulled(), 1024)
+        t.same(
+          (await again.rollouts.rolloutBytesBySource()).sort((x, y) => x.sourceKind.localeCompare(y.sourceKind)),
+          [
+            { sourceKind: 'peer', n: 1000 },
+            { sourceKind: 'registry', n: 24 },
+          ],
+          'bytes of pulled images by source; an image present already counts nothing',
+        )
         t.same(await again.rollouts.rolloutCounts(), [{ state: 'succeeded', n: 1 }])
         t.same(
           (await again.rollouts.rolloutHostCounts()).sort((x, y) => x.state.localeCompare(y.state)),

@@ -75,6 +75,21 @@ t.test('with an affinity label: a rack first reads the registry once, then peers
   t.same(later, [{ hostId: 'b2', via: 'peers', peers: ['b1', 'a1'] }], 'its own rack first, another as fallback')
 })
 
+t.test("a free source serves its own rack's host before one of another rack that comes first", async (t) => {
+  const plan = planPeerSources({
+    ...base,
+    affinityLabel: 'rack',
+    starting: [host('a2', 'a'), host('b2', 'b')],
+    sources: [source('b1', 0, 'b', 1)],
+    registryHosts: [{ labels: { rack: 'a' } }, { labels: { rack: 'b' } }],
+    upcomingSources: [{ labels: { rack: 'a' } }],
+  })
+  t.same(plan, [
+    { hostId: 'a2', via: 'wait' },
+    { hostId: 'b2', via: 'peers', peers: ['b1'] },
+  ])
+})
+
 t.test('rounds grow by 1 + maxUploads', async (t) => {
   t.equal(peerRounds(4, 1, 2), 3, '1, 3, 4')
   t.equal(peerRounds(1000, 1, 2), 8, 'ceil(log3 1000) + 1')

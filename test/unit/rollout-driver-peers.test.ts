@@ -1,0 +1,191 @@
+// The rollout driver naming peers, over a real fleet store (SQLite in a temp dir): the first host
+// reads the registry, the others wait for it to hold the image and then fetch from it with a grant
+// it can check, each source serving at most its maxUploads; registry turns per rack with an
+// affinity label; no peers when the rollout says so; and a new store and driver on the same data
+// plan the same from what is stored.
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { hostToken } from '../../src/coordinator/identity.js'
+import { grantPeer } from '../../src/coordinator/peer-grants.js'
+import type { RolloutSpec } from '../../src/coordinator/rollout-plan.js'
+import { RolloutDriver } from '../../src/coordinator/rollouts.js'
+import { SqliteFleetStore } from '../../src/coordinator/sqlite-store.js'
+import { verifyPeerToken } from '../../src/peers/token.js'
+import type { Hello, SnapshotMessage } from '../../src/protocol.js'
+import { commandResult } from '../support/fleet-messages.js'
+
+const REF = 'reg.local/team/model:1'
+const ID = 'sha256:' + 'ab'.repeat(32)
+const SECRET = 'fleet-secret'
+
+const hello = (hostId: string, labels: Record<string, string>, serves: boolean): Hello => ({
+  v: 1,
+  id: `h-${hostId}`,
+  ts: '2026-11-23T10:00:00.000Z',
+  hostId,
+  type: 'hello',
+  version: '0.1.0',
+  actions: ['prewarm'],
+  facts: serves ? { peers: { url: `http://${hostId}:9479`, maxUploads: 1 } } : {},
+  labels,
+})
+
+/** the host reports it holds the image (its images after the pull) */
+const holds = (hostId: string): SnapshotMessage => ({
+  v: 1,
+  id: `s-${hostId}`,
+  ts: '2026-11-23T10:00:01.000Z',
+  hostId,
+  type: 'snapshot',
+  gpu: {},
+  disk: null,
+  images: null,
+  localImages: [{ id: ID, repoTags: [REF], repoDigests: [], sizeBytes: 1, cudaEnv: null, compat: null }],
+  lastPrune: null,
+  lastPrewarm: null,
+})
+
+const spec = (over: Partial<RolloutSpec> = {}): RolloutSpec => ({
+  images: [REF],
+  selector: '',
+  maxParallelHosts: 10,
+  maxFailedHosts: null,
+  replaces: [],
+  ...over,
+})
+
+function setup(t: { teardown(fn: () => void | Promise<void>): void }, dir?: string) {
+  const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'gh-rollout-peers-'))
+  if (!dir) t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  const store = new SqliteFleetStore(dataDir)
+  const policy = { mode: 'per-host' as const, secret: SECRET, sharedToken: null }
+  const driver = new RolloutDriver({
+    store,
+    evaluator: null,
+    log: pino({ level: 'silent' }),
+    tickSeconds: 3600,
+    grantPeer: (g) => grantPeer(policy, g, Math.floor(Date.now() / 1000)),
+  })
+  t.teardown(() => store.close())
+  return { store, driver, dataDir }
+}
+
+type Store = SqliteFleetStore
+
+/** host id → 'registry' | 'peers <first>,<fallbacks>' of the running hosts' commands; pending hosts absent */
+async function sources(store: Store, id: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const h of (await store.rollouts.rollout(id))!.hosts) {
+    if (h.state !== 'running') continue
+    const peers = (await store.command(h.commandId!))!.args.peers as Record<string, { host: string }[]> | undefined
+    out[h.hostId] = peers ? `peers ${peers[REF].map((p) => p.host).join(',')}` : 'registry'
+  }
+  return out
+}
+
+/** the host's prewarm reports the image pulled from `kind`; with `reported`, its images show it too */
+async function finish(store: Store, driver: RolloutDriver, id: string, hostId: string, kind: string, reported = true) {
+  const h = (await store.rollouts.rollout(id))!.hosts.find((x) => x.hostId === hostId)!
+  const r = {
+    ref: REF,
+    status: 'pulled',
+    reason: 'r',
+    source: null,
+    durationSeconds: 1,
+    bytesPulled: 100,
+    sourceKind: kind,
+  }
+  await store.recordBatch(hostId, [], [commandResult(hostId, h.commandId!, true, { results: [r] })])
+  if (reported) await store.recordSnapshot(holds(hostId))
+  await driver.wake()
+}
+
+t.test('the first host reads the registry, the others fetch from hosts that hold the image', async (t) => {
+  const { store, driver, dataDir } = setup(t)
+  for (const h of ['s1', 's2', 's3', 's4']) await store.recordHello(hello(h, {}, true))
+  await store.recordHello(hello('f5', {}, false))
+  const r = await driver.create(spec())
+  t.same(await sources(store, r.id), { s1: 'registry' }, 'one registry turn; the others wait for s1')
+
+  await finish(store, driver, r.id, 's1', 'registry', false)
+  t.same(await sources(store, r.id), {}, 's1 finished but has not reported the image yet: nobody starts')
+  await store.recordSnapshot(holds('s1'))
+  await driver.wake()
+  t.same(await sources(store, r.id), { s2: 'peers s1' }, 's1 serves one at a time; a host that serves goes first')
+
+  const running = (await store.rollouts.rollout(r.id))!.hosts.find((h) => h.hostId === 's2')!
+  const cmd = (await store.command(running.commandId!))!
+  const grant = (cmd.args.peers as Record<string, { host: string; url: string; token: string }[]>)[REF][0]
+  t.equal(grant.url, `http://s1:9479/v1/images/${ID}/export`, 'the export URL of the image id s1 reported')
+  const verdict = verifyPeerToken(grant.token, { hostId: 's1', token: hostToken(SECRET, 's1') }, Date.now() / 1000)
+  t.match(verdict, { ok: true, claim: { server: 's1', fetcher: 's2', ref: REF } }, 's1 accepts the grant')
+  t.match(cmd.args, { images: [REF], hold: true, rollout: r.id }, 'the rest of the command as without peers')
+
+  // A coordinator restart: the same plan from what is stored; s1's one slot is still taken by s2.
+  await store.close()
+  const again = setup(t, dataDir)
+  for (const h of ['s1', 's2', 's3', 's4']) await again.store.recordHello(hello(h, {}, true))
+  await again.store.recordHello(hello('f5', {}, false))
+  await again.driver.wake()
+  t.same(await sources(again.store, r.id), { s2: 'peers s1' }, 'nothing more starts after a restart')
+
+  await finish(again.store, again.driver, r.id, 's2', 'peer')
+  t.same(
+    await sources(again.store, r.id),
+    { s3: 'peers s1,s2', s4: 'peers s2,s1' },
+    'each source one at a time, the others named as fallbacks',
+  )
+  await finish(again.store, again.driver, r.id, 's3', 'peer')
+  t.same(await sources(again.store, r.id), { s4: 'peers s2,s1', f5: 'peers s1,s3,s2' }, 'a host that only fetches')
+  await finish(again.store, again.driver, r.id, 's4', 'peer')
+  await finish(again.store, again.driver, r.id, 'f5', 'peer')
+  const done = (await again.store.rollouts.rollout(r.id))!
+  t.equal(done.state, 'succeeded')
+})
+
+t.test('with an affinity label the registry is read once per rack', async (t) => {
+  const { store, driver } = setup(t)
+  for (const [h, rack] of [
+    ['a1', 'a'],
+    ['a2', 'a'],
+    ['b1', 'b'],
+    ['b2', 'b'],
+  ])
+    await store.recordHello(hello(h, { rack }, true))
+  const r = await driver.create(spec({ peerAffinityLabel: 'rack' }))
+  t.same(await sources(store, r.id), { a1: 'registry', b1: 'registry' })
+  await finish(store, driver, r.id, 'b1', 'registry')
+  t.same(await sources(store, r.id), { a1: 'registry', b2: 'peers b1' }, 'b2 from its own rack')
+  await finish(store, driver, r.id, 'a1', 'mirror')
+  t.same(await sources(store, r.id), { a2: 'peers a1,b1', b2: 'peers b1' }, 'own rack first, the other as fallback')
+})
+
+t.test('no peers: when the rollout says so, or when no host serves', async (t) => {
+  const { store, driver } = setup(t)
+  for (const h of ['s1', 's2', 's3']) await store.recordHello(hello(h, {}, true))
+  const off = await driver.create(spec({ peers: false }))
+  t.same(await sources(store, off.id), { s1: 'registry', s2: 'registry', s3: 'registry' })
+
+  const other = setup(t)
+  for (const h of ['f1', 'f2']) await other.store.recordHello(hello(h, {}, false))
+  const none = await other.driver.create(spec())
+  t.same(await sources(other.store, none.id), { f1: 'registry', f2: 'registry' }, 'nobody to wait for')
+})
+
+t.test('a finished source that never reports the image is passed over after a grace', async (t) => {
+  const { store, driver } = setup(t)
+  for (const h of ['s1', 's2']) await store.recordHello(hello(h, {}, true))
+  const r = await driver.create(spec())
+  await finish(store, driver, r.id, 's1', 'registry', false)
+  t.same(await sources(store, r.id), {}, 's2 waits for s1 to report')
+  // As if s1 finished long ago: its facts never showed the image (a list too large to send, say).
+  const hosts = (await store.rollouts.rollout(r.id))!.hosts
+  const changes = { expect: 'running' as const, finish: null, events: [] }
+  const patch = { finishedAt: new Date(Date.now() - 10 * 60_000).toISOString() }
+  await store.rollouts.applyRolloutChanges(r.id, { ...changes, hosts: [{ hostId: hosts[0].hostId, patch }] })
+  await driver.wake()
+  t.same(await sources(store, r.id), { s2: 'registry' }, 's2 reads the registry instead of waiting forever')
+})
