@@ -30,6 +30,16 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
       t.same(h.peers, { url: mine.peerUrl, maxUploads: 2 }, `${h.hostId} advertised its listener and maxUploads`)
     }
 
+    for (const [bad, why] of [
+      [{ registryParallel: 0 }, /registryParallel/],
+      [{ peerAffinityLabel: 'not a label' }, /peerAffinityLabel.*label key/],
+      [{ peers: 'yes' }, /peers/],
+    ] as const) {
+      const res = await coord.api('/v1/rollouts', { body: { images: [fleet.ref], maxParallelHosts: 4, ...bad } })
+      t.equal(res.status, 400, `${JSON.stringify(bad)} is refused`)
+      t.match(res.body.error, why)
+    }
+
     const started = await coord.api('/v1/rollouts', { body: { images: [fleet.ref], maxParallelHosts: 4 } })
     t.equal(started.status, 201, JSON.stringify(started.body))
     const id = started.body.id as string

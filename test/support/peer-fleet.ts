@@ -2,6 +2,7 @@
 // spread over them either from the registry alone or in the rounds the peer-source planner lays
 // out, with grants signed as the coordinator signs them; or, with a coordinator, linked to it so
 // that its rollouts spread the image. Shared by the peer tests and bench.
+import { readFileSync } from 'node:fs'
 import { hostToken } from '../../src/coordinator/identity.js'
 import { grantPeer } from '../../src/coordinator/peer-grants.js'
 import { planPeerSources } from '../../src/coordinator/peer-sources.js'
@@ -34,12 +35,16 @@ export interface PeerFleet {
   /** bytes of blobs the registry served so far, from its access log: each GET counted at the blob's size */
   registryBytes(): number
   maxUploads: number
+  /** the secret the hosts' link tokens derive from */
+  secret: string
 }
 
 /** the coordinator the agents link to: its agents URL and the per-host tokens it accepts */
 export interface FleetCoordinator {
   agentsUrl: string
   tokenFileFor(hostId: string): string
+  /** the secret the coordinator derives per-host tokens from: grants made here are signed as it signs them */
+  agentSecretFile: string
 }
 
 export async function startPeerFleet(
@@ -87,6 +92,7 @@ export async function startPeerFleet(
     configDigest: manifest.config.digest,
     imageBytes: [...sizes.values()].reduce((a, b) => a + b, 0),
     maxUploads: opts.maxUploads,
+    secret: opts.coordinator ? readFileSync(opts.coordinator.agentSecretFile, 'utf8').trim() : SECRET,
     registryBytes: () => {
       let total = 0
       for (const line of registry.log().split('\n')) {
@@ -121,7 +127,7 @@ export async function spreadWithPeers(fleet: PeerFleet, rollout: string): Promis
   const done: string[] = []
   const rounds: string[][] = []
   const registryHosts: { labels: Record<string, string> }[] = []
-  const policy = { mode: 'per-host' as const, secret: SECRET, sharedToken: null }
+  const policy = { mode: 'per-host' as const, secret: fleet.secret, sharedToken: null }
   const byId = (id: string) => fleet.hosts.find((h) => h.id === id)!
   while (done.length < fleet.hosts.length) {
     const plan = planPeerSources({
