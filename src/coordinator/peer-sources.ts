@@ -6,8 +6,9 @@
 // peers is a source with maxUploads slots; a host starting now takes a free slot, preferring a
 // source with its own affinity value, then the least busy; the other sources follow as fallbacks
 // (they cost a slot only when used). Hosts a free source of their own group can serve are served
-// first, so that a slot is not given across groups while a host of its own group waits. A host that finds neither a slot nor a registry turn waits for
-// the next round: the tree grows by (1 + maxUploads) each round.
+// first, so that a slot is not given across groups while a host of its own group waits. A host
+// that finds neither a slot nor a registry turn waits for the next round: the tree grows by
+// (1 + maxUploads) each round.
 
 export interface PeerSourceHost {
   hostId: string
