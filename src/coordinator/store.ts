@@ -92,8 +92,12 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
   },
   // Rollouts; IF NOT EXISTS, as some databases gained these tables before versioning.
   (db) => db.exec(ROLLOUT_SCHEMA),
-  // What a host serving peers advertised in its hello.
-  (db) => db.exec('ALTER TABLE hosts ADD COLUMN peers TEXT'),
+  // What a host serving peers advertised in its hello. Checked first: a database whose version was
+  // lost (user_version 0) runs every migration again.
+  (db) => {
+    const columns = db.prepare('PRAGMA table_info(hosts)').all() as { name: string }[]
+    if (!columns.some((c) => c.name === 'peers')) db.exec('ALTER TABLE hosts ADD COLUMN peers TEXT')
+  },
 ]
 
 /** the schema version this build brings a database to */
