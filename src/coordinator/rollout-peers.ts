@@ -61,10 +61,15 @@ export function planRolloutPeers(input: RolloutPeersInput): Map<string, RolloutP
   for (;;) {
     const choices = new Map<string, Record<string, PeerSourceRef[]>>(starting.map((s) => [s.hostId, {}]))
     const waiting = new Set<string>()
+    // A source's maxUploads is for the whole host, so what it serves now for any image counts. What
+    // this pass gives it is counted per image only: were it counted across images, a host wanting two
+    // images from a source with one slot would wait for itself forever. At worst such a host asks one
+    // source for two images at once, is answered 503 for one and moves to its next source.
+    const uploads = uploadsNow(input)
     for (const ref of input.spec.images) {
       const wanting = starting.filter((s) => s.images.includes(ref))
       if (!wanting.length) continue
-      for (const c of planImage(input, ref, wanting)) {
+      for (const c of planImage(input, ref, wanting, uploads)) {
         if (c.via === 'wait') waiting.add(c.hostId)
         else if (c.via === 'peers' && c.peers.length) choices.get(c.hostId)![ref] = c.peers
       }
@@ -84,7 +89,27 @@ type ImageChoice =
   | { hostId: string; via: 'registry' }
   | { hostId: string; via: 'wait' }
 
-function planImage(input: RolloutPeersInput, ref: string, starting: { hostId: string }[]): ImageChoice[] {
+/** the running hosts' fetches by the source named first in their commands, over every image */
+function uploadsNow(input: RolloutPeersInput): Map<string, number> {
+  const uploads = new Map<string, number>()
+  for (const h of input.hosts) {
+    if (h.state !== 'running') continue
+    const named = input.runningArgs.get(h.hostId)?.peers
+    if (!named || typeof named !== 'object') continue
+    for (const list of Object.values(named as Record<string, unknown>)) {
+      const first = Array.isArray(list) ? (list[0] as { host?: unknown } | undefined)?.host : undefined
+      if (typeof first === 'string') uploads.set(first, (uploads.get(first) ?? 0) + 1)
+    }
+  }
+  return uploads
+}
+
+function planImage(
+  input: RolloutPeersInput,
+  ref: string,
+  starting: { hostId: string }[],
+  uploads: Map<string, number>,
+): ImageChoice[] {
   const { fleet, spec } = input
   const wanted = qualifiedRef(ref)
   const serving = (hostId: string) => {
@@ -95,16 +120,13 @@ function planImage(input: RolloutPeersInput, ref: string, starting: { hostId: st
   const sources: (PeerSourceHost & { ref: PeerSourceRef })[] = []
   const upcoming: { labels: Record<string, string> }[] = []
   const registryHosts: { labels: Record<string, string> }[] = []
-  const uploads = new Map<string, number>()
   for (const h of input.hosts) {
     if (h.state === 'running') {
       const args = input.runningArgs.get(h.hostId)
       const images = Array.isArray(args?.images) ? (args.images as unknown[]) : []
       if (!images.includes(ref)) continue
-      const named = (args?.peers as Record<string, { host?: unknown }[]> | undefined)?.[ref]
-      const first = Array.isArray(named) && typeof named[0]?.host === 'string' ? named[0].host : null
-      if (first !== null) uploads.set(first, (uploads.get(first) ?? 0) + 1)
-      else registryHosts.push({ labels: labels(h.hostId) })
+      const named = (args?.peers as Record<string, unknown> | undefined)?.[ref]
+      if (!Array.isArray(named) || !named.length) registryHosts.push({ labels: labels(h.hostId) })
       if (serving(h.hostId)) upcoming.push({ labels: labels(h.hostId) })
     } else if (h.state === 'succeeded') {
       const outcome = h.images.find((i) => i.ref === ref)

@@ -33,7 +33,10 @@ const hello = (hostId: string, labels: Record<string, string>, serves: boolean):
   labels,
 })
 
-/** the host reports it holds the image (its images after the pull) */
+const REF2 = 'reg.local/team/tokenizer:1'
+const ID2 = 'sha256:' + 'cd'.repeat(32)
+
+/** the host reports it holds the images (its images after the pull) */
 const holds = (hostId: string): SnapshotMessage => ({
   v: 1,
   id: `s-${hostId}`,
@@ -43,7 +46,10 @@ const holds = (hostId: string): SnapshotMessage => ({
   gpu: {},
   disk: null,
   images: null,
-  localImages: [{ id: ID, repoTags: [REF], repoDigests: [], sizeBytes: 1, cudaEnv: null, compat: null }],
+  localImages: [
+    { id: ID, repoTags: [REF], repoDigests: [], sizeBytes: 1, cudaEnv: null, compat: null },
+    { id: ID2, repoTags: [REF2], repoDigests: [], sizeBytes: 1, cudaEnv: null, compat: null },
+  ],
   lastPrune: null,
   lastPrewarm: null,
 })
@@ -81,24 +87,29 @@ async function sources(store: Store, id: string): Promise<Record<string, string>
   for (const h of (await store.rollouts.rollout(id))!.hosts) {
     if (h.state !== 'running') continue
     const peers = (await store.command(h.commandId!))!.args.peers as Record<string, { host: string }[]> | undefined
-    out[h.hostId] = peers ? `peers ${peers[REF].map((p) => p.host).join(',')}` : 'registry'
+    out[h.hostId] = peers
+      ? Object.values(peers)
+          .map((list) => `peers ${list.map((p) => p.host).join(',')}`)
+          .join(' + ')
+      : 'registry'
   }
   return out
 }
 
-/** the host's prewarm reports the image pulled from `kind`; with `reported`, its images show it too */
+/** the host's prewarm reports its images pulled from `kind`; with `reported`, its images show them too */
 async function finish(store: Store, driver: RolloutDriver, id: string, hostId: string, kind: string, reported = true) {
   const h = (await store.rollouts.rollout(id))!.hosts.find((x) => x.hostId === hostId)!
-  const r = {
-    ref: REF,
+  const images = (await store.command(h.commandId!))!.args.images as string[]
+  const results = images.map((ref) => ({
+    ref,
     status: 'pulled',
     reason: 'r',
     source: null,
     durationSeconds: 1,
     bytesPulled: 100,
     sourceKind: kind,
-  }
-  await store.recordBatch(hostId, [], [commandResult(hostId, h.commandId!, true, { results: [r] })])
+  }))
+  await store.recordBatch(hostId, [], [commandResult(hostId, h.commandId!, true, { results })])
   if (reported) await store.recordSnapshot(holds(hostId))
   await driver.wake()
 }
@@ -188,4 +199,26 @@ t.test('a finished source that never reports the image is passed over after a gr
   await store.rollouts.applyRolloutChanges(r.id, { ...changes, hosts: [{ hostId: hosts[0].hostId, patch }] })
   await driver.wake()
   t.same(await sources(store, r.id), { s2: 'registry' }, 's2 reads the registry instead of waiting forever')
+})
+
+t.test('two images from a source with one slot: the host is started, never left waiting for itself', async (t) => {
+  const { store, driver } = setup(t)
+  for (const h of ['s1', 's2', 's3']) await store.recordHello(hello(h, {}, true))
+  const r = await driver.create(spec({ images: [REF, REF2] }))
+  t.same(await sources(store, r.id), { s1: 'registry' })
+  await finish(store, driver, r.id, 's1', 'registry')
+  t.same(await sources(store, r.id), { s2: 'peers s1 + peers s1' }, 'both images from s1')
+  await finish(store, driver, r.id, 's2', 'peer')
+  t.same(await sources(store, r.id), { s3: 'peers s1,s2 + peers s1,s2' })
+  await finish(store, driver, r.id, 's3', 'peer')
+  const done = (await store.rollouts.rollout(r.id))!
+  t.equal(done.state, 'succeeded')
+  t.same(
+    done.hosts.map((h) => h.images.map((i) => i.sourceKind)),
+    [
+      ['registry', 'registry'],
+      ['peer', 'peer'],
+      ['peer', 'peer'],
+    ],
+  )
 })
