@@ -1,6 +1,7 @@
 // The rollout driver: reads each active rollout from the store, records the results of the hosts'
 // prewarm commands, asks the planner (rollout-plan.ts) what to do next, stores that and sends the
-// commands. It is woken by a result, a host's hello, an API call, and a periodic tick (which also
+// commands; for the hosts it starts, rollout-peers.ts says which peers each command names, or that
+// the host waits for one. It is woken by a result, a host's hello, an API call, and a periodic tick (which also
 // sees commands the hub failed for having no result in time). Every step is derived from stored
 // state, so a restarted coordinator simply carries on: commands of hosts that were running are
 // sent again by the hub when those hosts reconnect, and the agent answers a repeat from its record.
