@@ -7,6 +7,7 @@ import { z } from 'zod'
 import { describeZodIssues } from './validation.js'
 import { validate as isCronExpression } from 'node-cron'
 import { imageRefSchema } from './image-ref-schema.js'
+import { isBaseUrl } from './protocol.js'
 
 const percent = z.number().min(0).max(100)
 const seconds = z.number().positive()
@@ -210,6 +211,7 @@ export const agentConfigSchema = z
         advertiseUrl: z
           .url({ protocol: /^https?$/ })
           .max(2000)
+          .refine((u) => isBaseUrl(u), { message: 'must be http(s)://HOST:PORT, without path or query' })
           .nullable()
           .default(null),
         /** image exports streamed at once; one more answers 503 and the peer tries its next source */

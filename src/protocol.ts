@@ -33,10 +33,24 @@ const envelope = {
  * commands of the hosts that fetch from it.
  */
 export const peerServingSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/ }).max(2000),
+  // a base URL only: what other hosts are sent to is always its /v1/images/{id}/export
+  url: z
+    .url({ protocol: /^https?$/ })
+    .max(2000)
+    .refine((u) => isBaseUrl(u), { message: 'must be a base URL (scheme, host, port), without path or query' }),
   maxUploads: z.number().int().min(1).max(64),
 })
 export type PeerServing = z.infer<typeof peerServingSchema>
+
+/** http(s)://HOST[:PORT] with nothing after it but an optional `/` */
+export function isBaseUrl(url: string): boolean {
+  try {
+    const u = new URL(url)
+    return u.pathname === '/' && !u.search && !u.hash && !u.username && !u.password
+  } catch {
+    return false
+  }
+}
 
 /** agent → coordinator: who it is and what it knows at connect time */
 export const helloSchema = z.strictObject({

@@ -114,6 +114,7 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
         const serving = { url: 'http://10.0.3.7:9479', maxUploads: 3 }
         await store.recordHello({ ...hello('a'), facts: { ...hello('a').facts, peers: serving } })
         t.same((await store.host('a'))!.peers, serving, "the peer listener of the host's hello")
+        t.same((await store.hosts()).find((h) => h.hostId === 'a')!.peers, serving, 'in the list of hosts too')
         await store.recordHello(hello('a'))
         t.equal((await store.host('a'))!.peers, null, 'a hello without it: the host no longer serves')
         await store.recordHello({ ...hello('a'), facts: { ...hello('a').facts, peers: serving } })

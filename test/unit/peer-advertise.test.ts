@@ -21,6 +21,7 @@ t.test('the advertised URL: set, else derived from one listen address, never fro
     'advertiseUrl wins, without a trailing slash',
   )
   t.throws(() => peers({ advertiseUrl: 'ftp://x:1' }), ConfigError, 'only http(s)')
+  t.throws(() => peers({ advertiseUrl: 'http://x:1/elsewhere' }), ConfigError, 'a base URL, no path')
 })
 
 t.test('the hello fact: only when serving, able to export and with a URL', async (t) => {
@@ -43,6 +44,8 @@ t.test('hello frames: peers optional, validated when present', async (t) => {
     { url: 'http://x:1', maxUploads: 0 },
     { url: 'http://x:1' },
     { url: 'http://x:1', maxUploads: 2, extra: true },
+    { url: 'http://x:1/admin?x=1', maxUploads: 2 },
+    { url: 'http://user:pw@x:1', maxUploads: 2 },
   ]) {
     const r = parse({ peers: bad })
     t.ok(!r.ok && r.error.code === 'bad_message' && /facts\.peers/.test(r.error.message), JSON.stringify(bad))
