@@ -75,12 +75,14 @@ async function main(): Promise<void> {
     const bytes = fleet.registryBytes()
     const started = performance.now()
     await run()
-    const took = { seconds: (performance.now() - started) / 1000, bytes: fleet.registryBytes() - bytes }
+    const seconds = (performance.now() - started) / 1000
+    const verified = imageIds(fleet).every((id) => id === fleet.configDigest)
+    const took = { seconds, bytes: fleet.registryBytes() - bytes, verified }
     // The next run starts from hosts without the image (never forced: nothing runs it here).
     for (const h of fleet.hosts) h.dockerd.docker(['rmi', fleet.ref])
     return took
   }
-  const rows: [string, { seconds: number; bytes: number }][] = []
+  const rows: [string, { seconds: number; bytes: number; verified: boolean }][] = []
   rows.push(['registry only', await measure(() => spreadFromRegistry(fleet, 'registry-only'))])
   let rounds: string[][] = []
   rows.push(['with peers', await measure(async () => (rounds = await spreadWithPeers(fleet, 'with-peers')))])
@@ -90,15 +92,16 @@ async function main(): Promise<void> {
 
   const m = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`
   console.log(`image ${m(fleet.imageBytes)} compressed, ${fleet.hosts.length} hosts, maxUploads ${maxUploads}`)
-  console.log(`${''.padEnd(20)}${'time'.padStart(10)}${'registry bytes'.padStart(18)}${'× image'.padStart(10)}`)
+  const head = `${''.padEnd(20)}${'time'.padStart(10)}${'registry bytes'.padStart(18)}${'× image'.padStart(10)}`
+  console.log(`${head}  every id = config digest`)
   for (const [name, r] of rows)
     console.log(
       `${name.padEnd(20)}${`${r.seconds.toFixed(2)} s`.padStart(10)}${m(r.bytes).padStart(18)}` +
-        `${(r.bytes / fleet.imageBytes).toFixed(2).padStart(10)}`,
+        `${(r.bytes / fleet.imageBytes).toFixed(2).padStart(10)}  ${r.verified ? 'yes' : 'NO'}`,
     )
   rounds.forEach((r, i) => console.log(`round ${i + 1}: ${r.join(', ')}`))
   console.log(`rollout with peers: ${driven.join(', ')}`)
-  console.log(`image ids: ${[...new Set(imageIds(fleet))].join(', ')}; registry config digest ${fleet.configDigest}`)
+  console.log(`registry config digest ${fleet.configDigest}`)
 }
 
 main()
