@@ -4,7 +4,8 @@
 // served. `POST /v1/rollouts` of one 200 MiB image: the driver sends the first host to the registry
 // and names peers to the others; the registry serves the image's bytes about once, every host ends
 // with the registry's config digest as the image id, and the rollout's status and the coordinator's
-// metrics count the bytes by source.
+// metrics count the bytes by source. Then racks: with `peerAffinityLabel: rack` the registry is read
+// once per rack and every other host reads a peer.
 import t from 'tap'
 import { requireServices } from '../harness/services.js'
 import { runCli } from '../harness/agent.js'
@@ -113,5 +114,48 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
       /MiB pulled \(registry [\d.]+ MiB, peer [\d.]+ MiB\)/,
       'gpuhost rollout status shows bytes by source',
     )
+  })
+}
+
+if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
+  t.test('with peerAffinityLabel rack: the registry once per rack, peers after', async (t) => {
+    const coord = await startCoordinator(t)
+    const rack = (i: number) => ({ rack: i < 2 ? 'a' : 'b' })
+    const fleet = await startPeerFleet(t, { hosts: 4, mib: 16, maxUploads: 2, coordinator: coord, labels: rack })
+    await waitFor(
+      'four agents connected, each advertising its peer listener',
+      async () => (await coord.api('/v1/hosts')).body.hosts.filter((h: any) => h.connected && h.peers).length === 4,
+      60_000,
+      200,
+    )
+    const body = { images: [fleet.ref], maxParallelHosts: 4, peerAffinityLabel: 'rack' }
+    const started = await coord.api('/v1/rollouts', { body })
+    t.equal(started.status, 201, JSON.stringify(started.body))
+    let r: any = null
+    await waitFor(
+      'the rollout finished',
+      async () => {
+        r = (await coord.api(`/v1/rollouts/${started.body.id}`)).body
+        return ['succeeded', 'failed', 'cancelled'].includes(r.state)
+      },
+      300_000,
+      500,
+    )
+    t.equal(r.state, 'succeeded', JSON.stringify(r.hosts.map((h: any) => [h.hostId, h.state, h.reason])))
+    const served = fleet.registryBytes()
+    t.ok(
+      served >= 2 * fleet.imageBytes && served <= 2.4 * fleet.imageBytes,
+      `the registry served ${served} bytes of a ${fleet.imageBytes}-byte image: about twice, once per rack`,
+    )
+    t.same(imageIds(fleet), Array(4).fill(fleet.configDigest), "every host holds the registry's config digest")
+    const commands = (await coord.api('/v1/commands?action=prewarm&limit=100')).body.commands as any[]
+    const rackOf = (hostId: string) => rack(fleet.hosts.findIndex((h) => h.id === hostId)).rack
+    const via = r.hosts.map((h: any) => {
+      const named = commands.find((c) => c.commandId === h.commandId)?.args?.peers?.[fleet.ref] as any[] | undefined
+      return named ? `${rackOf(h.hostId)} ← peer` : `${rackOf(h.hostId)} ← registry`
+    })
+    // Which peer the second host of a rack reads depends on which rack's first host finished first:
+    // a free peer of the other rack is taken rather than waiting (peer-sources.ts).
+    t.same(via.sort(), ['a ← peer', 'a ← registry', 'b ← peer', 'b ← registry'], 'one registry read per rack')
   })
 }

@@ -49,7 +49,14 @@ export interface FleetCoordinator {
 
 export async function startPeerFleet(
   t: Teardown,
-  opts: { hosts: number; mib: number; maxUploads: number; coordinator?: FleetCoordinator },
+  opts: {
+    hosts: number
+    mib: number
+    maxUploads: number
+    coordinator?: FleetCoordinator
+    /** the labels of host i (0-based) */
+    labels?: (i: number) => Record<string, string>
+  },
 ): Promise<PeerFleet> {
   const registry = await startRegistry(t)
   const hosts = await Promise.all(
@@ -62,6 +69,7 @@ export async function startPeerFleet(
         t,
         {
           hostId: id,
+          labels: opts.labels?.(i) ?? {},
           docker: { socket: dockerd.socket },
           gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
           prune: { highPercent: 100, schedule: null },
