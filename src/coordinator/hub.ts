@@ -76,6 +76,8 @@ export class AgentHub {
       onHostConnected?: (hostId: string) => void
       /** command results were stored */
       onResultsStored?: () => void
+      /** a snapshot with the host's (changed) image list was stored */
+      onImagesReported?: (hostId: string) => void
     },
   ) {
     // The hard cap is above the protocol limit so that a frame over the limit is answered with an
@@ -191,9 +193,10 @@ export class AgentHub {
     }
     switch (message.type) {
       case 'snapshot':
-        return void this.write(this.opts.store.recordSnapshot(message)).then((stored) =>
-          this.answer(session, [message.id], stored),
-        )
+        return void this.write(this.opts.store.recordSnapshot(message)).then((stored) => {
+          this.answer(session, [message.id], stored)
+          if (stored && message.localImages !== null) this.opts.onImagesReported?.(message.hostId)
+        })
       case 'event':
         session.events.push(message)
         return this.scheduleFlush(session)

@@ -1,10 +1,11 @@
 // The rollout driver: reads each active rollout from the store, records the results of the hosts'
 // prewarm commands, asks the planner (rollout-plan.ts) what to do next, stores that and sends the
 // commands; for the hosts it starts, rollout-peers.ts says which peers each command names, or that
-// the host waits for one. It is woken by a result, a host's hello, an API call, and a periodic tick (which also
-// sees commands the hub failed for having no result in time). Every step is derived from stored
-// state, so a restarted coordinator simply carries on: commands of hosts that were running are
-// sent again by the hub when those hosts reconnect, and the agent answers a repeat from its record.
+// the host waits for one. It is woken by a result, a host's hello, an API call, a host's changed
+// image list while rollouts run, and a periodic tick (which also sees commands the hub failed for
+// having no result in time). Every step is derived from stored state, so a restarted coordinator
+// simply carries on: commands of hosts that were running are sent again by the hub when those hosts
+// reconnect, and the agent answers a repeat from its record.
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { matchesSelector, parseSelector } from '../labels.js'
@@ -51,6 +52,8 @@ export class RolloutDriver {
   private leader = false
   /** rollouts to step in the next pass though no longer active */
   private readonly also = new Set<string>()
+  /** the last pass found rollouts to drive */
+  private activeSeen = false
 
   constructor(private readonly deps: RolloutDriverDeps) {}
 
@@ -145,6 +148,14 @@ export class RolloutDriver {
     await this.wake()
   }
 
+  /**
+   * A host reported a changed image list: a host waiting for a peer may start now that a source
+   * shows the image. Only while rollouts are active: image lists change all day on a large fleet.
+   */
+  imagesReported(): Promise<void> {
+    return this.activeSeen ? this.pass() : Promise.resolve()
+  }
+
   /** Runs a pass over every active rollout now, or once more after the pass under way; resolves when it is done. */
   wake(): Promise<void> {
     return this.pass()
@@ -172,6 +183,7 @@ export class RolloutDriver {
           if (!leader) continue
           const ids = new Set([...(await this.deps.store.rollouts.activeRolloutIds()), ...this.also])
           this.also.clear()
+          this.activeSeen = ids.size > 0
           for (const id of ids) {
             try {
               await this.step(id)

@@ -59,6 +59,7 @@ export class Coordinator {
       commandTimeoutSeconds: config.commandTimeoutSeconds,
       onHostConnected: (hostId) => void rollouts?.hostConnected(hostId),
       onResultsStored: () => void rollouts?.wake(),
+      onImagesReported: () => void rollouts?.imagesReported(),
     })
     rollouts = new RolloutDriver({
       store,

@@ -124,7 +124,7 @@ t.test('the first host reads the registry, the others fetch from hosts that hold
   await finish(store, driver, r.id, 's1', 'registry', false)
   t.same(await sources(store, r.id), {}, 's1 finished but has not reported the image yet: nobody starts')
   await store.recordSnapshot(holds('s1'))
-  await driver.wake()
+  await driver.imagesReported()
   t.same(await sources(store, r.id), { s2: 'peers s1' }, 's1 serves one at a time; a host that serves goes first')
 
   const running = (await store.rollouts.rollout(r.id))!.hosts.find((h) => h.hostId === 's2')!
