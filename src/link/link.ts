@@ -277,13 +277,16 @@ export class CoordinatorLink implements Component {
   private async sendHello(ws: WebSocket): Promise<void> {
     const status = await this.status()
     const { peers } = this.ctx.config
-    const serving = peerServingFact(peers, typeof this.ctx.runtime.saveImage === 'function')
+    // Peer tokens are checked with the link token: without one every peer request would be refused.
+    const canServe = typeof this.ctx.runtime.saveImage === 'function' && !!this.ctx.config.coordinator.tokenFile
+    const serving = peerServingFact(peers, canServe)
     if (peers.serve && !serving && !this.warnedUnadvertised) {
       this.warnedUnadvertised = true
       this.ctx.log.warn(
         { listen: peers.listen },
         'peers.serve is on but the coordinator is not told of it (set peers.advertiseUrl for a wildcard ' +
-          'listen; a runtime that cannot export images only fetches): no host will fetch from this one',
+          'listen; a runtime that cannot export images, or a host without coordinator.tokenFile, only ' +
+          'fetches): no host will fetch from this one',
       )
     }
     const hello = envelop<Hello>(

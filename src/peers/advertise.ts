@@ -18,12 +18,15 @@ export function advertisedPeerUrl(peers: Pick<AgentConfig['peers'], 'listen' | '
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`
 }
 
-/** the hello's `peers` fact: null when this host does not serve, cannot export images, or has no URL to give */
+/**
+ * the hello's `peers` fact: null when this host does not serve, cannot (no image export, or no link
+ * token to check peer tokens with), or has no URL to give
+ */
 export function peerServingFact(
   peers: Pick<AgentConfig['peers'], 'serve' | 'listen' | 'advertiseUrl' | 'maxUploads'>,
-  canExport: boolean,
+  canServe: boolean,
 ): PeerServing | null {
-  if (!peers.serve || !canExport) return null
+  if (!peers.serve || !canServe) return null
   const url = advertisedPeerUrl(peers)
   return url === null ? null : { url, maxUploads: peers.maxUploads }
 }

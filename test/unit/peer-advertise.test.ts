@@ -27,7 +27,7 @@ t.test('the advertised URL: set, else derived from one listen address, never fro
 t.test('the hello fact: only when serving, able to export and with a URL', async (t) => {
   const on = peers({ serve: true, listen: '10.0.3.7:9479', maxUploads: 3 })
   t.same(peerServingFact(on, true), { url: 'http://10.0.3.7:9479', maxUploads: 3 })
-  t.equal(peerServingFact(on, false), null, 'a runtime that cannot export images only fetches')
+  t.equal(peerServingFact(on, false), null, 'a host that cannot serve (no export, no link token) only fetches')
   t.equal(peerServingFact({ ...on, serve: false }, true), null)
   t.equal(peerServingFact(peers({ serve: true }), true), null, 'a wildcard listen without advertiseUrl')
 })
