@@ -1,8 +1,8 @@
 // The one connection to dockerd that the Docker runtime speaks over. It negotiates the API version
 // once per daemon start (the daemon may be upgraded while the agent runs), remembers Docker's root
 // dir, and tells its listeners whether Docker answers.
-import Docker from 'dockerode'
 import type { AgentConfig } from '../config.js'
+import { EngineApi } from './engine-api.js'
 import type { RuntimeHealth } from './runtime.js'
 
 /** The newest Docker Engine API this agent was written against (Docker 24). */
@@ -39,17 +39,14 @@ export class DockerConnection {
   private lastRootDir: string | null = null
   private current: RuntimeHealth = { reachable: false, reason: 'not collected yet' }
   private readonly listeners = new Set<(h: RuntimeHealth) => void>()
-  /** calls answered within docker.timeoutSeconds of silence on the socket */
-  private readonly api: Docker
   /**
-   * The same socket without an idle timeout, for streams: the event stream stays open for hours
-   * without a byte, and a pull is bounded by its own abort signal instead.
+   * Calls fail after docker.timeoutSeconds of silence on the socket unless they say otherwise: the
+   * event stream stays open for hours without a byte, and a pull is bounded by its own abort signal.
    */
-  private readonly streamApi: Docker
+  private readonly api: EngineApi
 
   constructor(config: Pick<AgentConfig, 'docker'>) {
-    this.api = new Docker({ socketPath: config.docker.socket, timeout: config.docker.timeoutSeconds * 1000 })
-    this.streamApi = new Docker({ socketPath: config.docker.socket, timeout: 0 })
+    this.api = new EngineApi(config.docker.socket, config.docker.timeoutSeconds * 1000)
   }
 
   health(): RuntimeHealth {
@@ -61,21 +58,15 @@ export class DockerConnection {
     return () => this.listeners.delete(listener)
   }
 
-  /** the client without an idle timeout, for a ping bounded by its own abort signal */
-  pingClient(): Docker {
-    return this.streamApi
-  }
-
-  /** the client, speaking the negotiated API version; connects first when needed */
-  async client(): Promise<Docker> {
-    await this.connect()
+  /** the client as it is, without connecting first: for the ping, which says whether to */
+  pingClient(): EngineApi {
     return this.api
   }
 
-  /** a client without a socket timeout, for the event stream */
-  async streamClient(): Promise<Docker> {
+  /** the client, speaking the negotiated API version; connects first when needed */
+  async client(): Promise<EngineApi> {
     await this.connect()
-    return this.streamApi
+    return this.api
   }
 
   /** Docker's root dir: from the daemon, or the last one it reported while it is away */
@@ -116,13 +107,14 @@ export class DockerConnection {
 
   private async negotiate(): Promise<DockerIdentity> {
     try {
-      useApiVersion(this.api, undefined)
       // /version answers on every API version, so it is asked without a version prefix.
-      const version = await this.api.version()
+      const version = await this.api.json<{ ApiVersion: string; Version: string }>({
+        path: '/version',
+        versioned: false,
+      })
       const apiVersion = negotiateApiVersion(version.ApiVersion)
-      useApiVersion(this.api, apiVersion)
-      useApiVersion(this.streamApi, apiVersion)
-      const info = (await this.api.info()) as { DockerRootDir?: string; ServerVersion?: string }
+      this.api.apiVersion = apiVersion
+      const info = await this.api.json<{ DockerRootDir?: string; ServerVersion?: string }>({ path: '/info' })
       if (!info.DockerRootDir) throw new Error('docker info did not report DockerRootDir')
       this.identity = { apiVersion, version: info.ServerVersion ?? version.Version, rootDir: info.DockerRootDir }
       this.lastRootDir = info.DockerRootDir
@@ -133,11 +125,6 @@ export class DockerConnection {
       throw err
     }
   }
-}
-
-/** docker-modem prefixes every path with its `version` (e.g. /v1.41/images/json) when one is set */
-function useApiVersion(docker: Docker, apiVersion: string | undefined): void {
-  ;(docker.modem as unknown as { version?: string }).version = apiVersion === undefined ? undefined : `v${apiVersion}`
 }
 
 /** errors that mean the daemon itself is away, not that one request was bad */

@@ -2,7 +2,7 @@
 // size of each container's log file, the one thing /system/df does not count. A log is stat'ed at
 // the path Docker reports for it (LogPath), so a daemon with another log root or driver is right too.
 import { stat } from 'node:fs/promises'
-import type Docker from 'dockerode'
+import { pathPart, type EngineApi } from './engine-api.js'
 import type { RuntimeDiskUsage } from './runtime.js'
 import { statusOf } from './remove-image.js'
 
@@ -85,15 +85,17 @@ export function isAnonymousVolume(name: string, labels: Record<string, string>):
 export const DF_DEADLINE_MS = 10 * 60 * 1000
 
 /**
- * `dfClient` has no idle timeout (a slow accounting is not an unreachable daemon) and gets its own
- * deadline; the per-container inspections go through `docker`, with the usual timeout.
+ * /system/df has no idle timeout (a slow accounting is not an unreachable daemon) and gets its own
+ * deadline; the per-container inspections have the usual timeout.
  */
-export async function dockerDiskUsage(docker: Docker, dfClient: Docker): Promise<RuntimeDiskUsage> {
+export async function dockerDiskUsage(docker: EngineApi): Promise<RuntimeDiskUsage> {
   let df: DfAnswer
   try {
-    // dockerode takes options on df (its types omit them).
-    const client = dfClient as unknown as { df(opts: { abortSignal: AbortSignal }): Promise<unknown> }
-    df = (await client.df({ abortSignal: AbortSignal.timeout(DF_DEADLINE_MS) })) as DfAnswer
+    df = await docker.json<DfAnswer>({
+      path: '/system/df',
+      signal: AbortSignal.timeout(DF_DEADLINE_MS),
+      idleTimeoutMs: 0,
+    })
   } catch (err) {
     const name = (err as Error).name
     if (name !== 'AbortError' && name !== 'TimeoutError') throw err
@@ -110,10 +112,10 @@ export async function dockerDiskUsage(docker: Docker, dfClient: Docker): Promise
 }
 
 /** the container's log size (null: none, a driver that ships logs away, or gone) and finish time */
-async function inspectExtra(docker: Docker, id: string): Promise<ContainerExtra> {
+async function inspectExtra(docker: EngineApi, id: string): Promise<ContainerExtra> {
   let info: { LogPath?: string; State?: { FinishedAt?: string; Running?: boolean } }
   try {
-    info = await docker.getContainer(id).inspect()
+    info = await docker.json({ path: `/containers/${pathPart(id)}/json` })
   } catch (err) {
     if (statusOf(err) === 404) return { logBytes: null, finishedAt: null }
     throw err

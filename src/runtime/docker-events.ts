@@ -1,6 +1,6 @@
 // Docker's /events stream, read line by line into runtime events.
 import split2 from 'split2'
-import type Docker from 'dockerode'
+import type { EngineApi } from './engine-api.js'
 import type { OpenEvents, RuntimeEvent, RuntimeEventHandlers } from './runtime.js'
 
 /** the fields of a /events message that are read */
@@ -41,15 +41,20 @@ export function toRuntimeEvent(e: DockerEvent): RuntimeEvent | undefined {
 }
 
 export async function openDockerEvents(
-  docker: Docker,
+  docker: EngineApi,
   opts: { since?: number; signal: AbortSignal },
   handlers: RuntimeEventHandlers,
 ): Promise<OpenEvents> {
-  const stream = (await docker.getEvents({
-    filters: { type: Object.keys(WATCHED_EVENTS), event: Object.values(WATCHED_EVENTS).flat() },
-    ...(opts.since !== undefined ? { since: String(opts.since) } : {}),
-    abortSignal: opts.signal,
-  } as object)) as NodeJS.ReadableStream
+  const stream = await docker.stream({
+    path: '/events',
+    query: {
+      filters: { type: Object.keys(WATCHED_EVENTS), event: Object.values(WATCHED_EVENTS).flat() },
+      since: opts.since,
+    },
+    signal: opts.signal,
+    // open for as long as the agent runs, silent while nothing happens
+    idleTimeoutMs: 0,
+  })
   const ended = new Promise<string>((resolve) => {
     const lines = stream.pipe(split2(parseEvent))
     lines.on('data', (event: DockerEvent) => {
@@ -66,7 +71,7 @@ export async function openDockerEvents(
     stream.on('close', () => end('the connection to dockerd closed'))
     stream.on('error', (err: Error) => end(err.message))
     lines.on('error', (err: Error) => {
-      ;(stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.()
+      stream.destroy()
       end(`unreadable event stream: ${err.message}`)
     })
   })

@@ -3,7 +3,7 @@
 // tags: the receiver names the image itself, after it has checked the id.
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
-import type Docker from 'dockerode'
+import { pathPart, type EngineApi } from './engine-api.js'
 
 interface LoadMessage {
   stream?: string
@@ -12,14 +12,14 @@ interface LoadMessage {
 }
 
 /** the archive of image `id` (sha256:…); null when dockerd has no such image */
-export async function saveImage(docker: Docker, id: string): Promise<Readable | null> {
+export async function saveImage(docker: EngineApi, id: string): Promise<Readable | null> {
   try {
-    await docker.getImage(id).inspect()
+    await docker.json({ path: `/images/${pathPart(id)}/json` })
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode === 404) return null
     throw err
   }
-  return (await docker.getImage(id).get()) as unknown as Readable
+  return docker.stream({ path: `/images/${pathPart(id)}/get` })
 }
 
 /**
@@ -29,7 +29,7 @@ export async function saveImage(docker: Docker, id: string): Promise<Readable | 
  * damaged makes dockerd answer an error line, thrown here: nothing was loaded then.
  */
 export async function loadImage(
-  docker: Docker,
+  docker: EngineApi,
   archive: Readable,
   signal?: AbortSignal,
 ): Promise<{ ids: string[]; names: string[] }> {
@@ -42,7 +42,13 @@ export async function loadImage(
   const abortSignal = signal ? AbortSignal.any([signal, cut.signal]) : cut.signal
   let out: Readable
   try {
-    out = (await docker.loadImage(archive, { quiet: true, abortSignal } as object)) as unknown as Readable
+    out = await docker.stream({
+      method: 'POST',
+      path: '/images/load',
+      query: { quiet: true },
+      upload: archive,
+      signal: abortSignal,
+    })
   } catch (err) {
     throw archiveError ?? err
   }

@@ -2,10 +2,10 @@
 // negotiates the API version. Connection failures (refused, reset, timed out) are thrown as
 // RuntimeUnavailableError and mark Docker unreachable; every other error passes as Docker said it.
 import type { Readable } from 'node:stream'
-import type Docker from 'dockerode'
 import type { AgentConfig } from '../config.js'
 import type { RegistryTrust } from '../registry/insecure.js'
 import { DockerConnection, isConnectionError } from './docker-connection.js'
+import { pathPart, type EngineApi } from './engine-api.js'
 import { openDockerEvents } from './docker-events.js'
 import { dockerDiskUsage } from './docker-disk.js'
 import { loadImage, saveImage } from './docker-transfer.js'
@@ -35,6 +35,14 @@ interface ListedImage {
   SharedSize?: number
   Created: number
   Labels?: Record<string, string> | null
+}
+
+interface InspectedImage {
+  Id: string
+  RepoTags?: string[] | null
+  RepoDigests?: string[] | null
+  Config?: { Env?: string[] | null } | null
+  Metadata?: { LastTagTime?: string }
 }
 
 interface ListedContainer {
@@ -69,11 +77,7 @@ export class DockerRuntime implements ContainerRuntime {
   async ping(): Promise<void> {
     const ms = this.config.docker.pingTimeoutSeconds * 1000
     try {
-      // dockerode takes options on ping (its types omit them).
-      const client = this.connection.pingClient() as unknown as {
-        ping(opts: { abortSignal: AbortSignal }): Promise<unknown>
-      }
-      await client.ping({ abortSignal: AbortSignal.timeout(ms) })
+      await this.connection.pingClient().json({ path: '/_ping', signal: AbortSignal.timeout(ms), idleTimeoutMs: 0 })
     } catch (err) {
       const reason =
         (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError'
@@ -91,8 +95,8 @@ export class DockerRuntime implements ContainerRuntime {
     return this.call(async (docker) => {
       const [images, containers] = await Promise.all([
         // shared-size is honoured from API 1.42 on; older daemons leave SharedSize at -1.
-        docker.listImages({ 'shared-size': true } as Docker.ListImagesOptions) as Promise<ListedImage[]>,
-        docker.listContainers({ all: true }) as Promise<ListedContainer[]>,
+        docker.json<ListedImage[]>({ path: '/images/json', query: { 'shared-size': true } }),
+        docker.json<ListedContainer[]>({ path: '/containers/json', query: { all: true } }),
       ])
       return { images: images.map(toRuntimeImage), containers: containers.map(toRuntimeContainer) }
     })
@@ -101,7 +105,10 @@ export class DockerRuntime implements ContainerRuntime {
   async containerFinishedAt(id: string): Promise<string | null> {
     return this.call(async (docker) => {
       try {
-        return (await docker.getContainer(id).inspect()).State.FinishedAt ?? null
+        const info = await docker.json<{ State?: { FinishedAt?: string } }>({
+          path: `/containers/${pathPart(id)}/json`,
+        })
+        return info.State?.FinishedAt ?? null
       } catch (err) {
         if (statusOf(err) === 404) return null
         throw err
@@ -112,9 +119,7 @@ export class DockerRuntime implements ContainerRuntime {
   async inspectImage(ref: string): Promise<ImageDetails | null> {
     return this.call(async (docker) => {
       try {
-        const info = (await docker.getImage(ref).inspect()) as Docker.ImageInspectInfo & {
-          Metadata?: { LastTagTime?: string }
-        }
+        const info = await docker.json<InspectedImage>({ path: `/images/${pathPart(ref)}/json` })
         const lastTagTime = info.Metadata?.LastTagTime
         return {
           id: info.Id,
@@ -140,15 +145,19 @@ export class DockerRuntime implements ContainerRuntime {
     const colon = target.lastIndexOf(':')
     const hasTag = colon > target.lastIndexOf('/')
     await this.call((docker) =>
-      docker
-        .getImage(source)
-        .tag({ repo: hasTag ? target.slice(0, colon) : target, tag: hasTag ? target.slice(colon + 1) : 'latest' }),
+      docker.json({
+        method: 'POST',
+        path: `/images/${pathPart(source)}/tag`,
+        query: { repo: hasTag ? target.slice(0, colon) : target, tag: hasTag ? target.slice(colon + 1) : 'latest' },
+      }),
     )
   }
 
   async untagImage(ref: string): Promise<void> {
     // noprune: only the name goes; never forced, so an image that holds no other name stays.
-    await this.call((docker) => docker.getImage(ref).remove({ noprune: true }))
+    await this.call((docker) =>
+      docker.json({ method: 'DELETE', path: `/images/${pathPart(ref)}`, query: { force: false, noprune: true } }),
+    )
   }
 
   async pull(req: PullRequest): Promise<void> {
@@ -159,7 +168,7 @@ export class DockerRuntime implements ContainerRuntime {
         throw unavailable(err)
       })
       const tracker = new PullProgressTracker(req.layers, req.totalBytes)
-      await dockerPull(await this.connection.streamClient(), {
+      await dockerPull(await this.connection.client(), {
         name: req.name,
         reference: req.reference,
         auth: req.auth,
@@ -179,7 +188,7 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async openEvents(opts: { since?: number; signal: AbortSignal }, handlers: RuntimeEventHandlers): Promise<OpenEvents> {
-    const docker = await this.connection.streamClient().catch((err) => {
+    const docker = await this.connection.client().catch((err) => {
       throw unavailable(err)
     })
     const opened = await openDockerEvents(docker, opts, handlers)
@@ -198,13 +207,13 @@ export class DockerRuntime implements ContainerRuntime {
 
   async registryTrust(): Promise<RegistryTrust> {
     return this.call(
-      async (docker) => ((await docker.info()) as { RegistryConfig?: RegistryTrust }).RegistryConfig ?? {},
+      async (docker) => (await docker.json<{ RegistryConfig?: RegistryTrust }>({ path: '/info' })).RegistryConfig ?? {},
     )
   }
 
   async ociRuntimes(): Promise<{ names: string[]; defaultRuntime: string | null }> {
     return this.call(async (docker) => {
-      const info = (await docker.info()) as { Runtimes?: Record<string, unknown>; DefaultRuntime?: string }
+      const info = await docker.json<{ Runtimes?: Record<string, unknown>; DefaultRuntime?: string }>({ path: '/info' })
       return { names: Object.keys(info.Runtimes ?? {}), defaultRuntime: info.DefaultRuntime ?? null }
     })
   }
@@ -212,7 +221,7 @@ export class DockerRuntime implements ContainerRuntime {
   /** SharedSize of every image from /system/df, which walks every layer: once per prune at most */
   async sharedSizes(): Promise<Map<string, number>> {
     return this.call(async (docker) => {
-      const df = (await docker.df()) as { Images?: { Id: string; SharedSize?: number }[] | null }
+      const df = await docker.json<{ Images?: { Id: string; SharedSize?: number }[] | null }>({ path: '/system/df' })
       return new Map(
         (df.Images ?? []).filter((i) => typeof i.SharedSize === 'number').map((i) => [i.Id, i.SharedSize!]),
       )
@@ -220,21 +229,30 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async diskUsage(): Promise<RuntimeDiskUsage> {
-    return this.call(async (docker) => dockerDiskUsage(docker, await this.connection.streamClient()))
+    return this.call((docker) => dockerDiskUsage(docker))
   }
 
   async removeContainer(id: string): Promise<RemoveOutcome> {
     // Never forced, and its volumes stay: Docker refuses a running container (409).
-    return this.call((docker) => removal(() => docker.getContainer(id).remove({ force: false, v: false })))
+    return this.call((docker) =>
+      removal(() =>
+        docker.json({ method: 'DELETE', path: `/containers/${pathPart(id)}`, query: { force: false, v: false } }),
+      ),
+    )
   }
 
   async removeVolume(name: string): Promise<RemoveOutcome> {
     // Never forced: Docker refuses a volume a container (even a stopped one) refers to (409).
-    return this.call((docker) => removal(() => docker.getVolume(name).remove({ force: false })))
+    return this.call((docker) =>
+      removal(() => docker.json({ method: 'DELETE', path: `/volumes/${pathPart(name)}`, query: { force: false } })),
+    )
   }
 
   async pruneBuildCache(): Promise<{ reclaimedBytes: number }> {
-    return this.call(async (docker) => ({ reclaimedBytes: (await docker.pruneBuilder()).SpaceReclaimed ?? 0 }))
+    return this.call(async (docker) => {
+      const pruned = await docker.json<{ SpaceReclaimed?: number }>({ method: 'POST', path: '/build/prune' })
+      return { reclaimedBytes: pruned?.SpaceReclaimed ?? 0 }
+    })
   }
 
   async saveImage(id: string): Promise<Readable | null> {
@@ -251,8 +269,8 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /** one call over the negotiated connection; a lost connection becomes RuntimeUnavailableError */
-  private async call<T>(fn: (docker: Docker) => Promise<T>): Promise<T> {
-    let docker: Docker
+  private async call<T>(fn: (docker: EngineApi) => Promise<T>): Promise<T> {
+    let docker: EngineApi
     try {
       docker = await this.connection.client()
     } catch (err) {

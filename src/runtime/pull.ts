@@ -1,7 +1,8 @@
 // One `docker pull` through the Docker API, with the attempt's abort signal, reading the JSON
 // progress stream into bytes done against the manifest's compressed size.
 import { createInterface } from 'node:readline'
-import type Docker from 'dockerode'
+import type { Readable } from 'node:stream'
+import { registryAuthHeader, type EngineApi } from './engine-api.js'
 import { PullError, type PullProgress } from './runtime.js'
 
 export interface StreamEvent {
@@ -48,7 +49,7 @@ export class PullProgressTracker {
 const NOT_FOUND = /manifest unknown|not found|does not exist|repository name not known/i
 
 export async function dockerPull(
-  docker: Docker,
+  docker: EngineApi,
   args: {
     name: string
     /** tag or digest */
@@ -58,20 +59,25 @@ export async function dockerPull(
     onEvent: (e: StreamEvent) => void
   },
 ): Promise<void> {
-  let stream: NodeJS.ReadableStream
+  let stream: Readable
   try {
-    stream = (await docker.createImage(
-      args.auth as never,
-      { fromImage: args.name, tag: args.reference, abortSignal: args.signal } as never,
-    )) as unknown as NodeJS.ReadableStream
+    stream = await docker.stream({
+      method: 'POST',
+      path: '/images/create',
+      query: { fromImage: args.name, tag: args.reference },
+      headers: args.auth ? { 'X-Registry-Auth': registryAuthHeader(args.auth) } : {},
+      signal: args.signal,
+      // bounded by the attempt's signal: a large layer may extract for minutes without a line
+      idleTimeoutMs: 0,
+    })
   } catch (err) {
     const message = (err as { json?: { message?: string } }).json?.message ?? (err as Error).message
     throw new PullError(message, NOT_FOUND.test(message))
   }
-  const onAbort = () => (stream as unknown as { destroy?: (e?: Error) => void }).destroy?.(new Error('aborted'))
+  const onAbort = () => stream.destroy(new Error('aborted'))
   args.signal.addEventListener('abort', onAbort, { once: true })
   try {
-    const lines = createInterface({ input: stream as NodeJS.ReadableStream, crlfDelay: Infinity })
+    const lines = createInterface({ input: stream, crlfDelay: Infinity })
     for await (const line of lines) {
       if (!line.trim()) continue
       let e: StreamEvent

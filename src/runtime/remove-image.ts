@@ -1,15 +1,30 @@
 // Removes one image through the Docker API, never with force. Docker itself refuses (409) to remove
 // an image a container uses, so the last word on "in use" is the daemon's, at the moment of removal.
-import type Docker from 'dockerode'
 import { repositoryOf } from '../prune/plan.js'
 import { isConnectionError } from './docker-connection.js'
+import { pathPart, type EngineApi } from './engine-api.js'
 import type { RemovalJournal } from './removal-journal.js'
 import { RuntimeUnavailableError, type RemoveHooks, type RemoveOutcome } from './runtime.js'
 
 const REMOVE = { force: false, noprune: false } as const
 
+interface InspectedImage {
+  Id: string
+  RepoTags?: string[] | null
+  RepoDigests?: string[] | null
+}
+
+/** DELETE /images/{ref}: by id, or one name (a tag or a digest) */
+function remove(docker: EngineApi, ref: string): Promise<unknown> {
+  return docker.json({ method: 'DELETE', path: `/images/${pathPart(ref)}`, query: REMOVE })
+}
+
+function inspect(docker: EngineApi, ref: string): Promise<InspectedImage> {
+  return docker.json<InspectedImage>({ path: `/images/${pathPart(ref)}/json` })
+}
+
 export interface RemoveContext {
-  docker: Docker
+  docker: EngineApi
   journal: RemovalJournal
   /** true while this process pulls a name: such a name is never taken off */
   isPulling: (ref: string) => boolean
@@ -28,7 +43,7 @@ export async function removeImage(
   hooks: RemoveHooks = {},
 ): Promise<RemoveOutcome> {
   try {
-    await ctx.docker.getImage(image.id).remove(REMOVE)
+    await remove(ctx.docker, image.id)
     return { outcome: 'removed' }
   } catch (err) {
     if (isConnectionError(err)) throw unavailable(err)
@@ -48,10 +63,13 @@ async function removeByReferences(
   hooks: RemoveHooks,
 ): Promise<RemoveOutcome> {
   const { docker, journal } = ctx
-  const users = await docker.listContainers({ all: true, filters: { ancestor: [image.id] } })
+  const users = await docker.json<{ Id: string }[]>({
+    path: '/containers/json',
+    query: { all: true, filters: { ancestor: [image.id] } },
+  })
   if (users.length > 0) return { outcome: 'skipped', reason: `in use by a container (${users[0].Id.slice(0, 12)})` }
   // Every reference but one goes by name; the last goes with the image, by id, after Docker's check.
-  const info = await docker.getImage(image.id).inspect()
+  const info = await inspect(docker, image.id)
   const tags = (info.RepoTags ?? []).filter((r) => r !== '<none>:<none>')
   const digests = (info.RepoDigests ?? []).filter((r) => !r.startsWith('<none>@'))
   const keep = tags.at(-1) ?? digests.at(-1)
@@ -69,8 +87,8 @@ async function removeByReferences(
         // follows at once: what is left is the gap between two back-to-back calls on one socket,
         // against pulls of other processes (this process's own pulls are excluded above). Should a
         // pull land in that gap, Docker still refuses to take the name's last image from a container.
-        if ((await docker.getImage(ref).inspect()).Id !== image.id) continue
-        await docker.getImage(ref).remove(REMOVE)
+        if ((await inspect(docker, ref)).Id !== image.id) continue
+        await remove(docker, ref)
         if (!ref.includes('@')) untagged.push(ref)
       } catch (err) {
         // Removing a repository's last tag also drops its digests: those are gone already.
@@ -78,7 +96,7 @@ async function removeByReferences(
       }
     }
     await hooks.beforeLastReference?.()
-    await docker.getImage(image.id).remove(REMOVE)
+    await remove(docker, image.id)
     journal.end(image.id)
     return { outcome: 'removed' }
   } catch (err) {
@@ -97,27 +115,21 @@ async function removeByReferences(
  * name has not since gone to another image (a pull after the crash wins). Entries stay in the
  * journal while Docker cannot be asked.
  */
-export async function restoreInterrupted(docker: Docker, journal: RemovalJournal): Promise<string[]> {
+export async function restoreInterrupted(docker: EngineApi, journal: RemovalJournal): Promise<string[]> {
   const restored: string[] = []
   for (const [id, entry] of Object.entries(journal.pending())) {
     try {
-      const info = await docker
-        .getImage(id)
-        .inspect()
-        .catch((err) => {
-          if (statusOf(err) === 404) return null
-          throw err
-        })
+      const info = await inspect(docker, id).catch((err) => {
+        if (statusOf(err) === 404) return null
+        throw err
+      })
       const present = new Set(info?.RepoTags ?? [])
       const missing: string[] = []
       for (const tag of info ? entry.tags.filter((t) => !present.has(t)) : []) {
-        const holder = await docker
-          .getImage(tag)
-          .inspect()
-          .catch((err) => {
-            if (statusOf(err) === 404) return null
-            throw err
-          })
+        const holder = await inspect(docker, tag).catch((err) => {
+          if (statusOf(err) === 404) return null
+          throw err
+        })
         if (holder === null) missing.push(tag)
       }
       const failed = await retag(docker, id, missing)
@@ -131,12 +143,16 @@ export async function restoreInterrupted(docker: Docker, journal: RemovalJournal
   return restored
 }
 
-async function retag(docker: Docker, id: string, tags: string[]): Promise<string[]> {
+async function retag(docker: EngineApi, id: string, tags: string[]): Promise<string[]> {
   const failed: string[] = []
   for (const ref of tags) {
     const repo = repositoryOf(ref)
     try {
-      await docker.getImage(id).tag({ repo, tag: ref.slice(repo.length + 1) })
+      await docker.json({
+        method: 'POST',
+        path: `/images/${pathPart(id)}/tag`,
+        query: { repo, tag: ref.slice(repo.length + 1) },
+      })
     } catch {
       failed.push(ref)
     }

@@ -6,9 +6,9 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import Docker from 'dockerode'
 import type { PrivateDockerd } from '../harness/dockerd.js'
 import type { ImageFacts } from '../../src/agent/snapshot.js'
+import { EngineApi } from '../../src/runtime/engine-api.js'
 
 const MiB = 1024 * 1024
 
@@ -65,8 +65,25 @@ export function makeRunnableImage(dockerd: PrivateDockerd, ref: string, fillerBy
   }
 }
 
-export function dockerClient(dockerd: PrivateDockerd): Docker {
-  return new Docker({ socketPath: dockerd.socket })
+/** the private dockerd's API, unversioned: it answers in its own version */
+export function dockerClient(dockerd: PrivateDockerd): EngineApi {
+  return new EngineApi(dockerd.socket, 60_000)
+}
+
+interface ListedImage {
+  Id: string
+  RepoTags?: string[] | null
+  RepoDigests?: string[] | null
+  Size: number
+  SharedSize?: number
+  Created: number
+}
+
+interface ListedContainer {
+  Id: string
+  Names: string[]
+  ImageID: string
+  State: string
 }
 
 export interface Times {
@@ -76,12 +93,12 @@ export interface Times {
 
 /** Image facts from GET /images/json and /containers/json; times from `times` by tag or id, else `fallback`. */
 export async function readImageFacts(
-  docker: Docker,
+  docker: EngineApi,
   times: (image: { id: string; tags: string[] }) => Times,
 ): Promise<ImageFacts[]> {
   const [images, containers] = await Promise.all([
-    docker.listImages({ all: false }),
-    docker.listContainers({ all: true }),
+    docker.json<ListedImage[]>({ path: '/images/json' }),
+    docker.json<ListedContainer[]>({ path: '/containers/json', query: { all: true } }),
   ])
   return images.map((i) => {
     const tags = (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>')
