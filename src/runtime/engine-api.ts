@@ -78,9 +78,12 @@ export function pathPart(name: string): string {
   return encodeURIComponent(name).replace(/%2F/gi, '/').replace(/%3A/gi, ':').replace(/%40/gi, '@')
 }
 
-/** Pure: the X-Registry-Auth header: the auth config as base64url JSON, as the docker CLI sends it. */
+/**
+ * Pure: the X-Registry-Auth header: the auth config as JSON in URL-safe base64 with its padding,
+ * which dockerd's decoder (Go's base64.URLEncoding) requires: without it the credentials are lost.
+ */
 export function registryAuthHeader(auth: Record<string, string>): string {
-  return Buffer.from(JSON.stringify(auth)).toString('base64url')
+  return Buffer.from(JSON.stringify(auth)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_')
 }
 
 export class EngineApi {

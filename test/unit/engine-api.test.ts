@@ -50,6 +50,8 @@ t.test('X-Registry-Auth is the auth config as base64url JSON', async (t) => {
   const auth = { username: 'u', password: '>>>???', serveraddress: 'reg.local:5000' }
   const header = registryAuthHeader(auth)
   t.notMatch(header, /[+/]/, 'the URL-safe alphabet')
+  t.equal(header.length % 4, 0, 'padded, as dockerd decodes it')
+  t.match(registryAuthHeader({ username: 'u' }), /=$/)
   t.same(JSON.parse(Buffer.from(header, 'base64url').toString()), auth)
 })
 
