@@ -1,5 +1,5 @@
 // Docker's /events stream, read line by line into runtime events.
-import split2 from 'split2'
+import { createInterface } from 'node:readline'
 import type { EngineApi } from './engine-api.js'
 import type { OpenEvents, RuntimeEvent, RuntimeEventHandlers } from './runtime.js'
 
@@ -56,9 +56,10 @@ export async function openDockerEvents(
     idleTimeoutMs: 0,
   })
   const ended = new Promise<string>((resolve) => {
-    const lines = stream.pipe(split2(parseEvent))
-    lines.on('data', (event: DockerEvent) => {
-      const e = toRuntimeEvent(event)
+    const lines = createInterface({ input: stream, crlfDelay: Infinity })
+    lines.on('line', (line: string) => {
+      const event = parseEvent(line)
+      const e = event && toRuntimeEvent(event)
       if (e) handlers.onEvent(e)
     })
     let done = false
@@ -70,10 +71,8 @@ export async function openDockerEvents(
     stream.on('end', () => end('dockerd ended the stream'))
     stream.on('close', () => end('the connection to dockerd closed'))
     stream.on('error', (err: Error) => end(err.message))
-    lines.on('error', (err: Error) => {
-      stream.destroy()
-      end(`unreadable event stream: ${err.message}`)
-    })
+    // readline repeats the stream's error on the interface, where an unheard one would end the process
+    lines.on('error', (err: Error) => end(err.message))
   })
   return { ended }
 }
