@@ -50,5 +50,3 @@ find "$lib" \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.
 find "$lib/node_modules" -depth -type d \( -name test -o -name tests -o -name docs -o -name example \
   -o -name examples -o -name .husky \) -exec rm -rf {} +
 find "$lib/node_modules" -type f -name '*.sh' -delete
-# ssh2's optional native helper, left unbuilt (install scripts do not run): its C sources are dead weight
-rm -rf "$lib/node_modules/cpu-features/deps"
