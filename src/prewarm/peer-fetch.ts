@@ -1,11 +1,14 @@
 // Fetching an image from another host of the fleet instead of its registry: the peer's export
 // streams into `docker load`, and the result is kept only when its id is the config digest the
-// registry's manifest names for the wanted reference. A peer cannot substitute content: anything
-// else it sends is removed again (never forced) and the next source is tried.
+// registry's manifest names for the wanted reference. A peer cannot substitute content: the archive
+// is refused as it streams unless its one image config hashes to that digest, and the loaded id is
+// checked again; it cannot name images either: the names an archive carries are stripped before
+// `docker load` could apply them (src/peers/archive-filter.ts).
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import { familiarName, type ImageRef } from '../registry/reference.js'
+import { filterPeerArchive } from '../peers/archive-filter.js'
 
 export interface PeerSource {
   /** the serving host's id */
@@ -17,7 +20,7 @@ export interface PeerSource {
 }
 
 export interface PeerFetchOptions {
-  runtime: Pick<ContainerRuntime, 'loadImage' | 'removeImage' | 'tagImage' | 'untagImage'>
+  runtime: Pick<ContainerRuntime, 'loadImage' | 'removeImage' | 'tagImage'>
   ref: ImageRef
   /** the registry's config digest for `ref`: the only image id accepted */
   configDigest: string
@@ -42,21 +45,15 @@ export async function fetchFromPeer(peer: PeerSource, o: PeerFetchOptions): Prom
       done(null, chunk)
     },
   })
-  // A body that fails (the peer died) fails `counted`, which aborts the load.
+  // A body that fails (the peer died) fails `counted`, which fails the filter and aborts the load.
   pipeline(Readable.fromWeb(res.body as never), counted).catch(() => undefined)
-  const loaded = await o.runtime.loadImage(counted, o.signal)
-  const foreignNames = loaded.names
+  const loaded = await o.runtime.loadImage(filterPeerArchive(counted, o.configDigest), o.signal)
   const wrong = loaded.ids.filter((id) => id !== o.configDigest)
-  if (wrong.length > 0 || foreignNames.length > 0 || !loaded.ids.includes(o.configDigest)) {
-    // Names an archive carried are taken off first (an export by id has none); then what does not
-    // match goes, never forced: an image a container uses stays.
-    for (const name of foreignNames) await o.runtime.untagImage(name).catch(() => undefined)
+  if (wrong.length > 0 || !loaded.ids.includes(o.configDigest)) {
+    // The filter lets no other image through; should the engine still report one, it goes, never
+    // forced: an image a container uses stays.
     for (const id of wrong) await o.runtime.removeImage({ id, refs: [] })
-    throw new Error(
-      `peer ${peer.host} sent ${loaded.ids.join(', ') || 'no image'}` +
-        (foreignNames.length ? ` named ${foreignNames.join(', ')}` : '') +
-        `, not ${o.configDigest}: removed`,
-    )
+    throw new Error(`peer ${peer.host} sent ${loaded.ids.join(', ') || 'no image'}, not ${o.configDigest}: removed`)
   }
   // As a pull would name it: repo:tag. An image wanted by digest alone keeps no name here (Docker
   // makes digest names only on a pull); the wanted-set check finds it by id.

@@ -1,0 +1,155 @@
+// What a peer's archive may do on its way into `docker load`. `docker load` applies the names an
+// archive carries (manifest.json RepoTags, the legacy `repositories` file, OCI index annotations)
+// as it loads, before any id check could run: a peer could otherwise move a name such as
+// nvidia/cuda:12.2 on the fetching host onto its own content. So the archive is rewritten as it
+// streams: names are taken out, and the archive must describe exactly one image whose config
+// hashes to the expected digest (the image id), or the stream fails before its end, which aborts
+// the load (dockerd unpacks the whole archive before it loads anything). Only small entries
+// (configs, manifests) are held in memory; layers pass through.
+import { createHash } from 'node:crypto'
+import { posix } from 'node:path'
+import { Readable } from 'node:stream'
+import tar from 'tar-stream'
+
+/** configs and manifests are a few KiB; larger entries stream through unread */
+const SMALL_ENTRY_BYTES = 4 * 1024 * 1024
+/** names docker load or an OCI importer reads image names from */
+const NAME_ANNOTATIONS = ['io.containerd.image.name', 'org.opencontainers.image.ref.name']
+
+interface ManifestEntry {
+  Config?: unknown
+  RepoTags?: unknown
+}
+
+/** an archive path as dockerd resolves it, rooted in its unpack directory; null for the root itself */
+export function archivePath(name: string): string | null {
+  const p = posix.normalize(`/${name}`).replace(/^\/+/, '').replace(/\/+$/, '')
+  return p === '' ? null : p
+}
+
+/**
+ * `archive` (a `docker save` tar) with every image name removed; fails unless it holds exactly one
+ * image whose id (the sha256 of its config) is `configDigest`.
+ */
+export function filterPeerArchive(archive: Readable, configDigest: string): Readable {
+  const extract = tar.extract()
+  const pack = tar.pack()
+  /** digests of the small regular files, by path; 'link' for links, which a config may not be */
+  const seen = new Map<string, string>()
+  let configPaths: string[] | null = null
+  let failed = false
+  let finalized = false
+  const fail = (reason: string | Error) => {
+    if (failed) return
+    failed = true
+    const err = typeof reason === 'string' ? new Error(`peer archive refused: ${reason}`) : reason
+    extract.destroy(err)
+    pack.destroy(err)
+    archive.destroy()
+  }
+  // Errors reach the reader through `fail` and the output's iterator; the events themselves are expected.
+  const ignore = () => undefined
+  pack.on('error', ignore)
+  // the reader went away (the load was cut): stop reading the peer
+  pack.on('close', () => {
+    if (!failed && !finalized) fail('the load stopped reading it')
+  })
+
+  extract.on('entry', (header, stream, next) => {
+    stream.on('error', ignore)
+    if (failed) return
+    const path = archivePath(header.name)
+    const isFile = header.type === 'file' || header.type === 'contiguous-file'
+    if (path === null) return fail(`entry ${JSON.stringify(header.name)} has no name`)
+    if (header.type === 'symlink' || header.type === 'link') seen.set(path, 'link')
+    else seen.delete(path)
+    const named = path === 'manifest.json' || path === 'index.json' || path === 'repositories'
+    if (named && !isFile) return fail(`${path} is not a regular file`)
+    if (path === 'repositories') {
+      // the legacy name file: dropped whole
+      stream.on('end', () => next())
+      stream.resume()
+      return
+    }
+    if (!isFile || (header.size ?? 0) > SMALL_ENTRY_BYTES) {
+      if (path === 'manifest.json' || path === 'index.json') return fail(`${path} is too large`)
+      stream.pipe(pack.entry(header, next).on('error', ignore))
+      return
+    }
+    const chunks: Buffer[] = []
+    stream.on('data', (c: unknown) => chunks.push(c as Buffer))
+    stream.on('end', () => {
+      if (failed) return
+      let body: Buffer = Buffer.concat(chunks)
+      seen.set(path, `sha256:${createHash('sha256').update(body).digest('hex')}`)
+      try {
+        if (path === 'manifest.json') {
+          const rewritten = rewriteManifest(body)
+          configPaths = rewritten.configPaths
+          body = rewritten.body
+        } else if (path === 'index.json') body = rewriteIndex(body)
+      } catch (err) {
+        return fail((err as Error).message)
+      }
+      pack.entry({ ...header, size: body.length }, body, next)
+    })
+  })
+  extract.on('finish', () => {
+    if (failed) return
+    const problem = checkConfigs(configPaths, seen, configDigest)
+    if (problem) return fail(problem)
+    finalized = true
+    pack.finalize()
+  })
+  extract.on('error', (err: Error) => fail(`not a tar archive: ${err.message}`))
+  archive.on('error', (err: Error) => fail(err))
+  archive.pipe(extract)
+  return Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false })
+}
+
+/** manifest.json with RepoTags cleared, and the config path of each image it lists */
+function rewriteManifest(body: Buffer): { body: Buffer; configPaths: string[] } {
+  let manifest: unknown
+  try {
+    manifest = JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new Error('manifest.json is not JSON')
+  }
+  if (!Array.isArray(manifest)) throw new Error('manifest.json is not a list')
+  const configPaths = (manifest as ManifestEntry[]).map((m) => {
+    const config = typeof m?.Config === 'string' ? archivePath(m.Config) : null
+    if (config === null) throw new Error('manifest.json lists an image without a config path')
+    m.RepoTags = null
+    return config
+  })
+  return { body: Buffer.from(JSON.stringify(manifest)), configPaths }
+}
+
+/** index.json (OCI layout) without the annotations importers name images from */
+function rewriteIndex(body: Buffer): Buffer {
+  let index: { manifests?: { annotations?: Record<string, string> }[] }
+  try {
+    index = JSON.parse(body.toString('utf8')) as typeof index
+  } catch {
+    throw new Error('index.json is not JSON')
+  }
+  for (const m of Array.isArray(index?.manifests) ? index.manifests : [])
+    if (m?.annotations && typeof m.annotations === 'object')
+      for (const key of NAME_ANNOTATIONS) delete m.annotations[key]
+  return Buffer.from(JSON.stringify(index))
+}
+
+/** why the archive's images are not exactly the one expected; null when they are */
+function checkConfigs(configPaths: string[] | null, seen: Map<string, string>, configDigest: string): string | null {
+  if (configPaths === null) return 'no manifest.json'
+  if (configPaths.length !== 1) return `it lists ${configPaths.length} images, not one`
+  const config = configPaths[0]
+  // dockerd follows links inside its unpack directory: a config reached through one could be any file
+  const parts = config.split('/')
+  for (let i = 1; i <= parts.length; i++)
+    if (seen.get(parts.slice(0, i).join('/')) === 'link') return `its config ${config} is reached through a link`
+  const digest = seen.get(config)
+  if (!digest) return `its config ${config} is missing or too large`
+  if (digest !== configDigest) return `its image is ${digest}, not ${configDigest}`
+  return null
+}

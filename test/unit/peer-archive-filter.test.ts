@@ -1,0 +1,184 @@
+// The filter a peer's archive passes on its way into `docker load`, over archives laid out as
+// `docker save` writes them: the legacy layout (dockerd 20.10–24: <v1 id>/layer.tar, <config>.json,
+// manifest.json, repositories) and the OCI one (dockerd 25+: blobs/sha256/…, index.json, oci-layout).
+import t from 'tap'
+import { createHash, randomBytes } from 'node:crypto'
+import { PassThrough, Readable } from 'node:stream'
+import { buffer } from 'node:stream/consumers'
+import tar from 'tar-stream'
+import { archivePath, filterPeerArchive } from '../../src/peers/archive-filter.js'
+
+type Entry = { name: string; body?: Buffer | string; type?: 'file' | 'directory' | 'symlink'; linkname?: string }
+
+const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
+const CONFIG = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' } }))
+const ID = `sha256:${sha(CONFIG)}`
+const LAYER = randomBytes(64 * 1024)
+const V1 = sha('v1-layer-id')
+
+async function archive(entries: Entry[]): Promise<Buffer> {
+  const pack = tar.pack()
+  for (const e of entries) {
+    const type = e.type ?? (e.name.endsWith('/') ? 'directory' : 'file')
+    const body = type === 'file' ? Buffer.from(e.body ?? '') : undefined
+    pack.entry({ name: e.name, type, linkname: e.linkname, mode: type === 'directory' ? 0o755 : 0o644 }, body)
+  }
+  pack.finalize()
+  return buffer(pack as unknown as AsyncIterable<Buffer>)
+}
+
+async function entries(tarball: Buffer): Promise<Map<string, { type: string; body: Buffer }>> {
+  const out = new Map<string, { type: string; body: Buffer }>()
+  const extract = tar.extract()
+  Readable.from([tarball]).pipe(extract)
+  for await (const entry of extract) out.set(entry.header.name, { type: entry.header.type!, body: await buffer(entry) })
+  return out
+}
+
+const legacy = (over: { manifest?: unknown; config?: Entry } = {}): Entry[] => [
+  { name: `${V1}/` },
+  { name: `${V1}/VERSION`, body: '1.0' },
+  { name: `${V1}/json`, body: JSON.stringify({ id: V1 }) },
+  { name: `${V1}/layer.tar`, body: LAYER },
+  over.config ?? { name: `${sha(CONFIG)}.json`, body: CONFIG },
+  {
+    name: 'manifest.json',
+    body: JSON.stringify(
+      over.manifest ?? [
+        { Config: `${sha(CONFIG)}.json`, RepoTags: ['nvidia/cuda:12.2.0-base'], Layers: [`${V1}/layer.tar`] },
+      ],
+    ),
+  },
+  { name: 'repositories', body: JSON.stringify({ 'nvidia/cuda': { '12.2.0-base': V1 } }) },
+]
+
+const filtered = (tarball: Buffer, id = ID) => buffer(filterPeerArchive(Readable.from([tarball]), id))
+
+t.test('legacy layout: RepoTags cleared, repositories dropped, everything else byte for byte', async (t) => {
+  const out = await entries(await filtered(await archive(legacy())))
+  t.same(
+    [...out.keys()],
+    [`${V1}/`, `${V1}/VERSION`, `${V1}/json`, `${V1}/layer.tar`, `${sha(CONFIG)}.json`, 'manifest.json'],
+  )
+  t.same(JSON.parse(out.get('manifest.json')!.body.toString()), [
+    { Config: `${sha(CONFIG)}.json`, RepoTags: null, Layers: [`${V1}/layer.tar`] },
+  ])
+  t.ok(out.get(`${V1}/layer.tar`)!.body.equals(LAYER), 'the layer passes unchanged')
+  t.ok(out.get(`${sha(CONFIG)}.json`)!.body.equals(CONFIG), 'the config passes unchanged')
+})
+
+t.test('OCI layout: the name annotations of index.json go too', async (t) => {
+  const manifestBlob = JSON.stringify({ schemaVersion: 2, config: { digest: ID } })
+  const index = {
+    schemaVersion: 2,
+    manifests: [
+      {
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: `sha256:${sha(manifestBlob)}`,
+        annotations: {
+          'io.containerd.image.name': 'docker.io/nvidia/cuda:12.2.0-base',
+          'org.opencontainers.image.ref.name': '12.2.0-base',
+          'org.example.kept': 'yes',
+        },
+      },
+    ],
+  }
+  const out = await entries(
+    await filtered(
+      await archive([
+        { name: 'blobs/' },
+        { name: 'blobs/sha256/' },
+        { name: `blobs/sha256/${sha(CONFIG)}`, body: CONFIG },
+        { name: `blobs/sha256/${sha(LAYER)}`, body: LAYER },
+        { name: `blobs/sha256/${sha(manifestBlob)}`, body: manifestBlob },
+        { name: 'index.json', body: JSON.stringify(index) },
+        {
+          name: 'manifest.json',
+          body: JSON.stringify([
+            { Config: `blobs/sha256/${sha(CONFIG)}`, RepoTags: ['nvidia/cuda:12.2.0-base'], Layers: [] },
+          ]),
+        },
+        { name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' },
+        { name: 'repositories', body: '{"nvidia/cuda":{"12.2.0-base":"x"}}' },
+      ]),
+    ),
+  )
+  t.notOk(out.has('repositories'))
+  t.ok(out.has('oci-layout'))
+  t.same(JSON.parse(out.get('index.json')!.body.toString()).manifests[0].annotations, { 'org.example.kept': 'yes' })
+  t.equal(JSON.parse(out.get('manifest.json')!.body.toString())[0].RepoTags, null)
+})
+
+t.test('refused before its end: another image, two images, no manifest, a linked config or manifest', async (t) => {
+  const other = Buffer.from('{"os":"linux","malicious":true}')
+  await t.rejects(
+    filtered(await archive(legacy({ config: { name: `${sha(CONFIG)}.json`, body: other } }))),
+    new RegExp(`its image is sha256:${sha(other)}, not ${ID}`),
+    'a config that is not the expected image, whatever its file is called',
+  )
+  await t.rejects(
+    filtered(
+      await archive(
+        legacy({
+          manifest: [
+            { Config: `${sha(CONFIG)}.json`, RepoTags: null, Layers: [] },
+            { Config: `${sha(CONFIG)}.json`, RepoTags: null, Layers: [] },
+          ],
+        }),
+      ),
+    ),
+    /lists 2 images, not one/,
+  )
+  await t.rejects(filtered(await archive(legacy().filter((e) => e.name !== 'manifest.json'))), /no manifest\.json/)
+  await t.rejects(
+    filtered(
+      await archive([
+        { name: 'evil.json', body: other },
+        { name: `${sha(CONFIG)}.json`, type: 'symlink', linkname: 'evil.json' },
+        ...legacy().slice(5),
+      ]),
+    ),
+    /reached through a link/,
+  )
+  await t.rejects(
+    filtered(await archive([...legacy().slice(0, 5), { name: 'manifest.json', type: 'symlink', linkname: 'x' }])),
+    /manifest\.json is not a regular file/,
+  )
+  await t.rejects(filtered(Buffer.from('not a tar archive at all, not even close'.repeat(20))), /refused/)
+})
+
+t.test('a manifest.json path written another way is still the manifest', async (t) => {
+  const entriesDotted = legacy().map((e) => (e.name === 'manifest.json' ? { ...e, name: './manifest.json' } : e))
+  const out = await entries(await filtered(await archive(entriesDotted)))
+  t.equal(JSON.parse(out.get('./manifest.json')!.body.toString())[0].RepoTags, null)
+  t.equal(archivePath('./a//b/../c/'), 'a/c')
+  t.equal(archivePath('/x/../../y'), 'y', 'rooted at the unpack directory, as dockerd resolves it')
+  t.equal(archivePath('../y'), 'y')
+})
+
+t.test('it streams: layer bytes come out before the archive has ended', async (t) => {
+  const whole = await archive(legacy())
+  const input = new PassThrough()
+  const out = filterPeerArchive(input, ID)
+  // everything up to and into the layer, then wait for output before sending the rest
+  const firstPart = whole.indexOf(LAYER) + LAYER.length / 2
+  input.write(whole.subarray(0, firstPart))
+  const first = await new Promise<Buffer>((resolve) => out.once('data', resolve))
+  t.ok(first.length > 0, 'output before the end of the input')
+  const rest: Buffer[] = [first]
+  out.on('data', (c: Buffer) => rest.push(c))
+  const ended = new Promise((r) => out.once('end', r))
+  input.end(whole.subarray(firstPart))
+  await ended
+  const got = await entries(Buffer.concat(rest))
+  t.ok(got.get(`${V1}/layer.tar`)!.body.equals(LAYER))
+})
+
+t.test('a source that fails mid-stream fails the output with its error', async (t) => {
+  const whole = await archive(legacy())
+  const input = new PassThrough()
+  const out = filterPeerArchive(input, ID)
+  input.write(whole.subarray(0, whole.indexOf(LAYER) + 100))
+  setImmediate(() => input.destroy(new Error('peer connection reset')))
+  await t.rejects(buffer(out), /peer connection reset/)
+})
