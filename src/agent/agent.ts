@@ -18,6 +18,7 @@ import { createRuntime } from '../runtime/create.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import { PullsInFlight } from './pulls-in-flight.js'
 import { WantedSet } from '../prewarm/wanted.js'
+import type { PeerServeStats } from '../peers/metrics.js'
 
 /** What every feature of the agent is built from. */
 export interface AgentContext {
@@ -61,6 +62,8 @@ export interface FeatureParts {
   collectors?: string[]
   /** the coordinator link's state, from the one feature that runs the link */
   linkState?: () => LinkState
+  /** the peer listener's counts, from the feature that serves peers (when peers.serve is on) */
+  peerStats?: PeerServeStats
 }
 
 /** A feature adds its routes and actions, and returns its parts. */
@@ -72,6 +75,7 @@ export class Agent {
   private readonly components: Component[] = []
   private readonly history = new JobHistory()
   private linkState: () => LinkState = () => NO_LINK
+  private peerStats: PeerServeStats | null = null
 
   constructor(
     config: AgentConfig,
@@ -142,6 +146,7 @@ export class Agent {
       this.components.push(...parts.components)
       collectors.push(...(parts.collectors ?? []))
       if (parts.linkState) this.linkState = parts.linkState
+      if (parts.peerStats) this.peerStats = parts.peerStats
     }
     this.ctx.store.expectCollectors(collectors)
   }
@@ -173,6 +178,7 @@ export class Agent {
       version: VERSION,
       stateWriteErrors: () => this.ctx.state.errors,
       wanted: () => this.ctx.wanted.refs(),
+      peers: () => this.peerStats,
     })
     bus.subscribe(metrics.onEvent)
     // A prune frees space: state held in memory is written now rather than on the next retry.

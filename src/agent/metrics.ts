@@ -10,6 +10,7 @@ import { registerGpuHealthMetrics } from '../gpu/health-metrics.js'
 import { registerContainerGpuMetrics } from '../gpu/container-metrics.js'
 import { registerDiskAndImageMetrics } from '../inventory/metrics.js'
 import { registerLinkMetrics } from '../link/metrics.js'
+import { registerPeerMetrics } from '../peers/metrics.js'
 import { registerPrewarmMetrics } from '../prewarm/metrics.js'
 import { registerPruneMetrics } from '../prune/metrics.js'
 import { registerStateMetrics } from '../state/metrics.js'
@@ -76,6 +77,7 @@ export function createAgentMetrics(
 
   registerLinkMetrics(src, reg)
   registerStateMetrics(src, reg)
+  registerPeerMetrics(() => src.peers?.() ?? null, reg)
 
   const counters = [registerPruneMetrics(reg), registerPrewarmMetrics(src, reg)]
   return {

@@ -33,6 +33,7 @@ export const peersFeature: Feature = (ctx) => {
     log,
   })
   return {
+    peerStats: server.stats,
     components: [
       {
         name: 'peer-server',

@@ -1,13 +1,15 @@
 // The peer listener: GET /v1/images/{id}/export streams `docker save` of one image to another host
 // of the fleet. Its own address (peers.listen), apart from the API. It answers 401 without a valid
 // peer token, 403 for an image no rollout holds here (it is no general image export), 404 when the
-// name the token grants is not on image {id} here, and 503 beyond peers.maxUploads at once.
+// name the token grants is not on image {id} here, and 503 beyond peers.maxUploads at once. Every
+// refusal and upload is logged and counted (PeerServeStats, src/peers/metrics.ts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import { qualifiedRef } from '../registry/reference.js'
 import { splitHostPort } from '../http/server.js'
+import { PeerServeStats, refusalReason } from './metrics.js'
 import { ByteBudget } from './throttle.js'
 import { verifyPeerToken } from './token.js'
 
@@ -23,17 +25,15 @@ export interface PeerServerOptions {
   rolloutHeld: () => string[]
   nowSeconds: () => number
   log: Logger
-  /** bytes sent per finished or cut upload */
-  onUploaded?: (u: { ref: string; fetcher: string; bytes: number; complete: boolean }) => void
-  onRefused?: (status: number) => void
 }
 
 const EXPORT_PATH = /^\/v1\/images\/(sha256:[0-9a-f]{64})\/export$/
 
 export class PeerServer {
   private server: Server | null = null
-  private uploads = 0
   private readonly budget: ByteBudget | null
+  /** what the metrics read */
+  readonly stats = new PeerServeStats()
 
   constructor(private readonly opts: PeerServerOptions) {
     this.budget = opts.maxUploadBytesPerSecond === null ? null : new ByteBudget(opts.maxUploadBytesPerSecond)
@@ -41,7 +41,7 @@ export class PeerServer {
 
   /** uploads streaming now */
   get active(): number {
-    return this.uploads
+    return this.stats.uploadsInFlight
   }
 
   async start(): Promise<void> {
@@ -82,34 +82,42 @@ export class PeerServer {
     const { log } = this.opts
     const path = (req.url ?? '').split('?')[0]
     const match = EXPORT_PATH.exec(path)
-    if (!match) return this.refuse(res, 404, 'no such route')
-    if (req.method !== 'GET') return this.refuse(res, 405, 'GET only')
+    if (!match) return this.refuse(req, res, 404, 'no such route')
+    if (req.method !== 'GET') return this.refuse(req, res, 405, 'GET only')
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
-    if (!bearer) return this.refuse(res, 401, 'a peer token is required')
+    if (!bearer) return this.refuse(req, res, 401, 'a peer token is required')
     const verdict = verifyPeerToken(
       bearer[1],
       { hostId: this.opts.hostId, token: this.opts.linkToken() },
       this.opts.nowSeconds(),
     )
-    if (!verdict.ok) return this.refuse(res, 401, `peer token refused: ${verdict.reason}`)
+    if (!verdict.ok) return this.refuse(req, res, 401, `peer token refused: ${verdict.reason}`)
     const { ref, fetcher } = verdict.claim
     const held = new Set(this.opts.rolloutHeld().map(qualifiedRef))
-    if (!held.has(qualifiedRef(ref))) return this.refuse(res, 403, `${ref} is not held by a rollout on this host`)
+    if (!held.has(qualifiedRef(ref)))
+      return this.refuse(req, res, 403, `${ref} is not held by a rollout on this host`, { ref, fetcher })
     const id = match[1]
     const image = await this.opts.runtime.inspectImage(ref)
-    if (!image || image.id !== id) return this.refuse(res, 404, `${ref} is not image ${id} on this host`)
-    if (!this.opts.runtime.saveImage) return this.refuse(res, 501, 'this runtime cannot export images')
-    if (this.uploads >= this.opts.maxUploads) {
+    if (!image || image.id !== id)
+      return this.refuse(req, res, 404, `${ref} is not image ${id} on this host`, { ref, fetcher })
+    if (!this.opts.runtime.saveImage)
+      return this.refuse(req, res, 501, 'this runtime cannot export images', { ref, fetcher })
+    const { stats } = this
+    if (stats.uploadsInFlight >= this.opts.maxUploads) {
       res.setHeader('retry-after', '5')
-      return this.refuse(res, 503, `already serving ${this.uploads} uploads`)
+      return this.refuse(req, res, 503, `already serving ${stats.uploadsInFlight} uploads`, { ref, fetcher })
     }
-    this.uploads++
+    stats.uploadsInFlight++
     let bytes = 0
     try {
       const archive = await this.opts.runtime.saveImage(id)
-      if (!archive) return this.refuse(res, 404, `image ${id} is gone`)
+      if (!archive) return this.refuse(req, res, 404, `image ${id} is gone`, { ref, fetcher })
       res.writeHead(200, { 'content-type': 'application/x-tar' })
-      archive.on('data', (chunk: Buffer) => (bytes += chunk.length))
+      log.info({ ref, fetcher, id }, 'serving an image to a peer')
+      archive.on('data', (chunk: Buffer) => {
+        bytes += chunk.length
+        stats.bytesServed += chunk.length
+      })
       const stages = this.budget ? [archive, this.budget.throttle(), res] : [archive, res]
       let complete = false
       try {
@@ -118,15 +126,25 @@ export class PeerServer {
       } catch (err) {
         log.warn({ ref, fetcher, bytes, err: (err as Error).message }, 'peer export cut')
       }
-      log.info({ ref, fetcher, bytes, complete }, 'served an image to a peer')
-      this.opts.onUploaded?.({ ref, fetcher, bytes, complete })
+      stats.uploads[complete ? 'complete' : 'cut']++
+      if (complete) log.info({ ref, fetcher, bytes }, 'served an image to a peer')
     } finally {
-      this.uploads--
+      stats.uploadsInFlight--
     }
   }
 
-  private refuse(res: ServerResponse, status: number, message: string): void {
-    this.opts.onRefused?.(status)
+  private refuse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    message: string,
+    who: { ref?: string; fetcher?: string } = {},
+  ): void {
+    const reason = refusalReason(status)
+    this.stats.refused[reason]++
+    // a refused credential or image is worth a warning: a peer misconfigured, or someone probing
+    const level = reason === 'unauthorized' || reason === 'forbidden' ? 'warn' : 'info'
+    this.opts.log[level]({ status, reason, from: req.socket.remoteAddress, ...who, message }, 'peer request refused')
     answer(res, status, message)
   }
 }

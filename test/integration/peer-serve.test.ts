@@ -1,7 +1,8 @@
 // An agent serving a rollout's image to a peer: the built agent on its own private dockerd with
 // peers.serve on, a second private dockerd that loads what it sends through gpuhost's runtime.
 // Without a peer token: 401; for an image no rollout holds: 403; beyond maxUploads: 503; the
-// archive loads as the very image id the server holds, with no name the server put on it.
+// archive loads as the very image id the server holds, with no name the server put on it. The
+// agent's /metrics counts each refusal by reason, the upload in flight and the bytes served.
 import t from 'tap'
 import { Readable } from 'node:stream'
 import { join } from 'node:path'
@@ -30,7 +31,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     })
     const linkToken = hostToken('fleet-secret', 'gpu-a')
     const port = await freePort()
-    await startAgent(
+    const agent = await startAgent(
       t,
       {
         hostId: 'gpu-a',
@@ -55,6 +56,11 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       })
     const get = (id: string, token?: string) =>
       fetch(exportUrl(id), token ? { headers: { authorization: `Bearer ${token}` } } : {})
+    const metric = async (series: string) => {
+      const text = await (await fetch(`${agent.url}/metrics`)).text()
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+      return line === undefined ? NaN : Number(line.slice(series.length + 1))
+    }
     const status = async (id: string, token?: string) => {
       const res = await get(id, token)
       await res.arrayBuffer()
@@ -75,6 +81,14 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.equal(first.status, 200)
     t.equal(first.headers.get('content-type'), 'application/x-tar')
     t.equal(await status(heldId, grant('fleet/model:1')), 503, 'beyond maxUploads')
+    t.equal(await metric('gpuhost_peer_uploads_in_flight'), 1, 'the held-open upload is in flight')
+    t.equal(await metric('gpuhost_peer_requests_refused_total{reason="unauthorized"}'), 5)
+    t.equal(await metric('gpuhost_peer_requests_refused_total{reason="forbidden"}'), 1)
+    // the granted name on another id, and the listener probe's GET / (no such route)
+    t.equal(await metric('gpuhost_peer_requests_refused_total{reason="not_found"}'), 2)
+    t.equal(await metric('gpuhost_peer_requests_refused_total{reason="busy"}'), 1)
+    t.match(agent.logs(), /"reason":"unauthorized".*peer request refused/, 'refusals are logged with their reason')
+    t.match(agent.logs(), /"reason":"forbidden","from":"[^"]+","ref":"private\/notes:1","fetcher":"gpu-b"/)
 
     const runtime = new DockerRuntime(
       parseConfig(agentConfigSchema, { stateDir: join(dir.path, 'recv'), docker: { socket: receiver.socket } }),
@@ -84,6 +98,18 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const there = await runtime.inspectImage(heldId)
     t.equal(there?.id, heldId)
     t.same(there?.repoTags, [], 'saved by id: no name comes with it')
+
+    await waitFor(
+      'the upload counted',
+      async () => (await metric('gpuhost_peer_uploads_total{result="complete"}')) === 1,
+      30_000,
+    )
+    t.equal(await metric('gpuhost_peer_uploads_in_flight'), 0)
+    t.ok(
+      (await metric('gpuhost_peer_served_bytes_total')) > 24 * 1024 * 1024,
+      'the archive bytes are counted as served',
+    )
+    t.match(agent.logs(), /"ref":"fleet\/model:1","fetcher":"gpu-b","bytes":\d+.*served an image to a peer/)
 
     // the upload slot is free again
     await waitFor('the upload slot', async () => (await status(heldId, grant('fleet/model:1'))) === 200, 30_000)

@@ -10,12 +10,18 @@ import type { HostSnapshot } from '../../src/agent/snapshot.js'
 import type { AgentEvent, EventMap, EventType } from '../../src/agent/events.js'
 import { eventPayloadSchemas } from '../../src/protocol-events.js'
 import { integrationRequired, which } from '../harness/services.js'
+import { PeerServeStats } from '../../src/peers/metrics.js'
 
 const fixtures = new URL('../fixtures/metrics/', import.meta.url)
 const GOLDEN = fileURLToPath(new URL('golden.prom', fixtures))
 const snapshot: HostSnapshot = JSON.parse(readFileSync(new URL('snapshot.json', fixtures), 'utf8'))
 
 async function render(): Promise<string> {
+  // a serving host mid-way: one upload streaming, two done, one cut, some requests turned away
+  const peers = new PeerServeStats()
+  Object.assign(peers, { bytesServed: 3221225472, uploadsInFlight: 1 })
+  Object.assign(peers.uploads, { complete: 2, cut: 1 })
+  Object.assign(peers.refused, { unauthorized: 4, forbidden: 1, busy: 3 })
   const metrics = createAgentMetrics(
     {
       snapshot: () => snapshot,
@@ -30,6 +36,7 @@ async function render(): Promise<string> {
         'team/cuda-next:2',
         'team/huge:1',
       ],
+      peers: () => peers,
     },
     { processMetrics: false },
   )

@@ -20,8 +20,9 @@ async function archive(entries: Entry[]): Promise<Buffer> {
   const pack = tar.pack()
   for (const e of entries) {
     const type = e.type ?? (e.name.endsWith('/') ? 'directory' : 'file')
-    const body = type === 'file' ? Buffer.from(e.body ?? '') : undefined
-    pack.entry({ name: e.name, type, linkname: e.linkname, mode: type === 'directory' ? 0o755 : 0o644 }, body)
+    const header = { name: e.name, type, linkname: e.linkname, mode: type === 'directory' ? 0o755 : 0o644 }
+    if (type === 'file') pack.entry(header, Buffer.from(e.body ?? ''))
+    else pack.entry(header)
   }
   pack.finalize()
   return buffer(pack as unknown as AsyncIterable<Buffer>)
