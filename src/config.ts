@@ -218,6 +218,20 @@ export const agentConfigSchema = z
         maxUploads: z.number().int().min(1).max(64).default(2),
         /** all uploads together at most this many bytes per second; null: no limit */
         maxUploadBytesPerSecond: z.number().int().min(1024).nullable().default(null),
+        /** peer tokens travel in a header: https for the listener (certFile and keyFile, read at start),
+         * and the fleet CA this host trusts when it fetches from an https:// peer (caFile, read per fetch;
+         * null: the system CAs) */
+        tls: z
+          .strictObject({
+            certFile: z.string().min(1).nullable().default(null),
+            keyFile: z.string().min(1).nullable().default(null),
+            caFile: z.string().min(1).nullable().default(null),
+          })
+          .refine((t) => (t.certFile === null) === (t.keyFile === null), {
+            message: 'certFile and keyFile go together',
+            path: ['keyFile'],
+          })
+          .prefault({}),
       })
       .prefault({}),
     coordinator: z

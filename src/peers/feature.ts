@@ -1,5 +1,6 @@
 // Serving images to the other hosts of the fleet (peers.serve). Off by default; a host that does not
 // serve still fetches from peers the coordinator names. Only images a rollout holds here are served.
+import { readFileSync } from 'node:fs'
 import type { Feature } from '../agent/agent.js'
 import { readTokenFile } from '../config.js'
 import { PeerServer } from './server.js'
@@ -17,6 +18,7 @@ export const peersFeature: Feature = (ctx) => {
       return null
     }
   }
+  const { certFile, keyFile } = config.peers.tls
   const server = new PeerServer({
     listen: config.peers.listen,
     hostId: config.hostId,
@@ -31,6 +33,11 @@ export const peersFeature: Feature = (ctx) => {
         .map((w) => w.ref),
     nowSeconds: () => Math.floor(ctx.now().getTime() / 1000),
     log,
+    // read at start: a renewed certificate takes effect on the next restart of the agent
+    tls:
+      certFile && keyFile
+        ? () => ({ cert: readPem(certFile, 'peers.tls.certFile'), key: readPem(keyFile, 'peers.tls.keyFile') })
+        : null,
   })
   return {
     peerStats: server.stats,
@@ -43,10 +50,18 @@ export const peersFeature: Feature = (ctx) => {
               'peers.serve without coordinator.tokenFile: no peer token can be checked, every request is refused',
             )
           await server.start()
-          log.info({ listen: server.address() }, 'serving rollout images to peers')
+          log.info({ listen: server.address(), tls: certFile !== null }, 'serving rollout images to peers')
         },
         stop: () => server.stop(),
       },
     ],
+  }
+}
+
+function readPem(file: string, key: string): Buffer {
+  try {
+    return readFileSync(file)
+  } catch (err) {
+    throw new Error(`${key}: cannot read ${file}: ${(err as Error).message}`)
   }
 }

@@ -4,6 +4,7 @@
 // name the token grants is not on image {id} here, and 503 beyond peers.maxUploads at once. Every
 // refusal and upload is logged and counted (PeerServeStats, src/peers/metrics.ts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import type { ContainerRuntime } from '../runtime/runtime.js'
@@ -25,6 +26,8 @@ export interface PeerServerOptions {
   rolloutHeld: () => string[]
   nowSeconds: () => number
   log: Logger
+  /** serve https with this certificate and key (PEM), read on each start; null: plain http */
+  tls?: (() => { cert: Buffer; key: Buffer }) | null
 }
 
 const EXPORT_PATH = /^\/v1\/images\/(sha256:[0-9a-f]{64})\/export$/
@@ -45,13 +48,15 @@ export class PeerServer {
   }
 
   async start(): Promise<void> {
-    const server = createServer((req, res) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       this.handle(req, res).catch((err: unknown) => {
         this.opts.log.error({ err: (err as Error).message }, 'peer export failed')
         if (!res.headersSent) answer(res, 500, 'export failed')
         else res.destroy()
       })
-    })
+    }
+    const tls = this.opts.tls?.()
+    const server: Server = tls ? createTlsServer({ cert: tls.cert, key: tls.key }, onRequest) : createServer(onRequest)
     const { host, port } = splitHostPort(this.opts.listen)
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)

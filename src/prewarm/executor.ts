@@ -74,6 +74,8 @@ export interface PrewarmDeps {
   retryMinMs?: number
   /** the wanted set (prewarm.images and images held for rollouts): what a prewarm naming no images pulls */
   wanted?: () => string[]
+  /** peers.tls.caFile: the fleet CA https:// peers are checked against */
+  peerCaFile?: string | null
 }
 
 export interface PrewarmRequest {
@@ -376,6 +378,7 @@ async function loadFromPeer(
       runtime: deps.runtime,
       ref,
       configDigest,
+      caFile: deps.peerCaFile,
       signal: attempt.signal,
       onBytes: (n) => {
         attempt.progressed()

@@ -4,6 +4,7 @@
 // is refused as it streams unless its one image config hashes to that digest, and the loaded id is
 // checked again; it cannot name images either: the names an archive carries are stripped before
 // `docker load` could apply them (src/peers/archive-filter.ts).
+import { readFileSync } from 'node:fs'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ContainerRuntime } from '../runtime/runtime.js'
@@ -27,12 +28,56 @@ export interface PeerFetchOptions {
   signal: AbortSignal
   /** each chunk as it arrives: progress for the stall timer, bytes for the counters */
   onBytes(n: number): void
+  /** the fleet CA (a PEM file, peers.tls.caFile) an https:// peer must present a certificate from;
+   * null or absent: the system CAs */
+  caFile?: string | null
 }
 
 /** loads the image from `peer`, checks it and names it; the bytes read. Throws when any of it fails. */
 export async function fetchFromPeer(peer: PeerSource, o: PeerFetchOptions): Promise<number> {
   if (!o.runtime.loadImage) throw new Error('this runtime cannot load images')
-  const res = await fetch(peer.url, { headers: { authorization: `Bearer ${peer.token}` }, signal: o.signal })
+  const peerConnection = await openPeer(peer, o)
+  try {
+    return await loadFromPeer(peer, o, o.runtime.loadImage.bind(o.runtime), peerConnection.res)
+  } finally {
+    await peerConnection.close()
+  }
+}
+
+interface PeerResponse {
+  ok: boolean
+  status: number
+  body: unknown
+  text(): Promise<string>
+}
+
+/** the export request; over https with a fleet CA, through undici's fetch, the one that takes a CA per request */
+async function openPeer(peer: PeerSource, o: PeerFetchOptions): Promise<{ res: PeerResponse; close(): Promise<void> }> {
+  const init = { headers: { authorization: `Bearer ${peer.token}` }, signal: o.signal }
+  if (!o.caFile || !peer.url.startsWith('https:'))
+    return { res: await fetch(peer.url, init), close: () => Promise.resolve() }
+  let ca: Buffer
+  try {
+    ca = readFileSync(o.caFile)
+  } catch (err) {
+    throw new Error(`peers.tls.caFile: cannot read ${o.caFile}: ${(err as Error).message}`)
+  }
+  const undici = await import('undici')
+  const dispatcher = new undici.Agent({ connect: { ca } })
+  try {
+    return { res: await undici.fetch(peer.url, { ...init, dispatcher }), close: () => dispatcher.close() }
+  } catch (err) {
+    await dispatcher.close()
+    throw err
+  }
+}
+
+async function loadFromPeer(
+  peer: PeerSource,
+  o: PeerFetchOptions,
+  loadImage: NonNullable<ContainerRuntime['loadImage']>,
+  res: PeerResponse,
+): Promise<number> {
   if (!res.ok || !res.body) {
     const detail = await res.text().catch(() => '')
     throw new Error(`peer ${peer.host} answered ${res.status} ${detail.slice(0, 200)}`.trim())
@@ -47,7 +92,7 @@ export async function fetchFromPeer(peer: PeerSource, o: PeerFetchOptions): Prom
   })
   // A body that fails (the peer died) fails `counted`, which fails the filter and aborts the load.
   pipeline(Readable.fromWeb(res.body as never), counted).catch(() => undefined)
-  const loaded = await o.runtime.loadImage(filterPeerArchive(counted, o.configDigest), o.signal)
+  const loaded = await loadImage(filterPeerArchive(counted, o.configDigest), o.signal)
   const wrong = loaded.ids.filter((id) => id !== o.configDigest)
   if (wrong.length > 0 || !loaded.ids.includes(o.configDigest)) {
     // The filter lets no other image through; should the engine still report one, it goes, never

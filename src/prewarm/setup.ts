@@ -44,6 +44,7 @@ export function buildPrewarmDeps(args: {
     actions: args.actions,
     log: args.log,
     now: args.now,
+    peerCaFile: config.peers.tls.caFile,
     facts: () => readPrewarmFacts(runtime, config.disk.path),
     compat: async () => {
       const gpu = await args.gpu()

@@ -1,0 +1,145 @@
+// The peer listener over https with a certificate from a fleet CA made by openssl at test time: the
+// fetching agent trusts it through peers.tls.caFile and loads the image from it; plain http to that
+// port, and https without the fleet CA, get nothing.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { requireServices, which } from '../harness/services.js'
+import { startDockerd } from '../harness/dockerd.js'
+import { startRegistry } from '../harness/registry.js'
+import { makeImage, pushImage } from '../harness/images.js'
+import { post, startAgent, testDir } from '../harness/agent.js'
+import { freePort, waitFor } from '../harness/ports.js'
+import { hostToken } from '../../src/coordinator/identity.js'
+import { peerToken } from '../../src/peers/token.js'
+import { writeJsonAtomic } from '../../src/state/atomic.js'
+
+const MiB = 1024 * 1024
+
+if (!which('openssl')) {
+  t.plan(0, 'skipped: needs openssl to make certificates')
+} else if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
+  t.test('a fetcher reaches an https peer through the fleet CA only', async (t) => {
+    const dir = testDir(t, 'gh-peer-tls-')
+    const p = (name: string) => join(dir.path, name)
+    const openssl = (args: string[]) => {
+      const r = spawnSync('openssl', args, { encoding: 'utf8' })
+      t.equal(r.status, 0, `openssl ${args.slice(0, 2).join(' ')}: ${r.stderr}`)
+    }
+    const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+    openssl([
+      'req',
+      '-x509',
+      ...key,
+      '-keyout',
+      p('ca.key'),
+      '-out',
+      p('ca.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=fleet CA',
+    ])
+    openssl(['req', ...key, '-keyout', p('peer.key'), '-out', p('peer.csr'), '-subj', '/CN=gpu-a'])
+    dir.file('peer.ext', 'subjectAltName=IP:127.0.0.1\n')
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      p('peer.csr'),
+      '-CA',
+      p('ca.pem'),
+      '-CAkey',
+      p('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      p('peer.pem'),
+      '-days',
+      '1',
+      '-extfile',
+      p('peer.ext'),
+    ])
+
+    const registry = await startRegistry(t)
+    const [serverDisk, fetcherDisk] = await Promise.all([
+      startDockerd(t, { diskMiB: 300 }),
+      startDockerd(t, { diskMiB: 300 }),
+    ])
+    makeImage(serverDisk, { ref: 'fleet/model:1', sizeBytes: 8 * MiB })
+    const ref = pushImage(serverDisk, 'fleet/model:1', registry.host)
+    serverDisk.docker(['tag', 'fleet/model:1', ref])
+    const configDigest = serverDisk.docker(['image', 'inspect', '--format', '{{.Id}}', ref]).trim()
+    const state = p('server-state')
+    writeJsonAtomic(join(state, 'prewarm-wanted.json'), {
+      version: 1,
+      held: [{ ref, source: 'rollout:r1', since: new Date().toISOString() }],
+    })
+    const common = { gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' }, prune: { highPercent: 100, schedule: null } }
+    const linkToken = hostToken('fleet-secret', 'gpu-a')
+    const port = await freePort()
+    await startAgent(
+      t,
+      {
+        ...common,
+        hostId: 'gpu-a',
+        stateDir: state,
+        docker: { socket: serverDisk.socket },
+        prewarm: { schedule: null },
+        coordinator: { tokenFile: dir.file('link-token', linkToken + '\n') },
+        peers: {
+          serve: true,
+          listen: `127.0.0.1:${port}`,
+          tls: { certFile: p('peer.pem'), keyFile: p('peer.key') },
+        },
+      },
+      { waitReady: true },
+    )
+    const path = `/v1/images/${configDigest}/export`
+    const token = peerToken(linkToken, {
+      server: 'gpu-a',
+      fetcher: 'gpu-b',
+      ref,
+      expiresAt: (Date.now() / 1000 + 600) | 0,
+    })
+    const https = `https://127.0.0.1:${port}`
+
+    // Node's fetch knows only the system CAs: the fleet's certificate is refused
+    let untrusted = ''
+    await waitFor(
+      'the TLS listener',
+      async () => {
+        untrusted = await fetch(https + path).then(
+          () => 'answered',
+          (e: Error & { cause?: { code?: string } }) => e.cause?.code ?? e.message,
+        )
+        return untrusted !== 'ECONNREFUSED'
+      },
+      30_000,
+    )
+    t.match(untrusted, /UNABLE_TO_VERIFY|CERT|SELF_SIGNED/, 'https without the fleet CA is refused')
+    const plain = await fetch(`http://127.0.0.1:${port}${path}`).then(
+      (r) => r.status,
+      () => 0,
+    )
+    t.equal(plain, 0, 'no plain http on the TLS port')
+
+    const fetcher = await startAgent(
+      t,
+      {
+        ...common,
+        hostId: 'gpu-b',
+        docker: { socket: fetcherDisk.socket },
+        prewarm: { schedule: null, retries: 0 },
+        peers: { tls: { caFile: p('ca.pem') } },
+      },
+      { waitReady: true },
+    )
+    const res = await post(`${fetcher.url}/v1/prewarm`, fetcher.token, {
+      images: [ref],
+      peers: { [ref]: [{ host: 'gpu-a', url: https + path, token }] },
+    })
+    t.equal(res.status, 200, JSON.stringify(res.body))
+    t.match(res.body.results[0], { ref, status: 'pulled', source: 'peer:gpu-a', sourceKind: 'peer' })
+    t.equal(fetcherDisk.docker(['image', 'inspect', '--format', '{{.Id}}', ref]).trim(), configDigest)
+  })
+}
