@@ -95,3 +95,16 @@ t.test('nullable schedules switch jobs off', async (t) => {
   t.equal(c.prune.schedule, null)
   t.equal(c.prewarm.schedule, null)
 })
+
+t.test('peers.tls: off by default; a certificate needs its key', async (t) => {
+  t.same(parseConfig(agentConfigSchema, {}).peers.tls, { certFile: null, keyFile: null, caFile: null })
+  t.same(parseConfig(agentConfigSchema, { peers: { tls: { caFile: '/etc/gpuhost/fleet-ca.pem' } } }).peers.tls, {
+    certFile: null,
+    keyFile: null,
+    caFile: '/etc/gpuhost/fleet-ca.pem',
+  })
+  t.throws(
+    () => parseConfig(agentConfigSchema, { peers: { tls: { certFile: '/etc/gpuhost/peer.pem' } } }),
+    /peers\.tls\.keyFile.*certFile and keyFile go together/s,
+  )
+})
