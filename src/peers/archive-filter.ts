@@ -13,6 +13,8 @@ import tar from 'tar-stream'
 
 /** configs and manifests are a few KiB; larger entries stream through unread */
 const SMALL_ENTRY_BYTES = 4 * 1024 * 1024
+/** a `docker save` archive has a few entries per layer; this many means something else */
+const MAX_ENTRIES = 100_000
 /** names docker load or an OCI importer reads image names from */
 const NAME_ANNOTATIONS = ['io.containerd.image.name', 'org.opencontainers.image.ref.name']
 
@@ -39,6 +41,7 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
   let configPaths: string[] | null = null
   let failed = false
   let finalized = false
+  let count = 0
   const fail = (reason: string | Error) => {
     if (failed) return
     failed = true
@@ -58,9 +61,14 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
   extract.on('entry', (header, stream, next) => {
     stream.on('error', ignore)
     if (failed) return
+    if (++count > MAX_ENTRIES) return fail(`more than ${MAX_ENTRIES} entries`)
     const path = archivePath(header.name)
     const isFile = header.type === 'file' || header.type === 'contiguous-file'
-    if (path === null) return fail(`entry ${JSON.stringify(header.name)} has no name`)
+    if (path === null) {
+      // "./": the unpack directory itself, as `tar -C dir .` writes it
+      if (header.type === 'directory') return stream.pipe(pack.entry(header, next).on('error', ignore))
+      return fail(`entry ${JSON.stringify(header.name)} has no name`)
+    }
     if (header.type === 'symlink' || header.type === 'link') seen.set(path, 'link')
     else seen.delete(path)
     const named = path === 'manifest.json' || path === 'index.json' || path === 'repositories'

@@ -155,6 +155,9 @@ t.test('a manifest.json path written another way is still the manifest', async (
   t.equal(archivePath('./a//b/../c/'), 'a/c')
   t.equal(archivePath('/x/../../y'), 'y', 'rooted at the unpack directory, as dockerd resolves it')
   t.equal(archivePath('../y'), 'y')
+  t.equal(archivePath('./'), null)
+  const rooted = await entries(await filtered(await archive([{ name: './' }, ...legacy()])))
+  t.ok(rooted.has('./'), 'the unpack directory itself passes')
 })
 
 t.test('it streams: layer bytes come out before the archive has ended', async (t) => {
