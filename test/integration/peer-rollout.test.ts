@@ -18,5 +18,16 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
     t.same(imageIds(fleet), Array(4).fill(fleet.configDigest), "every host holds the registry's config digest")
     const metrics = await (await fetch(`${fleet.hosts[3].agent.url}/metrics`)).text()
     t.match(metrics, /gpuhost_prewarm_fetched_bytes_total\{source_kind="peer"\} [1-9]/, 'counted as peer bytes')
+    // every byte a host read from a peer, some peer counted as served
+    const series = async (host: (typeof fleet.hosts)[number], re: RegExp) =>
+      Number(re.exec(await (await fetch(`${host.agent.url}/metrics`)).text())?.[1] ?? NaN)
+    let fetched = 0
+    let uploaded = 0
+    for (const h of fleet.hosts) {
+      fetched += await series(h, /gpuhost_prewarm_fetched_bytes_total\{source_kind="peer"\} (\d+)/)
+      uploaded += await series(h, /gpuhost_peer_served_bytes_total (\d+)/)
+    }
+    t.ok(fetched > 3 * 32 * 1024 * 1024, `three hosts read ${fetched} bytes from peers`)
+    t.equal(uploaded, fetched, 'the serving hosts count the same bytes as served')
   })
 }
