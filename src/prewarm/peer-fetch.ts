@@ -14,7 +14,7 @@ import { filterPeerArchive } from '../peers/archive-filter.js'
 export interface PeerSource {
   /** the serving host's id */
   host: string
-  /** its export URL for this image: http://HOST:PORT/v1/images/{config digest}/export */
+  /** its export URL for this image: http(s)://HOST:PORT/v1/images/{config digest}/export */
   url: string
   /** the peer token the coordinator issued for this image on that host */
   token: string
@@ -64,10 +64,11 @@ async function openPeer(peer: PeerSource, o: PeerFetchOptions): Promise<{ res: P
   }
   const undici = await import('undici')
   const dispatcher = new undici.Agent({ connect: { ca } })
+  // destroy, not close: a refused archive's body is cut, and nothing waits for the rest of it
   try {
-    return { res: await undici.fetch(peer.url, { ...init, dispatcher }), close: () => dispatcher.close() }
+    return { res: await undici.fetch(peer.url, { ...init, dispatcher }), close: () => dispatcher.destroy() }
   } catch (err) {
-    await dispatcher.close()
+    await dispatcher.destroy()
     throw err
   }
 }
