@@ -8,7 +8,7 @@
 // (configs, manifests) are held in memory; layers pass through.
 import { createHash } from 'node:crypto'
 import { posix } from 'node:path'
-import { Readable } from 'node:stream'
+import { PassThrough, type Readable } from 'node:stream'
 import tar from 'tar-stream'
 
 /** configs and manifests are a few KiB; larger entries stream through unread */
@@ -36,6 +36,7 @@ export function archivePath(name: string): string | null {
 export function filterPeerArchive(archive: Readable, configDigest: string): Readable {
   const extract = tar.extract()
   const pack = tar.pack()
+  const out = new PassThrough()
   /** digests of the small regular files, by path; 'link' for links, which a config may not be */
   const seen = new Map<string, string>()
   let configPaths: string[] | null = null
@@ -49,12 +50,13 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
     extract.destroy(err)
     pack.destroy(err)
     archive.destroy()
+    out.destroy(err)
   }
-  // Errors reach the reader through `fail` and the output's iterator; the events themselves are expected.
+  // Errors reach the reader through `fail` on the output; the events of the inner streams are expected.
   const ignore = () => undefined
   pack.on('error', ignore)
   // the reader went away (the load was cut): stop reading the peer
-  pack.on('close', () => {
+  out.on('close', () => {
     if (!failed && !finalized) fail('the load stopped reading it')
   })
 
@@ -112,7 +114,8 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
   extract.on('error', (err: Error) => fail(`not a tar archive: ${err.message}`))
   archive.on('error', (err: Error) => fail(err))
   archive.pipe(extract)
-  return Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false })
+  pack.pipe(out)
+  return out
 }
 
 /** manifest.json with RepoTags cleared, and the config path of each image it lists */

@@ -13,7 +13,8 @@ type Entry = { name: string; body?: Buffer | string; type?: 'file' | 'directory'
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex')
 const CONFIG = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' } }))
 const ID = `sha256:${sha(CONFIG)}`
-const LAYER = randomBytes(64 * 1024)
+/** above the size the filter holds in memory, so it streams through */
+const LAYER = randomBytes(5 * 1024 * 1024)
 const V1 = sha('v1-layer-id')
 
 async function archive(entries: Entry[]): Promise<Buffer> {
@@ -31,8 +32,15 @@ async function archive(entries: Entry[]): Promise<Buffer> {
 async function entries(tarball: Buffer): Promise<Map<string, { type: string; body: Buffer }>> {
   const out = new Map<string, { type: string; body: Buffer }>()
   const extract = tar.extract()
+  extract.on('entry', (header, stream, next) => {
+    buffer(stream).then((body) => {
+      out.set(header.name, { type: header.type!, body })
+      next()
+    }, next)
+  })
+  const done = new Promise((resolve, reject) => extract.on('finish', resolve).on('error', reject))
   Readable.from([tarball]).pipe(extract)
-  for await (const entry of extract) out.set(entry.header.name, { type: entry.header.type!, body: await buffer(entry) })
+  await done
   return out
 }
 
@@ -162,20 +170,26 @@ t.test('a manifest.json path written another way is still the manifest', async (
 
 t.test('it streams: layer bytes come out before the archive has ended', async (t) => {
   const whole = await archive(legacy())
+  const layerAt = whole.indexOf(LAYER)
   const input = new PassThrough()
   const out = filterPeerArchive(input, ID)
-  // everything up to and into the layer, then wait for output before sending the rest
-  const firstPart = whole.indexOf(LAYER) + LAYER.length / 2
-  input.write(whole.subarray(0, firstPart))
-  const first = await new Promise<Buffer>((resolve) => out.once('data', resolve))
-  t.ok(first.length > 0, 'output before the end of the input')
-  const rest: Buffer[] = [first]
-  out.on('data', (c: Buffer) => rest.push(c))
+  const got: Buffer[] = []
+  let outBytes = 0
+  let reached: () => void
+  const halfLayerOut = new Promise<void>((r) => (reached = r))
+  out.on('data', (c: Buffer) => {
+    got.push(c)
+    outBytes += c.length
+    if (outBytes >= layerAt + LAYER.length / 2) reached()
+  })
   const ended = new Promise((r) => out.once('end', r))
-  input.end(whole.subarray(firstPart))
+  // everything up to the middle of the layer; its first half must come out before the rest goes in
+  input.write(whole.subarray(0, layerAt + LAYER.length / 2))
+  await halfLayerOut
+  t.pass('half the layer came out while the other half was not yet sent')
+  input.end(whole.subarray(layerAt + LAYER.length / 2))
   await ended
-  const got = await entries(Buffer.concat(rest))
-  t.ok(got.get(`${V1}/layer.tar`)!.body.equals(LAYER))
+  t.ok((await entries(Buffer.concat(got))).get(`${V1}/layer.tar`)!.body.equals(LAYER), 'and all of it is intact')
 })
 
 t.test('a source that fails mid-stream fails the output with its error', async (t) => {
