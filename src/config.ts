@@ -233,6 +233,10 @@ export const agentConfigSchema = z
           })
           .prefault({}),
       })
+      .refine((p) => p.advertiseUrl === null || p.advertiseUrl.startsWith('https:') === (p.tls.certFile !== null), {
+        message: 'must be https:// exactly when peers.tls serves https (certFile)',
+        path: ['advertiseUrl'],
+      })
       .prefault({}),
     coordinator: z
       .strictObject({

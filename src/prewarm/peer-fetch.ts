@@ -9,7 +9,6 @@ import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import { familiarName, type ImageRef } from '../registry/reference.js'
-import { filterPeerArchive } from '../peers/archive-filter.js'
 
 export interface PeerSource {
   /** the serving host's id */
@@ -83,6 +82,8 @@ async function loadFromPeer(
     const detail = await res.text().catch(() => '')
     throw new Error(`peer ${peer.host} answered ${res.status} ${detail.slice(0, 200)}`.trim())
   }
+  // loaded at the first peer fetch: a host that never fetches from peers never loads tar-stream
+  const { filterPeerArchive } = await import('../peers/archive-filter.js')
   let bytes = 0
   const counted = new Transform({
     transform(chunk: Buffer, _enc, done) {

@@ -62,3 +62,16 @@ t.test("the coordinator's rollout defaults", async (t) => {
   t.throws(() => parseConfig(coordinatorConfigSchema, { rollouts: { peerAffinityLabel: 'no spaces' } }), ConfigError)
   t.throws(() => parseConfig(coordinatorConfigSchema, { rollouts: { registryParallel: 0 } }), ConfigError)
 })
+
+t.test('with peers.tls the derived URL is https, and a set one must be too', async (t) => {
+  const tls = { certFile: '/etc/gpuhost/peer.pem', keyFile: '/etc/gpuhost/peer.key' }
+  t.equal(advertisedPeerUrl(peers({ listen: '10.0.3.7:9479', tls })), 'https://10.0.3.7:9479')
+  t.equal(advertisedPeerUrl(peers({ advertiseUrl: 'https://gpu-7.fleet:9479', tls })), 'https://gpu-7.fleet:9479')
+  t.throws(() => peers({ advertiseUrl: 'http://gpu-7.fleet:9479', tls }), /peers\.advertiseUrl.*https:\/\//s)
+  t.throws(() => peers({ advertiseUrl: 'https://gpu-7.fleet:9479' }), /peers\.advertiseUrl.*https:\/\//s)
+  t.equal(
+    advertisedPeerUrl(peers({ listen: '10.0.3.7:9479', tls: { caFile: '/etc/gpuhost/ca.pem' } })),
+    'http://10.0.3.7:9479',
+    'a CA alone is for fetching',
+  )
+})
