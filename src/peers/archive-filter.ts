@@ -8,7 +8,7 @@
 // (configs, manifests) are held in memory; layers pass through.
 import { createHash } from 'node:crypto'
 import { posix } from 'node:path'
-import { PassThrough, type Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import tar from 'tar-stream'
 
 /** configs and manifests are a few KiB; larger entries stream through unread */
@@ -36,7 +36,24 @@ export function archivePath(name: string): string | null {
 export function filterPeerArchive(archive: Readable, configDigest: string): Readable {
   const extract = tar.extract()
   const pack = tar.pack()
-  const out = new PassThrough()
+  // Nothing is read from `archive` until the reader first reads, and a failure before then waits for
+  // that read: an error emitted before the reader listens would be lost and leave it waiting.
+  let started = false
+  let pendingError: Error | null = null
+  const out = new Readable({
+    read() {
+      if (pendingError) return out.destroy(pendingError)
+      if (!started) {
+        started = true
+        archive.pipe(extract)
+      }
+      pack.resume()
+    },
+  })
+  pack.on('data', (chunk: Buffer) => {
+    if (!out.push(chunk)) pack.pause()
+  })
+  pack.on('end', () => out.push(null))
   /** digests of the small regular files, by path; 'link' for links, which a config may not be */
   const seen = new Map<string, string>()
   let configPaths: string[] | null = null
@@ -50,7 +67,8 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
     extract.destroy(err)
     pack.destroy(err)
     archive.destroy()
-    out.destroy(err)
+    if (started) out.destroy(err)
+    else pendingError = err
   }
   // Errors reach the reader through `fail` on the output; the events of the inner streams are expected.
   const ignore = () => undefined
@@ -113,8 +131,6 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
   })
   extract.on('error', (err: Error) => fail(`not a tar archive: ${err.message}`))
   archive.on('error', (err: Error) => fail(err))
-  archive.pipe(extract)
-  pack.pipe(out)
   return out
 }
 

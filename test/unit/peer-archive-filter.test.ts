@@ -200,3 +200,15 @@ t.test('a source that fails mid-stream fails the output with its error', async (
   setImmediate(() => input.destroy(new Error('peer connection reset')))
   await t.rejects(buffer(out), /peer connection reset/)
 })
+
+t.test('nothing is read before the reader reads; a failure before then reaches it when it does', async (t) => {
+  const input = new PassThrough()
+  const out = filterPeerArchive(input, ID)
+  input.write(await archive(legacy()))
+  await new Promise((r) => setImmediate(r))
+  t.equal(input.readableLength > 0, true, 'the archive waits unread')
+  input.destroy(new Error('peer went away early'))
+  await new Promise((r) => setImmediate(r))
+  // the reader arrives only now, as a runtime that prepares its request first does
+  await t.rejects(buffer(out), /peer went away early/)
+})
