@@ -52,7 +52,8 @@ interface PeerResponse {
 
 /** the export request; over https with a fleet CA, through undici's fetch, the one that takes a CA per request */
 async function openPeer(peer: PeerSource, o: PeerFetchOptions): Promise<{ res: PeerResponse; close(): Promise<void> }> {
-  const init = { headers: { authorization: `Bearer ${peer.token}` }, signal: o.signal }
+  // No redirects: the coordinator named this URL, and a peer must not send the token or the fetch elsewhere.
+  const init = { headers: { authorization: `Bearer ${peer.token}` }, signal: o.signal, redirect: 'error' as const }
   if (!o.caFile || !peer.url.startsWith('https:'))
     return { res: await fetch(peer.url, init), close: () => Promise.resolve() }
   let ca: Buffer
@@ -79,8 +80,8 @@ async function loadFromPeer(
   res: PeerResponse,
 ): Promise<number> {
   if (!res.ok || !res.body) {
-    const detail = await res.text().catch(() => '')
-    throw new Error(`peer ${peer.host} answered ${res.status} ${detail.slice(0, 200)}`.trim())
+    const detail = peerErrorDetail(await res.text().catch(() => ''))
+    throw new Error(`peer ${peer.host} answered ${res.status}${detail ? `: ${detail}` : ''}`)
   }
   // loaded at the first peer fetch: a host that never fetches from peers never loads tar-stream
   const { filterPeerArchive } = await import('../peers/archive-filter.js')
@@ -107,4 +108,18 @@ async function loadFromPeer(
   if (o.ref.tag)
     await o.runtime.tagImage(o.configDigest, `${familiarName(o.ref.domain, o.ref.repository)}:${o.ref.tag}`)
   return bytes
+}
+
+/**
+ * The reason a refusing peer gives, as gpuhost's listener writes it (`{"error": "..."}`): one line,
+ * printable, at most 200 characters. Anything else a peer sends is not repeated into logs and results.
+ */
+export function peerErrorDetail(body: string): string {
+  let error: unknown
+  try {
+    error = (JSON.parse(body) as { error?: unknown }).error
+  } catch {
+    return ''
+  }
+  return typeof error === 'string' ? error.replace(/[^\x20-\x7e]/g, ' ').slice(0, 200) : ''
 }

@@ -1,0 +1,73 @@
+// What a refusing or redirecting peer can make a fetching host do: neither follow it elsewhere with
+// the peer token, nor repeat arbitrary text into logs and results.
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import { fetchFromPeer, peerErrorDetail } from '../../src/prewarm/peer-fetch.js'
+import { parseImageRef } from '../../src/registry/reference.js'
+
+const DIGEST = `sha256:${'a'.repeat(64)}`
+
+async function listen(t: Test, handler: Parameters<typeof createServer>[1]): Promise<string> {
+  const server: Server = createServer(handler)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+function options(loads: string[]) {
+  return {
+    runtime: {
+      loadImage: async () => {
+        loads.push('load')
+        return { ids: [], names: [] }
+      },
+      removeImage: async () => ({ removed: [], untagged: [] }) as never,
+      tagImage: async () => undefined,
+    },
+    ref: parseImageRef('example.com/app:1'),
+    configDigest: DIGEST,
+    signal: AbortSignal.timeout(30_000),
+    onBytes: () => undefined,
+  }
+}
+
+t.test('a peer that redirects is not followed, and the token goes nowhere else', async (t) => {
+  const elsewhere: string[] = []
+  const target = await listen(t, (req, res) => {
+    elsewhere.push(String(req.headers.authorization))
+    res.end('archive')
+  })
+  const peer = await listen(t, (_req, res) => {
+    res.writeHead(302, { location: `${target}/v1/images/${DIGEST}/export` }).end()
+  })
+  const loads: string[] = []
+  await t.rejects(
+    fetchFromPeer({ host: 'gpu-2', url: `${peer}/v1/images/${DIGEST}/export`, token: 't0k' }, options(loads)),
+  )
+  t.same(elsewhere, [], 'the redirect target was never asked')
+  t.same(loads, [], 'nothing was loaded')
+})
+
+t.test("a refusal's reason is repeated only as gpuhost's listener writes it", async (t) => {
+  const peer = await listen(t, (req, res) => {
+    if (req.url?.includes('json')) res.writeHead(403).end(JSON.stringify({ error: 'not wanted\nby any rollout' }))
+    else res.writeHead(500).end('<html>'.padEnd(5000, 'x'))
+  })
+  const loads: string[] = []
+  await t.rejects(fetchFromPeer({ host: 'gpu-2', url: `${peer}/json`, token: 't' }, options(loads)), {
+    message: 'peer gpu-2 answered 403: not wanted by any rollout',
+  })
+  await t.rejects(fetchFromPeer({ host: 'gpu-2', url: `${peer}/html`, token: 't' }, options(loads)), {
+    message: 'peer gpu-2 answered 500',
+  })
+  t.same(loads, [])
+})
+
+t.test('peerErrorDetail', async (t) => {
+  t.equal(peerErrorDetail('{"error":"token expired"}'), 'token expired')
+  t.equal(peerErrorDetail('{"error":"' + 'x'.repeat(300) + '"}').length, 200)
+  t.equal(peerErrorDetail('{"error":{"nested":1}}'), '')
+  t.equal(peerErrorDetail('not json'), '')
+  t.equal(peerErrorDetail('{"error":"a\\u001b[31mb"}'), 'a [31mb')
+})
