@@ -1,0 +1,187 @@
+// The agent's memory over time on a host with thousands of images that keep changing: a private
+// dockerd holding 2,000 distinct images, the built agent with its collectors on (images inspected,
+// Docker events followed), and images removed and added all along, the count held steady. Samples
+// the agent's RSS (from /proc) and V8 heap (its own /metrics) every few seconds, prints the series
+// and compares the first quarter with the last, so a leak shows as a rising line.
+//
+//   npm run -s build && npx tsx bench/memory-churn.ts [--images 2000] [--minutes 30] [--sample 30]
+//                                                    [--churn 20] [--churn-every 5] [--json]
+//
+// --minutes 0 measures the settled agent with its images and no churn (the figure `npm run bench`
+// shows). Needs root, dockerd and docker (see .ci/run).
+import { existsSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { CLI, startAgent } from '../test/harness/agent.js'
+import { startDockerd } from '../test/harness/dockerd.js'
+import { loadManyImages } from './many-images.js'
+import { rssMiB } from './support.js'
+
+const { values } = parseArgs({
+  options: {
+    images: { type: 'string', default: '2000' },
+    minutes: { type: 'string', default: '30' },
+    sample: { type: 'string', default: '30' },
+    churn: { type: 'string', default: '20' },
+    'churn-every': { type: 'string', default: '5' },
+    settle: { type: 'string', default: '20' },
+    json: { type: 'boolean', default: false },
+  },
+})
+const IMAGES = Number(values.images)
+const MINUTES = Number(values.minutes)
+const SAMPLE_S = Number(values.sample)
+const CHURN = Number(values.churn)
+const CHURN_EVERY_S = Number(values['churn-every'])
+const SETTLE_S = Number(values.settle)
+for (const [k, v] of Object.entries({ IMAGES, MINUTES, SAMPLE_S, CHURN, CHURN_EVERY_S, SETTLE_S }))
+  if (!Number.isFinite(v) || v < 0) throw new Error(`${k.toLowerCase()} must be a number ≥ 0`)
+/** human lines go to stderr when stdout carries the JSON figures */
+const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + '\n')
+
+export interface MemorySample {
+  atS: number
+  rssMiB: number
+  heapUsedMiB: number
+  heapTotalMiB: number
+  images: number
+  churned: number
+}
+
+async function scrapeMemory(url: string): Promise<{ heapUsed: number; heapTotal: number; images: number }> {
+  const body = await (await fetch(`${url}/metrics`)).text()
+  const value = (re: RegExp) => [...body.matchAll(re)].reduce((s, m) => s + Number(m[1]), 0)
+  return {
+    heapUsed: value(/^gpuhost_nodejs_heap_size_used_bytes (\S+)$/gm) / 2 ** 20,
+    heapTotal: value(/^gpuhost_nodejs_heap_size_total_bytes (\S+)$/gm) / 2 ** 20,
+    images: value(/^gpuhost_docker_images\{[^}]*\} (\S+)$/gm),
+  }
+}
+
+const teardowns: (() => void | Promise<void>)[] = []
+const t = { teardown: (fn: () => void | Promise<void>) => void teardowns.push(fn) }
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+
+async function main(): Promise<void> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run -s build first`)
+  const dockerd = await startDockerd(t, { diskMiB: 1024 })
+  let next = 0
+  const live: string[] = []
+  const loadStarted = Date.now()
+  live.push(
+    ...loadManyImages(
+      dockerd,
+      'bench/churn',
+      Array.from({ length: IMAGES }, () => next++),
+    ),
+  )
+  say(`# ${IMAGES} images loaded into a private dockerd in ${((Date.now() - loadStarted) / 1e3).toFixed(1)} s`)
+
+  const agent = await startAgent(t, {
+    docker: { socket: dockerd.socket },
+    gpu: { nvidiaSmi: '/nonexistent/nvidia-smi', timeoutSeconds: 1 },
+    prune: { schedule: null },
+    prewarm: { schedule: null },
+  })
+  const started = Date.now()
+  const deadline = started + 600_000
+  while ((await scrapeMemory(agent.url)).images !== IMAGES) {
+    if (Date.now() > deadline) throw new Error(`the agent did not report ${IMAGES} images within 10 min`)
+    await sleep(500)
+  }
+  say(`# the agent reported all ${IMAGES} images ${((Date.now() - started) / 1e3).toFixed(1)} s after /healthz`)
+  const peakBeforeSettle = rssMiB(agent.pid, 'VmHWM')
+  await sleep(SETTLE_S * 1000)
+  const settled = await scrapeMemory(agent.url)
+  const idle = { rssMiB: rssMiB(agent.pid), heapUsedMiB: settled.heapUsed, peakRssMiB: peakBeforeSettle }
+  say(
+    `# settled (${SETTLE_S} s later): RSS ${idle.rssMiB.toFixed(1)} MiB, heap used ${idle.heapUsedMiB.toFixed(1)} MiB, ` +
+      `peak RSS so far ${idle.peakRssMiB.toFixed(1)} MiB`,
+  )
+
+  const samples: MemorySample[] = []
+  let churned = 0
+  if (MINUTES > 0) {
+    const churnStarted = Date.now()
+    const end = churnStarted + MINUTES * 60_000
+    let nextSample = churnStarted
+    say(`# churn: every ${CHURN_EVERY_S} s, ${CHURN} images removed and ${CHURN} new ones loaded, for ${MINUTES} min`)
+    say('   t s   RSS MiB  heap used MiB  heap total MiB  images seen  churned')
+    while (Date.now() < end) {
+      if (Date.now() >= nextSample) {
+        const m = await scrapeMemory(agent.url)
+        const s: MemorySample = {
+          atS: (Date.now() - churnStarted) / 1e3,
+          rssMiB: rssMiB(agent.pid),
+          heapUsedMiB: m.heapUsed,
+          heapTotalMiB: m.heapTotal,
+          images: m.images,
+          churned,
+        }
+        samples.push(s)
+        say(
+          [
+            s.atS.toFixed(0).padStart(6),
+            s.rssMiB.toFixed(1).padStart(9),
+            s.heapUsedMiB.toFixed(1).padStart(14),
+            s.heapTotalMiB.toFixed(1).padStart(15),
+            String(s.images).padStart(12),
+            String(s.churned).padStart(8),
+          ].join(' '),
+        )
+        nextSample += SAMPLE_S * 1000
+      }
+      const step = Date.now()
+      const gone = live.splice(0, CHURN)
+      if (gone.length) dockerd.docker(['rmi', ...gone])
+      live.push(
+        ...loadManyImages(
+          dockerd,
+          'bench/churn',
+          Array.from({ length: CHURN }, () => next++),
+        ),
+      )
+      churned += CHURN
+      await sleep(Math.max(0, CHURN_EVERY_S * 1000 - (Date.now() - step)))
+    }
+  }
+
+  const quarter = Math.max(1, Math.floor(samples.length / 4))
+  const first = samples.slice(0, quarter)
+  const last = samples.slice(-quarter)
+  const compare = samples.length
+    ? {
+        firstQuarterRssMiB: mean(first.map((s) => s.rssMiB)),
+        lastQuarterRssMiB: mean(last.map((s) => s.rssMiB)),
+        firstQuarterHeapMiB: mean(first.map((s) => s.heapUsedMiB)),
+        lastQuarterHeapMiB: mean(last.map((s) => s.heapUsedMiB)),
+      }
+    : null
+  const peakRssMiB = rssMiB(agent.pid, 'VmHWM')
+  if (compare) {
+    const pct = (a: number, b: number) => `${b >= a ? '+' : ''}${(((b - a) / a) * 100).toFixed(1)}%`
+    say(
+      `# first quarter vs last quarter (${quarter} samples each): RSS ${compare.firstQuarterRssMiB.toFixed(1)} -> ` +
+        `${compare.lastQuarterRssMiB.toFixed(1)} MiB (${pct(compare.firstQuarterRssMiB, compare.lastQuarterRssMiB)}), ` +
+        `heap used ${compare.firstQuarterHeapMiB.toFixed(1)} -> ${compare.lastQuarterHeapMiB.toFixed(1)} MiB ` +
+        `(${pct(compare.firstQuarterHeapMiB, compare.lastQuarterHeapMiB)}); ${churned} images churned; ` +
+        `peak RSS ${peakRssMiB.toFixed(1)} MiB`,
+    )
+  }
+  await agent.stop()
+  if (values.json)
+    process.stdout.write(JSON.stringify({ images: IMAGES, minutes: MINUTES, idle, peakRssMiB, compare, samples }) + '\n')
+}
+
+main().then(
+  async () => {
+    for (const fn of teardowns.reverse()) await fn()
+    process.exit(0)
+  },
+  async (err) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`)
+    for (const fn of teardowns.reverse()) await fn()
+    process.exit(1)
+  },
+)
