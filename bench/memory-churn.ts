@@ -171,7 +171,9 @@ async function main(): Promise<void> {
   }
   await agent.stop()
   if (values.json)
-    process.stdout.write(JSON.stringify({ images: IMAGES, minutes: MINUTES, idle, peakRssMiB, compare, samples }) + '\n')
+    process.stdout.write(
+      JSON.stringify({ images: IMAGES, minutes: MINUTES, idle, peakRssMiB, compare, samples }) + '\n',
+    )
 }
 
 main().then(

@@ -145,21 +145,31 @@ export function repositoryOf(ref: string): string {
   return colon > ref.lastIndexOf('/') ? ref.slice(0, colon) : ref
 }
 
-/** A truly dangling image: no tag and no digest. One pulled by digest only is pinned, not junk. */
-function isDangling(image: Pick<ImageFacts, 'repoTags' | 'repoDigests'>): boolean {
-  return refsOf(image).length === 0
-}
-
 export type ProtectMatcher = (image: Pick<ImageFacts, 'id' | 'repoTags' | 'repoDigests'>) => string | null
 
 /**
  * A matcher that names the protect glob an image matches, or null. Most images match no glob, and
- * the planner asks for each of thousands: one combined expression (and the globs as literals, which
- * picomatch also accepts as they are) says whether any glob matches any name, with no name list
- * built; only on a hit are the globs tried one by one, in order, to name the first that matches.
+ * the planner asks for each of thousands on every plan: one combined expression (and the globs as
+ * literals, which picomatch also accepts as they are) says whether any glob matches a name, and that
+ * answer is kept per name, as the matcher is per list of globs, so a later plan over the same images
+ * tests no expression. Only on a hit are the globs tried one by one, in order, to name the first.
  */
 function protectMatcher(globs: string[]): ProtectMatcher {
   if (globs.length === 0) return () => null
+  const key = globs.join('\n')
+  let matcher = matchers.get(key)
+  if (matcher === undefined) {
+    matcher = compileProtectMatcher(globs)
+    if (matchers.size >= MATCHERS_KEPT) matchers.clear()
+    matchers.set(key, matcher)
+  }
+  return matcher
+}
+/** a host has a few glob lists (protect, include, exclude, a schedule's own): a handful is enough */
+const MATCHERS_KEPT = 16
+const matchers = new Map<string, ProtectMatcher>()
+
+function compileProtectMatcher(globs: string[]): ProtectMatcher {
   // bash: a single * crosses '/', so "*:stable" protects nvidia/cuda:stable too.
   const options = { bash: true, dot: true }
   const compiled = globs.map((glob) => ({ glob, match: picomatch(glob, options), idPrefix: idPrefixOf(glob) }))
@@ -169,15 +179,23 @@ function protectMatcher(globs: string[]): ProtectMatcher {
     : null
   const literals = new Set(globs)
   const anyGlob = (name: string) => literals.has(name) || combined === null || combined.test(name)
+  /** per id, and per reference with all its forms: whether any glob matches it; bounded */
+  const idHits = new Map<string, boolean>()
+  const refHits = new Map<string, boolean>()
+  const remember = (hits: Map<string, boolean>, name: string, hit: boolean) => {
+    if (hits.size >= FORMS_CACHE_SIZE) hits.clear()
+    hits.set(name, hit)
+    return hit
+  }
+  const idHit = (id: string, bareId: string) => idHits.get(id) ?? remember(idHits, id, anyGlob(id) || anyGlob(bareId))
+  const refHit = (ref: string) => refHits.get(ref) ?? remember(refHits, ref, refInfo(ref).forms.some(anyGlob))
   const prefixes = compiled.flatMap((c) => (c.idPrefix ? [c.idPrefix] : []))
   return (image) => {
     const bareId = image.id.startsWith('sha256:') ? image.id.slice('sha256:'.length) : image.id
-    const hit =
-      prefixes.some((p) => bareId.startsWith(p)) ||
-      anyGlob(image.id) ||
-      anyGlob(bareId) ||
-      image.repoTags.some((ref) => formsOf(ref).some(anyGlob)) ||
-      image.repoDigests.some((ref) => formsOf(ref).some(anyGlob))
+    let hit = idHit(image.id, bareId)
+    for (let i = 0; !hit && i < prefixes.length; i++) hit = bareId.startsWith(prefixes[i])
+    for (let i = 0; !hit && i < image.repoTags.length; i++) hit = refHit(image.repoTags[i])
+    for (let i = 0; !hit && i < image.repoDigests.length; i++) hit = refHit(image.repoDigests[i])
     if (!hit) return null
     const names = namesOf(image)
     for (const { glob, match, idPrefix } of compiled) {
@@ -188,24 +206,34 @@ function protectMatcher(globs: string[]): ProtectMatcher {
   }
 }
 
+/** What the planner reads of a reference, worked out once per reference and kept across plans. */
+interface RefInfo {
+  /** as written and in its docker.io form, each also as its repository: the names a glob is matched against */
+  forms: readonly string[]
+  /** its docker.io form (qualifiedRef) */
+  qualified: string
+  /** repositoryOf the reference as written */
+  repository: string
+}
+
 /**
- * A reference as written and in its docker.io form, each also as its repository: the names a glob is
- * matched against. A host's references change slowly and every plan asks again, so they are kept
- * (bounded: cleared when full, so ever new references cost a re-parse each, never unbounded memory).
+ * A host's references change slowly and every plan asks again, so what the planner reads of each is
+ * kept (bounded: cleared when full, so ever new references cost a re-parse each, never unbounded memory).
  */
-function formsOf(ref: string): readonly string[] {
-  if (ref.startsWith('<none>')) return []
-  let forms = formsByRef.get(ref)
-  if (forms === undefined) {
+function refInfo(ref: string): RefInfo {
+  let info = infoByRef.get(ref)
+  if (info === undefined) {
     const q = qualifiedRef(ref)
-    forms = [...new Set([ref, repositoryOf(ref), q, repositoryOf(q)])]
-    if (formsByRef.size >= FORMS_CACHE_SIZE) formsByRef.clear()
-    formsByRef.set(ref, forms)
+    const repository = repositoryOf(ref)
+    const forms = ref.startsWith('<none>') ? [] : [...new Set([ref, repository, q, repositoryOf(q)])]
+    info = { forms, qualified: q, repository }
+    if (infoByRef.size >= FORMS_CACHE_SIZE) infoByRef.clear()
+    infoByRef.set(ref, info)
   }
-  return forms
+  return info
 }
 const FORMS_CACHE_SIZE = 50_000
-const formsByRef = new Map<string, readonly string[]>()
+const infoByRef = new Map<string, RefInfo>()
 
 /** a glob that is a plain image id or id prefix (12+ hex digits, sha256: optional) */
 function idPrefixOf(glob: string): string | null {
@@ -215,7 +243,7 @@ function idPrefixOf(glob: string): string | null {
 
 function namesOf(image: Pick<ImageFacts, 'id' | 'repoTags' | 'repoDigests'>): string[] {
   const names = new Set<string>([image.id, image.id.replace(/^sha256:/, '')])
-  for (const ref of [...image.repoTags, ...image.repoDigests]) for (const form of formsOf(ref)) names.add(form)
+  for (const ref of [...image.repoTags, ...image.repoDigests]) for (const form of refInfo(ref).forms) names.add(form)
   return [...names]
 }
 
@@ -228,15 +256,19 @@ interface Keyed {
   lastUsed: number
   /** ms; Infinity when unreadable (sorts last, and counts as young) */
   firstSeen: number
+  /** ms; -Infinity when absent or unreadable */
+  created: number
 }
 
 function keyed(image: ImageFacts): Keyed {
+  const refs = refsOf(image)
   return {
     image,
-    refs: refsOf(image),
-    dangling: isDangling(image),
+    refs,
+    dangling: refs.length === 0,
     lastUsed: timeOf(image.lastUsed, -Infinity),
     firstSeen: timeOf(image.firstSeen, Infinity),
+    created: timeOf(image.createdAt, -Infinity),
   }
 }
 
@@ -246,34 +278,40 @@ function newestPerRepository(images: Keyed[], n: number): Map<string, string> {
   if (n <= 0) return kept
   // Only the newest n of each repository are wanted: each repository keeps a short list, newest
   // first, instead of sorting every image of it.
-  const newest = new Map<string, { k: Keyed; created: number }[]>()
+  const newest = new Map<string, Keyed[]>()
   for (const k of images) {
-    const entry = { k, created: timeOf(k.image.createdAt, -Infinity) }
     let last: string | null = null
     for (const ref of k.refs) {
-      const repo = repositoryOf(ref)
+      const repo = refInfo(ref).repository
       // refs of one image usually share a repository (tag and digest): once is enough
       if (repo === last) continue
       last = repo
-      const list = newest.get(repo) ?? []
-      if (list.length === 0) newest.set(repo, list)
-      if (list.includes(entry)) continue
+      let list = newest.get(repo)
+      if (list === undefined) newest.set(repo, (list = []))
+      // most images are older than a full list's last: one comparison turns them away
+      if (list.length >= n && newerFirst(k, list[list.length - 1]) >= 0) continue
+      if (list.includes(k)) continue
       let at = list.length
-      while (at > 0 && newerFirst(entry, list[at - 1]) < 0) at--
+      while (at > 0 && newerFirst(k, list[at - 1]) < 0) at--
       if (at < n) {
-        list.splice(at, 0, entry)
+        list.splice(at, 0, k)
         if (list.length > n) list.pop()
       }
     }
   }
-  for (const [repo, list] of newest) for (const { k } of list) if (!kept.has(k.image.id)) kept.set(k.image.id, repo)
+  for (const [repo, list] of newest) for (const k of list) if (!kept.has(k.image.id)) kept.set(k.image.id, repo)
   return kept
 }
 
 /** newest first: by created, then first seen (unreadable first-seen counts as oldest here), then id */
-function newerFirst(a: { k: Keyed; created: number }, b: { k: Keyed; created: number }): number {
-  const seen = (k: Keyed) => (Number.isFinite(k.firstSeen) ? k.firstSeen : -Infinity)
-  return diff(b.created, a.created) || diff(seen(b.k), seen(a.k)) || compareStrings(a.k.image.id, b.k.image.id)
+function newerFirst(a: Keyed, b: Keyed): number {
+  return (
+    diff(b.created, a.created) || diff(seenForNewest(b), seenForNewest(a)) || compareStrings(a.image.id, b.image.id)
+  )
+}
+
+function seenForNewest(k: Keyed): number {
+  return Number.isFinite(k.firstSeen) ? k.firstSeen : -Infinity
 }
 
 /** a - b for times that may be infinite (Infinity - Infinity is NaN, which would break a sort) */
@@ -284,8 +322,40 @@ function diff(a: number, b: number): number {
 /** a time in ms, or `fallback` when absent or unreadable */
 function timeOf(iso: string | null | undefined, fallback: number): number {
   if (!iso) return fallback
-  const t = Date.parse(iso)
+  const t = isoUtcMs(iso) ?? Date.parse(iso)
   return Number.isNaN(t) ? fallback : t
+}
+
+/**
+ * The times the agent writes (toISOString: YYYY-MM-DDTHH:MM:SS.sssZ) read without Date.parse,
+ * which costs several times more and is called three times per image per plan; anything else,
+ * or a field out of range, is left to Date.parse (null), so the result is always Date.parse's.
+ */
+function isoUtcMs(s: string): number | null {
+  if (s.length !== 24 || s.charCodeAt(23) !== 90 /* Z */) return null
+  const year = digits(s, 0, 4)
+  const month = digits(s, 5, 2)
+  const day = digits(s, 8, 2)
+  const hour = digits(s, 11, 2)
+  const minute = digits(s, 14, 2)
+  const second = digits(s, 17, 2)
+  const ms = digits(s, 20, 3)
+  const separators = s[4] === '-' && s[7] === '-' && s[10] === 'T' && s[13] === ':' && s[16] === ':' && s[19] === '.'
+  // Date.UTC reads years 0-99 as 1900-1999; Date.parse does not
+  if (!separators || year < 100 || month < 1 || month > 12 || day < 1 || day > 31) return null
+  if (hour > 23 || minute > 59 || second > 59 || ms < 0) return null
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms)
+}
+
+/** the decimal number in s[at, at+n), or -1 when a character there is not a digit */
+function digits(s: string, at: number, n: number): number {
+  let v = 0
+  for (let i = at; i < at + n; i++) {
+    const c = s.charCodeAt(i) - 48
+    if (c < 0 || c > 9) return -1
+    v = v * 10 + c
+  }
+  return v
 }
 
 function compareStrings(a: string, b: string): number {
@@ -339,6 +409,26 @@ export function isWanted(image: Pick<ImageFacts, 'repoTags' | 'repoDigests'>, wa
   return [...image.repoTags, ...image.repoDigests].some((r) => !r.startsWith('<none>') && wanted.has(qualifiedRef(r)))
 }
 
+/**
+ * isBeingPulled over an image's id, tags and digests, each reference's docker.io form read from
+ * refInfo. An id read as a reference qualifies to docker.io/library/sha256:…, so unless a pull names
+ * such a thing (`idForms`), only the id itself is looked up.
+ */
+function imageBeingPulled(image: ImageFacts, inFlight: Set<string>, idForms: boolean): boolean {
+  if (inFlight.has(image.id)) return true
+  if ((idForms || !image.id.startsWith('sha256:')) && inFlight.has(qualifiedRef(image.id))) return true
+  for (const ref of image.repoTags) if (inFlight.has(ref) || inFlight.has(refInfo(ref).qualified)) return true
+  for (const ref of image.repoDigests) if (inFlight.has(ref) || inFlight.has(refInfo(ref).qualified)) return true
+  return false
+}
+
+/** isWanted, each reference's docker.io form read from refInfo */
+function imageWanted(image: ImageFacts, wanted: Set<string>): boolean {
+  for (const ref of image.repoTags) if (!ref.startsWith('<none>') && wanted.has(refInfo(ref).qualified)) return true
+  for (const ref of image.repoDigests) if (!ref.startsWith('<none>') && wanted.has(refInfo(ref).qualified)) return true
+  return false
+}
+
 /** Why an image must stay, or null when it may go. */
 function keepReason(
   { image, firstSeen }: Keyed,
@@ -346,6 +436,8 @@ function keepReason(
     now: number
     minAgeMs: number
     inFlight: Set<string>
+    /** a pull in flight names something of the form …/sha256:… */
+    idForms: boolean
     wanted: Set<string>
     protect: ProtectMatcher
     protectLabels: readonly string[]
@@ -355,8 +447,8 @@ function keepReason(
 ): string | null {
   if (image.containers.length > 0) return KEPT.inUse
   if (image.pinned) return KEPT.pinned
-  if (isBeingPulled([image.id, ...image.repoTags, ...image.repoDigests], ctx.inFlight)) return KEPT.pullInFlight
-  if (isWanted(image, ctx.wanted)) return KEPT.wanted
+  if (ctx.inFlight.size > 0 && imageBeingPulled(image, ctx.inFlight, ctx.idForms)) return KEPT.pullInFlight
+  if (ctx.wanted.size > 0 && imageWanted(image, ctx.wanted)) return KEPT.wanted
   const glob = ctx.protect(image)
   if (glob !== null) return `protected by "${glob}"`
   const label = image.labels ? protectedBy(image.labels, ctx.protectLabels) : null
@@ -409,6 +501,7 @@ export function planPrune(input: PlanInput): PrunePlan {
     now: input.now.getTime(),
     minAgeMs: input.policy.minAgeSeconds * 1000,
     inFlight,
+    idForms: [...inFlight].some((r) => r.includes('/sha256:')),
     wanted: wantedSet(input.wanted ?? []),
     protect: protectMatcher(input.policy.protect),
     protectLabels: input.policy.protectLabels ?? [],
