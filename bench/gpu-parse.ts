@@ -2,7 +2,7 @@
 // RTX A5000 capture (test/fixtures/nvidia-smi/xml/rtx-a5000_x2_driver-590.44.01_dtd-v13.xml): its
 // two <gpu> elements are repeated to make eight, with distinct bus ids and uuids, and
 // <attached_gpus> set to 8. Everything else is the capture as it is.
-// Run: npx tsx bench/gpu-parse.ts [iterations]
+// Run: npx tsx bench/gpu-parse.ts [iterations] [--json]
 import { readFileSync } from 'node:fs'
 import { parseNvidiaSmiXml } from '../src/gpu/parse.js'
 
@@ -25,7 +25,10 @@ function eightGpuDocument(): string {
   return xml.slice(0, start) + eight.join('\n\t') + xml.slice(end)
 }
 
-const iterations = Number(process.argv[2] ?? 1000)
+const json = process.argv.includes('--json')
+const iterations = Number(process.argv.slice(2).find((a) => a !== '--json') ?? 1000)
+/** human lines go to stderr when stdout carries the JSON figures */
+const say = (line: string) => (json ? process.stderr : process.stdout).write(line + '\n')
 const doc = eightGpuDocument().replace(/<attached_gpus>\d+<\/attached_gpus>/, '<attached_gpus>8</attached_gpus>')
 const check = parseNvidiaSmiXml(doc)
 if (check.gpus.length !== 8 || new Set(check.gpus.map((g) => g.uuid)).size !== 8)
@@ -42,10 +45,10 @@ for (let i = 0; i < iterations; i++) {
 const totalMs = Number(process.hrtime.bigint() - started) / 1e6
 times.sort((a, b) => a - b)
 const pct = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))].toFixed(3)
-console.log(`document: 8 GPUs derived from the dual RTX A5000 capture, ${(doc.length / 1024).toFixed(1)} KiB`)
-console.log(`parses: ${iterations}, total ${totalMs.toFixed(0)} ms, mean ${(totalMs / iterations).toFixed(3)} ms/parse`)
+say(`document: 8 GPUs derived from the dual RTX A5000 capture, ${(doc.length / 1024).toFixed(1)} KiB`)
+say(`parses: ${iterations}, total ${totalMs.toFixed(0)} ms, mean ${(totalMs / iterations).toFixed(3)} ms/parse`)
 const max = times[times.length - 1].toFixed(3)
-console.log(`per parse: p50 ${pct(0.5)} ms, p90 ${pct(0.9)} ms, p99 ${pct(0.99)} ms, max ${max} ms`)
+say(`per parse: p50 ${pct(0.5)} ms, p90 ${pct(0.9)} ms, p99 ${pct(0.99)} ms, max ${max} ms`)
 
 // The reference: one linear regex scan over the same document (every tag matched once, nothing built),
 // the least any parse of it can cost.
@@ -58,7 +61,16 @@ for (let i = 0; i < iterations; i++) {
   scanTimes.push(Number(process.hrtime.bigint() - t0) / 1e6)
 }
 const scanMean = scanTimes.reduce((a, b) => a + b, 0) / iterations
-console.log(
+say(
   `side by side: parse mean ${(totalMs / iterations).toFixed(3)} ms; one linear regex scan of the same ` +
     `document ${scanMean.toFixed(3)} ms`,
 )
+if (json) {
+  const figures = {
+    iterations,
+    documentKiB: doc.length / 1024,
+    parseMeanMs: totalMs / iterations,
+    scanMeanMs: scanMean,
+  }
+  process.stdout.write(JSON.stringify(figures) + '\n')
+}

@@ -2,7 +2,7 @@
 // dockerd holding 2,000 distinct images, the built agent with its collectors on (images inspected,
 // Docker events followed), and images removed and added all along, the count held steady. Samples
 // the agent's RSS (from /proc) and V8 heap (its own /metrics) every few seconds, prints the series
-// and compares the first quarter with the last, so a leak shows as a rising line.
+// and compares the first quarter with the last (medians), so a leak shows as a rising line.
 //
 //   npm run -s build && npx tsx bench/memory-churn.ts [--images 2000] [--minutes 30] [--sample 30]
 //                                                    [--churn 20] [--churn-every 5] [--json]
@@ -61,7 +61,12 @@ async function scrapeMemory(url: string): Promise<{ heapUsed: number; heapTotal:
 const teardowns: (() => void | Promise<void>)[] = []
 const t = { teardown: (fn: () => void | Promise<void>) => void teardowns.push(fn) }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
+/** the middle of a quarter's samples: a GC that has not yet run, or one large answer, moves it least */
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
 
 async function main(): Promise<void> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run -s build first`)
@@ -96,7 +101,8 @@ async function main(): Promise<void> {
   const settled = await scrapeMemory(agent.url)
   const idle = { rssMiB: rssMiB(agent.pid), heapUsedMiB: settled.heapUsed, peakRssMiB: peakBeforeSettle }
   say(
-    `# settled (${SETTLE_S} s later): RSS ${idle.rssMiB.toFixed(1)} MiB, heap used ${idle.heapUsedMiB.toFixed(1)} MiB, ` +
+    `# settled (${SETTLE_S} s later): RSS ${idle.rssMiB.toFixed(1)} MiB, ` +
+      `heap used ${idle.heapUsedMiB.toFixed(1)} MiB, ` +
       `peak RSS so far ${idle.peakRssMiB.toFixed(1)} MiB`,
   )
 
@@ -152,18 +158,19 @@ async function main(): Promise<void> {
   const last = samples.slice(-quarter)
   const compare = samples.length
     ? {
-        firstQuarterRssMiB: mean(first.map((s) => s.rssMiB)),
-        lastQuarterRssMiB: mean(last.map((s) => s.rssMiB)),
-        firstQuarterHeapMiB: mean(first.map((s) => s.heapUsedMiB)),
-        lastQuarterHeapMiB: mean(last.map((s) => s.heapUsedMiB)),
+        firstQuarterRssMiB: median(first.map((s) => s.rssMiB)),
+        lastQuarterRssMiB: median(last.map((s) => s.rssMiB)),
+        firstQuarterHeapMiB: median(first.map((s) => s.heapUsedMiB)),
+        lastQuarterHeapMiB: median(last.map((s) => s.heapUsedMiB)),
       }
     : null
   const peakRssMiB = rssMiB(agent.pid, 'VmHWM')
   if (compare) {
     const pct = (a: number, b: number) => `${b >= a ? '+' : ''}${(((b - a) / a) * 100).toFixed(1)}%`
+    const { firstQuarterRssMiB: rss0, lastQuarterRssMiB: rss1 } = compare
     say(
-      `# first quarter vs last quarter (${quarter} samples each): RSS ${compare.firstQuarterRssMiB.toFixed(1)} -> ` +
-        `${compare.lastQuarterRssMiB.toFixed(1)} MiB (${pct(compare.firstQuarterRssMiB, compare.lastQuarterRssMiB)}), ` +
+      `# first quarter vs last quarter (median of ${quarter} samples each): RSS ${rss0.toFixed(1)} -> ` +
+        `${rss1.toFixed(1)} MiB (${pct(rss0, rss1)}), ` +
         `heap used ${compare.firstQuarterHeapMiB.toFixed(1)} -> ${compare.lastQuarterHeapMiB.toFixed(1)} MiB ` +
         `(${pct(compare.firstQuarterHeapMiB, compare.lastQuarterHeapMiB)}); ${churned} images churned; ` +
         `peak RSS ${peakRssMiB.toFixed(1)} MiB`,

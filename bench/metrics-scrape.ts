@@ -1,7 +1,7 @@
 // /metrics cost with 2,000 images (a simulated snapshot), side by side with Debian's
 // prometheus-node-exporter scraped the same way on the same machine in the same run.
 //
-//   npm run -s build && npx tsx bench/metrics-scrape.ts [--images 2000] [--scrapes 500]
+//   npm run -s build && npx tsx bench/metrics-scrape.ts [--images 2000] [--scrapes 500] [--json]
 //
 // The agent side runs the built agent code (dist/) in a child process of plain node, so its RSS
 // is the agent's and not the TypeScript loader's: an Agent with no collectors, whose snapshot is
@@ -19,11 +19,17 @@ import { freePort, rssMiB } from './support.js'
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const DIST = join(ROOT, 'dist')
 const { values } = parseArgs({
-  options: { images: { type: 'string', default: '2000' }, scrapes: { type: 'string', default: '500' } },
+  options: {
+    images: { type: 'string', default: '2000' },
+    scrapes: { type: 'string', default: '500' },
+    json: { type: 'boolean', default: false },
+  },
 })
 const IMAGES = Number(values.images)
 const SCRAPES = Number(values.scrapes)
 const WARMUP = 20
+/** human lines go to stderr when stdout carries the JSON figures */
+const out = values.json ? process.stderr : process.stdout
 
 function generateImages(n: number, now: Date): ImageFacts[] {
   const images: ImageFacts[] = []
@@ -179,12 +185,12 @@ async function main(): Promise<void> {
         ),
       )
     } else {
-      process.stdout.write(
+      out.write(
         '# prometheus-node-exporter is not installed (apt-get install -y prometheus-node-exporter); agent only\n',
       )
     }
 
-    process.stdout.write(
+    out.write(
       `# ${SCRAPES} sequential scrapes each after ${WARMUP} warm-up scrapes, keep-alive, loopback; ` +
         `node ${process.version}\n`,
     )
@@ -202,9 +208,14 @@ async function main(): Promise<void> {
     ]
     const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)))
     for (const row of rows)
+      out.write(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ') + '\n')
+    if (values.json) {
+      const [agentResult, exporterResult] = results
       process.stdout.write(
-        row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ') + '\n',
+        JSON.stringify({ images: IMAGES, scrapes: SCRAPES, agent: agentResult, exporter: exporterResult ?? null }) +
+          '\n',
       )
+    }
   } finally {
     cleanup()
   }

@@ -1,17 +1,23 @@
-// The same set of images pulled (a) by `gpuhost prewarm` and (b) by a sequential `docker pull`
-// loop like the cron scripts people use, from the same local registry into the same private
-// dockerd, in the same run; every image is removed between runs. Prints both times and the ratio.
+// The same set of images pulled, in the same run, from the same local registry into the same private
+// dockerd, every image removed before each run:
+//   (a) `gpuhost prewarm` (the CLI: node start-up included),
+//   (b) the daemon: POST /v1/prewarm to a running agent, which answers when every pull is done,
+//   (c) `xargs -P C docker pull`: docker pulls of the same concurrency C, the reference,
+//   (d) a sequential `docker pull` loop, like the cron scripts people use.
+// Prints the median of each and its ratio to (c).
 //
-//   npm run -s build && npx tsx bench/prewarm-vs-docker-pull.ts [--images N] [--mib M] [--rounds R] [--concurrency C]
+//   npm run -s build && npx tsx bench/prewarm-vs-docker-pull.ts [--images N] [--mib M] [--rounds R]
+//                                                              [--concurrency C] [--json]
 //
 // Needs root, dockerd, docker and docker-registry (see .ci/run).
 import { execFileSync } from 'node:child_process'
+import { request } from 'node:http'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { stringify } from 'yaml'
-import { CLI } from '../test/harness/agent.js'
+import { CLI, startAgent } from '../test/harness/agent.js'
 import { startDockerd } from '../test/harness/dockerd.js'
 import { makeImage, pushImage } from '../test/harness/images.js'
 import { startRegistry } from '../test/harness/registry.js'
@@ -19,26 +25,60 @@ import { startRegistry } from '../test/harness/registry.js'
 const { values } = parseArgs({
   options: {
     images: { type: 'string', default: '6' },
-    mib: { type: 'string', default: '16' },
+    mib: { type: 'string', default: '60' },
     rounds: { type: 'string', default: '3' },
-    concurrency: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '2' },
+    json: { type: 'boolean', default: false },
   },
 })
 const count = Number(values.images)
 const mib = Number(values.mib)
 const rounds = Number(values.rounds)
 const concurrency = Number(values.concurrency)
+/** human lines go to stderr when stdout carries the JSON figures */
+const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + '\n')
 
 const teardowns: (() => void | Promise<void>)[] = []
-const t = {
-  teardown: (fn: () => void | Promise<void>) => {
-    teardowns.push(fn)
-  },
+const t = { teardown: (fn: () => void | Promise<void>) => void teardowns.push(fn) }
+
+/**
+ * POST on a connection of its own, closed after the answer: a fetch reusing the previous round's
+ * idle keep-alive connection now and then meets the server closing it, and a bench must not fail on that.
+ */
+function postOnce(url: string, token: string, body: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body)
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, connection: 'close' },
+      },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => (text += d))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(payload)
+  })
 }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+type Method = 'cli' | 'daemon' | 'parallel' | 'loop'
+const LABEL: Record<Method, string> = {
+  cli: `(a) gpuhost prewarm (CLI), concurrency ${concurrency}`,
+  daemon: `(b) POST /v1/prewarm to a running agent, concurrency ${concurrency}`,
+  parallel: `(c) xargs -P${concurrency} docker pull`,
+  loop: '(d) sequential docker pull loop',
 }
 
 async function main(): Promise<void> {
@@ -55,63 +95,91 @@ async function main(): Promise<void> {
   }
   const dir = mkdtempSync(join(tmpdir(), 'gh-bench-'))
   teardowns.push(() => rmSync(dir, { recursive: true, force: true }))
+  const common = {
+    docker: { socket: dockerd.socket },
+    gpu: { nvidiaSmi: '/nonexistent/nvidia-smi', timeoutSeconds: 1 },
+  }
   const config = join(dir, 'agent.yaml')
   writeFileSync(
     config,
     stringify({
-      docker: { socket: dockerd.socket },
+      ...common,
       stateDir: join(dir, 'state'),
       tokenFile: null,
-      gpu: { nvidiaSmi: '/nonexistent/nvidia-smi', timeoutSeconds: 1 },
       prewarm: { schedule: null, concurrency, images: refs },
     }),
   )
+  // The daemon wants nothing at start (it would pull at once): the images come in each request.
+  const agent = await startAgent(t, { ...common, prewarm: { schedule: null, concurrency, images: [] } })
+
   const removeAll = () => {
     const ids = dockerd.docker(['images', '-q']).split('\n').filter(Boolean)
     if (ids.length) dockerd.docker(['rmi', ...new Set(ids)])
   }
-  const runPrewarm = () => {
+  const timed = async (fn: () => unknown): Promise<number> => {
     const started = process.hrtime.bigint()
-    const out = execFileSync(process.execPath, [CLI, '--json', 'prewarm', '--config', config], {
-      encoding: 'utf8',
-      maxBuffer: 16 * 1024 * 1024,
-    })
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9
-    const results = JSON.parse(out).results as { status: string }[]
-    if (results.some((r) => r.status !== 'pulled')) throw new Error(`prewarm did not pull everything: ${out}`)
-    return seconds
-  }
-  const runLoop = () => {
-    const started = process.hrtime.bigint()
-    for (const ref of refs) execFileSync('docker', ['-H', dockerd.host, 'pull', '--quiet', ref], { stdio: 'ignore' })
+    await fn()
     return Number(process.hrtime.bigint() - started) / 1e9
   }
-  const prewarmTimes: number[] = []
-  const loopTimes: number[] = []
+  const allPulled = (results: { status: string }[], what: string) => {
+    if (results.length !== count || results.some((r) => r.status !== 'pulled'))
+      throw new Error(`${what} did not pull everything: ${JSON.stringify(results)}`)
+  }
+  const run: Record<Method, () => Promise<number>> = {
+    cli: () =>
+      timed(() => {
+        const out = execFileSync(process.execPath, [CLI, '--json', 'prewarm', '--config', config], {
+          encoding: 'utf8',
+          maxBuffer: 16 * 1024 * 1024,
+        })
+        allPulled(JSON.parse(out).results, 'gpuhost prewarm')
+      }),
+    daemon: () =>
+      timed(async () => {
+        const res = await postOnce(`${agent.url}/v1/prewarm`, agent.token, { images: refs })
+        if (res.status !== 200) throw new Error(`POST /v1/prewarm answered ${res.status}: ${JSON.stringify(res.body)}`)
+        allPulled(res.body.results, 'POST /v1/prewarm')
+      }),
+    parallel: () =>
+      timed(() =>
+        execFileSync('sh', ['-c', `xargs -n1 -P${concurrency} docker -H "$DOCKER_SOCK" pull --quiet >/dev/null`], {
+          input: refs.join('\n') + '\n',
+          env: { ...process.env, DOCKER_SOCK: dockerd.host },
+          stdio: 'pipe',
+        }),
+      ),
+    loop: () =>
+      timed(() => {
+        for (const ref of refs)
+          execFileSync('docker', ['-H', dockerd.host, 'pull', '--quiet', ref], { stdio: 'ignore' })
+      }),
+  }
+  const methods: Method[] = ['cli', 'daemon', 'parallel', 'loop']
+  const times: Record<Method, number[]> = { cli: [], daemon: [], parallel: [], loop: [] }
   for (let round = 0; round < rounds; round++) {
-    // Alternate which goes first, so neither always meets a warmer page cache.
-    const order = round % 2 === 0 ? (['prewarm', 'loop'] as const) : (['loop', 'prewarm'] as const)
+    // Rotate which goes first, so none always meets a warmer page cache.
+    const order = methods.map((_, i) => methods[(i + round) % methods.length])
     for (const which of order) {
       removeAll()
-      const s = which === 'prewarm' ? runPrewarm() : runLoop()
-      ;(which === 'prewarm' ? prewarmTimes : loopTimes).push(s)
+      const s = await run[which]()
+      times[which].push(s)
       process.stderr.write(`round ${round + 1}: ${which} ${s.toFixed(2)} s\n`)
     }
   }
-  const a = median(prewarmTimes)
-  const b = median(loopTimes)
-  const dockerdVersion = execFileSync('docker', ['-H', dockerd.host, 'version', '--format', '{{.Server.Version}}'], {
-    encoding: 'utf8',
-  }).trim()
-  console.log(
+  await agent.stop()
+  const dockerdVersion = dockerd.docker(['version', '--format', '{{.Server.Version}}']).trim()
+  const medians = Object.fromEntries(methods.map((m) => [m, median(times[m])])) as Record<Method, number>
+  say(
     `images: ${count} × ${mib} MiB (random, incompressible), registry ${registry.host} on loopback, ` +
-      `private dockerd ${dockerdVersion}`,
+      `private dockerd ${dockerdVersion}; ${rounds} rounds (median shown), images removed before every run`,
   )
-  console.log(`rounds: ${rounds} (median shown), images removed before every run`)
-  const each = (times: number[]) => times.map((x) => x.toFixed(2)).join(', ')
-  console.log(`(a) gpuhost prewarm, concurrency ${concurrency}: ${a.toFixed(2)} s   [${each(prewarmTimes)}]`)
-  console.log(`(b) sequential docker pull loop:        ${b.toFixed(2)} s   [${each(loopTimes)}]`)
-  console.log(`ratio (b)/(a): ${(b / a).toFixed(2)}× — above 1 means gpuhost prewarm was faster`)
+  const width = Math.max(...methods.map((m) => LABEL[m].length))
+  for (const m of methods) {
+    const each = times[m].map((x) => x.toFixed(2)).join(', ')
+    const ratio = (medians[m] / medians.parallel).toFixed(2)
+    say(`${LABEL[m].padEnd(width)}  ${medians[m].toFixed(2)} s  ${ratio}× (c)  [${each}]`)
+  }
+  if (values.json) process.stdout.write(JSON.stringify({ count, mib, concurrency, rounds, medians, times }) + '\n')
 }
 
 main().then(

@@ -1,5 +1,7 @@
 // Plans a prune over 10,000 generated images (seeded, so runs compare) and prints the median time
 // of several runs, with the plan's size, so a change to the planner can be weighed.
+//
+//   [IMAGES=10000] [RUNS=11] npx tsx bench/prune-plan.ts [--json]
 import { planPrune } from '../src/prune/plan.js'
 import { gen, generateImage, NOW } from '../test/support/generated-images.js'
 
@@ -36,8 +38,11 @@ for (let run = 0; run < RUNS; run++) {
 times.sort((a, b) => a - b)
 const median = times[Math.floor(times.length / 2)]
 const spread = `min ${times[0].toFixed(1)} ms, max ${times[times.length - 1].toFixed(1)} ms`
-console.log(
+const line =
   `prune plan over ${IMAGES} images: median ${median.toFixed(1)} ms over ${RUNS} runs after ${WARMUP} warm-up runs ` +
-    `(${spread}); ${planned} planned, ${IMAGES - planned} kept; the first plan, references not yet parsed: ` +
-    `${firstMs.toFixed(1)} ms`,
-)
+  `(${spread}); ${planned} planned, ${IMAGES - planned} kept; the first plan, references not yet parsed: ` +
+  `${firstMs.toFixed(1)} ms`
+if (process.argv.includes('--json')) {
+  process.stderr.write(line + '\n')
+  process.stdout.write(JSON.stringify({ images: IMAGES, runs: RUNS, medianMs: median, firstMs, planned }) + '\n')
+} else console.log(line)

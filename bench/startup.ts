@@ -1,8 +1,10 @@
 // How long the built agent takes to answer /healthz after it is started, and to exit after SIGTERM,
 // as a service manager sees it; `gpuhost --version` (node loading the CLI and nothing else) is the
-// reference for what any start costs on this machine.
+// reference for what any start costs on this machine. Then the idle agent's RSS (no Docker, no GPU),
+// side by side with an idle `node -e` and with Debian's prometheus-node-exporter, each read from
+// /proc after the same quiet time (--idle-seconds).
 //
-//   npm run -s build && npx tsx bench/startup.ts [--runs 10]
+//   npm run -s build && npx tsx bench/startup.ts [--runs 10] [--idle-seconds 10] [--json]
 //
 // Each run starts `node dist/cli.js agent` on a fresh config in a temporary directory: loopback on a
 // free port, a state directory of its own, a Docker socket that does not exist and no nvidia-smi, so
@@ -15,14 +17,27 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { freePort } from '../test/harness/ports.js'
-import { percentile } from './support.js'
+import { percentile, rssMiB } from './support.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const CLI = join(ROOT, 'dist', 'cli.js')
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' } } })
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '10' },
+    'idle-seconds': { type: 'string', default: '10' },
+    json: { type: 'boolean', default: false },
+  },
+})
 const RUNS = Number(values.runs)
+const IDLE_S = Number(values['idle-seconds'])
+/** human lines go to stderr when stdout carries the JSON figures */
+const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + '\n')
 if (!Number.isInteger(RUNS) || RUNS < 1) {
   console.error(`--runs must be a positive integer, not ${values.runs}`)
+  process.exit(2)
+}
+if (!Number.isFinite(IDLE_S) || IDLE_S < 0) {
+  console.error(`--idle-seconds must be a number ≥ 0, not ${values['idle-seconds']}`)
   process.exit(2)
 }
 if (!existsSync(CLI)) {
@@ -58,9 +73,11 @@ interface Run {
   healthzMs: number
   stopMs: number
   code: number | null
+  /** RSS after idleSeconds of quiet, when asked */
+  idleRssMiB?: number
 }
 
-async function runAgentOnce(i: number): Promise<Run> {
+async function runAgentOnce(i: number, idleSeconds = 0): Promise<Run> {
   const port = await freePort()
   const config = join(dir, `agent-${i}.yaml`)
   writeFileSync(
@@ -89,6 +106,11 @@ async function runAgentOnce(i: number): Promise<Run> {
     await sleep(5)
   }
   const healthzMs = performance.now() - started
+  let idleRssMiB: number | undefined
+  if (idleSeconds > 0) {
+    await sleep(idleSeconds * 1000)
+    idleRssMiB = rssMiB(child.pid!)
+  }
   const signalled = performance.now()
   child.kill('SIGTERM')
   const timer = setTimeout(() => child.kill('SIGKILL'), STOP_LIMIT_MS)
@@ -96,7 +118,7 @@ async function runAgentOnce(i: number): Promise<Run> {
   clearTimeout(timer)
   children.delete(child)
   if (signal) throw new Error(`the agent ended by ${signal}, not by exiting after SIGTERM:\n${output}`)
-  return { healthzMs, stopMs: at - signalled, code }
+  return { healthzMs, stopMs: at - signalled, code, idleRssMiB }
 }
 
 async function versionOnce(): Promise<number> {
@@ -107,6 +129,39 @@ async function versionOnce(): Promise<number> {
   children.delete(child)
   if (code !== 0) throw new Error(`gpuhost --version exited with ${code}`)
   return at - started
+}
+
+/** RSS of `node -e` doing nothing, after the same quiet time: what any node process costs */
+async function idleNodeRss(idleSeconds: number): Promise<number> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' })
+  children.add(child)
+  await sleep(idleSeconds * 1000)
+  const rss = rssMiB(child.pid!)
+  child.kill('SIGTERM')
+  children.delete(child)
+  return rss
+}
+
+/** RSS of Debian's prometheus-node-exporter on a private loopback port, scraped once, after the quiet time */
+async function idleExporterRss(idleSeconds: number): Promise<number | null> {
+  const bin = '/usr/bin/prometheus-node-exporter'
+  if (!existsSync(bin)) return null
+  const port = await freePort()
+  const child = spawn(bin, [`--web.listen-address=127.0.0.1:${port}`], { stdio: 'ignore' })
+  children.add(child)
+  try {
+    const started = performance.now()
+    while (!(await healthy(`http://127.0.0.1:${port}/metrics`))) {
+      if (child.exitCode !== null) throw new Error(`prometheus-node-exporter exited with ${child.exitCode}`)
+      if (performance.now() - started > START_LIMIT_MS) throw new Error('prometheus-node-exporter did not answer')
+      await sleep(20)
+    }
+    await sleep(idleSeconds * 1000)
+    return rssMiB(child.pid!)
+  } finally {
+    child.kill('SIGTERM')
+    children.delete(child)
+  }
 }
 
 function summary(name: string, ms: number[]): string[] {
@@ -122,6 +177,9 @@ for (let i = 0; i < RUNS; i++) {
   runs.push(await runAgentOnce(i))
   versions.push(await versionOnce())
 }
+const idle = IDLE_S > 0 ? await runAgentOnce(RUNS, IDLE_S) : null
+const nodeIdle = IDLE_S > 0 ? await idleNodeRss(IDLE_S) : null
+const exporterIdle = IDLE_S > 0 ? await idleExporterRss(IDLE_S) : null
 const exitCodes = [...new Set(runs.map((r) => r.code))].join(', ')
 
 const rows = [
@@ -137,7 +195,31 @@ const rows = [
   summary('gpuhost --version', versions),
 ]
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
-console.log(`gpuhost agent start and stop, ${RUNS} runs, node ${process.version}`)
-for (const r of rows)
-  console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '))
+say(`gpuhost agent start and stop, ${RUNS} runs, node ${process.version}`)
+for (const r of rows) say(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '))
+if (idle) {
+  const exporter = exporterIdle === null ? 'not installed' : `${exporterIdle.toFixed(1)} MiB`
+  say(
+    `RSS after ${IDLE_S} s idle: gpuhost agent (no Docker, no GPU) ${idle.idleRssMiB!.toFixed(1)} MiB; ` +
+      `node -e idle ${nodeIdle!.toFixed(1)} MiB; prometheus-node-exporter ${exporter}`,
+  )
+}
+if (values.json) {
+  const p50 = (xs: number[]) =>
+    percentile(
+      [...xs].sort((a, b) => a - b),
+      50,
+    )
+  const figures = {
+    runs: RUNS,
+    healthzP50Ms: p50(runs.map((r) => r.healthzMs)),
+    stopP50Ms: p50(runs.map((r) => r.stopMs)),
+    versionP50Ms: p50(versions),
+    idleSeconds: IDLE_S,
+    agentIdleRssMiB: idle?.idleRssMiB ?? null,
+    nodeIdleRssMiB: nodeIdle,
+    exporterIdleRssMiB: exporterIdle,
+  }
+  process.stdout.write(JSON.stringify(figures) + '\n')
+}
 if (runs.some((r) => r.code !== 0)) process.exitCode = 1

@@ -1,7 +1,7 @@
 // gpuhost prewarm: one prewarm now, from this host, with the configured policy. A person on a
 // terminal sees a live bar per image; scripts get --json; exit 1 if any image failed, 69 when
 // Docker cannot be reached.
-import { MultiBar, Presets, type SingleBar } from 'cli-progress'
+import type { MultiBar, SingleBar } from 'cli-progress'
 import type { GlobalOptions } from '../cli.js'
 import { loadAgentConfig } from '../config.js'
 import { EventBus } from '../agent/events.js'
@@ -26,7 +26,8 @@ export async function run(opts: { image?: string[]; dryRun?: boolean }, globals:
     toStderr: true,
   })
   const interactive = !globals.json && process.stdout.isTTY === true
-  const view = interactive ? new BarView() : null
+  // the bars' library is loaded only for a terminal: scripts and --json do not pay for it
+  const view = interactive ? await BarView.create() : null
   const deps = buildPrewarmDeps({
     config,
     log,
@@ -91,16 +92,24 @@ function formatReport(report: PrewarmReport, afterBars: boolean): string {
 
 /** One bar per image while it pulls, on stderr so stdout keeps only the report. */
 class BarView {
-  private readonly bars = new MultiBar(
-    {
-      format: ' {ref} |{bar}| {percentage}% {done}/{totalMiB} MiB {state}',
-      hideCursor: true,
-      clearOnComplete: false,
-      stopOnComplete: false,
-      stream: process.stderr,
-    },
-    Presets.shades_classic,
-  )
+  static async create(): Promise<BarView> {
+    const { MultiBar, Presets } = await import('cli-progress')
+    return new BarView(
+      new MultiBar(
+        {
+          format: ' {ref} |{bar}| {percentage}% {done}/{totalMiB} MiB {state}',
+          hideCursor: true,
+          clearOnComplete: false,
+          stopOnComplete: false,
+          stream: process.stderr,
+        },
+        Presets.shades_classic,
+      ),
+    )
+  }
+
+  private constructor(private readonly bars: MultiBar) {}
+
   private readonly byRef = new Map<string, SingleBar>()
   private readonly width = 40
 

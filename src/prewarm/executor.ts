@@ -135,9 +135,16 @@ async function planAndPull(
 ): Promise<PrewarmReport> {
   const now = millis(deps.now)
   const { prewarm, prune } = deps.config
-  const facts = await deps.facts()
-  const remote = await inspectAll(deps, req.images)
-  const compat = await deps.compat()
+  // Three independent reads, each a wait on something else (the runtime, the registries,
+  // nvidia-smi, which takes up to a second on a large host): side by side, not one after another.
+  // Docker unreachable is still the error reported first: nothing can be pulled without it.
+  const [factsRead, remote, compatRead] = await Promise.all([
+    settled(deps.facts()),
+    inspectAll(deps, req.images),
+    settled(deps.compat()),
+  ])
+  const facts = valueOf(factsRead)
+  const compat = valueOf(compatRead)
   const base = {
     wanted: req.images,
     remote,
@@ -180,6 +187,21 @@ async function planAndPull(
     }),
   )
   return { trigger: req.trigger, dryRun, results, plan: planView, durationSeconds: (now() - started) / 1000 }
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown }
+
+/** a promise that never rejects, so that a read started beside others is never left unhandled */
+function settled<T>(p: Promise<T>): Promise<Settled<T>> {
+  return p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  )
+}
+
+function valueOf<T>(s: Settled<T>): T {
+  if (!s.ok) throw s.error
+  return s.value
 }
 
 /** the clock as milliseconds, for durations */
