@@ -21,6 +21,7 @@ import { CLI, startAgent } from '../test/harness/agent.js'
 import { startDockerd } from '../test/harness/dockerd.js'
 import { makeImage, pushImage } from '../test/harness/images.js'
 import { startRegistry } from '../test/harness/registry.js'
+import type { PrewarmReport } from '../src/prewarm/executor.js'
 
 const { values } = parseArgs({
   options: {
@@ -121,9 +122,13 @@ async function main(): Promise<void> {
     await fn()
     return Number(process.hrtime.bigint() - started) / 1e9
   }
-  const allPulled = (results: { status: string }[], what: string) => {
+  /** the report's own duration per method: the wall time less it is start-up, transport and exit */
+  const reported: Record<'cli' | 'daemon', number[]> = { cli: [], daemon: [] }
+  const allPulled = (report: PrewarmReport, what: string, via: 'cli' | 'daemon') => {
+    const { results } = report
     if (results.length !== count || results.some((r) => r.status !== 'pulled'))
       throw new Error(`${what} did not pull everything: ${JSON.stringify(results)}`)
+    reported[via].push(report.durationSeconds)
   }
   const run: Record<Method, () => Promise<number>> = {
     cli: () =>
@@ -132,13 +137,13 @@ async function main(): Promise<void> {
           encoding: 'utf8',
           maxBuffer: 16 * 1024 * 1024,
         })
-        allPulled(JSON.parse(out).results, 'gpuhost prewarm')
+        allPulled(JSON.parse(out) as PrewarmReport, 'gpuhost prewarm', 'cli')
       }),
     daemon: () =>
       timed(async () => {
         const res = await postOnce(`${agent.url}/v1/prewarm`, agent.token, { images: refs })
         if (res.status !== 200) throw new Error(`POST /v1/prewarm answered ${res.status}: ${JSON.stringify(res.body)}`)
-        allPulled(res.body.results, 'POST /v1/prewarm')
+        allPulled(res.body as PrewarmReport, 'POST /v1/prewarm', 'daemon')
       }),
     parallel: () =>
       timed(() =>
@@ -179,7 +184,16 @@ async function main(): Promise<void> {
     const ratio = (medians[m] / medians.parallel).toFixed(2)
     say(`${LABEL[m].padEnd(width)}  ${medians[m].toFixed(2)} s  ${ratio}× (c)  [${each}]`)
   }
-  if (values.json) process.stdout.write(JSON.stringify({ count, mib, concurrency, rounds, medians, times }) + '\n')
+  const overhead = {
+    cli: median(times.cli.map((x, i) => x - reported.cli[i])),
+    daemon: median(times.daemon.map((x, i) => x - reported.daemon[i])),
+  }
+  say(
+    `outside the prewarm itself (wall time less the report's durationSeconds, median): ` +
+      `CLI ${overhead.cli.toFixed(2)} s (node start, loading, config, exit); daemon ${overhead.daemon.toFixed(2)} s`,
+  )
+  if (values.json)
+    process.stdout.write(JSON.stringify({ count, mib, concurrency, rounds, medians, times, overhead }) + '\n')
 }
 
 main().then(
