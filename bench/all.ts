@@ -135,7 +135,7 @@ const churn = await runBench<Churn>(
     rows.push({
       what: `agent RSS, ${f.images.toLocaleString('en')} images, collectors on`,
       gpuhost: mib(f.idle.rssMiB),
-      reference: `heap used ${mib(f.idle.heapUsedMiB)}; peak RSS ${mib(f.idle.peakRssMiB)}`,
+      reference: `heap used ${mib(f.idle.heapUsedMiB)}; peak RSS since start ${mib(f.idle.peakRssMiB)}`,
       goal,
       met: yes(f.idle.rssMiB <= 64),
     })

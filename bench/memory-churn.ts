@@ -96,14 +96,13 @@ async function main(): Promise<void> {
     await sleep(500)
   }
   say(`# the agent reported all ${IMAGES} images ${((Date.now() - started) / 1e3).toFixed(1)} s after /healthz`)
-  const peakBeforeSettle = rssMiB(agent.pid, 'VmHWM')
   await sleep(SETTLE_S * 1000)
   const settled = await scrapeMemory(agent.url)
-  const idle = { rssMiB: rssMiB(agent.pid), heapUsedMiB: settled.heapUsed, peakRssMiB: peakBeforeSettle }
+  const idle = { rssMiB: rssMiB(agent.pid), heapUsedMiB: settled.heapUsed, peakRssMiB: rssMiB(agent.pid, 'VmHWM') }
   say(
     `# settled (${SETTLE_S} s later): RSS ${idle.rssMiB.toFixed(1)} MiB, ` +
       `heap used ${idle.heapUsedMiB.toFixed(1)} MiB, ` +
-      `peak RSS so far ${idle.peakRssMiB.toFixed(1)} MiB`,
+      `peak RSS since start ${idle.peakRssMiB.toFixed(1)} MiB`,
   )
 
   const samples: MemorySample[] = []

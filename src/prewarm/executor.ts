@@ -137,14 +137,13 @@ async function planAndPull(
   const { prewarm, prune } = deps.config
   // Three independent reads, each a wait on something else (the runtime, the registries,
   // nvidia-smi, which takes up to a second on a large host): side by side, not one after another.
-  // Docker unreachable is still the error reported first: nothing can be pulled without it.
-  const [factsRead, remote, compatRead] = await Promise.all([
-    settled(deps.facts()),
-    inspectAll(deps, req.images),
-    settled(deps.compat()),
-  ])
-  const facts = valueOf(factsRead)
-  const compat = valueOf(compatRead)
+  // The host's facts are awaited first, so Docker unreachable is reported at once, as before:
+  // nothing can be pulled without it (the registry reads already started then finish unawaited).
+  const remoteRead = inspectAll(deps, req.images)
+  const compatRead = settled(deps.compat())
+  const facts = await deps.facts()
+  const remote = await remoteRead
+  const compat = valueOf(await compatRead)
   const base = {
     wanted: req.images,
     remote,

@@ -297,12 +297,12 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
         evaluate: checkImageCompat,
       })
       t.teardown(() => deps.close())
-      // The verdicts are asked for after the registry has been read, just before the pulls.
-      const realCompat = deps.compat
-      deps.compat = async () => {
-        const compat = await realCompat()
+      // The registry stops as soon as it has answered the plan's manifest read, before the pulls.
+      const realInspect = deps.source.inspectRemote.bind(deps.source)
+      deps.source.inspectRemote = async (ref) => {
+        const remote = await realInspect(ref)
         await flaky.stop()
-        return compat
+        return remote
       }
       const report = await runPrewarm({ ...deps, retryMinMs: 200 }, { images: [image], trigger: 'cli' })
       await restarted
