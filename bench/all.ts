@@ -208,7 +208,7 @@ const prune = await runBench<PrunePlan>('prune-plan.ts', [])
 const pulls = await runBench<Pulls>(
   'prewarm-vs-docker-pull.ts',
   ['--images', '6', '--mib', '60', '--concurrency', '2', '--rounds', '3'],
-  ['root', 'dockerd', 'docker', 'docker-registry'],
+  ['root', 'dockerd', 'docker', 'docker-registry', 'mkfs.ext4'],
 )
 for (const via of ['cli', 'daemon'] as const) {
   const path = via === 'cli' ? 'CLI' : 'daemon POST /v1/prewarm'
