@@ -125,7 +125,7 @@ const startup = await runBench<Startup>('startup.ts', ['--runs', '10', '--idle-s
 const churn = await runBench<Churn>(
   'memory-churn.ts',
   ['--minutes', '0', '--settle', '20'],
-  ['root', 'dockerd', 'docker'],
+  ['root', 'dockerd', 'docker', 'mkfs.ext4'],
 )
 {
   const what = 'agent RSS, 2,000 images, collectors on'
