@@ -319,8 +319,8 @@ function diff(a: number, b: number): number {
   return a === b ? 0 : a < b ? -1 : 1
 }
 
-/** a time in ms, or `fallback` when absent or unreadable */
-function timeOf(iso: string | null | undefined, fallback: number): number {
+/** a time in ms, or `fallback` when absent or unreadable: always what Date.parse reads */
+export function timeOf(iso: string | null | undefined, fallback: number): number {
   if (!iso) return fallback
   const t = isoUtcMs(iso) ?? Date.parse(iso)
   return Number.isNaN(t) ? fallback : t
