@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 // gpuhost <command>: argument parsing only; each command lives in src/commands/.
 import { Command, CommanderError, Option } from 'commander'
-import { ConfigError } from './config.js'
 import { CliError, EXIT } from './exit-codes.js'
-import { InvalidRequestError, UnavailableError } from './errors.js'
+import { ConfigError, InvalidRequestError, UnavailableError } from './errors.js'
 import { VERSION } from './version.js'
 
 export interface GlobalOptions {

@@ -7,6 +7,7 @@ import { z } from 'zod'
 import { describeZodIssues } from './validation.js'
 import { validate as isCronExpression } from 'node-cron'
 import { imageRefSchema } from './image-ref-schema.js'
+import { ConfigError } from './errors.js'
 import { isBaseUrl } from './protocol.js'
 
 const percent = z.number().min(0).max(100)
@@ -387,16 +388,8 @@ export const coordinatorConfigSchema = z.strictObject({
 
 export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>
 
-/** A config that could not be read or is invalid; `problems` names every bad key by its path. */
-export class ConfigError extends Error {
-  constructor(
-    readonly file: string | null,
-    readonly problems: string[],
-  ) {
-    super(`invalid configuration${file ? ` in ${file}` : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
-    this.name = 'ConfigError'
-  }
-}
+// Kept in errors.ts so that the CLI can catch it without loading the schema (zod, yaml, node-cron).
+export { ConfigError }
 
 export const DEFAULT_AGENT_CONFIG_FILE = '/etc/gpuhost/agent.yaml'
 export const DEFAULT_COORDINATOR_CONFIG_FILE = '/etc/gpuhost/coordinator.yaml'

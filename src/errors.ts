@@ -16,3 +16,14 @@ export class UnavailableError extends Error {
     this.name = 'UnavailableError'
   }
 }
+
+/** A config that could not be read or is invalid; `problems` names every bad key by its path. */
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string | null,
+    readonly problems: string[],
+  ) {
+    super(`invalid configuration${file ? ` in ${file}` : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
