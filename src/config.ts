@@ -215,7 +215,10 @@ export const agentConfigSchema = z
           .refine((u) => isBaseUrl(u), { message: 'must be http(s)://HOST:PORT, without path or query' })
           .nullable()
           .default(null),
-        /** image exports streamed at once; one more answers 503 and the peer tries its next source */
+        /**
+         * image exports streamed at once; one more answers 503 (Retry-After 5): the fetcher tries its
+         * next source, then asks again, 3 times at most
+         */
         maxUploads: z.number().int().min(1).max(64).default(2),
         /** all uploads together at most this many bytes per second; null: no limit */
         maxUploadBytesPerSecond: z.number().int().min(1024).nullable().default(null),

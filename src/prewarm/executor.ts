@@ -2,6 +2,7 @@
 // through the prune job when the plan needs it, then pulls with bounded concurrency, retries
 // with exponential backoff and jitter, a stall timeout per attempt and mirror fallback, publishing
 // progress and one result per image.
+import { setTimeout as sleep } from 'node:timers/promises'
 import pLimit from 'p-limit'
 import { backOff } from 'exponential-backoff'
 import type { Logger } from 'pino'
@@ -19,7 +20,7 @@ import type { RemoteImage, RemoteImageSource } from '../registry/types.js'
 import type { PrewarmHostFacts } from './facts.js'
 import { highWatermarkBytes, mib, planPrewarm, type PlanItem, type PrewarmPlan, type RemoteFailure } from './plan.js'
 import type { JobRunner } from '../agent/job-runner.js'
-import { fetchFromPeer, type PeerSource } from './peer-fetch.js'
+import { fetchFromPeer, PeerBusyError, type PeerSource } from './peer-fetch.js'
 
 export type PullStatus = 'pulled' | 'present' | 'skipped' | 'failed'
 
@@ -345,6 +346,9 @@ async function pullWithRetries(deps: PrewarmDeps, item: PlanItem, peers: PeerSou
   })
 }
 
+/** times one peer answering 503 (at its peers.maxUploads) is asked again before the next source */
+const PEER_BUSY_RETRIES = 3
+
 /**
  * One attempt: the peers the coordinator named, then each mirror in order, then the registry
  * itself. A peer that failed (refused, died mid-stream, sent other bytes) is not asked again.
@@ -354,6 +358,7 @@ async function pullFromSources(deps: PrewarmDeps, item: PlanItem, peers: PeerSou
   const sources = deps.source.sourcesFor(ref.domain)
   const failures: string[] = []
   let allNotFound = true
+  const busyAnswers = new Map<PeerSource, number>()
   while (peers.length > 0 && item.remote?.configDigest) {
     const peer = peers[0]
     try {
@@ -361,6 +366,16 @@ async function pullFromSources(deps: PrewarmDeps, item: PlanItem, peers: PeerSou
       return { source: `peer:${peer.host}`, kind: 'peer', bytes }
     } catch (err) {
       peers.shift()
+      const busy = busyAnswers.get(peer) ?? 0
+      if (err instanceof PeerBusyError && busy < PEER_BUSY_RETRIES) {
+        // A busy peer is not a failed one: its other uploads end soon, and waiting for it costs less
+        // than the registry. It goes to the back of the line; when the next in line was busy too, wait.
+        busyAnswers.set(peer, busy + 1)
+        peers.push(peer)
+        deps.log.info({ ref: item.ref, peer: peer.host, retryAfter: err.retryAfterSeconds }, 'peer busy: asked again')
+        if (busyAnswers.has(peers[0])) await sleep(err.retryAfterSeconds * 1000)
+        continue
+      }
       allNotFound = false
       failures.push(`peer ${peer.host}: ${(err as Error).message}`)
       deps.log.warn({ ref: item.ref, peer: peer.host, err: (err as Error).message }, 'peer fetch failed: next source')

@@ -46,6 +46,7 @@ export async function fetchFromPeer(peer: PeerSource, o: PeerFetchOptions): Prom
 interface PeerResponse {
   ok: boolean
   status: number
+  headers?: { get(name: string): string | null }
   body: unknown
   text(): Promise<string>
 }
@@ -81,7 +82,9 @@ async function loadFromPeer(
 ): Promise<number> {
   if (!res.ok || !res.body) {
     const detail = peerErrorDetail(await res.text().catch(() => ''))
-    throw new Error(`peer ${peer.host} answered ${res.status}${detail ? `: ${detail}` : ''}`)
+    const message = `peer ${peer.host} answered ${res.status}${detail ? `: ${detail}` : ''}`
+    if (res.status === 503) throw new PeerBusyError(message, retryAfterSeconds(res.headers?.get('retry-after')))
+    throw new Error(message)
   }
   // loaded at the first peer fetch: a host that never fetches from peers never loads tar-stream
   const { filterPeerArchive } = await import('../peers/archive-filter.js')
@@ -122,4 +125,21 @@ export function peerErrorDetail(body: string): string {
     return ''
   }
   return typeof error === 'string' ? error.replace(/[^\x20-\x7e]/g, ' ').slice(0, 200) : ''
+}
+
+/** the peer serves its most uploads now (503): it may be asked again after `retryAfterSeconds` */
+export class PeerBusyError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message)
+    this.name = 'PeerBusyError'
+  }
+}
+
+/** Retry-After in seconds (an HTTP date is not sent by gpuhost's listener): 1 to 30, else 5 */
+export function retryAfterSeconds(header: string | null | undefined): number {
+  const n = Number(header)
+  return header && Number.isFinite(n) ? Math.min(30, Math.max(1, Math.round(n))) : 5
 }

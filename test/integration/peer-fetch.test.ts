@@ -1,7 +1,8 @@
 // A host fetching a rollout's image from its peers: a registry, a serving agent on its own dockerd
-// holding the image, and a fetching agent on another. The fetcher is told of three peers: one that
-// flips a byte of the archive, one that dies mid-stream, then the real one. The first two cost one
-// try each; the image is loaded from the third as the registry's config digest, named as the
+// holding the image, and a fetching agent on another. The fetcher is told of three peers: the real
+// one answering its first request busy (503), one that flips a byte of the archive, one that dies
+// mid-stream. The busy one goes to the back of the line, the other two cost one try each; the image
+// is loaded from the busy one when asked again, as the registry's config digest, named as the
 // registry names it, and its layer is never read from the registry.
 import t from 'tap'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -18,13 +19,22 @@ import { writeJsonAtomic } from '../../src/state/atomic.js'
 
 const MiB = 1024 * 1024
 
-/** a peer in front of `upstream` that alters what it relays: `flip` a byte at an offset, or `die` after some bytes */
+/**
+ * a peer in front of `upstream` that alters what it relays: `flip` a byte at an offset, `die` after
+ * some bytes, or answer its first request `busy` (503, as a peer at its maxUploads does)
+ */
 async function badPeer(
   t: { teardown(fn: () => void): void },
   upstream: string,
-  fault: { flipAt?: number; dieAfter?: number },
+  fault: { flipAt?: number; dieAfter?: number; busyFirst?: boolean },
 ): Promise<string> {
+  let requests = 0
   const relay = async (req: IncomingMessage, res: ServerResponse) => {
+    if (fault.busyFirst && requests++ === 0) {
+      res.writeHead(503, { 'retry-after': '1', 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: 'already serving 2 uploads' }))
+      return
+    }
     const up = await fetch(`${upstream}${req.url}`, { headers: { authorization: req.headers.authorization ?? '' } })
     res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/octet-stream' })
     let offset = 0
@@ -54,7 +64,7 @@ async function badPeer(
 }
 
 if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
-  t.test('a corrupting peer and a dying peer cost one try each; the image comes from the next peer', async (t) => {
+  t.test('a corrupting and a dying peer cost one try each, a busy one is asked again: no registry read', async (t) => {
     const registry = await startRegistry(t)
     const [serverDisk, fetcherDisk] = await Promise.all([
       startDockerd(t, { diskMiB: 400 }),
@@ -106,6 +116,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
     })
     const flipping = await badPeer(t, real, { flipAt: 12 * MiB })
     const dying = await badPeer(t, real, { dieAfter: 8 * MiB })
+    const busy = await badPeer(t, real, { busyFirst: true })
 
     const fetcher = await startAgent(
       t,
@@ -116,14 +127,15 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
       images: [ref],
       peers: {
         [ref]: [
+          { host: 'busy', url: busy + path, token },
           { host: 'flipping', url: flipping + path, token },
           { host: 'dying', url: dying + path, token },
-          { host: 'gpu-a', url: real + path, token },
         ],
       },
     })
     t.equal(res.status, 200, JSON.stringify(res.body))
-    t.match(res.body.results[0], { ref, status: 'pulled', source: 'peer:gpu-a', sourceKind: 'peer' })
+    t.match(res.body.results[0], { ref, status: 'pulled', source: 'peer:busy', sourceKind: 'peer' })
+    t.match(fetcher.logs(), /"peer":"busy".*peer busy: asked again/, 'the busy peer went to the back of the line')
     t.ok(res.body.results[0].bytesPulled > 24 * MiB, 'the archive bytes are counted')
     t.match(fetcher.logs(), /"peer":"flipping".*peer fetch failed/, 'the corrupted archive was refused')
     t.match(fetcher.logs(), /"peer":"dying".*peer fetch failed/, 'the cut archive was refused')

@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { fetchFromPeer, peerErrorDetail } from '../../src/prewarm/peer-fetch.js'
+import { fetchFromPeer, PeerBusyError, peerErrorDetail, retryAfterSeconds } from '../../src/prewarm/peer-fetch.js'
 import { parseImageRef } from '../../src/registry/reference.js'
 
 const DIGEST = `sha256:${'a'.repeat(64)}`
@@ -70,4 +70,18 @@ t.test('peerErrorDetail', async (t) => {
   t.equal(peerErrorDetail('{"error":{"nested":1}}'), '')
   t.equal(peerErrorDetail('not json'), '')
   t.equal(peerErrorDetail('{"error":"a\\u001b[31mb"}'), 'a [31mb')
+})
+
+t.test('a busy peer (503) is told apart, with how long it asks to wait', async (t) => {
+  const peer = await listen(t, (_req, res) => {
+    res.writeHead(503, { 'retry-after': '2' }).end(JSON.stringify({ error: 'already serving 2 uploads' }))
+  })
+  const loads: string[] = []
+  const err = await fetchFromPeer({ host: 'gpu-2', url: peer, token: 't' }, options(loads)).catch((e: unknown) => e)
+  t.type(err, PeerBusyError)
+  t.equal((err as PeerBusyError).retryAfterSeconds, 2)
+  t.equal(retryAfterSeconds(null), 5, 'none: 5 s')
+  t.equal(retryAfterSeconds('Wed, 21 Oct 2026 07:28:00 GMT'), 5, 'a date: 5 s')
+  t.equal(retryAfterSeconds('0'), 1, 'at least 1 s')
+  t.equal(retryAfterSeconds('3600'), 30, 'at most 30 s')
 })
