@@ -8,11 +8,9 @@ import { printConfig, runUntilSignal } from './daemon.js'
 import { checkImageCompat } from '../compat/check.js'
 import { compatFeature } from '../compat/feature.js'
 import { gpuFeature } from '../gpu/feature.js'
-import { peersFeature } from '../peers/feature.js'
 import { prewarmFeature } from '../prewarm/feature.js'
 import { createPruneFeature } from '../prune/feature.js'
 import { createRegistryClient } from '../registry/from-config.js'
-import { nfdFeature } from '../kubernetes/nfd-feature.js'
 
 /** `check` of images not on the host asks their registry as prewarm does */
 const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(ctx.config, ctx.runtime))(ctx)
@@ -21,7 +19,8 @@ const compatWithRegistry: Feature = (ctx) => compatFeature(createRegistryClient(
  * The agent's features, in start order. Each adds its routes and returns its components and collectors.
  * The coordinator link comes first: it subscribes to the bus as it is built, so it sees every event. It
  * is loaded only with a coordinator configured: its WebSocket client and its SQLite outbox cost about
- * 20 MiB that an agent on its own does not need.
+ * 20 MiB that an agent on its own does not need. Serving peers and the NFD features file are off by
+ * default and add nothing when off: their code loads only when they are configured on.
  */
 const features = async (config: AgentConfig): Promise<Feature[]> => [
   ...(config.coordinator.url ? [(await import('../link/link.js')).coordinatorLinkFeature] : []),
@@ -30,8 +29,8 @@ const features = async (config: AgentConfig): Promise<Feature[]> => [
   compatWithRegistry,
   createPruneFeature(),
   prewarmFeature(checkImageCompat),
-  peersFeature,
-  nfdFeature,
+  ...(config.peers.serve ? [(await import('../peers/feature.js')).peersFeature] : []),
+  ...(config.kubernetes.nfdFeaturesFile !== null ? [(await import('../kubernetes/nfd-feature.js')).nfdFeature] : []),
 ]
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {
