@@ -21,6 +21,8 @@ VOLUME /var/lib/gpuhost
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["node", "-e", \
   "fetch('http://127.0.0.1:9477/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# as the systemd unit sets it: a smaller young generation, a lower peak with thousands of images
+ENV NODE_OPTIONS=--max-semi-space-size=4
 ENTRYPOINT ["node", "/usr/lib/gpuhost/dist/cli.js"]
 CMD ["agent"]
 

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { CLI, startAgent } from '../test/harness/agent.js'
 import { startDockerd } from '../test/harness/dockerd.js'
 import { loadManyImages } from './many-images.js'
-import { rssMiB } from './support.js'
+import { rssMiB, serviceNodeOptions } from './support.js'
 
 const { values } = parseArgs({
   options: {
@@ -83,12 +83,16 @@ async function main(): Promise<void> {
   )
   say(`# ${IMAGES} images loaded into a private dockerd in ${((Date.now() - loadStarted) / 1e3).toFixed(1)} s`)
 
-  const agent = await startAgent(t, {
-    docker: { socket: dockerd.socket },
-    gpu: { nvidiaSmi: '/nonexistent/nvidia-smi', timeoutSeconds: 1 },
-    prune: { schedule: null },
-    prewarm: { schedule: null },
-  })
+  const agent = await startAgent(
+    t,
+    {
+      docker: { socket: dockerd.socket },
+      gpu: { nvidiaSmi: '/nonexistent/nvidia-smi', timeoutSeconds: 1 },
+      prune: { schedule: null },
+      prewarm: { schedule: null },
+    },
+    { env: { NODE_OPTIONS: serviceNodeOptions() } },
+  )
   const started = Date.now()
   const deadline = started + 600_000
   while ((await scrapeMemory(agent.url)).images !== IMAGES) {

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { freePort } from '../test/harness/ports.js'
-import { percentile, rssMiB } from './support.js'
+import { percentile, rssMiB, serviceNodeOptions } from './support.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const CLI = join(ROOT, 'dist', 'cli.js')
@@ -93,7 +93,10 @@ async function runAgentOnce(i: number, idleSeconds = 0): Promise<Run> {
   )
   let output = ''
   const started = performance.now()
-  const child = spawn(process.execPath, [CLI, 'agent', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CLI, 'agent', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: serviceNodeOptions() },
+  })
   children.add(child)
   child.stdout!.on('data', (d) => (output += d))
   child.stderr!.on('data', (d) => (output += d))

@@ -34,3 +34,12 @@ export const envelope = (hostId: string, type: string, body: object) => ({
   type,
   ...body,
 })
+
+/**
+ * The NODE_OPTIONS the systemd unit runs the agent with (systemd/gpuhost-agent.service), so that a
+ * bench measures the agent as it runs in service.
+ */
+export function serviceNodeOptions(): string {
+  const unit = readFileSync(new URL('../systemd/gpuhost-agent.service', import.meta.url), 'utf8')
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? ''
+}
