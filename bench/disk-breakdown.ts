@@ -9,6 +9,7 @@ import { startDockerd } from '../test/harness/dockerd.js'
 import { makeImage } from '../test/harness/images.js'
 import { makeRunnableImage } from '../test/support/docker-images.js'
 import { runtimeFor } from '../test/support/runtime.js'
+import { benchRun } from './support.js'
 
 const { values } = parseArgs({
   options: {
@@ -21,8 +22,8 @@ const images = Number(values.images)
 const containers = Number(values.containers)
 const rounds = Number(values.rounds)
 
-const teardowns: (() => void | Promise<void>)[] = []
-const t = { teardown: (fn: () => void | Promise<void>) => void teardowns.push(fn) }
+const bench = benchRun()
+const { t } = bench
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -50,14 +51,4 @@ async function main(): Promise<void> {
   console.log(`docker system df (CLI process included):                 median ${median(cli).toFixed(1)} ms`)
 }
 
-main().then(
-  async () => {
-    for (const fn of teardowns.reverse()) await fn()
-    process.exit(0)
-  },
-  async (err) => {
-    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`)
-    for (const fn of teardowns.reverse()) await fn()
-    process.exit(1)
-  },
-)
+bench.run(main)

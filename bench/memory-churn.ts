@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { CLI, startAgent } from '../test/harness/agent.js'
 import { startDockerd } from '../test/harness/dockerd.js'
 import { loadManyImages } from './many-images.js'
-import { rssMiB, serviceNodeOptions } from './support.js'
+import { benchRun, rssMiB, serviceNodeOptions } from './support.js'
 
 const { values } = parseArgs({
   options: {
@@ -58,8 +58,8 @@ async function scrapeMemory(url: string): Promise<{ heapUsed: number; heapTotal:
   }
 }
 
-const teardowns: (() => void | Promise<void>)[] = []
-const t = { teardown: (fn: () => void | Promise<void>) => void teardowns.push(fn) }
+const bench = benchRun()
+const { t } = bench
 
 /** the middle of a quarter's samples: a GC that has not yet run, or one large answer, moves it least */
 function median(xs: number[]): number {
@@ -186,14 +186,4 @@ async function main(): Promise<void> {
     )
 }
 
-main().then(
-  async () => {
-    for (const fn of teardowns.reverse()) await fn()
-    process.exit(0)
-  },
-  async (err) => {
-    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`)
-    for (const fn of teardowns.reverse()) await fn()
-    process.exit(1)
-  },
-)
+bench.run(main)

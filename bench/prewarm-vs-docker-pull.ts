@@ -22,6 +22,7 @@ import { startDockerd } from '../test/harness/dockerd.js'
 import { makeImage, pushImage } from '../test/harness/images.js'
 import { startRegistry } from '../test/harness/registry.js'
 import type { PrewarmReport } from '../src/prewarm/executor.js'
+import { benchRun } from './support.js'
 
 const { values } = parseArgs({
   options: {
@@ -39,8 +40,8 @@ const concurrency = Number(values.concurrency)
 /** human lines go to stderr when stdout carries the JSON figures */
 const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + '\n')
 
-const teardowns: (() => void | Promise<void>)[] = []
-const t = { teardown: (fn: () => void | Promise<void>) => void teardowns.push(fn) }
+const bench = benchRun()
+const { t } = bench
 
 /**
  * POST on a connection of its own, closed after the answer: a fetch reusing the previous round's
@@ -95,7 +96,7 @@ async function main(): Promise<void> {
     dockerd.docker(['rmi', name])
   }
   const dir = mkdtempSync(join(tmpdir(), 'gh-bench-'))
-  teardowns.push(() => rmSync(dir, { recursive: true, force: true }))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const common = {
     docker: { socket: dockerd.socket },
     gpu: { nvidiaSmi: '/nonexistent/nvidia-smi', timeoutSeconds: 1 },
@@ -196,14 +197,4 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify({ count, mib, concurrency, rounds, medians, times, overhead }) + '\n')
 }
 
-main().then(
-  async () => {
-    for (const fn of teardowns.reverse()) await fn()
-    process.exit(0)
-  },
-  async (err) => {
-    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`)
-    for (const fn of teardowns.reverse()) await fn()
-    process.exit(1)
-  },
-)
+bench.run(main)

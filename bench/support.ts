@@ -43,3 +43,32 @@ export function serviceNodeOptions(): string {
   const unit = readFileSync(new URL('../systemd/gpuhost-agent.service', import.meta.url), 'utf8')
   return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? ''
 }
+
+type Teardown = () => void | Promise<void>
+
+/**
+ * What the test harness's start helpers need of a tap test, for a bench: `t.teardown` collects
+ * what each started service must undo, and `run(main)` undoes it all (last first) whether main
+ * succeeded or failed, then exits 0 or 1.
+ */
+export function benchRun(): { t: { teardown(fn: Teardown): void }; run(main: () => Promise<void>): void } {
+  const teardowns: Teardown[] = []
+  const undo = async () => {
+    for (const fn of teardowns.reverse()) await fn()
+  }
+  return {
+    t: { teardown: (fn) => void teardowns.push(fn) },
+    run: (main) =>
+      void main().then(
+        async () => {
+          await undo()
+          process.exit(0)
+        },
+        async (err) => {
+          process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`)
+          await undo()
+          process.exit(1)
+        },
+      ),
+  }
+}
