@@ -9,7 +9,7 @@
 // trust this id: the fetching host checks what it loaded against the config digest of the registry's
 // manifest, which it reads anyway, so a source holding something else costs one failed attempt and
 // never wrong content.
-import { qualifiedRef } from '../registry/reference.js'
+import { parseImageRef, parseRepoDigest, qualifiedRef, type ImageRef } from '../registry/reference.js'
 import type { ReportedImage } from '../protocol.js'
 import { planPeerSources, type PeerSourceHost } from './peer-sources.js'
 import type { RolloutSpec } from './rollout-plan.js'
@@ -111,7 +111,6 @@ function planImage(
   uploads: Map<string, number>,
 ): ImageChoice[] {
   const { fleet, spec } = input
-  const wanted = qualifiedRef(ref)
   const serving = (hostId: string) => {
     const f = fleet.get(hostId)
     return f?.connected && f.peers ? f.peers : null
@@ -126,8 +125,10 @@ function planImage(
       const images = Array.isArray(args?.images) ? (args.images as unknown[]) : []
       if (!images.includes(ref)) continue
       const named = (args?.peers as Record<string, unknown> | undefined)?.[ref]
-      if (!Array.isArray(named) || !named.length) registryHosts.push({ labels: labels(h.hostId) })
-      if (serving(h.hostId)) upcoming.push({ labels: labels(h.hostId) })
+      const fromPeers = Array.isArray(named) && named.length > 0
+      if (!fromPeers) registryHosts.push({ labels: labels(h.hostId) })
+      if (serving(h.hostId) && canServeAfter(ref, fromPeers ? 'peer' : 'registry'))
+        upcoming.push({ labels: labels(h.hostId) })
     } else if (h.state === 'succeeded') {
       const outcome = h.images.find((i) => i.ref === ref)
       if (outcome?.status === 'pulled' && outcome.sourceKind !== 'peer')
@@ -135,10 +136,14 @@ function planImage(
       if (outcome?.status !== 'pulled' && outcome?.status !== 'present') continue
       const peers = serving(h.hostId)
       if (!peers) continue
-      const imageId = heldImageId(fleet.get(h.hostId)!.localImages, wanted)
+      const imageId = heldImageId(fleet.get(h.hostId)!.localImages, ref)
+      const fetchedFrom = outcome.status === 'pulled' && outcome.sourceKind === 'peer' ? 'peer' : 'registry'
       if (imageId) {
-        const ref = { hostId: h.hostId, peerUrl: peers.url, imageId }
-        sources.push({ hostId: h.hostId, labels: labels(h.hostId), maxUploads: peers.maxUploads, serving: 0, ref })
+        const source = { hostId: h.hostId, peerUrl: peers.url, imageId }
+        const { maxUploads } = peers
+        sources.push({ hostId: h.hostId, labels: labels(h.hostId), maxUploads, serving: 0, ref: source })
+      } else if (!canServeAfter(ref, fetchedFrom)) {
+        continue
       } else if (h.finishedAt && input.nowMs - Date.parse(h.finishedAt) < FACTS_GRACE_SECONDS * 1000) {
         upcoming.push({ labels: labels(h.hostId) })
       }
@@ -157,11 +162,40 @@ function planImage(
   return plan.map((c) => (c.via === 'peers' ? { ...c, peers: c.peers.map((p) => byId.get(p)!) } : c))
 }
 
-/** the id of the image the host reported under `wanted` (qualified), when it is a plain sha256 id */
-function heldImageId(images: ReportedImage[] | null, wanted: string): string | null {
-  for (const i of images ?? []) {
-    const names = [...i.repoTags, ...i.repoDigests].map(qualifiedRef)
-    if (names.includes(wanted) && IMAGE_ID.test(i.id)) return i.id
-  }
+/**
+ * The id of the image the host reported under `ref`, when it is a plain sha256 id. The serving host
+ * looks the image up by `ref`, and Docker resolves a reference with a digest by repository and digest
+ * alone (a tag next to it is not looked at): such a reference is held only under a matching
+ * repository digest, which a host gets from a registry pull and not from a peer's `docker save`.
+ */
+function heldImageId(images: ReportedImage[] | null, ref: string): string | null {
+  const wanted = parsed(ref)
+  if (!wanted) return null
+  const repository = `${wanted.domain}/${wanted.repository}`
+  const named = (i: ReportedImage) =>
+    wanted.digest
+      ? i.repoDigests.some((d) => {
+          const held = parseRepoDigest(d)
+          return held !== null && `${held.domain}/${held.repository}` === repository && held.digest === wanted.digest
+        })
+      : i.repoTags.some((t) => qualifiedRef(t) === `${repository}:${wanted.tag}`)
+  for (const i of images ?? []) if (IMAGE_ID.test(i.id) && named(i)) return i.id
   return null
+}
+
+/**
+ * Whether a host fetching `ref` from `kind` holds it afterwards under a name the peer export can
+ * look it up by: a peer's archive carries no repository digest, so by a digest it serves only after
+ * a registry or mirror pull.
+ */
+function canServeAfter(ref: string, kind: 'peer' | 'registry'): boolean {
+  return kind === 'registry' || !parsed(ref)?.digest
+}
+
+function parsed(ref: string): ImageRef | null {
+  try {
+    return parseImageRef(ref)
+  } catch {
+    return null
+  }
 }

@@ -222,3 +222,27 @@ t.test('two images from a source with one slot: the host is started, never left 
     ],
   )
 })
+
+/** the host reports one image under these names */
+const reports = (hostId: string, repoTags: string[], repoDigests: string[]): SnapshotMessage => ({
+  ...holds(hostId),
+  localImages: [{ id: ID, repoTags, repoDigests, sizeBytes: 1, cudaEnv: null, compat: null }],
+})
+
+t.test('an image named by tag and digest: a source by its repository digest, a peer-loaded host is none', async (t) => {
+  const digest = 'sha256:' + 'ef'.repeat(32)
+  const byDigest = `reg.local/team/model:1@${digest}`
+  const { store, driver } = setup(t)
+  for (const h of ['s1', 's2', 's3', 's4']) await store.recordHello(hello(h, {}, true))
+  const r = await driver.create(spec({ images: [byDigest] }))
+  t.same(await sources(store, r.id), { s1: 'registry' })
+  await finish(store, driver, r.id, 's1', 'registry', false)
+  await store.recordSnapshot(reports('s1', ['reg.local/team/model:1'], [`reg.local/team/model@${digest}`]))
+  await driver.imagesReported()
+  t.same(await sources(store, r.id), { s2: 'peers s1' }, 's1 holds it under the repository digest')
+  await finish(store, driver, r.id, 's2', 'peer', false)
+  // Loaded from a peer's archive: the tag is put back, no repository digest comes with it.
+  await store.recordSnapshot(reports('s2', ['reg.local/team/model:1'], []))
+  await driver.imagesReported()
+  t.same(await sources(store, r.id), { s3: 'peers s1' }, 's2 cannot serve it by digest: not named, not waited for')
+})
