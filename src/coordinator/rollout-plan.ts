@@ -59,6 +59,11 @@ export interface PlannerHost {
 export interface RolloutStep {
   /** send the prewarm of `images` to these hosts; `skipped` are the images left out, decided here */
   start: { hostId: string; images: string[]; skipped: ImageOutcome[] }[]
+  /**
+   * connected pending hosts past the free slots, in order, as `start` names them: when a host in
+   * `start` has to wait for a peer, the next of these that need not takes its slot (rollouts.ts)
+   */
+  queue: { hostId: string; images: string[]; skipped: ImageOutcome[] }[]
   /** hosts not asked at all: every image is known not to run there */
   skip: { hostId: string; reason: string; images: ImageOutcome[] }[]
   /** pending hosts that will not be started (cancelled, too many failures, not connected at the end) */
@@ -85,7 +90,7 @@ export function planRollout(input: {
 }): RolloutStep {
   const { state, spec, hosts } = input
   const grace = input.awayGraceSeconds ?? AWAY_GRACE_SECONDS
-  const step: RolloutStep = { start: [], skip: [], abandon: [], finish: null }
+  const step: RolloutStep = { start: [], queue: [], skip: [], abandon: [], finish: null }
   const pending = hosts.filter((h) => h.state === 'pending')
   if (state === 'cancelled') {
     step.abandon = pending.map((h) => ({ hostId: h.hostId, reason: 'the rollout was cancelled' }))
@@ -120,6 +125,7 @@ export function planRollout(input: {
       step.start.push({ hostId: host.hostId, images, skipped })
       slots--
     } else {
+      if (host.connected) step.queue.push({ hostId: host.hostId, images, skipped })
       waiting.push(host)
     }
   }

@@ -255,11 +255,17 @@ export class RolloutDriver {
       change(a.hostId, { state: 'skipped', reason: a.reason, finishedAt: at })
       changes.events.push(hostFinishedEvent(now, a.hostId, 'skipped', a.reason, 0))
     }
-    const peers = await this.peerChoices(now, plan.start, known)
-    for (const s of plan.start) {
+    // Every connected pending host is offered, in order, and the first that need not wait for a peer
+    // take the free slots: a host waiting for its rack's first source does not hold back other racks.
+    const candidates = [...plan.start, ...plan.queue]
+    const peers = await this.peerChoices(now, candidates, known)
+    let slots = plan.start.length
+    for (const s of candidates) {
+      if (slots === 0) break
       const choice = peers.get(s.hostId) ?? {}
       // Waits for a peer to free a slot or to finish fetching: started by a later pass.
       if (choice === 'wait') continue
+      slots--
       const named = this.grants(now, s.hostId, choice)
       const args = {
         images: s.images,

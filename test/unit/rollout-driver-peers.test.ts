@@ -246,3 +246,12 @@ t.test('an image named by tag and digest: a source by its repository digest, a p
   await driver.imagesReported()
   t.same(await sources(store, r.id), { s3: 'peers s1' }, 's2 cannot serve it by digest: not named, not waited for')
 })
+
+t.test('racks start side by side: a host waiting for its rack gives its slot to the next rack', async (t) => {
+  const { store, driver } = setup(t)
+  for (const h of ['a1', 'a2', 'a3', 'b1', 'b2', 'b3']) await store.recordHello(hello(h, { rack: h[0] }, true))
+  const r = await driver.create(spec({ peerAffinityLabel: 'rack', maxParallelHosts: 2 }))
+  t.same(await sources(store, r.id), { a1: 'registry', b1: 'registry' }, 'one registry turn per rack at once')
+  await finish(store, driver, r.id, 'b1', 'registry')
+  t.same(await sources(store, r.id), { a1: 'registry', b2: 'peers b1' }, 'b2 before a2 and a3, which wait for a1')
+})

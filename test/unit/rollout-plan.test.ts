@@ -126,7 +126,7 @@ t.test('a host away for less than the grace (reconnecting after a coordinator re
 
 t.test('paused starts nothing; cancelled gives up the pending hosts', async (t) => {
   const paused = plan([host('a'), host('b')], {}, 'paused')
-  t.same(paused, { start: [], skip: [], abandon: [], finish: null })
+  t.same(paused, { start: [], queue: [], skip: [], abandon: [], finish: null })
   const cancelled = plan([host('a', 'running'), host('b')], {}, 'cancelled')
   t.same(cancelled.start, [])
   t.same(cancelled.abandon, [{ hostId: 'b', reason: 'the rollout was cancelled' }])
