@@ -67,7 +67,8 @@ export function planRolloutPeers(input: RolloutPeersInput): Map<string, RolloutP
     // source for two images at once, is answered 503 for one and moves to its next source.
     const uploads = uploadsNow(input)
     for (const ref of input.spec.images) {
-      const wanting = starting.filter((s) => s.images.includes(ref))
+      // A host that holds the image already reports it present: it takes no registry turn and no slot.
+      const wanting = starting.filter((s) => s.images.includes(ref) && !holdsNow(input, s.hostId, ref))
       if (!wanting.length) continue
       for (const c of planImage(input, ref, wanting, uploads)) {
         if (c.via === 'wait') waiting.add(c.hostId)
@@ -82,6 +83,11 @@ export function planRolloutPeers(input: RolloutPeersInput): Map<string, RolloutP
     starting = starting.filter((s) => !waiting.has(s.hostId))
     if (!starting.length) return out
   }
+}
+
+/** the host's reported images show `ref` under a name it is looked up by */
+function holdsNow(input: RolloutPeersInput, hostId: string, ref: string): boolean {
+  return heldImageId(input.fleet.get(hostId)?.localImages ?? null, ref) !== null
 }
 
 type ImageChoice =
@@ -126,7 +132,8 @@ function planImage(
       if (!images.includes(ref)) continue
       const named = (args?.peers as Record<string, unknown> | undefined)?.[ref]
       const fromPeers = Array.isArray(named) && named.length > 0
-      if (!fromPeers) registryHosts.push({ labels: labels(h.hostId) })
+      const present = !fromPeers && holdsNow(input, h.hostId, ref)
+      if (!fromPeers && !present) registryHosts.push({ labels: labels(h.hostId) })
       if (serving(h.hostId) && canServeAfter(ref, fromPeers ? 'peer' : 'registry'))
         upcoming.push({ labels: labels(h.hostId) })
     } else if (h.state === 'succeeded') {

@@ -96,18 +96,18 @@ async function sources(store: Store, id: string): Promise<Record<string, string>
   return out
 }
 
-/** the host's prewarm reports its images pulled from `kind`; with `reported`, its images show them too */
+/** the host's prewarm reports its images pulled from `kind` (or present); with `reported`, its images show them too */
 async function finish(store: Store, driver: RolloutDriver, id: string, hostId: string, kind: string, reported = true) {
   const h = (await store.rollouts.rollout(id))!.hosts.find((x) => x.hostId === hostId)!
   const images = (await store.command(h.commandId!))!.args.images as string[]
   const results = images.map((ref) => ({
     ref,
-    status: 'pulled',
+    status: kind === 'present' ? 'present' : 'pulled',
     reason: 'r',
     source: null,
     durationSeconds: 1,
-    bytesPulled: 100,
-    sourceKind: kind,
+    bytesPulled: kind === 'present' ? 0 : 100,
+    ...(kind === 'present' ? {} : { sourceKind: kind }),
   }))
   await store.recordBatch(hostId, [], [commandResult(hostId, h.commandId!, true, { results })])
   if (reported) await store.recordSnapshot(holds(hostId))
@@ -254,4 +254,18 @@ t.test('racks start side by side: a host waiting for its rack gives its slot to 
   t.same(await sources(store, r.id), { a1: 'registry', b1: 'registry' }, 'one registry turn per rack at once')
   await finish(store, driver, r.id, 'b1', 'registry')
   t.same(await sources(store, r.id), { a1: 'registry', b2: 'peers b1' }, 'b2 before a2 and a3, which wait for a1')
+})
+
+t.test('a host that holds the image already starts at once, with no registry turn and no peer', async (t) => {
+  const { store, driver } = setup(t)
+  await store.recordHello(hello('h0', {}, true))
+  await store.recordSnapshot(holds('h0'))
+  for (const h of ['s1', 's2']) await store.recordHello(hello(h, {}, true))
+  const r = await driver.create(spec())
+  t.same(await sources(store, r.id), { h0: 'registry', s1: 'registry' }, 'h0 named no peers; s1 has the turn')
+  await store.recordHello(hello('s3', {}, true))
+  await driver.hostConnected('s3')
+  t.same(await sources(store, r.id), { h0: 'registry', s1: 'registry' }, 's3 waits for s1 or h0')
+  await finish(store, driver, r.id, 'h0', 'present')
+  t.same(await sources(store, r.id), { s1: 'registry', s2: 'peers h0' }, 'h0 serves one at a time')
 })
