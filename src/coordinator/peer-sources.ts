@@ -8,7 +8,7 @@
 // (they cost a slot only when used). Hosts a free source of their own group can serve are served
 // first, so that a slot is not given across groups while a host of its own group waits. A host
 // that finds neither a slot nor a registry turn waits for the next round: the tree grows by
-// (1 + maxUploads) each round.
+// (1 + maxUploads) each round. A source's slots are counted over every image it serves.
 
 export interface PeerSourceHost {
   hostId: string
@@ -33,6 +33,12 @@ export interface PeerSourceInput {
   affinityLabel: string | null
   /** fallbacks named after the chosen source */
   maxFallbacks?: number
+  /**
+   * slots a starting host already takes for other images of the same command, by host and source
+   * (counted in `serving` too): when a source is full only because of the host itself, the host
+   * takes a second slot of it rather than wait for itself
+   */
+  claimed?: Map<string, Map<string, number>>
 }
 
 export type PeerSourceChoice =
@@ -76,8 +82,14 @@ export function planPeerSources(input: PeerSourceInput): PeerSourceChoice[] {
     if (decided.has(host.hostId)) continue
     const mine = group(host.labels)
     const ranked = rank(host)
-    const free = ranked.find((s) => serving.get(s.hostId)! < s.maxUploads)
     const registryTurn = (turns.get(mine) ?? 0) < input.registryParallel
+    const own = input.claimed?.get(host.hostId)
+    const fullOnlyForItself = (s: PeerSourceHost) => serving.get(s.hostId)! - (own?.get(s.hostId) ?? 0) < s.maxUploads
+    // Another free source or the registry turn first; a source full only with this host's own other
+    // images after that (one upload may then wait on the source's limit) rather than wait for itself.
+    const free =
+      ranked.find((s) => serving.get(s.hostId)! < s.maxUploads) ??
+      (registryTurn ? undefined : ranked.find(fullOnlyForItself))
     // A group's first fetch goes to the registry rather than across groups (once per rack); after
     // that a free peer anywhere beats waiting.
     const localFirst = registryTurn && !groupsWithSources.has(mine)

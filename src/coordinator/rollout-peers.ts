@@ -38,6 +38,8 @@ export interface RolloutPeersInput {
   hosts: RolloutHost[]
   /** the args of the prewarm commands of the rollout's running hosts, by host */
   runningArgs: Map<string, Record<string, unknown>>
+  /** the running prewarm commands of the other active rollouts: their uploads take sources' slots too */
+  elsewhere?: { hostId: string; args: Record<string, unknown> }[]
   /** every host the coordinator knows */
   fleet: Map<string, HostDetail>
   /** what planRollout would start now, in order */
@@ -61,18 +63,26 @@ export function planRolloutPeers(input: RolloutPeersInput): Map<string, RolloutP
   for (;;) {
     const choices = new Map<string, Record<string, PeerSourceRef[]>>(starting.map((s) => [s.hostId, {}]))
     const waiting = new Set<string>()
-    // A source's maxUploads is for the whole host, so what it serves now for any image counts. What
-    // this pass gives it is counted per image only: were it counted across images, a host wanting two
-    // images from a source with one slot would wait for itself forever. At worst such a host asks one
-    // source for two images at once, is answered 503 for one and moves to its next source.
+    // A source's maxUploads is for the whole host: what it serves now for any image of any rollout
+    // counts, and so does what this pass gives it for each image. A host wanting two images from a
+    // source with one slot is given another source or a registry turn for the second; failing both it
+    // takes that source twice rather than wait for itself (the agent then meets a 503 for one and
+    // moves to its next source).
     const uploads = uploadsNow(input)
+    const claimed = new Map<string, Map<string, number>>()
     for (const ref of input.spec.images) {
       // A host that holds the image already reports it present: it takes no registry turn and no slot.
       const wanting = starting.filter((s) => s.images.includes(ref) && !holdsNow(input, s.hostId, ref))
       if (!wanting.length) continue
-      for (const c of planImage(input, ref, wanting, uploads)) {
+      for (const c of planImage(input, ref, wanting, uploads, claimed)) {
         if (c.via === 'wait') waiting.add(c.hostId)
-        else if (c.via === 'peers' && c.peers.length) choices.get(c.hostId)![ref] = c.peers
+        else if (c.via === 'peers' && c.peers.length) {
+          choices.get(c.hostId)![ref] = c.peers
+          const first = c.peers[0].hostId
+          uploads.set(first, (uploads.get(first) ?? 0) + 1)
+          const own = claimed.get(c.hostId) ?? new Map<string, number>()
+          claimed.set(c.hostId, own.set(first, (own.get(first) ?? 0) + 1))
+        }
       }
     }
     if (!waiting.size) {
@@ -95,12 +105,22 @@ type ImageChoice =
   | { hostId: string; via: 'registry' }
   | { hostId: string; via: 'wait' }
 
-/** the running hosts' fetches by the source named first in their commands, over every image */
+/**
+ * Uploads each source serves now: one per (fetcher, image) whose running command, of this rollout or
+ * another, names it first (fallbacks cost a slot only when used). A fetcher that is not connected
+ * reads nothing, so it holds no slot.
+ */
 function uploadsNow(input: RolloutPeersInput): Map<string, number> {
+  const running = [
+    ...input.hosts
+      .filter((h) => h.state === 'running')
+      .map((h) => ({ hostId: h.hostId, args: input.runningArgs.get(h.hostId) })),
+    ...(input.elsewhere ?? []),
+  ]
   const uploads = new Map<string, number>()
-  for (const h of input.hosts) {
-    if (h.state !== 'running') continue
-    const named = input.runningArgs.get(h.hostId)?.peers
+  for (const { hostId, args } of running) {
+    if (!input.fleet.get(hostId)?.connected) continue
+    const named = args?.peers
     if (!named || typeof named !== 'object') continue
     for (const list of Object.values(named as Record<string, unknown>)) {
       const first = Array.isArray(list) ? (list[0] as { host?: unknown } | undefined)?.host : undefined
@@ -115,6 +135,7 @@ function planImage(
   ref: string,
   starting: { hostId: string }[],
   uploads: Map<string, number>,
+  claimed: Map<string, Map<string, number>>,
 ): ImageChoice[] {
   const { fleet, spec } = input
   const serving = (hostId: string) => {
@@ -165,6 +186,7 @@ function planImage(
     upcomingSources: upcoming,
     registryParallel: spec.registryParallel ?? 1,
     affinityLabel: spec.peerAffinityLabel ?? null,
+    claimed,
   })
   return plan.map((c) => (c.via === 'peers' ? { ...c, peers: c.peers.map((p) => byId.get(p)!) } : c))
 }

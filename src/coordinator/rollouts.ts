@@ -298,7 +298,17 @@ export class RolloutDriver {
       const command = await this.deps.store.command(h.commandId)
       if (command) runningArgs.set(h.hostId, command.args)
     }
-    return planRolloutPeers({ spec: r.spec, hosts: r.hosts, runningArgs, fleet, starting, nowMs: Date.now() })
+    const elsewhere: { hostId: string; args: Record<string, unknown> }[] = []
+    for (const id of await this.deps.store.rollouts.activeRolloutIds()) {
+      if (id === r.id) continue
+      for (const h of (await this.deps.store.rollouts.rollout(id))?.hosts ?? []) {
+        if (h.state !== 'running' || !h.commandId) continue
+        const command = await this.deps.store.command(h.commandId)
+        if (command) elsewhere.push({ hostId: h.hostId, args: command.args })
+      }
+    }
+    const nowMs = Date.now()
+    return planRolloutPeers({ spec: r.spec, hosts: r.hosts, runningArgs, elsewhere, fleet, starting, nowMs })
   }
 
   /** the signed peers of one host's prewarm command; a source that cannot be granted is left out */

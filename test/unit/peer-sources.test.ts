@@ -118,3 +118,31 @@ t.test('a grant the coordinator signs opens the image on the serving host only',
     ),
   )
 })
+
+t.test(
+  'a source full only with the host itself: another source or the registry first, else itself again',
+  async (t) => {
+    const claimed = new Map([['h3', new Map([['h1', 1]])]])
+    const full = { ...base, starting: [host('h3')], claimed, registryHosts: [{ labels: {} }] }
+    t.same(
+      planPeerSources({ ...full, sources: [source('h1', 1, 'a', 1), source('h2', 0, 'a', 1)] }),
+      [{ hostId: 'h3', via: 'peers', peers: ['h2', 'h1'] }],
+      'another source',
+    )
+    t.same(
+      planPeerSources({ ...full, sources: [source('h1', 1, 'a', 1)], registryHosts: [] }),
+      [{ hostId: 'h3', via: 'registry' }],
+      'the registry turn',
+    )
+    t.same(
+      planPeerSources({ ...full, sources: [source('h1', 1, 'a', 1)] }),
+      [{ hostId: 'h3', via: 'peers', peers: ['h1'] }],
+      'never waits for itself',
+    )
+    t.same(
+      planPeerSources({ ...full, sources: [source('h1', 1, 'a', 1)], claimed: new Map() }),
+      [{ hostId: 'h3', via: 'wait' }],
+      'waits for a slot another host holds',
+    )
+  },
+)

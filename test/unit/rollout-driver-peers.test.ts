@@ -209,7 +209,7 @@ t.test('two images from a source with one slot: the host is started, never left 
   await finish(store, driver, r.id, 's1', 'registry')
   t.same(await sources(store, r.id), { s2: 'peers s1 + peers s1' }, 'both images from s1')
   await finish(store, driver, r.id, 's2', 'peer')
-  t.same(await sources(store, r.id), { s3: 'peers s1,s2 + peers s1,s2' })
+  t.same(await sources(store, r.id), { s3: 'peers s1,s2 + peers s2,s1' }, 'one image from each source')
   await finish(store, driver, r.id, 's3', 'peer')
   const done = (await store.rollouts.rollout(r.id))!
   t.equal(done.state, 'succeeded')
@@ -268,4 +268,22 @@ t.test('a host that holds the image already starts at once, with no registry tur
   t.same(await sources(store, r.id), { h0: 'registry', s1: 'registry' }, 's3 waits for s1 or h0')
   await finish(store, driver, r.id, 'h0', 'present')
   t.same(await sources(store, r.id), { s1: 'registry', s2: 'peers h0' }, 'h0 serves one at a time')
+})
+
+t.test("a source's slots count every rollout's fetches, and only connected fetchers'", async (t) => {
+  const { store, driver } = setup(t)
+  await store.recordHello(hello('s1', { team: 'a', b: 'yes' }, true))
+  await store.recordHello(hello('s2', { team: 'a' }, true))
+  for (const h of ['s3', 's4']) await store.recordHello(hello(h, { b: 'yes' }, true))
+  const a = await driver.create(spec({ selector: 'team=a' }))
+  await finish(store, driver, a.id, 's1', 'registry')
+  t.same(await sources(store, a.id), { s2: 'peers s1' }, "s2 takes s1's one slot")
+  const b = await driver.create(spec({ selector: 'b=yes' }))
+  t.same(await sources(store, b.id), { s1: 'registry', s3: 'registry' }, 's1 holds it: no peers, no turn')
+  await finish(store, driver, b.id, 's1', 'present')
+  t.same(await sources(store, b.id), { s3: 'registry' }, "s4 waits: s1's slot serves rollout a's s2")
+  // s2 drops off: its fetch is cut, so the slot is free again.
+  await store.recordDisconnect('s2')
+  await driver.wake()
+  t.same(await sources(store, b.id), { s3: 'registry', s4: 'peers s1' }, 's4 takes the slot s2 no longer uses')
 })
