@@ -23,6 +23,9 @@ import type { HostDetail } from './store.js'
  */
 export const FACTS_GRACE_SECONDS = 60
 
+/** a source the rollout's hosts reported this many failures against is not named again in it */
+export const SOURCE_FAILURES_LIMIT = 2
+
 const IMAGE_ID = /^sha256:[0-9a-f]{64}$/
 
 /** one source named for one image: the host, where its listener is, and the image id it holds */
@@ -143,6 +146,9 @@ function planImage(
     return f?.connected && f.peers ? f.peers : null
   }
   const labels = (hostId: string) => fleet.get(hostId)?.labels ?? {}
+  const failures = new Map<string, number>()
+  for (const h of input.hosts)
+    for (const f of h.images.flatMap((i) => i.peerFailures ?? [])) failures.set(f, (failures.get(f) ?? 0) + 1)
   const sources: (PeerSourceHost & { ref: PeerSourceRef })[] = []
   const upcoming: { labels: Record<string, string> }[] = []
   const registryHosts: { labels: Record<string, string> }[] = []
@@ -163,7 +169,9 @@ function planImage(
         registryHosts.push({ labels: labels(h.hostId) })
       if (outcome?.status !== 'pulled' && outcome?.status !== 'present') continue
       const peers = serving(h.hostId)
-      if (!peers) continue
+      // A source that keeps failing (a full disk, a broken runtime, a network path that is down) would
+      // cost every host it is named to an attempt: it is left out for the rest of the rollout.
+      if (!peers || (failures.get(h.hostId) ?? 0) >= SOURCE_FAILURES_LIMIT) continue
       const imageId = heldImageId(fleet.get(h.hostId)!.localImages, ref)
       const fetchedFrom = outcome.status === 'pulled' && outcome.sourceKind === 'peer' ? 'peer' : 'registry'
       if (imageId) {

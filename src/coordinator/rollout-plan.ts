@@ -21,6 +21,8 @@ export interface ImageOutcome {
   bytesPulled: number
   /** where a pulled image's bytes came from, as the agent reported it */
   sourceKind?: SourceKind
+  /** the peers named for it that failed, as the agent reported them */
+  peerFailures?: string[]
 }
 
 export const SOURCE_KINDS = ['registry', 'mirror', 'peer'] as const

@@ -412,8 +412,16 @@ function reportedImages(command: CommandRecord): ImageOutcome[] {
       ...(r.skip ? { skip: r.skip } : {}),
       bytesPulled: typeof r.bytesPulled === 'number' ? r.bytesPulled : 0,
       ...(SOURCE_KINDS.includes(r.sourceKind as SourceKind) ? { sourceKind: r.sourceKind } : {}),
+      ...peerFailures((raw as { peerFailures?: unknown }).peerFailures),
     }
   })
+}
+
+/** the hosts of a result's `peerFailures` ({ host, reason }[]); nothing when absent or malformed */
+function peerFailures(raw: unknown): { peerFailures?: string[] } {
+  if (!Array.isArray(raw)) return {}
+  const hosts = raw.map((f) => (f as { host?: unknown } | null)?.host).filter((h) => typeof h === 'string')
+  return hosts.length ? { peerFailures: hosts } : {}
 }
 
 function matches(host: HostDetail, selector: string): boolean {

@@ -97,7 +97,15 @@ async function sources(store: Store, id: string): Promise<Record<string, string>
 }
 
 /** the host's prewarm reports its images pulled from `kind` (or present); with `reported`, its images show them too */
-async function finish(store: Store, driver: RolloutDriver, id: string, hostId: string, kind: string, reported = true) {
+async function finish(
+  store: Store,
+  driver: RolloutDriver,
+  id: string,
+  hostId: string,
+  kind: string,
+  reported = true,
+  extra: Record<string, unknown> = {},
+) {
   const h = (await store.rollouts.rollout(id))!.hosts.find((x) => x.hostId === hostId)!
   const images = (await store.command(h.commandId!))!.args.images as string[]
   const results = images.map((ref) => ({
@@ -108,6 +116,7 @@ async function finish(store: Store, driver: RolloutDriver, id: string, hostId: s
     durationSeconds: 1,
     bytesPulled: kind === 'present' ? 0 : 100,
     ...(kind === 'present' ? {} : { sourceKind: kind }),
+    ...extra,
   }))
   await store.recordBatch(hostId, [], [commandResult(hostId, h.commandId!, true, { results })])
   if (reported) await store.recordSnapshot(holds(hostId))
@@ -286,4 +295,19 @@ t.test("a source's slots count every rollout's fetches, and only connected fetch
   await store.recordDisconnect('s2')
   await driver.wake()
   t.same(await sources(store, b.id), { s3: 'registry', s4: 'peers s1' }, 's4 takes the slot s2 no longer uses')
+})
+
+t.test('a source reported failing twice is not named again in the rollout', async (t) => {
+  const { store, driver } = setup(t)
+  for (const h of ['s1', 's2', 's3', 's4', 's5']) await store.recordHello(hello(h, {}, true))
+  const r = await driver.create(spec())
+  await finish(store, driver, r.id, 's1', 'registry')
+  t.same(await sources(store, r.id), { s2: 'peers s1' })
+  const failedS1 = { peerFailures: [{ host: 's1', reason: 'peer answered 500' }] }
+  await finish(store, driver, r.id, 's2', 'registry', true, failedS1)
+  t.same(await sources(store, r.id), { s3: 'peers s1,s2', s4: 'peers s2,s1' }, 'one failure: s1 still named')
+  await finish(store, driver, r.id, 's3', 'peer', true, failedS1)
+  t.same(await sources(store, r.id), { s4: 'peers s2,s1', s5: 'peers s3,s2' }, 's1 failed twice: left out')
+  const stored = (await store.rollouts.rollout(r.id))!.hosts.find((h) => h.hostId === 's3')!
+  t.same(stored.images[0].peerFailures, ['s1'], 'the failures are stored with the outcome')
 })
