@@ -105,7 +105,11 @@ export function buildProgram(): Command {
     .option('--max-parallel <n>', 'hosts prewarming at once', Number)
     .option('--max-failed <n>', 'start no more hosts after this many failed', Number)
     .option('--replaces <id>', "release this earlier rollout's held images on the hosts reached (repeatable)", collect)
-    .option('--registry-parallel <n>', 'hosts reading an image from its registry at once; the rest from peers', Number)
+    .option(
+      '--registry-parallel <n>',
+      'hosts reading an image from its registry per rollout (per label value); the rest from peers',
+      Number,
+    )
     .option('--peer-affinity-label <key>', 'a host label such as rack: registry once per value, own-value peers first')
     .option('--no-peers', 'every host reads its registry or mirrors, none another host')
     .option('--dry-run', 'show the hosts it would reach and the images each would skip; start nothing')

@@ -374,8 +374,8 @@ export const coordinatorConfigSchema = z.strictObject({
   /** what a rollout that does not say otherwise uses when hosts serve each other images (peers.serve) */
   rollouts: z
     .strictObject({
-      /** hosts that read an image from its registry at once (per value of peerAffinityLabel); the others
-       * wait for a peer that holds it */
+      /** hosts of a rollout that read an image from its registry, in total over the rollout (per value of
+       * peerAffinityLabel; a failed pull gives its turn back); the others wait for a peer that holds it */
       registryParallel: z.number().int().min(1).max(10_000).default(1),
       /** a host label such as `rack`: peers with the fetching host's value are preferred, and registry
        * turns are counted per value (the registry read once per rack); null: the fleet is one group */

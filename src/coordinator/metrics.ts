@@ -100,14 +100,15 @@ export function createCoordinatorMetrics(src: {
   counterFrom(
     reg,
     `${P}rollout_bytes_pulled_total`,
-    "compressed bytes of the images rollouts' hosts pulled, as the agents reported them",
+    "bytes of the images rollouts' hosts fetched, as the agents reported them: a registry or mirror " +
+      "pull counts the image's compressed layers, a peer fetch the docker save archive (uncompressed tar) it read",
     () => src.store.rollouts.rolloutBytesPulled(),
   )
   new Counter({
     name: `${P}rollout_fetched_bytes_total`,
     help:
       "bytes of the images rollouts' hosts fetched, by where they came from (registry, mirror, peer), " +
-      'as the agents reported them',
+      'as the agents reported them: compressed layers from a registry or mirror, docker save tar bytes from a peer',
     labelNames: ['source_kind'],
     registers: reg,
     async collect() {

@@ -1,8 +1,9 @@
 // Where each host of a rollout fetches an image from, decided from the rollout's state alone. Pure:
 // the driver asks this which of the hosts it may start get peers and which the registry.
 //
-// Rules: at most registryParallel hosts read the image from the registry at once (per value of the
-// affinity label when one is given: once per rack); every host that holds the image and serves
+// Rules: at most registryParallel hosts read the image from the registry over the whole rollout (per
+// value of the affinity label when one is given: once per rack; a failed pull gives its turn back);
+// every host that holds the image and serves
 // peers is a source with maxUploads slots; a host starting now takes a free slot, preferring a
 // source with its own affinity value, then the least busy; the other sources follow as fallbacks
 // (they cost a slot only when used). Hosts a free source of their own group can serve are served

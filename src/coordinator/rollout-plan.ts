@@ -42,7 +42,7 @@ export interface RolloutSpec {
    * its registry or mirrors. Absent in rollouts stored before peers: as true.
    */
   peers?: boolean
-  /** hosts reading an image from its registry at once, per value of peerAffinityLabel; absent: 1 */
+  /** hosts reading an image from its registry over the rollout, per value of peerAffinityLabel; absent: 1 */
   registryParallel?: number
   /** a host label (e.g. `rack`): registry turns counted per value, peers with the same value preferred */
   peerAffinityLabel?: string | null

@@ -25,7 +25,9 @@ export function registerPrewarmMetrics(
   })
   const fetched = new Counter({
     name: `${P}prewarm_fetched_bytes_total`,
-    help: 'bytes of pulled images by where they came from: the registry, a mirror, or a peer host of the fleet',
+    help:
+      'bytes of pulled images by where they came from: the registry or a mirror (compressed layers), ' +
+      'or a peer host of the fleet (its docker save archive, uncompressed tar bytes)',
     labelNames: ['source_kind'],
     registers: reg,
   })
