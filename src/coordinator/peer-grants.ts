@@ -3,6 +3,21 @@
 import { hostToken, type AgentAuthPolicy } from './identity.js'
 import { peerToken } from '../peers/token.js'
 
+/**
+ * Beyond the command's own life: the clocks of coordinator and hosts may differ by this much, and a
+ * command is failed for its timeout only at the next expiry sweep.
+ */
+export const GRANT_MARGIN_SECONDS = 600
+
+/**
+ * How long a grant lasts: as long as the prewarm command that carries it can still run. A command
+ * is sent again as it is stored (on every reconnect of its host) until it fails for having no result
+ * within commandTimeoutSeconds of its creation, when the grant was signed; so a grant outlives it.
+ */
+export function grantTtlSeconds(commandTimeoutSeconds: number): number {
+  return commandTimeoutSeconds + GRANT_MARGIN_SECONDS
+}
+
 export interface PeerGrant {
   host: string
   url: string
@@ -26,7 +41,7 @@ export function grantPeer(
   policy: AgentAuthPolicy,
   g: PeerGrantRequest,
   nowSeconds: number,
-  ttlSeconds = 3600,
+  ttlSeconds: number,
 ): PeerGrant {
   const key = policy.mode === 'per-host' ? policy.secret && hostToken(policy.secret, g.server) : policy.sharedToken
   if (!key) throw new Error(`no credential of host ${g.server} to sign a peer grant with`)

@@ -17,7 +17,7 @@ import type { FleetStore } from './fleet-store.js'
 import { PostgresFleetStore } from './postgres-store.js'
 import { SqliteFleetStore } from './sqlite-store.js'
 import { RolloutDriver } from './rollouts.js'
-import { grantPeer } from './peer-grants.js'
+import { grantPeer, grantTtlSeconds } from './peer-grants.js'
 import { addRolloutRoutes } from './rollout-api.js'
 
 export class Coordinator {
@@ -61,11 +61,12 @@ export class Coordinator {
       onResultsStored: () => void rollouts?.wake(),
       onImagesReported: () => void rollouts?.imagesReported(),
     })
+    const grantTtl = grantTtlSeconds(config.commandTimeoutSeconds)
     rollouts = new RolloutDriver({
       store,
       evaluator: COMPAT_EVALUATOR,
       log,
-      grantPeer: (g) => grantPeer(policy, g, Math.floor(Date.now() / 1000)),
+      grantPeer: (g) => grantPeer(policy, g, Math.floor(Date.now() / 1000), grantTtl),
     })
     const metrics = createCoordinatorMetrics({
       store,

@@ -154,6 +154,7 @@ export async function spreadWithPeers(fleet: PeerFleet, rollout: string): Promis
         policy,
         { server, fetcher, ref: fleet.ref, configDigest: fleet.configDigest, peerUrl: byId(server).peerUrl },
         now,
+        3600,
       )
     const go = plan.filter((c) => c.via !== 'wait')
     const round = await Promise.all(

@@ -106,6 +106,7 @@ t.test('a grant the coordinator signs opens the image on the serving host only',
     policy,
     { server: 'h1', fetcher: 'h2', ref: 'reg/x:1', configDigest: digest, peerUrl: 'http://10.0.0.1:9479/' },
     1000,
+    3600,
   )
   t.equal(g.url, `http://10.0.0.1:9479/v1/images/${digest}/export`)
   t.match(verifyPeerToken(g.token, { hostId: 'h1', token: hostToken('s3cret', 'h1') }, 1000), { ok: true })
@@ -115,6 +116,7 @@ t.test('a grant the coordinator signs opens the image on the serving host only',
       { ...policy, secret: null },
       { ...g, server: 'h1', fetcher: 'h2', ref: 'r', configDigest: digest, peerUrl: 'x' },
       0,
+      3600,
     ),
   )
 })
@@ -146,3 +148,22 @@ t.test(
     )
   },
 )
+
+t.test('a grant lasts as long as the prewarm command that carries it can run', async (t) => {
+  const { grantPeer, grantTtlSeconds } = await import('../../src/coordinator/peer-grants.js')
+  const { hostToken } = await import('../../src/coordinator/identity.js')
+  const { verifyPeerToken } = await import('../../src/peers/token.js')
+  const policy = { mode: 'per-host' as const, secret: 's3cret', sharedToken: null }
+  const commandTimeoutSeconds = 6 * 3600
+  const request = {
+    server: 'h1',
+    fetcher: 'h2',
+    ref: 'reg/x:1',
+    configDigest: 'sha256:' + 'a'.repeat(64),
+    peerUrl: 'x',
+  }
+  const g = grantPeer(policy, request, 1000, grantTtlSeconds(commandTimeoutSeconds))
+  const check = { hostId: 'h1', token: hostToken('s3cret', 'h1') }
+  t.match(verifyPeerToken(g.token, check, 1000 + commandTimeoutSeconds), { ok: true }, 'valid to the command timeout')
+  t.match(verifyPeerToken(g.token, check, 1000 + commandTimeoutSeconds + 3600), { ok: false, reason: 'expired' })
+})

@@ -73,7 +73,7 @@ function setup(t: { teardown(fn: () => void | Promise<void>): void }, dir?: stri
     evaluator: null,
     log: pino({ level: 'silent' }),
     tickSeconds: 3600,
-    grantPeer: (g) => grantPeer(policy, g, Math.floor(Date.now() / 1000)),
+    grantPeer: (g) => grantPeer(policy, g, Math.floor(Date.now() / 1000), 3600),
   })
   t.teardown(() => store.close())
   return { store, driver, dataDir }
