@@ -21,6 +21,7 @@ import {
   type Hello,
 } from '../protocol.js'
 import type { AgentIdentity } from './identity.js'
+import { acceptPeerAdvert } from './peer-advert.js'
 import type { FleetStore } from './fleet-store.js'
 
 const COORDINATOR_ID = 'coordinator'
@@ -33,6 +34,8 @@ interface Session {
   hostId: string | null
   /** the host the credential speaks for; null: any (the shared token) */
   credentialHostId: string | null
+  /** the address the connection came from (a proxy's, behind one) */
+  remoteAddress: string | null
   alive: boolean
   /** when the agent last showed it is there (a frame or a pong) */
   lastSignAt: number
@@ -129,6 +132,7 @@ export class AgentHub {
       ws,
       hostId: null,
       credentialHostId,
+      remoteAddress: req.socket.remoteAddress ?? null,
       alive: true,
       lastSignAt: Date.now(),
       held: null,
@@ -216,6 +220,23 @@ export class AgentHub {
    * has no other live connection (an older one that no longer answers pings is replaced). Frames
    * after the hello wait until it is decided, stored and the host's unfinished commands are sent.
    */
+  /**
+   * The hello as stored: its advertised peer listener kept only when its address is acceptable
+   * (peer-advert.ts), with the credential the host checks grants with.
+   */
+  private withPeerAdvert(session: Session, hello: Hello): Hello {
+    if (!hello.facts.peers) return hello
+    const { peers, refused } = acceptPeerAdvert(hello.facts.peers, {
+      remoteAddress: session.remoteAddress,
+      sharedCredential: session.credentialHostId === null,
+    })
+    if (refused) {
+      const { url } = hello.facts.peers
+      this.opts.log.warn({ hostId: hello.hostId, url, why: refused }, 'refused the peer URL a host advertised')
+    }
+    return { ...hello, facts: { ...hello.facts, peers: peers ?? undefined } }
+  }
+
   private async onHello(session: Session, hello: Hello): Promise<void> {
     const { log } = this.opts
     if (session.hostId !== null) {
@@ -245,7 +266,7 @@ export class AgentHub {
       previous.ws.close(CLOSE_CODES.replaced, 'replaced by a newer connection')
       previous.ws.terminate()
     }
-    const recorded = await this.write(this.opts.store.recordHello(hello))
+    const recorded = await this.write(this.opts.store.recordHello(this.withPeerAdvert(session, hello)))
     if (!recorded) {
       return this.close(session, CLOSE_CODES.unavailable, 'the coordinator cannot store the hello; try later')
     }

@@ -1,6 +1,7 @@
 // The coordinator's side of peer credentials: it signs a grant with the serving host's own link
-// token, which it can derive (per-host auth: from the agent secret) or holds (shared auth).
+// token, which it can derive (a per-host token: from the agent secret) or holds (the shared token).
 import { hostToken, type AgentAuthPolicy } from './identity.js'
+import type { PeerGrantKey } from './peer-advert.js'
 import { peerToken } from '../peers/token.js'
 
 /**
@@ -31,6 +32,8 @@ export interface PeerGrantRequest {
   ref: string
   configDigest: string
   peerUrl: string
+  /** the credential the serving host connected with, so checks grants with; absent: by the auth mode */
+  serverKey?: PeerGrantKey
 }
 
 /**
@@ -43,8 +46,20 @@ export function grantPeer(
   nowSeconds: number,
   ttlSeconds: number,
 ): PeerGrant {
-  const key = policy.mode === 'per-host' ? policy.secret && hostToken(policy.secret, g.server) : policy.sharedToken
+  const key = signingKey(policy, g)
   if (!key) throw new Error(`no credential of host ${g.server} to sign a peer grant with`)
   const token = peerToken(key, { server: g.server, fetcher: g.fetcher, ref: g.ref, expiresAt: nowSeconds + ttlSeconds })
   return { host: g.server, url: `${g.peerUrl.replace(/\/$/, '')}/v1/images/${g.configDigest}/export`, token }
+}
+
+/**
+ * The serving host checks a grant with the token it connected with. In shared mode a host may still
+ * connect with its own per-host token (both are accepted), so the mode alone does not say which.
+ */
+function signingKey(policy: AgentAuthPolicy, g: PeerGrantRequest): string | null {
+  const own = () => (policy.secret ? hostToken(policy.secret, g.server) : null)
+  const shared = () => (policy.mode === 'shared' ? policy.sharedToken : null)
+  if (g.serverKey === 'host') return own()
+  if (g.serverKey === 'shared') return shared()
+  return policy.mode === 'per-host' ? own() : shared()
 }

@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import pg from 'pg'
 import type { Logger } from 'pino'
-import type { CommandAction, CommandResult, EventMessage, Hello, PeerServing, SnapshotMessage } from '../protocol.js'
+import type { CommandAction, CommandResult, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
+import type { StoredPeerServing } from './peer-advert.js'
 import { systemClock, type Clock } from '../agent/clock.js'
 import { backoffDelay } from '../backoff.js'
 import {
@@ -643,7 +644,7 @@ function toHost(r: Record<string, unknown>): HostDetail {
     lastPrune: parse(r.last_prune),
     lastPrewarm: parse(r.last_prewarm),
     labels: parse<Record<string, string>>(r.labels) ?? {},
-    peers: parse<PeerServing>(r.peers),
+    peers: parse<StoredPeerServing>(r.peers),
     actions: parse<string[]>(r.actions) ?? [],
     localImages: parse(r.local_images),
   }

@@ -11,6 +11,7 @@
 // never wrong content.
 import { parseImageRef, parseRepoDigest, qualifiedRef, type ImageRef } from '../registry/reference.js'
 import type { ReportedImage } from '../protocol.js'
+import type { PeerGrantKey } from './peer-advert.js'
 import { planPeerSources, type PeerSourceHost } from './peer-sources.js'
 import type { RolloutSpec } from './rollout-plan.js'
 import type { RolloutHost } from './rollout-store.js'
@@ -33,6 +34,8 @@ export interface PeerSourceRef {
   hostId: string
   peerUrl: string
   imageId: string
+  /** the credential the host connected with: its grants are signed with it */
+  key?: PeerGrantKey
 }
 
 export interface RolloutPeersInput {
@@ -175,7 +178,7 @@ function planImage(
       const imageId = heldImageId(fleet.get(h.hostId)!.localImages, ref)
       const fetchedFrom = outcome.status === 'pulled' && outcome.sourceKind === 'peer' ? 'peer' : 'registry'
       if (imageId) {
-        const source = { hostId: h.hostId, peerUrl: peers.url, imageId }
+        const source = { hostId: h.hostId, peerUrl: peers.url, imageId, ...(peers.key ? { key: peers.key } : {}) }
         const { maxUploads } = peers
         sources.push({ hostId: h.hostId, labels: labels(h.hostId), maxUploads, serving: 0, ref: source })
       } else if (!canServeAfter(ref, fetchedFrom)) {

@@ -319,7 +319,14 @@ export class RolloutDriver {
       for (const s of sources) {
         try {
           granted.push(
-            this.deps.grantPeer!({ server: s.hostId, fetcher, ref, configDigest: s.imageId, peerUrl: s.peerUrl }),
+            this.deps.grantPeer!({
+              server: s.hostId,
+              fetcher,
+              ref,
+              configDigest: s.imageId,
+              peerUrl: s.peerUrl,
+              ...(s.key ? { serverKey: s.key } : {}),
+            }),
           )
         } catch (err) {
           this.deps.log.warn({ rolloutId: r.id, server: s.hostId, err: (err as Error).message }, 'cannot grant a peer')

@@ -5,7 +5,8 @@ import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
-import type { CommandAction, EventMessage, Hello, PeerServing, SnapshotMessage } from '../protocol.js'
+import type { CommandAction, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
+import type { StoredPeerServing } from './peer-advert.js'
 import { systemClock, type Clock } from '../agent/clock.js'
 import { checkSchemaVersion } from './fleet-store.js'
 import { ROLLOUT_SCHEMA, SqliteRolloutTables, type RolloutTables } from './rollout-store.js'
@@ -28,7 +29,7 @@ export interface HostRecord {
   /** the host's labels, as its agent last sent them */
   labels: Record<string, string>
   /** where other hosts fetch images from this one (its hello's `peers` fact); null: it does not serve peers */
-  peers: PeerServing | null
+  peers: StoredPeerServing | null
 }
 
 export interface HostDetail extends HostRecord {
@@ -444,7 +445,7 @@ function toHost(r: Record<string, unknown>): HostDetail {
     lastPrune: parse(r.lastPrune),
     lastPrewarm: parse(r.lastPrewarm),
     labels: parse<Record<string, string>>(r.labels) ?? {},
-    peers: parse<PeerServing>(r.peers),
+    peers: parse<StoredPeerServing>(r.peers),
     actions: parse<string[]>(r.actions) ?? [],
     localImages: parse(r.localImages),
   }

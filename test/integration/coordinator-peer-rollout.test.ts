@@ -28,7 +28,8 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
     )
     for (const h of await hosts()) {
       const mine = fleet.hosts.find((f) => f.id === h.hostId)!
-      t.same(h.peers, { url: mine.peerUrl, maxUploads: 2 }, `${h.hostId} advertised its listener and maxUploads`)
+      const advertised = { url: mine.peerUrl, maxUploads: 2, key: 'host' }
+      t.same(h.peers, advertised, `${h.hostId} advertised its listener and maxUploads; grants signed with its token`)
     }
 
     for (const [bad, why] of [

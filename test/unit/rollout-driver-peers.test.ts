@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { hostToken } from '../../src/coordinator/identity.js'
+import { hostToken, type AgentAuthPolicy } from '../../src/coordinator/identity.js'
+import { acceptPeerAdvert } from '../../src/coordinator/peer-advert.js'
 import { grantPeer } from '../../src/coordinator/peer-grants.js'
 import type { RolloutSpec } from '../../src/coordinator/rollout-plan.js'
 import { RolloutDriver } from '../../src/coordinator/rollouts.js'
@@ -63,11 +64,14 @@ const spec = (over: Partial<RolloutSpec> = {}): RolloutSpec => ({
   ...over,
 })
 
-function setup(t: { teardown(fn: () => void | Promise<void>): void }, dir?: string) {
+function setup(
+  t: { teardown(fn: () => void | Promise<void>): void },
+  dir?: string,
+  policy: AgentAuthPolicy = { mode: 'per-host', secret: SECRET, sharedToken: null },
+) {
   const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'gh-rollout-peers-'))
   if (!dir) t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
   const store = new SqliteFleetStore(dataDir)
-  const policy = { mode: 'per-host' as const, secret: SECRET, sharedToken: null }
   const driver = new RolloutDriver({
     store,
     evaluator: null,
@@ -310,4 +314,28 @@ t.test('a source reported failing twice is not named again in the rollout', asyn
   t.same(await sources(store, r.id), { s4: 'peers s2,s1', s5: 'peers s3,s2' }, 's1 failed twice: left out')
   const stored = (await store.rollouts.rollout(r.id))!.hosts.find((h) => h.hostId === 's3')!
   t.same(stored.images[0].peerFailures, ['s1'], 'the failures are stored with the outcome')
+})
+
+t.test('a grant is signed with the credential the serving host connected with', async (t) => {
+  // Shared mode with a secret: a host may connect with the shared token or with its own.
+  const { store, driver } = setup(t, undefined, { mode: 'shared', secret: SECRET, sharedToken: 'shared-token' })
+  const connect = async (hostId: string, sharedCredential: boolean) => {
+    const h = hello(hostId, {}, true)
+    const { peers } = acceptPeerAdvert(h.facts.peers, { remoteAddress: '127.0.0.1', sharedCredential })
+    await store.recordHello({ ...h, facts: { peers: peers! } })
+  }
+  await connect('s1', false)
+  await connect('s2', true)
+  await connect('s3', false)
+  const r = await driver.create(spec())
+  await finish(store, driver, r.id, 's1', 'registry')
+  await finish(store, driver, r.id, 's2', 'peer')
+  t.same(await sources(store, r.id), { s3: 'peers s1,s2' })
+  const s3 = (await store.rollouts.rollout(r.id))!.hosts.find((h) => h.hostId === 's3')!
+  const [fromS1, fromS2] = ((await store.command(s3.commandId!))!.args.peers as Record<string, { token: string }[]>)[
+    REF
+  ]
+  const now = Date.now() / 1000
+  t.match(verifyPeerToken(fromS1.token, { hostId: 's1', token: hostToken(SECRET, 's1') }, now), { ok: true }, 's1: own')
+  t.match(verifyPeerToken(fromS2.token, { hostId: 's2', token: 'shared-token' }, now), { ok: true }, 's2: shared')
 })
