@@ -257,3 +257,30 @@ t.test("a connection that stopped answering pings is replaced by the host's new 
   }
   await old.stop()
 })
+
+t.test('an advertised peer URL is kept only at the address the hello came from, never link-local', async (t) => {
+  const coord = await startCoordinator(t)
+  const helloWith = async (hostId: string, url: string) => {
+    const agent = await rawAgent(coord, coord.tokenFor(hostId))
+    t.teardown(() => agent.ws.terminate())
+    const peers = { url, maxUploads: 2 }
+    agent.ws.send(frame(hostId, 'hello', { version: '0.0.0', facts: { peers } }, `${hostId}-hello`))
+    await waitFor(
+      `${hostId}'s hello acked`,
+      () => agent.inbox.some((m) => m.type === 'ack' && m.ids.includes(`${hostId}-hello`)),
+      15_000,
+      20,
+    )
+    return (await coord.api(`/v1/hosts/${hostId}`)).body.peers
+  }
+  // The test's connections come from 127.0.0.1.
+  t.same(await helloWith('peer-own', 'http://127.0.0.1:9479'), {
+    url: 'http://127.0.0.1:9479',
+    maxUploads: 2,
+    key: 'host',
+  })
+  t.match(await helloWith('peer-named', 'http://gpu-7.fleet.example:9479'), { url: /gpu-7/ }, 'a hostname is kept')
+  t.equal(await helloWith('peer-other', 'http://10.9.8.7:9479'), null, 'another IP address is refused')
+  t.equal(await helloWith('peer-metadata', 'http://169.254.169.254:80'), null, 'link-local is refused')
+  t.match(coord.logs(), /refused the peer URL a host advertised/, 'the refusal is logged')
+})

@@ -12,3 +12,29 @@ t.test('the credential the host connected with is kept: its grants are signed wi
   t.match(acceptPeerAdvert(advert('http://gpu-1.fleet:9479'), from('10.0.0.1', true)), { peers: { key: 'shared' } })
   t.same(acceptPeerAdvert(undefined, from('10.0.0.1')), { peers: null, refused: null }, 'a host that does not serve')
 })
+
+t.test('an IP literal only when it is the address the hello came from', async (t) => {
+  t.match(acceptPeerAdvert(advert('http://127.0.0.1:9479'), from('127.0.0.1')), { peers: { url: /127/ } })
+  t.match(acceptPeerAdvert(advert('http://10.0.0.7:9479'), from('::ffff:10.0.0.7')), { refused: null }, 'IPv4-mapped')
+  t.match(acceptPeerAdvert(advert('http://[fd00::0:7]:9479'), from('fd00::7')), { refused: null }, 'IPv6 spellings')
+  for (const [url, remote] of [
+    ['http://10.0.0.8:9479', '10.0.0.7'],
+    ['http://[fd00::8]:9479', 'fd00::7'],
+    ['http://10.0.0.7:9479', 'fd00::7'],
+    ['http://10.0.0.7:9479', null],
+  ] as const) {
+    t.match(
+      acceptPeerAdvert(advert(url), from(remote)),
+      { peers: null, refused: /not the address/ },
+      `${url} ${remote}`,
+    )
+  }
+})
+
+t.test('link-local and unspecified addresses never, even from that address', async (t) => {
+  for (const host of ['169.254.169.254', '0.0.0.0', '[fe80::1]', '[::]', '[febf::1]']) {
+    const remote = host.replace(/^\[(.*)\]$/, '$1')
+    t.match(acceptPeerAdvert(advert(`http://${host}:80`), from(remote)), { peers: null, refused: /link-local/ }, host)
+  }
+  t.match(acceptPeerAdvert(advert('http://[fec0::1]:80'), from('fec0::1')), { refused: null }, 'just past fe80::/10')
+})
