@@ -53,7 +53,10 @@ export interface RolloutPeersInput {
   nowMs: number
 }
 
-/** per host to start: `wait` (not this pass), or the peers to name per image (none: the registry) */
+/**
+ * per host to start: `wait` (not this pass), or the peers to name per image (absent: the registry;
+ * an empty list: the host holds the image already)
+ */
 export type RolloutPeerChoice = 'wait' | Record<string, PeerSourceRef[]>
 
 export function planRolloutPeers(input: RolloutPeersInput): Map<string, RolloutPeerChoice> {
@@ -78,7 +81,11 @@ export function planRolloutPeers(input: RolloutPeersInput): Map<string, RolloutP
     const claimed = new Map<string, Map<string, number>>()
     for (const ref of input.spec.images) {
       // A host that holds the image already reports it present: it takes no registry turn and no slot.
-      const wanting = starting.filter((s) => s.images.includes(ref) && !holdsNow(input, s.hostId, ref))
+      // Its command names an empty list of peers for the image, which says so to later passes: by
+      // then its reported images show the image whether it held it or has just pulled it.
+      const held = starting.filter((s) => s.images.includes(ref) && holdsNow(input, s.hostId, ref))
+      for (const s of held) choices.get(s.hostId)![ref] = []
+      const wanting = starting.filter((s) => s.images.includes(ref) && !held.includes(s))
       if (!wanting.length) continue
       for (const c of planImage(input, ref, wanting, uploads, claimed)) {
         if (c.via === 'wait') waiting.add(c.hostId)
@@ -162,8 +169,8 @@ function planImage(
       if (!images.includes(ref)) continue
       const named = (args?.peers as Record<string, unknown> | undefined)?.[ref]
       const fromPeers = Array.isArray(named) && named.length > 0
-      const present = !fromPeers && holdsNow(input, h.hostId, ref)
-      if (!fromPeers && !present) registryHosts.push({ labels: labels(h.hostId) })
+      const heldAtStart = Array.isArray(named) && named.length === 0
+      if (!fromPeers && !heldAtStart) registryHosts.push({ labels: labels(h.hostId) })
       if (serving(h.hostId) && canServeAfter(ref, fromPeers ? 'peer' : 'registry'))
         upcoming.push({ labels: labels(h.hostId) })
     } else if (h.state === 'succeeded') {

@@ -332,7 +332,8 @@ export class RolloutDriver {
           this.deps.log.warn({ rolloutId: r.id, server: s.hostId, err: (err as Error).message }, 'cannot grant a peer')
         }
       }
-      if (granted.length) out[ref] = granted
+      // an empty list stays: it tells later passes the host held the image when it started
+      if (granted.length || !sources.length) out[ref] = granted
     }
     return out
   }

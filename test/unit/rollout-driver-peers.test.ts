@@ -85,7 +85,7 @@ function setup(
 
 type Store = SqliteFleetStore
 
-/** host id → 'registry' | 'peers <first>,<fallbacks>' of the running hosts' commands; pending hosts absent */
+/** host id → 'registry' | 'held' | 'peers <first>,<fallbacks>' of the running hosts' commands; pending hosts absent */
 async function sources(store: Store, id: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
   for (const h of (await store.rollouts.rollout(id))!.hosts) {
@@ -93,7 +93,7 @@ async function sources(store: Store, id: string): Promise<Record<string, string>
     const peers = (await store.command(h.commandId!))!.args.peers as Record<string, { host: string }[]> | undefined
     out[h.hostId] = peers
       ? Object.values(peers)
-          .map((list) => `peers ${list.map((p) => p.host).join(',')}`)
+          .map((list) => (list.length ? `peers ${list.map((p) => p.host).join(',')}` : 'held'))
           .join(' + ')
       : 'registry'
   }
@@ -275,10 +275,14 @@ t.test('a host that holds the image already starts at once, with no registry tur
   await store.recordSnapshot(holds('h0'))
   for (const h of ['s1', 's2']) await store.recordHello(hello(h, {}, true))
   const r = await driver.create(spec())
-  t.same(await sources(store, r.id), { h0: 'registry', s1: 'registry' }, 'h0 named no peers; s1 has the turn')
+  t.same(await sources(store, r.id), { h0: 'held', s1: 'registry' }, 'h0 named no peers; s1 has the turn')
   await store.recordHello(hello('s3', {}, true))
   await driver.hostConnected('s3')
-  t.same(await sources(store, r.id), { h0: 'registry', s1: 'registry' }, 's3 waits for s1 or h0')
+  t.same(await sources(store, r.id), { h0: 'held', s1: 'registry' }, 's3 waits for s1 or h0')
+  // s1's pull is done and its images show it before its result arrives: its registry turn stays taken.
+  await store.recordSnapshot(holds('s1'))
+  await driver.imagesReported()
+  t.same(await sources(store, r.id), { h0: 'held', s1: 'registry' }, 's2 and s3 still wait')
   await finish(store, driver, r.id, 'h0', 'present')
   t.same(await sources(store, r.id), { s1: 'registry', s2: 'peers h0' }, 'h0 serves one at a time')
 })
@@ -292,7 +296,7 @@ t.test("a source's slots count every rollout's fetches, and only connected fetch
   await finish(store, driver, a.id, 's1', 'registry')
   t.same(await sources(store, a.id), { s2: 'peers s1' }, "s2 takes s1's one slot")
   const b = await driver.create(spec({ selector: 'b=yes' }))
-  t.same(await sources(store, b.id), { s1: 'registry', s3: 'registry' }, 's1 holds it: no peers, no turn')
+  t.same(await sources(store, b.id), { s1: 'held', s3: 'registry' }, 's1 holds it: no peers, no turn')
   await finish(store, driver, b.id, 's1', 'present')
   t.same(await sources(store, b.id), { s3: 'registry' }, "s4 waits: s1's slot serves rollout a's s2")
   // s2 drops off: its fetch is cut, so the slot is free again.
