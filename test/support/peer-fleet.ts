@@ -84,9 +84,11 @@ export async function startPeerFleet(
       return { id, dockerd, agent, peerUrl: `http://127.0.0.1:${port}` }
     }),
   )
-  makeImage(hosts[0].dockerd, { ref: 'fleet/model:1', sizeBytes: opts.mib * 1024 * 1024 })
-  const ref = pushImage(hosts[0].dockerd, 'fleet/model:1', registry.host)
-  hosts[0].dockerd.docker(['rmi', 'fleet/model:1'])
+  // Built and pushed on a dockerd of its own: a fleet host that held the image for a moment could still
+  // be reported holding it when a rollout starts, and would be taken as having it already.
+  const builder = await startDockerd(t, { diskMiB: Math.max(400, opts.mib * 3) })
+  makeImage(builder, { ref: 'fleet/model:1', sizeBytes: opts.mib * 1024 * 1024 })
+  const ref = pushImage(builder, 'fleet/model:1', registry.host)
   const manifest = (await (
     await fetch(`${registry.url}/v2/fleet/model/manifests/1`, {
       headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
