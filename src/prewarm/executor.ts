@@ -38,6 +38,13 @@ export interface PullResult {
   bytesPulled?: number
   /** where the bytes came from: the image's own registry, a mirror of it, or another host of the fleet */
   sourceKind?: SourceKind
+  /** the named peers that failed the image (refused, cut, sent other bytes): the coordinator stops naming them */
+  peerFailures?: PeerFailure[]
+}
+
+export interface PeerFailure {
+  host: string
+  reason: string
 }
 
 export type SourceKind = 'registry' | 'mirror' | 'peer'
@@ -278,6 +285,7 @@ export async function makeRoom(
 async function settle(deps: PrewarmDeps, item: PlanItem, peers: PeerSource[]): Promise<PullResult> {
   const now = millis(deps.now)
   const started = now()
+  const peerFailures: PeerFailure[] = []
   let result: PullResult
   if (item.action !== 'pull') {
     result = {
@@ -289,7 +297,7 @@ async function settle(deps: PrewarmDeps, item: PlanItem, peers: PeerSource[]): P
     }
   } else {
     try {
-      const got = await pullWithRetries(deps, item, peers)
+      const got = await pullWithRetries(deps, item, peers, peerFailures)
       result = {
         ref: item.ref,
         status: 'pulled',
@@ -311,6 +319,7 @@ async function settle(deps: PrewarmDeps, item: PlanItem, peers: PeerSource[]): P
   }
   if (item.warnings.length) result.warnings = item.warnings
   if (item.action === 'skip' && item.skip) result.skip = item.skip
+  if (peerFailures.length) result.peerFailures = peerFailures
   result.bytesPulled ??= 0
   deps.bus.publish(result.status === 'failed' ? 'pull.failed' : 'pull.finished', { ...result })
   deps.onResult?.(result)
@@ -327,9 +336,14 @@ interface Fetched {
   bytes?: number
 }
 
-async function pullWithRetries(deps: PrewarmDeps, item: PlanItem, peers: PeerSource[]): Promise<Fetched> {
+async function pullWithRetries(
+  deps: PrewarmDeps,
+  item: PlanItem,
+  peers: PeerSource[],
+  peerFailures: PeerFailure[],
+): Promise<Fetched> {
   const { retries } = deps.config.prewarm
-  return backOff(() => pullFromSources(deps, item, peers), {
+  return backOff(() => pullFromSources(deps, item, peers, peerFailures), {
     numOfAttempts: retries + 1,
     startingDelay: deps.retryMinMs ?? 1000,
     timeMultiple: 2,
@@ -353,7 +367,12 @@ const PEER_BUSY_RETRIES = 3
  * One attempt: the peers the coordinator named, then each mirror in order, then the registry
  * itself. A peer that failed (refused, died mid-stream, sent other bytes) is not asked again.
  */
-async function pullFromSources(deps: PrewarmDeps, item: PlanItem, peers: PeerSource[]): Promise<Fetched> {
+async function pullFromSources(
+  deps: PrewarmDeps,
+  item: PlanItem,
+  peers: PeerSource[],
+  peerFailures: PeerFailure[],
+): Promise<Fetched> {
   const ref = parseImageRef(item.ref)
   const sources = deps.source.sourcesFor(ref.domain)
   const failures: string[] = []
@@ -377,6 +396,8 @@ async function pullFromSources(deps: PrewarmDeps, item: PlanItem, peers: PeerSou
         continue
       }
       allNotFound = false
+      // a busy peer asked its last time is not reported: it did nothing wrong, and its slots are counted
+      if (!(err instanceof PeerBusyError)) peerFailures.push({ host: peer.host, reason: (err as Error).message })
       failures.push(`peer ${peer.host}: ${(err as Error).message}`)
       deps.log.warn({ ref: item.ref, peer: peer.host, err: (err as Error).message }, 'peer fetch failed: next source')
     }

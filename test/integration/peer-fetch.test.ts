@@ -136,6 +136,11 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
     t.equal(res.status, 200, JSON.stringify(res.body))
     t.match(res.body.results[0], { ref, status: 'pulled', source: 'peer:busy', sourceKind: 'peer' })
     t.match(fetcher.logs(), /"peer":"busy".*peer busy: asked again/, 'the busy peer went to the back of the line')
+    t.same(
+      res.body.results[0].peerFailures.map((f: { host: string }) => f.host),
+      ['flipping', 'dying'],
+      'the result names the peers that failed, not the busy one',
+    )
     t.ok(res.body.results[0].bytesPulled > 24 * MiB, 'the archive bytes are counted')
     t.match(fetcher.logs(), /"peer":"flipping".*peer fetch failed/, 'the corrupted archive was refused')
     t.match(fetcher.logs(), /"peer":"dying".*peer fetch failed/, 'the cut archive was refused')
