@@ -80,7 +80,7 @@ export function planRolloutPeers(input: RolloutPeersInput): Map<string, RolloutP
     const uploads = uploadsNow(input)
     const claimed = new Map<string, Map<string, number>>()
     for (const ref of input.spec.images) {
-      // A host that holds the image already reports it present: it takes no registry turn and no slot.
+      // A host that holds the image (by digest) already reports it present: no registry turn, no slot.
       // Its command names an empty list of peers for the image, which says so to later passes: by
       // then its reported images show the image whether it held it or has just pulled it.
       const held = starting.filter((s) => s.images.includes(ref) && holdsNow(input, s.hostId, ref))
@@ -109,7 +109,12 @@ export function planRolloutPeers(input: RolloutPeersInput): Map<string, RolloutP
 }
 
 /** the host's reported images show `ref` under a name it is looked up by */
+/**
+ * Only for a reference with a digest: a tag may have moved on the registry since the host pulled it
+ * (a re-pushed `:latest`), and such a host pulls again, so it must take a registry turn like any other.
+ */
 function holdsNow(input: RolloutPeersInput, hostId: string, ref: string): boolean {
+  if (!/@sha256:[0-9a-f]{64}$/.test(ref)) return false
   return heldImageId(input.fleet.get(hostId)?.localImages ?? null, ref) !== null
 }
 
@@ -156,9 +161,13 @@ function planImage(
     return f?.connected && f.peers ? f.peers : null
   }
   const labels = (hostId: string) => fleet.get(hostId)?.labels ?? {}
-  const failures = new Map<string, number>()
+  // distinct hosts a source failed: one fetcher with a broken engine or a full disk, reporting it
+  // for several images, does not take a source away from the others
+  const failedFor = new Map<string, Set<string>>()
   for (const h of input.hosts)
-    for (const f of h.images.flatMap((i) => i.peerFailures ?? [])) failures.set(f, (failures.get(f) ?? 0) + 1)
+    for (const f of h.images.flatMap((i) => i.peerFailures ?? []))
+      failedFor.set(f, (failedFor.get(f) ?? new Set()).add(h.hostId))
+  const failures = new Map([...failedFor].map(([source, fetchers]) => [source, fetchers.size]))
   const sources: (PeerSourceHost & { ref: PeerSourceRef })[] = []
   const upcoming: { labels: Record<string, string> }[] = []
   const registryHosts: { labels: Record<string, string> }[] = []

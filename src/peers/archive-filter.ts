@@ -56,6 +56,8 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
   pack.on('end', () => out.push(null))
   /** digests of the small regular files, by path; 'link' for links, which a config may not be */
   const seen = new Map<string, string>()
+  /** every directory an entry so far lies in or is: none may become a link */
+  const directories = new Set<string>()
   let configPaths: string[] | null = null
   let failed = false
   let finalized = false
@@ -89,7 +91,21 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
       if (header.type === 'directory') return stream.pipe(pack.entry(header, next).on('error', ignore))
       return fail(`entry ${JSON.stringify(header.name)} has no name`)
     }
-    if (header.type === 'symlink' || header.type === 'link') seen.set(path, 'link')
+    // dockerd's unpack follows a link in a path's parents: `d -> .` then `d/manifest.json` would
+    // write names this filter never read. `docker save` links files only, never directories, so an
+    // entry under a link, or a link where a directory was, is refused.
+    const parents = path
+      .split('/')
+      .slice(0, -1)
+      .map((_, i, all) => all.slice(0, i + 1).join('/'))
+    const underLink = parents.find((p) => seen.get(p) === 'link')
+    if (underLink !== undefined) return fail(`entry ${JSON.stringify(header.name)} lies under the link ${underLink}`)
+    for (const p of parents) directories.add(p)
+    const isLink = header.type === 'symlink' || header.type === 'link'
+    if (isLink && directories.has(path))
+      return fail(`entry ${JSON.stringify(header.name)} turns a directory into a link`)
+    if (header.type === 'directory') directories.add(path)
+    if (isLink) seen.set(path, 'link')
     else seen.delete(path)
     const named = path === 'manifest.json' || path === 'index.json' || path === 'repositories'
     if (named && !isFile) return fail(`${path} is not a regular file`)

@@ -20,7 +20,7 @@ import type { RemoteImage, RemoteImageSource } from '../registry/types.js'
 import type { PrewarmHostFacts } from './facts.js'
 import { highWatermarkBytes, mib, planPrewarm, type PlanItem, type PrewarmPlan, type RemoteFailure } from './plan.js'
 import type { JobRunner } from '../agent/job-runner.js'
-import { fetchFromPeer, PeerBusyError, type PeerSource } from './peer-fetch.js'
+import { fetchFromPeer, LocalLoadError, PeerBusyError, type PeerSource } from './peer-fetch.js'
 
 export type PullStatus = 'pulled' | 'present' | 'skipped' | 'failed'
 
@@ -397,7 +397,9 @@ async function pullFromSources(
       }
       allNotFound = false
       // a busy peer asked its last time is not reported: it did nothing wrong, and its slots are counted
-      if (!(err instanceof PeerBusyError)) peerFailures.push({ host: peer.host, reason: (err as Error).message })
+      // nor is a load that failed on this host (its engine, its disk)
+      if (!(err instanceof PeerBusyError || err instanceof LocalLoadError))
+        peerFailures.push({ host: peer.host, reason: (err as Error).message })
       failures.push(`peer ${peer.host}: ${(err as Error).message}`)
       deps.log.warn({ ref: item.ref, peer: peer.host, err: (err as Error).message }, 'peer fetch failed: next source')
     }
@@ -437,6 +439,7 @@ async function loadFromPeer(
       configDigest,
       caFile: deps.peerCaFile,
       signal: attempt.signal,
+      onReceived: () => attempt.transferred(),
       onBytes: (n) => {
         attempt.progressed()
         done += n
@@ -511,6 +514,8 @@ async function pullFrom(deps: PrewarmDeps, item: PlanItem, ref: ImageRef, source
 export function attemptSignal(opts: Pick<AgentConfig['prewarm'], 'stallSeconds' | 'attemptTimeoutSeconds'>): {
   signal: AbortSignal
   progressed(): void
+  /** the transfer is over; what follows (the engine registering layers) is bounded by the attempt timeout only */
+  transferred(): void
   why(): string
   done(): void
 } {
@@ -537,6 +542,7 @@ export function attemptSignal(opts: Pick<AgentConfig['prewarm'], 'stallSeconds' 
       // refresh() restarts the same timer: no allocation per progress line of a multi-GB pull
       stall = stall.refresh()
     },
+    transferred: () => clearTimeout(stall),
     why: () => reason || 'aborted',
     done: () => {
       clearTimeout(stall)

@@ -27,6 +27,8 @@ export interface PeerFetchOptions {
   signal: AbortSignal
   /** each chunk as it arrives: progress for the stall timer, bytes for the counters */
   onBytes(n: number): void
+  /** the whole archive has arrived; the engine now registers its layers, silently */
+  onReceived?(): void
   /** the fleet CA (a PEM file, peers.tls.caFile) an https:// peer must present a certificate from;
    * null or absent: the system CAs */
   caFile?: string | null
@@ -48,7 +50,28 @@ interface PeerResponse {
   status: number
   headers?: { get(name: string): string | null }
   body: unknown
-  text(): Promise<string>
+}
+
+/** at most `max` bytes of a refusal's body, the rest left unread: a peer cannot make the fetcher hold more */
+async function readCapped(res: PeerResponse, max: number): Promise<string> {
+  const body = res.body as ReadableStream<Uint8Array> | null
+  if (!body) return ''
+  const reader = body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  try {
+    while (size < max) {
+      const { done, value } = await reader.read()
+      if (done) break
+      chunks.push(value)
+      size += value.length
+    }
+  } catch {
+    // a body cut short still gives what came
+  } finally {
+    await reader.cancel().catch(() => undefined)
+  }
+  return Buffer.concat(chunks).subarray(0, max).toString('utf8')
 }
 
 /** the export request; over https with a fleet CA, through undici's fetch, the one that takes a CA per request */
@@ -81,7 +104,7 @@ async function loadFromPeer(
   res: PeerResponse,
 ): Promise<number> {
   if (!res.ok || !res.body) {
-    const detail = peerErrorDetail(await res.text().catch(() => ''))
+    const detail = peerErrorDetail(await readCapped(res, 4096))
     const message = `peer ${peer.host} answered ${res.status}${detail ? `: ${detail}` : ''}`
     if (res.status === 503) throw new PeerBusyError(message, retryAfterSeconds(res.headers?.get('retry-after')))
     throw new Error(message)
@@ -98,7 +121,14 @@ async function loadFromPeer(
   })
   // A body that fails (the peer died) fails `counted`, which fails the filter and aborts the load.
   pipeline(Readable.fromWeb(res.body as never), counted).catch(() => undefined)
-  const loaded = await loadImage(filterPeerArchive(counted, o.configDigest), o.signal)
+  counted.once('end', () => o.onReceived?.())
+  let peerFailed = false
+  counted.once('error', () => (peerFailed = true))
+  const loaded = await loadImage(filterPeerArchive(counted, o.configDigest), o.signal).catch((err: Error) => {
+    // The engine refusing or unreachable, or this host's disk full: not the peer's doing.
+    if (!peerFailed && isLocalLoadFailure(err)) throw new LocalLoadError(err.message)
+    throw err
+  })
   const wrong = loaded.ids.filter((id) => id !== o.configDigest)
   if (wrong.length > 0 || !loaded.ids.includes(o.configDigest)) {
     // The filter lets no other image through; should the engine still report one, it goes, never
@@ -142,4 +172,20 @@ export class PeerBusyError extends Error {
 export function retryAfterSeconds(header: string | null | undefined): number {
   const n = Number(header)
   return header && Number.isFinite(n) ? Math.min(30, Math.max(1, Math.round(n))) : 5
+}
+
+/** the load failed on this host (its engine, its disk), not for what the peer sent */
+export class LocalLoadError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'LocalLoadError'
+  }
+}
+
+function isLocalLoadFailure(err: Error & { statusCode?: number; code?: string }): boolean {
+  return (
+    err.statusCode !== undefined ||
+    ['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EACCES'].includes(err.code ?? '') ||
+    /no space left on device/i.test(err.message)
+  )
 }

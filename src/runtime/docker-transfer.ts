@@ -19,7 +19,9 @@ export async function saveImage(docker: EngineApi, id: string): Promise<Readable
     if ((err as { statusCode?: number }).statusCode === 404) return null
     throw err
   }
-  return docker.stream({ path: `/images/${pathPart(id)}/get` })
+  // No idle limit: dockerd writes a whole image out before the first byte (minutes for many GB).
+  // The fetching peer's connection bounds it: when it goes, the server destroys this stream.
+  return docker.stream({ path: `/images/${pathPart(id)}/get`, idleTimeoutMs: 0 })
 }
 
 /**
@@ -48,6 +50,9 @@ export async function loadImage(
       query: { quiet: true },
       upload: archive,
       signal: abortSignal,
+      // No idle limit: a quiet load says nothing until every layer is registered (minutes for many
+      // GB). The caller's signal bounds it (the prewarm attempt's timeout).
+      idleTimeoutMs: 0,
     })
   } catch (err) {
     throw archiveError ?? err

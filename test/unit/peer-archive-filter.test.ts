@@ -156,6 +156,25 @@ t.test('refused before its end: another image, two images, no manifest, a linked
   await t.rejects(filtered(Buffer.from('not a tar archive at all, not even close'.repeat(20))), /refused/)
 })
 
+t.test('refused: names written through a linked directory, or a directory turned into a link', async (t) => {
+  const evilManifest = JSON.stringify([{ Config: `${sha(CONFIG)}.json`, RepoTags: ['victim/app:1'], Layers: [] }])
+  await t.rejects(
+    filtered(
+      await archive([
+        ...legacy(),
+        { name: 'd', type: 'symlink', linkname: '.' },
+        { name: 'd/manifest.json', body: evilManifest },
+      ]),
+    ),
+    /lies under the link d/,
+    'd -> . then d/manifest.json would replace the manifest read',
+  )
+  await t.rejects(
+    filtered(await archive([{ name: 'd/x', body: 'x' }, { name: 'd', type: 'symlink', linkname: '.' }, ...legacy()])),
+    /turns a directory into a link/,
+  )
+})
+
 t.test('a manifest.json path written another way is still the manifest', async (t) => {
   const entriesDotted = legacy().map((e) => (e.name === 'manifest.json' ? { ...e, name: './manifest.json' } : e))
   const out = await entries(await filtered(await archive(entriesDotted)))

@@ -34,6 +34,10 @@ const hello = (hostId: string, labels: Record<string, string>, serves: boolean):
   labels,
 })
 
+/** the same image named by its manifest digest too: only then does a host's holding it mean this content */
+const DIGEST = 'sha256:' + 'ef'.repeat(32)
+const DREF = `${REF}@${DIGEST}`
+
 const REF2 = 'reg.local/team/tokenizer:1'
 const ID2 = 'sha256:' + 'cd'.repeat(32)
 
@@ -48,7 +52,14 @@ const holds = (hostId: string): SnapshotMessage => ({
   disk: null,
   images: null,
   localImages: [
-    { id: ID, repoTags: [REF], repoDigests: [], sizeBytes: 1, cudaEnv: null, compat: null },
+    {
+      id: ID,
+      repoTags: [REF],
+      repoDigests: [`reg.local/team/model@${DIGEST}`],
+      sizeBytes: 1,
+      cudaEnv: null,
+      compat: null,
+    },
     { id: ID2, repoTags: [REF2], repoDigests: [], sizeBytes: 1, cudaEnv: null, compat: null },
   ],
   lastPrune: null,
@@ -269,12 +280,12 @@ t.test('racks start side by side: a host waiting for its rack gives its slot to 
   t.same(await sources(store, r.id), { a1: 'registry', b2: 'peers b1' }, 'b2 before a2 and a3, which wait for a1')
 })
 
-t.test('a host that holds the image already starts at once, with no registry turn and no peer', async (t) => {
+t.test('a host that holds the image by digest starts at once, with no registry turn and no peer', async (t) => {
   const { store, driver } = setup(t)
   await store.recordHello(hello('h0', {}, true))
   await store.recordSnapshot(holds('h0'))
   for (const h of ['s1', 's2']) await store.recordHello(hello(h, {}, true))
-  const r = await driver.create(spec())
+  const r = await driver.create(spec({ images: [DREF] }))
   t.same(await sources(store, r.id), { h0: 'held', s1: 'registry' }, 'h0 named no peers; s1 has the turn')
   await store.recordHello(hello('s3', {}, true))
   await driver.hostConnected('s3')
@@ -292,10 +303,10 @@ t.test("a source's slots count every rollout's fetches, and only connected fetch
   await store.recordHello(hello('s1', { team: 'a', b: 'yes' }, true))
   await store.recordHello(hello('s2', { team: 'a' }, true))
   for (const h of ['s3', 's4']) await store.recordHello(hello(h, { b: 'yes' }, true))
-  const a = await driver.create(spec({ selector: 'team=a' }))
+  const a = await driver.create(spec({ selector: 'team=a', images: [DREF] }))
   await finish(store, driver, a.id, 's1', 'registry')
   t.same(await sources(store, a.id), { s2: 'peers s1' }, "s2 takes s1's one slot")
-  const b = await driver.create(spec({ selector: 'b=yes' }))
+  const b = await driver.create(spec({ selector: 'b=yes', images: [DREF] }))
   t.same(await sources(store, b.id), { s1: 'held', s3: 'registry' }, 's1 holds it: no peers, no turn')
   await finish(store, driver, b.id, 's1', 'present')
   t.same(await sources(store, b.id), { s3: 'registry' }, "s4 waits: s1's slot serves rollout a's s2")
@@ -303,6 +314,16 @@ t.test("a source's slots count every rollout's fetches, and only connected fetch
   await store.recordDisconnect('s2')
   await driver.wake()
   t.same(await sources(store, b.id), { s3: 'registry', s4: 'peers s1' }, 's4 takes the slot s2 no longer uses')
+})
+
+t.test('a host holding a tag takes a registry turn: the tag may have moved since', async (t) => {
+  const { store, driver } = setup(t)
+  for (const h of ['h0', 'h1']) {
+    await store.recordHello(hello(h, {}, true))
+    await store.recordSnapshot(holds(h))
+  }
+  const r = await driver.create(spec())
+  t.same(await sources(store, r.id), { h0: 'registry' }, 'h1 waits for a turn or a source like any host')
 })
 
 t.test('a source reported failing twice is not named again in the rollout', async (t) => {
