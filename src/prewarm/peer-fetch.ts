@@ -125,6 +125,8 @@ async function loadFromPeer(
   let peerFailed = false
   counted.once('error', () => (peerFailed = true))
   const loaded = await loadImage(filterPeerArchive(counted, o.configDigest), o.signal).catch((err: Error) => {
+    // The peer's answer is cut at once, so it does not hold one of its upload slots for nothing.
+    counted.destroy()
     // The engine refusing or unreachable, or this host's disk full: not the peer's doing.
     if (!peerFailed && isLocalLoadFailure(err)) throw new LocalLoadError(err.message)
     throw err
