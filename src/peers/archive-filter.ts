@@ -34,7 +34,7 @@ export function archivePath(name: string): string | null {
  * image whose id (the sha256 of its config) is `configDigest`.
  */
 export function filterPeerArchive(archive: Readable, configDigest: string): Readable {
-  const extract = tar.extract()
+  const extract = boundedExtract()
   const pack = tar.pack()
   // Nothing is read from `archive` until the reader first reads, and a failure before then waits for
   // that read: an error emitted before the reader listens would be lost and leave it waiting.
@@ -195,4 +195,28 @@ function checkConfigs(configPaths: string[] | null, seen: Map<string, string>, c
   if (!digest) return `its config ${config} is missing or too large`
   if (digest !== configDigest) return `its image is ${digest}, not ${configDigest}`
   return null
+}
+
+interface ExtractInternals {
+  _parse(size: number, onparse: unknown): void
+  _stream: unknown
+  destroy(err?: Error): void
+}
+
+/**
+ * tar-stream's extract, refusing a pax or GNU long-name header larger than SMALL_ENTRY_BYTES: it
+ * holds such a header whole before it emits the entry, so a peer could otherwise make this host
+ * allocate whatever size the header claims. (tar-stream 2 reads a header's body through `_parse`
+ * while no entry stream is open; an entry's own data is read while one is.)
+ */
+function boundedExtract(): tar.Extract {
+  const extract = tar.extract()
+  const internals = extract as unknown as ExtractInternals
+  const parse = internals._parse
+  internals._parse = function (this: ExtractInternals, size: number, onparse: unknown) {
+    if (size > SMALL_ENTRY_BYTES && this._stream === null)
+      return this.destroy(new Error(`a tar header of ${size} bytes`))
+    return parse.call(this, size, onparse)
+  }
+  return extract
 }

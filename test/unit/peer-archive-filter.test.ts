@@ -175,6 +175,14 @@ t.test('refused: names written through a linked directory, or a directory turned
   )
 })
 
+t.test('refused: a pax header larger than a small entry, before it is held whole', async (t) => {
+  const pack = tar.pack()
+  pack.entry({ name: 'PaxHeader/x', type: 'pax-header', size: 8 * 1024 * 1024 }, Buffer.alloc(8 * 1024 * 1024, 'a'))
+  pack.finalize()
+  const tarball = await buffer(pack)
+  await t.rejects(filtered(Buffer.concat([tarball, await archive(legacy())])), /a tar header of 8388608 bytes/)
+})
+
 t.test('a manifest.json path written another way is still the manifest', async (t) => {
   const entriesDotted = legacy().map((e) => (e.name === 'manifest.json' ? { ...e, name: './manifest.json' } : e))
   const out = await entries(await filtered(await archive(entriesDotted)))
