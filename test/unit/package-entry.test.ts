@@ -11,7 +11,7 @@ t.ok(existsSync(CLI), `${pkg.bin.gpuhost} exists after the build`)
 t.match(readFileSync(CLI, 'utf8'), /^#!\/usr\/bin\/env node/, 'and starts with a node shebang')
 t.match(
   pkg.scripts.start,
-  new RegExp(`node ${pkg.bin.gpuhost.replace('.', '\\.')} agent --config config/agent\\.yaml`),
+  new RegExp(`node (--[a-z-]+=\\S+ )*${pkg.bin.gpuhost.replace('.', '\\.')} agent --config config/agent\\.yaml`),
   'npm start runs it on config/agent.yaml',
 )
 for (const unit of ['gpuhost-agent.service', 'gpuhost-coordinator.service']) {
