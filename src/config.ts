@@ -5,7 +5,7 @@ import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { describeZodIssues } from './validation.js'
-import { validate as isCronExpression } from 'node-cron'
+import { isCronExpression } from './schedule.js'
 import { imageRefSchema } from './image-ref-schema.js'
 import { ConfigError } from './errors.js'
 import { isBaseUrl } from './protocol.js'
@@ -391,7 +391,7 @@ export const coordinatorConfigSchema = z.strictObject({
 
 export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>
 
-// Kept in errors.ts so that the CLI can catch it without loading the schema (zod, yaml, node-cron).
+// Kept in errors.ts so that the CLI can catch it without loading the schema (zod, yaml, croner).
 export { ConfigError }
 
 export const DEFAULT_AGENT_CONFIG_FILE = '/etc/gpuhost/agent.yaml'

@@ -1,7 +1,7 @@
 // What starts a prewarm in the agent: the agent's start (wanted images missing), the
 // prewarm.schedule cron, POST /v1/prewarm, and the 'prewarm' action the coordinator and other
 // triggers invoke. All go through runPrewarm.
-import { createTask, validate, type ScheduledTask } from 'node-cron'
+import { isCronExpression, startSchedule, type Schedule } from '../schedule.js'
 import type { Feature } from '../agent/agent.js'
 import type { Trigger } from '../agent/actions.js'
 import type { GpuFacts } from '../agent/snapshot.js'
@@ -71,7 +71,7 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
     })
     ctx.http.post('/v1/prewarm', async (req) => ({ status: 200, body: await run(req.body, 'http') }))
 
-    let task: ScheduledTask | null = null
+    let task: Schedule | null = null
     return {
       components: [
         {
@@ -79,23 +79,20 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
           async start() {
             const schedule = config.prewarm.schedule
             if (schedule === null) return
-            if (!validate(schedule)) throw new Error(`prewarm.schedule: not a valid cron expression: ${schedule}`)
-            task = createTask(
-              schedule,
-              async () => {
-                try {
-                  await run({}, 'schedule')
-                } catch (err) {
-                  log.error({ err: (err as Error).message }, 'scheduled prewarm failed')
-                }
-              },
-              { name: 'prewarm', noOverlap: true },
-            )
-            await task.start()
+            if (!isCronExpression(schedule))
+              throw new Error(`prewarm.schedule: not a valid cron expression: ${schedule}`)
+            task = startSchedule(schedule, async () => {
+              try {
+                await run({}, 'schedule')
+              } catch (err) {
+                log.error({ err: (err as Error).message }, 'scheduled prewarm failed')
+              }
+            })
+            log.info({ next: task.next()?.toISOString() }, 'prewarm schedule armed')
           },
           async stop() {
             // A pull in flight is left to dockerd: waiting for a multi-GB download would hold a stop for minutes.
-            await task?.destroy()
+            task?.stop()
             task = null
             await deps.close()
           },

@@ -1,6 +1,6 @@
 // The time-driven prune triggers: the disk watcher and the cron schedule. Both only decide when;
 // the prune job decides what. Timers start in start() and end in stop().
-import cron, { type ScheduledTask } from 'node-cron'
+import { isCronExpression, startSchedule, type Schedule } from '../schedule.js'
 import type { Logger } from 'pino'
 import type { Component } from '../agent/lifecycle.js'
 import type { EventBus } from '../agent/events.js'
@@ -107,11 +107,11 @@ export class DiskWatcher implements Component {
 
 /**
  * prune.schedule, or one of prune.schedules (then `name` is set, and its runs follow that schedule's
- * rules): a cron expression (node-cron syntax, 5 or 6 fields); null: no scheduled prune.
+ * rules): a cron expression (5 fields, or 6 with seconds first); null: no scheduled prune.
  */
 export class CronPrune implements Component {
   readonly name: string
-  private task: ScheduledTask | null = null
+  private task: Schedule | null = null
 
   constructor(private readonly opts: { schedule: string | null; name?: string; prune: StartPrune; log: Logger }) {
     this.name = opts.name ? `prune-schedule:${opts.name}` : 'prune-schedule'
@@ -120,8 +120,10 @@ export class CronPrune implements Component {
   async start(): Promise<void> {
     const { schedule } = this.opts
     if (schedule === null) return
-    if (!cron.validate(schedule)) throw new Error(`prune.schedule: not a cron expression: ${JSON.stringify(schedule)}`)
-    this.task = cron.schedule(schedule, () => this.fire())
+    if (!isCronExpression(schedule))
+      throw new Error(`prune.schedule: not a cron expression: ${JSON.stringify(schedule)}`)
+    this.task = startSchedule(schedule, () => this.fire())
+    this.opts.log.info({ schedule: this.opts.name, next: this.task.next()?.toISOString() }, 'prune schedule armed')
   }
 
   /** what the schedule does when it fires */
@@ -133,7 +135,7 @@ export class CronPrune implements Component {
   }
 
   async stop(): Promise<void> {
-    await this.task?.destroy()
+    this.task?.stop()
     this.task = null
   }
 }
