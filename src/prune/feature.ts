@@ -70,7 +70,9 @@ export function createPruneFeature(): Feature {
       name: 'removal-recovery',
       // Names a removal took off before a crash go back at start, under the prune lock so that no
       // other process's removal is undone mid-way; a prune that holds the lock recovers them itself.
+      // With nothing in the journal the lock is not taken (nor its library loaded).
       start: async () => {
+        if (!ctx.runtime.hasInterruptedRemovals()) return
         const lock = { stateDir: ctx.config.stateDir, log: ctx.log, waitMs: 0 }
         void withPruneLock(lock, () => ctx.runtime.recoverInterruptedRemovals())
           .then((restored) => {

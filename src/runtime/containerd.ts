@@ -355,6 +355,10 @@ export class ContainerdRuntime implements ContainerRuntime {
     return { reclaimedBytes: 0 }
   }
 
+  hasInterruptedRemovals(): boolean {
+    return Object.keys(this.journal.pending()).length > 0
+  }
+
   async recoverInterruptedRemovals(): Promise<string[]> {
     const pending = this.journal.pending()
     const restored: string[] = []

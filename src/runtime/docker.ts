@@ -263,8 +263,12 @@ export class DockerRuntime implements ContainerRuntime {
     return this.call((docker) => loadImage(docker, archive, signal))
   }
 
+  hasInterruptedRemovals(): boolean {
+    return Object.keys(this.journal.pending()).length > 0
+  }
+
   async recoverInterruptedRemovals(): Promise<string[]> {
-    if (Object.keys(this.journal.pending()).length === 0) return []
+    if (!this.hasInterruptedRemovals()) return []
     return this.call((docker) => restoreInterrupted(docker, this.journal))
   }
 

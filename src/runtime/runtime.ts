@@ -185,6 +185,8 @@ export interface ContainerRuntime {
   loadImage?(archive: Readable, signal?: AbortSignal): Promise<{ ids: string[]; names: string[] }>
   /** removes unused build cache; the bytes it gave back */
   pruneBuildCache(): Promise<{ reclaimedBytes: number }>
+  /** whether a removal interrupted by a crash left names to put back (the journal says; no call) */
+  hasInterruptedRemovals(): boolean
   /** puts back the names a removal interrupted by a crash took off; returns what was restored */
   recoverInterruptedRemovals(): Promise<string[]>
 }
