@@ -5,6 +5,7 @@
 // checked again; it cannot name images either: the names an archive carries are stripped before
 // `docker load` could apply them (src/peers/archive-filter.ts).
 import { readFileSync } from 'node:fs'
+import { tlsFetch } from '../tls-fetch.js'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ContainerRuntime } from '../runtime/runtime.js'
@@ -74,7 +75,7 @@ async function readCapped(res: PeerResponse, max: number): Promise<string> {
   return Buffer.concat(chunks).subarray(0, max).toString('utf8')
 }
 
-/** the export request; over https with a fleet CA, through undici's fetch, the one that takes a CA per request */
+/** the export request; over https with a fleet CA, through tlsFetch (Node's own fetch takes no CA per request) */
 async function openPeer(peer: PeerSource, o: PeerFetchOptions): Promise<{ res: PeerResponse; close(): Promise<void> }> {
   // No redirects: the coordinator named this URL, and a peer must not send the token or the fetch elsewhere.
   const init = { headers: { authorization: `Bearer ${peer.token}` }, signal: o.signal, redirect: 'error' as const }
@@ -86,15 +87,9 @@ async function openPeer(peer: PeerSource, o: PeerFetchOptions): Promise<{ res: P
   } catch (err) {
     throw new Error(`peers.tls.caFile: cannot read ${o.caFile}: ${(err as Error).message}`)
   }
-  const undici = await import('undici')
-  const dispatcher = new undici.Agent({ connect: { ca } })
-  // destroy, not close: a refused archive's body is cut, and nothing waits for the rest of it
-  try {
-    return { res: await undici.fetch(peer.url, { ...init, dispatcher }), close: () => dispatcher.destroy() }
-  } catch (err) {
-    await dispatcher.destroy()
-    throw err
-  }
+  const res = await tlsFetch(peer.url, { headers: init.headers, signal: init.signal, ca })
+  // a refused archive's body is cut: nothing waits for the rest of it
+  return { res, close: () => (res.body?.cancel() ?? Promise.resolve()).catch(() => undefined) }
 }
 
 async function loadFromPeer(

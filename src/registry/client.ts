@@ -4,7 +4,7 @@
 // treats as insecure, configured mirrors first and then the registry itself.
 import { createHash } from 'node:crypto'
 import { parse as parseAuthHeader } from 'auth-header'
-import type { Agent, Dispatcher, Response } from 'undici'
+import { tlsFetch } from '../tls-fetch.js'
 import { CredentialStore, normalizeRegistryKey } from './credentials.js'
 import { RegistryError, isTransportError, transportReason } from './errors.js'
 import { DOCKERD_DEFAULT_TRUST, isInsecureRegistry, type RegistryTrust } from './insecure.js'
@@ -34,7 +34,8 @@ export interface RegistryClientOptions {
 
 interface Endpoint {
   base: string
-  dispatcher?: Dispatcher
+  /** TLS without verification, for registries dockerd would also reach with InsecureSkipVerify */
+  insecureTls?: boolean
 }
 interface Manifest {
   mediaType: string
@@ -52,9 +53,6 @@ export class RegistryClient implements RemoteImageSource {
   private readonly credentials: CredentialStore
   private readonly platform: Platform
   private readonly timeoutMs: number
-  // TLS without verification, for registries dockerd would also reach with InsecureSkipVerify.
-  private insecureTls: Agent | null = null
-
   private readonly mirrors = new Map<string, string[]>()
 
   constructor(private readonly opts: RegistryClientOptions = {}) {
@@ -236,16 +234,14 @@ export class RegistryClient implements RemoteImageSource {
           scope,
         })
         if (service) form.set('service', service)
-        res = await (
-          await undici()
-        ).fetch(url, { method: 'POST', body: form, signal: AbortSignal.timeout(this.timeoutMs) })
+        res = await fetchVia(url, { method: 'POST', body: form, signal: AbortSignal.timeout(this.timeoutMs) })
       } else {
         if (service) url.searchParams.set('service', service)
         url.searchParams.set('scope', scope)
         const headers: Record<string, string> = {}
         if (cred?.username)
           headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password ?? ''}`).toString('base64')}`
-        res = await (await undici()).fetch(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) })
+        res = await fetchVia(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) })
       }
     } catch (err) {
       throw new RegistryError(
@@ -280,13 +276,11 @@ export class RegistryClient implements RemoteImageSource {
     let lastError: unknown = null
     for (const endpoint of candidates) {
       try {
-        const res = await (
-          await undici()
-        ).fetch(endpoint.base + path, {
-          headers,
-          dispatcher: endpoint.dispatcher,
-          signal: AbortSignal.timeout(this.timeoutMs),
-        })
+        const res = await fetchVia(
+          endpoint.base + path,
+          { headers, signal: AbortSignal.timeout(this.timeoutMs) },
+          endpoint.insecureTls,
+        )
         this.endpoints.set(domain, endpoint)
         return res
       } catch (err) {
@@ -302,24 +296,24 @@ export class RegistryClient implements RemoteImageSource {
     const host = apiHost(domain)
     const trust = this.opts.trust ? await this.opts.trust().catch(() => DOCKERD_DEFAULT_TRUST) : DOCKERD_DEFAULT_TRUST
     if (!(await isInsecureRegistry(domain, trust))) return [{ base: `https://${host}` }]
-    this.insecureTls ??= new (await undici()).Agent({ connect: { rejectUnauthorized: false } })
-    return [{ base: `https://${host}`, dispatcher: this.insecureTls }, { base: `http://${host}` }]
+    return [{ base: `https://${host}`, insecureTls: true }, { base: `http://${host}` }]
   }
 
   async close(): Promise<void> {
-    await this.insecureTls?.close()
+    // nothing held: requests go through Node's global agents
   }
 }
 
-/**
- * undici (its fetch takes a dispatcher per request, which Node's own fetch does not offer as an API)
- * costs about 19 MiB once loaded: an agent that never asks a registry never loads it.
- */
-type Undici = Pick<typeof import('undici'), 'fetch' | 'Agent'>
-let undiciModule: Promise<Undici> | null = null
-function undici(): Promise<Undici> {
-  undiciModule ??= import('undici').then(({ fetch, Agent }) => ({ fetch, Agent }))
-  return undiciModule
+type FetchInit = {
+  method?: 'GET' | 'POST'
+  headers?: Record<string, string>
+  body?: URLSearchParams
+  signal: AbortSignal
+}
+
+/** a request through Node's own fetch, or over TLS left unchecked (an insecure registry) */
+function fetchVia(url: string | URL, init: FetchInit, insecureTls = false): Promise<Response> {
+  return insecureTls ? tlsFetch(url, { ...init, rejectUnauthorized: false }) : fetch(url, init)
 }
 
 async function registryErrorText(res: Response): Promise<string> {

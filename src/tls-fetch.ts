@@ -1,0 +1,66 @@
+// fetch for the two requests Node's own fetch cannot make: TLS checked against a CA of our own (a
+// fleet's peers, peers.tls.caFile) and TLS left unchecked (an insecure registry, tried over https
+// first as dockerd does). node:https under a WHATWG Response, so callers read the answer as they read
+// fetch's. No redirect is followed: a 3xx comes back as it is. Transport failures are TypeErrors with
+// the cause, as fetch's are; an abort is the signal's AbortError.
+import { request } from 'node:https'
+import { Readable } from 'node:stream'
+
+export interface TlsFetchInit {
+  method?: 'GET' | 'POST'
+  headers?: Record<string, string>
+  body?: string | URLSearchParams
+  signal?: AbortSignal
+  /** the CAs a server's certificate must chain to (default: Node's bundled roots) */
+  ca?: Buffer
+  /** false: any certificate, as for an insecure registry */
+  rejectUnauthorized?: boolean
+}
+
+/** statuses whose Response must carry no body */
+const NULL_BODY = new Set([101, 204, 205, 304])
+
+export function tlsFetch(url: string | URL, init: TlsFetchInit = {}): Promise<Response> {
+  const target = new URL(url)
+  if (target.protocol !== 'https:') return Promise.reject(new TypeError(`tlsFetch: not an https URL: ${target.origin}`))
+  const headers: Record<string, string> = { ...init.headers }
+  let body: Buffer | undefined
+  if (init.body !== undefined) {
+    if (init.body instanceof URLSearchParams)
+      headers['content-type'] ??= 'application/x-www-form-urlencoded;charset=UTF-8'
+    body = Buffer.from(String(init.body))
+    headers['content-length'] = String(body.length)
+  }
+  return new Promise((resolve, reject) => {
+    const req = request(
+      target,
+      {
+        method: init.method ?? 'GET',
+        headers,
+        ca: init.ca,
+        rejectUnauthorized: init.rejectUnauthorized ?? true,
+        signal: init.signal,
+      },
+      (res) => {
+        const status = res.statusCode ?? 0
+        if (status < 200 || status > 599) {
+          res.destroy()
+          reject(new TypeError(`fetch failed: ${target.origin} answered status ${status}`))
+          return
+        }
+        const answer = new Headers()
+        for (const [name, value] of Object.entries(res.headers))
+          for (const v of [value ?? []].flat()) answer.append(name, v)
+        if (NULL_BODY.has(status)) {
+          res.resume()
+          resolve(new Response(null, { status, statusText: res.statusMessage, headers: answer }))
+          return
+        }
+        const stream = Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>
+        resolve(new Response(stream, { status, statusText: res.statusMessage, headers: answer }))
+      },
+    )
+    req.on('error', (err) => reject(err.name === 'AbortError' ? err : new TypeError('fetch failed', { cause: err })))
+    req.end(body)
+  })
+}

@@ -1,0 +1,114 @@
+// tlsFetch against a real https server on loopback with a certificate openssl makes here: checked
+// against its CA, refused without it, taken unchecked when asked (an insecure registry), and read as
+// fetch's answers are read: status, headers, body, no body on 204, no redirect followed, aborts.
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { testDir } from '../harness/agent.js'
+import { which } from '../harness/services.js'
+import { tlsFetch } from '../../src/tls-fetch.js'
+
+if (!which('openssl')) {
+  t.plan(0, 'skipped: needs openssl to make a certificate')
+} else {
+  const dir = testDir(t)
+  const cert = join(dir.path, 'cert.pem')
+  const key = join(dir.path, 'key.pem')
+  const made = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'].concat([
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=registry',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]),
+    { encoding: 'utf8' },
+  )
+  t.equal(made.status, 0, `openssl: ${made.stderr}`)
+  const ca = readFileSync(cert)
+  const seen: { method?: string; type?: string; length?: string; body: string }[] = []
+  const server = createServer({ cert: ca, key: readFileSync(key) }, (req, res) => {
+    let body = ''
+    req.setEncoding('utf8')
+    req.on('data', (d: string) => (body += d))
+    req.on('end', () => {
+      seen.push({ method: req.method, type: req.headers['content-type'], length: req.headers['content-length'], body })
+      if (req.url === '/empty') return void res.writeHead(204).end()
+      if (req.url === '/moved') return void res.writeHead(302, { location: 'https://example.invalid/' }).end()
+      if (req.url === '/slow') return void res.writeHead(200).write('first part')
+      res.writeHead(200, { 'content-type': 'application/json', 'docker-content-digest': 'sha256:abc' })
+      res.end(JSON.stringify({ path: req.url, auth: req.headers.authorization ?? null }))
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => {
+    server.closeAllConnections()
+    server.close()
+  })
+  const base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
+
+  t.test('checked against the given CA: the answer reads as fetch’s', async (t) => {
+    const res = await tlsFetch(`${base}/v2/`, { ca, headers: { authorization: 'Bearer x' } })
+    t.equal(res.status, 200)
+    t.ok(res.ok)
+    t.equal(res.headers.get('docker-content-digest'), 'sha256:abc')
+    t.same(await res.json(), { path: '/v2/', auth: 'Bearer x' })
+  })
+
+  t.test('a certificate no CA vouches for is refused, as a transport failure', async (t) => {
+    const err = await tlsFetch(`${base}/v2/`).catch((e: Error) => e)
+    t.type(err, TypeError)
+    t.match((err as Error & { cause?: Error }).cause?.message, /self[- ]signed|unable to verify/i)
+  })
+
+  t.test('unchecked when asked, as for an insecure registry', async (t) => {
+    const res = await tlsFetch(`${base}/v2/`, { rejectUnauthorized: false })
+    t.equal(res.status, 200)
+    await res.body?.cancel()
+  })
+
+  t.test('a form POST carries its type and length', async (t) => {
+    const form = new URLSearchParams({ grant_type: 'refresh_token', scope: 'repository:a/b:pull' })
+    const res = await tlsFetch(`${base}/token`, { ca, method: 'POST', body: form })
+    t.equal(res.status, 200)
+    await res.text()
+    t.match(seen.at(-1), {
+      method: 'POST',
+      type: 'application/x-www-form-urlencoded;charset=UTF-8',
+      length: String(form.toString().length),
+      body: form.toString(),
+    })
+  })
+
+  t.test('204 has no body; a redirect comes back unfollowed', async (t) => {
+    const empty = await tlsFetch(`${base}/empty`, { ca })
+    t.equal(empty.status, 204)
+    t.equal(empty.body, null)
+    const moved = await tlsFetch(`${base}/moved`, { ca })
+    t.equal(moved.status, 302)
+    t.equal(moved.headers.get('location'), 'https://example.invalid/')
+    await moved.body?.cancel()
+  })
+
+  t.test('an abort ends a body that never finishes', async (t) => {
+    const controller = new AbortController()
+    const res = await tlsFetch(`${base}/slow`, { ca, signal: controller.signal })
+    t.equal(res.status, 200)
+    const reading = res.text()
+    controller.abort()
+    await t.rejects(reading)
+  })
+
+  t.test('only https', async (t) => {
+    await t.rejects(tlsFetch('http://127.0.0.1:1/'), /not an https URL/)
+  })
+}
