@@ -14,6 +14,8 @@ export function registerContainerGpuMetrics(snapshot: () => HostSnapshot, reg: R
     collect() {
       this.reset()
       const s = snapshot()
+      // the container index is built only when some GPU process runs in a container
+      if (!s.gpu.gpus.some((g) => g.processes?.some((p) => p.containerId !== undefined))) return
       const known = new Map<string, { name: string; image: string }>()
       for (const image of s.images ?? []) {
         const ref = image.repoTags[0] ?? image.id

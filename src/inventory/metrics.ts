@@ -2,9 +2,30 @@
 import { Gauge } from 'prom-client'
 import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../agent/metric-parts.js'
 import { DISK_KINDS } from './disk-breakdown.js'
-import { imageState, type HostSnapshot, type ImageState } from '../agent/snapshot.js'
+import { imageState, type HostSnapshot, type ImageFacts, type ImageState } from '../agent/snapshot.js'
 
 const IMAGE_STATES: ImageState[] = ['in_use', 'unused', 'dangling']
+
+type StateTotals = Record<'count' | 'bytes', Record<ImageState, number>>
+/**
+ * Counts and bytes by state, once per image list: the collector replaces the list on each run, so a
+ * scrape between runs (most of them, with thousands of images) reads the totals it already has.
+ */
+const totalsByList = new WeakMap<readonly ImageFacts[], StateTotals>()
+function stateTotals(images: readonly ImageFacts[]): StateTotals {
+  let totals = totalsByList.get(images)
+  if (!totals) {
+    const zero = () => Object.fromEntries(IMAGE_STATES.map((s) => [s, 0])) as Record<ImageState, number>
+    totals = { count: zero(), bytes: zero() }
+    for (const image of images) {
+      const state = imageState(image)
+      totals.count[state] += 1
+      totals.bytes[state] += image.sizeBytes
+    }
+    totalsByList.set(images, totals)
+  }
+  return totals
+}
 
 export function registerDiskAndImageMetrics(src: MetricsSources, reg: Registries): void {
   const perMount = (name: string, help: string, pick: (d: NonNullable<HostSnapshot['disk']>) => number) =>
@@ -22,7 +43,7 @@ export function registerDiskAndImageMetrics(src: MetricsSources, reg: Registries
   perMount('filesystem_size_bytes', 'size of the filesystem that holds Docker data', (d) => d.sizeBytes)
   perMount('filesystem_avail_bytes', 'bytes available to Docker on that filesystem', (d) => d.availBytes)
 
-  const byState = (name: string, help: string, measure: (sizeBytes: number) => number) =>
+  const byState = (name: string, help: string, measure: keyof StateTotals) =>
     new Gauge({
       name: `${P}${name}`,
       help,
@@ -32,8 +53,7 @@ export function registerDiskAndImageMetrics(src: MetricsSources, reg: Registries
         this.reset()
         const images = src.snapshot().images
         if (!images) return
-        const totals = Object.fromEntries(IMAGE_STATES.map((s) => [s, 0])) as Record<ImageState, number>
-        for (const image of images) totals[imageState(image)] += measure(image.sizeBytes)
+        const totals = stateTotals(images)[measure]
         for (const s of IMAGE_STATES) this.set({ state: s }, totals[s])
       },
     })
@@ -48,8 +68,8 @@ export function registerDiskAndImageMetrics(src: MetricsSources, reg: Registries
       if (h.kind) this.set({ kind: h.kind, version: h.version ?? '' }, h.reachable ? 1 : 0)
     },
   })
-  byState('docker_images', 'images by state', () => 1)
-  byState('docker_images_size_bytes', 'image bytes by state (shared layers counted in every image)', (size) => size)
+  byState('docker_images', 'images by state', 'count')
+  byState('docker_images_size_bytes', 'image bytes by state (shared layers counted in every image)', 'bytes')
 
   new Gauge({
     name: `${P}docker_disk_bytes`,
