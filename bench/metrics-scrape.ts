@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import type { HostSnapshot, ImageFacts } from '../src/agent/snapshot.js'
-import { freePort, rssMiB } from './support.js'
+import { freePort, rssMiB, serviceNodeOptions } from './support.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const DIST = join(ROOT, 'dist')
@@ -166,7 +166,8 @@ async function main(): Promise<void> {
     agent = spawn(
       process.execPath,
       ['--input-type=module', '-e', AGENT_CHILD, pathToFileURL(DIST).href, snapFile, join(dir, 'state')],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
+      // run as the systemd unit runs the agent (its NODE_OPTIONS), so the RSS is the one a host sees
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: serviceNodeOptions() } },
     )
     const { port } = JSON.parse(await firstLine(agent)) as { port: number }
     const results: Result[] = [
