@@ -3,6 +3,7 @@
 // RuntimeUnavailableError and mark Docker unreachable; every other error passes as Docker said it.
 import type { Readable } from 'node:stream'
 import type { AgentConfig } from '../config.js'
+import type { ListedImage } from '../inventory/image-facts.js'
 import type { RegistryTrust } from '../registry/insecure.js'
 import { DockerConnection, isConnectionError } from './docker-connection.js'
 import { pathPart, type EngineApi } from './engine-api.js'
@@ -26,16 +27,6 @@ import {
   type RuntimeHealth,
   type RuntimeImage,
 } from './runtime.js'
-
-interface ListedImage {
-  Id: string
-  RepoTags?: string[] | null
-  RepoDigests?: string[] | null
-  Size: number
-  SharedSize?: number
-  Created: number
-  Labels?: Record<string, string> | null
-}
 
 interface InspectedImage {
   Id: string

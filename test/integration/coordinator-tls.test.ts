@@ -3,70 +3,27 @@
 // client CA that names a host authenticates an agent for that host.
 import t from 'tap'
 import WebSocket from 'ws'
-import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { startAgent, testDir } from '../harness/agent.js'
 import { startCoordinator } from '../harness/coordinator.js'
 import { waitFor } from '../harness/ports.js'
 import { which } from '../harness/services.js'
-
-type Asserts = { equal: (a: unknown, b: unknown, m: string) => void; comment: (m: string) => void }
-
-function openssl(t: Asserts, args: string[]): void {
-  const r = spawnSync('openssl', args, { encoding: 'utf8' })
-  if (r.status !== 0) t.comment(r.stderr)
-  t.equal(r.status, 0, `openssl ${args[0]} ${args[1] ?? ''}`)
-}
+import { makeTestCa } from '../harness/tls.js'
 
 if (!which('openssl')) {
   t.plan(0, 'skipped: needs openssl to make certificates')
 } else {
   t.test('agents reach a wss:// coordinator through their CA file; a client certificate names a host', async (t) => {
     const dir = testDir(t, 'gh-tls-')
-    const p = (name: string) => `${dir.path}/${name}`
-    const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-    openssl(t, [
-      'req',
-      '-x509',
-      ...key,
-      '-keyout',
-      p('ca.key'),
-      '-out',
-      p('ca.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=gpuhost test CA',
-    ])
-    const signed = (name: string, subject: string, san: string) => {
-      openssl(t, ['req', ...key, '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', subject])
-      dir.file(`${name}.ext`, `subjectAltName=${san}\n`)
-      openssl(t, [
-        'x509',
-        '-req',
-        '-in',
-        p(`${name}.csr`),
-        '-CA',
-        p('ca.pem'),
-        '-CAkey',
-        p('ca.key'),
-        '-CAcreateserial',
-        '-out',
-        p(`${name}.pem`),
-        '-days',
-        '1',
-        '-extfile',
-        p(`${name}.ext`),
-      ])
-    }
-    signed('server', '/CN=gpuhost test coordinator', 'IP:127.0.0.1')
-    signed('client', '/CN=tls-cert-host', 'DNS:tls-cert-host')
-    const ca = readFileSync(p('ca.pem'))
+    const testCa = makeTestCa(dir.path)
+    const server = testCa.issue('server', '/CN=gpuhost test coordinator', 'IP:127.0.0.1')
+    const client = testCa.issue('client', '/CN=tls-cert-host', 'DNS:tls-cert-host')
+    const ca = testCa.ca
     const coord = await startCoordinator(
       t,
       undefined,
       {
-        tls: { certFile: p('server.pem'), keyFile: p('server.key'), clientCaFile: p('ca.pem') },
+        tls: { ...server, clientCaFile: testCa.caFile },
       },
       { ca },
     )
@@ -104,7 +61,7 @@ if (!which('openssl')) {
       coordinator: {
         url: coord.agentsUrl,
         tokenFile: coord.tokenFileFor('tls-ca'),
-        caFile: p('ca.pem'),
+        caFile: testCa.caFile,
         reconnectMaxSeconds: 1,
       },
     })
@@ -119,8 +76,8 @@ if (!which('openssl')) {
 
     // No bearer token: the client certificate speaks for the host it names, and only for it.
     const byCert = async (hostId: string) => {
-      const cert = readFileSync(p('client.pem'))
-      const ws = new WebSocket(coord.agentsUrl, { ca, cert, key: readFileSync(p('client.key')) })
+      const cert = readFileSync(client.certFile)
+      const ws = new WebSocket(coord.agentsUrl, { ca, cert, key: readFileSync(client.keyFile) })
       const inbox: any[] = []
       let closed: number | null = null
       ws.on('message', (d) => inbox.push(JSON.parse(String(d))))

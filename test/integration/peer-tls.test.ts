@@ -2,7 +2,6 @@
 // fetching agent trusts it through peers.tls.caFile and loads the image from it; plain http to that
 // port, and https without the fleet CA, get nothing.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { requireServices, which } from '../harness/services.js'
 import { startDockerd } from '../harness/dockerd.js'
@@ -13,6 +12,7 @@ import { freePort, waitFor } from '../harness/ports.js'
 import { hostToken } from '../../src/coordinator/identity.js'
 import { peerToken } from '../../src/peers/token.js'
 import { writeJsonAtomic } from '../../src/state/atomic.js'
+import { makeTestCa } from '../harness/tls.js'
 
 const MiB = 1024 * 1024
 
@@ -22,43 +22,8 @@ if (!which('openssl')) {
   t.test('a fetcher reaches an https peer through the fleet CA only', async (t) => {
     const dir = testDir(t, 'gh-peer-tls-')
     const p = (name: string) => join(dir.path, name)
-    const openssl = (args: string[]) => {
-      const r = spawnSync('openssl', args, { encoding: 'utf8' })
-      t.equal(r.status, 0, `openssl ${args.slice(0, 2).join(' ')}: ${r.stderr}`)
-    }
-    const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-    openssl([
-      'req',
-      '-x509',
-      ...key,
-      '-keyout',
-      p('ca.key'),
-      '-out',
-      p('ca.pem'),
-      '-days',
-      '1',
-      '-subj',
-      '/CN=fleet CA',
-    ])
-    openssl(['req', ...key, '-keyout', p('peer.key'), '-out', p('peer.csr'), '-subj', '/CN=gpu-a'])
-    dir.file('peer.ext', 'subjectAltName=IP:127.0.0.1\n')
-    openssl([
-      'x509',
-      '-req',
-      '-in',
-      p('peer.csr'),
-      '-CA',
-      p('ca.pem'),
-      '-CAkey',
-      p('ca.key'),
-      '-CAcreateserial',
-      '-out',
-      p('peer.pem'),
-      '-days',
-      '1',
-      '-extfile',
-      p('peer.ext'),
-    ])
+    const fleetCa = makeTestCa(dir.path, '/CN=fleet CA')
+    const peerCert = fleetCa.issue('peer', '/CN=gpu-a', 'IP:127.0.0.1')
 
     const registry = await startRegistry(t)
     const [serverDisk, fetcherDisk] = await Promise.all([
@@ -89,7 +54,7 @@ if (!which('openssl')) {
         peers: {
           serve: true,
           listen: `127.0.0.1:${port}`,
-          tls: { certFile: p('peer.pem'), keyFile: p('peer.key') },
+          tls: peerCert,
         },
       },
       { waitReady: true },
@@ -130,7 +95,7 @@ if (!which('openssl')) {
         hostId: 'gpu-b',
         docker: { socket: fetcherDisk.socket },
         prewarm: { schedule: null, retries: 0 },
-        peers: { tls: { caFile: p('ca.pem') } },
+        peers: { tls: { caFile: fleetCa.caFile } },
       },
       { waitReady: true },
     )

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path'
 import type { PrivateDockerd } from '../harness/dockerd.js'
 import type { ImageFacts } from '../../src/agent/snapshot.js'
 import { EngineApi } from '../../src/runtime/engine-api.js'
+import type { ListedImage } from '../../src/inventory/image-facts.js'
 
 const MiB = 1024 * 1024
 
@@ -68,15 +69,6 @@ export function makeRunnableImage(dockerd: PrivateDockerd, ref: string, fillerBy
 /** the private dockerd's API, unversioned: it answers in its own version */
 export function dockerClient(dockerd: PrivateDockerd): EngineApi {
   return new EngineApi(dockerd.socket, 60_000)
-}
-
-interface ListedImage {
-  Id: string
-  RepoTags?: string[] | null
-  RepoDigests?: string[] | null
-  Size: number
-  SharedSize?: number
-  Created: number
 }
 
 interface ListedContainer {
