@@ -11,7 +11,7 @@
 //
 // Needs root, dockerd, docker and docker-registry (see .ci/run).
 import { parseArgs } from 'node:util'
-import { startCoordinator, type RunningCoordinator } from '../test/harness/coordinator.js'
+import { startCoordinator, waitRollout, type RunningCoordinator } from '../test/harness/coordinator.js'
 import { waitFor } from '../test/harness/ports.js'
 import {
   imageIds,
@@ -37,16 +37,7 @@ async function rollout(coord: RunningCoordinator, fleet: PeerFleet, peers: boole
   const body = { images: [fleet.ref], maxParallelHosts: fleet.hosts.length, peers }
   const started = await coord.api('/v1/rollouts', { body })
   if (started.status !== 201) throw new Error(`rollout refused: ${JSON.stringify(started.body)}`)
-  let r: any = null
-  await waitFor(
-    'the rollout finished',
-    async () => {
-      r = (await coord.api(`/v1/rollouts/${started.body.id}`)).body
-      return ['succeeded', 'failed', 'cancelled'].includes(r.state)
-    },
-    600_000,
-    200,
-  )
+  const r = await waitRollout(coord, started.body.id, { timeoutMs: 600_000 })
   if (r.state !== 'succeeded') throw new Error(`rollout ${r.state}: ${JSON.stringify(r.hosts)}`)
   return r.hosts.map((h: any) => {
     const kinds = Object.entries(h.bytesBySource as Record<string, number>).filter(([, n]) => n > 0)

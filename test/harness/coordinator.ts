@@ -179,6 +179,28 @@ export function httpsCall(
   })
 }
 
+/** a rollout's state is final */
+export const rolloutEnded = (r: { state: string }) => ['succeeded', 'failed', 'cancelled'].includes(r.state)
+
+/** polls a rollout's status until `until` holds (by default: it ended) and returns that status */
+export async function waitRollout(
+  coord: Pick<RunningCoordinator, 'api'>,
+  id: string,
+  opts: { until?: (r: any) => boolean; what?: string; timeoutMs?: number; everyMs?: number } = {},
+): Promise<any> {
+  let last: any = null
+  await waitFor(
+    `rollout ${id} ${opts.what ?? 'to end'}`,
+    async () => {
+      last = (await coord.api(`/v1/rollouts/${id}`)).body
+      return (opts.until ?? rolloutEnded)(last)
+    },
+    opts.timeoutMs ?? 120_000,
+    opts.everyMs ?? 200,
+  )
+  return last
+}
+
 /** waits until a command has a result (succeeded or failed) and returns the coordinator's record of it */
 export async function waitForCommand(coord: RunningCoordinator, commandId: string): Promise<any> {
   let last: any = null

@@ -9,7 +9,7 @@
 import t from 'tap'
 import { requireServices } from '../harness/services.js'
 import { runCli } from '../harness/agent.js'
-import { startCoordinator } from '../harness/coordinator.js'
+import { startCoordinator, waitRollout } from '../harness/coordinator.js'
 import { waitFor } from '../harness/ports.js'
 import { imageIds, startPeerFleet } from '../support/peer-fleet.js'
 
@@ -45,16 +45,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
     const started = await coord.api('/v1/rollouts', { body: { images: [fleet.ref], maxParallelHosts: 4 } })
     t.equal(started.status, 201, JSON.stringify(started.body))
     const id = started.body.id as string
-    let r: any = null
-    await waitFor(
-      'the rollout finished',
-      async () => {
-        r = (await coord.api(`/v1/rollouts/${id}`)).body
-        return ['succeeded', 'failed', 'cancelled'].includes(r.state)
-      },
-      300_000,
-      500,
-    )
+    const r = await waitRollout(coord, id, { timeoutMs: 300_000, everyMs: 500 })
     t.equal(r.state, 'succeeded', JSON.stringify(r.hosts.map((h: any) => [h.hostId, h.state, h.reason])))
     t.same(r.spec.registryParallel, 1, 'one host at a time reads the registry (the default)')
 
@@ -132,16 +123,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
     const body = { images: [fleet.ref], maxParallelHosts: 4, peerAffinityLabel: 'rack' }
     const started = await coord.api('/v1/rollouts', { body })
     t.equal(started.status, 201, JSON.stringify(started.body))
-    let r: any = null
-    await waitFor(
-      'the rollout finished',
-      async () => {
-        r = (await coord.api(`/v1/rollouts/${started.body.id}`)).body
-        return ['succeeded', 'failed', 'cancelled'].includes(r.state)
-      },
-      300_000,
-      500,
-    )
+    const r = await waitRollout(coord, started.body.id, { timeoutMs: 300_000, everyMs: 500 })
     t.equal(r.state, 'succeeded', JSON.stringify(r.hosts.map((h: any) => [h.hostId, h.state, h.reason])))
     const served = fleet.registryBytes()
     t.ok(

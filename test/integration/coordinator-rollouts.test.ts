@@ -8,7 +8,13 @@ import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
 import { startRegistry, type PrivateRegistry } from '../harness/registry.js'
 import { makeImage, pushImage } from '../harness/images.js'
 import { runCli, startAgent } from '../harness/agent.js'
-import { startCoordinator, waitForCommand, type RunningCoordinator } from '../harness/coordinator.js'
+import {
+  rolloutEnded,
+  startCoordinator,
+  waitForCommand,
+  waitRollout,
+  type RunningCoordinator,
+} from '../harness/coordinator.js'
 import { fakeNvidiaSmi } from '../harness/nvidia-smi.js'
 import { waitFor } from '../harness/ports.js'
 
@@ -25,19 +31,6 @@ function publish(d: PrivateDockerd, r: PrivateRegistry, ref: string, env?: Recor
 
 const tags = (d: PrivateDockerd) => d.docker(['images', '--format', '{{.Repository}}:{{.Tag}}']).split('\n')
 
-async function waitRollout(coord: RunningCoordinator, id: string, until: (r: any) => boolean, what: string) {
-  let last: any = null
-  await waitFor(
-    `rollout ${what}`,
-    async () => {
-      last = (await coord.api(`/v1/rollouts/${id}`)).body
-      return until(last)
-    },
-    120_000,
-    200,
-  )
-  return last
-}
 /** how many images the agent's wanted set holds, whatever their state */
 async function wantedCount(agentUrl: string): Promise<number> {
   const text = await (await fetch(`${agentUrl}/metrics`)).text()
@@ -45,7 +38,7 @@ async function wantedCount(agentUrl: string): Promise<number> {
   return lines.reduce((sum, l) => sum + Number(l.split(' ').pop()), 0)
 }
 
-const finished = (r: any) => ['succeeded', 'failed', 'cancelled'].includes(r.state)
+const finished = rolloutEnded
 
 async function events(coord: RunningCoordinator, type: string): Promise<any[]> {
   const res = await coord.api(`/v1/events?type=${type}&limit=10000`)
@@ -134,7 +127,7 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       })
       t.equal(res.status, 201, JSON.stringify(res.body))
       firstRollout = res.body.id
-      const r = await waitRollout(coord, res.body.id, finished, 'to finish')
+      const r = await waitRollout(coord, res.body.id, { until: finished, what: 'to finish' })
       t.equal(r.state, 'succeeded')
       t.same(r.totals.hosts, { pending: 0, running: 0, succeeded: 3, skipped: 0, failed: 0 })
       t.ok(r.totals.bytesPulled > 0)
@@ -223,7 +216,7 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       await current.stop()
       current = await startCoordinator(outer, coord)
       await waitFor('agents back', async () => (await connected()) === 3, 60_000, 200)
-      const r = await waitRollout(current, res.body.id, finished, 'to finish after the restart')
+      const r = await waitRollout(current, res.body.id, { until: finished, what: 'to finish after the restart' })
       t.equal(r.state, 'succeeded')
       for (const h of hosts) t.ok(tags(byHost[h]).includes(third), `${h} has it`)
       for (const h of hosts) t.equal(await wantedCount(agentUrl[h]), 1, `${h} holds this rollout's image only`)
@@ -237,12 +230,18 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       const paused = await current.api(`/v1/rollouts/${res.body.id}/pause`, { method: 'POST' })
       t.equal(paused.status, 200)
       t.equal(paused.body.state, 'paused')
-      const idle = await waitRollout(current, res.body.id, (r) => r.totals.hosts.running === 0, 'to run nothing')
+      const idle = await waitRollout(current, res.body.id, {
+        until: (r) => r.totals.hosts.running === 0,
+        what: 'to run nothing',
+      })
       t.ok(idle.totals.hosts.pending >= 1, 'hosts wait while paused')
       t.equal((await current.api(`/v1/rollouts/${res.body.id}/pause`, { method: 'POST' })).status, 409)
       const cancelled = await current.api(`/v1/rollouts/${res.body.id}/cancel`, { method: 'POST' })
       t.equal(cancelled.status, 200)
-      const r = await waitRollout(current, res.body.id, (x) => x.totals.hosts.pending === 0, 'pending given up')
+      const r = await waitRollout(current, res.body.id, {
+        until: (x) => x.totals.hosts.pending === 0,
+        what: 'pending given up',
+      })
       t.equal(r.state, 'cancelled')
       const gaveUp = r.hosts.filter((h: any) => h.reason === 'the rollout was cancelled')
       t.ok(gaveUp.length >= 1)

@@ -1,7 +1,8 @@
 // Agent messages as a fleet store receives them, for the store tests.
 import type { CommandResult, EventMessage, Hello, SnapshotMessage } from '../../src/protocol.js'
 
-export const hello = (hostId: string): Hello => ({
+/** a host's hello; `over` replaces whole fields (actions, facts, labels) */
+export const hello = (hostId: string, over: Partial<Hello> = {}): Hello => ({
   v: 1,
   id: `h-${hostId}`,
   ts: '2026-11-23T10:00:00.000Z',
@@ -11,6 +12,7 @@ export const hello = (hostId: string): Hello => ({
   actions: ['status'],
   facts: { gpu: { available: true, driverVersion: '535.54.03' }, disk: { usedPercent: 50 }, images: { count: 2 } },
   labels: {},
+  ...over,
 })
 
 /** an agent's result for `commandId`: `ok` with `result`, or failed with `error` */

@@ -16,23 +16,18 @@ import { RolloutDriver } from '../../src/coordinator/rollouts.js'
 import { SqliteFleetStore } from '../../src/coordinator/sqlite-store.js'
 import { verifyPeerToken } from '../../src/peers/token.js'
 import type { Hello, SnapshotMessage } from '../../src/protocol.js'
-import { commandResult } from '../support/fleet-messages.js'
+import { commandResult, hello as fleetHello } from '../support/fleet-messages.js'
 
 const REF = 'reg.local/team/model:1'
 const ID = 'sha256:' + 'ab'.repeat(32)
 const SECRET = 'fleet-secret'
 
-const hello = (hostId: string, labels: Record<string, string>, serves: boolean): Hello => ({
-  v: 1,
-  id: `h-${hostId}`,
-  ts: '2026-11-23T10:00:00.000Z',
-  hostId,
-  type: 'hello',
-  version: '0.1.0',
-  actions: ['prewarm'],
-  facts: serves ? { peers: { url: `http://${hostId}:9479`, maxUploads: 1 } } : {},
-  labels,
-})
+const hello = (hostId: string, labels: Record<string, string>, serves: boolean): Hello =>
+  fleetHello(hostId, {
+    actions: ['prewarm'],
+    facts: serves ? { peers: { url: `http://${hostId}:9479`, maxUploads: 1 } } : {},
+    labels,
+  })
 
 /** the same image named by its manifest digest too: only then does a host's holding it mean this content */
 const DIGEST = 'sha256:' + 'ef'.repeat(32)

@@ -10,22 +10,17 @@ import type { CompatEvaluator } from '../../src/coordinator/compat.js'
 import { RolloutDriver } from '../../src/coordinator/rollouts.js'
 import { SqliteFleetStore } from '../../src/coordinator/sqlite-store.js'
 import type { Hello, SnapshotMessage } from '../../src/protocol.js'
-import { commandResult } from '../support/fleet-messages.js'
+import { commandResult, hello as fleetHello } from '../support/fleet-messages.js'
 
 const CUDA12 = 'reg.local/team/cuda12:1'
 const PLAIN = 'reg.local/team/plain:1'
 
-const hello = (hostId: string, cudaVersion: string, labels: Record<string, string> = { pool: 'train' }): Hello => ({
-  v: 1,
-  id: `h-${hostId}`,
-  ts: '2026-11-23T10:00:00.000Z',
-  hostId,
-  type: 'hello',
-  version: '0.1.0',
-  actions: ['prewarm'],
-  facts: { gpu: { available: true, driverVersion: 'x', cudaVersion, gpus: [] } },
-  labels,
-})
+const hello = (hostId: string, cudaVersion: string, labels: Record<string, string> = { pool: 'train' }): Hello =>
+  fleetHello(hostId, {
+    actions: ['prewarm'],
+    facts: { gpu: { available: true, driverVersion: 'x', cudaVersion, gpus: [] } },
+    labels,
+  })
 
 /** a host that already holds the CUDA 12 image and reported its requirement */
 const holder = (hostId: string): SnapshotMessage => ({
