@@ -81,6 +81,7 @@ interface Startup {
 interface Churn {
   images: number
   idle: { rssMiB: number; heapUsedMiB: number; peakRssMiB: number }
+  load: { scrapers: number; seconds: number; scrapes: number; pruneMs: number; peakRssMiB: number } | null
 }
 interface Scrape {
   images: number
@@ -140,6 +141,21 @@ const churn = await runBench<Churn>(
       met: yes(f.idle.rssMiB <= 64),
     })
   } else rows.push(notRun(what, goal, churn.why))
+}
+
+{
+  const what = 'agent peak RSS, 2,000 images, 50 scrapers and a prune plan'
+  const goal = '≤ 96 MiB'
+  if (churn.ok && churn.figures.load) {
+    const { load } = churn.figures
+    rows.push({
+      what,
+      gpuhost: mib(load.peakRssMiB),
+      reference: `${load.scrapes.toLocaleString('en')} scrapes in ${load.seconds} s; prune plan ${s(load.pruneMs)}`,
+      goal,
+      met: yes(load.peakRssMiB <= 96),
+    })
+  } else rows.push(notRun(what, goal, churn.ok ? 'not run (--scrapers 0)' : churn.why))
 }
 
 {

@@ -5,14 +5,20 @@
 // and compares the first quarter with the last (medians), so a leak shows as a rising line.
 //
 //   npm run -s build && npx tsx bench/memory-churn.ts [--images 2000] [--minutes 30] [--sample 30]
-//                                                    [--churn 20] [--churn-every 5] [--json]
+//                                                    [--churn 20] [--churn-every 5] [--scrapers 50]
+//                                                    [--load-seconds 20] [--json]
 //
-// --minutes 0 measures the settled agent with its images and no churn (the figure `npm run bench`
+// Once settled, and before any churn, the agent is put under load for --load-seconds: --scrapers
+// clients scraping /metrics back to back while a prune plans over every image (a dry run with target
+// 1 %, so the whole inventory is planned and reported). The peak RSS of that phase is read from
+// VmHWM, reset first through /proc/PID/clear_refs. --scrapers 0 skips it.
+//
+// --minutes 0 measures the settled agent with its images and no churn (the figures `npm run bench`
 // shows). Needs root, dockerd and docker (see .ci/run).
-import { existsSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { CLI, startAgent } from '../test/harness/agent.js'
+import { CLI, post, startAgent } from '../test/harness/agent.js'
 import { startDockerd } from '../test/harness/dockerd.js'
 import { loadManyImages } from './many-images.js'
 import { benchRun, rssMiB, serviceNodeOptions } from './support.js'
@@ -25,6 +31,8 @@ const { values } = parseArgs({
     churn: { type: 'string', default: '20' },
     'churn-every': { type: 'string', default: '5' },
     settle: { type: 'string', default: '20' },
+    scrapers: { type: 'string', default: '50' },
+    'load-seconds': { type: 'string', default: '20' },
     json: { type: 'boolean', default: false },
   },
 })
@@ -34,7 +42,9 @@ const SAMPLE_S = Number(values.sample)
 const CHURN = Number(values.churn)
 const CHURN_EVERY_S = Number(values['churn-every'])
 const SETTLE_S = Number(values.settle)
-for (const [k, v] of Object.entries({ IMAGES, MINUTES, SAMPLE_S, CHURN, CHURN_EVERY_S, SETTLE_S }))
+const SCRAPERS = Number(values.scrapers)
+const LOAD_S = Number(values['load-seconds'])
+for (const [k, v] of Object.entries({ IMAGES, MINUTES, SAMPLE_S, CHURN, CHURN_EVERY_S, SETTLE_S, SCRAPERS, LOAD_S }))
   if (!Number.isFinite(v) || v < 0) throw new Error(`${k.toLowerCase()} must be a number ≥ 0`)
 /** human lines go to stderr when stdout carries the JSON figures */
 const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + '\n')
@@ -55,6 +65,53 @@ async function scrapeMemory(url: string): Promise<{ heapUsed: number; heapTotal:
     heapUsed: value(/^gpuhost_nodejs_heap_size_used_bytes (\S+)$/gm) / 2 ** 20,
     heapTotal: value(/^gpuhost_nodejs_heap_size_total_bytes (\S+)$/gm) / 2 ** 20,
     images: value(/^gpuhost_docker_images\{[^}]*\} (\S+)$/gm),
+  }
+}
+
+export interface LoadFigures {
+  scrapers: number
+  seconds: number
+  scrapes: number
+  /** how long the prune's plan over every image took to answer */
+  pruneMs: number
+  /** images the plan would remove, and those it keeps with a reason (fresh ones, here) */
+  planned: number
+  kept: number
+  result: string
+  /** the highest RSS while loaded */
+  peakRssMiB: number
+}
+
+/** scrapers back to back on /metrics for LOAD_S, with one prune planning over every image meanwhile */
+async function underLoad(agent: { url: string; token: string; pid: number }): Promise<LoadFigures> {
+  // 5: reset the peak RSS (VmHWM) to the current RSS, so the peak read after is this phase's own
+  writeFileSync(`/proc/${agent.pid}/clear_refs`, '5')
+  const end = Date.now() + LOAD_S * 1000
+  let scrapes = 0
+  const scraper = async () => {
+    while (Date.now() < end) {
+      const res = await fetch(`${agent.url}/metrics`)
+      if (!res.ok) throw new Error(`/metrics answered ${res.status}`)
+      await res.text()
+      scrapes++
+    }
+  }
+  const pruneStarted = Date.now()
+  const prune = post(`${agent.url}/v1/prune`, agent.token, { dryRun: true, targetPercent: 1 }).then((r) => {
+    if (r.status !== 200) throw new Error(`the prune answered ${r.status}: ${JSON.stringify(r.body)}`)
+    const { plan = [], kept = [], result } = r.body as { plan?: unknown[]; kept?: unknown[]; result: string }
+    return { ms: Date.now() - pruneStarted, planned: plan.length, kept: kept.length, result }
+  })
+  const [done] = await Promise.all([prune, ...Array.from({ length: SCRAPERS }, scraper)])
+  return {
+    scrapers: SCRAPERS,
+    seconds: LOAD_S,
+    scrapes,
+    pruneMs: done.ms,
+    planned: done.planned,
+    kept: done.kept,
+    result: done.result,
+    peakRssMiB: rssMiB(agent.pid, 'VmHWM'),
   }
 }
 
@@ -108,6 +165,16 @@ async function main(): Promise<void> {
       `heap used ${idle.heapUsedMiB.toFixed(1)} MiB, ` +
       `peak RSS since start ${idle.peakRssMiB.toFixed(1)} MiB`,
   )
+
+  let load: LoadFigures | null = null
+  if (SCRAPERS > 0 && LOAD_S > 0) {
+    load = await underLoad(agent)
+    say(
+      `# under load (${LOAD_S} s): ${SCRAPERS} scrapers made ${load.scrapes} scrapes while a prune planned ` +
+        `over every image (${load.result}: ${load.planned} planned, ${load.kept} kept; ${load.pruneMs} ms); ` +
+        `peak RSS ${load.peakRssMiB.toFixed(1)} MiB`,
+    )
+  }
 
   const samples: MemorySample[] = []
   let churned = 0
@@ -182,7 +249,7 @@ async function main(): Promise<void> {
   await agent.stop()
   if (values.json)
     process.stdout.write(
-      JSON.stringify({ images: IMAGES, minutes: MINUTES, idle, peakRssMiB, compare, samples }) + '\n',
+      JSON.stringify({ images: IMAGES, minutes: MINUTES, idle, load, peakRssMiB, compare, samples }) + '\n',
     )
 }
 
