@@ -7,10 +7,23 @@ import { Cron, type CronOptions } from 'croner'
 
 const SYNTAX: CronOptions = { mode: '5-or-6-parts', domAndDow: true }
 
+const DAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday']
+// May is its own abbreviation.
+const MONTHS = [
+  ...['january', 'february', 'march', 'april', 'june', 'july'],
+  ...['august', 'september', 'october', 'november', 'december'],
+]
+const FULL_NAMES = new RegExp(`\\b(${[...DAYS, ...MONTHS].join('|')})\\b`, 'gi')
+
+/** node-cron also took full day and month names (`sunday`, `january`); croner takes the first three letters */
+function abbreviated(expression: string): string {
+  return expression.replace(FULL_NAMES, (name) => name.slice(0, 3))
+}
+
 /** whether `expression` is a schedule this agent accepts */
 export function isCronExpression(expression: string): boolean {
   try {
-    new Cron(expression, { ...SYNTAX, paused: true }).stop()
+    new Cron(abbreviated(expression), { ...SYNTAX, paused: true }).stop()
     return true
   } catch {
     return false
@@ -23,7 +36,7 @@ export function isCronExpression(expression: string): boolean {
  * process-wide list where a name may be used once, and tests start several agents in one process.
  */
 export function startSchedule(expression: string, run: () => Promise<unknown>): Schedule {
-  const job = new Cron(expression, { ...SYNTAX, protect: true }, async () => {
+  const job = new Cron(abbreviated(expression), { ...SYNTAX, protect: true }, async () => {
     await run()
   })
   return { next: () => job.nextRun(), stop: () => job.stop() }
@@ -37,5 +50,5 @@ export interface Schedule {
 
 /** the first time after `after` that `expression` names (what a started schedule would wait for) */
 export function nextRun(expression: string, after: Date): Date | null {
-  return new Cron(expression, { ...SYNTAX, paused: true }).nextRun(after)
+  return new Cron(abbreviated(expression), { ...SYNTAX, paused: true }).nextRun(after)
 }

@@ -12,6 +12,9 @@ t.test('what the config accepts and refuses', async (t) => {
     '0 4 1-7 * MON',
     '0 0 L * *',
     '0 0 1 JAN,JUL *',
+    '0 3 * * sunday',
+    '0 0 1 january,July *',
+    '0 0 * * Monday-Friday',
   ])
     t.ok(isCronExpression(ok), ok)
   for (const bad of [
@@ -36,6 +39,8 @@ t.test('next times, in local time', async (t) => {
   t.same(nextRun('0 0 L * *', from), new Date(2026, 5, 30, 0, 0, 0), 'L is the last day of the month')
   // both day fields set: a time must match both (the first Monday of a month), not either
   t.same(nextRun('0 4 1-7 * MON', from), new Date(2026, 6, 6, 4, 0, 0), 'the first Monday of July')
+  t.same(nextRun('0 3 * * sunday', from), nextRun('0 3 * * 0', from), 'full day names, as node-cron took them')
+  t.same(nextRun('0 0 1 september *', from), new Date(2026, 8, 1, 0, 0, 0), 'full month names')
 })
 
 t.test('a started schedule runs, never twice at once, and stops', async (t) => {
