@@ -3,6 +3,7 @@
 // first as dockerd does). node:https under a WHATWG Response, so callers read the answer as they read
 // fetch's. No redirect is followed: a 3xx comes back as it is. Transport failures are TypeErrors with
 // the cause, as fetch's are; an abort is the signal's AbortError.
+import type { IncomingMessage } from 'node:http'
 import { request } from 'node:https'
 import { Readable } from 'node:stream'
 
@@ -42,25 +43,29 @@ export function tlsFetch(url: string | URL, init: TlsFetchInit = {}): Promise<Re
         signal: init.signal,
       },
       (res) => {
-        const status = res.statusCode ?? 0
-        if (status < 200 || status > 599) {
+        // Whatever the server sent that a Response cannot carry fails this request, never the process.
+        try {
+          resolve(toResponse(res))
+        } catch (err) {
           res.destroy()
-          reject(new TypeError(`fetch failed: ${target.origin} answered status ${status}`))
-          return
+          reject(new TypeError(`fetch failed: ${target.origin} sent an answer fetch cannot carry`, { cause: err }))
         }
-        const answer = new Headers()
-        for (const [name, value] of Object.entries(res.headers))
-          for (const v of [value ?? []].flat()) answer.append(name, v)
-        if (NULL_BODY.has(status)) {
-          res.resume()
-          resolve(new Response(null, { status, statusText: res.statusMessage, headers: answer }))
-          return
-        }
-        const stream = Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>
-        resolve(new Response(stream, { status, statusText: res.statusMessage, headers: answer }))
       },
     )
     req.on('error', (err) => reject(err.name === 'AbortError' ? err : new TypeError('fetch failed', { cause: err })))
     req.end(body)
   })
+}
+
+/** the answer as fetch gives it; the reason phrase is left out (a Response refuses some a server may send) */
+function toResponse(res: IncomingMessage): Response {
+  const status = res.statusCode ?? 0
+  if (status < 200 || status > 599) throw new RangeError(`status ${status}`)
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(res.headers)) for (const v of [value ?? []].flat()) headers.append(name, v)
+  if (NULL_BODY.has(status)) {
+    res.resume()
+    return new Response(null, { status, headers })
+  }
+  return new Response(Readable.toWeb(res) as unknown as ReadableStream<Uint8Array>, { status, headers })
 }

@@ -70,9 +70,16 @@ export function createPruneFeature(): Feature {
       name: 'removal-recovery',
       // Names a removal took off before a crash go back at start, under the prune lock so that no
       // other process's removal is undone mid-way; a prune that holds the lock recovers them itself.
-      // With nothing in the journal the lock is not taken (nor its library loaded).
+      // With nothing in the journal the lock is not taken (nor its library loaded); a journal that
+      // cannot be read goes the locked way, which reports it without stopping the start.
       start: async () => {
-        if (!ctx.runtime.hasInterruptedRemovals()) return
+        let pending = true
+        try {
+          pending = ctx.runtime.hasInterruptedRemovals()
+        } catch {
+          // reported below, by the recovery that reads it again
+        }
+        if (!pending) return
         const lock = { stateDir: ctx.config.stateDir, log: ctx.log, waitMs: 0 }
         void withPruneLock(lock, () => ctx.runtime.recoverInterruptedRemovals())
           .then((restored) => {

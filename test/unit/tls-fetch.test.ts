@@ -4,6 +4,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:https'
+import { createServer as createTlsServer } from 'node:tls'
 import type { AddressInfo } from 'node:net'
 import { testDir } from '../harness/agent.js'
 import { which } from '../harness/services.js'
@@ -96,6 +97,27 @@ if (!which('openssl')) {
     const reading = res.text()
     controller.abort()
     await t.rejects(reading)
+  })
+
+  t.test('an answer a Response cannot carry fails the request, not the process', async (t) => {
+    // a raw TLS server: a reason phrase with a control character, then a status fetch does not know
+    const raw = createTlsServer({ cert: readFileSync(served.certFile), key: readFileSync(served.keyFile) }, (s) => {
+      s.once('data', (request) => {
+        const odd = request.toString().startsWith('GET /odd-status')
+        s.end(
+          odd ? 'HTTP/1.1 999 Odd\r\ncontent-length: 0\r\n\r\n' : 'HTTP/1.1 200 O\x01K\r\ncontent-length: 2\r\n\r\nok',
+        )
+      })
+    })
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r))
+    t.teardown(() => raw.close())
+    const rawBase = `https://127.0.0.1:${(raw.address() as AddressInfo).port}`
+    const odd = await tlsFetch(`${rawBase}/odd-reason`, { ca })
+    t.equal(odd.status, 200)
+    t.equal(await odd.text(), 'ok', 'the reason phrase is not carried, the answer is')
+    const err = await tlsFetch(`${rawBase}/odd-status`, { ca }).catch((e: Error) => e)
+    t.type(err, TypeError)
+    t.match((err as Error).message, /fetch failed|fetch cannot carry/, 'a transport failure, as fetch reports one')
   })
 
   t.test('only https', async (t) => {
