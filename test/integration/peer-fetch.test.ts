@@ -6,16 +6,14 @@
 // registry names it, and its layer is never read from the registry.
 import t from 'tap'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { join } from 'node:path'
 import { requireServices } from '../harness/services.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { startRegistry } from '../harness/registry.js'
 import { makeImage, pushImage } from '../harness/images.js'
 import { post, startAgent, testDir } from '../harness/agent.js'
 import { freePort } from '../harness/ports.js'
-import { hostToken } from '../../src/coordinator/identity.js'
 import { peerToken } from '../../src/peers/token.js'
-import { writeJsonAtomic } from '../../src/state/atomic.js'
+import { startServingHost } from '../support/peer-fleet.js'
 
 const MiB = 1024 * 1024
 
@@ -82,30 +80,11 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
     const layer = manifest.layers[0]
 
     const dir = testDir(t)
-    const state = join(dir.path, 'server-state')
-    writeJsonAtomic(join(state, 'prewarm-wanted.json'), {
-      version: 1,
-      held: [{ ref, source: 'rollout:r1', since: new Date().toISOString() }],
-    })
     const common = {
       gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
       prune: { highPercent: 100, schedule: null },
     }
-    const linkToken = hostToken('fleet-secret', 'gpu-a')
-    const peerPort = await freePort()
-    await startAgent(
-      t,
-      {
-        ...common,
-        hostId: 'gpu-a',
-        stateDir: state,
-        docker: { socket: serverDisk.socket },
-        prewarm: { schedule: null },
-        coordinator: { tokenFile: dir.file('link-token', linkToken + '\n') },
-        peers: { serve: true, listen: `127.0.0.1:${peerPort}` },
-      },
-      { waitReady: true },
-    )
+    const { linkToken, port: peerPort } = await startServingHost(t, dir, serverDisk, ref)
     const real = `http://127.0.0.1:${peerPort}`
     const path = `/v1/images/${configDigest}/export`
     const token = peerToken(linkToken, {

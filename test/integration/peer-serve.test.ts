@@ -9,11 +9,11 @@ import { join } from 'node:path'
 import { requireServices } from '../harness/services.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { makeImage } from '../harness/images.js'
-import { startAgent, testDir } from '../harness/agent.js'
-import { freePort, waitFor } from '../harness/ports.js'
+import { testDir } from '../harness/agent.js'
+import { waitFor } from '../harness/ports.js'
 import { hostToken } from '../../src/coordinator/identity.js'
 import { peerToken } from '../../src/peers/token.js'
-import { writeJsonAtomic } from '../../src/state/atomic.js'
+import { startServingHost } from '../support/peer-fleet.js'
 import { DockerRuntime } from '../../src/runtime/docker.js'
 import { agentConfigSchema, parseConfig } from '../../src/config.js'
 
@@ -23,28 +23,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const heldId = makeImage(server, { ref: 'fleet/model:1', sizeBytes: 24 * 1024 * 1024 })
     const otherId = makeImage(server, { ref: 'private/notes:1', sizeBytes: 1024 })
     const dir = testDir(t)
-    const state = join(dir.path, 'state')
-    // what a rollout's prewarm leaves: the image held in the wanted set under the rollout's name
-    writeJsonAtomic(join(state, 'prewarm-wanted.json'), {
-      version: 1,
-      held: [{ ref: 'fleet/model:1', source: 'rollout:r1', since: new Date().toISOString() }],
-    })
-    const linkToken = hostToken('fleet-secret', 'gpu-a')
-    const port = await freePort()
-    const agent = await startAgent(
-      t,
-      {
-        hostId: 'gpu-a',
-        stateDir: state,
-        docker: { socket: server.socket },
-        gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
-        prune: { highPercent: 100, schedule: null },
-        prewarm: { schedule: null },
-        coordinator: { tokenFile: dir.file('link-token', linkToken + '\n') },
-        peers: { serve: true, listen: `127.0.0.1:${port}`, maxUploads: 1 },
-      },
-      { waitReady: true },
-    )
+    const { agent, linkToken, port } = await startServingHost(t, dir, server, 'fleet/model:1', { maxUploads: 1 })
     const base = `http://127.0.0.1:${port}`
     const exportUrl = (id: string) => `${base}/v1/images/${id}/export`
     const grant = (ref: string, over: { server?: string; expiresAt?: number; key?: string } = {}) =>

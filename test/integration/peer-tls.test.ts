@@ -2,16 +2,14 @@
 // fetching agent trusts it through peers.tls.caFile and loads the image from it; plain http to that
 // port, and https without the fleet CA, get nothing.
 import t from 'tap'
-import { join } from 'node:path'
 import { requireServices, which } from '../harness/services.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { startRegistry } from '../harness/registry.js'
 import { makeImage, pushImage } from '../harness/images.js'
 import { post, startAgent, testDir } from '../harness/agent.js'
-import { freePort, waitFor } from '../harness/ports.js'
-import { hostToken } from '../../src/coordinator/identity.js'
+import { waitFor } from '../harness/ports.js'
 import { peerToken } from '../../src/peers/token.js'
-import { writeJsonAtomic } from '../../src/state/atomic.js'
+import { startServingHost } from '../support/peer-fleet.js'
 import { makeTestCa } from '../harness/tls.js'
 
 const MiB = 1024 * 1024
@@ -21,7 +19,6 @@ if (!which('openssl')) {
 } else if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
   t.test('a fetcher reaches an https peer through the fleet CA only', async (t) => {
     const dir = testDir(t, 'gh-peer-tls-')
-    const p = (name: string) => join(dir.path, name)
     const fleetCa = makeTestCa(dir.path, '/CN=fleet CA')
     const peerCert = fleetCa.issue('peer', '/CN=gpu-a', 'IP:127.0.0.1')
 
@@ -34,31 +31,8 @@ if (!which('openssl')) {
     const ref = pushImage(serverDisk, 'fleet/model:1', registry.host)
     serverDisk.docker(['tag', 'fleet/model:1', ref])
     const configDigest = serverDisk.docker(['image', 'inspect', '--format', '{{.Id}}', ref]).trim()
-    const state = p('server-state')
-    writeJsonAtomic(join(state, 'prewarm-wanted.json'), {
-      version: 1,
-      held: [{ ref, source: 'rollout:r1', since: new Date().toISOString() }],
-    })
     const common = { gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' }, prune: { highPercent: 100, schedule: null } }
-    const linkToken = hostToken('fleet-secret', 'gpu-a')
-    const port = await freePort()
-    await startAgent(
-      t,
-      {
-        ...common,
-        hostId: 'gpu-a',
-        stateDir: state,
-        docker: { socket: serverDisk.socket },
-        prewarm: { schedule: null },
-        coordinator: { tokenFile: dir.file('link-token', linkToken + '\n') },
-        peers: {
-          serve: true,
-          listen: `127.0.0.1:${port}`,
-          tls: peerCert,
-        },
-      },
-      { waitReady: true },
-    )
+    const { linkToken, port } = await startServingHost(t, dir, serverDisk, ref, { tls: peerCert })
     const path = `/v1/images/${configDigest}/export`
     const token = peerToken(linkToken, {
       server: 'gpu-a',

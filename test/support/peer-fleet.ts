@@ -3,10 +3,12 @@
 // out, with grants signed as the coordinator signs them; or, with a coordinator, linked to it so
 // that its rollouts spread the image. Shared by the peer tests and bench.
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { writeJsonAtomic } from '../../src/state/atomic.js'
 import { hostToken } from '../../src/coordinator/identity.js'
 import { grantPeer } from '../../src/coordinator/peer-grants.js'
 import { planPeerSources } from '../../src/coordinator/peer-sources.js'
-import { post, startAgent, testDir, type RunningAgent } from '../harness/agent.js'
+import { post, startAgent, testDir, type RunningAgent, type TestDir } from '../harness/agent.js'
 import { startDockerd, type PrivateDockerd } from '../harness/dockerd.js'
 import { makeImage, pushImage } from '../harness/images.js'
 import { freePort } from '../harness/ports.js'
@@ -175,4 +177,39 @@ export async function spreadWithPeers(fleet: PeerFleet, rollout: string): Promis
 /** the image id each host holds under the fleet's reference */
 export function imageIds(fleet: PeerFleet): string[] {
   return fleet.hosts.map((h) => h.dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', fleet.ref]).trim())
+}
+
+/**
+ * One serving host, gpu-a, on `dockerd`: `ref` held in its wanted set for rollout r1 (what a
+ * rollout's prewarm leaves), its link token from the fleet secret, its peer listener on a free port.
+ */
+export async function startServingHost(
+  t: Parameters<typeof startAgent>[0],
+  dir: TestDir,
+  dockerd: PrivateDockerd,
+  ref: string,
+  peers: Record<string, unknown> = {},
+): Promise<{ agent: RunningAgent; linkToken: string; port: number }> {
+  const state = join(dir.path, 'server-state')
+  writeJsonAtomic(join(state, 'prewarm-wanted.json'), {
+    version: 1,
+    held: [{ ref, source: 'rollout:r1', since: new Date().toISOString() }],
+  })
+  const linkToken = hostToken('fleet-secret', 'gpu-a')
+  const port = await freePort()
+  const agent = await startAgent(
+    t,
+    {
+      hostId: 'gpu-a',
+      stateDir: state,
+      docker: { socket: dockerd.socket },
+      gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
+      prune: { highPercent: 100, schedule: null },
+      prewarm: { schedule: null },
+      coordinator: { tokenFile: dir.file('link-token', linkToken + '\n') },
+      peers: { serve: true, listen: `127.0.0.1:${port}`, ...peers },
+    },
+    { waitReady: true },
+  )
+  return { agent, linkToken, port }
 }
