@@ -4,6 +4,7 @@
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { pathPart, type EngineApi } from './engine-api.js'
+import type { LoadResult } from './runtime.js'
 
 interface LoadMessage {
   stream?: string
@@ -30,11 +31,7 @@ export async function saveImage(docker: EngineApi, id: string): Promise<Readable
  * upload, so dockerd drops what it had, rather than waiting for the rest; an archive cut short or
  * damaged makes dockerd answer an error line, thrown here: nothing was loaded then.
  */
-export async function loadImage(
-  docker: EngineApi,
-  archive: Readable,
-  signal?: AbortSignal,
-): Promise<{ ids: string[]; names: string[] }> {
+export async function loadImage(docker: EngineApi, archive: Readable, signal?: AbortSignal): Promise<LoadResult> {
   const cut = new AbortController()
   let archiveError: Error | null = null
   archive.once('error', (err) => {
@@ -59,6 +56,7 @@ export async function loadImage(
   }
   const ids: string[] = []
   const names: string[] = []
+  const renamed: string[] = []
   let failure: string | null = null
   for await (const line of createInterface({ input: out, crlfDelay: Infinity })) {
     if (!line.trim()) continue
@@ -73,8 +71,10 @@ export async function loadImage(
     if (loaded) ids.push(loaded[1])
     const named = /Loaded image: (\S+)/.exec(msg.stream ?? '')
     if (named) names.push(named[1])
+    const moved = /The image (\S+) already exists, renaming the old one/.exec(msg.stream ?? '')
+    if (moved) renamed.push(moved[1])
   }
   if (archiveError) throw archiveError
   if (failure !== null) throw new Error(`docker load: ${failure}`)
-  return { ids, names }
+  return { ids, names, renamed }
 }

@@ -17,6 +17,7 @@ import {
   RuntimeUnavailableError,
   type ContainerRuntime,
   type ImageDetails,
+  type LoadResult,
   type OpenEvents,
   type PullRequest,
   type RemoveHooks,
@@ -250,7 +251,7 @@ export class DockerRuntime implements ContainerRuntime {
     return this.call((docker) => saveImage(docker, id))
   }
 
-  async loadImage(archive: Readable, signal?: AbortSignal): Promise<{ ids: string[]; names: string[] }> {
+  async loadImage(archive: Readable, signal?: AbortSignal): Promise<LoadResult> {
     return this.call((docker) => loadImage(docker, archive, signal))
   }
 

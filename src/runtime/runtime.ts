@@ -182,7 +182,7 @@ export interface ContainerRuntime {
    * loads a `docker save` archive: the image ids loaded and the names the archive put on them.
    * Throws when the archive fails, is cut or damaged, or `signal` aborts: then nothing is loaded.
    */
-  loadImage?(archive: Readable, signal?: AbortSignal): Promise<{ ids: string[]; names: string[] }>
+  loadImage?(archive: Readable, signal?: AbortSignal): Promise<LoadResult>
   /** removes unused build cache; the bytes it gave back */
   pruneBuildCache(): Promise<{ reclaimedBytes: number }>
   /** whether a removal interrupted by a crash left names to put back (the journal says; no call) */
@@ -209,4 +209,14 @@ export class PullError extends Error {
     super(message)
     this.name = 'PullError'
   }
+}
+
+/** what the engine said it did while loading: every id and name it touched */
+export interface LoadResult {
+  /** ids loaded (`Loaded image ID: …`) */
+  ids: string[]
+  /** names it applied (`Loaded image: …`) */
+  names: string[]
+  /** names it took from another image (`The image X already exists, renaming the old one …`) */
+  renamed: string[]
 }
