@@ -28,7 +28,9 @@ export const pullResultSchema = z.object({
   /** where the bytes came from: the image's registry, a mirror of it, or another host of the fleet */
   sourceKind: z.enum(['registry', 'mirror', 'peer']).optional(),
   /** the peers named for the image that failed (refused, cut, other bytes), whatever the outcome */
-  peerFailures: z.array(z.object({ host: z.string(), reason: z.string() })).optional(),
+  peerFailures: z
+    .array(z.object({ host: z.string(), reason: z.string(), breach: z.literal(true).optional() }))
+    .optional(),
 })
 
 const pruneFinished = z.object({

@@ -168,6 +168,8 @@ function planImage(
     for (const f of h.images.flatMap((i) => i.peerFailures ?? []))
       failedFor.set(f, (failedFor.get(f) ?? new Set()).add(h.hostId))
   const failures = new Map([...failedFor].map(([source, fetchers]) => [source, fetchers.size]))
+  // a source whose archive named images on a fetcher sent what no gpuhost listener sends: out at once
+  const breached = new Set(input.hosts.flatMap((h) => h.images.flatMap((i) => i.peerBreaches ?? [])))
   const sources: (PeerSourceHost & { ref: PeerSourceRef })[] = []
   const upcoming: { labels: Record<string, string> }[] = []
   const registryHosts: { labels: Record<string, string> }[] = []
@@ -190,7 +192,7 @@ function planImage(
       const peers = serving(h.hostId)
       // A source that keeps failing (a full disk, a broken runtime, a network path that is down) would
       // cost every host it is named to an attempt: it is left out for the rest of the rollout.
-      if (!peers || (failures.get(h.hostId) ?? 0) >= SOURCE_FAILURES_LIMIT) continue
+      if (!peers || breached.has(h.hostId) || (failures.get(h.hostId) ?? 0) >= SOURCE_FAILURES_LIMIT) continue
       const imageId = heldImageId(fleet.get(h.hostId)!.localImages, ref)
       const fetchedFrom = outcome.status === 'pulled' && outcome.sourceKind === 'peer' ? 'peer' : 'registry'
       if (imageId) {

@@ -23,6 +23,8 @@ export interface ImageOutcome {
   sourceKind?: SourceKind
   /** the peers named for it that failed, as the agent reported them */
   peerFailures?: string[]
+  /** the peers among them whose archive named images on the fetching host */
+  peerBreaches?: string[]
 }
 
 export const SOURCE_KINDS = ['registry', 'mirror', 'peer'] as const

@@ -425,11 +425,18 @@ function reportedImages(command: CommandRecord): ImageOutcome[] {
   })
 }
 
-/** the hosts of a result's `peerFailures` ({ host, reason }[]); nothing when absent or malformed */
-function peerFailures(raw: unknown): { peerFailures?: string[] } {
+/**
+ * the hosts of a result's `peerFailures` ({ host, reason, breach? }[]), and those of them reported
+ * for a breach; nothing when absent or malformed
+ */
+function peerFailures(raw: unknown): { peerFailures?: string[]; peerBreaches?: string[] } {
   if (!Array.isArray(raw)) return {}
-  const hosts = raw.map((f) => (f as { host?: unknown } | null)?.host).filter((h) => typeof h === 'string')
-  return hosts.length ? { peerFailures: hosts } : {}
+  const failures = raw.filter((f): f is { host: string; breach?: unknown } => typeof f?.host === 'string')
+  const breaches = failures.filter((f) => f.breach === true).map((f) => f.host)
+  return {
+    ...(failures.length ? { peerFailures: failures.map((f) => f.host) } : {}),
+    ...(breaches.length ? { peerBreaches: breaches } : {}),
+  }
 }
 
 function matches(host: HostDetail, selector: string): boolean {

@@ -1,11 +1,18 @@
 // What a peer's archive may do on its way into `docker load`. `docker load` applies the names an
 // archive carries (manifest.json RepoTags, the legacy `repositories` file, OCI index annotations)
 // as it loads, before any id check could run: a peer could otherwise move a name such as
-// nvidia/cuda:12.2 on the fetching host onto its own content. So the archive is rewritten as it
-// streams: names are taken out, and the archive must describe exactly one image whose config
-// hashes to the expected digest (the image id), or the stream fails before its end, which aborts
-// the load (dockerd unpacks the whole archive before it loads anything). Only small entries
-// (configs, manifests) are held in memory; layers pass through.
+// nvidia/cuda:12.2 on the fetching host onto its own content. So the archive is rebuilt as it
+// streams, never forwarded: every entry gets a fresh header written here from the few fields read
+// (name, type, permission bits, size, mtime, link target), names are taken out, and the archive must
+// describe exactly one image whose config hashes to the expected digest (the image id), or the
+// stream fails before its end, which aborts the load (dockerd unpacks the whole archive before it
+// loads anything). Only small entries (configs, manifests) are held in memory; layers pass through.
+//
+// Why rebuild: dockerd reads the archive with Go's archive/tar, which honours records tar-stream
+// does not (a pax `GNU.sparse.name` renames an entry; a pax `size` left on a rewritten entry shifts
+// every later header). Forwarding an input header forwards those records, and dockerd would then
+// load entries this filter never inspected. A header written from scratch carries only what was
+// checked; an input record this filter does not understand refuses the archive instead.
 import { createHash } from 'node:crypto'
 import { posix } from 'node:path'
 import { Readable } from 'node:stream'
@@ -15,23 +22,100 @@ import tar from 'tar-stream'
 const SMALL_ENTRY_BYTES = 4 * 1024 * 1024
 /** a `docker save` archive has a few entries per layer; this many means something else */
 const MAX_ENTRIES = 100_000
+/** longest entry name or link target taken; `docker save` writes names under 100 bytes */
+const MAX_NAME_BYTES = 4096
 /** names docker load or an OCI importer reads image names from */
 const NAME_ANNOTATIONS = ['io.containerd.image.name', 'org.opencontainers.image.ref.name']
+/**
+ * the pax records an input entry may carry: what tar-stream reads into the fields kept, or what a
+ * rebuilt header drops harmlessly. Any other (GNU.sparse.*, SCHILY.*, LIBARCHIVE.*, …) is a meaning
+ * Go's reader may give the entry that this filter cannot see, so it refuses the archive.
+ */
+const PAX_KEYS = new Set(['path', 'linkpath', 'size', 'mtime', 'atime', 'ctime', 'uid', 'gid', 'uname', 'gname'])
+/** the largest size a ustar header's octal field holds; above it the size goes in a pax record */
+const USTAR_MAX_SIZE = 0o77777777777
+/** the latest mtime a ustar header holds, in seconds */
+const USTAR_MAX_MTIME = 0o77777777777
+/** the entry types an image archive needs; devices, fifos, hard links and the rest are refused */
+const ENTRY_TYPES = new Set(['file', 'contiguous-file', 'directory', 'symlink'])
+
+/** a tar header with its pax records, which tar-stream reads and writes but its types leave out */
+type PaxHeaders = tar.Headers & { pax?: Record<string, string> }
 
 interface ManifestEntry {
   Config?: unknown
   RepoTags?: unknown
 }
 
-/** an archive path as dockerd resolves it, rooted in its unpack directory; null for the root itself */
+/**
+ * An archive path as this filter writes it: relative, normalised, no `..` element; null for the
+ * unpack directory itself (`./`). Absolute names, `..` elements, control characters and overlong
+ * names throw: dockerd's chroot contains them today, but nothing in an image archive needs them.
+ */
 export function archivePath(name: string): string | null {
-  const p = posix.normalize(`/${name}`).replace(/^\/+/, '').replace(/\/+$/, '')
-  return p === '' ? null : p
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) throw new Error(`an entry name of ${Buffer.byteLength(name)} bytes`)
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) throw new Error(`entry ${JSON.stringify(name)} has a control character in its name`)
+  if (name.startsWith('/')) throw new Error(`entry ${JSON.stringify(name)} has an absolute name`)
+  if (name.split('/').includes('..')) throw new Error(`entry ${JSON.stringify(name)} has a .. element`)
+  const p = posix.normalize(name).replace(/\/+$/, '')
+  return p === '' || p === '.' ? null : p
 }
 
 /**
- * `archive` (a `docker save` tar) with every image name removed; fails unless it holds exactly one
- * image whose id (the sha256 of its config) is `configDigest`.
+ * The header written for an input entry: only the fields this filter read and checked, with owner
+ * 0:0 and no setuid, setgid or sticky bit; a pax record only where ustar cannot hold the value
+ * (tar-stream writes `path`/`linkpath` for long names itself; `size` is added above 8 GiB).
+ */
+export function rebuiltHeader(
+  path: string,
+  input: { type?: string | null; mode?: number; size?: number; mtime?: Date; linkname?: string | null },
+  size: number,
+): PaxHeaders {
+  const seconds = Math.floor((input.mtime?.getTime() ?? 0) / 1000)
+  const header: PaxHeaders = {
+    name: input.type === 'directory' ? `${path}/` : path,
+    type: input.type === 'contiguous-file' ? 'file' : (input.type as tar.Headers['type']),
+    mode: (input.mode ?? 0o644) & 0o777,
+    uid: 0,
+    gid: 0,
+    size: input.type === 'file' || input.type === 'contiguous-file' ? size : 0,
+    mtime: new Date(Math.min(Math.max(Number.isFinite(seconds) ? seconds : 0, 0), USTAR_MAX_MTIME) * 1000),
+  }
+  if (input.type === 'symlink') header.linkname = input.linkname ?? ''
+  if ((header.size ?? 0) > USTAR_MAX_SIZE) header.pax = { size: String(header.size) }
+  return header
+}
+
+/** why an input entry's header cannot be rebuilt faithfully; null when it can */
+function refusedHeader(
+  header: PaxHeaders,
+  path: string | null,
+  globalPax: Record<string, string> | null,
+): string | null {
+  const name = JSON.stringify(header.name)
+  for (const records of [header.pax, globalPax])
+    for (const key of Object.keys(records ?? {}))
+      if (!PAX_KEYS.has(key)) return `entry ${name} carries the pax record ${key}, which this host does not read`
+  if (!ENTRY_TYPES.has(header.type ?? '')) return `entry ${name} is a ${header.type ?? 'entry of unknown type'}`
+  if (header.pax?.size !== undefined && !/^\d{1,15}$/.test(header.pax.size))
+    return `entry ${name} has the pax size ${JSON.stringify(header.pax.size.slice(0, 20))}`
+  if (!Number.isSafeInteger(header.size ?? 0) || (header.size ?? 0) < 0) return `entry ${name} has no valid size`
+  if (header.type === 'symlink') {
+    const target = header.linkname ?? ''
+    if (target === '' || target.startsWith('/') || Buffer.byteLength(target) > MAX_NAME_BYTES)
+      return `entry ${name} links to ${JSON.stringify(target)}`
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(target)) return `entry ${name} links to a name with a control character`
+    const resolved = posix.normalize(posix.join(posix.dirname(path ?? '.'), target))
+    if (resolved === '..' || resolved.startsWith('../')) return `entry ${name} links outside the archive`
+  }
+  return null
+}
+
+/**
+ * `archive` (a `docker save` tar) rebuilt with fresh headers and every image name removed; fails
+ * unless it holds exactly one image whose id (the sha256 of its config) is `configDigest`.
  */
 export function filterPeerArchive(archive: Readable, configDigest: string): Readable {
   const extract = boundedExtract()
@@ -84,12 +168,21 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
     stream.on('error', ignore)
     if (failed) return
     if (++count > MAX_ENTRIES) return fail(`more than ${MAX_ENTRIES} entries`)
-    const path = archivePath(header.name)
+    let path: string | null
+    try {
+      path = archivePath(header.name)
+    } catch (err) {
+      return fail((err as Error).message)
+    }
+    const refused = refusedHeader(header, path, (extract as unknown as ExtractInternals)._paxGlobal)
+    if (refused) return fail(refused)
     const isFile = header.type === 'file' || header.type === 'contiguous-file'
     if (path === null) {
-      // "./": the unpack directory itself, as `tar -C dir .` writes it
-      if (header.type === 'directory') return stream.pipe(pack.entry(header, next).on('error', ignore))
-      return fail(`entry ${JSON.stringify(header.name)} has no name`)
+      // "./": the unpack directory itself, as `tar -C dir .` writes it; nothing to write
+      if (header.type !== 'directory') return fail(`entry ${JSON.stringify(header.name)} has no name`)
+      stream.on('end', () => next())
+      stream.resume()
+      return
     }
     // dockerd's unpack follows a link in a path's parents: `d -> .` then `d/manifest.json` would
     // write names this filter never read. `docker save` links files only, never directories, so an
@@ -101,7 +194,7 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
     const underLink = parents.find((p) => seen.get(p) === 'link')
     if (underLink !== undefined) return fail(`entry ${JSON.stringify(header.name)} lies under the link ${underLink}`)
     for (const p of parents) directories.add(p)
-    const isLink = header.type === 'symlink' || header.type === 'link'
+    const isLink = header.type === 'symlink'
     if (isLink && directories.has(path))
       return fail(`entry ${JSON.stringify(header.name)} turns a directory into a link`)
     if (header.type === 'directory') directories.add(path)
@@ -115,9 +208,11 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
       stream.resume()
       return
     }
-    if (!isFile || (header.size ?? 0) > SMALL_ENTRY_BYTES) {
+    const size = header.size ?? 0
+    if (!isFile || size > SMALL_ENTRY_BYTES) {
       if (path === 'manifest.json' || path === 'index.json') return fail(`${path} is too large`)
-      stream.pipe(pack.entry(header, next).on('error', ignore))
+      // pack checks that exactly `size` bytes were written, so the header cannot lie about the data
+      stream.pipe(pack.entry(rebuiltHeader(path, header, size), next).on('error', ignore))
       return
     }
     const chunks: Buffer[] = []
@@ -135,7 +230,7 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
       } catch (err) {
         return fail((err as Error).message)
       }
-      pack.entry({ ...header, size: body.length }, body, next)
+      pack.entry(rebuiltHeader(path, header, body.length), body, next)
     })
   })
   extract.on('finish', () => {
@@ -149,7 +244,6 @@ export function filterPeerArchive(archive: Readable, configDigest: string): Read
   archive.on('error', (err: Error) => fail(err))
   return out
 }
-
 /** manifest.json with RepoTags cleared, and the config path of each image it lists */
 function rewriteManifest(body: Buffer): { body: Buffer; configPaths: string[] } {
   let manifest: unknown
@@ -160,7 +254,7 @@ function rewriteManifest(body: Buffer): { body: Buffer; configPaths: string[] } 
   }
   if (!Array.isArray(manifest)) throw new Error('manifest.json is not a list')
   const configPaths = (manifest as ManifestEntry[]).map((m) => {
-    const config = typeof m?.Config === 'string' ? archivePath(m.Config) : null
+    const config = typeof m?.Config === 'string' ? configPath(m.Config) : null
     if (config === null) throw new Error('manifest.json lists an image without a config path')
     m.RepoTags = null
     return config
@@ -197,9 +291,20 @@ function checkConfigs(configPaths: string[] | null, seen: Map<string, string>, c
   return null
 }
 
+/** a manifest's config path as the entry it names; null for one no entry could have */
+function configPath(name: string): string | null {
+  try {
+    return archivePath(name)
+  } catch {
+    return null
+  }
+}
+
 interface ExtractInternals {
   _parse(size: number, onparse: unknown): void
   _stream: unknown
+  /** the records of the last global pax header, which tar-stream merges into later entries */
+  _paxGlobal: Record<string, string> | null
   destroy(err?: Error): void
 }
 

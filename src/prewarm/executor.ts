@@ -20,7 +20,7 @@ import type { RemoteImage, RemoteImageSource } from '../registry/types.js'
 import type { PrewarmHostFacts } from './facts.js'
 import { highWatermarkBytes, mib, planPrewarm, type PlanItem, type PrewarmPlan, type RemoteFailure } from './plan.js'
 import type { JobRunner } from '../agent/job-runner.js'
-import { fetchFromPeer, LocalLoadError, PeerBusyError, type PeerSource } from './peer-fetch.js'
+import { fetchFromPeer, LocalLoadError, PeerBreachError, PeerBusyError, type PeerSource } from './peer-fetch.js'
 
 export type PullStatus = 'pulled' | 'present' | 'skipped' | 'failed'
 
@@ -45,6 +45,8 @@ export interface PullResult {
 export interface PeerFailure {
   host: string
   reason: string
+  /** its archive named images on this host (names put back): the coordinator names it no more */
+  breach?: true
 }
 
 export type SourceKind = 'registry' | 'mirror' | 'peer'
@@ -398,10 +400,13 @@ async function pullFromSources(
       allNotFound = false
       // a busy peer asked its last time is not reported: it did nothing wrong, and its slots are counted
       // nor is a load that failed on this host (its engine, its disk)
+      const breach = err instanceof PeerBreachError
       if (!(err instanceof PeerBusyError || err instanceof LocalLoadError))
-        peerFailures.push({ host: peer.host, reason: (err as Error).message })
+        peerFailures.push({ host: peer.host, reason: (err as Error).message, ...(breach ? { breach } : {}) })
       failures.push(`peer ${peer.host}: ${(err as Error).message}`)
-      deps.log.warn({ ref: item.ref, peer: peer.host, err: (err as Error).message }, 'peer fetch failed: next source')
+      if (breach) deps.log.error({ ref: item.ref, peer: peer.host, err: (err as Error).message }, 'peer archive breach')
+      else
+        deps.log.warn({ ref: item.ref, peer: peer.host, err: (err as Error).message }, 'peer fetch failed: next source')
     }
   }
   for (const source of sources) {

@@ -21,7 +21,7 @@ export interface PeerSource {
 }
 
 export interface PeerFetchOptions {
-  runtime: Pick<ContainerRuntime, 'loadImage' | 'removeImage' | 'tagImage'>
+  runtime: Pick<ContainerRuntime, 'loadImage' | 'removeImage' | 'tagImage' | 'untagImage' | 'listImagesWithContainers'>
   ref: ImageRef
   /** the registry's config digest for `ref`: the only image id accepted */
   configDigest: string
@@ -119,13 +119,30 @@ async function loadFromPeer(
   counted.once('end', () => o.onReceived?.())
   let peerFailed = false
   counted.once('error', () => (peerFailed = true))
-  const loaded = await loadImage(filterPeerArchive(counted, o.configDigest), o.signal).catch((err: Error) => {
+  // The names on this host before the load: should the engine apply a name after all (the filter
+  // lets none through, so that is a breach), each is put back as it was.
+  const namesBefore = await imageNames(o.runtime)
+  const loaded = await loadImage(filterPeerArchive(counted, o.configDigest), o.signal).catch(async (err: Error) => {
     // The peer's answer is cut at once, so it does not hold one of its upload slots for nothing.
     counted.destroy()
     // The engine refusing or unreachable, or this host's disk full: not the peer's doing.
     if (!peerFailed && isLocalLoadFailure(err)) throw new LocalLoadError(err.message)
     throw err
   })
+  const touched = [...loaded.names, ...loaded.renamed]
+  if (touched.length > 0) {
+    const namesAfter = await imageNames(o.runtime)
+    await undoNames(o.runtime, namesBefore, touched)
+    // what the load brought goes again, unnamed and never forced; an image held before stays
+    const heldBefore = new Set(namesBefore.values())
+    const brought = new Set([...loaded.ids, ...touched.map((name) => namesAfter.get(name) ?? '')])
+    for (const id of brought)
+      if (id && !heldBefore.has(id)) await o.runtime.removeImage({ id, refs: [] }).catch(() => undefined)
+    throw new PeerBreachError(
+      `peer ${peer.host} sent an archive that named images on this host (${touched.join(', ')}): ` +
+        'names put back, nothing kept',
+    )
+  }
   const wrong = loaded.ids.filter((id) => id !== o.configDigest)
   if (wrong.length > 0 || !loaded.ids.includes(o.configDigest)) {
     // The filter lets no other image through; should the engine still report one, it goes, never
@@ -138,6 +155,25 @@ async function loadFromPeer(
   if (o.ref.tag)
     await o.runtime.tagImage(o.configDigest, `${familiarName(o.ref.domain, o.ref.repository)}:${o.ref.tag}`)
   return bytes
+}
+
+/** every image name on this host and the image it names */
+async function imageNames(runtime: PeerFetchOptions['runtime']): Promise<Map<string, string>> {
+  const { images } = await runtime.listImagesWithContainers()
+  return new Map(images.flatMap((image) => image.repoTags.map((tag) => [tag, image.id] as const)))
+}
+
+/**
+ * Puts each of `names` back on the image it named before a load, or takes it off where it named
+ * nothing then. Only the names the engine said the load applied: a pull running beside the load
+ * may move other names meanwhile, and those are its own.
+ */
+async function undoNames(runtime: PeerFetchOptions['runtime'], before: Map<string, string>, names: string[]) {
+  for (const name of new Set(names)) {
+    const was = before.get(name)
+    if (was) await runtime.tagImage(was, name)
+    else await runtime.untagImage(name).catch(() => undefined)
+  }
 }
 
 /**
@@ -169,6 +205,17 @@ export class PeerBusyError extends Error {
 export function retryAfterSeconds(header: string | null | undefined): number {
   const n = Number(header)
   return header && Number.isFinite(n) ? Math.min(30, Math.max(1, Math.round(n))) : 5
+}
+
+/**
+ * The engine applied a name from a peer's archive: the peer sent what no gpuhost listener sends.
+ * The names are put back; the coordinator leaves the peer out of the rollout at once.
+ */
+export class PeerBreachError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'PeerBreachError'
+  }
 }
 
 /** the load failed on this host (its engine, its disk), not for what the peer sent */

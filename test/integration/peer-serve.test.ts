@@ -73,7 +73,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       parseConfig(agentConfigSchema, { stateDir: join(dir.path, 'recv'), docker: { socket: receiver.socket } }),
     )
     const loaded = await runtime.loadImage(Readable.fromWeb(first.body! as never))
-    t.same(loaded, { ids: [heldId], names: [] }, 'the receiver loads the very image id the server holds')
+    t.same(loaded, { ids: [heldId], names: [], renamed: [] }, 'the receiver loads the very image id the server holds')
     const there = await runtime.inspectImage(heldId)
     t.equal(there?.id, heldId)
     t.same(there?.repoTags, [], 'saved by id: no name comes with it')

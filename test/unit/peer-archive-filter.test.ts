@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { PassThrough, Readable } from 'node:stream'
 import { buffer } from 'node:stream/consumers'
 import tar from 'tar-stream'
-import { archivePath, filterPeerArchive } from '../../src/peers/archive-filter.js'
+import { archivePath, filterPeerArchive, rebuiltHeader } from '../../src/peers/archive-filter.js'
 
 type Entry = { name: string; body?: Buffer | string; type?: 'file' | 'directory' | 'symlink'; linkname?: string }
 
@@ -183,16 +183,134 @@ t.test('refused: a pax header larger than a small entry, before it is held whole
   await t.rejects(filtered(Buffer.concat([tarball, await archive(legacy())])), /a tar header of 8388608 bytes/)
 })
 
-t.test('a manifest.json path written another way is still the manifest', async (t) => {
-  const entriesDotted = legacy().map((e) => (e.name === 'manifest.json' ? { ...e, name: './manifest.json' } : e))
+t.test('a manifest.json path written another way is still the manifest, written plainly', async (t) => {
+  const entriesDotted = legacy().map((e) => (e.name === 'manifest.json' ? { ...e, name: './/manifest.json' } : e))
   const out = await entries(await filtered(await archive(entriesDotted)))
-  t.equal(JSON.parse(out.get('./manifest.json')!.body.toString())[0].RepoTags, null)
-  t.equal(archivePath('./a//b/../c/'), 'a/c')
-  t.equal(archivePath('/x/../../y'), 'y', 'rooted at the unpack directory, as dockerd resolves it')
-  t.equal(archivePath('../y'), 'y')
+  t.equal(JSON.parse(out.get('manifest.json')!.body.toString())[0].RepoTags, null)
+  t.equal(archivePath('./a//b/./c/'), 'a/b/c')
   t.equal(archivePath('./'), null)
+  t.throws(() => archivePath('/x/y'), /absolute name/)
+  t.throws(() => archivePath('a/../../y'), /\.\. element/)
+  t.throws(() => archivePath('../y'), /\.\. element/)
+  t.throws(() => archivePath('a\nb'), /control character/)
   const rooted = await entries(await filtered(await archive([{ name: './' }, ...legacy()])))
-  t.ok(rooted.has('./'), 'the unpack directory itself passes')
+  t.notOk(rooted.has('./'), 'the unpack directory itself is not written')
+  t.ok(rooted.has('manifest.json'))
+})
+
+/** an archive whose entries carry the header fields and pax records given, as a hostile peer writes them */
+async function rawArchive(entries: (tar.Headers & { pax?: Record<string, string>; body?: Buffer | string })[]) {
+  const pack = tar.pack()
+  for (const { body, ...header } of entries)
+    pack.entry(header, body === undefined && header.type !== 'file' ? undefined : Buffer.from(body ?? ''))
+  pack.finalize()
+  return buffer(pack as unknown as AsyncIterable<Buffer>)
+}
+
+/** one pax record, its length counted as the format wants */
+function paxRecord(key: string, value: string): string {
+  const line = ` ${key}=${value}\n`
+  let length = line.length + 1
+  while (String(length).length + line.length !== length) length = String(length).length + line.length
+  return `${length}${line}`
+}
+
+/** a global pax header block (typeflag g), which tar-stream reads but does not write */
+async function globalPax(records: string): Promise<Buffer> {
+  const block = await rawArchive([{ name: 'pax_global_header', type: 'pax-header', body: records }])
+  block[156] = 'g'.charCodeAt(0)
+  block.fill(' ', 148, 156)
+  let sum = 0
+  for (let i = 0; i < 512; i++) sum += block[i]
+  block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1')
+  return block.subarray(0, block.length - 1024)
+}
+
+t.test('refused: pax records this host does not read, named in the error', async (t) => {
+  const evilManifest = JSON.stringify([{ Config: `${sha(CONFIG)}.json`, RepoTags: ['victim:1'], Layers: [] }])
+  for (const key of [
+    'GNU.sparse.name',
+    'GNU.sparse.major',
+    'SCHILY.xattr.security.capability',
+    'LIBARCHIVE.xattr.user.x',
+  ]) {
+    const hostile = await rawArchive([
+      { name: 'innocent.json', type: 'file', pax: { [key]: 'manifest.json' }, body: evilManifest },
+    ])
+    await t.rejects(
+      filtered(Buffer.concat([hostile.subarray(0, hostile.length - 1024), await archive(legacy())])),
+      new RegExp(`carries the pax record ${key.replace(/\./g, '\\.')}`),
+      key,
+    )
+  }
+  // a global header applies to every entry after it
+  const global = await globalPax(paxRecord('GNU.sparse.name', 'manifest.json'))
+  await t.rejects(
+    filtered(Buffer.concat([global, await archive(legacy())])),
+    /carries the pax record GNU\.sparse\.name/,
+  )
+  // the records tar-stream reads into the fields kept are taken, and not written again
+  const plain = await rawArchive([
+    { name: 'x', type: 'file', pax: { uname: 'peer', mtime: '1700000000.5' }, body: 'x' },
+  ])
+  const out = await filtered(Buffer.concat([plain.subarray(0, plain.length - 1024), await archive(legacy())]))
+  t.ok((await entries(out)).has('x'))
+})
+
+t.test('refused: devices, fifos, hard links, absolute names, .. elements, links leaving the archive', async (t) => {
+  const cases: [tar.Headers, RegExp][] = [
+    [{ name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0 }, /is a block-device/],
+    [{ name: 'dev/mem', type: 'character-device', devmajor: 1, devminor: 1 }, /is a character-device/],
+    [{ name: 'fifo', type: 'fifo' }, /is a fifo/],
+    [{ name: 'hard', type: 'link', linkname: 'manifest.json' }, /is a link/],
+    [{ name: '/etc/cron.d/x', type: 'file' }, /absolute name/],
+    [{ name: 'a/../../x', type: 'file' }, /\.\. element/],
+    [{ name: 'up', type: 'symlink', linkname: '../../etc/passwd' }, /links outside the archive/],
+    [{ name: 'abs', type: 'symlink', linkname: '/etc/passwd' }, /links to "\/etc\/passwd"/],
+  ]
+  for (const [header, reason] of cases) {
+    const hostile = await rawArchive([header])
+    await t.rejects(
+      filtered(Buffer.concat([await archive(legacy()).then((b) => b.subarray(0, b.length - 1024)), hostile])),
+      reason,
+      `${header.type} ${header.name}`,
+    )
+  }
+})
+
+t.test('rebuilt headers: owner 0:0, permission bits only, no pax records of the peer', async (t) => {
+  const hostile = await rawArchive([
+    { name: 'suid', type: 'file', mode: 0o4755, uid: 1000, gid: 1000, uname: 'u', gname: 'g', body: 'x' },
+    { name: 'dir', type: 'directory', mode: 0o3777 },
+    { name: 'dir/padded', type: 'file', pax: { size: '1', uname: 'peer' }, body: 'y' },
+  ])
+  const input = Buffer.concat([hostile.subarray(0, hostile.length - 1024), await archive(legacy())])
+  const out = await filtered(input)
+  const headers: (tar.Headers & { pax?: unknown })[] = []
+  const extract = tar.extract()
+  extract.on('entry', (header, stream, next) => {
+    headers.push(header)
+    stream.resume()
+    stream.on('end', next)
+  })
+  await new Promise((resolve, reject) => extract.on('finish', resolve).on('error', reject).end(out))
+  const byName = new Map(headers.map((h) => [h.name, h]))
+  t.equal(byName.get('suid')!.mode, 0o755, 'no setuid bit')
+  t.equal(byName.get('dir/')!.mode, 0o777, 'no setgid or sticky bit')
+  t.ok(
+    headers.every((h) => h.uid === 0 && h.gid === 0 && !h.uname && !h.gname),
+    'owner 0:0, no names',
+  )
+  t.ok(
+    headers.every((h) => h.pax === undefined),
+    'no pax record written',
+  )
+  t.equal(
+    rebuiltHeader('big', { type: 'file' }, 9 * 1024 ** 3).pax?.size,
+    String(9 * 1024 ** 3),
+    'over 8 GiB: pax size',
+  )
+  t.equal(rebuiltHeader('small', { type: 'file' }, 1024).pax, undefined)
 })
 
 t.test('it streams: layer bytes come out before the archive has ended', async (t) => {

@@ -20,10 +20,12 @@ function options(loads: string[]) {
     runtime: {
       loadImage: async () => {
         loads.push('load')
-        return { ids: [], names: [] }
+        return { ids: [], names: [], renamed: [] }
       },
       removeImage: async () => ({ removed: [], untagged: [] }) as never,
       tagImage: async () => undefined,
+      untagImage: async () => undefined,
+      listImagesWithContainers: async () => ({ images: [], containers: [] }) as never,
     },
     ref: parseImageRef('example.com/app:1'),
     configDigest: DIGEST,
