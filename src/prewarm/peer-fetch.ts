@@ -129,7 +129,7 @@ async function loadFromPeer(
     if (!peerFailed && isLocalLoadFailure(err)) throw new LocalLoadError(err.message)
     throw err
   })
-  const touched = [...loaded.names, ...loaded.renamed]
+  const touched = [...new Set([...loaded.names, ...loaded.renamed])]
   if (touched.length > 0) {
     const namesAfter = await imageNames(o.runtime)
     await undoNames(o.runtime, namesBefore, touched)

@@ -336,6 +336,22 @@ t.test('a source reported failing twice is not named again in the rollout', asyn
   t.same(stored.images[0].peerFailures, ['s1'], 'the failures are stored with the outcome')
 })
 
+t.test('a source whose archive named images on a fetcher is left out at once', async (t) => {
+  const { store, driver } = setup(t)
+  for (const h of ['s1', 's2', 's3', 's4']) await store.recordHello(hello(h, {}, true))
+  const r = await driver.create(spec())
+  await finish(store, driver, r.id, 's1', 'registry')
+  t.same(await sources(store, r.id), { s2: 'peers s1' })
+  const breachedS1 = {
+    peerFailures: [{ host: 's1', reason: 'peer s1 sent an archive that named images on this host', breach: true }],
+  }
+  await finish(store, driver, r.id, 's2', 'registry', true, breachedS1)
+  t.same(await sources(store, r.id), { s3: 'peers s2' }, 'one breach: s1 is named no more, not even as a fallback')
+  const stored = (await store.rollouts.rollout(r.id))!.hosts.find((h) => h.hostId === 's2')!
+  t.same(stored.images[0].peerBreaches, ['s1'], 'the breach is stored with the outcome')
+  t.same(stored.images[0].peerFailures, ['s1'], 'and counted as a failure')
+})
+
 t.test('a grant is signed with the credential the serving host connected with', async (t) => {
   // Shared mode with a secret: a host may connect with the shared token or with its own.
   const { store, driver } = setup(t, undefined, { mode: 'shared', secret: SECRET, sharedToken: 'shared-token' })
