@@ -36,8 +36,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+COPY proto ./proto
 RUN npm run -s build && npm prune --omit=dev --no-audit --no-fund \
- && mkdir /app && cp -r dist node_modules package.json /app/
+ && mkdir /app && cp -r dist proto node_modules package.json /app/
 
 FROM runtime
 COPY --from=build /app /usr/lib/gpuhost

@@ -24,7 +24,7 @@ trap 'rm -f "$log"' EXIT
 # The program: compiled JS and production dependencies, installed from the lockfile without
 # running install scripts (prebuild-install would fetch a binary from GitHub), then the one native
 # module compiled against NODE's own headers (node-gyp's --nodedir: no download).
-cp -r dist package.json package-lock.json "$lib/"
+cp -r dist proto package.json package-lock.json "$lib/"
 (cd "$lib" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
 sqlite_version=$(node -p 'require("./package-lock.json").packages["node_modules/better-sqlite3"].version')
 cache="$root/build/cache/better-sqlite3-$sqlite_version-abi$abi-$arch.node"

@@ -8,6 +8,7 @@ import lockfile from 'proper-lockfile'
 import { join } from 'node:path'
 import { ROOT, testDir } from '../harness/agent.js'
 import { integrationRequired, which } from '../harness/services.js'
+import { ENGINE_KINDS, engineMissing, startEngine } from '../harness/engines.js'
 
 // Building the package compiles better-sqlite3 when build/cache has no copy for this Node: minutes
 // on a loaded machine, more than the suite's default per-file bound.
@@ -80,6 +81,29 @@ if (missing.length > 0) {
     )
     t.equal(sqlite.stdout.trim(), '42', sqlite.out)
   })
+
+  // The packaged tree on each runtime it claims: a dry-run prune reads the engine's images (for
+  // containerd through the .proto files the package must carry).
+  for (const kind of ENGINE_KINDS)
+    t.test(`the extracted tree answers a dry-run prune on ${kind}`, async (t) => {
+      const absent = engineMissing(kind)
+      if (absent) {
+        if (integrationRequired()) t.fail(`needs ${absent}`)
+        else t.comment(`skipped: needs ${absent}`)
+        return
+      }
+      const engine = await startEngine(t, kind, { diskMiB: 200 })
+      const root = testDir(t, 'gh-debr-').path
+      must('dpkg-deb', ['-x', deb, root])
+      const config = join(root, 'agent.yaml')
+      writeFileSync(config, JSON.stringify({ stateDir: join(root, 'state'), tokenFile: null, ...engine.agentConfig }))
+      const prune = run(join(root, 'usr/bin/gpuhost'), ['prune', '--dry-run', '--config', config], {
+        cwd: root,
+        env: CLEAN_ENV,
+      })
+      t.equal(prune.code, 0, prune.out)
+      t.notMatch(prune.out, /ENOENT|not found/, 'nothing the tree needs is missing')
+    })
 
   t.test('install, upgrade, purge', async (t) => {
     // The package is installed machine-wide: a second run of the suite on the same machine waits here
