@@ -23,10 +23,26 @@ import {
 import type { AgentIdentity } from './identity.js'
 import { acceptPeerAdvert } from './peer-advert.js'
 import type { FleetStore } from './fleet-store.js'
+import { COORDINATOR_EVENT_PREFIX } from './rollout-store.js'
 
 const COORDINATOR_ID = 'coordinator'
-/** frames an agent may send before its hello is answered (an agent sends at most its send window) */
+/**
+ * frames an agent may have sent before its hello is answered; with their total size bounded by
+ * maxFrameBytes (HeldFrames), so that empty frames cannot pile up either
+ */
 const MAX_HELD_FRAMES = 1024
+/** RFC 6455: the frame broke the endpoint's policy */
+const POLICY_VIOLATION = 1008
+
+/**
+ * Frames that arrived while the hello was being decided (up to 5 s waiting for the host's older
+ * connection to answer a ping). The socket is paused meanwhile, so TCP holds a flood at the sender;
+ * what is held is only what ws had already read, and at most maxFrameBytes of it in total.
+ */
+interface HeldFrames {
+  frames: { data: Buffer; isBinary: boolean }[]
+  bytes: number
+}
 
 interface Session {
   ws: WebSocket
@@ -40,7 +56,7 @@ interface Session {
   /** when the agent last showed it is there (a frame or a pong) */
   lastSignAt: number
   /** frames that arrived while the hello was being decided, handled in order once it is accepted */
-  held: { data: Buffer; isBinary: boolean }[] | null
+  held: HeldFrames | null
   /** refused and closing: later frames are ignored, not refused (a refusal would make the agent drop them) */
   closing: boolean
   /** events and results received and not yet stored and acked */
@@ -149,17 +165,32 @@ export class AgentHub {
     })
     ws.on('message', (data, isBinary) => {
       if (session.closing) return
-      if (session.held) {
-        if (session.held.length >= MAX_HELD_FRAMES) {
-          return this.close(session, 1008, 'too many frames before the hello was answered')
-        }
-        return void session.held.push({ data: data as Buffer, isBinary })
-      }
+      if (session.held) return this.hold(session, session.held, data as Buffer, isBinary)
       this.handleFrame(session, data as Buffer, isBinary)
     })
     ws.on('error', (err) => this.opts.log.warn({ hostId: session.hostId, err: err.message }, 'agent connection error'))
     ws.on('close', () => this.onClose(session))
     this.opts.log.debug({ remote: req.socket.remoteAddress }, 'agent connected')
+  }
+
+  /** Keeps a frame until the hello is decided; beyond the bound the connection is closed (1008). */
+  private hold(session: Session, held: HeldFrames, data: Buffer, isBinary: boolean): void {
+    const { maxFrameBytes, log } = this.opts
+    held.bytes += data.length
+    if (held.frames.length >= MAX_HELD_FRAMES || held.bytes > maxFrameBytes) {
+      const why = `more than ${maxFrameBytes} bytes or ${MAX_HELD_FRAMES} frames sent before the hello was answered`
+      log.warn({ hostId: session.credentialHostId, remote: session.remoteAddress, why }, 'closed an agent connection')
+      return this.close(session, POLICY_VIOLATION, why)
+    }
+    held.frames.push({ data, isBinary })
+  }
+
+  /** The hello is decided: nothing more is held, the socket reads again. */
+  private release(session: Session): HeldFrames['frames'] {
+    const frames = session.held?.frames ?? []
+    session.held = null
+    session.ws.resume()
+    return frames
   }
 
   private handleFrame(session: Session, data: Buffer, isBinary: boolean): void {
@@ -202,6 +233,11 @@ export class AgentHub {
           if (stored && message.localImages !== null) this.opts.onImagesReported?.(message.hostId)
         })
       case 'event':
+        if (message.eventType.startsWith(COORDINATOR_EVENT_PREFIX)) {
+          const prefix = COORDINATOR_EVENT_PREFIX
+          const why = `event type ${message.eventType}: the ${prefix} prefix is reserved to the coordinator`
+          return this.refuse(session, new ProtocolError('bad_message', why, message.id))
+        }
         session.events.push(message)
         return this.scheduleFlush(session)
       case 'command.result':
@@ -251,14 +287,16 @@ export class AgentHub {
       log.warn({ hostId: hello.hostId, credentialHostId }, "refused a hello: the credential is another host's")
       return this.close(session, CLOSE_CODES.wrongHost, `hostId ${hello.hostId} is not the host of this credential`)
     }
-    session.held = []
+    // Nothing more is read from this connection until the hello is decided (release, close).
+    session.held = { frames: [], bytes: 0 }
+    session.ws.pause()
     const previous = this.sessions.get(hello.hostId)
     if (previous && previous !== session) {
       if (await this.answersPings(previous)) {
         log.warn({ hostId: hello.hostId }, 'refused a second connection for a host that is connected and answering')
         return this.close(session, CLOSE_CODES.duplicate, 'this host already has a live connection')
       }
-      if (session.ws.readyState !== session.ws.OPEN) return
+      if (session.ws.readyState !== session.ws.OPEN) return void this.release(session)
       log.warn({ hostId: hello.hostId }, "the host's older connection stopped answering pings: replacing it")
       this.flush(previous)
       previous.hostId = null
@@ -270,7 +308,7 @@ export class AgentHub {
     if (!recorded) {
       return this.close(session, CLOSE_CODES.unavailable, 'the coordinator cannot store the hello; try later')
     }
-    if (session.ws.readyState !== session.ws.OPEN) return
+    if (session.ws.readyState !== session.ws.OPEN) return void this.release(session)
     if (this.sessions.has(hello.hostId)) {
       return this.close(session, CLOSE_CODES.duplicate, 'this host already has a live connection')
     }
@@ -280,9 +318,7 @@ export class AgentHub {
     this.answer(session, [hello.id], true)
     void this.dispatch(hello.hostId)
     this.opts.onHostConnected?.(hello.hostId)
-    const held = session.held ?? []
-    session.held = null
-    for (const frame of held) this.handleFrame(session, frame.data, frame.isBinary)
+    for (const frame of this.release(session)) this.handleFrame(session, frame.data, frame.isBinary)
   }
 
   /** Whether a connection shows life: a sign within the ping interval, else a pong to a probe in time. */
@@ -308,6 +344,8 @@ export class AgentHub {
     session.held = null
     session.closing = true
     session.ws.close(code, closeReason(reason))
+    // Read on (and ignore) what follows, so the agent's closing frame ends the handshake.
+    session.ws.resume()
   }
 
   /** Acks what was stored; answers what could not be stored with a retryable error per frame. */

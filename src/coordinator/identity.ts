@@ -45,11 +45,23 @@ export function verifyHostToken(token: string, secret: string | null): string | 
   if (secret === null) return null
   const parts = token.split('.')
   if (parts.length !== 3 || parts[0] !== TOKEN_VERSION) return null
-  const hostId = Buffer.from(parts[1], 'base64url').toString('utf8')
+  const name = canonicalBase64url(parts[1])
+  const given = canonicalBase64url(parts[2])
+  if (!name || !given) return null
+  const hostId = name.toString('utf8')
   if (!hostId || Buffer.from(hostId, 'utf8').toString('base64url') !== parts[1]) return null
-  const given = Buffer.from(parts[2], 'base64url')
   const expected = mac(secret, hostId)
   return given.length === expected.length && timingSafeEqual(given, expected) ? hostId : null
+}
+
+/**
+ * The bytes `text` encodes, only when it is exactly how base64url writes them: no padding, no
+ * characters of the other alphabet, no stray bits in the last character. Node's decoder is lenient
+ * about all three, which would let many spellings of one token pass.
+ */
+function canonicalBase64url(text: string): Buffer | null {
+  const bytes = Buffer.from(text, 'base64url')
+  return bytes.length > 0 && bytes.toString('base64url') === text ? bytes : null
 }
 
 function sameSecret(a: string, b: string): boolean {

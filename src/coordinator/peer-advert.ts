@@ -4,7 +4,9 @@
 // The URL is where other hosts are sent with a grant, so a host that lies about it could point them
 // at any address they reach (an internal service, a cloud metadata endpoint). An address written as
 // an IP literal is kept only when it is the address the hello came from; link-local and unspecified
-// addresses never. A hostname cannot be checked without trusting DNS and is kept (SECURITY.md).
+// addresses never. `localhost` and the names under it (RFC 6761: they are loopback wherever they
+// are resolved) never either: every fetcher would be sent to its own loopback. Any other hostname
+// cannot be checked without trusting DNS and is kept (SECURITY.md).
 import { BlockList, isIP } from 'node:net'
 import type { PeerServing } from '../protocol.js'
 
@@ -34,6 +36,7 @@ export function acceptPeerAdvert(
   } catch {
     return { peers: null, refused: `${peers.url} is not a URL` }
   }
+  if (isLocalhostName(host)) return { peers: null, refused: `${host} names each fetcher's own loopback` }
   const literal = plainAddress(host)
   if (literal) {
     if (NEVER.check(literal.address, literal.type))
@@ -43,6 +46,12 @@ export function acceptPeerAdvert(
       return { peers: null, refused: `${host} is not the address the host connected from (${conn.remoteAddress})` }
   }
   return { peers: { ...peers, key: conn.sharedCredential ? 'shared' : 'host' }, refused: null }
+}
+
+/** localhost, *.localhost, with or without the root's trailing dot (the URL parser has lowered the case) */
+function isLocalhostName(host: string): boolean {
+  const name = host.replace(/\.+$/, '')
+  return name === 'localhost' || name.endsWith('.localhost')
 }
 
 /** an IP address with its family, an IPv4-mapped IPv6 address as IPv4; null for a hostname */

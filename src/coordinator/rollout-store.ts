@@ -30,6 +30,12 @@ export interface Rollout {
 
 export type RolloutHostPatch = Partial<Omit<RolloutHost, 'hostId'>>
 
+/**
+ * the type prefix of the events the coordinator raises: reserved to it, an agent's event of that type
+ * is refused (hub.ts), so what /v1/events shows under it is the coordinator's word, not a host's
+ */
+export const COORDINATOR_EVENT_PREFIX = 'rollout.'
+
 /** an event the coordinator itself raises (rollout.*), stored and listed by /v1/events like the agents' */
 export interface CoordinatorEvent {
   type: string

@@ -1,36 +1,14 @@
 // Who may speak for a host: a per-host token speaks only for its host, the shared token only with
 // agentAuth: shared, and a host with a live connection keeps it (a second one is refused and backs off).
 import t from 'tap'
-import WebSocket from 'ws'
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startAgent } from '../harness/agent.js'
-import { startCoordinator, waitForCommand, type RunningCoordinator } from '../harness/coordinator.js'
+import { startCoordinator, waitForCommand } from '../harness/coordinator.js'
 import { waitFor } from '../harness/ports.js'
+import { acked, frame, rawAgent } from '../support/raw-agent.js'
 
 const NO_DOCKER = { docker: { socket: '/nonexistent/docker.sock' }, gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' } }
-
-const frame = (hostId: string, type: string, body: object, id = `m-${Math.random()}`) =>
-  JSON.stringify({ v: 1, id, ts: new Date().toISOString(), hostId, type, ...body })
-
-/** A raw agent connection: what it received, and how it was closed (or the HTTP status of a refused upgrade). */
-async function rawAgent(coord: RunningCoordinator, token: string) {
-  const ws = new WebSocket(coord.agentsUrl, { headers: { authorization: `Bearer ${token}` } })
-  const inbox: any[] = []
-  let closed: { code: number; reason: string } | null = null
-  ws.on('message', (d) => inbox.push(JSON.parse(String(d))))
-  ws.on('close', (code, reason) => {
-    closed = { code, reason: String(reason) }
-  })
-  const opened = await new Promise<number>((resolve) => {
-    ws.once('open', () => resolve(101))
-    ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0)
-      ws.terminate()
-    })
-    ws.once('error', () => resolve(0))
-  })
-  return { ws, inbox, opened, closed: () => closed }
-}
 
 t.test('no other credential can speak for a host, displace it, take its commands or store its results', async (t) => {
   const coord = await startCoordinator(t)
@@ -73,6 +51,8 @@ t.test('no other credential can speak for a host, displace it, take its commands
   t.equal((await rawAgent(coord, coord.agentToken)).opened, 401, 'the shared agent token: 401')
   const forged = `v1.${Buffer.from('node-1').toString('base64url')}.${Buffer.alloc(32).toString('base64url')}`
   t.equal((await rawAgent(coord, forged)).opened, 401, 'a made-up node-1 token: 401')
+  const padded = `${coord.tokenFor('node-1')}==`
+  t.equal((await rawAgent(coord, padded)).opened, 401, "node-1's own token with padding: 401")
 
   // A command for node-1 goes to the real node-1 and its result is the real one.
   const sent = await coord.api('/v1/hosts/node-1/commands', { body: { action: 'status' } })
@@ -282,5 +262,73 @@ t.test('an advertised peer URL is kept only at the address the hello came from, 
   t.match(await helloWith('peer-named', 'http://gpu-7.fleet.example:9479'), { url: /gpu-7/ }, 'a hostname is kept')
   t.equal(await helloWith('peer-other', 'http://10.9.8.7:9479'), null, 'another IP address is refused')
   t.equal(await helloWith('peer-metadata', 'http://169.254.169.254:80'), null, 'link-local is refused')
+  t.equal(await helloWith('peer-localhost', 'http://localhost:9477'), null, 'localhost is refused')
+  t.equal(await helloWith('peer-sub-localhost', 'http://gpu-7.localhost:9477'), null, '*.localhost is refused')
+  t.match(coord.logs(), /localhost names each fetcher's own loopback/, 'the localhost refusal says why')
   t.match(coord.logs(), /refused the peer URL a host advertised/, 'the refusal is logged')
+})
+
+/** the coordinator's resident memory in MiB, read from the kernel */
+const rssMiB = (pid: number): number =>
+  Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024
+
+t.test('frames sent while a hello waits are held back by TCP, not in the coordinator', async (t) => {
+  const coord = await startCoordinator(t)
+  const token = coord.tokenFor('flood')
+  // The host's first connection stays open and answers no ping, so a new hello waits on it (up to 5 s).
+  const frozen = await rawAgent(coord, token, { autoPong: false })
+  t.teardown(() => frozen.ws.terminate())
+  frozen.ws.send(frame('flood', 'hello', { version: '0.0.0', facts: {} }, 'flood-hello-1'))
+  await waitFor('the first hello acked', () => acked(frozen, 'flood-hello-1'), 15_000, 20)
+  await sleep(3_000) // past the ping interval, so the coordinator must probe the frozen connection
+
+  const before = rssMiB(coord.pid)
+  const flooder = await rawAgent(coord, token)
+  t.teardown(() => flooder.ws.terminate())
+  flooder.ws.send(frame('flood', 'hello', { version: '0.0.0', facts: {} }, 'flood-hello-2'))
+  // Frames just under the 4 × maxFrameBytes that ws accepts, as fast as the socket takes them, for 6 s.
+  const big = frame('flood', 'event', { eventType: 'x', data: { pad: 'a'.repeat(4 * 1024 * 1024 - 300) } })
+  let sent = 0
+  let peak = before
+  const started = Date.now()
+  while (Date.now() - started < 6_000 && flooder.ws.readyState === flooder.ws.OPEN) {
+    while (flooder.ws.bufferedAmount < 32 * 1024 * 1024) {
+      flooder.ws.send(big)
+      sent++
+    }
+    peak = Math.max(peak, rssMiB(coord.pid))
+    await sleep(20)
+  }
+  t.comment(
+    `coordinator RSS ${before.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB while ${sent} frames of 4 MiB ` +
+      `were offered (${flooder.ws.bufferedAmount} bytes still unsent; closed: ${JSON.stringify(flooder.closed())})`,
+  )
+  t.ok(peak - before < 200, `the coordinator grew by ${(peak - before).toFixed(0)} MiB, not by what was sent`)
+  t.equal((await coord.api('/healthz', { token: null })).status, 200, 'the coordinator still answers')
+})
+
+t.test("an agent's event of a type the coordinator raises (rollout.*) is refused and not stored", async (t) => {
+  const coord = await startCoordinator(t)
+  const agent = await rawAgent(coord, coord.tokenFor('forger'))
+  t.teardown(() => agent.ws.terminate())
+  agent.ws.send(frame('forger', 'hello', { version: '0.0.0', facts: {} }, 'forger-hello'))
+  await waitFor('the hello acked', () => acked(agent, 'forger-hello'), 15_000, 20)
+  agent.ws.send(frame('forger', 'event', { eventType: 'rollout.completed', data: { id: 'r-1' } }, 'forged-1'))
+  agent.ws.send(frame('forger', 'event', { eventType: 'prune.completed', data: {} }, 'honest-1'))
+  await waitFor('the honest event acked', () => acked(agent, 'honest-1'), 15_000, 20)
+  t.match(
+    agent.inbox.find((m) => m.type === 'error' && m.ref === 'forged-1'),
+    { code: 'bad_message', message: /rollout\. prefix is reserved/ },
+    'the forged event is answered with an error naming the reserved prefix',
+  )
+  t.notOk(acked(agent, 'forged-1'), 'and never acked')
+  const events = (await coord.api('/v1/events?hostId=forger')).body.events
+  t.ok(
+    events.some((e: any) => e.type === 'prune.completed'),
+    'the honest event is stored',
+  )
+  t.notOk(
+    events.some((e: any) => e.type.startsWith('rollout.')),
+    'no rollout.* event is stored for the host',
+  )
 })

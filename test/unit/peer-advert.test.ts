@@ -38,3 +38,19 @@ t.test('link-local and unspecified addresses never, even from that address', asy
   }
   t.match(acceptPeerAdvert(advert('http://[fec0::1]:80'), from('fec0::1')), { refused: null }, 'just past fe80::/10')
 })
+
+t.test('localhost and the names under it never, from any address', async (t) => {
+  const names = ['localhost', 'LOCALHOST', 'localhost.', 'gpu-1.localhost', 'a.b.LocalHost.', '%6cocalhost']
+  for (const name of names) {
+    for (const remote of ['127.0.0.1', '::1', '10.0.0.7', null]) {
+      t.match(
+        acceptPeerAdvert(advert(`http://${name}:9477`), from(remote)),
+        { peers: null, refused: /own loopback/ },
+        `${name} from ${remote}`,
+      )
+    }
+  }
+  for (const name of ['localhost.fleet.example', 'notlocalhost', 'localhost-1.fleet']) {
+    t.match(acceptPeerAdvert(advert(`http://${name}:9477`), from('10.0.0.7')), { refused: null }, `${name} is kept`)
+  }
+})
