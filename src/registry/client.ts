@@ -1,12 +1,17 @@
 // Reads an image's manifest and config from its registry without pulling it, speaking the
 // registry HTTP API v2 the way dockerd does: HTTPS, the bearer-token flow on a 401 (credentials
 // from a Docker config.json when the registry has some), plain HTTP only for registries dockerd
-// treats as insecure, configured mirrors first and then the registry itself.
-import { createHash } from 'node:crypto'
+// treats as insecure, configured mirrors first and then the registry itself. Nothing a registry
+// sends is taken on trust: each body is read with a cap (./limits.ts), and each manifest and
+// config is kept only when its bytes hash to the digest it was asked by (./digest.ts).
 import { parse as parseAuthHeader } from 'auth-header'
-import { tlsFetch } from '../tls-fetch.js'
+import { mismatch, readAnswer, registryErrorText } from './answers.js'
 import { CredentialStore, normalizeRegistryKey } from './credentials.js'
+import { digestOf, hashesTo, isDigest } from './digest.js'
 import { RegistryError, isTransportError, transportReason } from './errors.js'
+import { fetchVia } from './fetch-via.js'
+import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES } from './limits.js'
+import { fetchToken, type Token } from './token.js'
 import { DOCKERD_DEFAULT_TRUST, isInsecureRegistry, type RegistryTrust } from './insecure.js'
 import { hostPlatform, pickPlatform, formatPlatform, type IndexEntry, type Platform } from './platform.js'
 import { apiHost, parseImageRef, type ImageRef } from './reference.js'
@@ -39,12 +44,9 @@ interface Endpoint {
 }
 interface Manifest {
   mediaType: string
+  /** computed from the bytes received, never taken from the registry's word */
   digest: string
   body: Record<string, unknown>
-}
-interface Token {
-  value: string
-  expires: number
 }
 
 export class RegistryClient implements RemoteImageSource {
@@ -100,6 +102,9 @@ export class RegistryClient implements RemoteImageSource {
           domain,
           `${ref.original} has no image for ${formatPlatform(this.platform)}`,
         )
+      if (!isDigest(entry.digest))
+        throw new RegistryError('invalid', domain, `${ref.original}: the index names no valid digest for its image`)
+      // fetched by digest, so it is checked against the digest the index names
       manifest = await this.manifest(domain, ref.repository, entry.digest)
     }
     if (!MANIFEST_TYPES.includes(manifest.mediaType)) {
@@ -113,9 +118,12 @@ export class RegistryClient implements RemoteImageSource {
       digest: l.digest,
       sizeBytes: Number(l.size) || 0,
     }))
-    const configDigest = (manifest.body.config as { digest?: string } | undefined)?.digest
-    if (!configDigest) throw new RegistryError('invalid', domain, `${ref.original}: the manifest names no config blob`)
-    const config = await this.blobJson(domain, ref.repository, configDigest)
+    const configDigest = (manifest.body.config as { digest?: unknown } | undefined)?.digest
+    if (configDigest === undefined)
+      throw new RegistryError('invalid', domain, `${ref.original}: the manifest names no config blob`)
+    if (!isDigest(configDigest))
+      throw new RegistryError('invalid', domain, `${ref.original}: the manifest names its config by no valid digest`)
+    const config = await this.config(domain, ref.repository, configDigest)
     const inner = (config.config ?? {}) as { Env?: string[] | null; Labels?: Record<string, string> | null }
     return {
       ref: ref.original,
@@ -131,11 +139,25 @@ export class RegistryClient implements RemoteImageSource {
     }
   }
 
+  /** a manifest or index by tag or digest, checked against the digest asked for or announced */
   private async manifest(domain: string, repository: string, reference: string): Promise<Manifest> {
+    const byDigest = isDigest(reference)
+    const what = `the manifest of ${repository}${byDigest ? '@' : ':'}${reference}`
     const res = await this.request(domain, repository, `/v2/${repository}/manifests/${reference}`, { accept: ACCEPT })
-    const bytes = Buffer.from(await res.arrayBuffer())
-    const digest =
-      res.headers.get('docker-content-digest') ?? `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+    const bytes = await readAnswer(res, MAX_MANIFEST_BYTES, `registry ${domain}`, domain, what)
+    let digest = digestOf(bytes)
+    if (byDigest) {
+      if (!hashesTo(bytes, reference)) throw mismatch(domain, what, digest, reference)
+      digest = reference
+    } else {
+      // By tag the digest is computed from the bytes, so the header cannot choose it; a header that
+      // names another digest is refused as well, not ignored: that registry serves one thing and
+      // says another, and dockerd's pull that follows would meet the same registry. This refuses
+      // all that trusting a correct header would refuse, and more.
+      const announced = res.headers.get('docker-content-digest')
+      if (announced !== null && !hashesTo(bytes, announced.trim()))
+        throw mismatch(domain, what, digest, announced.trim(), 'its Docker-Content-Digest header')
+    }
     let body: Record<string, unknown>
     try {
       body = JSON.parse(bytes.toString('utf8'))
@@ -146,13 +168,21 @@ export class RegistryClient implements RemoteImageSource {
     return { mediaType, digest, body }
   }
 
-  private async blobJson(domain: string, repository: string, digest: string): Promise<Record<string, unknown>> {
+  /** the image config blob, kept only when it hashes to the digest the manifest names */
+  private async config(domain: string, repository: string, digest: string): Promise<Record<string, unknown>> {
+    const what = `the config blob ${digest} of ${repository}`
     const res = await this.request(domain, repository, `/v2/${repository}/blobs/${digest}`, {})
+    const bytes = await readAnswer(res, MAX_CONFIG_BYTES, `registry ${domain}`, domain, what)
+    if (!hashesTo(bytes, digest)) throw mismatch(domain, what, digestOf(bytes), digest)
+    let body: unknown
     try {
-      return (await res.json()) as Record<string, unknown>
+      body = JSON.parse(bytes.toString('utf8'))
     } catch {
       throw new RegistryError('invalid', domain, `${repository}: config blob ${digest} is not JSON`)
     }
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new RegistryError('invalid', domain, `${repository}: config blob ${digest} is not a JSON object`)
+    return body as Record<string, unknown>
   }
 
   /** a GET with auth: on a 401 it follows the challenge (Bearer token or Basic) once */
@@ -214,59 +244,14 @@ export class RegistryClient implements RemoteImageSource {
     }
     const realm = param('realm')
     if (!realm) throw new RegistryError('invalid', domain, `${domain} asked for a bearer token but named no realm`)
-    const token = await this.fetchToken(domain, realm, param('service'), `repository:${repository}:pull`)
+    const token = await fetchToken(
+      domain,
+      { realm, service: param('service'), scope: `repository:${repository}:pull` },
+      this.credentials.get(domain),
+      this.timeoutMs,
+    )
     this.tokens.set(`${domain}/${repository}`, token)
     return `Bearer ${token.value}`
-  }
-
-  /** the token endpoint, as in docker/distribution's token authentication specification */
-  private async fetchToken(domain: string, realm: string, service: string | undefined, scope: string): Promise<Token> {
-    const cred = this.credentials.get(domain)
-    const url = new URL(realm)
-    let res: Response
-    try {
-      if (cred?.identityToken) {
-        // An OAuth refresh token is exchanged with a POST, as dockerd does.
-        const form = new URLSearchParams({
-          grant_type: 'refresh_token',
-          refresh_token: cred.identityToken,
-          client_id: 'gpuhost',
-          scope,
-        })
-        if (service) form.set('service', service)
-        res = await fetchVia(url, { method: 'POST', body: form, signal: AbortSignal.timeout(this.timeoutMs) })
-      } else {
-        if (service) url.searchParams.set('service', service)
-        url.searchParams.set('scope', scope)
-        const headers: Record<string, string> = {}
-        if (cred?.username)
-          headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password ?? ''}`).toString('base64')}`
-        res = await fetchVia(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) })
-      }
-    } catch (err) {
-      throw new RegistryError(
-        'unreachable',
-        domain,
-        `token endpoint ${url.origin} unreachable: ${transportReason(err)}`,
-      )
-    }
-    if (res.status === 401 || res.status === 403) {
-      await res.body?.cancel()
-      throw new RegistryError(
-        'unauthorized',
-        domain,
-        `${domain}: the token endpoint refused the credentials (${res.status})`,
-      )
-    }
-    if (!res.ok) {
-      await res.body?.cancel()
-      throw new RegistryError('unreachable', domain, `${domain}: the token endpoint answered ${res.status}`)
-    }
-    const body = (await res.json().catch(() => ({}))) as { token?: string; access_token?: string; expires_in?: number }
-    const value = body.token ?? body.access_token
-    if (!value) throw new RegistryError('invalid', domain, `${domain}: the token endpoint sent no token`)
-    // 60 s is the specification's default lifetime; renew a little early.
-    return { value, expires: Date.now() + Math.max(10, (body.expires_in ?? 60) - 10) * 1000 }
   }
 
   /** one GET on the endpoint that worked before, else HTTPS and then (insecure registries only) HTTP */
@@ -302,48 +287,4 @@ export class RegistryClient implements RemoteImageSource {
   async close(): Promise<void> {
     // nothing held: requests go through Node's global agents
   }
-}
-
-type FetchInit = {
-  method?: 'GET' | 'POST'
-  headers?: Record<string, string>
-  body?: URLSearchParams
-  signal: AbortSignal
-}
-
-/** a request through Node's own fetch, or over TLS left unchecked (an insecure registry) */
-async function fetchVia(url: string | URL, init: FetchInit, insecureTls = false): Promise<Response> {
-  if (!insecureTls) return fetch(url, init)
-  // Redirects are followed as fetch follows them (registries send blob reads to their storage). Only
-  // the registry's own origin is reached with its TLS unchecked: another one is fetched with TLS
-  // checked and without the registry's credentials.
-  let target = new URL(url)
-  const origin = target.origin
-  for (let hops = 0; ; hops++) {
-    const res = await tlsFetch(target, { ...init, rejectUnauthorized: false })
-    const location = REDIRECTS.has(res.status) ? res.headers.get('location') : null
-    if (location === null || init.method === 'POST') return res
-    await res.body?.cancel()
-    if (hops >= MAX_REDIRECTS) throw new TypeError(`fetch failed: more than ${MAX_REDIRECTS} redirects from ${origin}`)
-    target = new URL(location, target)
-    if (target.origin !== origin) {
-      const { authorization: _dropped, ...headers } = init.headers ?? {}
-      return fetch(target, { ...init, headers })
-    }
-  }
-}
-
-const REDIRECTS = new Set([301, 302, 303, 307, 308])
-/** as fetch's own limit */
-const MAX_REDIRECTS = 20
-
-async function registryErrorText(res: Response): Promise<string> {
-  try {
-    const body = (await res.json()) as { errors?: { code?: string; message?: string }[] }
-    const first = body.errors?.[0]
-    if (first) return [first.code, first.message].filter(Boolean).join(': ')
-  } catch {
-    /* not a registry error body */
-  }
-  return `HTTP ${res.status}`
 }

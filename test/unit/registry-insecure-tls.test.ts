@@ -3,6 +3,7 @@
 // registry's own origin, and to another origin only with TLS checked and without the registry's
 // credentials. Real https and http servers on loopback; the certificate comes from a test CA.
 import t from 'tap'
+import { createHash } from 'node:crypto'
 import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -14,7 +15,7 @@ import { RegistryClient } from '../../src/registry/client.js'
 import { CredentialStore } from '../../src/registry/credentials.js'
 
 const CONFIG = JSON.stringify({ config: { Env: ['CUDA_VERSION=12.2.0'] } })
-const CONFIG_DIGEST = 'sha256:' + 'c'.repeat(64)
+const CONFIG_DIGEST = 'sha256:' + createHash('sha256').update(CONFIG).digest('hex')
 const MANIFEST = JSON.stringify({
   schemaVersion: 2,
   mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
