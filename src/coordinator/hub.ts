@@ -26,18 +26,16 @@ import type { FleetStore } from './fleet-store.js'
 import { COORDINATOR_EVENT_PREFIX } from './rollout-store.js'
 
 const COORDINATOR_ID = 'coordinator'
-/**
- * frames an agent may have sent before its hello is answered; with their total size bounded by
- * maxFrameBytes (HeldFrames), so that empty frames cannot pile up either
- */
+/** frames an agent may have sent before its hello is answered (an agent sends at most its send window) */
 const MAX_HELD_FRAMES = 1024
 /** RFC 6455: the frame broke the endpoint's policy */
 const POLICY_VIOLATION = 1008
 
 /**
  * Frames that arrived while the hello was being decided (up to 5 s waiting for the host's older
- * connection to answer a ping). The socket is paused meanwhile, so TCP holds a flood at the sender;
- * what is held is only what ws had already read, and at most maxFrameBytes of it in total.
+ * connection to answer a ping). Once they pass maxFrameBytes the socket is paused, so TCP holds
+ * the rest at the sender: what is held is at most maxFrameBytes and what ws had already read. The
+ * socket is not paused before that, so an agent's own pings are answered while it waits.
  */
 interface HeldFrames {
   frames: { data: Buffer; isBinary: boolean }[]
@@ -173,16 +171,20 @@ export class AgentHub {
     this.opts.log.debug({ remote: req.socket.remoteAddress }, 'agent connected')
   }
 
-  /** Keeps a frame until the hello is decided; beyond the bound the connection is closed (1008). */
+  /**
+   * Keeps a frame until the hello is decided: past maxFrameBytes held the socket stops being read,
+   * past MAX_HELD_FRAMES the connection is closed (1008).
+   */
   private hold(session: Session, held: HeldFrames, data: Buffer, isBinary: boolean): void {
     const { maxFrameBytes, log } = this.opts
-    held.bytes += data.length
-    if (held.frames.length >= MAX_HELD_FRAMES || held.bytes > maxFrameBytes) {
-      const why = `more than ${maxFrameBytes} bytes or ${MAX_HELD_FRAMES} frames sent before the hello was answered`
+    if (held.frames.length >= MAX_HELD_FRAMES) {
+      const why = `more than ${MAX_HELD_FRAMES} frames sent before the hello was answered`
       log.warn({ hostId: session.credentialHostId, remote: session.remoteAddress, why }, 'closed an agent connection')
       return this.close(session, POLICY_VIOLATION, why)
     }
     held.frames.push({ data, isBinary })
+    held.bytes += data.length
+    if (held.bytes > maxFrameBytes && !session.ws.isPaused) session.ws.pause()
   }
 
   /** The hello is decided: nothing more is held, the socket reads again. */
@@ -287,9 +289,8 @@ export class AgentHub {
       log.warn({ hostId: hello.hostId, credentialHostId }, "refused a hello: the credential is another host's")
       return this.close(session, CLOSE_CODES.wrongHost, `hostId ${hello.hostId} is not the host of this credential`)
     }
-    // Nothing more is read from this connection until the hello is decided (release, close).
+    // Frames are held from here until the hello is decided (release, close).
     session.held = { frames: [], bytes: 0 }
-    session.ws.pause()
     const previous = this.sessions.get(hello.hostId)
     if (previous && previous !== session) {
       if (await this.answersPings(previous)) {
