@@ -17,7 +17,7 @@ export class BodyTooLargeError extends Error {
   }
 }
 
-/** what of a fetch Response (or tlsFetch's) is read here */
+/** what of a fetch Response (or nodeFetch's) is read here */
 export interface Answer {
   headers: { get(name: string): string | null }
   body: ReadableStream<Uint8Array> | null

@@ -1,6 +1,6 @@
 // The one configuration schema: every key, its default and its bounds live here and nowhere else.
 import { labelKeySchema, labelsSchema } from './labels.js'
-import { readFileSync, existsSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
@@ -222,6 +222,12 @@ export const agentConfigSchema = z
         maxUploads: z.number().int().min(1).max(64).default(2),
         /** all uploads together at most this many bytes per second; null: no limit */
         maxUploadBytesPerSecond: z.number().int().min(1024).nullable().default(null),
+        /**
+         * fetch from peers whose address is loopback (127.0.0.0/8, ::1): only for a fleet on one
+         * machine. Off, a peer URL naming or resolving to loopback is refused before anything is sent,
+         * as link-local, unspecified, multicast and broadcast addresses always are
+         */
+        allowLoopback: z.boolean().default(false),
         /** peer tokens travel in a header: https for the listener (certFile and keyFile, read at start),
          * and the fleet CA this host trusts when it fetches from an https:// peer (caFile, read per fetch;
          * null: the system CAs) */
@@ -441,10 +447,37 @@ export function loadCoordinatorConfig(flag?: string): CoordinatorConfig {
   return loadConfigFile(coordinatorConfigSchema, resolveConfigFile(flag, DEFAULT_COORDINATOR_CONFIG_FILE))
 }
 
-/** Reads a bearer token file; null when the file is unset. Throws with the path when unreadable or empty. */
+/**
+ * Reads a bearer token file; null when the file is unset. Throws with the path when unreadable,
+ * empty, or open to other users: readable or writable by others, writable by its group, or readable
+ * by its group unless root owns it (root provisions the file for the service's group, as a kubelet
+ * does for a Secret with fsGroup; the same rule PostgreSQL applies to its key file).
+ */
 export function readTokenFile(file: string | null): string | null {
   if (file === null) return null
-  const token = readFileSync(file, 'utf8').trim()
-  if (!token) throw new Error(`token file ${file} is empty`)
-  return token
+  const fd = openSync(file, 'r')
+  try {
+    const { mode, uid } = fstatSync(fd)
+    const exposed = tokenFileExposure(mode, uid)
+    if (exposed)
+      throw new Error(
+        `token file ${file} is ${exposed} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}): ` +
+          `chmod 600 ${file} and make the user the service runs as its owner (or chmod 640 with root its owner ` +
+          "and the service's group its group)",
+      )
+    const token = readFileSync(fd, 'utf8').trim()
+    if (!token) throw new Error(`token file ${file} is empty`)
+    return token
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** how a token file with this mode and owner is open to users other than the service's; null when it is not */
+export function tokenFileExposure(mode: number, uid: number): string | null {
+  if (mode & 0o004) return 'readable by others'
+  if (mode & 0o002) return 'writable by others'
+  if (mode & 0o020) return 'writable by its group'
+  if (mode & 0o040 && uid !== 0) return 'readable by its group and not owned by root'
+  return null
 }

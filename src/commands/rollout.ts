@@ -2,7 +2,7 @@
 // A person on a terminal sees a bar of hosts done while --wait follows a rollout; scripts get
 // --json. Exit 1 when a followed rollout ends failed or cancelled, 69 when the coordinator cannot
 // be reached or refuses.
-import { readFileSync } from 'node:fs'
+import { readTokenFile } from '../config.js'
 import { Presets, SingleBar } from 'cli-progress'
 import type { GlobalOptions } from '../cli.js'
 import { CliError, EXIT } from '../exit-codes.js'
@@ -91,9 +91,7 @@ type Api = (method: string, path: string, body?: unknown) => Promise<unknown>
 
 function readToken(file: string): string {
   try {
-    const token = readFileSync(file, 'utf8').trim()
-    if (!token) throw new Error('the file is empty')
-    return token
+    return readTokenFile(file) as string
   } catch (err) {
     throw new CliError(`cannot read --token-file ${file}: ${(err as Error).message}`, EXIT.usage)
   }

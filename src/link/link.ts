@@ -28,7 +28,7 @@ import { peerServingFact } from '../peers/advertise.js'
 import { ExecutedCommands } from './executed-commands.js'
 import { VERSION } from '../version.js'
 import { backoffDelay } from '../backoff.js'
-import { coordinatorUrls } from '../config.js'
+import { coordinatorUrls, readTokenFile } from '../config.js'
 
 /** entries sent and not yet acked on one connection */
 const SEND_WINDOW = 256
@@ -167,13 +167,8 @@ export class CoordinatorLink implements Component {
     let headers: Record<string, string>
     let ca: Buffer | undefined
     try {
-      const token = config.coordinator.tokenFile ? readFileSync(config.coordinator.tokenFile, 'utf8').trim() : ''
-      if (!token)
-        throw new Error(
-          config.coordinator.tokenFile
-            ? `token file ${config.coordinator.tokenFile} is empty`
-            : 'coordinator.tokenFile is not set',
-        )
+      const token = readTokenFile(config.coordinator.tokenFile)
+      if (token === null) throw new Error('coordinator.tokenFile is not set')
       headers = { authorization: `Bearer ${token}` }
       ca = config.coordinator.caFile ? readFileSync(config.coordinator.caFile) : undefined
     } catch (err) {

@@ -86,6 +86,8 @@ export interface PrewarmDeps {
   wanted?: () => string[]
   /** peers.tls.caFile: the fleet CA https:// peers are checked against */
   peerCaFile?: string | null
+  /** peers.allowLoopback: peers on 127.0.0.1 / ::1 are fetched from (a fleet on one machine) */
+  peerAllowLoopback?: boolean
 }
 
 export interface PrewarmRequest {
@@ -443,6 +445,7 @@ async function loadFromPeer(
       ref,
       configDigest,
       caFile: deps.peerCaFile,
+      allowLoopback: deps.peerAllowLoopback,
       signal: attempt.signal,
       onReceived: () => attempt.transferred(),
       onBytes: (n) => {

@@ -5,7 +5,8 @@
 // checked again; it cannot name images either: the names an archive carries are stripped before
 // `docker load` could apply them (src/peers/archive-filter.ts).
 import { readFileSync } from 'node:fs'
-import { tlsFetch } from '../tls-fetch.js'
+import { nodeFetch } from '../node-fetch.js'
+import { checkPeerUrlHost, PeerAddressError, peerLookup } from '../peers/peer-address.js'
 import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ContainerRuntime } from '../runtime/runtime.js'
@@ -33,6 +34,8 @@ export interface PeerFetchOptions {
   /** the fleet CA (a PEM file, peers.tls.caFile) an https:// peer must present a certificate from;
    * null or absent: the system CAs */
   caFile?: string | null
+  /** peers.allowLoopback: a peer may be on 127.0.0.1 / ::1 (a fleet on one machine); absent: refused */
+  allowLoopback?: boolean
 }
 
 /** loads the image from `peer`, checks it and names it; the bytes read. Throws when any of it fails. */
@@ -75,19 +78,40 @@ async function readCapped(res: PeerResponse, max: number): Promise<string> {
   return Buffer.concat(chunks).subarray(0, max).toString('utf8')
 }
 
-/** the export request; over https with a fleet CA, through tlsFetch (Node's own fetch takes no CA per request) */
+/**
+ * The export request, connected only to a peer address (src/peers/peer-address.ts): an IP literal is
+ * checked here, a name when it is resolved for the connection. Over https with a fleet CA when
+ * peers.tls.caFile names one, else the system CAs.
+ */
 async function openPeer(peer: PeerSource, o: PeerFetchOptions): Promise<{ res: PeerResponse; close(): Promise<void> }> {
-  // No redirects: the coordinator named this URL, and a peer must not send the token or the fetch elsewhere.
-  const init = { headers: { authorization: `Bearer ${peer.token}` }, signal: o.signal, redirect: 'error' as const }
-  if (!o.caFile || !peer.url.startsWith('https:'))
-    return { res: await fetch(peer.url, init), close: () => Promise.resolve() }
-  let ca: Buffer
+  const allowLoopback = o.allowLoopback ?? false
+  let url: URL
   try {
-    ca = readFileSync(o.caFile)
+    url = new URL(peer.url)
+    checkPeerUrlHost(url, allowLoopback)
   } catch (err) {
-    throw new Error(`peers.tls.caFile: cannot read ${o.caFile}: ${(err as Error).message}`)
+    const message = `peer ${peer.host}: ${(err as Error).message}`
+    throw err instanceof PeerAddressError ? new PeerAddressError(message) : new Error(message)
   }
-  const res = await tlsFetch(peer.url, { headers: init.headers, signal: init.signal, ca })
+  let ca: Buffer | undefined
+  if (o.caFile && url.protocol === 'https:') {
+    try {
+      ca = readFileSync(o.caFile)
+    } catch (err) {
+      throw new Error(`peers.tls.caFile: cannot read ${o.caFile}: ${(err as Error).message}`)
+    }
+  }
+  // No redirects (nodeFetch follows none): the coordinator named this URL, and a peer must not send
+  // the token or the fetch elsewhere.
+  const res = await nodeFetch(url, {
+    headers: { authorization: `Bearer ${peer.token}` },
+    signal: o.signal,
+    ca,
+    lookup: peerLookup(allowLoopback),
+  }).catch((err: Error) => {
+    if (err.cause instanceof PeerAddressError) throw new PeerAddressError(`peer ${peer.host}: ${err.cause.message}`)
+    throw err
+  })
   // a refused archive's body is cut: nothing waits for the rest of it
   return { res, close: () => (res.body?.cancel() ?? Promise.resolve()).catch(() => undefined) }
 }

@@ -45,6 +45,7 @@ export function buildPrewarmDeps(args: {
     log: args.log,
     now: args.now,
     peerCaFile: config.peers.tls.caFile,
+    peerAllowLoopback: config.peers.allowLoopback,
     facts: () => readPrewarmFacts(runtime, config.disk.path),
     compat: async () => {
       const gpu = await args.gpu()

@@ -1,6 +1,6 @@
 // The one request the registry client makes: Node's own fetch, or, for a registry dockerd reaches
-// with its TLS unchecked (an insecure registry over https), tlsFetch with redirects followed by hand.
-import { tlsFetch } from '../tls-fetch.js'
+// with its TLS unchecked (an insecure registry over https), nodeFetch with redirects followed by hand.
+import { nodeFetch } from '../node-fetch.js'
 
 export type FetchInit = {
   method?: 'GET' | 'POST'
@@ -18,7 +18,7 @@ export async function fetchVia(url: string | URL, init: FetchInit, insecureTls =
   let target = new URL(url)
   const origin = target.origin
   for (let hops = 0; ; hops++) {
-    const res = await tlsFetch(target, { ...init, rejectUnauthorized: false })
+    const res = await nodeFetch(target, { ...init, rejectUnauthorized: false })
     const location = REDIRECTS.has(res.status) ? res.headers.get('location') : null
     if (location === null || init.method === 'POST') return res
     await res.body?.cancel()

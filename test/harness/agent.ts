@@ -28,7 +28,8 @@ export function testDir(t: Teardown, prefix = 'gh-t-'): TestDir {
     path,
     file(name, content) {
       const p = join(path, name)
-      writeFileSync(p, content)
+      // owner-only, as token files must be (src/config.ts readTokenFile)
+      writeFileSync(p, content, { mode: 0o600 })
       return p
     },
   }

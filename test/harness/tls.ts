@@ -1,5 +1,5 @@
 // Certificates made by openssl at test time (EC P-256, valid one day): a CA, and certificates it
-// issues for a subject and its subjectAltName. The TLS tests of the coordinator, peers and tlsFetch
+// issues for a subject and its subjectAltName. The TLS tests of the coordinator, peers and nodeFetch
 // share it.
 import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'

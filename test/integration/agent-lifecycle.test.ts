@@ -1,7 +1,7 @@
 // The daemon as a service manager sees it: health answers, clean exit on SIGTERM or SIGINT at any phase.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { chmodSync, readFileSync } from 'node:fs'
 import { CLI, runCli, startAgent, testDir, post } from '../harness/agent.js'
 import { onCleanup, killAndWait } from '../harness/cleanup.js'
 import { freePort, waitFor } from '../harness/ports.js'
@@ -98,6 +98,16 @@ t.test('POSTs need the bearer token', async (t) => {
     const res = await post(`${agent.url}${r}`, 'wrong')
     t.ok(res.status === 401 || res.status === 404, `${r} with a wrong token: ${res.status}`)
   }
+})
+
+t.test('a token file others can read is refused: every POST answers 403 and the log says how to fix it', async (t) => {
+  const dir = testDir(t)
+  const tokenFile = dir.file('token', 'readable-by-all\n')
+  chmodSync(tokenFile, 0o644)
+  const agent = await startAgent(t, { tokenFile, docker: { socket: '/nonexistent/docker.sock' } })
+  const res = await post(`${agent.url}/v1/prune`, 'readable-by-all', { dryRun: true })
+  t.equal(res.status, 403, 'the token in the file opens nothing')
+  t.match(agent.logs(), /token file \S+ is readable by others \(mode 0644\): chmod 600 /, 'the log names the fix')
 })
 
 t.test('a bad config exits 78 naming every bad key', async (t) => {

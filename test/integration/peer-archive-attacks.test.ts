@@ -143,6 +143,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
           configDigest: wantedId,
           signal: AbortSignal.timeout(120_000),
           onBytes: () => undefined,
+          allowLoopback: true,
           ...over,
         },
       )

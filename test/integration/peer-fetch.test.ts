@@ -99,7 +99,13 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
 
     const fetcher = await startAgent(
       t,
-      { ...common, hostId: 'gpu-b', docker: { socket: fetcherDisk.socket }, prewarm: { schedule: null, retries: 0 } },
+      {
+        ...common,
+        hostId: 'gpu-b',
+        docker: { socket: fetcherDisk.socket },
+        prewarm: { schedule: null, retries: 0 },
+        peers: { allowLoopback: true },
+      },
       { waitReady: true },
     )
     const res = await post(`${fetcher.url}/v1/prewarm`, fetcher.token, {

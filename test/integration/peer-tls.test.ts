@@ -69,7 +69,7 @@ if (!which('openssl')) {
         hostId: 'gpu-b',
         docker: { socket: fetcherDisk.socket },
         prewarm: { schedule: null, retries: 0 },
-        peers: { tls: { caFile: fleetCa.caFile } },
+        peers: { allowLoopback: true, tls: { caFile: fleetCa.caFile } },
       },
       { waitReady: true },
     )

@@ -79,7 +79,7 @@ export async function startPeerFleet(
           coordinator: opts.coordinator
             ? { url: opts.coordinator.agentsUrl, tokenFile: opts.coordinator.tokenFileFor(id), reconnectMaxSeconds: 1 }
             : { tokenFile: dir.file('link-token', hostToken(SECRET, id) + '\n') },
-          peers: { serve: true, listen: `127.0.0.1:${port}`, maxUploads: opts.maxUploads },
+          peers: { serve: true, listen: `127.0.0.1:${port}`, maxUploads: opts.maxUploads, allowLoopback: true },
         },
         { waitReady: true },
       )
@@ -207,7 +207,7 @@ export async function startServingHost(
       prune: { highPercent: 100, schedule: null },
       prewarm: { schedule: null },
       coordinator: { tokenFile: dir.file('link-token', linkToken + '\n') },
-      peers: { serve: true, listen: `127.0.0.1:${port}`, ...peers },
+      peers: { serve: true, listen: `127.0.0.1:${port}`, allowLoopback: true, ...peers },
     },
     { waitReady: true },
   )

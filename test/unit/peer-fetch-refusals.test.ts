@@ -1,9 +1,11 @@
 // What a refusing or redirecting peer can make a fetching host do: neither follow it elsewhere with
-// the peer token, nor repeat arbitrary text into logs and results.
+// the peer token, nor repeat arbitrary text into logs and results; and where a peer URL can send it:
+// only to fleet addresses, the refusal made before a byte is sent.
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { fetchFromPeer, PeerBusyError, peerErrorDetail, retryAfterSeconds } from '../../src/prewarm/peer-fetch.js'
+import { PeerAddressError } from '../../src/peers/peer-address.js'
 import { parseImageRef } from '../../src/registry/reference.js'
 
 const DIGEST = `sha256:${'a'.repeat(64)}`
@@ -31,6 +33,7 @@ function options(loads: string[]) {
     configDigest: DIGEST,
     signal: AbortSignal.timeout(30_000),
     onBytes: () => undefined,
+    allowLoopback: true,
   }
 }
 
@@ -87,3 +90,45 @@ t.test('a busy peer (503) is told apart, with how long it asks to wait', async (
   t.equal(retryAfterSeconds('0'), 1, 'at least 1 s')
   t.equal(retryAfterSeconds('3600'), 30, 'at most 30 s')
 })
+
+t.test(
+  'a peer at a loopback, link-local, unspecified or multicast address, by IP or by name: nothing sent',
+  async (t) => {
+    const asked: string[] = []
+    const peer = await listen(t, (req, res) => {
+      asked.push(String(req.headers.authorization))
+      res.writeHead(403).end(JSON.stringify({ error: 'reached' }))
+    })
+    const port = new URL(peer).port
+    const loads: string[] = []
+    const strict = { ...options(loads), allowLoopback: false }
+    const cases: [string, RegExp][] = [
+      [
+        `http://127.0.0.1:${port}/x`,
+        /^peer gpu-2: 127\.0\.0\.1 is a loopback address: peers are fetched only from fleet/,
+      ],
+      [`http://127.9.9.9:${port}/x`, /127\.9\.9\.9 is a loopback address/],
+      [`http://[::ffff:127.0.0.1]:${port}/x`, /::ffff:7f00:1 is a loopback address/],
+      // a name: refused on what it resolves to, when the connection is made
+      [`http://localhost:${port}/x`, /^peer gpu-2: localhost resolves to (127\.0\.0\.1|::1), a loopback address/],
+      // 0.0.0.0 reaches this host's own listeners on Linux: without the check, `peer` would answer
+      [`http://0.0.0.0:${port}/x`, /0\.0\.0\.0 is an unspecified address/],
+      ['http://169.254.169.254/latest/meta-data/', /169\.254\.169\.254 is a link-local address/],
+      ['http://[fe80::1]:9479/x', /fe80::1 is a link-local address/],
+      ['http://224.0.0.1:9479/x', /224\.0\.0\.1 is a multicast address/],
+    ]
+    for (const [url, message] of cases) {
+      const err = await fetchFromPeer({ host: 'gpu-2', url, token: 'peer-token' }, strict).catch((e: unknown) => e)
+      t.type(err, PeerAddressError, url)
+      t.match((err as Error).message, message, url)
+    }
+    t.same(asked, [], 'the peer listener on loopback was never asked, and no token left the host')
+    t.same(loads, [], 'nothing was loaded')
+    // the same listener, with peers.allowLoopback: reached, by address and by name
+    for (const url of [`http://127.0.0.1:${port}/x`, `http://localhost:${port}/x`])
+      await t.rejects(fetchFromPeer({ host: 'gpu-2', url, token: 'peer-token' }, options(loads)), {
+        message: 'peer gpu-2 answered 403: reached',
+      })
+    t.same(asked, ['Bearer peer-token', 'Bearer peer-token'], 'allowLoopback: both reached it')
+  },
+)

@@ -1,13 +1,16 @@
-// fetch for the two requests Node's own fetch cannot make: TLS checked against a CA of our own (a
-// fleet's peers, peers.tls.caFile) and TLS left unchecked (an insecure registry, tried over https
-// first as dockerd does). node:https under a WHATWG Response, so callers read the answer as they read
-// fetch's. No redirect is followed: a 3xx comes back as it is. Transport failures are TypeErrors with
-// the cause, as fetch's are; an abort is the signal's AbortError.
-import type { IncomingMessage } from 'node:http'
-import { request } from 'node:https'
+// fetch for the requests Node's own fetch cannot make: TLS checked against a CA of our own (a fleet's
+// peers, peers.tls.caFile), TLS left unchecked (an insecure registry, tried over https first as
+// dockerd does), and a connection made only to the addresses a `lookup` of ours allows (a peer, so a
+// name that resolves to loopback is refused when it is resolved, rebinding included). node:http(s)
+// under a WHATWG Response, so callers read the answer as they read fetch's. No redirect is followed:
+// a 3xx comes back as it is. Transport failures are TypeErrors with the cause, as fetch's are; an
+// abort is the signal's AbortError.
+import { type IncomingMessage, request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import type { LookupFunction } from 'node:net'
 import { Readable } from 'node:stream'
 
-export interface TlsFetchInit {
+export interface NodeFetchInit {
   method?: 'GET' | 'POST'
   headers?: Record<string, string>
   body?: string | URLSearchParams
@@ -16,14 +19,20 @@ export interface TlsFetchInit {
   ca?: Buffer
   /** false: any certificate, as for an insecure registry */
   rejectUnauthorized?: boolean
+  /** resolves the URL's hostname when the connection is made (default: the system's), on a connection
+   * of this request's own; an IP literal is connected to as written, without a lookup, so a caller
+   * that limits addresses checks literals itself */
+  lookup?: LookupFunction
 }
 
 /** statuses whose Response must carry no body */
 const NULL_BODY = new Set([101, 204, 205, 304])
 
-export function tlsFetch(url: string | URL, init: TlsFetchInit = {}): Promise<Response> {
+export function nodeFetch(url: string | URL, init: NodeFetchInit = {}): Promise<Response> {
   const target = new URL(url)
-  if (target.protocol !== 'https:') return Promise.reject(new TypeError(`tlsFetch: not an https URL: ${target.origin}`))
+  if (target.protocol !== 'https:' && target.protocol !== 'http:')
+    return Promise.reject(new TypeError(`nodeFetch: not an http(s) URL: ${target.protocol}`))
+  const request = target.protocol === 'https:' ? httpsRequest : httpRequest
   const headers: Record<string, string> = { ...init.headers }
   let body: Buffer | undefined
   if (init.body !== undefined) {
@@ -41,6 +50,9 @@ export function tlsFetch(url: string | URL, init: TlsFetchInit = {}): Promise<Re
         ca: init.ca,
         rejectUnauthorized: init.rejectUnauthorized ?? true,
         signal: init.signal,
+        // a connection of its own: a pooled socket would skip the lookup (its address was checked, or
+        // not, by whichever request opened it)
+        ...(init.lookup ? { lookup: init.lookup, agent: false } : {}),
       },
       (res) => {
         // Whatever the server sent that a Response cannot carry fails this request, never the process.

@@ -1,15 +1,17 @@
-// tlsFetch against a real https server on loopback with a certificate from a CA openssl makes here:
+// nodeFetch against a real https server on loopback with a certificate from a CA openssl makes here:
 // checked against that CA, refused without it, taken unchecked when asked (an insecure registry), and read as
 // fetch's answers are read: status, headers, body, no body on 204, no redirect followed, aborts.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
+import { lookup as dnsLookup } from 'node:dns'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:https'
 import { createServer as createTlsServer } from 'node:tls'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, LookupFunction } from 'node:net'
 import { testDir } from '../harness/agent.js'
 import { which } from '../harness/services.js'
 import { makeTestCa } from '../harness/tls.js'
-import { tlsFetch } from '../../src/tls-fetch.js'
+import { nodeFetch } from '../../src/node-fetch.js'
 
 if (!which('openssl')) {
   t.plan(0, 'skipped: needs openssl to make a certificate')
@@ -48,7 +50,7 @@ if (!which('openssl')) {
   const base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
 
   t.test('checked against the given CA: the answer reads as fetch’s', async (t) => {
-    const res = await tlsFetch(`${base}/v2/`, { ca, headers: { authorization: 'Bearer x' } })
+    const res = await nodeFetch(`${base}/v2/`, { ca, headers: { authorization: 'Bearer x' } })
     t.equal(res.status, 200)
     t.ok(res.ok)
     t.equal(res.headers.get('docker-content-digest'), 'sha256:abc')
@@ -56,20 +58,20 @@ if (!which('openssl')) {
   })
 
   t.test('a certificate no CA vouches for is refused, as a transport failure', async (t) => {
-    const err = await tlsFetch(`${base}/v2/`).catch((e: Error) => e)
+    const err = await nodeFetch(`${base}/v2/`).catch((e: Error) => e)
     t.type(err, TypeError)
     t.match((err as Error & { cause?: Error }).cause?.message, /self[- ]signed|unable to (verify|get local issuer)/i)
   })
 
   t.test('unchecked when asked, as for an insecure registry', async (t) => {
-    const res = await tlsFetch(`${base}/v2/`, { rejectUnauthorized: false })
+    const res = await nodeFetch(`${base}/v2/`, { rejectUnauthorized: false })
     t.equal(res.status, 200)
     await res.body?.cancel()
   })
 
   t.test('a form POST carries its type and length', async (t) => {
     const form = new URLSearchParams({ grant_type: 'refresh_token', scope: 'repository:a/b:pull' })
-    const res = await tlsFetch(`${base}/token`, { ca, method: 'POST', body: form })
+    const res = await nodeFetch(`${base}/token`, { ca, method: 'POST', body: form })
     t.equal(res.status, 200)
     await res.text()
     t.match(seen.at(-1), {
@@ -81,10 +83,10 @@ if (!which('openssl')) {
   })
 
   t.test('204 has no body; a redirect comes back unfollowed', async (t) => {
-    const empty = await tlsFetch(`${base}/empty`, { ca })
+    const empty = await nodeFetch(`${base}/empty`, { ca })
     t.equal(empty.status, 204)
     t.equal(empty.body, null)
-    const moved = await tlsFetch(`${base}/moved`, { ca })
+    const moved = await nodeFetch(`${base}/moved`, { ca })
     t.equal(moved.status, 302)
     t.equal(moved.headers.get('location'), 'https://example.invalid/')
     await moved.body?.cancel()
@@ -92,7 +94,7 @@ if (!which('openssl')) {
 
   t.test('an abort ends a body that never finishes', async (t) => {
     const controller = new AbortController()
-    const res = await tlsFetch(`${base}/slow`, { ca, signal: controller.signal })
+    const res = await nodeFetch(`${base}/slow`, { ca, signal: controller.signal })
     t.equal(res.status, 200)
     const reading = res.text()
     controller.abort()
@@ -112,15 +114,31 @@ if (!which('openssl')) {
     await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r))
     t.teardown(() => raw.close())
     const rawBase = `https://127.0.0.1:${(raw.address() as AddressInfo).port}`
-    const odd = await tlsFetch(`${rawBase}/odd-reason`, { ca })
+    const odd = await nodeFetch(`${rawBase}/odd-reason`, { ca })
     t.equal(odd.status, 200)
     t.equal(await odd.text(), 'ok', 'the reason phrase is not carried, the answer is')
-    const err = await tlsFetch(`${rawBase}/odd-status`, { ca }).catch((e: Error) => e)
+    const err = await nodeFetch(`${rawBase}/odd-status`, { ca }).catch((e: Error) => e)
     t.type(err, TypeError)
     t.match((err as Error).message, /fetch failed|fetch cannot carry/, 'a transport failure, as fetch reports one')
   })
 
-  t.test('only https', async (t) => {
-    await t.rejects(tlsFetch('http://127.0.0.1:1/'), /not an https URL/)
+  t.test('plain http too, through the lookup it is given; nothing but http(s)', async (t) => {
+    const plain = createHttpServer((req, res) => res.end(`plain ${req.url}`))
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r))
+    t.teardown(() => plain.close())
+    const port = (plain.address() as AddressInfo).port
+    const looked: string[] = []
+    const lookup: LookupFunction = (hostname, options, callback) => {
+      looked.push(hostname)
+      dnsLookup(hostname, { ...options, family: 4 }, callback as never)
+    }
+    const res = await nodeFetch(`http://localhost:${port}/v2/`, { lookup })
+    t.equal(await res.text(), 'plain /v2/')
+    t.same(looked, ['localhost'], 'the name went through the lookup given')
+    const refusing: LookupFunction = (_hostname, _options, callback) => callback(new Error('not here'), '', 0)
+    const err = await nodeFetch(`http://localhost:${port}/`, { lookup: refusing }).catch((e: Error) => e)
+    t.type(err, TypeError)
+    t.match((err as Error).cause, { message: 'not here' }, "the lookup's refusal is the cause")
+    await t.rejects(nodeFetch('ftp://127.0.0.1:1/'), /not an http\(s\) URL: ftp:/)
   })
 }
