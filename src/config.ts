@@ -76,6 +76,15 @@ export const agentConfigSchema = z
       .strictObject({
         /** a request whose body has not fully arrived this long after its headers is cut */
         bodyTimeoutSeconds: seconds.default(10),
+        /**
+         * names a request's `Host:` may carry besides an IP address, localhost, this machine's hostname
+         * and the listen address's name (`.example.com`: that domain and every name under it); any other
+         * answers 421, so a page using DNS rebinding cannot read the API from a browser
+         */
+        allowedHosts: z
+          .array(z.string().regex(/^\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/, 'a host name, or .domain'))
+          .max(256)
+          .default([]),
       })
       .prefault({}),
     docker: z

@@ -1,5 +1,6 @@
 // Composition root: builds every part of the agent, wires triggers to jobs, and owns the lifecycle.
 import { mkdirSync } from 'node:fs'
+import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { ActionRegistry } from './actions.js'
 import { readTokenFile, type AgentConfig } from '../config.js'
@@ -8,7 +9,8 @@ import { SnapshotStore } from './snapshot.js'
 import { JobRunner } from './job-runner.js'
 import { DEFAULT_RESTART_BACKOFF, Lifecycle, type Component } from './lifecycle.js'
 import { systemClock, type Clock } from './clock.js'
-import { HttpServer } from '../http/server.js'
+import { HttpServer, splitHostPort } from '../http/server.js'
+import { allowedHostCheck } from '../http/allowed-host.js'
 import { createAgentMetrics } from './metrics.js'
 import { buildStatus, JobHistory } from './status.js'
 import { sdNotify } from './sd-notify.js'
@@ -93,9 +95,22 @@ export class Agent {
     const http = new HttpServer({
       listen: config.listen,
       token: () => token,
+      noTokenReason: () =>
+        tokenError ? "the token file cannot be used (the agent's log says why)" : 'no token file is configured',
       log,
+      name: 'agent',
       maxBodyBytes: config.maxBodyBytes,
       bodyTimeoutMs: config.http.bodyTimeoutSeconds * 1000,
+      allowedHost: {
+        check: allowedHostCheck([
+          hostname(),
+          hostname().split('.')[0],
+          config.hostId,
+          splitHostPort(config.listen).host,
+          ...config.http.allowedHosts,
+        ]),
+        hint: 'an IP address, localhost, its hostname or a name in http.allowedHosts',
+      },
     })
     const now = opts.now ?? systemClock
     const events = new EventBus(now)

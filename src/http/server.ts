@@ -69,12 +69,17 @@ export interface HttpServerOptions {
   authenticateBeforeRouting?: boolean
   /** serve HTTPS; with `ca`, clients may present a certificate signed by it (checked by the caller) */
   tls?: { cert: Buffer; key: Buffer; ca?: Buffer } | null
+  /** the `Host:` headers served; any other answers 421 before anything else (src/http/allowed-host.ts) */
+  allowedHost?: { check(header: string | undefined): boolean; hint: string }
+  /** why writes answer 403 when `token()` is null (default: no token file is configured) */
+  noTokenReason?: () => string
 }
 
 export class HttpServer {
   private readonly routes: Route[] = []
   private server: Server | null = null
   private upgradeHandler: UpgradeHandler | null = null
+  private readonly refusedHosts = new Set<string>()
   readonly name: string
 
   constructor(private readonly opts: HttpServerOptions) {
@@ -168,6 +173,14 @@ export class HttpServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = parseRequestUrl(req.url)
     if (!url) return send(res, { status: 400, body: { error: 'malformed request target' } })
+    const allowedHost = this.opts.allowedHost
+    if (allowedHost && !allowedHost.check(req.headers.host)) {
+      this.logRefusedHost(req.headers.host ?? '', req.socket.remoteAddress)
+      return send(res, {
+        status: 421,
+        body: { error: `the request's Host does not name this ${this.name}: ${allowedHost.hint}` },
+      })
+    }
     try {
       if (this.opts.authenticateBeforeRouting && !this.isOpenPath(url.pathname)) this.authenticate(req)
       const route = this.match(req.method ?? 'GET', url.pathname)
@@ -226,9 +239,20 @@ export class HttpServer {
     return this.routes.some((route) => !route.auth && route.pattern.test(path))
   }
 
+  /** each refused Host once (the first 100): enough to find a scrape target to allow, not a log flood */
+  private logRefusedHost(host: string, remote: string | undefined): void {
+    if (this.refusedHosts.size >= 100 || this.refusedHosts.has(host)) return
+    this.refusedHosts.add(host)
+    this.opts.log.warn(
+      { host: host.slice(0, 200), remote },
+      `refused a request whose Host does not name this ${this.name}`,
+    )
+  }
+
   private authenticate(req: IncomingMessage): void {
     const verdict = checkBearer(req.headers.authorization, this.opts.token())
-    if (verdict === 'disabled') throw new HttpError(403, 'writes are disabled: no token file is configured')
+    if (verdict === 'disabled')
+      throw new HttpError(403, `writes are disabled: ${this.opts.noTokenReason?.() ?? 'no token file is configured'}`)
     if (verdict !== 'ok')
       throw new HttpError(401, verdict === 'missing' ? 'missing bearer token' : 'wrong bearer token')
   }

@@ -69,7 +69,7 @@ t.test('a body trickled in with a valid token is cut after http.bodyTimeoutSecon
       socket.write(
         [
           'POST /v1/prune HTTP/1.1',
-          'Host: x',
+          `Host: 127.0.0.1:${agent.port}`,
           `Authorization: Bearer ${agent.token}`,
           'Content-Type: application/json',
           `Content-Length: ${Buffer.byteLength(body)}`,
