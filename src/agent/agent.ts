@@ -13,6 +13,7 @@ import { HttpServer, splitHostPort } from '../http/server.js'
 import { allowedHostCheck } from '../http/allowed-host.js'
 import { createAgentMetrics } from './metrics.js'
 import { buildStatus, JobHistory } from './status.js'
+import { failingParts, readiness, type FailingPart } from './readiness.js'
 import { sdNotify } from './sd-notify.js'
 import { VERSION } from '../version.js'
 import { StateGuard } from '../state/guard.js'
@@ -96,7 +97,9 @@ export class Agent {
       listen: config.listen,
       token: () => token,
       noTokenReason: () =>
-        tokenError ? "the token file cannot be used (the agent's log says why)" : 'no token file is configured',
+        tokenError
+          ? `the token file ${config.tokenFile} cannot be used (the agent's log says why)`
+          : 'no tokenFile is configured',
       log,
       name: 'agent',
       maxBodyBytes: config.maxBodyBytes,
@@ -202,9 +205,7 @@ export class Agent {
     })
     http.get('/healthz', () => ({ status: 200, body: { status: 'ok' } }))
     http.get('/readyz', () =>
-      store.ready()
-        ? { status: 200, body: { status: 'ready' } }
-        : { status: 503, body: { status: 'starting', waitingFor: 'first snapshot' } },
+      readiness({ snapshotTaken: store.ready(), snapshot: store.get(), failing: this.failingParts() }),
     )
     http.get('/metrics', async () => ({
       status: 200,
@@ -222,8 +223,12 @@ export class Agent {
       snapshot: this.ctx.store.get(),
       history: this.history,
       link: this.linkStatus(),
-      failing: this.lifecycle.failingComponents(),
+      failing: this.failingParts(),
     })
+  }
+
+  private failingParts(): FailingPart[] {
+    return failingParts(this.ctx.store.get(), this.lifecycle.failingComponents())
   }
 
   /** the link as status shows it: drop counts are for metrics */

@@ -76,13 +76,14 @@ export class CollectorLoop {
       this.failures = 0
     } catch (err) {
       const error = (err as Error).message
+      this.failures++
       this.store.recordCollector(this.name, {
         success: false,
         durationSeconds: elapsed(started),
         at: this.now().toISOString(),
         error,
+        failures: this.failures,
       })
-      this.failures++
       if (this.failures === 1 || this.failures % 10 === 0) {
         this.log.warn({ collector: this.name, failures: this.failures, err: error }, `collector ${this.name} failed`)
       }

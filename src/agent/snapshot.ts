@@ -131,6 +131,8 @@ export interface CollectorStatus {
   durationSeconds: number
   at: string
   error?: string
+  /** failed runs in a row, this one included; absent on success */
+  failures?: number
 }
 
 export interface HostSnapshot {
@@ -142,7 +144,8 @@ export interface HostSnapshot {
   /** null until the image collector has run once */
   images: ImageFacts[] | null
   /** the container runtime's health (the key keeps its first name); `kind`: docker | containerd */
-  docker: { reachable: boolean; reason?: string; rootDir?: string; version?: string; kind?: string }
+  /** the container runtime (Docker or containerd, `kind`); `hint`: what to do while it is unreachable */
+  docker: { reachable: boolean; reason?: string; hint?: string; rootDir?: string; version?: string; kind?: string }
   /** NVIDIA's container runtime on this host and whether it enforces NVIDIA_REQUIRE_*; null until read */
   nvidiaRuntime?: NvidiaRuntimeFacts | null
   collectors: Record<string, CollectorStatus>

@@ -1,6 +1,6 @@
 // The agent's /v1/status body, built from the snapshot and the last job events.
 import type { AgentEvent, EventBus, EventMap } from './events.js'
-import type { FailingComponent } from './lifecycle.js'
+import type { FailingPart } from './readiness.js'
 import type { DiskBreakdown } from '../inventory/disk-breakdown.js'
 import { summarizeImages, type HostSnapshot, type ImageSummary } from './snapshot.js'
 
@@ -19,8 +19,8 @@ export type AgentStatus = {
   lastPrune: LastJob<'prune.finished'> | null
   lastPrewarm: LastJob<'prewarm.finished'> | null
   coordinator: { configured: boolean; connected: boolean; pending: number; lastError?: string | null }
-  /** components whose start failed and is being retried; empty when all run */
-  failingComponents: FailingComponent[]
+  /** components whose start failed and is being retried, then collectors whose last run failed; empty when all run */
+  failingComponents: FailingPart[]
 }
 
 /** a finished job's event payload with the time it finished */
@@ -45,7 +45,7 @@ export function buildStatus(args: {
   snapshot: HostSnapshot
   history: JobHistory
   link: { configured: boolean; connected: boolean; pending: number; lastError?: string | null }
-  failing?: FailingComponent[]
+  failing?: FailingPart[]
 }): AgentStatus {
   const s = args.snapshot
   return {

@@ -51,7 +51,10 @@ export async function run(opts: { url?: string }, globals: GlobalOptions): Promi
                 .join('')
             : ''),
   )
-  return EXIT.ok
+  // A part failing is an answer, not an error of this command: 1, as `systemctl is-system-running`
+  // says "degraded". An agent of an older version sends no list: its collectors say the same.
+  const failing = status.failingComponents ?? Object.values(status.collectors).filter((c) => !c.success)
+  return failing.length > 0 ? EXIT.no : EXIT.ok
 }
 
 /** the agent listens on `listen`; a wildcard address is reached on loopback */
@@ -67,7 +70,8 @@ export function formatStatus(s: AgentStatus): string {
   lines.push(
     s.docker.reachable
       ? `${(s.docker.kind ?? 'docker').padEnd(10)} ${s.docker.version ?? '?'} · root ${s.docker.rootDir ?? '?'}`
-      : `${(s.docker.kind ?? 'docker').padEnd(10)} unreachable: ${s.docker.reason ?? 'unknown reason'}`,
+      : `${(s.docker.kind ?? 'docker').padEnd(10)} unreachable: ${s.docker.reason ?? 'unknown reason'}` +
+          (s.docker.hint ? `\n           ${s.docker.hint}` : ''),
   )
   if (s.gpu.available) {
     const names = [...new Set(s.gpu.gpus.map((g) => g.name))].join(', ') || '?'
@@ -118,9 +122,11 @@ export function formatStatus(s: AgentStatus): string {
   if (s.coordinator.lastError) lines.push(`              ${s.coordinator.lastError}`)
   const failed = Object.entries(s.collectors).filter(([, c]) => !c.success)
   for (const [name, c] of failed) lines.push(`collector ${name} failing: ${c.error ?? 'unknown error'}`)
-  // An agent of an older version does not send the list.
+  // Collectors are listed above from `collectors`; here the components retrying their start (an
+  // agent of an older version does not send the list).
   for (const c of s.failingComponents ?? []) {
-    lines.push(`component ${c.component} not started (${c.attempts} tries): ${c.error}; next try ${c.retryAt}`)
+    if (c.retryAt)
+      lines.push(`component ${c.component} not started (${c.attempts} tries): ${c.error}; next try ${c.retryAt}`)
   }
   return lines.join('\n') + '\n'
 }

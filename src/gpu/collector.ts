@@ -108,7 +108,11 @@ function runNvidiaSmi(opts: NvidiaSmiOptions, args: string[], signal?: AbortSign
     child.on('error', (err: NodeJS.ErrnoException) => {
       finish({
         ok: false,
-        reason: err.code === 'ENOENT' ? `${nvidiaSmi} not found` : `cannot run ${nvidiaSmi}: ${err.message}`,
+        reason:
+          err.code === 'ENOENT'
+            ? `${nvidiaSmi} not found: install the NVIDIA driver (it brings nvidia-smi) or set gpu.nvidiaSmi to its ` +
+              'path'
+            : `cannot run ${nvidiaSmi}: ${err.message}`,
       })
     })
     child.stdout.on('data', (d: Buffer) => {

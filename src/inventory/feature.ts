@@ -9,7 +9,8 @@ import type { Component } from '../agent/lifecycle.js'
 import { CollectorLoop, type Collector } from '../agent/collector.js'
 import { DiskCollector } from './disk.js'
 import { DiskBreakdownCollector, LOG_CAP_ADVICE } from './disk-breakdown.js'
-import { createRuntime } from '../runtime/create.js'
+import { createRuntime, runtimeSocket } from '../runtime/create.js'
+import { runtimeUnreachableHint } from '../runtime/unreachable-hint.js'
 import { RuntimeEventStream } from '../runtime/event-stream.js'
 import { RuntimeHealthLoop } from '../runtime/health.js'
 import type { ContainerRuntime, RuntimeHealth } from '../runtime/runtime.js'
@@ -24,7 +25,19 @@ const EVENT_COALESCE_MS = 500
 
 export function inventoryFeature(ctx: AgentContext): FeatureParts {
   const { config, store, log, runtime } = ctx
-  runtime.onHealthChange((h) => recordHealth(store, { ...h, kind: runtime.kind }, ctx.now))
+  let loggedReason: string | null = null
+  runtime.onHealthChange((h) => {
+    const hint = h.reachable ? null : runtimeUnreachableHint(config, h.reason ?? '')
+    recordHealth(store, { ...h, kind: runtime.kind, ...(hint ? { hint } : {}) }, ctx.now)
+    // once per reason: a daemon that stays away is not logged on every call that finds it so
+    if (h.reachable || h.reason === loggedReason) {
+      if (h.reachable) loggedReason = null
+      return
+    }
+    loggedReason = h.reason ?? ''
+    const engine = runtime.kind === 'containerd' ? 'containerd' : 'Docker'
+    log.warn({ socket: runtimeSocket(config), err: h.reason }, `${engine} is unreachable${hint ? `: ${hint}` : ''}`)
+  })
   const usage = new UsageTracker({
     stateDir: config.stateDir,
     log,
@@ -116,7 +129,7 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
  * The runtime's health into the snapshot. Unreachable also marks the image collector failed at
  * once: its own run would wait a full call timeout on a frozen engine before saying so.
  */
-function recordHealth(store: SnapshotStore, h: RuntimeHealth & { kind: string }, now: Clock): void {
+function recordHealth(store: SnapshotStore, h: HostSnapshot['docker'] & RuntimeHealth, now: Clock): void {
   store.set('docker', h)
   if (!h.reachable && store.get().collectors.images?.success !== false) {
     const error = h.reason ?? 'unreachable'
@@ -146,7 +159,9 @@ export async function takeSnapshotOnce(
   usage.load()
   await runOnce(new ImageCollector(runtime, usage, store, now), store, now)
   await runOnce(new DiskCollector(config.disk.path, runtime, store), store, now)
-  store.set('docker', runtime.health())
+  const health = runtime.health()
+  const hint = health.reachable ? null : runtimeUnreachableHint(config, health.reason ?? '')
+  store.set('docker', { ...health, kind: runtime.kind, ...(hint ? { hint } : {}) })
   usage.flush()
   return store.get()
 }

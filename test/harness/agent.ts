@@ -125,7 +125,9 @@ export interface RunningAgent {
 export async function startAgent(
   t: Teardown,
   config: Record<string, unknown>,
-  opts: { waitReady?: boolean; env?: Record<string, string> } = {},
+  /** waitReady: until /readyz answers 200; waitSnapshot: until its first snapshot is taken, ready or not (a
+   * host without a runtime is never ready) */
+  opts: { waitReady?: boolean; waitSnapshot?: boolean; env?: Record<string, string> } = {},
 ): Promise<RunningAgent> {
   const dir = testDir(t, 'gh-agent-')
   const port = await freePort()
@@ -136,6 +138,13 @@ export async function startAgent(
   const url = `http://127.0.0.1:${port}`
   const { child, logs, exited } = await startCliService(t, 'agent', ['agent', '--config', configFile], url, opts.env)
   if (opts.waitReady) await waitFor('agent /readyz', async () => (await fetch(`${url}/readyz`)).ok, 60_000, 200)
+  if (opts.waitSnapshot)
+    await waitFor(
+      "the agent's first snapshot",
+      async () => ((await (await fetch(`${url}/readyz`)).json()) as { status: string }).status !== 'starting',
+      60_000,
+      200,
+    )
   return {
     url,
     port,

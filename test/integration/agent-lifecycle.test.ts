@@ -107,7 +107,7 @@ t.test('a token file others can read is refused: every POST answers 403 and the 
   const agent = await startAgent(t, { tokenFile, docker: { socket: '/nonexistent/docker.sock' } })
   const res = await post(`${agent.url}/v1/prune`, 'readable-by-all', { dryRun: true })
   t.equal(res.status, 403, 'the token in the file opens nothing')
-  t.match(res.body.error, /the token file cannot be used \(the agent's log says why\)/, 'not "no token file"')
+  t.match(res.body.error, /the token file \S+ cannot be used \(the agent's log says why\)/, 'not "no token file"')
   t.match(agent.logs(), /token file \S+ is readable by others \(mode 0644\): chmod 600 /, 'the log names the fix')
 })
 

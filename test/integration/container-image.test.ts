@@ -65,7 +65,8 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
         `fetch('http://127.0.0.1:9477${path}').then(async (r) => ` +
           'console.log(JSON.stringify({ status: r.status, body: await r.json() })))',
       ])
-    t.same(JSON.parse(get('/readyz')), { status: 200, body: { status: 'ready' } })
+    // ready: Docker answers; the GPU collector fails (no nvidia-smi in this container) and is listed
+    t.match(JSON.parse(get('/readyz')), { status: 200, body: { status: 'ready' } })
     const status = JSON.parse(get('/v1/status')).body
     t.equal(status.docker?.reachable, true, 'Docker reached through the mounted socket')
     t.equal(dockerd.docker(['exec', id, 'node', '-p', 'process.getuid()']).trim(), '65532')

@@ -23,7 +23,7 @@ t.test('GPU metrics of a dual A5000 host', async (t) => {
   const agent = await startAgent(
     t,
     { docker: NO_DOCKER, gpu: { nvidiaSmi, timeoutSeconds: 5, intervalSeconds: 60 } },
-    { waitReady: true },
+    { waitSnapshot: true },
   )
   const body = await metricsWhen(agent.url, /gpuhost_gpu_info/)
   const lines = body.split('\n')
@@ -62,7 +62,7 @@ t.test('a hung nvidia-smi: collector failed, agent serving, clean stop', async (
   const agent = await startAgent(
     t,
     { docker: NO_DOCKER, gpu: { nvidiaSmi, timeoutSeconds: 1, intervalSeconds: 1 } },
-    { waitReady: true },
+    { waitSnapshot: true },
   )
   const body = await metricsWhen(agent.url, /gpuhost_collector_success\{collector="gpu"\} 0/)
   t.notMatch(body, /gpuhost_gpu_info\{/, 'no GPU series without GPU facts')

@@ -78,7 +78,9 @@ t.test('failing, missing, garbage', async (t) => {
   })
   t.same(await readGpuFacts({ nvidiaSmi: '/nonexistent/nvidia-smi', timeoutMs: 5000 }), {
     available: false,
-    reason: '/nonexistent/nvidia-smi not found',
+    reason:
+      '/nonexistent/nvidia-smi not found: install the NVIDIA driver (it brings nvidia-smi) ' +
+      'or set gpu.nvidiaSmi to its path',
     gpus: [],
   })
   const garbage = fakeNvidiaSmi(t, {

@@ -11,17 +11,13 @@ t.test('a damaged removal journal is reported, and the agent runs', async (t) =>
   const state = join(testDir(t).path, 'state')
   mkdirSync(state, { recursive: true })
   writeFileSync(join(state, REMOVAL_JOURNAL), '{"removals": {"sha256:ab')
-  const agent = await startAgent(
-    t,
-    {
-      stateDir: state,
-      docker: { socket: '/nonexistent/docker.sock' },
-      gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
-      prune: { highPercent: 100, schedule: null },
-      prewarm: { schedule: null },
-    },
-    { waitReady: true },
-  )
+  const agent = await startAgent(t, {
+    stateDir: state,
+    docker: { socket: '/nonexistent/docker.sock' },
+    gpu: { nvidiaSmi: '/nonexistent/nvidia-smi' },
+    prune: { highPercent: 100, schedule: null },
+    prewarm: { schedule: null },
+  })
   t.equal((await fetch(`${agent.url}/healthz`)).status, 200, 'the agent runs')
   await waitFor('the recovery reported', () => /not recovered now/.test(agent.logs()), 30_000, 100)
   t.match(agent.logs(), /interrupted removals not recovered now/)
