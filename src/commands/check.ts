@@ -1,10 +1,11 @@
 // gpuhost check: GPU facts from nvidia-smi (with the configured hard timeout) and a CUDA verdict
-// for each local image, or for each --image. When Docker is unreachable it still prints the GPU
-// facts, says so, and exits 69.
+// for each local image, or for each --image. When the runtime (Docker or containerd) is unreachable
+// it still prints the GPU facts, says so and what to do, judges no image, and exits 69.
 import type { GlobalOptions } from '../cli.js'
 import { buildCheckReport, checkExitCode, type CheckReport } from '../compat/check-report.js'
 import { loadAgentConfig, type AgentConfig } from '../config.js'
 import { createRuntime } from '../runtime/create.js'
+import { runtimeUnreachableHint } from '../runtime/unreachable-hint.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import { readGpuFacts } from '../gpu/collector.js'
 import { readNvidiaRuntime } from '../compat/nvidia-runtime-reader.js'
@@ -23,7 +24,14 @@ export async function run(opts: { image?: string[] }, globals: GlobalOptions): P
   const runtime = createRuntime(config)
   const remote = remoteImageSource(config, runtime)
   const nvidiaRuntime = readNvidiaRuntime(runtime)
-  const report = await buildCheckReport({ gpu, runtime, refs: opts.image ?? [], remote, nvidiaRuntime })
+  const report = await buildCheckReport({
+    gpu,
+    runtime,
+    refs: opts.image ?? [],
+    remote,
+    nvidiaRuntime,
+    unreachableHint: (reason) => runtimeUnreachableHint(config, reason),
+  })
   report.kubelet = checkKubeletGc(config.runtime.kubeletConfig, prunePolicyOf(config, runtime.kind))
   process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report))
   return checkExitCode(report)
@@ -57,7 +65,10 @@ function renderReport(report: CheckReport): string {
   const rt = report.nvidiaRuntime
   if (rt) lines.push(`NVIDIA runtime: ${rt.reason}; requirements ${rt.enforced ? 'enforced' : 'NOT enforced'} by it`)
   lines.push('')
-  if (!report.docker.reachable) lines.push(`Docker: ${report.docker.reason}`)
+  if (!report.docker.reachable) {
+    lines.push(`${report.docker.kind === 'containerd' ? 'containerd' : 'Docker'}: ${report.docker.reason}`)
+    if (report.docker.hint) lines.push(`  ${report.docker.hint}`)
+  }
   if (report.images.length === 0) lines.push(report.docker.reachable ? 'No images.' : 'No image verdicts.')
   else {
     lines.push(

@@ -30,9 +30,12 @@ export async function run(raw: Record<string, unknown>, globals: GlobalOptions):
   } catch (err) {
     return malformed(err, globals)
   }
+  // The note on brand and arch only where the requirement has such a condition: elsewhere it says nothing.
   const label = device
     ? `a GPU${device.brand ? ` of brand ${device.brand}` : ''}${device.arch ? ` with arch ${device.arch}` : ''}`
-    : 'any GPU (no --brand or --arch: brand and arch conditions hold, as when the runtime sees no GPU)'
+    : requirements.some((r) => namesBrandOrArch(r.expression))
+      ? 'any GPU (no --brand or --arch: brand and arch conditions hold, as when the runtime sees no GPU)'
+      : 'any GPU'
   let verdict
   try {
     verdict = evaluateOnHost(requirements, driver, [{ label, device }])
@@ -59,9 +62,22 @@ export async function run(raw: Record<string, unknown>, globals: GlobalOptions):
   return verdict.compatible ? EXIT.ok : EXIT.no
 }
 
+/** whether a condition of the expression is on `brand` or `arch` (`key op value`, comma- or space-separated) */
+function namesBrandOrArch(expression: string): boolean {
+  return expression.split(/[\s,]+/).some((c) => /^(brand|arch)\s*[=!<>]/i.test(c))
+}
+
 function hostDriver(opts: CompatOptions): DriverFacts {
   if (!isVersion(opts.driver))
     throw new CliError(`--driver ${opts.driver}: not a driver version (e.g. 535.104.05)`, EXIT.usage)
+  // A branch is not a release: 535 would be read as 535.0, older than every 535 driver, and get the
+  // CUDA version of the branch before it. nvidia-smi always prints at least MAJOR.MINOR.
+  if (!opts.driver.includes('.'))
+    throw new CliError(
+      `--driver ${opts.driver}: a driver branch, not a release; give the version nvidia-smi prints ` +
+        `(e.g. ${opts.driver}.104.05): the releases of a branch support different CUDA versions`,
+      EXIT.usage,
+    )
   if (opts.cuda !== undefined && !isVersion(opts.cuda))
     throw new CliError(`--cuda ${opts.cuda}: not a CUDA version (e.g. 12.2)`, EXIT.usage)
   // A driver older than NVIDIA's table has no known CUDA version: its `cuda` conditions are unknown.

@@ -55,7 +55,8 @@ export interface GpuReport {
 export interface CheckReport {
   gpu: GpuReport
   nvidiaRuntime: NvidiaRuntimeFacts | null
-  docker: { reachable: boolean; reason?: string }
+  /** the container runtime (`kind`: docker or containerd); `hint`: what to do while it is unreachable */
+  docker: { reachable: boolean; reason?: string; kind?: string; hint?: string }
   images: CheckedImage[]
   /** the kubelet's image GC thresholds and where gpuhost's prune races them (the command fills it) */
   kubelet?: KubeletGcReport
@@ -93,13 +94,15 @@ export interface CheckInputs {
   remote?: RemoteImageSource | null
   /** the NVIDIA runtime facts; absent: not read */
   nvidiaRuntime?: NvidiaRuntimeFacts | null | Promise<NvidiaRuntimeFacts | null>
+  /** what to do about the runtime's error when it is unreachable (src/runtime/unreachable-hint.ts) */
+  unreachableHint?: (reason: string) => string | null
 }
 
 export async function buildCheckReport(inputs: CheckInputs): Promise<CheckReport> {
   const { runtime, refs, remote } = inputs
   const [gpu, dockerState, nvidiaRuntime] = await Promise.all([
     inputs.gpu,
-    dockerReachable(runtime),
+    dockerReachable(runtime, inputs.unreachableHint),
     inputs.nvidiaRuntime ?? null,
   ])
   const report: CheckReport = { gpu: gpuReport(gpu), nvidiaRuntime, docker: dockerState, images: [] }
@@ -113,13 +116,18 @@ export async function buildCheckReport(inputs: CheckInputs): Promise<CheckReport
   return report
 }
 
-async function dockerReachable(runtime: ContainerRuntime): Promise<CheckReport['docker']> {
+async function dockerReachable(
+  runtime: ContainerRuntime,
+  hintFor: CheckInputs['unreachableHint'],
+): Promise<CheckReport['docker']> {
   try {
     await runtime.ping()
-    return { reachable: true }
+    return { reachable: true, kind: runtime.kind }
   } catch (err) {
     // The runtime's error already says it is unreachable.
-    return { reachable: false, reason: (err as Error).message }
+    const reason = (err as Error).message
+    const hint = hintFor?.(reason)
+    return { reachable: false, reason, kind: runtime.kind, ...(hint ? { hint } : {}) }
   }
 }
 
@@ -147,21 +155,25 @@ async function checkRef(
   gpu: GpuFacts,
   remote: RemoteImageSource | null,
 ): Promise<CheckedImage> {
-  if (dockerState.reachable) {
-    try {
-      const info = await runtime.inspectImage(ref)
-      if (info) return verdict(ref, info.id, info.env, gpu, 'local')
-    } catch (err) {
-      return { ...notJudged(ref), reason: `cannot inspect the image: ${(err as Error).message}` }
-    }
+  // With the engine away, whether the image is here is unknown, and the registry is not asked: a
+  // verdict on the registry's image would stand in for one on this host's, and an air-gapped host
+  // would wait on a registry it cannot reach to say what `docker` already says is wrong.
+  if (!dockerState.reachable) {
+    const engine = dockerState.kind === 'containerd' ? 'containerd' : 'Docker'
+    return { ...notJudged(ref), reason: `${engine} unreachable: not looked up (nor asked of a registry)` }
   }
-  const where = dockerState.reachable ? 'not present locally' : 'Docker unreachable'
-  if (!remote) return { ...notJudged(ref), reason: `${where}; registry lookup unavailable` }
+  try {
+    const info = await runtime.inspectImage(ref)
+    if (info) return verdict(ref, info.id, info.env, gpu, 'local')
+  } catch (err) {
+    return { ...notJudged(ref), reason: `cannot inspect the image: ${(err as Error).message}` }
+  }
+  if (!remote) return { ...notJudged(ref), reason: 'not present locally; registry lookup unavailable' }
   try {
     const image = await remote.inspectRemote(ref)
     return verdict(ref, image.digest, image.env, gpu, 'registry')
   } catch (err) {
-    return { ...notJudged(ref), reason: `${where}; registry lookup failed: ${(err as Error).message}` }
+    return { ...notJudged(ref), reason: `not present locally; registry lookup failed: ${(err as Error).message}` }
   }
 }
 

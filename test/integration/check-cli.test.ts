@@ -84,6 +84,16 @@ t.test('compat: malformed expressions exit 2 with the reason', async (t) => {
   t.equal(runCli(before70).code, 2, 'no CUDA version known for that driver without --cuda')
   t.equal(runCli([...before70, '--cuda', '6.5']).code, 1, 'unless --cuda gives it')
   t.equal(runCli(['compat', '--driver', '470.82.01']).code, 2, 'no requirement given')
+  const branch = runCli(['compat', '--driver', '535', '--image-cuda', '12.2.2'])
+  t.equal(branch.code, 2, 'a branch (535) is not a release: refused, not read as 535.0')
+  t.match(branch.stderr, /--driver 535: a driver branch, not a release; give the version nvidia-smi prints/)
+})
+
+t.test('compat: the brand/arch note only where the requirement has a brand or arch condition', async (t) => {
+  const plain = runCli(['compat', '--driver', '535.104.05', '--image-cuda', '12.2.2'])
+  t.equal(plain.stdout, 'compatible: met on any GPU with driver 535.104.05, CUDA 12.2: cuda>=12.2\n')
+  const branded = runCli(['compat', '--driver', '535.104.05', '--require', 'cuda>=12.2 brand=tesla,driver>=470'])
+  t.match(branded.stdout, /on any GPU \(no --brand or --arch: brand and arch conditions hold/)
 })
 
 t.test('compat: a fact not given and not in the table is unknown, exit 2, never a silent yes', async (t) => {
@@ -147,7 +157,44 @@ t.test('check prints GPU facts when Docker is away', async (t) => {
   const human = runCli(['check', '--config', file])
   t.match(human.stdout, /GPU: driver 590\.44\.01, CUDA 13\.1, 2 GPUs/)
   t.match(human.stdout, /NVIDIA RTX A5000 +NVIDIA RTX \(nvidiartx\) +- +24\.0 GiB/)
-  t.match(human.stdout, /Docker: Docker is unreachable/)
+  t.match(
+    human.stdout,
+    /Docker: Docker is unreachable.*\n {2}no socket at \/nonexistent\/docker\.sock: start Docker, or set/,
+  )
+})
+
+t.test('check --image with the engine away asks no registry; containerd is named as such', async (t) => {
+  // a mirror that counts who reaches it: with the engine down nothing should
+  const { createServer } = await import('node:net')
+  let connections = 0
+  const mirror = createServer((s) => {
+    connections++
+    s.destroy()
+  })
+  await new Promise<void>((r) => mirror.listen(0, '127.0.0.1', r))
+  t.teardown(() => mirror.close())
+  const mirrorUrl = `http://127.0.0.1:${(mirror.address() as { port: number }).port}`
+  for (const runtime of [
+    { docker: { socket: '/nonexistent/docker.sock' } },
+    { runtime: { kind: 'containerd', socket: '/nonexistent/containerd.sock' } },
+  ]) {
+    const engine = 'runtime' in runtime ? 'containerd' : 'Docker'
+    const file = config(t, {
+      gpu: { nvidiaSmi: fakeNvidiaSmi(t, { fixture: T4 }) },
+      prewarm: { mirrors: { 'docker.io': [mirrorUrl] } },
+      ...runtime,
+    })
+    const r = await runCliAsync(['check', '--json', '--config', file, '--image', 'nvidia/cuda:12.2.2-base-ubuntu22.04'])
+    t.equal(r.code, 69, `${engine} away: 69`)
+    const out = JSON.parse(r.stdout)
+    t.match(out.docker, { reachable: false, kind: engine.toLowerCase(), hint: /^no socket at \/nonexistent\// })
+    t.match(out.images, [
+      { compatible: null, reason: `${engine} unreachable: not looked up (nor asked of a registry)` },
+    ])
+    const human = runCli(['check', '--config', file, '--image', 'nvidia/cuda:12.2.2-base-ubuntu22.04'])
+    t.match(human.stdout, new RegExp(`^${engine}: ${engine} is unreachable`, 'm'), `labelled ${engine}`)
+  }
+  t.equal(connections, 0, 'the mirror was never reached')
 })
 
 if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
@@ -184,7 +231,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.equal(r.code, 1, 'an incompatible image: exit 1')
     const out = JSON.parse(r.stdout)
     t.match(out.gpu, { available: true, driverVersion: '515.105.01', cudaVersion: '11.7' })
-    t.same(out.docker, { reachable: true })
+    t.same(out.docker, { reachable: true, kind: 'docker' })
     t.type(out.nvidiaRuntime.enforced, 'boolean', 'the NVIDIA runtime facts of this host are in the report')
     const byRef = Object.fromEntries(out.images.map((i: { ref: string }) => [i.ref, i]))
     t.same(Object.keys(byRef).sort(), [

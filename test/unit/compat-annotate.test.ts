@@ -128,7 +128,7 @@ t.test("the agent's check action answers from the snapshot's GPU facts, Docker o
       id: null,
       requirement: null,
       compatible: null,
-      reason: 'Docker unreachable; registry lookup unavailable',
+      reason: 'Docker unreachable: not looked up (nor asked of a registry)',
       enforced: false,
     },
   ])
