@@ -124,6 +124,12 @@ export const agentConfigSchema = z
         nvidiaSmi: z.string().min(1).default('nvidia-smi'),
         timeoutSeconds: seconds.default(10),
         intervalSeconds: seconds.default(30),
+        /**
+         * GPU memory per container (gpuhost_container_gpu_memory_bytes): each pid nvidia-smi lists is
+         * mapped to its container through /proc/PID/cgroup, so the host's processes must be visible:
+         * systemd's ProtectProc=default (the shipped unit), a container in the host PID namespace
+         */
+        containerMemory: z.boolean().default(true),
       })
       .prefault({}),
     disk: z

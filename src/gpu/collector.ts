@@ -187,8 +187,10 @@ export class GpuCollector implements Collector {
     private readonly store: SnapshotStore,
     /** sysfs PCI devices, for the GPUs expected; null: not counted */
     private readonly pciRoot: string | null = '/sys/bus/pci/devices',
-    /** /proc, to map the pids holding GPU memory to containers; null: not mapped */
+    /** /proc, to map the pids holding GPU memory to containers; null: not mapped (gpu.containerMemory off) */
     private readonly procRoot: string | null = '/proc',
+    /** told when this /proc shows none of the processes nvidia-smi lists: the mapping cannot work here */
+    private readonly onProcessesHidden?: (listed: number) => void,
   ) {}
 
   async collect(): Promise<void> {
@@ -196,7 +198,12 @@ export class GpuCollector implements Collector {
     // A GPU that fell off the bus is absent from nvidia-smi's list but still on the PCI bus.
     const expected = this.pciRoot === null ? null : await countPciGpus(this.pciRoot)
     const counted = expected === null ? read : { ...read, expectedGpus: expected }
-    const facts = this.procRoot === null ? counted : await withProcessContainers(counted, this.procRoot)
+    let facts = counted
+    if (this.procRoot !== null) {
+      const mapped = await withProcessContainers(counted, this.procRoot)
+      facts = mapped.facts
+      if (mapped.listed > 0 && mapped.hidden === mapped.listed) this.onProcessesHidden?.(mapped.listed)
+    }
     this.store.set('gpu', facts)
     // The facts say why; throwing marks the collector failed for metrics and the failure log.
     if (!facts.available) throw new Error(facts.reason ?? 'GPU facts unavailable')

@@ -18,15 +18,31 @@ export function containerIdFromCgroup(cgroup: string): string | null {
   return null
 }
 
-/** Adds containerId to each process nvidia-smi listed (a copy: the facts are shared). */
-export async function withProcessContainers(facts: GpuFacts, procRoot = '/proc'): Promise<GpuFacts> {
-  if (!facts.gpus.some((g) => g.processes?.length)) return facts
+/**
+ * Adds containerId to each process nvidia-smi listed (a copy: the facts are shared); `hidden`: how
+ * many of them have no /proc entry. All of them hidden means this /proc does not show the host's
+ * processes (systemd's ProtectProc=invisible, a container without the host's PID namespace), not
+ * that they all exited since nvidia-smi ran.
+ */
+export async function withProcessContainers(
+  facts: GpuFacts,
+  procRoot = '/proc',
+): Promise<{ facts: GpuFacts; listed: number; hidden: number }> {
+  let listed = 0
+  let hidden = 0
+  if (!facts.gpus.some((g) => g.processes?.length)) return { facts, listed, hidden }
   const gpus = await Promise.all(
     facts.gpus.map(async (g) => {
       if (!g.processes?.length) return g
       const processes = await Promise.all(
         g.processes.map(async (p) => {
-          const cgroup = await readFile(join(procRoot, String(p.pid), 'cgroup'), 'utf8').catch(() => null)
+          listed++
+          const cgroup = await readFile(join(procRoot, String(p.pid), 'cgroup'), 'utf8').catch(
+            (err: NodeJS.ErrnoException) => {
+              if (err.code === 'ENOENT') hidden++
+              return null
+            },
+          )
           const id = cgroup === null ? null : containerIdFromCgroup(cgroup)
           return id === null ? p : { ...p, containerId: id }
         }),
@@ -34,5 +50,5 @@ export async function withProcessContainers(facts: GpuFacts, procRoot = '/proc')
       return { ...g, processes }
     }),
   )
-  return { ...facts, gpus }
+  return { facts: { ...facts, gpus }, listed, hidden }
 }

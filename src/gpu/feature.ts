@@ -12,7 +12,19 @@ export const gpuFeature: Feature = (ctx: AgentContext) => {
   const { config, store, log } = ctx
   const reader = new NvidiaSmiReader({ nvidiaSmi: config.gpu.nvidiaSmi, timeoutMs: config.gpu.timeoutSeconds * 1000 })
   const intervalMs = config.gpu.intervalSeconds * 1000
-  const loop = new CollectorLoop(new GpuCollector(reader, store), intervalMs, store, log, ctx.now)
+  // once per run: the fix is in the unit or the manifest, not something a later run changes
+  let toldHidden = false
+  const collector = new GpuCollector(reader, store, undefined, config.gpu.containerMemory ? '/proc' : null, (n) => {
+    if (toldHidden) return
+    toldHidden = true
+    log.warn(
+      { processes: n },
+      'GPU memory per container unavailable: none of the processes nvidia-smi lists is visible in /proc. ' +
+        'Under systemd set ProtectProc=default (the shipped unit does); in a container share the host PID ' +
+        'namespace (docker run --pid host, Kubernetes hostPID: true); or set gpu.containerMemory: false',
+    )
+  })
+  const loop = new CollectorLoop(collector, intervalMs, store, log, ctx.now)
   const component: Component = {
     name: 'gpu-collector',
     start: () => loop.start(),

@@ -26,6 +26,7 @@ if (!which('docker-compose')) {
       const gpuhost = parse(r.out).services.gpuhost
       t.match(gpuhost, {
         network_mode: 'host',
+        pid: 'host',
         runtime: 'nvidia',
         init: true,
         environment: { NVIDIA_DRIVER_CAPABILITIES: 'utility' },

@@ -36,7 +36,18 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
 
     const store = new SnapshotStore()
     const reader = new NvidiaSmiReader({ nvidiaSmi: fakeNvidiaSmi(t, { fixture: xml }), timeoutMs: 5000 })
-    await new GpuCollector(reader, store, null, '/proc').collect()
+    const hiddenOnHost: number[] = []
+    await new GpuCollector(reader, store, null, '/proc', (n) => hiddenOnHost.push(n)).collect()
+    t.same(hiddenOnHost, [], "the host's /proc shows them: nothing to tell")
+    // a /proc that shows none of them (systemd's ProtectProc=invisible leaves only the agent's own)
+    const hidden: number[] = []
+    const invisible = new SnapshotStore()
+    await new GpuCollector(reader, invisible, null, testDir(t).path, (n) => hidden.push(n)).collect()
+    t.same(hidden, [3], 'every listed process hidden: told, with the count')
+    t.notOk(
+      invisible.get().gpu.gpus.some((g) => g.processes?.some((p) => p.containerId)),
+      'and no process is mapped to a container',
+    )
     const [g0, g1] = store.get().gpu.gpus
     t.same(
       g0.processes,

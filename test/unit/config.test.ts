@@ -13,7 +13,7 @@ t.test('defaults are those of INTERFACES.md', async (t) => {
   t.equal(c.tokenFile, '/etc/gpuhost/token')
   t.equal(c.stateDir, '/var/lib/gpuhost')
   t.same(c.docker.socket, '/var/run/docker.sock')
-  t.same(c.gpu, { nvidiaSmi: 'nvidia-smi', timeoutSeconds: 10, intervalSeconds: 30 })
+  t.same(c.gpu, { nvidiaSmi: 'nvidia-smi', timeoutSeconds: 10, intervalSeconds: 30, containerMemory: true })
   t.same(c.disk, {
     path: null,
     checkIntervalSeconds: 60,
