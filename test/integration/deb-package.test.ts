@@ -9,6 +9,9 @@ import { join } from 'node:path'
 import { ROOT, testDir } from '../harness/agent.js'
 import { integrationRequired, which } from '../harness/services.js'
 import { ENGINE_KINDS, engineMissing, startEngine } from '../harness/engines.js'
+import { fakeNvidiaSmi } from '../harness/nvidia-smi.js'
+import { pushOciImage } from '../harness/oci-image.js'
+import { startRegistry } from '../harness/registry.js'
 
 // Building the package compiles better-sqlite3 when build/cache has no copy for this Node: minutes
 // on a loaded machine, more than the suite's default per-file bound.
@@ -82,10 +85,11 @@ if (missing.length > 0) {
     t.equal(sqlite.stdout.trim(), '42', sqlite.out)
   })
 
-  // The packaged tree on each runtime it claims: a dry-run prune reads the engine's images (for
-  // containerd through the .proto files the package must carry).
+  // The packaged tree on each runtime it claims (for containerd through the .proto files the
+  // package must carry): a prewarm through a loopback registry, the inventory with a CUDA verdict
+  // for each image (`check`), and a dry-run prune.
   for (const kind of ENGINE_KINDS)
-    t.test(`the extracted tree answers a dry-run prune on ${kind}`, async (t) => {
+    t.test(`the extracted tree on ${kind}: prewarm, inventory, a dry-run prune`, async (t) => {
       const absent = engineMissing(kind)
       if (absent) {
         if (integrationRequired()) t.fail(`needs ${absent}`)
@@ -93,16 +97,44 @@ if (missing.length > 0) {
         return
       }
       const engine = await startEngine(t, kind, { diskMiB: 200 })
+      const registry = await startRegistry(t)
+      engine.trustRegistry(registry.host)
+      const cuda = { CUDA_VERSION: '11.7.1', NVIDIA_REQUIRE_CUDA: 'cuda>=11.7' }
+      const here = await pushOciImage(registry, { repoTag: 'team/here:1', sizeBytes: 1024 ** 2, env: cuda })
+      const warm = await pushOciImage(registry, { repoTag: 'team/warm:1', sizeBytes: 1024 ** 2, env: cuda })
+      engine.pull(here.ref)
       const root = testDir(t, 'gh-debr-').path
       must('dpkg-deb', ['-x', deb, root])
       const config = join(root, 'agent.yaml')
-      writeFileSync(config, JSON.stringify({ stateDir: join(root, 'state'), tokenFile: null, ...engine.agentConfig }))
-      const prune = run(join(root, 'usr/bin/gpuhost'), ['prune', '--dry-run', '--config', config], {
-        cwd: root,
-        env: CLEAN_ENV,
-      })
+      writeFileSync(
+        config,
+        JSON.stringify({
+          stateDir: join(root, 'state'),
+          tokenFile: null,
+          ...engine.agentConfig,
+          // a T4 on driver 515 (CUDA 11.7): both images run here
+          gpu: { nvidiaSmi: fakeNvidiaSmi(t, { fixture: 'xml/tesla-t4_driver-515.105.01_dtd-v11.xml' }) },
+          prewarm: { schedule: null, retries: 0 },
+        }),
+      )
+      const gpuhost = (args: string[]) =>
+        run(join(root, 'usr/bin/gpuhost'), [...args, '--config', config], { cwd: root, env: CLEAN_ENV })
+
+      const prewarm = gpuhost(['prewarm', '--image', warm.ref])
+      t.equal(prewarm.code, 0, prewarm.out)
+      t.ok(engine.imageNames().includes(warm.ref), `${kind} holds ${warm.ref} after the prewarm`)
+
+      const check = gpuhost(['--json', 'check'])
+      t.equal(check.code, 0, check.out)
+      const verdicts = new Map(
+        (JSON.parse(check.stdout).images as { id: string; compatible: boolean }[]).map((i) => [i.id, i.compatible]),
+      )
+      t.same([verdicts.get(here.id), verdicts.get(warm.id)], [true, true], 'both images listed, each judged')
+
+      const prune = gpuhost(['prune', '--dry-run'])
       t.equal(prune.code, 0, prune.out)
-      t.notMatch(prune.out, /ENOENT|not found/, 'nothing the tree needs is missing')
+      for (const out of [prewarm.out, check.out, prune.out])
+        t.notMatch(out, /ENOENT|not found|Cannot find module/, 'nothing the tree needs is missing')
     })
 
   t.test('install, upgrade, purge', async (t) => {
