@@ -1,15 +1,19 @@
 // The container image, built on the private dockerd from a Node.js base the harness imports (no
 // registry): the offline path of the Dockerfile (--target prebuilt) with the staged program, run as its
-// non-root user, answers /readyz, reports healthy through its HEALTHCHECK, and stops on SIGTERM.
+// non-root user, answers /readyz, reports healthy through its HEALTHCHECK, and stops on SIGTERM;
+// and the same image on a private containerd lists its images and answers a dry-run prune.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { cpSync } from 'node:fs'
+import { chmodSync, cpSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT, testDir } from '../harness/agent.js'
 import { startDockerd } from '../harness/dockerd.js'
 import { makeNodeBaseImage } from '../harness/images.js'
 import { waitFor } from '../harness/ports.js'
-import { requireServices } from '../harness/services.js'
+import { integrationRequired, requireServices } from '../harness/services.js'
+import { engineMissing, startEngine } from '../harness/engines.js'
+import { pushOciImage } from '../harness/oci-image.js'
+import { startRegistry } from '../harness/registry.js'
 
 if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
   t.test('the image builds offline and its container answers /readyz', async (t) => {
@@ -72,5 +76,47 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     t.equal(dockerd.docker(['exec', id, 'node', '-p', 'process.getuid()']).trim(), '65532')
     dockerd.docker(['stop', '-t', '30', id], { timeoutMs: 60_000 })
     t.equal(inspect().ExitCode, 0, 'SIGTERM stops it cleanly')
+
+    // The same image on a containerd node: the private containerd's socket mounted where the
+    // config names it, reached as the image's own user through the socket's group.
+    const missing = engineMissing('containerd')
+    if (missing) {
+      if (integrationRequired()) t.fail(`the image on containerd needs ${missing}`)
+      else t.comment(`skipped the image on containerd: needs ${missing}`)
+      return
+    }
+    const containerd = await startEngine(t, 'containerd', { diskMiB: 200 })
+    const registry = await startRegistry(t)
+    containerd.trustRegistry(registry.host)
+    const held = await pushOciImage(registry, { repoTag: 'team/held:1', sizeBytes: 1024 ** 2 })
+    containerd.pull(held.ref)
+    const { socket, namespace } = containerd.agentConfig.runtime as { socket: string; namespace: string }
+    const configDir = testDir(t, 'gh-ctd-cfg-')
+    configDir.file(
+      'agent.yaml',
+      JSON.stringify({
+        stateDir: '/tmp/state',
+        tokenFile: null,
+        runtime: { kind: 'containerd', socket: '/run/containerd/containerd.sock', namespace },
+      }),
+    )
+    chmodSync(join(configDir.path, 'agent.yaml'), 0o644)
+    const socketGid = execFileSync('stat', ['-c', '%g', socket], { encoding: 'utf8' }).trim()
+    const onContainerd = (args: string[]) =>
+      dockerd.docker(
+        ['run', '--rm', '--network', 'none', '--group-add', socketGid]
+          .concat(['-v', `${socket}:/run/containerd/containerd.sock`])
+          .concat(['-v', `${containerd.mountpoint}:${containerd.mountpoint}:ro`])
+          .concat(['-v', `${join(configDir.path, 'agent.yaml')}:/etc/gpuhost/containerd.yaml:ro`])
+          .concat(['gpuhost:test', ...args, '--config', '/etc/gpuhost/containerd.yaml']),
+        { timeoutMs: 120_000 },
+      )
+    const check = JSON.parse(onContainerd(['--json', 'check']))
+    t.match(check.docker, { reachable: true, kind: 'containerd' }, 'containerd reached from the image')
+    t.ok(
+      check.images.some((i: { id: string }) => i.id === held.id),
+      `the image lists ${held.ref} from containerd`,
+    )
+    t.match(onContainerd(['prune', '--dry-run']), /./, 'and a dry-run prune answers (exit 0)')
   })
 }
