@@ -85,6 +85,14 @@ t.test('the DaemonSet: GPU nodes, their taint, probes, resources, the host paths
   ])
   const [monitor] = load('podmonitor.yaml')
   t.equal(monitor.spec.podMetricsEndpoints[0].port, c.ports[0].name, 'the PodMonitor scrapes the named port')
+  t.equal(monitor.metadata.labels.release, 'kube-prometheus-stack', 'the label kube-prometheus-stack selects on')
+  t.same(pod.securityContext.seccompProfile, { type: 'RuntimeDefault' }, "the runtime's default seccomp profile")
+  const [priority] = load('priorityclass.yaml')
+  t.equal(pod.priorityClassName, priority.metadata.name, 'a priority class of its own, shipped beside it')
+  t.ok(priority.value < 2_000_000_000, 'below the system classes (user classes may not reach them)')
+  const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string
+  t.equal(c.image, `gpuhost:${version}`, 'the image as the README builds it')
+  t.match(readFileSync(join(ROOT, 'README.md'), 'utf8'), `docker build -t gpuhost:${version}`, 'and the README does')
 })
 
 t.test('the ConfigMap holds a valid agent configuration with the NFD file', async (t) => {
