@@ -16,6 +16,7 @@ import { JobRunner } from '../agent/job-runner.js'
 import { PullsInFlight } from '../agent/pulls-in-flight.js'
 import { createRuntime } from '../runtime/create.js'
 import { createLogger } from '../log.js'
+import { runtimeUnreachableHint } from '../runtime/unreachable-hint.js'
 
 const MiB = 1024 * 1024
 
@@ -57,7 +58,10 @@ export async function run(opts: { image?: string[]; dryRun?: boolean }, globals:
       { images: opts.image, dryRun: !!opts.dryRun, trigger: 'cli' },
     )
   } catch (err) {
-    if (err instanceof DockerUnreachableError) throw new CliError(err.message, EXIT.unavailable)
+    if (err instanceof DockerUnreachableError) {
+      const hint = runtimeUnreachableHint(config, err.message)
+      throw new CliError(`${err.message}${hint ? `\n  ${hint}` : ''}`, EXIT.unavailable)
+    }
     throw err
   } finally {
     view?.stop()

@@ -7,6 +7,7 @@ import { loadAgentConfig } from '../config.js'
 import { EventBus } from '../agent/events.js'
 import { CliError, EXIT } from '../exit-codes.js'
 import { createRuntime, runtimeSocket } from '../runtime/create.js'
+import { runtimeUnreachableHint } from '../runtime/unreachable-hint.js'
 import { takeSnapshotOnce } from '../inventory/feature.js'
 import { createLogger } from '../log.js'
 import { readFilesystem } from '../inventory/disk.js'
@@ -40,7 +41,11 @@ export async function run(
   if (!snapshot.docker.reachable || snapshot.images === null) {
     const why = snapshot.docker.reason ?? snapshot.collectors.images?.error ?? 'no answer'
     const name = runtime.kind === 'containerd' ? 'containerd' : 'Docker'
-    throw new CliError(`${name} is unreachable at ${runtimeSocket(config)}: ${why}`, EXIT.unavailable)
+    const hint = runtimeUnreachableHint(config, why)
+    throw new CliError(
+      `${name} is unreachable at ${runtimeSocket(config)}: ${why}${hint ? `\n  ${hint}` : ''}`,
+      EXIT.unavailable,
+    )
   }
   // The same wanted set the agent keeps: prewarm.images and the images held for rollouts.
   const wanted = new WantedSet({

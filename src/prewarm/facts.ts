@@ -14,9 +14,10 @@ export interface PrewarmHostFacts {
   trust: RegistryTrust
 }
 
+/** the container runtime (Docker or containerd) cannot be reached; the message names which */
 export class DockerUnreachableError extends UnavailableError {
-  constructor(reason: string) {
-    super(`Docker is unreachable: ${reason}`)
+  constructor(message: string) {
+    super(message)
     this.name = 'DockerUnreachableError'
   }
 }
@@ -29,7 +30,12 @@ export async function readPrewarmFacts(runtime: ContainerRuntime, diskPath: stri
     trust = await runtime.registryTrust()
     path = diskPath ?? (await runtime.rootDir())
   } catch (err) {
-    throw new DockerUnreachableError((err as Error).message.replace(/^Docker is unreachable: /, ''))
+    // the runtime's own error already says which engine is unreachable; anything else is said so here
+    const message = (err as Error).message
+    const engine = runtime.kind === 'containerd' ? 'containerd' : 'Docker'
+    throw new DockerUnreachableError(
+      / is unreachable\b/.test(message) ? message : `${engine} is unreachable: ${message}`,
+    )
   }
   const { images } = await runtime.listImagesWithContainers()
   const local = images.map((i) => ({

@@ -345,7 +345,7 @@ if (requireServices(t, ['dockerd', 'docker', 'docker-registry', 'mkfs'])) {
       const cfg = dir.file('nodocker.yaml', stringify({ ...config, docker: { socket: join(dir.path, 'none.sock') } }))
       const r = runCli(['prewarm', '--config', cfg, '--image', small])
       t.equal(r.code, 69)
-      t.match(r.stderr, /Docker is unreachable/)
+      t.match(r.stderr, /Docker is unreachable.*\n {2}no socket at \S+none\.sock: start Docker, or set docker\.socket/)
     })
   })
 }

@@ -95,6 +95,9 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     )
     const unreachable = runCli(['prune', '--config', away])
     t.equal(unreachable.code, 69, 'Docker unreachable: exit 69')
-    t.match(unreachable.stderr, /Docker is unreachable/)
+    t.match(
+      unreachable.stderr,
+      /Docker is unreachable.*\n {2}no socket at \S+none\.sock: start Docker, or set docker\.socket/,
+    )
   })
 }
