@@ -141,16 +141,19 @@ async function loadFromPeer(
   // A body that fails (the peer died) fails `counted`, which fails the filter and aborts the load.
   pipeline(Readable.fromWeb(res.body as never), counted).catch(() => undefined)
   counted.once('end', () => o.onReceived?.())
-  let peerFailed = false
-  counted.once('error', () => (peerFailed = true))
+  let peerError: Error | null = null
+  counted.once('error', (err) => (peerError = err))
   // The names on this host before the load: should the engine apply a name after all (the filter
   // lets none through, so that is a breach), each is put back as it was.
   const namesBefore = await imageNames(o.runtime)
   const loaded = await loadImage(filterPeerArchive(counted, o.configDigest), o.signal).catch(async (err: Error) => {
     // The peer's answer is cut at once, so it does not hold one of its upload slots for nothing.
     counted.destroy()
+    // The peer's answer failed first (it died, it was cut): the load's own error ("aborted") would
+    // blame this host's engine.
+    if (peerError) throw new Error(`peer ${peer.host} stopped sending its archive: ${(peerError as Error).message}`)
     // The engine refusing or unreachable, or this host's disk full: not the peer's doing.
-    if (!peerFailed && isLocalLoadFailure(err)) throw new LocalLoadError(err.message)
+    if (isLocalLoadFailure(err)) throw new LocalLoadError(err.message)
     throw err
   })
   const touched = [...new Set([...loaded.names, ...loaded.renamed])]

@@ -129,6 +129,11 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs', 'docker-registry'])) {
     t.ok(res.body.results[0].bytesPulled > 24 * MiB, 'the archive bytes are counted')
     t.match(fetcher.logs(), /"peer":"flipping".*peer fetch failed/, 'the corrupted archive was refused')
     t.match(fetcher.logs(), /"peer":"dying".*peer fetch failed/, 'the cut archive was refused')
+    t.match(
+      JSON.stringify(res.body),
+      /"host":"dying","reason":"peer dying stopped sending its archive: /,
+      "the dying peer is named as the cause, not this host's engine",
+    )
 
     const id = fetcherDisk.docker(['image', 'inspect', '--format', '{{.Id}}', ref]).trim()
     t.equal(id, configDigest, "the fetcher holds the registry's config digest under the registry's name")
