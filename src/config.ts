@@ -1,6 +1,6 @@
 // The one configuration schema: every key, its default and its bounds live here and nowhere else.
 import { labelKeySchema, labelsSchema } from './labels.js'
-import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs'
+import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
@@ -470,9 +470,20 @@ export function loadCoordinatorConfig(flag?: string): CoordinatorConfig {
  */
 export function readTokenFile(file: string | null): string | null {
   if (file === null) return null
-  const fd = openSync(file, 'r')
+  // Non-blocking: a FIFO or a device at the path must not hang the process (it is refused below).
+  const fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK)
   try {
-    const { mode, uid } = fstatSync(fd)
+    const st = fstatSync(fd)
+    if (!st.isFile()) throw new Error(`token file ${file} is not a regular file`)
+    if (st.size > MAX_TOKEN_FILE_BYTES) throw new Error(`token file ${file} is over ${MAX_TOKEN_FILE_BYTES} bytes`)
+    const { mode, uid } = st
+    // Another user owning it could set the token; only the service's own user, or root, may.
+    const euid = process.geteuid?.()
+    if (euid !== undefined && uid !== euid && uid !== 0)
+      throw new Error(
+        `token file ${file} is owned by uid ${uid}, not by the user the service runs as (${euid}) or root: ` +
+          `chown it to the service's user`,
+      )
     const exposed = tokenFileExposure(mode, uid)
     if (exposed)
       throw new Error(
@@ -487,6 +498,9 @@ export function readTokenFile(file: string | null): string | null {
     closeSync(fd)
   }
 }
+
+/** a token, a secret or a password is a line; a larger file is not one (and is not read whole) */
+const MAX_TOKEN_FILE_BYTES = 64 * 1024
 
 /** how a token file with this mode and owner is open to users other than the service's; null when it is not */
 export function tokenFileExposure(mode: number, uid: number): string | null {

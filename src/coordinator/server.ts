@@ -106,7 +106,8 @@ export async function openStore(config: CoordinatorConfig, log: Logger): Promise
   let password: string | null = null
   if (store.passwordFile) {
     try {
-      password = readFileSync(store.passwordFile, 'utf8').trim()
+      // a credential like the tokens: the same ownership and mode rules (src/config.ts readTokenFile)
+      password = readTokenFile(store.passwordFile)
     } catch (err) {
       throw new Error(`cannot read store.passwordFile: ${(err as Error).message}`)
     }

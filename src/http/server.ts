@@ -174,7 +174,9 @@ export class HttpServer {
     const url = parseRequestUrl(req.url)
     if (!url) return send(res, { status: 400, body: { error: 'malformed request target' } })
     const allowedHost = this.opts.allowedHost
-    if (allowedHost && !allowedHost.check(req.headers.host)) {
+    // An absolute-form target (`GET http://name/ HTTP/1.1`) names the host itself, before Host (RFC 9112 3.2.2).
+    const absolute = /^[a-z][a-z0-9+.-]*:\/\//i.test(req.url ?? '') ? url.host : null
+    if (allowedHost && !(allowedHost.check(req.headers.host) && (absolute === null || allowedHost.check(absolute)))) {
       this.logRefusedHost(req.headers.host ?? '', req.socket.remoteAddress)
       return send(res, {
         status: 421,

@@ -17,6 +17,8 @@ function blockList(v4: [string, number][], v6: [string, number][]): BlockList {
 }
 
 const LOOPBACK = blockList([['127.0.0.0', 8]], [['::1', 128]])
+// Cloud metadata services outside 169.254/16: AWS's IPv6 endpoint and Alibaba Cloud's.
+const METADATA = blockList([['100.100.100.200', 32]], [['fd00:ec2::254', 128]])
 // An IPv6 address written as IPv4-mapped (::ffff:127.0.0.1) is checked against the IPv4 rules by BlockList.
 const NEVER: [string, BlockList][] = [
   ['link-local', blockList([['169.254.0.0', 16]], [['fe80::', 10]])],
@@ -32,9 +34,53 @@ export function peerAddressRefusal(address: string, allowLoopback: boolean): str
   if (family === 0) return 'not an IP address'
   const type = family === 4 ? 'ipv4' : 'ipv6'
   if (!allowLoopback && LOOPBACK.check(address, type)) return 'a loopback address'
+  if (METADATA.check(address, type)) return 'a cloud metadata address'
   for (const [kind, list] of NEVER)
     if (list.check(address, type)) return `${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} address`
+  // An IPv6 address that carries an IPv4 one (NAT64, 6to4, IPv4-compatible or -translated) reaches
+  // that IPv4 address where the host routes it: judged as that address.
+  const inner = type === 'ipv6' ? embeddedIpv4(address) : null
+  if (inner) {
+    const refused = peerAddressRefusal(inner, allowLoopback)
+    if (refused) return `${refused.replace(/ address$/, '')} address inside ${address} (${inner})`
+  }
   return null
+}
+
+/** the IPv4 address inside an IPv6 one of the prefixes that embed it; null for any other */
+function embeddedIpv4(address: string): string | null {
+  const words = ipv6Words(address)
+  if (!words) return null
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`
+  const zero = (from: number, to: number) => words.slice(from, to).every((w) => w === 0)
+  // ::a.b.c.d (IPv4-compatible), ::ffff:0:a.b.c.d (IPv4-translated), 64:ff9b::a.b.c.d (NAT64)
+  // (::/96 without ::1 and ::, which are IPv6's own loopback and unspecified addresses)
+  if ((zero(0, 6) && words[6] !== 0) || (zero(0, 4) && words[4] === 0xffff && words[5] === 0))
+    return v4(words[6], words[7])
+  if (words[0] === 0x64 && words[1] === 0xff9b && zero(2, 6)) return v4(words[6], words[7])
+  // 64:ff9b:1::/48 (local-use NAT64, RFC 8215) carries it in the last 32 bits too
+  if (words[0] === 0x64 && words[1] === 0xff9b && words[2] === 1) return v4(words[6], words[7])
+  // 2002:AABB:CCDD::/48 (6to4)
+  if (words[0] === 0x2002) return v4(words[1], words[2])
+  return null
+}
+
+/** the eight 16-bit words of an IPv6 address (its text as isIP accepts it); null when it is not one */
+function ipv6Words(address: string): number[] | null {
+  if (isIP(address) !== 6) return null
+  let text = address.toLowerCase()
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number)
+    text = text.slice(0, dotted.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, null]
+  const part = (s: string) => (s ? s.split(':').map((w) => parseInt(w, 16)) : [])
+  const first = part(head)
+  const last = tail === null ? [] : part(tail)
+  const fill = tail === null ? [] : new Array<number>(8 - first.length - last.length).fill(0)
+  const words = [...first, ...fill, ...last]
+  return words.length === 8 ? words : null
 }
 
 /** a peer URL or the address its name resolved to is not a peer address: nothing was sent to it */

@@ -3,6 +3,7 @@
 // with the right token); the agent still answers its own names, addresses and http.allowedHosts.
 import t from 'tap'
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import { hostname } from 'node:os'
 import { startAgent } from '../harness/agent.js'
 
@@ -56,6 +57,17 @@ t.test("a rebound name is refused with 421 on every path; the agent's own names 
   t.match(JSON.parse(write.body).error, /Host does not name this agent: an IP address, localhost, its hostname/)
   t.match(agent.logs(), /refused a request whose Host does not name this agent/, 'logged')
   t.match(agent.logs(), /rebind\.attacker\.example/, 'with the host')
+  // an absolute-form target names its host before the Host header does
+  const absolute = await new Promise<string>((resolve, reject) => {
+    const socket = connect(agent.port, '127.0.0.1', () =>
+      socket.write(`GET http://${attacker}/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`),
+    )
+    let answer = ''
+    socket.on('data', (d) => (answer += d))
+    socket.on('close', () => resolve(answer))
+    socket.on('error', reject)
+  })
+  t.match(absolute, /^HTTP\/1\.1 421/, 'GET http://attacker/… with Host: 127.0.0.1: 421')
   // one suffix too far is not under the domain
   t.equal((await viaName('gpu.fleet.test.attacker.example', agent.port, '/v1/status')).status, 421)
 

@@ -21,10 +21,23 @@ t.test('peerAddressRefusal: loopback (unless allowed), link-local, unspecified, 
     ['239.255.255.250', 'a multicast address'],
     ['ff02::1', 'a multicast address'],
     ['255.255.255.255', 'a broadcast address'],
+    ['100.100.100.200', 'a cloud metadata address'],
+    ['fd00:ec2::254', 'a cloud metadata address'],
+    // IPv6 addresses that carry an IPv4 one reach it where the host routes them
+    ['::127.0.0.1', 'a loopback address inside ::127.0.0.1 (127.0.0.1)'],
+    ['::7f00:1', 'a loopback address inside ::7f00:1 (127.0.0.1)'],
+    ['::ffff:0:7f00:1', 'a loopback address inside ::ffff:0:7f00:1 (127.0.0.1)'],
+    ['64:ff9b::7f00:1', 'a loopback address inside 64:ff9b::7f00:1 (127.0.0.1)'],
+    ['64:ff9b::a9fe:a9fe', 'a link-local address inside 64:ff9b::a9fe:a9fe (169.254.169.254)'],
+    ['64:ff9b:1::a9fe:a9fe', 'a link-local address inside 64:ff9b:1::a9fe:a9fe (169.254.169.254)'],
+    ['2002:7f00:1::1', 'a loopback address inside 2002:7f00:1::1 (127.0.0.1)'],
+    ['2002:a9fe:a9fe::1', 'a link-local address inside 2002:a9fe:a9fe::1 (169.254.169.254)'],
     ['gpu-2.example', 'not an IP address'],
   ]
   for (const [address, why] of refused) t.equal(peerAddressRefusal(address, false), why, address)
-  for (const address of ['10.0.3.7', '192.168.1.20', '172.16.0.9', '100.64.0.1', '2001:db8::7', 'fd00::3', 'fec0::1'])
+  const fleet = ['10.0.3.7', '192.168.1.20', '172.16.0.9', '100.64.0.1', '2001:db8::7', 'fd00::3', 'fec0::1']
+  // NAT64 and 6to4 forms of a fleet address stay fleet addresses
+  for (const address of [...fleet, '64:ff9b::a00:307', '2002:a00:307::1', '::ffff:10.0.3.7'])
     t.equal(peerAddressRefusal(address, false), null, `${address}: a fleet address`)
   for (const address of ['127.0.0.1', '::1', '::ffff:127.0.0.1'])
     t.equal(peerAddressRefusal(address, true), null, `${address} with allowLoopback`)

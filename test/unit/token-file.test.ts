@@ -1,6 +1,7 @@
 // Token files as readTokenFile takes them: owner-only, or root's with its group reading; anything
 // open to other users refused with the fix named. Real files, real modes and owners.
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
 import { chmodSync, chownSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { testDir } from '../harness/agent.js'
@@ -37,10 +38,23 @@ t.test('readTokenFile on real files', async (t) => {
   if (process.getuid?.() === 0) {
     t.equal(readTokenFile(file), 's3cret', '0640 owned by root')
     chownSync(file, 65532, 65532)
-    t.throws(() => readTokenFile(file), /is readable by its group and not owned by root \(mode 0640\)/)
+    // (the group rule for a file the service's own non-root user owns: tokenFileExposure above)
+    t.throws(() => readTokenFile(file), /is owned by uid 65532, not by the user the service runs as/)
     chmodSync(file, 0o600)
+    t.throws(
+      () => readTokenFile(file),
+      /is owned by uid 65532, not by the user the service runs as \(0\) or root: chown it/,
+      '0600 owned by another user (who could set the token): refused',
+    )
+    chownSync(file, 0, 0)
     t.equal(readTokenFile(file), 's3cret', "0600 owned by the service's user")
   }
+  // a FIFO would block the open and every read after it: refused at once
+  const fifo = join(dir.path, 'fifo')
+  spawnSync('mkfifo', ['-m', '600', fifo])
+  t.throws(() => readTokenFile(fifo), /token file \S+fifo is not a regular file/)
+  const big = dir.file('big', 'x'.repeat(70_000))
+  t.throws(() => readTokenFile(big), /is over 65536 bytes/)
   t.equal(readTokenFile(null), null, 'unset: null')
   t.throws(() => readTokenFile(join(dir.path, 'missing')), { code: 'ENOENT' })
   chmodSync(file, 0o600)
