@@ -91,8 +91,8 @@ t.test('the DaemonSet: GPU nodes, their taint, probes, resources, the host paths
   t.equal(pod.priorityClassName, priority.metadata.name, 'a priority class of its own, shipped beside it')
   t.ok(priority.value < 2_000_000_000, 'below the system classes (user classes may not reach them)')
   const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string
-  t.equal(c.image, `gpuhost:${version}`, 'the image as the README builds it')
-  t.match(readFileSync(join(ROOT, 'README.md'), 'utf8'), `docker build -t gpuhost:${version}`, 'and the README does')
+  t.equal(c.image, `gpuhost:${version}`, 'the image as docs/install.md builds it')
+  t.match(readFileSync(join(ROOT, 'docs/install.md'), 'utf8'), `docker build -t gpuhost:${version}`, 'and it does')
 })
 
 t.test('the ConfigMap holds a valid agent configuration with the NFD file', async (t) => {
@@ -104,9 +104,9 @@ t.test('the ConfigMap holds a valid agent configuration with the NFD file', asyn
   t.equal(config.listen, '0.0.0.0:9477')
 })
 
-t.test("the README's nodeAffinity example is a valid Pod affinity on the image's labels", async (t) => {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
-  const block = /```yaml\n(affinity:\n[\s\S]*?)```/.exec(readme)?.[1]
+t.test("the docs' nodeAffinity example is a valid Pod affinity on the image's labels", async (t) => {
+  const doc = readFileSync(join(ROOT, 'docs/containerd-and-kubernetes.md'), 'utf8')
+  const block = /```yaml\n(affinity:\n[\s\S]*?)```/.exec(doc)?.[1]
   t.ok(block, 'the example is there')
   const { parse } = await import('yaml')
   const { imageLabelId } = await import('../../src/kubernetes/nfd-labels.js')
