@@ -30,6 +30,8 @@ CMD ["agent"]
 FROM runtime AS prebuilt
 COPY deploy/container/app/ /usr/lib/
 
+# Compiled here, then staged by the same script as the Debian package and `npm run package:app`,
+# so every way of building ships the same tree.
 FROM ${BUILDER} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -37,8 +39,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 COPY proto ./proto
-RUN npm run -s build && npm prune --omit=dev --no-audit --no-fund \
- && mkdir /app && cp -r dist proto node_modules package.json /app/
+COPY packaging/stage-app.sh ./packaging/
+RUN npm run -s build && bash packaging/stage-app.sh /app/gpuhost
 
 FROM runtime
-COPY --from=build /app /usr/lib/gpuhost
+COPY --from=build /app/ /usr/lib/

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stages the program as it runs on a host, into DIR: the compiled JavaScript, package.json and the
-# production node_modules, with better-sqlite3 compiled for NODE's ABI. The Debian package and the
-# container image's offline build (Dockerfile, APP=prebuilt) both ship this tree.
+# production node_modules, with better-sqlite3 compiled for NODE's ABI. The Debian package and both
+# builds of the container image (the Dockerfile's compiling stage and its prebuilt target, from
+# `npm run package:app`) ship this tree.
 #   usage: packaging/stage-app.sh DIR [NODE]   (NODE: default the node on PATH)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
