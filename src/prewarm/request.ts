@@ -21,7 +21,12 @@ export const prewarmArgsSchema = z.strictObject({
         .array(
           z.strictObject({
             host: z.string().min(1).max(253),
-            url: z.url({ protocol: /^https?$/ }).max(2000),
+            // only a peer listener's export of one image (what the coordinator's grants name): a
+            // request may not send the fetch, with its bearer header, to another path of some host
+            url: z
+              .url({ protocol: /^https?$/ })
+              .max(2000)
+              .refine(isPeerExportUrl, { message: 'must be http(s)://HOST:PORT/v1/images/sha256:<64 hex>/export' }),
             token: z.string().min(1).max(4000),
           }),
         )
@@ -31,6 +36,20 @@ export const prewarmArgsSchema = z.strictObject({
 })
 
 export type PrewarmArgs = z.infer<typeof prewarmArgsSchema>
+
+/** http(s)://HOST[:PORT]/v1/images/sha256:<hex>/export, without user, query or fragment */
+function isPeerExportUrl(raw: string): boolean {
+  const u = new URL(raw)
+  return (
+    !u.username &&
+    !u.password &&
+    !u.search &&
+    !u.hash &&
+    !raw.includes('?') &&
+    !raw.includes('#') &&
+    /^\/v1\/images\/sha256:[0-9a-f]{64}\/export$/.test(u.pathname)
+  )
+}
 
 /** the args, or an InvalidRequestError naming every bad key */
 export function prewarmArgsOrThrow(raw: unknown): PrewarmArgs {

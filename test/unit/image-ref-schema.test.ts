@@ -25,3 +25,29 @@ t.test('every way in refuses a bad reference with the key that holds it', async 
   )
   t.same(prewarmArgsOrThrow({ images: GOOD }).images, GOOD)
 })
+
+t.test("a prewarm's peer URL is a peer listener's export of one image, nothing else", async (t) => {
+  const id = 'sha256:' + 'b'.repeat(64)
+  const args = (url: string) => ({
+    images: ['ubuntu:22.04'],
+    peers: { 'ubuntu:22.04': [{ host: 'gpu-2', url, token: 't' }] },
+  })
+  for (const url of [
+    `http://10.0.3.7:9479/v1/images/${id}/export`,
+    `https://gpu-2.fleet.example:9479/v1/images/${id}/export`,
+  ])
+    t.equal(prewarmArgsOrThrow(args(url)).peers!['ubuntu:22.04'][0].url, url, url)
+  for (const url of [
+    'http://10.0.3.7:9479/latest/meta-data/',
+    `http://10.0.3.7:9479/v1/images/${id}/export?x=1`,
+    `http://10.0.3.7:9479/v1/images/${id}/export#x`,
+    `http://user:pw@10.0.3.7:9479/v1/images/${id}/export`,
+    'http://10.0.3.7:9479/v1/images/sha256:abc/export',
+    `http://10.0.3.7:9479/v1/images/${id}/export/../../admin`,
+  ])
+    t.throws(
+      () => prewarmArgsOrThrow(args(url)),
+      /peers\.ubuntu:22\.04\.0\.url: must be http\(s\):\/\/HOST:PORT\/v1\/images/,
+      url,
+    )
+})
