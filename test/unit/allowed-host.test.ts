@@ -40,3 +40,12 @@ t.test('allowedHostCheck', async (t) => {
   ]
   for (const h of refused) t.notOk(check(h), `refused: ${JSON.stringify(h)}`)
 })
+
+t.test('http.allowedHosts refuses a suffix of one label (a public suffix such as .com)', async (t) => {
+  const { agentConfigSchema, parseConfig } = await import('../../src/config.js')
+  t.same(parseConfig(agentConfigSchema, { http: { allowedHosts: ['.dc.example', 'gpu-1'] } }).http.allowedHosts, [
+    '.dc.example',
+    'gpu-1',
+  ])
+  t.throws(() => parseConfig(agentConfigSchema, { http: { allowedHosts: ['.com'] } }), /two labels at least/)
+})
