@@ -44,6 +44,9 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
         ['run', '-d', '--network', 'none', '--health-interval', '1s', '--group-add', gid].concat([
           '-v',
           `${dockerd.socket}:/var/run/docker.sock`,
+          // Docker's root, read-only where Docker says it is, as compose mounts /var/lib/docker
+          '-v',
+          `${dockerd.mountpoint}:${dockerd.mountpoint}:ro`,
           'gpuhost:test',
         ]),
       )
@@ -74,6 +77,18 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     const status = JSON.parse(get('/v1/status')).body
     t.equal(status.docker?.reachable, true, 'Docker reached through the mounted socket')
     t.equal(dockerd.docker(['exec', id, 'node', '-p', 'process.getuid()']).trim(), '65532')
+    // the one-shot commands of the image, beside its agent: the inventory with a verdict per image,
+    // and a dry-run prune
+    const cli = (args: string[]) =>
+      dockerd.docker(['exec', id, 'node', '/usr/lib/gpuhost/dist/cli.js', ...args], { timeoutMs: 120_000 })
+    const imageId = JSON.parse(dockerd.docker(['image', 'inspect', 'gpuhost:test']))[0].Id
+    const listed = JSON.parse(cli(['--json', 'check']))
+    t.match(listed.docker, { reachable: true, kind: 'docker' })
+    t.ok(
+      listed.images.some((i: { id: string }) => i.id === imageId),
+      'the image lists the images of the Docker it runs on (its own among them)',
+    )
+    t.match(cli(['prune', '--dry-run']), /./, 'and a dry-run prune answers on Docker (exit 0)')
     dockerd.docker(['stop', '-t', '30', id], { timeoutMs: 60_000 })
     t.equal(inspect().ExitCode, 0, 'SIGTERM stops it cleanly')
 
