@@ -105,7 +105,9 @@ export async function startDockerd(t: Teardown, opts: DockerdOptions = {}): Prom
 
   const cleanupSync = () => {
     killDaemon()
-    // Mounts that containers left under the data root first, then the disk itself.
+    // Mounts left under the exec root (a container on the host network leaves netns/default) and
+    // under the data root first, then the disk itself.
+    spawnSync('sh', ['-c', `grep -o " ${execRoot}/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l`])
     spawnSync('sh', ['-c', `grep -o " ${mountpoint}[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l`])
     for (let i = 0; i < 20 && spawnSync('mountpoint', ['-q', mountpoint]).status === 0; i++) {
       if (spawnSync('umount', [mountpoint]).status !== 0) spawnSync('sleep', ['0.2'])

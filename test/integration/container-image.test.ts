@@ -1,7 +1,8 @@
 // The container image, built on the private dockerd from a Node.js base the harness imports (no
 // registry): the offline path of the Dockerfile (--target prebuilt) with the staged program, run as its
 // non-root user, answers /readyz, reports healthy through its HEALTHCHECK, and stops on SIGTERM;
-// and the same image on a private containerd lists its images and answers a dry-run prune.
+// on Docker and on a private containerd, its one-shot commands list the images with a verdict each,
+// answer a dry-run prune and prewarm an image through a loopback registry.
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { chmodSync, cpSync } from 'node:fs'
@@ -89,6 +90,21 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       'the image lists the images of the Docker it runs on (its own among them)',
     )
     t.match(cli(['prune', '--dry-run']), /./, 'and a dry-run prune answers on Docker (exit 0)')
+    // a prewarm through a loopback registry: on the host's network, where the registry is
+    const registry = await startRegistry(t)
+    const warm = await pushOciImage(registry, { repoTag: 'team/warm:1', sizeBytes: 1024 ** 2 })
+    dockerd.docker(
+      ['run', '--rm', '--network', 'host', '--group-add', gid]
+        .concat(['-v', `${dockerd.socket}:/var/run/docker.sock`])
+        .concat(['-v', `${dockerd.mountpoint}:${dockerd.mountpoint}:ro`])
+        .concat(['gpuhost:test', 'prewarm', '--image', warm.ref]),
+      { timeoutMs: 120_000 },
+    )
+    t.equal(
+      JSON.parse(dockerd.docker(['image', 'inspect', warm.ref]))[0].Id,
+      warm.id,
+      `the image's prewarm pulled ${warm.ref} into Docker`,
+    )
     dockerd.docker(['stop', '-t', '30', id], { timeoutMs: 60_000 })
     t.equal(inspect().ExitCode, 0, 'SIGTERM stops it cleanly')
 
@@ -101,7 +117,6 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       return
     }
     const containerd = await startEngine(t, 'containerd', { diskMiB: 200 })
-    const registry = await startRegistry(t)
     containerd.trustRegistry(registry.host)
     const held = await pushOciImage(registry, { repoTag: 'team/held:1', sizeBytes: 1024 ** 2 })
     containerd.pull(held.ref)
@@ -117,9 +132,9 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
     )
     chmodSync(join(configDir.path, 'agent.yaml'), 0o644)
     const socketGid = execFileSync('stat', ['-c', '%g', socket], { encoding: 'utf8' }).trim()
-    const onContainerd = (args: string[]) =>
+    const onContainerd = (args: string[], network = 'none') =>
       dockerd.docker(
-        ['run', '--rm', '--network', 'none', '--group-add', socketGid]
+        ['run', '--rm', '--network', network, '--group-add', socketGid]
           .concat(['-v', `${socket}:/run/containerd/containerd.sock`])
           .concat(['-v', `${containerd.mountpoint}:${containerd.mountpoint}:ro`])
           .concat(['-v', `${join(configDir.path, 'agent.yaml')}:/etc/gpuhost/containerd.yaml:ro`])
@@ -133,5 +148,7 @@ if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
       `the image lists ${held.ref} from containerd`,
     )
     t.match(onContainerd(['prune', '--dry-run']), /./, 'and a dry-run prune answers (exit 0)')
+    onContainerd(['prewarm', '--image', warm.ref], 'host')
+    t.ok(containerd.imageNames().includes(warm.ref), `the image's prewarm pulled ${warm.ref} into containerd`)
   })
 }
