@@ -144,7 +144,12 @@ export class HttpServer {
           onRequest,
         )
       : createServer(onRequest)
-    this.server.keepAliveTimeout = 5000
+    // An idle kept-alive connection is closed by the client before the server: a client reuses it
+    // until the server's `Keep-Alive: timeout` less its margin (undici: 2 s), and with 5 s a client
+    // whose event loop lags that much (a loaded host, a proxy's 60 s idle pool) writes a request
+    // into a socket the server is closing (ECONNRESET, "other side closed"). Longer than the 60 s
+    // idle timeout of the usual load balancers, as their servers are advised to be.
+    this.server.keepAliveTimeout = 65_000
     // Headers must arrive within the body timeout too; the whole request is a backstop beyond it.
     const bodyTimeoutMs = this.opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS
     this.server.headersTimeout = bodyTimeoutMs

@@ -16,6 +16,10 @@ import { engineMissing, startEngine } from '../harness/engines.js'
 import { pushOciImage } from '../harness/oci-image.js'
 import { startRegistry } from '../harness/registry.js'
 
+// An image build, then the image on Docker and on containerd with a registry each: minutes on a
+// loaded machine, more than the suite's default per-file bound.
+t.setTimeout(900_000)
+
 if (requireServices(t, ['dockerd', 'docker', 'mkfs'])) {
   t.test('the image builds offline and its container answers /readyz', async (t) => {
     const dockerd = await startDockerd(t, { diskMiB: 1536 })
