@@ -158,7 +158,15 @@ export const agentConfigSchema = z
       .describe("the agent's HTTP API"),
     docker: z
       .strictObject({
-        socket: z.string().min(1).default('/var/run/docker.sock').describe("the Docker Engine API's socket"),
+        socket: z
+          .string()
+          .min(1)
+          .nullable()
+          .default(null)
+          .describe(
+            "the Docker Engine API's unix socket; null: where DOCKER_HOST says (unix://, tcp:// with " +
+              'DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, ssh://), else /var/run/docker.sock',
+          ),
         timeoutSeconds: seconds.default(30).describe('a call to the runtime with no answer for this long fails'),
         refreshIntervalSeconds: seconds
           .default(300)

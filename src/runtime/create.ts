@@ -2,6 +2,7 @@
 // command call this once and hand the runtime to every part that needs it.
 import type { AgentConfig } from '../config.js'
 import { ContainerdRuntime, DEFAULT_CONTAINERD_SOCKET } from './containerd.js'
+import { dockerAddress } from './docker-api.js'
 import { DockerRuntime } from './docker.js'
 import type { ContainerRuntime } from './runtime.js'
 
@@ -9,7 +10,7 @@ import type { ContainerRuntime } from './runtime.js'
 export function runtimeSocket(config: Pick<AgentConfig, 'docker' | 'runtime'>): string {
   return config.runtime.kind === 'containerd'
     ? (config.runtime.socket ?? DEFAULT_CONTAINERD_SOCKET)
-    : config.docker.socket
+    : dockerAddress(config.docker.socket)
 }
 
 export function createRuntime(config: Pick<AgentConfig, 'docker' | 'runtime' | 'stateDir'>): ContainerRuntime {

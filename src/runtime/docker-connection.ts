@@ -1,8 +1,10 @@
-// The one connection to dockerd that the Docker runtime speaks over. It negotiates the API version
-// once per daemon start (the daemon may be upgraded while the agent runs), remembers Docker's root
-// dir, and tells its listeners whether Docker answers.
+// The one connection to dockerd that the Docker runtime speaks over: one dockerode client, made at
+// the first call (dockerode loads with it, so a containerd host never loads it). It negotiates the
+// API version once per daemon start (the daemon may be upgraded while the agent runs), remembers
+// Docker's root dir, and tells its listeners whether Docker answers.
+import type Dockerode from 'dockerode'
 import type { AgentConfig } from '../config.js'
-import { EngineApi } from './engine-api.js'
+import { DockerApi, dockerAddress } from './docker-api.js'
 import type { RuntimeHealth } from './runtime.js'
 
 /** The newest Docker Engine API this agent was written against (Docker 24). */
@@ -39,14 +41,17 @@ export class DockerConnection {
   private lastRootDir: string | null = null
   private current: RuntimeHealth = { reachable: false, reason: 'not collected yet' }
   private readonly listeners = new Set<(h: RuntimeHealth) => void>()
-  /**
-   * Calls fail after docker.timeoutSeconds of silence on the socket unless they say otherwise: the
-   * event stream stays open for hours without a byte, and a pull is bounded by its own abort signal.
-   */
-  private readonly api: EngineApi
+  private made: Promise<DockerApi> | null = null
 
-  constructor(config: Pick<AgentConfig, 'docker'>) {
-    this.api = new EngineApi(config.docker.socket, config.docker.timeoutSeconds * 1000)
+  constructor(
+    private readonly config: Pick<AgentConfig, 'docker'>,
+    /** makes the dockerode client (src/runtime/docker.ts); a bad DOCKER_HOST throws here */
+    private readonly makeClient: () => Promise<Dockerode>,
+  ) {}
+
+  /** where Docker is reached, for messages */
+  get address(): string {
+    return dockerAddress(this.config.docker.socket)
   }
 
   health(): RuntimeHealth {
@@ -58,15 +63,18 @@ export class DockerConnection {
     return () => this.listeners.delete(listener)
   }
 
-  /** the client as it is, without connecting first: for the ping, which says whether to */
-  pingClient(): EngineApi {
-    return this.api
+  /** the client as it is, without negotiating first: for the ping, which says whether to */
+  pingClient(): Promise<DockerApi> {
+    this.made ??= this.makeClient().then((docker) => new DockerApi(docker, this.config.docker.timeoutSeconds * 1000))
+    // A client that could not be made (DOCKER_HOST unreadable) is tried again on the next call.
+    this.made.catch(() => (this.made = null))
+    return this.made
   }
 
   /** the client, speaking the negotiated API version; connects first when needed */
-  async client(): Promise<EngineApi> {
+  async client(): Promise<DockerApi> {
     await this.connect()
-    return this.api
+    return this.pingClient()
   }
 
   /** Docker's root dir: from the daemon, or the last one it reported while it is away */
@@ -107,14 +115,13 @@ export class DockerConnection {
 
   private async negotiate(): Promise<DockerIdentity> {
     try {
-      // /version answers on every API version, so it is asked without a version prefix.
-      const version = await this.api.json<{ ApiVersion: string; Version: string }>({
-        path: '/version',
-        versioned: false,
-      })
-      const apiVersion = negotiateApiVersion(version.ApiVersion)
-      this.api.apiVersion = apiVersion
-      const info = await this.api.json<{ DockerRootDir?: string; ServerVersion?: string }>({ path: '/info' })
+      const api = await this.pingClient()
+      // /version answers under every API version; asked unprefixed, it says the daemon's own.
+      api.apiVersion = undefined
+      const version = await api.within('GET /version', (abortSignal) => api.signalled.version({ abortSignal }))
+      const apiVersion = negotiateApiVersion(String(version.ApiVersion))
+      api.apiVersion = apiVersion
+      const info = await api.within('GET /info', (abortSignal) => api.signalled.info({ abortSignal }))
       if (!info.DockerRootDir) throw new Error('docker info did not report DockerRootDir')
       this.identity = { apiVersion, version: info.ServerVersion ?? version.Version, rootDir: info.DockerRootDir }
       this.lastRootDir = info.DockerRootDir
@@ -125,17 +132,4 @@ export class DockerConnection {
       throw err
     }
   }
-}
-
-/** errors that mean the daemon itself is away, not that one request was bad */
-export function isConnectionError(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code
-  return (
-    code === 'ECONNREFUSED' ||
-    code === 'ENOENT' ||
-    code === 'ECONNRESET' ||
-    code === 'EPIPE' ||
-    code === 'ETIMEDOUT' ||
-    /socket hang up|timeout/i.test((err as Error | undefined)?.message ?? '')
-  )
 }

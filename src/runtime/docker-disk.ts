@@ -2,10 +2,10 @@
 // size of each container's log file, the one thing /system/df does not count. A log is stat'ed at
 // the path Docker reports for it (LogPath), so a daemon with another log root or driver is right too.
 import { stat } from 'node:fs/promises'
-import { pathPart, type EngineApi } from './engine-api.js'
+import { pathPart, statusOf, type DockerApi } from './docker-api.js'
 import type { RuntimeDiskUsage } from './runtime.js'
-import { statusOf } from './remove-image.js'
 
+/** the fields of GET /system/df that are read (@types/dockerode types it as any) */
 interface DfAnswer {
   LayersSize?: number
   Images?: { Id: string; Size: number; SharedSize?: number; Containers?: number }[] | null
@@ -85,17 +85,13 @@ export function isAnonymousVolume(name: string, labels: Record<string, string>):
 export const DF_DEADLINE_MS = 10 * 60 * 1000
 
 /**
- * /system/df has no idle timeout (a slow accounting is not an unreachable daemon) and gets its own
- * deadline; the per-container inspections have the usual timeout.
+ * /system/df does not get the usual deadline (a slow accounting is not an unreachable daemon) but
+ * its own; the per-container inspections have the usual one.
  */
-export async function dockerDiskUsage(docker: EngineApi): Promise<RuntimeDiskUsage> {
+export async function dockerDiskUsage(api: DockerApi): Promise<RuntimeDiskUsage> {
   let df: DfAnswer
   try {
-    df = await docker.json<DfAnswer>({
-      path: '/system/df',
-      signal: AbortSignal.timeout(DF_DEADLINE_MS),
-      idleTimeoutMs: 0,
-    })
+    df = (await api.signalled.df({ abortSignal: AbortSignal.timeout(DF_DEADLINE_MS) })) as DfAnswer
   } catch (err) {
     const name = (err as Error).name
     if (name !== 'AbortError' && name !== 'TimeoutError') throw err
@@ -105,17 +101,19 @@ export async function dockerDiskUsage(docker: EngineApi): Promise<RuntimeDiskUsa
   const extra = new Map<string, ContainerExtra>()
   for (let i = 0; i < ids.length; i += INSPECT_CONCURRENCY) {
     const batch = ids.slice(i, i + INSPECT_CONCURRENCY)
-    const found = await Promise.all(batch.map((id) => inspectExtra(docker, id)))
+    const found = await Promise.all(batch.map((id) => inspectExtra(api, id)))
     batch.forEach((id, n) => extra.set(id, found[n]))
   }
   return toDiskUsage(df, extra)
 }
 
 /** the container's log size (null: none, a driver that ships logs away, or gone) and finish time */
-async function inspectExtra(docker: EngineApi, id: string): Promise<ContainerExtra> {
+async function inspectExtra(api: DockerApi, id: string): Promise<ContainerExtra> {
   let info: { LogPath?: string; State?: { FinishedAt?: string; Running?: boolean } }
   try {
-    info = await docker.json({ path: `/containers/${pathPart(id)}/json` })
+    info = await api.within('GET /containers/{id}/json', (abortSignal) =>
+      api.docker.getContainer(pathPart(id)).inspect({ abortSignal }),
+    )
   } catch (err) {
     if (statusOf(err) === 404) return { logBytes: null, finishedAt: null }
     throw err

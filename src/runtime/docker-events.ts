@@ -1,6 +1,8 @@
 // Docker's /events stream, read line by line into runtime events.
+import type Dockerode from 'dockerode'
 import { createInterface } from 'node:readline'
-import type { EngineApi } from './engine-api.js'
+import type { Readable } from 'node:stream'
+import type { DockerApi } from './docker-api.js'
 import type { OpenEvents, RuntimeEvent, RuntimeEventHandlers } from './runtime.js'
 
 /** the fields of a /events message that are read */
@@ -41,20 +43,17 @@ export function toRuntimeEvent(e: DockerEvent): RuntimeEvent | undefined {
 }
 
 export async function openDockerEvents(
-  docker: EngineApi,
+  api: DockerApi,
   opts: { since?: number; signal: AbortSignal },
   handlers: RuntimeEventHandlers,
 ): Promise<OpenEvents> {
-  const stream = await docker.stream({
-    path: '/events',
-    query: {
-      filters: { type: Object.keys(WATCHED_EVENTS), event: Object.values(WATCHED_EVENTS).flat() },
-      since: opts.since,
-    },
-    signal: opts.signal,
-    // open for as long as the agent runs, silent while nothing happens
-    idleTimeoutMs: 0,
-  })
+  // Open for as long as the agent runs, silent while nothing happens: no deadline, the agent's
+  // signal ends it. `since` is left out rather than sent empty when there is none.
+  const stream = (await api.docker.getEvents({
+    filters: { type: Object.keys(WATCHED_EVENTS), event: Object.values(WATCHED_EVENTS).flat() },
+    ...(opts.since !== undefined ? { since: opts.since } : {}),
+    abortSignal: opts.signal,
+  } as Dockerode.GetEventsOptions)) as Readable
   const ended = new Promise<string>((resolve) => {
     const lines = createInterface({ input: stream, crlfDelay: Infinity })
     lines.on('line', (line: string) => {

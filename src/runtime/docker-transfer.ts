@@ -3,7 +3,7 @@
 // tags: the receiver names the image itself, after it has checked the id.
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
-import { pathPart, type EngineApi } from './engine-api.js'
+import { pathPart, statusOf, type DockerApi } from './docker-api.js'
 import type { LoadResult } from './runtime.js'
 
 interface LoadMessage {
@@ -13,16 +13,16 @@ interface LoadMessage {
 }
 
 /** the archive of image `id` (sha256:…); null when dockerd has no such image */
-export async function saveImage(docker: EngineApi, id: string): Promise<Readable | null> {
+export async function saveImage(api: DockerApi, id: string): Promise<Readable | null> {
   try {
-    await docker.json({ path: `/images/${pathPart(id)}/json` })
+    await api.inspectImage(id)
   } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) return null
+    if (statusOf(err) === 404) return null
     throw err
   }
-  // No idle limit: dockerd writes a whole image out before the first byte (minutes for many GB).
+  // No deadline: dockerd writes a whole image out before the first byte (minutes for many GB).
   // The fetching peer's connection bounds it: when it goes, the server destroys this stream.
-  return docker.stream({ path: `/images/${pathPart(id)}/get`, idleTimeoutMs: 0 })
+  return (await api.docker.getImage(pathPart(id)).get()) as Readable
 }
 
 /**
@@ -31,7 +31,7 @@ export async function saveImage(docker: EngineApi, id: string): Promise<Readable
  * upload, so dockerd drops what it had, rather than waiting for the rest; an archive cut short or
  * damaged makes dockerd answer an error line, thrown here: nothing was loaded then.
  */
-export async function loadImage(docker: EngineApi, archive: Readable, signal?: AbortSignal): Promise<LoadResult> {
+export async function loadImage(api: DockerApi, archive: Readable, signal?: AbortSignal): Promise<LoadResult> {
   const cut = new AbortController()
   let archiveError: Error | null = null
   archive.once('error', (err) => {
@@ -41,16 +41,9 @@ export async function loadImage(docker: EngineApi, archive: Readable, signal?: A
   const abortSignal = signal ? AbortSignal.any([signal, cut.signal]) : cut.signal
   let out: Readable
   try {
-    out = await docker.stream({
-      method: 'POST',
-      path: '/images/load',
-      query: { quiet: true },
-      upload: archive,
-      signal: abortSignal,
-      // No idle limit: a quiet load says nothing until every layer is registered (minutes for many
-      // GB). The caller's signal bounds it (the prewarm attempt's timeout).
-      idleTimeoutMs: 0,
-    })
+    // No deadline: a quiet load says nothing until every layer is registered (minutes for many
+    // GB). The caller's signal bounds it (the prewarm attempt's timeout).
+    out = (await api.docker.loadImage(archive, { quiet: true, abortSignal })) as Readable
   } catch (err) {
     throw archiveError ?? err
   }

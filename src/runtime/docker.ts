@@ -1,18 +1,19 @@
-// The Docker implementation of the container runtime, over one connection to dockerd that
-// negotiates the API version. Connection failures (refused, reset, timed out) are thrown as
-// RuntimeUnavailableError and mark Docker unreachable; every other error passes as Docker said it.
+// The Docker implementation of the container runtime, on dockerode: one client, built here, over
+// one connection to dockerd that negotiates the API version. Connection failures (refused, reset,
+// timed out) are thrown as RuntimeUnavailableError and mark Docker unreachable; every other error
+// passes as Docker said it.
+import type Dockerode from 'dockerode'
 import type { Readable } from 'node:stream'
 import type { AgentConfig } from '../config.js'
-import type { ListedImage } from '../inventory/image-facts.js'
 import type { RegistryTrust } from '../registry/insecure.js'
-import { DockerConnection, isConnectionError } from './docker-connection.js'
-import { pathPart, type EngineApi } from './engine-api.js'
+import { DockerConnection } from './docker-connection.js'
+import { dockerodeOptions, isConnectionError, messageOf, pathPart, statusOf, type DockerApi } from './docker-api.js'
 import { openDockerEvents } from './docker-events.js'
 import { dockerDiskUsage } from './docker-disk.js'
 import { loadImage, saveImage } from './docker-transfer.js'
 import { dockerPull, PullProgressTracker } from './pull.js'
 import { RemovalJournal } from './removal-journal.js'
-import { messageOf, removeImage, restoreInterrupted, statusOf } from './remove-image.js'
+import { removeImage, restoreInterrupted } from './remove-image.js'
 import {
   RuntimeUnavailableError,
   type ContainerRuntime,
@@ -29,20 +30,13 @@ import {
   type RuntimeImage,
 } from './runtime.js'
 
-interface InspectedImage {
-  Id: string
-  RepoTags?: string[] | null
-  RepoDigests?: string[] | null
-  Config?: { Env?: string[] | null } | null
-  Metadata?: { LastTagTime?: string }
-}
-
-interface ListedContainer {
-  Id: string
-  Names?: string[] | null
-  ImageID: string
-  State: string
-  Created: number
+/**
+ * The one dockerode client: loaded at the first call, so an agent on containerd never loads it.
+ * Without docker.socket it reaches Docker where DOCKER_HOST says (unix, tcp with TLS, ssh).
+ */
+async function makeDockerode(config: Pick<AgentConfig, 'docker'>): Promise<Dockerode> {
+  const { default: Docker } = await import('dockerode')
+  return new Docker(dockerodeOptions(config.docker.socket))
 }
 
 export class DockerRuntime implements ContainerRuntime {
@@ -53,7 +47,7 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly pulling = new Map<string, number>()
 
   constructor(private readonly config: Pick<AgentConfig, 'docker' | 'stateDir'>) {
-    this.connection = new DockerConnection(config)
+    this.connection = new DockerConnection(config, () => makeDockerode(config))
     this.journal = new RemovalJournal(config.stateDir)
   }
 
@@ -69,7 +63,8 @@ export class DockerRuntime implements ContainerRuntime {
   async ping(): Promise<void> {
     const ms = this.config.docker.pingTimeoutSeconds * 1000
     try {
-      await this.connection.pingClient().json({ path: '/_ping', signal: AbortSignal.timeout(ms), idleTimeoutMs: 0 })
+      const api = await this.connection.pingClient()
+      await api.signalled.ping({ abortSignal: AbortSignal.timeout(ms) })
     } catch (err) {
       const reason =
         (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError'
@@ -84,22 +79,24 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async listImagesWithContainers(): Promise<{ images: RuntimeImage[]; containers: RuntimeContainer[] }> {
-    return this.call(async (docker) => {
+    return this.call(async (api) => {
       const [images, containers] = await Promise.all([
         // shared-size is honoured from API 1.42 on; older daemons leave SharedSize at -1.
-        docker.json<ListedImage[]>({ path: '/images/json', query: { 'shared-size': true } }),
-        docker.json<ListedContainer[]>({ path: '/containers/json', query: { all: true } }),
+        api.within('GET /images/json', (abortSignal) =>
+          api.docker.listImages({ 'shared-size': true, abortSignal } as Dockerode.ListImagesOptions),
+        ),
+        api.within('GET /containers/json', (abortSignal) => api.docker.listContainers({ all: true, abortSignal })),
       ])
       return { images: images.map(toRuntimeImage), containers: containers.map(toRuntimeContainer) }
     })
   }
 
   async containerFinishedAt(id: string): Promise<string | null> {
-    return this.call(async (docker) => {
+    return this.call(async (api) => {
       try {
-        const info = await docker.json<{ State?: { FinishedAt?: string } }>({
-          path: `/containers/${pathPart(id)}/json`,
-        })
+        const info = await api.within('GET /containers/{id}/json', (abortSignal) =>
+          api.docker.getContainer(pathPart(id)).inspect({ abortSignal }),
+        )
         return info.State?.FinishedAt ?? null
       } catch (err) {
         if (statusOf(err) === 404) return null
@@ -109,9 +106,9 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async inspectImage(ref: string): Promise<ImageDetails | null> {
-    return this.call(async (docker) => {
+    return this.call(async (api) => {
       try {
-        const info = await docker.json<InspectedImage>({ path: `/images/${pathPart(ref)}/json` })
+        const info = await api.inspectImage(ref)
         const lastTagTime = info.Metadata?.LastTagTime
         return {
           id: info.Id,
@@ -128,27 +125,29 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async removeImage(image: { id: string; refs: string[] }, hooks?: RemoveHooks): Promise<RemoveOutcome> {
-    return this.call((docker) =>
-      removeImage({ docker, journal: this.journal, isPulling: (ref) => this.pulling.has(ref) }, image, hooks),
+    return this.call((api) =>
+      removeImage({ api, journal: this.journal, isPulling: (ref) => this.pulling.has(ref) }, image, hooks),
     )
   }
 
   async tagImage(source: string, target: string): Promise<void> {
     const colon = target.lastIndexOf(':')
     const hasTag = colon > target.lastIndexOf('/')
-    await this.call((docker) =>
-      docker.json({
-        method: 'POST',
-        path: `/images/${pathPart(source)}/tag`,
-        query: { repo: hasTag ? target.slice(0, colon) : target, tag: hasTag ? target.slice(colon + 1) : 'latest' },
-      }),
+    const repo = hasTag ? target.slice(0, colon) : target
+    const tag = hasTag ? target.slice(colon + 1) : 'latest'
+    await this.call((api) =>
+      api.within('POST /images/{name}/tag', (abortSignal) =>
+        api.docker.getImage(pathPart(source)).tag({ repo, tag, abortSignal }),
+      ),
     )
   }
 
   async untagImage(ref: string): Promise<void> {
     // noprune: only the name goes; never forced, so an image that holds no other name stays.
-    await this.call((docker) =>
-      docker.json({ method: 'DELETE', path: `/images/${pathPart(ref)}`, query: { force: false, noprune: true } }),
+    await this.call((api) =>
+      api.within('DELETE /images/{name}', (abortSignal) =>
+        api.docker.getImage(pathPart(ref)).remove({ force: false, noprune: true, abortSignal }),
+      ),
     )
   }
 
@@ -180,10 +179,10 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async openEvents(opts: { since?: number; signal: AbortSignal }, handlers: RuntimeEventHandlers): Promise<OpenEvents> {
-    const docker = await this.connection.client().catch((err) => {
+    const api = await this.connection.client().catch((err) => {
       throw unavailable(err)
     })
-    const opened = await openDockerEvents(docker, opts, handlers)
+    const opened = await openDockerEvents(api, opts, handlers)
     // The daemon that closed the stream may come back as another version: negotiate again.
     return {
       ended: opened.ended.then((reason) => {
@@ -199,21 +198,24 @@ export class DockerRuntime implements ContainerRuntime {
 
   async registryTrust(): Promise<RegistryTrust> {
     return this.call(
-      async (docker) => (await docker.json<{ RegistryConfig?: RegistryTrust }>({ path: '/info' })).RegistryConfig ?? {},
+      async (api) =>
+        (await api.within('GET /info', (abortSignal) => api.signalled.info({ abortSignal }))).RegistryConfig ?? {},
     )
   }
 
   async ociRuntimes(): Promise<{ names: string[]; defaultRuntime: string | null }> {
-    return this.call(async (docker) => {
-      const info = await docker.json<{ Runtimes?: Record<string, unknown>; DefaultRuntime?: string }>({ path: '/info' })
+    return this.call(async (api) => {
+      const info = await api.within('GET /info', (abortSignal) => api.signalled.info({ abortSignal }))
       return { names: Object.keys(info.Runtimes ?? {}), defaultRuntime: info.DefaultRuntime ?? null }
     })
   }
 
   /** SharedSize of every image from /system/df, which walks every layer: once per prune at most */
   async sharedSizes(): Promise<Map<string, number>> {
-    return this.call(async (docker) => {
-      const df = await docker.json<{ Images?: { Id: string; SharedSize?: number }[] | null }>({ path: '/system/df' })
+    return this.call(async (api) => {
+      const df = (await api.within('GET /system/df', (abortSignal) => api.signalled.df({ abortSignal }))) as {
+        Images?: { Id: string; SharedSize?: number }[] | null
+      }
       return new Map(
         (df.Images ?? []).filter((i) => typeof i.SharedSize === 'number').map((i) => [i.Id, i.SharedSize!]),
       )
@@ -221,38 +223,44 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async diskUsage(): Promise<RuntimeDiskUsage> {
-    return this.call((docker) => dockerDiskUsage(docker))
+    return this.call((api) => dockerDiskUsage(api))
   }
 
   async removeContainer(id: string): Promise<RemoveOutcome> {
     // Never forced, and its volumes stay: Docker refuses a running container (409).
-    return this.call((docker) =>
+    return this.call((api) =>
       removal(() =>
-        docker.json({ method: 'DELETE', path: `/containers/${pathPart(id)}`, query: { force: false, v: false } }),
+        api.within('DELETE /containers/{id}', (abortSignal) =>
+          api.docker.getContainer(pathPart(id)).remove({ force: false, v: false, abortSignal }),
+        ),
       ),
     )
   }
 
   async removeVolume(name: string): Promise<RemoveOutcome> {
     // Never forced: Docker refuses a volume a container (even a stopped one) refers to (409).
-    return this.call((docker) =>
-      removal(() => docker.json({ method: 'DELETE', path: `/volumes/${pathPart(name)}`, query: { force: false } })),
+    return this.call((api) =>
+      removal(() =>
+        api.within('DELETE /volumes/{name}', (abortSignal) =>
+          api.docker.getVolume(pathPart(name)).remove({ force: false, abortSignal }),
+        ),
+      ),
     )
   }
 
   async pruneBuildCache(): Promise<{ reclaimedBytes: number }> {
-    return this.call(async (docker) => {
-      const pruned = await docker.json<{ SpaceReclaimed?: number }>({ method: 'POST', path: '/build/prune' })
+    return this.call(async (api) => {
+      const pruned = await api.within('POST /build/prune', (abortSignal) => api.docker.pruneBuilder({ abortSignal }))
       return { reclaimedBytes: pruned?.SpaceReclaimed ?? 0 }
     })
   }
 
   async saveImage(id: string): Promise<Readable | null> {
-    return this.call((docker) => saveImage(docker, id))
+    return this.call((api) => saveImage(api, id))
   }
 
   async loadImage(archive: Readable, signal?: AbortSignal): Promise<LoadResult> {
-    return this.call((docker) => loadImage(docker, archive, signal))
+    return this.call((api) => loadImage(api, archive, signal))
   }
 
   hasInterruptedRemovals(): boolean {
@@ -261,19 +269,19 @@ export class DockerRuntime implements ContainerRuntime {
 
   async recoverInterruptedRemovals(): Promise<string[]> {
     if (!this.hasInterruptedRemovals()) return []
-    return this.call((docker) => restoreInterrupted(docker, this.journal))
+    return this.call((api) => restoreInterrupted(api, this.journal))
   }
 
   /** one call over the negotiated connection; a lost connection becomes RuntimeUnavailableError */
-  private async call<T>(fn: (docker: EngineApi) => Promise<T>): Promise<T> {
-    let docker: EngineApi
+  private async call<T>(fn: (api: DockerApi) => Promise<T>): Promise<T> {
+    let api: DockerApi
     try {
-      docker = await this.connection.client()
+      api = await this.connection.client()
     } catch (err) {
       throw unavailable(err)
     }
     try {
-      return await fn(docker)
+      return await fn(api)
     } catch (err) {
       if (err instanceof RuntimeUnavailableError) {
         this.connection.markUnreachable(err)
@@ -295,7 +303,8 @@ function unavailable(err: unknown): RuntimeUnavailableError {
   return new RuntimeUnavailableError(`Docker is unreachable: ${messageOf(err)}`, err)
 }
 
-function toRuntimeImage(i: ListedImage): RuntimeImage {
+// @types/dockerode types lists as always present; Docker sends null for an empty one.
+function toRuntimeImage(i: Dockerode.ImageInfo): RuntimeImage {
   return {
     id: i.Id,
     repoTags: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'),
@@ -307,7 +316,7 @@ function toRuntimeImage(i: ListedImage): RuntimeImage {
   }
 }
 
-function toRuntimeContainer(c: ListedContainer): RuntimeContainer {
+function toRuntimeContainer(c: Dockerode.ContainerInfo): RuntimeContainer {
   return { id: c.Id, names: c.Names ?? [], imageId: c.ImageID, state: c.State, createdAt: c.Created }
 }
 

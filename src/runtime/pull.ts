@@ -2,7 +2,7 @@
 // progress stream into bytes done against the manifest's compressed size.
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
-import { registryAuthHeader, type EngineApi } from './engine-api.js'
+import { messageOf, type DockerApi } from './docker-api.js'
 import { PullError, type PullProgress } from './runtime.js'
 
 export interface StreamEvent {
@@ -49,7 +49,7 @@ export class PullProgressTracker {
 const NOT_FOUND = /manifest unknown|not found|does not exist|repository name not known/i
 
 export async function dockerPull(
-  docker: EngineApi,
+  api: DockerApi,
   args: {
     name: string
     /** tag or digest */
@@ -61,17 +61,15 @@ export async function dockerPull(
 ): Promise<void> {
   let stream: Readable
   try {
-    stream = await docker.stream({
-      method: 'POST',
-      path: '/images/create',
-      query: { fromImage: args.name, tag: args.reference },
-      headers: args.auth ? { 'X-Registry-Auth': registryAuthHeader(args.auth) } : {},
-      signal: args.signal,
-      // bounded by the attempt's signal: a large layer may extract for minutes without a line
-      idleTimeoutMs: 0,
-    })
+    // No deadline but the attempt's signal: a large layer may extract for minutes without a line.
+    // dockerode sends the auth config as X-Registry-Auth, base64url with its padding, as dockerd reads it.
+    stream = (await api.docker.createImage(args.auth, {
+      fromImage: args.name,
+      tag: args.reference,
+      abortSignal: args.signal,
+    })) as Readable
   } catch (err) {
-    const message = (err as { json?: { message?: string } }).json?.message ?? (err as Error).message
+    const message = messageOf(err)
     throw new PullError(message, NOT_FOUND.test(message))
   }
   const onAbort = () => stream.destroy(new Error('aborted'))

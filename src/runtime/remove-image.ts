@@ -1,30 +1,25 @@
 // Removes one image through the Docker API, never with force. Docker itself refuses (409) to remove
 // an image a container uses, so the last word on "in use" is the daemon's, at the moment of removal.
 import { repositoryOf } from '../prune/plan.js'
-import { isConnectionError } from './docker-connection.js'
-import { pathPart, type EngineApi } from './engine-api.js'
+import { isConnectionError, messageOf, pathPart, statusOf, type DockerApi } from './docker-api.js'
 import type { RemovalJournal } from './removal-journal.js'
 import { RuntimeUnavailableError, type RemoveHooks, type RemoveOutcome } from './runtime.js'
 
 const REMOVE = { force: false, noprune: false } as const
 
-interface InspectedImage {
-  Id: string
-  RepoTags?: string[] | null
-  RepoDigests?: string[] | null
-}
-
 /** DELETE /images/{ref}: by id, or one name (a tag or a digest) */
-function remove(docker: EngineApi, ref: string): Promise<unknown> {
-  return docker.json({ method: 'DELETE', path: `/images/${pathPart(ref)}`, query: REMOVE })
+function remove(api: DockerApi, ref: string): Promise<unknown> {
+  return api.within('DELETE /images/{name}', (abortSignal) =>
+    api.docker.getImage(pathPart(ref)).remove({ ...REMOVE, abortSignal }),
+  )
 }
 
-function inspect(docker: EngineApi, ref: string): Promise<InspectedImage> {
-  return docker.json<InspectedImage>({ path: `/images/${pathPart(ref)}/json` })
+function inspect(api: DockerApi, ref: string) {
+  return api.inspectImage(ref)
 }
 
 export interface RemoveContext {
-  docker: EngineApi
+  api: DockerApi
   journal: RemovalJournal
   /** true while this process pulls a name: such a name is never taken off */
   isPulling: (ref: string) => boolean
@@ -43,7 +38,7 @@ export async function removeImage(
   hooks: RemoveHooks = {},
 ): Promise<RemoveOutcome> {
   try {
-    await remove(ctx.docker, image.id)
+    await remove(ctx.api, image.id)
     return { outcome: 'removed' }
   } catch (err) {
     if (isConnectionError(err)) throw unavailable(err)
@@ -62,11 +57,10 @@ async function removeByReferences(
   image: { id: string; refs: string[] },
   hooks: RemoveHooks,
 ): Promise<RemoveOutcome> {
-  const { docker, journal } = ctx
-  const users = await docker.json<{ Id: string }[]>({
-    path: '/containers/json',
-    query: { all: true, filters: { ancestor: [image.id] } },
-  })
+  const { api: docker, journal } = ctx
+  const users = await docker.within('GET /containers/json', (abortSignal) =>
+    docker.docker.listContainers({ all: true, filters: { ancestor: [image.id] }, abortSignal }),
+  )
   if (users.length > 0) return { outcome: 'skipped', reason: `in use by a container (${users[0].Id.slice(0, 12)})` }
   // Every reference but one goes by name; the last goes with the image, by id, after Docker's check.
   const info = await inspect(docker, image.id)
@@ -115,7 +109,7 @@ async function removeByReferences(
  * name has not since gone to another image (a pull after the crash wins). Entries stay in the
  * journal while Docker cannot be asked.
  */
-export async function restoreInterrupted(docker: EngineApi, journal: RemovalJournal): Promise<string[]> {
+export async function restoreInterrupted(docker: DockerApi, journal: RemovalJournal): Promise<string[]> {
   const restored: string[] = []
   for (const [id, entry] of Object.entries(journal.pending())) {
     try {
@@ -143,16 +137,14 @@ export async function restoreInterrupted(docker: EngineApi, journal: RemovalJour
   return restored
 }
 
-async function retag(docker: EngineApi, id: string, tags: string[]): Promise<string[]> {
+async function retag(docker: DockerApi, id: string, tags: string[]): Promise<string[]> {
   const failed: string[] = []
   for (const ref of tags) {
     const repo = repositoryOf(ref)
     try {
-      await docker.json({
-        method: 'POST',
-        path: `/images/${pathPart(id)}/tag`,
-        query: { repo, tag: ref.slice(repo.length + 1) },
-      })
+      await docker.within('POST /images/{name}/tag', (abortSignal) =>
+        docker.docker.getImage(pathPart(id)).tag({ repo, tag: ref.slice(repo.length + 1), abortSignal }),
+      )
     } catch {
       failed.push(ref)
     }
@@ -176,15 +168,4 @@ function unavailable(err: unknown): RuntimeUnavailableError {
 
 function isConflict(err: unknown): boolean {
   return statusOf(err) === 409
-}
-
-export function statusOf(err: unknown): number | undefined {
-  return (err as { statusCode?: number }).statusCode
-}
-
-/** Docker's own message ({"message": …} in the reply), else the error's */
-export function messageOf(err: unknown): string {
-  const json = (err as { json?: { message?: string } }).json
-  if (json && typeof json.message === 'string') return json.message
-  return (err as Error).message ?? String(err)
 }

@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { PrivateDockerd } from '../harness/dockerd.js'
 import type { ImageFacts } from '../../src/agent/snapshot.js'
-import { EngineApi } from '../../src/runtime/engine-api.js'
-import type { ListedImage } from '../../src/inventory/image-facts.js'
+import Dockerode from 'dockerode'
 
 const MiB = 1024 * 1024
 
@@ -67,15 +66,8 @@ export function makeRunnableImage(dockerd: PrivateDockerd, ref: string, fillerBy
 }
 
 /** the private dockerd's API, unversioned: it answers in its own version */
-export function dockerClient(dockerd: PrivateDockerd): EngineApi {
-  return new EngineApi(dockerd.socket, 60_000)
-}
-
-interface ListedContainer {
-  Id: string
-  Names: string[]
-  ImageID: string
-  State: string
+export function dockerClient(dockerd: PrivateDockerd): Dockerode {
+  return new Dockerode({ socketPath: dockerd.socket })
 }
 
 export interface Times {
@@ -85,13 +77,10 @@ export interface Times {
 
 /** Image facts from GET /images/json and /containers/json; times from `times` by tag or id, else `fallback`. */
 export async function readImageFacts(
-  docker: EngineApi,
+  docker: Dockerode,
   times: (image: { id: string; tags: string[] }) => Times,
 ): Promise<ImageFacts[]> {
-  const [images, containers] = await Promise.all([
-    docker.json<ListedImage[]>({ path: '/images/json' }),
-    docker.json<ListedContainer[]>({ path: '/containers/json', query: { all: true } }),
-  ])
+  const [images, containers] = await Promise.all([docker.listImages(), docker.listContainers({ all: true })])
   return images.map((i) => {
     const tags = (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>')
     const digests = (i.RepoDigests ?? []).filter((d) => d !== '<none>@<none>')

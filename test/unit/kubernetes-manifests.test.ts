@@ -132,7 +132,7 @@ if (!which('kubectl')) {
         t.equal(config.runtime.namespace, 'k8s.io', "the kubelet's namespace")
         t.ok(mounted(config.runtime.kubeletConfig), 'the kubelet config it reads is mounted')
         t.ok(config.prune.highPercent < 85, "prunes before the kubelet's image GC (85 by default)")
-      } else t.ok(mounted(config.docker.socket), `the socket it names is mounted (${config.docker.socket})`)
+      } else t.ok(mounted(config.docker.socket!), `the socket it names is mounted (${config.docker.socket})`)
     })
   }
 
