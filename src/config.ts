@@ -5,7 +5,7 @@ import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
 import { describeZodIssues } from './validation.js'
-import { isCronExpression } from './schedule.js'
+import { isCronExpression, isTimeZone } from './schedule.js'
 import { imageRefSchema } from './image-ref-schema.js'
 import { ConfigError } from './errors.js'
 import { isBaseUrl } from './protocol.js'
@@ -32,9 +32,7 @@ const pruneScheduleSchema = z
         "the schedule's name, unique among prune.schedules: `gpuhost prune --schedule NAME` and " +
           'POST /v1/prune {"schedule": NAME} run its rules now, and its runs\' audit lines name it',
       ),
-    cron: cronOrNull
-      .unwrap()
-      .describe("when its runs fire: a cron expression in the host's local time, as prune.schedule"),
+    cron: cronOrNull.unwrap().describe('when its runs fire: a cron expression in schedule.timezone, as prune.schedule'),
     deep: z
       .boolean()
       .default(false)
@@ -265,6 +263,25 @@ export const agentConfigSchema = z
       })
       .prefault({})
       .describe('disk usage and where the space is'),
+    schedule: z
+      .strictObject({
+        timezone: z
+          .string()
+          .max(64)
+          // a name, not an offset or anything else Intl might also take
+          .refine(
+            (v) => /^[A-Za-z][A-Za-z0-9_+\-/]*$/.test(v) && isTimeZone(v),
+            'must be an IANA time zone name this Node.js knows, such as Europe/Berlin or UTC',
+          )
+          .nullable()
+          .default(null)
+          .describe(
+            'the IANA time zone (Europe/Berlin, UTC) every cron expression is read in: prune.schedule, ' +
+              "prune.schedules[].cron, prewarm.schedule; null: the host's own zone",
+          ),
+      })
+      .prefault({})
+      .describe('how cron expressions are read'),
     prune: z
       .strictObject({
         highPercent: percent
@@ -293,7 +310,7 @@ export const agentConfigSchema = z
         schedule: cronOrNull
           .default('0 3 * * 0')
           .describe(
-            "a cron expression in the host's local time (5 fields, or 6 with seconds first) for a " +
+            'a cron expression in schedule.timezone (5 fields, or 6 with seconds first) for a ' +
               'threshold run with the top-level rules; null: none',
           ),
         buildCache: z
@@ -382,7 +399,7 @@ export const agentConfigSchema = z
       .strictObject({
         schedule: cronOrNull
           .default('0 2 * * *')
-          .describe("a cron expression in the host's local time for a prewarm of the wanted set; null: none"),
+          .describe('a cron expression in schedule.timezone for a prewarm of the wanted set; null: none'),
         images: z
           .array(imageRefSchema)
           .default([])
@@ -780,7 +797,7 @@ export const coordinatorConfigSchema = z.strictObject({
 
 export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>
 
-// Kept in errors.ts so that the CLI can catch it without loading the schema (zod, yaml, croner).
+// Kept in errors.ts so that the CLI can catch it without loading the schema (zod, yaml, node-cron).
 export { ConfigError }
 
 export const DEFAULT_AGENT_CONFIG_FILE = '/etc/gpuhost/agent.yaml'

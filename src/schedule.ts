@@ -1,97 +1,74 @@
-// Cron schedules (prune.schedule, prune.schedules[].cron, prewarm.schedule), on croner: it computes
-// the next run with the Date object's own local time, where node-cron formats candidate times through
-// an Intl.DateTimeFormat; that formatter alone pulled ~8 MiB of ICU data into an idle agent
-// (bench/startup.ts). The syntax stays what node-cron took: 5 fields, or 6 with seconds first; names
-// short or in full; ranges that wrap; day of month and day of week must both match.
-import { Cron, type CronOptions } from 'croner'
+// Cron schedules (prune.schedule, prune.schedules[].cron, prewarm.schedule), on node-cron, in its own
+// syntax: 5 fields, or 6 with seconds first; names short or in full; ranges that wrap; day of month
+// and day of week must both match; @daily and its kin. node-cron is loaded on first use, not with this
+// module: a config with no schedule never loads it, and the Intl.DateTimeFormat it reads times
+// through (ICU data, ~8 MiB of an idle agent) is only built once a schedule starts.
+import { createRequire } from 'node:module'
+import type * as NodeCron from 'node-cron'
 
-const SYNTAX: CronOptions = { mode: '5-or-6-parts', domAndDow: true }
-
-const DAYS = ['sunday', 'monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday']
-// May is its own abbreviation.
-const MONTHS = [
-  ...['january', 'february', 'march', 'april', 'june', 'july'],
-  ...['august', 'september', 'october', 'november', 'december'],
-]
-const FULL_NAMES = new RegExp(`\\b(${[...DAYS, ...MONTHS].join('|')})\\b`, 'gi')
-
-/** node-cron also took full day and month names (`sunday`, `january`); croner takes the first three letters */
-function abbreviated(expression: string): string {
-  return expression.replace(FULL_NAMES, (name) => name.slice(0, 3))
+/** what node-cron reports about its own runs (a time skipped because a run still goes on) */
+export interface ScheduleLog {
+  info(msg: string): void
+  warn(msg: string): void
+  error(obj: object, msg: string): void
+  debug(msg: string): void
 }
 
-const DAY_NUMBERS = new Map(DAYS.map((d, i) => [d.slice(0, 3), i]))
-const MONTH_NUMBERS = new Map(
-  ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'].map((m, i) => [m, i + 1]),
-)
-/** each field's lowest and highest value, the last five fields of an expression (weekday 7 is Sunday, 0) */
-const BOUNDS: [number, number, Map<string, number>?][] = [
-  [0, 59],
-  [0, 23],
-  [1, 31],
-  [1, 12, MONTH_NUMBERS],
-  [0, 6, DAY_NUMBERS],
-]
-
-/**
- * node-cron also took ranges that wrap past the end of a field (`22-2` for hours, `fri-mon`); croner
- * refuses them, so they are written out as lists (`22,23,0,1,2`), a step counted from the range's start.
- */
-function unwrapped(expression: string): string {
-  const fields = expression.trim().split(/\s+/)
-  const first = fields.length - BOUNDS.length
-  return fields
-    .map((field, i) => {
-      const bounds = i === 0 && first === 1 ? BOUNDS[0] : BOUNDS[i - first]
-      if (!bounds) return field
-      const [min, max, names] = bounds
-      const value = (v: string) => (/^\d+$/.test(v) ? Number(v) : names?.get(v.toLowerCase()))
-      return field
-        .split(',')
-        .map((part) => {
-          const m = /^(\w+)-(\w+)(?:\/(\d+))?$/.exec(part)
-          const from = m ? value(m[1]) : undefined
-          const to = m ? value(m[2]) : undefined
-          const step = Number(m?.[3] ?? 1)
-          if (from === undefined || to === undefined || from <= to || from > max || to < min || step < 1) return part
-          const values: number[] = []
-          for (let v = from, n = 0; ; v = v === max ? min : v + 1, n++) {
-            if (n % step === 0) values.push(v)
-            if (v === to) break
-          }
-          return values.join(',')
-        })
-        .join(',')
-    })
-    .join(' ')
+let loaded: typeof NodeCron | undefined
+function cron(): typeof NodeCron {
+  // the CommonJS build, so that validation (at config parse, synchronous) can load it on demand
+  loaded ??= createRequire(import.meta.url)('node-cron') as typeof NodeCron
+  return loaded
 }
 
-/** an expression as node-cron read it, in croner's syntax */
-function normalized(expression: string): string {
-  return unwrapped(abbreviated(expression))
-}
-
-/** whether `expression` is a schedule this agent accepts */
+/** whether `expression` is a schedule this agent accepts (node-cron's own check) */
 export function isCronExpression(expression: string): boolean {
+  return cron().validate(expression)
+}
+
+/** whether `timeZone` is an IANA zone name this Node.js knows (`Europe/Berlin`, `UTC`) */
+export function isTimeZone(timeZone: string): boolean {
   try {
-    new Cron(normalized(expression), { ...SYNTAX, paused: true }).stop()
+    new Intl.DateTimeFormat('en', { timeZone })
     return true
   } catch {
     return false
   }
 }
 
+export interface ScheduleOptions {
+  /** an IANA zone the expression's times are read in; null or left out: the host's own */
+  timezone?: string | null
+  /** where node-cron's own notes go; left out: nowhere */
+  log?: ScheduleLog
+}
+
 /**
  * Calls `run` at each time `expression` names, never twice at once (a run still going when the
- * next time comes skips that time). Returns what stops it. Unnamed: croner keeps named jobs in one
- * process-wide list where a name may be used once, and tests start several agents in one process.
+ * next time comes skips that time: noOverlap). Returns what stops it. Unnamed: node-cron names the
+ * task by a random id, so several agents in one process never clash in its process-wide task list.
  */
-export function startSchedule(expression: string, run: () => Promise<unknown>): Schedule {
-  // catch: the callers log their own failures; one that escapes must not end the agent
-  const job = new Cron(normalized(expression), { ...SYNTAX, protect: true, catch: true }, async () => {
-    await run()
-  })
-  return { next: () => job.nextRun(), stop: () => job.stop() }
+export function startSchedule(expression: string, run: () => Promise<unknown>, opts: ScheduleOptions = {}): Schedule {
+  const { log } = opts
+  const task = cron().schedule(
+    expression,
+    // the callers log their own failures; one that escapes is logged here and must not end the agent
+    () => run().catch((err: unknown) => log?.error({ err: (err as Error)?.message }, 'scheduled run failed')),
+    {
+      noOverlap: true,
+      ...(opts.timezone ? { timezone: opts.timezone } : {}),
+      logger: log ? nodeCronLogger(log) : SILENT,
+    },
+  )
+  let stopped = false
+  return {
+    next: () => (stopped ? null : task.getNextRun()),
+    // destroy, not stop: it clears the timer and takes the task out of node-cron's list
+    stop: () => {
+      stopped = true
+      void task.destroy()
+    },
+  }
 }
 
 export interface Schedule {
@@ -100,7 +77,30 @@ export interface Schedule {
   stop(): void
 }
 
-/** the first time after `after` that `expression` names (what a started schedule would wait for) */
-export function nextRun(expression: string, after: Date): Date | null {
-  return new Cron(normalized(expression), { ...SYNTAX, paused: true }).nextRun(after)
+/**
+ * Whether `at` is a time `expression` names, read in `timezone` (the host's own when null): what a
+ * started schedule would fire at. The task is created unstarted and destroyed at once: no timer.
+ */
+export function cronMatches(expression: string, at: Date, timezone: string | null = null): boolean {
+  const task = cron().createTask(expression, () => undefined, {
+    ...(timezone ? { timezone } : {}),
+    logger: SILENT,
+  })
+  try {
+    return task.match(at)
+  } finally {
+    void task.destroy()
+  }
+}
+
+const SILENT: NodeCron.Logger = { info() {}, warn() {}, error() {}, debug() {} }
+
+function nodeCronLogger(log: ScheduleLog): NodeCron.Logger {
+  const text = (m: string | Error) => (m instanceof Error ? m.message : m)
+  return {
+    info: (m) => log.info(`node-cron: ${m}`),
+    warn: (m) => log.warn(`node-cron: ${m}`),
+    error: (m, err) => log.error({ err: err?.message }, `node-cron: ${text(m)}`),
+    debug: (m) => log.debug(`node-cron: ${text(m)}`),
+  }
 }

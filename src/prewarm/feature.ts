@@ -81,13 +81,17 @@ export function prewarmFeature(evaluate: CompatEvaluator): Feature {
             if (schedule === null) return
             if (!isCronExpression(schedule))
               throw new Error(`prewarm.schedule: not a valid cron expression: ${schedule}`)
-            task = startSchedule(schedule, async () => {
-              try {
-                await run({}, 'schedule')
-              } catch (err) {
-                log.error({ err: (err as Error).message }, 'scheduled prewarm failed')
-              }
-            })
+            task = startSchedule(
+              schedule,
+              async () => {
+                try {
+                  await run({}, 'schedule')
+                } catch (err) {
+                  log.error({ err: (err as Error).message }, 'scheduled prewarm failed')
+                }
+              },
+              { timezone: config.schedule.timezone, log },
+            )
             log.info({ next: task.next()?.toISOString() }, 'prewarm schedule armed')
           },
           async stop() {

@@ -62,9 +62,12 @@ export function createPruneFeature(): Feature {
       bus: ctx.bus,
       log: ctx.log,
     })
+    const { timezone } = ctx.config.schedule
     const schedules = [
-      new CronPrune({ schedule: ctx.config.prune.schedule, prune, log: ctx.log }),
-      ...ctx.config.prune.schedules.map((s) => new CronPrune({ schedule: s.cron, name: s.name, prune, log: ctx.log })),
+      new CronPrune({ schedule: ctx.config.prune.schedule, timezone, prune, log: ctx.log }),
+      ...ctx.config.prune.schedules.map(
+        (s) => new CronPrune({ schedule: s.cron, name: s.name, timezone, prune, log: ctx.log }),
+      ),
     ]
     const recovery: Component = {
       name: 'removal-recovery',

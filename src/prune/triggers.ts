@@ -107,13 +107,22 @@ export class DiskWatcher implements Component {
 
 /**
  * prune.schedule, or one of prune.schedules (then `name` is set, and its runs follow that schedule's
- * rules): a cron expression (5 fields, or 6 with seconds first); null: no scheduled prune.
+ * rules): a cron expression (5 fields, or 6 with seconds first) read in `timezone` (schedule.timezone;
+ * null: the host's own); null: no scheduled prune.
  */
 export class CronPrune implements Component {
   readonly name: string
   private task: Schedule | null = null
 
-  constructor(private readonly opts: { schedule: string | null; name?: string; prune: StartPrune; log: Logger }) {
+  constructor(
+    private readonly opts: {
+      schedule: string | null
+      name?: string
+      timezone?: string | null
+      prune: StartPrune
+      log: Logger
+    },
+  ) {
     this.name = opts.name ? `prune-schedule:${opts.name}` : 'prune-schedule'
   }
 
@@ -122,7 +131,7 @@ export class CronPrune implements Component {
     if (schedule === null) return
     if (!isCronExpression(schedule))
       throw new Error(`prune.schedule: not a cron expression: ${JSON.stringify(schedule)}`)
-    this.task = startSchedule(schedule, () => this.fire())
+    this.task = startSchedule(schedule, () => this.fire(), { timezone: this.opts.timezone, log: this.opts.log })
     this.opts.log.info({ schedule: this.opts.name, next: this.task.next()?.toISOString() }, 'prune schedule armed')
   }
 

@@ -96,6 +96,18 @@ t.test('nullable schedules switch jobs off', async (t) => {
   t.equal(c.prewarm.schedule, null)
 })
 
+t.test('schedule.timezone: the host zone by default; an IANA name; anything else names the key', async (t) => {
+  t.equal(parseConfig(agentConfigSchema, {}).schedule.timezone, null)
+  for (const zone of ['Asia/Tokyo', 'UTC', 'America/Argentina/Buenos_Aires', 'Etc/GMT+5'])
+    t.equal(parseConfig(agentConfigSchema, { schedule: { timezone: zone } }).schedule.timezone, zone)
+  for (const zone of ['Mars/Olympus_Mons', '+05:00', '', 'Europe/Berlin; rm -rf /', 'x'.repeat(65)])
+    t.throws(
+      () => parseConfig(agentConfigSchema, { schedule: { timezone: zone } }),
+      /schedule\.timezone: /,
+      JSON.stringify(zone.slice(0, 20)),
+    )
+})
+
 t.test('peers.tls: off by default; a certificate needs its key', async (t) => {
   t.same(parseConfig(agentConfigSchema, {}).peers.tls, { certFile: null, keyFile: null, caFile: null })
   t.same(parseConfig(agentConfigSchema, { peers: { tls: { caFile: '/etc/gpuhost/fleet-ca.pem' } } }).peers.tls, {
