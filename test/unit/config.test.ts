@@ -6,13 +6,15 @@ import {
   parseConfig,
   ConfigError,
 } from '../../src/config.js'
+import { dockerAddress } from '../../src/runtime/docker-api.js'
 
 t.test('defaults are those of INTERFACES.md', async (t) => {
   const c = parseConfig(agentConfigSchema, {})
   t.equal(c.listen, '127.0.0.1:9477')
   t.equal(c.tokenFile, '/etc/gpuhost/token')
   t.equal(c.stateDir, '/var/lib/gpuhost')
-  t.same(c.docker.socket, '/var/run/docker.sock')
+  t.equal(c.docker.socket, null, 'unset: where DOCKER_HOST says')
+  t.equal(dockerAddress(c.docker.socket, {}), '/var/run/docker.sock', 'and without DOCKER_HOST, the usual socket')
   t.same(c.gpu, { nvidiaSmi: 'nvidia-smi', timeoutSeconds: 10, intervalSeconds: 30, containerMemory: true })
   t.same(c.disk, {
     path: null,
