@@ -2,6 +2,7 @@
 // frame is validated on arrival; a bad one becomes a ProtocolError that the receiver logs and
 // answers with an `error` message, so no peer can crash the other with a frame.
 import { labelsSchema } from './labels.js'
+import { hostFactsSchema } from './inventory/host-facts-schema.js'
 import type { ActionName } from './agent/actions.js'
 import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
@@ -58,9 +59,10 @@ export const helloSchema = z.strictObject({
   type: z.literal('hello'),
   version: z.string().min(1).max(100),
   actions: z.array(z.string().max(100)).max(100).default([]),
-  // Free-form (the agent's status), except `peers`: inside the facts rather than a field of its own, so
-  // an older coordinator, whose hello schema is strict, still accepts a newer agent's hello.
-  facts: z.looseObject({ peers: peerServingSchema.optional() }),
+  // Free-form (the agent's status), except `peers` and `host`: inside the facts rather than fields of
+  // their own, so an older coordinator, whose hello schema is strict, still accepts a newer agent's hello.
+  // `host`: the OS, CPU, memory, system and block devices (bounded; see host-facts-schema.ts).
+  facts: z.looseObject({ peers: peerServingSchema.optional(), host: hostFactsSchema.nullable().optional() }),
   /** the host's labels (agent config `labels`) */
   labels: labelsSchema.default({}),
 })

@@ -9,6 +9,7 @@ import { registerGpuMetrics } from '../gpu/metrics.js'
 import { registerGpuHealthMetrics } from '../gpu/health-metrics.js'
 import { registerContainerGpuMetrics } from '../gpu/container-metrics.js'
 import { registerDiskAndImageMetrics } from '../inventory/metrics.js'
+import { registerHostMetrics } from '../inventory/host-metrics.js'
 import { registerLinkMetrics } from '../link/metrics.js'
 import { registerPeerMetrics } from '../peers/metrics.js'
 import { registerPrewarmMetrics } from '../prewarm/metrics.js'
@@ -50,6 +51,7 @@ export function createAgentMetrics(
   registerGpuHealthMetrics(src.snapshot, reg)
   registerContainerGpuMetrics(src.snapshot, reg)
   registerDiskAndImageMetrics(src, reg)
+  registerHostMetrics(src, reg)
   registerImageCompatMetrics(src, reg)
 
   new Gauge({

@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events'
 import { systemClock, type Clock } from './clock.js'
 import type { NvidiaRuntimeFacts } from '../compat/nvidia-runtime.js'
 import type { DiskBreakdown } from '../inventory/disk-breakdown.js'
+import type { HostFacts } from '../inventory/host-facts-schema.js'
 
 export interface MigDevice {
   index: number
@@ -148,6 +149,8 @@ export interface HostSnapshot {
   docker: { reachable: boolean; reason?: string; hint?: string; rootDir?: string; version?: string; kind?: string }
   /** NVIDIA's container runtime on this host and whether it enforces NVIDIA_REQUIRE_*; null until read */
   nvidiaRuntime?: NvidiaRuntimeFacts | null
+  /** OS, CPU, memory, system, block devices (inventory/host-facts.ts); null: not read yet; absent: not read here */
+  host?: HostFacts | null
   collectors: Record<string, CollectorStatus>
 }
 

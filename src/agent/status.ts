@@ -2,6 +2,7 @@
 import type { AgentEvent, EventBus, EventMap } from './events.js'
 import type { FailingPart } from './readiness.js'
 import type { DiskBreakdown } from '../inventory/disk-breakdown.js'
+import type { HostFacts } from '../inventory/host-facts-schema.js'
 import { summarizeImages, type HostSnapshot, type ImageSummary } from './snapshot.js'
 
 export type AgentStatus = {
@@ -12,6 +13,8 @@ export type AgentStatus = {
   gpu: HostSnapshot['gpu']
   nvidiaRuntime: HostSnapshot['nvidiaRuntime'] | null
   disk: HostSnapshot['disk']
+  /** OS, kernel, CPU, memory, system and block devices; null until read (absent from an older agent) */
+  host?: HostFacts | null
   /** null until the slow disk breakdown has run */
   diskBreakdown: DiskBreakdown | null
   images: ImageSummary | null
@@ -56,6 +59,7 @@ export function buildStatus(args: {
     gpu: s.gpu,
     nvidiaRuntime: s.nvidiaRuntime ?? null,
     disk: s.disk,
+    host: s.host ?? null,
     diskBreakdown: s.diskBreakdown ?? null,
     images: s.images ? summarizeImages(s.images) : null,
     collectors: s.collectors,

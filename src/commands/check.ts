@@ -12,6 +12,9 @@ import { readNvidiaRuntime } from '../compat/nvidia-runtime-reader.js'
 import { createRegistryClient } from '../registry/from-config.js'
 import type { RemoteImageSource } from '../registry/types.js'
 import { checkKubeletGc, prunePolicyOf, type KubeletGcReport } from '../prune/kubelet-gc.js'
+import { readHostFacts } from '../inventory/host-facts.js'
+import { hostSummary } from '../inventory/host-facts-map.js'
+import type { HostFacts } from '../inventory/host-facts-schema.js'
 
 /** The registry lookup for --image refs not on the host: mirrors, credentials and trust as prewarm uses them. */
 function remoteImageSource(config: AgentConfig, runtime: ContainerRuntime): RemoteImageSource | null {
@@ -24,6 +27,8 @@ export async function run(opts: { image?: string[] }, globals: GlobalOptions): P
   const runtime = createRuntime(config)
   const remote = remoteImageSource(config, runtime)
   const nvidiaRuntime = readNvidiaRuntime(runtime)
+  // read while the images are judged; a part that fails is listed in host.unavailable
+  const host = readHostFacts()
   const report = await buildCheckReport({
     gpu,
     runtime,
@@ -33,6 +38,7 @@ export async function run(opts: { image?: string[] }, globals: GlobalOptions): P
     unreachableHint: (reason) => runtimeUnreachableHint(config, reason),
   })
   report.kubelet = checkKubeletGc(config.runtime.kubeletConfig, prunePolicyOf(config, runtime.kind))
+  report.host = await host
   process.stdout.write(globals.json ? JSON.stringify(report, null, 2) + '\n' : renderReport(report))
   return checkExitCode(report)
 }
@@ -84,7 +90,44 @@ function renderReport(report: CheckReport): string {
     )
   }
   if (report.kubelet) lines.push('', ...kubeletLines(report.kubelet))
+  if (report.host) {
+    if (lines[lines.length - 1] !== '') lines.push('')
+    lines.push(...hostLines(report.host))
+  }
   return lines.join('\n') + '\n'
+}
+
+/** the host facts as `check` prints them; a fact not known is `unknown` */
+export function hostLines(h: HostFacts): string[] {
+  const known = (v: string | number | undefined) => (v === undefined || v === '' ? 'unknown' : String(v))
+  const { os, cpu, system } = hostSummary(h)
+  const codename = h.os.codename ? ` (${h.os.codename})` : ''
+  const virtual =
+    h.system.virtual === undefined
+      ? ''
+      : h.system.virtual
+        ? `, virtual${h.system.virtualHost ? ` (${h.system.virtualHost})` : ''}`
+        : ', not virtual'
+  const lines = [
+    `Host: ${known(os)}${codename}, kernel ${known(h.os.kernel)}, ${known(h.os.arch)}`,
+    `  CPU: ${known(cpu)}, ${known(h.cpu.cores)} cores (${known(h.cpu.physicalCores)} physical)`,
+    `  Memory: ${h.memory.totalBytes !== undefined ? `${(h.memory.totalBytes / GIB).toFixed(1)} GiB` : 'unknown'}`,
+    `  System: ${known(system)}${virtual}`,
+  ]
+  if (h.blockDevices.length > 0) {
+    const rows = h.blockDevices.map((d) => [
+      d.name,
+      d.type ?? '-',
+      d.sizeBytes !== undefined ? `${(d.sizeBytes / GIB).toFixed(1)} GiB` : '-',
+      d.fsType ?? '-',
+      d.mount ?? '-',
+      [d.model, d.label].filter(Boolean).join(', ') || '-',
+    ])
+    lines.push(...table(['DEVICE', 'TYPE', 'SIZE', 'FSTYPE', 'MOUNT', 'MODEL/LABEL'], rows).map((l) => '  ' + l))
+  }
+  if (h.blockDevicesOmitted > 0) lines.push(`  (${h.blockDevicesOmitted} more block devices not listed)`)
+  for (const u of h.unavailable) lines.push(`  ${u.part}: unavailable: ${u.reason}`)
+  return lines
 }
 
 /** the kubelet's image GC as `check` and `status` print it; nothing when there is no kubelet */

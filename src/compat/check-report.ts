@@ -10,6 +10,7 @@ import { checkImageCompat, driverFacts } from './check.js'
 import { cudaEnvFromList } from './image-requirements.js'
 import { EXIT } from '../exit-codes.js'
 import type { NvidiaRuntimeFacts } from './nvidia-runtime.js'
+import type { HostFacts } from '../inventory/host-facts-schema.js'
 
 export interface CheckedImage {
   ref: string
@@ -60,6 +61,8 @@ export interface CheckReport {
   images: CheckedImage[]
   /** the kubelet's image GC thresholds and where gpuhost's prune races them (the command fills it) */
   kubelet?: KubeletGcReport
+  /** OS, kernel, CPU, memory, system and block devices (the command fills it) */
+  host?: HostFacts
 }
 
 function gpuReport(gpu: GpuFacts): GpuReport {

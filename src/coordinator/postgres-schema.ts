@@ -47,4 +47,6 @@ export const POSTGRES_MIGRATIONS: string[] = [
    CREATE TABLE leases (name text PRIMARY KEY, holder text NOT NULL, expires_at timestamptz NOT NULL);`,
   // what a host serving peers advertised in its hello
   `ALTER TABLE hosts ADD COLUMN peers text;`,
+  // the host facts of its hello: OS, CPU, memory, system, block devices
+  `ALTER TABLE hosts ADD COLUMN host text;`,
 ]

@@ -8,6 +8,7 @@ import pg from 'pg'
 import type { Logger } from 'pino'
 import type { CommandAction, CommandResult, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
 import type { StoredPeerServing } from './peer-advert.js'
+import { rebuildHostFacts, type HostFacts } from '../inventory/host-facts-schema.js'
 import { systemClock, type Clock } from '../agent/clock.js'
 import { backoffDelay } from '../backoff.js'
 import {
@@ -258,11 +259,12 @@ export class PostgresFleetStore implements FleetStore {
     this.mine.add(hello.hostId)
     const f = hello.facts as Record<string, unknown>
     await this.pool.query(
-      `INSERT INTO hosts (host_id, connected, replica, last_seen, version, actions, gpu, disk, images, labels, peers)
-       VALUES ($1, true, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+      `INSERT INTO hosts
+         (host_id, connected, replica, last_seen, version, actions, gpu, disk, images, labels, peers, host)
+       VALUES ($1, true, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
        ON CONFLICT (host_id) DO UPDATE SET connected = true, replica = $2, last_seen = $3, version = $4,
          actions = $5, gpu = coalesce($6, hosts.gpu), disk = coalesce($7, hosts.disk),
-         images = coalesce($8, hosts.images), labels = $9, peers = $10`,
+         images = coalesce($8, hosts.images), labels = $9, peers = $10, host = $11`,
       [
         hello.hostId,
         this.replicaId,
@@ -275,6 +277,7 @@ export class PostgresFleetStore implements FleetStore {
         JSON.stringify(hello.labels),
         // every hello says it anew: a host that stopped serving is no longer named
         json(hello.facts.peers),
+        json(rebuildHostFacts(hello.facts.host)),
       ],
     )
   }
@@ -645,6 +648,7 @@ function toHost(r: Record<string, unknown>): HostDetail {
     lastPrewarm: parse(r.last_prewarm),
     labels: parse<Record<string, string>>(r.labels) ?? {},
     peers: parse<StoredPeerServing>(r.peers),
+    host: parse<HostFacts>(r.host),
     actions: parse<string[]>(r.actions) ?? [],
     localImages: parse(r.local_images),
   }

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import type { CommandAction, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
 import type { StoredPeerServing } from './peer-advert.js'
+import { rebuildHostFacts, type HostFacts } from '../inventory/host-facts-schema.js'
 import { systemClock, type Clock } from '../agent/clock.js'
 import { checkSchemaVersion } from './fleet-store.js'
 import { ROLLOUT_SCHEMA, SqliteRolloutTables, type RolloutTables } from './rollout-store.js'
@@ -30,6 +31,8 @@ export interface HostRecord {
   labels: Record<string, string>
   /** where other hosts fetch images from this one (its hello's `peers` fact); null: it does not serve peers */
   peers: StoredPeerServing | null
+  /** OS, kernel, CPU, memory, system and block devices from its last hello; null: its agent sent none */
+  host: HostFacts | null
 }
 
 export interface HostDetail extends HostRecord {
@@ -99,6 +102,11 @@ const MIGRATIONS: ((db: Database.Database) => void)[] = [
     const columns = db.prepare('PRAGMA table_info(hosts)').all() as { name: string }[]
     if (!columns.some((c) => c.name === 'peers')) db.exec('ALTER TABLE hosts ADD COLUMN peers TEXT')
   },
+  // The host facts of its hello (OS, CPU, memory, system, block devices); checked first, as above.
+  (db) => {
+    const columns = db.prepare('PRAGMA table_info(hosts)').all() as { name: string }[]
+    if (!columns.some((c) => c.name === 'host')) db.exec('ALTER TABLE hosts ADD COLUMN host TEXT')
+  },
 ]
 
 /** the schema version this build brings a database to */
@@ -158,11 +166,12 @@ export class SqliteFleet {
     this.db.exec('UPDATE hosts SET connected = 0')
     const p = (sql: string) => this.db.prepare(sql)
     this.stmt = {
-      hello: p(`INSERT INTO hosts (hostId, connected, lastSeen, version, actions, gpu, disk, images, labels, peers)
-        VALUES (@hostId, 1, @lastSeen, @version, @actions, @gpu, @disk, @images, @labels, @peers)
+      hello: p(`INSERT INTO hosts
+          (hostId, connected, lastSeen, version, actions, gpu, disk, images, labels, peers, host)
+        VALUES (@hostId, 1, @lastSeen, @version, @actions, @gpu, @disk, @images, @labels, @peers, @host)
         ON CONFLICT (hostId) DO UPDATE SET connected = 1, lastSeen = @lastSeen, version = @version, actions = @actions,
           gpu = coalesce(@gpu, gpu), disk = coalesce(@disk, disk), images = coalesce(@images, images),
-          labels = @labels, peers = @peers`),
+          labels = @labels, peers = @peers, host = @host`),
       snapshot: p(`UPDATE hosts SET lastSeen = @lastSeen, gpu = @gpu, disk = @disk, images = @images,
         localImages = coalesce(@localImages, localImages), labels = coalesce(@labels, labels),
         lastPrune = CASE WHEN @lastPrune IS NOT NULL AND ${NEWER('lastPrune', '@lastPrune')}
@@ -262,6 +271,7 @@ export class SqliteFleet {
       labels: JSON.stringify(hello.labels),
       // every hello says it anew: a host that stopped serving is no longer named
       peers: json(hello.facts.peers),
+      host: json(rebuildHostFacts(hello.facts.host)),
     })
   }
 
@@ -446,6 +456,7 @@ function toHost(r: Record<string, unknown>): HostDetail {
     lastPrewarm: parse(r.lastPrewarm),
     labels: parse<Record<string, string>>(r.labels) ?? {},
     peers: parse<StoredPeerServing>(r.peers),
+    host: parse<HostFacts>(r.host),
     actions: parse<string[]>(r.actions) ?? [],
     localImages: parse(r.localImages),
   }

@@ -15,6 +15,7 @@ import { RuntimeEventStream } from '../runtime/event-stream.js'
 import { RuntimeHealthLoop } from '../runtime/health.js'
 import type { ContainerRuntime, RuntimeHealth } from '../runtime/runtime.js'
 import { ImageCollector } from './images.js'
+import { HostFactsCollector } from './host-facts.js'
 import { SnapshotStore, type HostSnapshot } from '../agent/snapshot.js'
 import { UsageTracker } from './usage.js'
 
@@ -112,8 +113,11 @@ export function inventoryFeature(ctx: AgentContext): FeatureParts {
     },
   }
   const health = new RuntimeHealthLoop(runtime, config.docker.pingIntervalSeconds * 1000, log)
+  // Read at start and on SIGHUP only; not among the collectors readiness waits for.
+  const host = new HostFactsCollector(store, log, undefined, ctx.now)
   // Stopped in reverse: health and events first, then the loops, then the usage file is flushed.
   const components = [
+    host,
     usage,
     loopComponent(diskLoop),
     loopComponent(imageLoop),

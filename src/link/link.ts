@@ -27,6 +27,7 @@ import { Outbox } from './outbox.js'
 import { peerServingFact } from '../peers/advertise.js'
 import { ExecutedCommands } from './executed-commands.js'
 import { VERSION } from '../version.js'
+import { HOST_FACTS_TIMEOUT_MS } from '../inventory/host-facts.js'
 import { backoffDelay } from '../backoff.js'
 import { coordinatorUrls, readTokenFile } from '../config.js'
 
@@ -270,6 +271,11 @@ export class CoordinatorLink implements Component {
   }
 
   private async sendHello(ws: WebSocket): Promise<void> {
+    // The host facts are read once at start: the first hello waits for them (null: being read).
+    if (this.ctx.store.get().host === null) {
+      await this.ctx.store.collected('host', HOST_FACTS_TIMEOUT_MS + 1000)
+      if (ws.readyState !== WebSocket.OPEN) return
+    }
     const status = await this.status()
     const { peers } = this.ctx.config
     // Peer tokens are checked with the link token: without one every peer request would be refused.

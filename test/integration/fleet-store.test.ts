@@ -117,6 +117,23 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
         t.same((await store.hosts()).find((h) => h.hostId === 'a')!.peers, serving, 'in the list of hosts too')
         await store.recordHello(hello('a'))
         t.equal((await store.host('a'))!.peers, null, 'a hello without it: the host no longer serves')
+        t.equal((await store.host('a'))!.host, null, 'no host facts in the hello: none stored')
+        const facts = {
+          readAt: '2026-12-04T20:47:00.000Z',
+          os: { distro: 'Ubuntu', release: '22.04', kernel: '5.15.0-105-generic', arch: 'x86_64' },
+          cpu: { manufacturer: 'AMD', brand: 'EPYC 7742', physicalCores: 128, cores: 256 },
+          memory: { totalBytes: 2164197146624 },
+          system: { manufacturer: 'NVIDIA', model: 'DGXA100', virtual: false },
+          blockDevices: [{ name: 'nvme0n1', type: 'disk', sizeBytes: 3840755982336, mount: '/raid' }],
+          blockDevicesOmitted: 0,
+          unavailable: [],
+        }
+        await store.recordHello({
+          ...hello('b'),
+          labels: { rack: 'b', gpu: 'h100' },
+          facts: { ...hello('b').facts, host: facts },
+        })
+        t.same((await store.host('b'))!.host, facts, 'the host facts of its hello')
         await store.recordHello({ ...hello('a'), facts: { ...hello('a').facts, peers: serving } })
         t.same(
           (await store.hosts()).map((h) => h.hostId),
@@ -131,6 +148,7 @@ if (requireServices(t, ['/usr/lib/postgresql/15/bin/pg_ctl'])) {
         t.teardown(() => again.close())
         t.equal((await again.host('b'))!.connected, false, 'nobody is connected to a store that closed')
         t.same((await again.host('a'))!.peers, { url: 'http://10.0.3.7:9479', maxUploads: 3 }, 'kept across a restart')
+        t.equal((await again.host('b'))!.host?.cpu.cores, 256, 'host facts kept across a restart')
         t.match(await again.command(commandId), { status: 'pending', action: 'status', hostId: 'b' })
         t.same(
           (await again.pendingCommands('b')).map((c) => c.commandId),

@@ -89,6 +89,7 @@ const host = (hostId: string, over: Partial<HostDetail>): HostDetail => ({
   lastPrewarm: null,
   labels: {},
   peers: null,
+  host: null,
   actions: [],
   localImages: null,
   ...over,
