@@ -4,10 +4,10 @@
 // trigger, publishes prune.started and prune.finished; every removed or skipped image gets a
 // prune.image event and an audit log line.
 import type { Logger } from 'pino'
-import type { Trigger } from '../agent/actions.js'
+import type { Trigger } from '../core/actions.js'
 import type { AgentConfig } from '../config.js'
-import type { EventBus, EventMap } from '../agent/events.js'
-import type { ImageFacts } from '../agent/snapshot.js'
+import type { EventBus, EventMap } from '../core/events.js'
+import type { ImageFacts } from '../core/snapshot.js'
 import type { DiskReading } from '../inventory/disk.js'
 import {
   KEPT,

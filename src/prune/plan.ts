@@ -30,7 +30,7 @@
 import { usedBytesAtPercent } from '../inventory/used-percent.js'
 import { qualifiedRef } from '../registry/reference.js'
 import picomatch from 'picomatch'
-import type { DiskFacts, ImageFacts } from '../agent/snapshot.js'
+import type { DiskFacts, ImageFacts } from '../core/snapshot.js'
 import { protectedBy } from './containers-plan.js'
 import type { PRUNE_RULES } from '../protocol-events.js'
 

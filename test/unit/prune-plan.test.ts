@@ -10,7 +10,7 @@ import {
   type PlanInput,
   type PrunePlan,
 } from '../../src/prune/plan.js'
-import type { ImageFacts } from '../../src/agent/snapshot.js'
+import type { ImageFacts } from '../../src/core/snapshot.js'
 import { generateCase, NOW } from '../support/generated-images.js'
 import { imageFactsAt } from '../support/image-facts.js'
 
