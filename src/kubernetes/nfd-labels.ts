@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import type { GpuFacts, ImageCompat, ImageFacts } from '../core/snapshot.js'
 import { judgeHost } from '../gpu/health.js'
 import { driverFacts } from '../compat/check.js'
-import { isWanted, wantedSet } from '../prune/plan.js'
+import { isWanted, wantedSet } from '../registry/image-names.js'
 import { qualifiedRef } from '../registry/reference.js'
 import type { Labels } from '../labels.js'
 

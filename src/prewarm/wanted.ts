@@ -7,7 +7,7 @@
 import { join } from 'node:path'
 import { z } from 'zod'
 import type { ImageFacts } from '../core/snapshot.js'
-import { isWanted, wantedSet } from '../prune/plan.js'
+import { isWanted, wantedSet } from '../registry/image-names.js'
 import { qualifiedRef } from '../registry/reference.js'
 import { writeJsonAtomic } from '../state/atomic.js'
 import { loadStateFile } from '../state/state-file.js'

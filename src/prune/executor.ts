@@ -9,16 +9,8 @@ import type { AgentConfig } from '../config.js'
 import type { EventBus, EventMap } from '../core/events.js'
 import type { ImageFacts } from '../core/snapshot.js'
 import type { DiskReading } from '../inventory/disk.js'
-import {
-  KEPT,
-  bytesToFree,
-  isBeingPulled,
-  planPrune,
-  pullSet,
-  type KeptItem,
-  type PlanItem,
-  type PrunePlan,
-} from './plan.js'
+import { KEPT, bytesToFree, planPrune, type KeptItem, type PlanItem, type PrunePlan } from './plan.js'
+import { isBeingPulled, pullSet } from '../registry/image-names.js'
 import { RuntimeUnavailableError, type ContainerRuntime } from '../runtime/runtime.js'
 import { planContainerRemovals, type ContainerKeptItem, type ContainerPlanItem } from './containers-plan.js'
 import { planVolumeRemovals, type VolumeKeptItem, type VolumePlanItem } from './volumes-plan.js'
