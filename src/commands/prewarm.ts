@@ -2,7 +2,7 @@
 // terminal sees a live bar per image; scripts get --json; exit 1 if any image failed, 69 when
 // Docker cannot be reached.
 import type { MultiBar, SingleBar } from 'cli-progress'
-import type { GlobalOptions } from '../cli.js'
+import type { GlobalOptions } from './options.js'
 import { loadAgentConfig } from '../config.js'
 import { EventBus } from '../core/events.js'
 import { CliError, EXIT } from '../exit-codes.js'

@@ -2,7 +2,7 @@
 // and first-seen record the agent keeps in stateDir. Exit 1 when it could not free enough, 69 when
 // Docker is unreachable.
 import { systemClock } from '../core/clock.js'
-import type { GlobalOptions } from '../cli.js'
+import type { GlobalOptions } from './options.js'
 import { loadAgentConfig } from '../config.js'
 import { EventBus } from '../core/events.js'
 import { CliError, EXIT } from '../exit-codes.js'
