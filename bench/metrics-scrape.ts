@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import type { HostSnapshot, ImageFacts } from '../src/agent/snapshot.js'
+import type { HostSnapshot, ImageFacts } from '../src/core/snapshot.js'
 import { freePort, rssMiB, serviceNodeOptions } from './support.js'
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))

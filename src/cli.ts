@@ -4,11 +4,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { CliError, EXIT } from './exit-codes.js'
 import { ConfigError, InvalidRequestError, UnavailableError } from './errors.js'
 import { VERSION } from './version.js'
-
-export interface GlobalOptions {
-  config?: string
-  json?: boolean
-}
+import type { GlobalOptions } from './commands/options.js'
 
 type Action = (opts: Record<string, unknown>, globals: GlobalOptions) => Promise<number>
 

@@ -4,11 +4,10 @@ import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, r
 import { hostname } from 'node:os'
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
-import { describeZodIssues } from './validation.js'
+import { describeZodIssues, isBaseUrl } from './validation.js'
 import { isCronExpression, isTimeZone } from './schedule.js'
 import { imageRefSchema } from './image-ref-schema.js'
 import { ConfigError } from './errors.js'
-import { isBaseUrl } from './protocol.js'
 
 const percent = z.number().min(0).max(100)
 const seconds = z.number().positive()

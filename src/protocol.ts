@@ -3,19 +3,14 @@
 // answers with an `error` message, so no peer can crash the other with a frame.
 import { labelsSchema } from './labels.js'
 import { hostFactsSchema } from './inventory/host-facts-schema.js'
-import type { ActionName } from './agent/actions.js'
+import { isBaseUrl } from './validation.js'
 import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
 
 export const PROTOCOL_VERSION = 1
 export const AGENTS_PATH = '/v1/agents'
-export const COMMAND_ACTIONS = [
-  'prune',
-  'prewarm',
-  'release',
-  'check',
-  'status',
-] as const satisfies readonly ActionName[]
+/** the actions a coordinator may command; the agent's ActionName is this list (src/core/actions.ts) */
+export const COMMAND_ACTIONS = ['prune', 'prewarm', 'release', 'check', 'status'] as const
 export type CommandAction = (typeof COMMAND_ACTIONS)[number]
 
 const id = z.string().min(1).max(200)
@@ -42,16 +37,6 @@ export const peerServingSchema = z.strictObject({
   maxUploads: z.number().int().min(1).max(64),
 })
 export type PeerServing = z.infer<typeof peerServingSchema>
-
-/** http(s)://HOST[:PORT] with nothing after it but an optional `/` */
-export function isBaseUrl(url: string): boolean {
-  try {
-    const u = new URL(url)
-    return u.pathname === '/' && !u.search && !u.hash && !u.username && !u.password
-  } catch {
-    return false
-  }
-}
 
 /** agent → coordinator: who it is and what it knows at connect time */
 export const helloSchema = z.strictObject({

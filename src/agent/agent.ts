@@ -2,13 +2,13 @@
 import { mkdirSync } from 'node:fs'
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
-import { ActionRegistry } from './actions.js'
+import { ActionRegistry } from '../core/actions.js'
 import { readTokenFile, type AgentConfig } from '../config.js'
-import { EventBus } from './events.js'
-import { SnapshotStore } from './snapshot.js'
-import { JobRunner } from './job-runner.js'
-import { DEFAULT_RESTART_BACKOFF, Lifecycle, type Component } from './lifecycle.js'
-import { systemClock, type Clock } from './clock.js'
+import { EventBus } from '../core/events.js'
+import { SnapshotStore } from '../core/snapshot.js'
+import { JobRunner } from '../core/job-runner.js'
+import { DEFAULT_RESTART_BACKOFF, Lifecycle, type Component } from '../core/lifecycle.js'
+import { systemClock, type Clock } from '../core/clock.js'
 import { HttpServer, splitHostPort } from '../http/server.js'
 import { allowedHostCheck } from '../http/allowed-host.js'
 import { createAgentMetrics } from './metrics.js'
@@ -19,58 +19,19 @@ import { VERSION } from '../version.js'
 import { StateGuard } from '../state/guard.js'
 import { createRuntime } from '../runtime/create.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
-import { PullsInFlight } from './pulls-in-flight.js'
+import { PullsInFlight } from '../core/pulls-in-flight.js'
 import { WantedSet } from '../prewarm/wanted.js'
 import type { PeerServeStats } from '../peers/metrics.js'
+import type { AgentContext, Feature, LinkState } from '../core/feature.js'
+import type { AgentStatus } from './status.js'
 
-/** What every feature of the agent is built from. */
-export interface AgentContext {
-  config: AgentConfig
-  log: Logger
-  store: SnapshotStore
-  bus: EventBus
-  runner: JobRunner
-  /** the container runtime: the one connection to the engine every feature goes through */
-  runtime: ContainerRuntime
-  /** references this agent's pulls are writing: prewarm adds them, prune leaves them alone */
-  pulls: PullsInFlight
-  /** the images this host should hold (prewarm.images and images held for a rollout): prune keeps them */
-  wanted: WantedSet
-  http: HttpServer
-  /** prune, prewarm, check, status: what HTTP, the coordinator and the CLI invoke */
-  actions: ActionRegistry
-  /** the one clock every part reads */
-  now: Clock
-  /** the coordinator link's state, from the feature that declared it (none: not configured) */
-  linkState: () => LinkState
-  /** keeps state writable on a full disk: the reserve, write retries, write error counts */
-  state: StateGuard
-}
-
-export interface LinkState {
-  configured: boolean
-  connected: boolean
-  pending: number
-  lastError?: string | null
-  /** outbox entries dropped to keep its bound, by type */
-  dropped?: Record<string, number>
+declare module '../core/actions.js' {
+  interface ActionMap {
+    status: { args: Record<string, never>; result: AgentStatus }
+  }
 }
 
 const NO_LINK: LinkState = { configured: false, connected: false, pending: 0 }
-
-/** What a feature brings: its components, in start order, and the collectors readiness waits for. */
-export interface FeatureParts {
-  components: Component[]
-  /** names of the collectors it runs; /readyz answers ready once each has run once */
-  collectors?: string[]
-  /** the coordinator link's state, from the one feature that runs the link */
-  linkState?: () => LinkState
-  /** the peer listener's counts, from the feature that serves peers (when peers.serve is on) */
-  peerStats?: PeerServeStats
-}
-
-/** A feature adds its routes and actions, and returns its parts. */
-export type Feature = (ctx: AgentContext) => FeatureParts
 
 export class Agent {
   readonly ctx: AgentContext

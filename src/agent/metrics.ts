@@ -2,8 +2,8 @@
 // (counters). Each feature folder declares its own series (src/*/metrics.ts); this composes them on
 // one registry, in a fixed order. A scrape reads memory only; it never calls Docker or nvidia-smi.
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
-import type { AgentEvent } from './events.js'
-import { METRIC_PREFIX as P, type MetricsSources } from './metric-parts.js'
+import type { AgentEvent } from '../core/events.js'
+import { METRIC_PREFIX as P, type MetricsSources } from '../core/metric-parts.js'
 import { registerNvidiaRuntimeMetrics, registerImageCompatMetrics } from '../compat/metrics.js'
 import { registerGpuMetrics } from '../gpu/metrics.js'
 import { registerGpuHealthMetrics } from '../gpu/health-metrics.js'
@@ -11,15 +11,18 @@ import { registerContainerGpuMetrics } from '../gpu/container-metrics.js'
 import { registerDiskAndImageMetrics } from '../inventory/metrics.js'
 import { registerHostMetrics } from '../inventory/host-metrics.js'
 import { registerLinkMetrics } from '../link/metrics.js'
-import { registerPeerMetrics } from '../peers/metrics.js'
+import { registerPeerMetrics, type PeerServeStats } from '../peers/metrics.js'
 import { registerPrewarmMetrics } from '../prewarm/metrics.js'
 import { registerPruneMetrics } from '../prune/metrics.js'
 import { registerStateMetrics } from '../state/metrics.js'
 
-export type { MetricsSources } from './metric-parts.js'
+export type { MetricsSources } from '../core/metric-parts.js'
 
 export function createAgentMetrics(
-  src: MetricsSources,
+  src: MetricsSources & {
+    /** the peer listener's counts; absent or null while this host does not serve peers */
+    peers?: () => PeerServeStats | null
+  },
   opts: { processMetrics?: boolean } = {},
 ): { registry: Registry; onEvent: (e: AgentEvent) => void } {
   const registry = new Registry()

@@ -4,8 +4,8 @@
 // a host without nvidia-smi, a component retrying its start) is listed but leaves the agent ready:
 // what it serves without that part is still right. Pure.
 import type { Reply } from '../http/server.js'
-import type { FailingComponent } from './lifecycle.js'
-import type { HostSnapshot } from './snapshot.js'
+import type { FailingComponent } from '../core/lifecycle.js'
+import type { HostSnapshot } from '../core/snapshot.js'
 
 /** one part that fails now: a component whose start is retried, or a collector whose last run failed */
 export interface FailingPart {

@@ -1,9 +1,8 @@
 // The agent's /v1/status body, built from the snapshot and the last job events.
-import type { AgentEvent, EventBus, EventMap } from './events.js'
+import type { AgentEvent, EventBus, EventMap } from '../core/events.js'
 import type { FailingPart } from './readiness.js'
-import type { DiskBreakdown } from '../inventory/disk-breakdown.js'
 import type { HostFacts } from '../inventory/host-facts-schema.js'
-import { summarizeImages, type HostSnapshot, type ImageSummary } from './snapshot.js'
+import { summarizeImages, type DiskBreakdown, type HostSnapshot, type ImageSummary } from '../core/snapshot.js'
 
 export type AgentStatus = {
   hostId: string

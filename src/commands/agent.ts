@@ -1,9 +1,10 @@
 // gpuhost agent: the daemon, in the foreground until SIGTERM/SIGINT.
-import { Agent, type Feature } from '../agent/agent.js'
+import { Agent } from '../agent/agent.js'
+import type { Feature } from '../core/feature.js'
 import { loadAgentConfig, type AgentConfig } from '../config.js'
 import { inventoryFeature } from '../inventory/feature.js'
 import { createLogger } from '../log.js'
-import type { GlobalOptions } from '../cli.js'
+import type { GlobalOptions } from './options.js'
 import { printConfig, runUntilSignal } from './daemon.js'
 import { checkImageCompat } from '../compat/check.js'
 import { compatFeature } from '../compat/feature.js'

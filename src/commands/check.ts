@@ -1,7 +1,7 @@
 // gpuhost check: GPU facts from nvidia-smi (with the configured hard timeout) and a CUDA verdict
 // for each local image, or for each --image. When the runtime (Docker or containerd) is unreachable
 // it still prints the GPU facts, says so and what to do, judges no image, and exits 69.
-import type { GlobalOptions } from '../cli.js'
+import type { GlobalOptions } from './options.js'
 import { buildCheckReport, checkExitCode, type CheckReport } from '../compat/check-report.js'
 import { loadAgentConfig, type AgentConfig } from '../config.js'
 import { createRuntime } from '../runtime/create.js'

@@ -2,7 +2,7 @@
 // requirement on a host with the given driver (and brand, arch). No Docker, no GPU. A condition on a
 // fact not given and not derivable (the CUDA version of a driver older than NVIDIA's table; arch when
 // only --brand is given) is unknown: the answer is UNKNOWN with exit 2, never a silent yes.
-import type { GlobalOptions } from '../cli.js'
+import type { GlobalOptions } from './options.js'
 import { BRAND_TOKENS } from '../compat/brand.js'
 import { evaluateOnHost } from '../compat/check.js'
 import { cudaVersionForDriver } from '../compat/cuda-drivers.js'

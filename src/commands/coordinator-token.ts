@@ -3,7 +3,7 @@
 import { loadCoordinatorConfig, readTokenFile } from '../config.js'
 import { hostToken } from '../coordinator/identity.js'
 import { CliError, EXIT } from '../exit-codes.js'
-import type { GlobalOptions } from '../cli.js'
+import type { GlobalOptions } from './options.js'
 
 export async function run(opts: { hostId?: string }, globals: GlobalOptions): Promise<number> {
   const hostId = opts.hostId?.trim()

@@ -4,7 +4,7 @@ import { Coordinator } from '../coordinator/server.js'
 import { redact } from '../coordinator/postgres-store.js'
 import { createLogger } from '../log.js'
 import { sdNotify } from '../agent/sd-notify.js'
-import type { GlobalOptions } from '../cli.js'
+import type { GlobalOptions } from './options.js'
 import { printConfig, runUntilSignal } from './daemon.js'
 
 export async function run(opts: { printConfig?: boolean }, globals: GlobalOptions): Promise<number> {

@@ -1,10 +1,10 @@
 // gpuhost prune: one prune now, with the configured policy, ordered by the same durable last-used
 // and first-seen record the agent keeps in stateDir. Exit 1 when it could not free enough, 69 when
 // Docker is unreachable.
-import { systemClock } from '../agent/clock.js'
-import type { GlobalOptions } from '../cli.js'
+import { systemClock } from '../core/clock.js'
+import type { GlobalOptions } from './options.js'
 import { loadAgentConfig } from '../config.js'
-import { EventBus } from '../agent/events.js'
+import { EventBus } from '../core/events.js'
 import { CliError, EXIT } from '../exit-codes.js'
 import { createRuntime, runtimeSocket } from '../runtime/create.js'
 import { runtimeUnreachableHint } from '../runtime/unreachable-hint.js'

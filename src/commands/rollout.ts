@@ -4,7 +4,7 @@
 // be reached or refuses.
 import { readTokenFile } from '../config.js'
 import { Presets, SingleBar } from 'cli-progress'
-import type { GlobalOptions } from '../cli.js'
+import type { GlobalOptions } from './options.js'
 import { CliError, EXIT } from '../exit-codes.js'
 
 const REQUEST_TIMEOUT_MS = 30_000

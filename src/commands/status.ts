@@ -3,7 +3,7 @@ import { loadAgentConfig } from '../config.js'
 import { CliError, EXIT } from '../exit-codes.js'
 import { splitHostPort } from '../http/server.js'
 import type { AgentStatus } from '../agent/status.js'
-import type { GlobalOptions } from '../cli.js'
+import type { GlobalOptions } from './options.js'
 import { checkKubeletGc, prunePolicyOf } from '../prune/kubelet-gc.js'
 import { kubeletLines } from './check.js'
 

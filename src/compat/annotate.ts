@@ -3,10 +3,10 @@
 // between compatible and incompatible. A spell without GPU facts (verdict null) is not a flip, so
 // a flaky nvidia-smi does not flood the coordinator. Its own write of the image list changes
 // nothing the second time round, so it does not loop.
-import type { EventBus, EventMap } from '../agent/events.js'
-import { systemClock, type Clock } from '../agent/clock.js'
-import type { GpuFacts, ImageCompat, ImageFacts, SnapshotStore } from '../agent/snapshot.js'
-import type { Component } from '../agent/lifecycle.js'
+import type { EventBus, EventMap } from '../core/events.js'
+import { systemClock, type Clock } from '../core/clock.js'
+import type { GpuFacts, ImageCompat, ImageFacts, SnapshotStore } from '../core/snapshot.js'
+import type { Component } from '../core/lifecycle.js'
 import { checkImageCompat } from './check.js'
 
 export class CompatAnnotator implements Component {

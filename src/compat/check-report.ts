@@ -4,12 +4,11 @@
 import type { KubeletGcReport } from '../prune/kubelet-gc.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import type { RemoteImageSource } from '../registry/types.js'
-import type { GpuFacts } from '../agent/snapshot.js'
+import type { GpuFacts, NvidiaRuntimeFacts } from '../core/snapshot.js'
 import { brandToken } from './brand.js'
 import { checkImageCompat, driverFacts } from './check.js'
 import { cudaEnvFromList } from './image-requirements.js'
 import { EXIT } from '../exit-codes.js'
-import type { NvidiaRuntimeFacts } from './nvidia-runtime.js'
 import type { HostFacts } from '../inventory/host-facts-schema.js'
 
 export interface CheckedImage {

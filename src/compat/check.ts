@@ -1,11 +1,10 @@
 // The verdict for one image on this host: what NVIDIA's container runtime would decide when the
 // image starts with every GPU visible. Each stated requirement is evaluated for each GPU (brand and
 // arch are per GPU, driver and CUDA version per host); the first failure decides, as in the runtime.
-import type { GpuFacts, ImageCompat } from '../agent/snapshot.js'
+import type { GpuFacts, ImageCompat, NvidiaRuntimeFacts } from '../core/snapshot.js'
 import { brandToken } from './brand.js'
 import { cudaVersionForDriver } from './cuda-drivers.js'
 import { ARCH_LIST_VARIABLE, kernelCoverage } from './kernels.js'
-import type { NvidiaRuntimeFacts } from './nvidia-runtime.js'
 import { imageRequirements, type StatedRequirement } from './image-requirements.js'
 import {
   evaluateRequirement,

@@ -3,10 +3,10 @@
 // up without a restart), and the `check` action (HTTP, coordinator, CLI) that answers with GPU
 // facts and per-image verdicts.
 import { z } from 'zod'
-import type { AgentContext, Feature } from '../agent/agent.js'
-import { CollectorLoop, type Collector } from '../agent/collector.js'
-import type { Component } from '../agent/lifecycle.js'
-import type { SnapshotStore } from '../agent/snapshot.js'
+import type { AgentContext, Feature } from '../core/feature.js'
+import { CollectorLoop, type Collector } from '../core/collector.js'
+import type { Component } from '../core/lifecycle.js'
+import type { SnapshotStore } from '../core/snapshot.js'
 import { InvalidRequestError } from '../errors.js'
 import { describeZodIssues } from '../validation.js'
 import type { RemoteImageSource } from '../registry/types.js'

@@ -1,7 +1,7 @@
 // Compatibility series: how the NVIDIA container runtime is set up on this host, and how many local
 // images its driver cannot run. Rendered from the snapshot at scrape time.
 import { Gauge } from 'prom-client'
-import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../agent/metric-parts.js'
+import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../core/metric-parts.js'
 
 export function registerNvidiaRuntimeMetrics(src: MetricsSources, reg: Registries): void {
   new Gauge({

@@ -6,7 +6,8 @@ import { execFile } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ContainerRuntime } from '../runtime/runtime.js'
-import { judgeNvidiaRuntime, parseToolkitVersion, type NvidiaRuntimeFacts } from './nvidia-runtime.js'
+import type { NvidiaRuntimeFacts } from '../core/snapshot.js'
+import { judgeNvidiaRuntime, parseToolkitVersion } from './nvidia-runtime.js'
 
 export interface NvidiaRuntimePaths {
   configToml: string

@@ -5,6 +5,7 @@
 // (NVIDIA/nvidia-container-toolkit#1470). Mode "auto" resolves to "jit-cdi" from toolkit v1.18.0
 // (its new default, NVIDIA/nvidia-container-toolkit#1224) and to "legacy" before; with the toolkit
 // version unknown, "auto" is not counted as enforced. Pure: the reader gathers the inputs.
+import type { NvidiaRuntimeFacts } from '../core/snapshot.js'
 import { compareVersions } from './version.js'
 
 export interface NvidiaRuntimeInputs {
@@ -17,23 +18,6 @@ export interface NvidiaRuntimeInputs {
   toolkitVersion: string | null
   /** CDI spec files found in /etc/cdi and /var/run/cdi */
   cdiSpecs: string[]
-}
-
-export interface NvidiaRuntimeFacts {
-  /** an NVIDIA runtime is registered with Docker or its config file exists */
-  installed: boolean
-  /** Docker's runtimes whose name contains "nvidia" */
-  dockerRuntimes: string[]
-  defaultRuntime: string | null
-  /** `mode` of [nvidia-container-runtime] in config.toml; "auto" (the toolkit's default) when unset */
-  mode: string | null
-  /** what the mode amounts to here: legacy, csv, cdi, jit-cdi, or unknown */
-  effectiveMode: string
-  toolkitVersion: string | null
-  cdiSpecs: string[]
-  /** the runtime itself refuses a container whose NVIDIA_REQUIRE_* does not hold */
-  enforced: boolean
-  reason: string
 }
 
 /** The first toolkit release whose "auto" mode is jit-cdi. */

@@ -4,7 +4,7 @@
 // of the image; else the image's CUDA requirement (from any host that has it) put through the
 // evaluator against this host's GPU facts; else the facts known and why no verdict is possible.
 import { familiarRef } from '../registry/reference.js'
-import type { GpuFacts } from '../agent/snapshot.js'
+import type { GpuFacts } from '../core/snapshot.js'
 import type { ReportedImage } from '../protocol.js'
 import type { HostDetail } from './store.js'
 

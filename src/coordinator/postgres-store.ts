@@ -9,7 +9,7 @@ import type { Logger } from 'pino'
 import type { CommandAction, CommandResult, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
 import type { StoredPeerServing } from './peer-advert.js'
 import { rebuildHostFacts, type HostFacts } from '../inventory/host-facts-schema.js'
-import { systemClock, type Clock } from '../agent/clock.js'
+import { systemClock, type Clock } from '../core/clock.js'
 import { backoffDelay } from '../backoff.js'
 import {
   checkSchemaVersion,

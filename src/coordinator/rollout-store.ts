@@ -3,7 +3,7 @@
 // and the coordinator's events it brings. SqliteRolloutTables is SQLite's synchronous part of it,
 // called inside SqliteFleet.write (one group-committed transaction).
 import type Database from 'better-sqlite3'
-import type { Clock } from '../agent/clock.js'
+import type { Clock } from '../core/clock.js'
 import type { ImageOutcome, RolloutHostState, RolloutSpec, RolloutState } from './rollout-plan.js'
 
 export interface RolloutHost {

@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import type { CommandAction, CommandResult, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
-import type { Clock } from '../agent/clock.js'
+import type { Clock } from '../core/clock.js'
 import type { BatchOutcome, CommandFilter, EventFilter, FleetStore } from './fleet-store.js'
 import type { RolloutSpec, RolloutState } from './rollout-plan.js'
 import type { CoordinatorEvent, Rollout, RolloutChanges, RolloutStore } from './rollout-store.js'

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto'
 import type { CommandAction, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
 import type { StoredPeerServing } from './peer-advert.js'
 import { rebuildHostFacts, type HostFacts } from '../inventory/host-facts-schema.js'
-import { systemClock, type Clock } from '../agent/clock.js'
+import { systemClock, type Clock } from '../core/clock.js'
 import { checkSchemaVersion } from './fleet-store.js'
 import { ROLLOUT_SCHEMA, SqliteRolloutTables, type RolloutTables } from './rollout-store.js'
 

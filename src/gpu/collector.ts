@@ -6,12 +6,12 @@
 // and under the same timeout and kill, asks `--query-gpu=uuid,compute_cap`; a driver whose
 // nvidia-smi does not know the field leaves the capability unknown and says why.
 import { spawn } from 'node:child_process'
-import type { Collector } from '../agent/collector.js'
+import type { Collector } from '../core/collector.js'
 import { NvidiaSmiParseError, parseNvidiaSmiXml } from './parse.js'
 import { countPciGpus } from './health.js'
 import { withProcessContainers } from './containers.js'
 import { COMPUTE_CAP_FIELDS, computeCapabilities, parseQueryGpuCsv, queryGpuArgs } from './query-csv.js'
-import type { GpuFacts, SnapshotStore } from '../agent/snapshot.js'
+import type { GpuFacts, SnapshotStore } from '../core/snapshot.js'
 
 export interface NvidiaSmiOptions {
   /** path or name of nvidia-smi */

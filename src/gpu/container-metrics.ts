@@ -3,7 +3,7 @@
 // get a series, so the label set stays as small as the GPU work on the host. The container's name
 // and image come from the image inventory; a container it does not know yet shows its short id.
 import { Gauge, type Registry } from 'prom-client'
-import type { HostSnapshot } from '../agent/snapshot.js'
+import type { HostSnapshot } from '../core/snapshot.js'
 
 export function registerContainerGpuMetrics(snapshot: () => HostSnapshot, reg: Registry[]): void {
   new Gauge({

@@ -4,7 +4,7 @@
 // systemd, either under cgroup v1 or v2). A pid in no container (the host's Xorg) maps to null.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { GpuFacts } from '../agent/snapshot.js'
+import type { GpuFacts } from '../core/snapshot.js'
 
 const DOCKER_ID = /(?:docker[-/]|\/)([0-9a-f]{64})(?:\.scope)?\s*$/m
 

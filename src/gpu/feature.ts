@@ -1,8 +1,8 @@
 // The agent's GPU feature: the gpu collector on gpu.intervalSeconds. Stopping kills an nvidia-smi
 // in flight first, so a hung GPU never holds up a shutdown.
-import type { AgentContext, Feature } from '../agent/agent.js'
-import type { Component } from '../agent/lifecycle.js'
-import { CollectorLoop } from '../agent/collector.js'
+import type { AgentContext, Feature } from '../core/feature.js'
+import type { Component } from '../core/lifecycle.js'
+import { CollectorLoop } from '../core/collector.js'
 import { GpuCollector, NvidiaSmiReader } from './collector.js'
 import { GpuHealthWatcher } from './health-watch.js'
 

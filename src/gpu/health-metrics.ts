@@ -1,10 +1,10 @@
 // The GPU health series, rendered from the snapshot at scrape time (see health.ts for the rules).
 // Label sets stay bounded: per GPU, and fixed reason codes.
 import { Gauge, type Registry } from 'prom-client'
-import type { HostSnapshot } from '../agent/snapshot.js'
+import type { HostSnapshot } from '../core/snapshot.js'
 import { HEALTH_STATES, isDriverLibraryMismatch, judgeHost } from './health.js'
 
-import { METRIC_PREFIX as P } from '../agent/metric-parts.js'
+import { METRIC_PREFIX as P } from '../core/metric-parts.js'
 
 export function registerGpuHealthMetrics(snapshot: () => HostSnapshot, reg: Registry[]): void {
   const gpus = () => snapshot().gpu.gpus

@@ -6,7 +6,7 @@
 //  - remapped rows (<remapped_row_corr>, <remapped_row_unc>, <remapped_row_pending>, <remapped_row_failure>);
 //  - clock event reasons (<clocks_event_reasons>, <clocks_throttle_reasons> before R535).
 // A field nvidia-smi cannot read is absent, never zero.
-import type { GpuHealthFacts } from '../agent/snapshot.js'
+import type { GpuHealthFacts } from '../core/snapshot.js'
 
 type Node = Record<string, unknown>
 

@@ -1,9 +1,9 @@
 // Publishes `gpu.health` once per change of the host's GPU health (state, reasons, per-GPU states),
 // not per collection, so the coordinator hears of a failing GPU or a driver/library mismatch once.
 // The first judgement is published only when it is not ok.
-import type { EventBus, EventMap } from '../agent/events.js'
-import type { Component } from '../agent/lifecycle.js'
-import type { SnapshotStore } from '../agent/snapshot.js'
+import type { EventBus, EventMap } from '../core/events.js'
+import type { Component } from '../core/lifecycle.js'
+import type { SnapshotStore } from '../core/snapshot.js'
 import { judgeHost, type HostGpuHealth } from './health.js'
 
 export class GpuHealthWatcher implements Component {

@@ -8,7 +8,7 @@
 // Reasons are fixed codes, so they can be metric labels.
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { GpuDevice, GpuFacts } from '../agent/snapshot.js'
+import type { GpuDevice, GpuFacts } from '../core/snapshot.js'
 
 export type HealthState = 'ok' | 'degraded' | 'failed'
 export const HEALTH_STATES: HealthState[] = ['ok', 'degraded', 'failed']

@@ -1,7 +1,7 @@
 // Per-GPU identity and usage series, rendered from the snapshot at scrape time.
 import { Gauge } from 'prom-client'
-import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../agent/metric-parts.js'
-import type { HostSnapshot } from '../agent/snapshot.js'
+import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../core/metric-parts.js'
+import type { HostSnapshot } from '../core/snapshot.js'
 
 export function registerGpuMetrics(src: MetricsSources, reg: Registries): void {
   new Gauge({

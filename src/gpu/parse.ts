@@ -3,7 +3,7 @@
 // such fields are left out (absent, not zero). From R610 the driver version is printed as
 // <kmd_version> and <driver_version> may carry a deprecation note instead; both forms are read.
 import { parseXmlTree, XmlTreeError } from './xml-tree.js'
-import type { GpuDevice, GpuFacts, MigDevice } from '../agent/snapshot.js'
+import type { GpuDevice, GpuFacts, MigDevice } from '../core/snapshot.js'
 import { parseGpuHealth } from './health-parse.js'
 
 /** nvidia-smi printed something that is not its XML report */

@@ -3,43 +3,10 @@
 // accounting walks every layer, so this runs on its own slow interval (disk.breakdownIntervalSeconds)
 // and on demand (POST /v1/disk/breakdown), never on a scrape.
 import type { Logger } from 'pino'
-import type { Collector } from '../agent/collector.js'
-import type { Clock } from '../agent/clock.js'
-import type { SnapshotStore } from '../agent/snapshot.js'
+import type { Collector } from '../core/collector.js'
+import type { Clock } from '../core/clock.js'
+import type { ContainerLog, DiskBreakdown, SnapshotStore } from '../core/snapshot.js'
 import type { ContainerRuntime, RuntimeDiskUsage } from '../runtime/runtime.js'
-
-export const DISK_KINDS = [
-  'images_unique',
-  'images_shared',
-  'containers_running',
-  'containers_stopped',
-  'logs',
-  'build_cache',
-  'volumes_in_use',
-  'volumes_dangling',
-] as const
-export type DiskKind = (typeof DISK_KINDS)[number]
-
-export interface ContainerLog {
-  id: string
-  name: string
-  state: string
-  logBytes: number
-}
-
-export interface DiskBreakdown {
-  /** when the runtime was asked (ISO) */
-  takenAt: string
-  /** how long the runtime's accounting took */
-  durationSeconds: number
-  bytes: Record<DiskKind, number>
-  /** every image layer once (`docker system df`'s images size): images_unique + images_shared */
-  imagesBytes: number
-  /** the containers with the largest logs, largest first */
-  topLogs: ContainerLog[]
-  /** every container whose log is over disk.logWarnBytes, largest first; empty when that is off */
-  largeLogs: ContainerLog[]
-}
 
 /** the Docker log options that would have capped a log: gpuhost never truncates a running container's log */
 export const LOG_CAP_ADVICE =

@@ -7,9 +7,9 @@
 // each prune removal; statfs is one syscall, with no child process.
 import { reportedUsedPercent } from './used-percent.js'
 import { realpath, readFile, statfs } from 'node:fs/promises'
-import type { Collector } from '../agent/collector.js'
+import type { Collector } from '../core/collector.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
-import type { DiskFacts, SnapshotStore } from '../agent/snapshot.js'
+import type { DiskFacts, SnapshotStore } from '../core/snapshot.js'
 
 export interface MountUsage {
   mount: string

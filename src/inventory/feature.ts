@@ -2,11 +2,11 @@
 // stream and its health ping, wired together for the agent; and the same parts run once for
 // one-shot commands.
 import type { Logger } from 'pino'
-import type { AgentContext, FeatureParts } from '../agent/agent.js'
-import { systemClock, type Clock } from '../agent/clock.js'
+import type { AgentContext, FeatureParts } from '../core/feature.js'
+import { systemClock, type Clock } from '../core/clock.js'
 import type { AgentConfig } from '../config.js'
-import type { Component } from '../agent/lifecycle.js'
-import { CollectorLoop, type Collector } from '../agent/collector.js'
+import type { Component } from '../core/lifecycle.js'
+import { CollectorLoop, type Collector } from '../core/collector.js'
 import { DiskCollector } from './disk.js'
 import { DiskBreakdownCollector, LOG_CAP_ADVICE } from './disk-breakdown.js'
 import { createRuntime, runtimeSocket } from '../runtime/create.js'
@@ -16,7 +16,7 @@ import { RuntimeHealthLoop } from '../runtime/health.js'
 import type { ContainerRuntime, RuntimeHealth } from '../runtime/runtime.js'
 import { ImageCollector } from './images.js'
 import { HostFactsCollector } from './host-facts.js'
-import { SnapshotStore, type HostSnapshot } from '../agent/snapshot.js'
+import { SnapshotStore, type HostSnapshot } from '../core/snapshot.js'
 import { UsageTracker } from './usage.js'
 
 const INVENTORY_COLLECTORS = ['disk', 'images']

@@ -4,9 +4,9 @@
 // reads files and runs commands (lsblk, and dmidecode or sysfs for the system) for them.
 // systeminformation is loaded on the first read, so commands that never read host facts never load it.
 import type { Logger } from 'pino'
-import type { Component } from '../agent/lifecycle.js'
-import type { SnapshotStore } from '../agent/snapshot.js'
-import { systemClock, type Clock } from '../agent/clock.js'
+import type { Component } from '../core/lifecycle.js'
+import type { SnapshotStore } from '../core/snapshot.js'
+import { systemClock, type Clock } from '../core/clock.js'
 import { toHostFacts, type RawHostFacts } from './host-facts-map.js'
 import { HOST_PARTS, type HostFacts, type HostPart } from './host-facts-schema.js'
 

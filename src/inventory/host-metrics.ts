@@ -1,7 +1,7 @@
 // Host fact series, rendered from the snapshot's host facts at scrape time: read at agent start and
 // on SIGHUP, never per scrape. Label values are the facts' bounded texts (at most 200 characters).
 import { Gauge } from 'prom-client'
-import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../agent/metric-parts.js'
+import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../core/metric-parts.js'
 import { hostSummary } from './host-facts-map.js'
 
 export function registerHostMetrics(src: MetricsSources, reg: Registries): void {

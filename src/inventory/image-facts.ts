@@ -1,7 +1,7 @@
 // Pure: Docker's image and container lists (as the Engine API returns them) into ImageFacts.
 // Everything here takes plain data and `now`, so the tests feed it lists captured from dockerd.
 import { familiarRef } from '../registry/reference.js'
-import type { ContainerRef, ImageFacts } from '../agent/snapshot.js'
+import type { ContainerRef, ImageFacts } from '../core/snapshot.js'
 
 /** the fields of GET /images/json that the collector reads */
 export interface ListedImage {

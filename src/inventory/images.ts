@@ -3,7 +3,7 @@
 // image only the first time its id appears (ids are immutable), and never asks for the runtime's
 // disk accounting, which walks every layer on disk. Refreshes come from runtime events; the
 // periodic run is a safety net.
-import { systemClock, type Clock } from '../agent/clock.js'
+import { systemClock, type Clock } from '../core/clock.js'
 import pLimit from 'p-limit'
 import {
   RuntimeUnavailableError,
@@ -20,8 +20,8 @@ import {
   type ListedContainer,
   type ListedImage,
 } from './image-facts.js'
-import type { Collector } from '../agent/collector.js'
-import type { ImageFacts, SnapshotStore } from '../agent/snapshot.js'
+import type { Collector } from '../core/collector.js'
+import type { ImageFacts, SnapshotStore } from '../core/snapshot.js'
 import type { UsageTracker } from './usage.js'
 
 /** inspects at once: enough to get through thousands of new images quickly, few enough for dockerd */

@@ -1,8 +1,7 @@
 // Disk and image series, rendered from the snapshot at scrape time.
 import { Gauge } from 'prom-client'
-import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../agent/metric-parts.js'
-import { DISK_KINDS } from './disk-breakdown.js'
-import { imageState, type HostSnapshot, type ImageFacts, type ImageState } from '../agent/snapshot.js'
+import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../core/metric-parts.js'
+import { DISK_KINDS, imageState, type HostSnapshot, type ImageFacts, type ImageState } from '../core/snapshot.js'
 
 const IMAGE_STATES: ImageState[] = ['in_use', 'unused', 'dangling']
 

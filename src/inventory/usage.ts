@@ -1,7 +1,7 @@
 // When each image was last used by a container and first seen by this agent. Docker records
 // neither (moby#4237), so the agent learns them from container events and the container list and
 // keeps them in stateDir: a restart must not make every image look brand new or never used.
-import { systemClock } from '../agent/clock.js'
+import { systemClock } from '../core/clock.js'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import {

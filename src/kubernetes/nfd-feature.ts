@@ -2,8 +2,8 @@
 // rollout holding images, a pull, a prune) the labels are built again and the file rewritten
 // atomically when its text differs. NFD's worker reads the file and labels the node; nothing here
 // talks to the Kubernetes API.
-import type { Feature } from '../agent/agent.js'
-import type { Component } from '../agent/lifecycle.js'
+import type { Feature } from '../core/feature.js'
+import type { Component } from '../core/lifecycle.js'
 import { writeFileAtomic } from '../state/atomic.js'
 import { buildNfdLabels, renderNfdFile } from './nfd-labels.js'
 

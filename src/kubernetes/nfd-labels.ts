@@ -5,10 +5,10 @@
 // the first 16 hex digits of the SHA-256 of its docker.io-qualified reference; the file lists the
 // mapping in comment lines, and `printf %s REF | sha256sum | cut -c1-16` computes it.
 import { createHash } from 'node:crypto'
-import type { GpuFacts, ImageCompat, ImageFacts } from '../agent/snapshot.js'
+import type { GpuFacts, ImageCompat, ImageFacts } from '../core/snapshot.js'
 import { judgeHost } from '../gpu/health.js'
 import { driverFacts } from '../compat/check.js'
-import { isWanted, wantedSet } from '../prune/plan.js'
+import { isWanted, wantedSet } from '../registry/image-names.js'
 import { qualifiedRef } from '../registry/reference.js'
 import type { Labels } from '../labels.js'
 

@@ -6,10 +6,10 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import WebSocket from 'ws'
-import type { AgentContext, Feature, LinkState } from '../agent/agent.js'
-import type { AgentEvent } from '../agent/events.js'
-import type { Component } from '../agent/lifecycle.js'
-import type { ImageCompat } from '../agent/snapshot.js'
+import type { AgentContext, Feature, LinkState } from '../core/feature.js'
+import type { AgentEvent } from '../core/events.js'
+import type { Component } from '../core/lifecycle.js'
+import type { ImageCompat } from '../core/snapshot.js'
 import {
   envelop,
   errorReply,

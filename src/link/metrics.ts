@@ -1,6 +1,6 @@
 // The coordinator link's series: whether it is up, and what its outbox holds and had to drop.
 import { Counter, Gauge } from 'prom-client'
-import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../agent/metric-parts.js'
+import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../core/metric-parts.js'
 
 export function registerLinkMetrics(src: MetricsSources, reg: Registries): void {
   new Gauge({

@@ -1,7 +1,7 @@
 // Serving images to the other hosts of the fleet (peers.serve). Off by default; a host that does not
 // serve still fetches from peers the coordinator names. Only images a rollout holds here are served.
 import { readFileSync } from 'node:fs'
-import type { Feature } from '../agent/agent.js'
+import type { Feature } from '../core/feature.js'
 import { readTokenFile } from '../config.js'
 import { PeerServer } from './server.js'
 

@@ -2,7 +2,7 @@
 // requests turned away by reason. The peer listener counts into PeerServeStats; a scrape reads it.
 // (The fetching side is gpuhost_prewarm_fetched_bytes_total{source_kind="peer"}.)
 import { Counter, Gauge } from 'prom-client'
-import { METRIC_PREFIX as P, type Registries } from '../agent/metric-parts.js'
+import { METRIC_PREFIX as P, type Registries } from '../core/metric-parts.js'
 
 export const REFUSAL_REASONS = ['unauthorized', 'forbidden', 'not_found', 'busy', 'other'] as const
 export type RefusalReason = (typeof REFUSAL_REASONS)[number]

@@ -2,7 +2,7 @@
 import { checkImageCompat } from '../compat/check.js'
 import type { AgentConfig } from '../config.js'
 import { readGpuFacts } from '../gpu/collector.js'
-import type { GpuFacts } from '../agent/snapshot.js'
+import type { GpuFacts } from '../core/snapshot.js'
 import type { CompatEvaluator } from './setup.js'
 
 export function readHostGpu(config: AgentConfig): Promise<GpuFacts> {

@@ -4,7 +4,7 @@
 import { UnavailableError } from '../errors.js'
 import { measureDisk } from '../inventory/disk.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
-import type { DiskFacts } from '../agent/snapshot.js'
+import type { DiskFacts } from '../core/snapshot.js'
 import type { RegistryTrust } from '../registry/insecure.js'
 import type { LocalImage } from './plan.js'
 

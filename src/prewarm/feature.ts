@@ -2,9 +2,9 @@
 // prewarm.schedule cron, POST /v1/prewarm, and the 'prewarm' action the coordinator and other
 // triggers invoke. All go through runPrewarm.
 import { isCronExpression, startSchedule, type Schedule } from '../schedule.js'
-import type { Feature } from '../agent/agent.js'
-import type { Trigger } from '../agent/actions.js'
-import type { GpuFacts } from '../agent/snapshot.js'
+import type { Feature } from '../core/feature.js'
+import type { Trigger } from '../core/actions.js'
+import type { GpuFacts } from '../core/snapshot.js'
 import { GPU_COLLECTOR } from '../gpu/feature.js'
 import { runPrewarm } from './executor.js'
 import { holdSource, prewarmArgsOrThrow, releaseArgsOrThrow, type PrewarmArgs } from './request.js'

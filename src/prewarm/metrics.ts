@@ -1,7 +1,7 @@
 // Prewarm series: results and durations counted from pull.finished and pull.failed events, and the
 // wanted set by state, from the snapshot's images and the last result of each wanted image.
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { METRIC_PREFIX as P, type EventCounter, type MetricsSources, type Registries } from '../agent/metric-parts.js'
+import { METRIC_PREFIX as P, type EventCounter, type MetricsSources, type Registries } from '../core/metric-parts.js'
 import { PULL_STATUSES } from '../protocol-events.js'
 import { missingRefs } from './wanted.js'
 

@@ -3,7 +3,7 @@
 // images missing here are asked for, each at most as often as its persisted backoff allows, so an
 // agent in a restart loop does not pull (or ask the registry) on every start.
 import type { Logger } from 'pino'
-import type { Component } from '../agent/lifecycle.js'
+import type { Component } from '../core/lifecycle.js'
 import type { PrewarmReport } from './executor.js'
 import { backoffDelay } from '../backoff.js'
 import { DockerUnreachableError, type PrewarmHostFacts } from './facts.js'

@@ -3,7 +3,7 @@
 // after every prewarm run and on the image refresh interval, which also catches images held or
 // released by a rollout and names that came back; a runtime that cannot pin makes this a no-op.
 import type { Logger } from 'pino'
-import type { Component } from '../agent/lifecycle.js'
+import type { Component } from '../core/lifecycle.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
 import { RuntimeUnavailableError } from '../runtime/runtime.js'
 

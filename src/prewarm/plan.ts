@@ -2,7 +2,7 @@
 // the reason, from facts gathered beforehand (local images, the registry's manifest and config,
 // the disk, the driver's verdict). Nothing here touches Docker, the network or the clock.
 import { usableBytes, usedBytesAtPercent, usedPercent } from '../inventory/used-percent.js'
-import type { DiskFacts, ImageCompat } from '../agent/snapshot.js'
+import type { DiskFacts, ImageCompat } from '../core/snapshot.js'
 import { normalizeRegistryKey } from '../registry/credentials.js'
 import { formatRef, parseImageRef, parseRepoDigest, type ImageRef } from '../registry/reference.js'
 import type { RemoteImage } from '../registry/types.js'

@@ -1,18 +1,18 @@
 // Builds the prewarm's parts from the configuration and the runtime: the registry client with the
 // runtime's own trust settings, and the credentials. Shared by the agent and the CLI.
 import type { Logger } from 'pino'
-import type { ActionRegistry } from '../agent/actions.js'
+import type { ActionRegistry } from '../core/actions.js'
 import type { AgentConfig } from '../config.js'
-import type { EventBus } from '../agent/events.js'
+import type { EventBus } from '../core/events.js'
 import type { ContainerRuntime } from '../runtime/runtime.js'
-import type { PullsInFlight } from '../agent/pulls-in-flight.js'
-import type { GpuFacts, ImageCompat } from '../agent/snapshot.js'
+import type { PullsInFlight } from '../core/pulls-in-flight.js'
+import type { GpuFacts, ImageCompat } from '../core/snapshot.js'
 import { CredentialStore } from '../registry/credentials.js'
 import { createRegistryClient } from '../registry/from-config.js'
 import type { PrewarmDeps } from './executor.js'
 import { readPrewarmFacts } from './facts.js'
-import type { JobRunner } from '../agent/job-runner.js'
-import type { Clock } from '../agent/clock.js'
+import type { JobRunner } from '../core/job-runner.js'
+import type { Clock } from '../core/clock.js'
 
 /** the compat evaluator: can a host with these GPU facts run an image with this CUDA env */
 export type CompatEvaluator = (cudaEnv: Record<string, string> | null, gpu: GpuFacts) => ImageCompat

@@ -6,8 +6,8 @@
 // record is: the configured images stay wanted either way.
 import { join } from 'node:path'
 import { z } from 'zod'
-import type { ImageFacts } from '../agent/snapshot.js'
-import { isWanted, wantedSet } from '../prune/plan.js'
+import type { ImageFacts } from '../core/snapshot.js'
+import { isWanted, wantedSet } from '../registry/image-names.js'
 import { qualifiedRef } from '../registry/reference.js'
 import { writeJsonAtomic } from '../state/atomic.js'
 import { loadStateFile } from '../state/state-file.js'

@@ -2,7 +2,7 @@
 // decision: does any alert in it ask this host to prune now? Resolved alerts, alerts for other hosts
 // and repeats of an alert already acted on (same groupKey and fingerprint within the window) start nothing.
 import { createHash } from 'node:crypto'
-import type { Clock } from '../agent/clock.js'
+import type { Clock } from '../core/clock.js'
 import { parseAlertmanagerPayload, type Alert, type AlertmanagerPayload } from '../http/alertmanager-schema.js'
 
 export { parseAlertmanagerPayload, type Alert, type AlertmanagerPayload }

@@ -4,21 +4,13 @@
 // trigger, publishes prune.started and prune.finished; every removed or skipped image gets a
 // prune.image event and an audit log line.
 import type { Logger } from 'pino'
-import type { Trigger } from '../agent/actions.js'
+import type { Trigger } from '../core/actions.js'
 import type { AgentConfig } from '../config.js'
-import type { EventBus, EventMap } from '../agent/events.js'
-import type { ImageFacts } from '../agent/snapshot.js'
+import type { EventBus, EventMap } from '../core/events.js'
+import type { ImageFacts } from '../core/snapshot.js'
 import type { DiskReading } from '../inventory/disk.js'
-import {
-  KEPT,
-  bytesToFree,
-  isBeingPulled,
-  planPrune,
-  pullSet,
-  type KeptItem,
-  type PlanItem,
-  type PrunePlan,
-} from './plan.js'
+import { KEPT, bytesToFree, planPrune, type KeptItem, type PlanItem, type PrunePlan } from './plan.js'
+import { isBeingPulled, pullSet } from '../registry/image-names.js'
 import { RuntimeUnavailableError, type ContainerRuntime } from '../runtime/runtime.js'
 import { planContainerRemovals, type ContainerKeptItem, type ContainerPlanItem } from './containers-plan.js'
 import { planVolumeRemovals, type VolumeKeptItem, type VolumePlanItem } from './volumes-plan.js'

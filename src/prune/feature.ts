@@ -1,12 +1,12 @@
 // The prune feature of the agent: one job, and every way to start it — the disk watcher, the
 // schedule, POST /v1/prune, POST /hooks/alertmanager and the coordinator's "prune" action.
-import type { Feature } from '../agent/agent.js'
+import type { Feature } from '../core/feature.js'
 import { InvalidRequestError } from '../errors.js'
 import { AlertDeduper, parseAlertmanagerPayload } from './alertmanager.js'
 import { PruneJob } from './job.js'
 import { pruneArgsOrThrow } from './request.js'
 import { CronPrune, DiskWatcher } from './triggers.js'
-import type { Component } from '../agent/lifecycle.js'
+import type { Component } from '../core/lifecycle.js'
 import { withPruneLock } from './lock.js'
 
 /** Alertmanager repeats a firing alert every group_interval (default 5 min); one prune per alert per window. */

@@ -1,7 +1,8 @@
 // Pure: after a prune that could not free enough, which kinds of data hold the space. An operator
 // paged by GpuhostPruneCouldNotFreeEnough needs to know where to look: images a container uses,
 // images prewarm wants, container logs, stopped containers, build cache or volumes.
-import { breakdownOf, type DiskKind } from '../inventory/disk-breakdown.js'
+import { breakdownOf } from '../inventory/disk-breakdown.js'
+import type { DiskKind } from '../core/snapshot.js'
 import type { RuntimeDiskUsage } from '../runtime/runtime.js'
 import { KEPT, type KeptItem } from './plan.js'
 

@@ -1,8 +1,8 @@
 // The one prune job of the agent: every trigger (disk watcher, cron, HTTP, Alertmanager, the
 // coordinator) comes here, and the job runner lets one prune run at a time. A trigger that arrives
 // while an identical prune runs joins it; one that asks for something else waits for it to end.
-import type { AgentContext } from '../agent/agent.js'
-import type { HostSnapshot } from '../agent/snapshot.js'
+import type { AgentContext } from '../core/feature.js'
+import type { HostSnapshot } from '../core/snapshot.js'
 import { withPruneLock } from './lock.js'
 import { UnavailableError } from '../errors.js'
 import { readFilesystem, type DiskReading } from '../inventory/disk.js'

@@ -1,6 +1,6 @@
 // Prune counters, counted from prune.finished events.
 import { Counter } from 'prom-client'
-import { METRIC_PREFIX as P, type EventCounter, type Registries } from '../agent/metric-parts.js'
+import { METRIC_PREFIX as P, type EventCounter, type Registries } from '../core/metric-parts.js'
 
 export function registerPruneMetrics(reg: Registries): EventCounter {
   const pruneRuns = new Counter({

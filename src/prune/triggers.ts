@@ -2,9 +2,9 @@
 // the prune job decides what. Timers start in start() and end in stop().
 import { isCronExpression, startSchedule, type Schedule } from '../schedule.js'
 import type { Logger } from 'pino'
-import type { Component } from '../agent/lifecycle.js'
-import type { EventBus } from '../agent/events.js'
-import type { DiskFacts } from '../agent/snapshot.js'
+import type { Component } from '../core/lifecycle.js'
+import type { EventBus } from '../core/events.js'
+import type { DiskFacts } from '../core/snapshot.js'
 import type { PruneReport, PruneRequest } from './executor.js'
 
 export type StartPrune = (req: PruneRequest) => Promise<{ report: Pick<PruneReport, 'result' | 'after'> }>

@@ -4,7 +4,7 @@
 // leaves the names to put back on the next start. One small JSON file, written atomically.
 import { join } from 'node:path'
 import { readJsonFile, writeJsonAtomic } from '../state/atomic.js'
-import { systemClock, type Clock } from '../agent/clock.js'
+import { systemClock, type Clock } from '../core/clock.js'
 
 export const REMOVAL_JOURNAL = 'removals.json'
 

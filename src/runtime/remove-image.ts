@@ -1,6 +1,6 @@
 // Removes one image through the Docker API, never with force. Docker itself refuses (409) to remove
 // an image a container uses, so the last word on "in use" is the daemon's, at the moment of removal.
-import { repositoryOf } from '../prune/plan.js'
+import { repositoryOf } from '../registry/image-names.js'
 import { isConnectionError, messageOf, pathPart, statusOf, type DockerApi } from './docker-api.js'
 import type { RemovalJournal } from './removal-journal.js'
 import { RuntimeUnavailableError, type RemoveHooks, type RemoveOutcome } from './runtime.js'

@@ -8,7 +8,7 @@ import { closeSync, existsSync, fsyncSync, openSync, rmSync, statSync, writeSync
 import { statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import type { EventBus, EventMap } from '../agent/events.js'
+import type { EventBus, EventMap } from '../core/events.js'
 
 export type StateStoreName = 'outbox' | 'usage'
 

@@ -1,6 +1,6 @@
 // Failed writes of durable state (outbox, usage file, journals) in stateDir, by store.
 import { Counter } from 'prom-client'
-import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../agent/metric-parts.js'
+import { METRIC_PREFIX as P, type MetricsSources, type Registries } from '../core/metric-parts.js'
 
 export function registerStateMetrics(src: MetricsSources, reg: Registries): void {
   new Counter({

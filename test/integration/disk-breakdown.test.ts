@@ -11,7 +11,7 @@ import { post, startAgent, testDir } from '../harness/agent.js'
 import { makeLoggingImage, makeRunnableImage } from '../support/docker-images.js'
 import { runtimeFor } from '../support/runtime.js'
 import { pino } from 'pino'
-import { SnapshotStore } from '../../src/agent/snapshot.js'
+import { SnapshotStore } from '../../src/core/snapshot.js'
 import { DiskBreakdownCollector, LOG_CAP_ADVICE } from '../../src/inventory/disk-breakdown.js'
 
 const MiB = 1024 * 1024

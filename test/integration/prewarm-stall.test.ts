@@ -8,14 +8,14 @@ import { startDockerd } from '../harness/dockerd.js'
 import { startRegistry } from '../harness/registry.js'
 import { makeImage, pushImage } from '../harness/images.js'
 import { agentConfigSchema, parseConfig } from '../../src/config.js'
-import { EventBus } from '../../src/agent/events.js'
-import { JobRunner } from '../../src/agent/job-runner.js'
+import { EventBus } from '../../src/core/events.js'
+import { JobRunner } from '../../src/core/job-runner.js'
 import { runPrewarm } from '../../src/prewarm/executor.js'
 import { buildPrewarmDeps } from '../../src/prewarm/setup.js'
 import { createRuntime } from '../../src/runtime/create.js'
-import { PullsInFlight } from '../../src/agent/pulls-in-flight.js'
+import { PullsInFlight } from '../../src/core/pulls-in-flight.js'
 import { checkImageCompat } from '../../src/compat/check.js'
-import type { GpuFacts } from '../../src/agent/snapshot.js'
+import type { GpuFacts } from '../../src/core/snapshot.js'
 
 const MiB = 1024 * 1024
 /** large enough that the registry is frozen well before the layer is all sent */

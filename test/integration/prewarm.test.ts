@@ -16,14 +16,14 @@ import { waitFor } from '../harness/ports.js'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { pino } from 'pino'
 import { agentConfigSchema, parseConfig } from '../../src/config.js'
-import { EventBus } from '../../src/agent/events.js'
-import { JobRunner } from '../../src/agent/job-runner.js'
+import { EventBus } from '../../src/core/events.js'
+import { JobRunner } from '../../src/core/job-runner.js'
 import { runPrewarm } from '../../src/prewarm/executor.js'
 import { buildPrewarmDeps } from '../../src/prewarm/setup.js'
 import { createRuntime } from '../../src/runtime/create.js'
-import { PullsInFlight } from '../../src/agent/pulls-in-flight.js'
+import { PullsInFlight } from '../../src/core/pulls-in-flight.js'
 import { checkImageCompat } from '../../src/compat/check.js'
-import type { GpuFacts } from '../../src/agent/snapshot.js'
+import type { GpuFacts } from '../../src/core/snapshot.js'
 
 const readGpu = async (): Promise<GpuFacts> => ({ available: false, reason: 'not needed here', gpus: [] })
 

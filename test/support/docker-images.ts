@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { PrivateDockerd } from '../harness/dockerd.js'
-import type { ImageFacts } from '../../src/agent/snapshot.js'
+import type { ImageFacts } from '../../src/core/snapshot.js'
 import Dockerode from 'dockerode'
 
 const MiB = 1024 * 1024

@@ -1,5 +1,5 @@
 // Seeded generators of image sets, disks and policies for property tests and the planner benchmark.
-import type { ImageFacts } from '../../src/agent/snapshot.js'
+import type { ImageFacts } from '../../src/core/snapshot.js'
 import type { PlanInput } from '../../src/prune/plan.js'
 
 /** mulberry32: a small, fast, seeded PRNG so every generated case can be replayed from its seed */

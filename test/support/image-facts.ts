@@ -1,5 +1,5 @@
 // ImageFacts for planner tests: 100 MiB, unused, first seen 30 days before `now`; `over` sets the rest.
-import type { ImageFacts } from '../../src/agent/snapshot.js'
+import type { ImageFacts } from '../../src/core/snapshot.js'
 
 const MiB = 1024 * 1024
 

@@ -2,10 +2,11 @@
 // its error, a component.failed event says so, and once a retry starts it the list is empty.
 import t from 'tap'
 import { pino } from 'pino'
-import { Agent, type Feature } from '../../src/agent/agent.js'
+import { Agent } from '../../src/agent/agent.js'
+import type { Feature } from '../../src/core/feature.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
-import type { AgentEvent } from '../../src/agent/events.js'
-import { CollectorLoop } from '../../src/agent/collector.js'
+import type { AgentEvent } from '../../src/core/events.js'
+import { CollectorLoop } from '../../src/core/collector.js'
 
 async function until(what: string, cond: () => boolean): Promise<void> {
   for (let i = 0; i < 6000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))

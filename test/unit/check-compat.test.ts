@@ -13,7 +13,7 @@ import {
 import { RequirementError } from '../../src/compat/requirement.js'
 import { parseNvidiaSmiXml } from '../../src/gpu/parse.js'
 import { computeCapabilities, parseQueryGpuCsvWithHeader } from '../../src/gpu/query-csv.js'
-import type { GpuFacts } from '../../src/agent/snapshot.js'
+import type { GpuFacts } from '../../src/core/snapshot.js'
 import { FIXTURES } from '../harness/nvidia-smi.js'
 
 const capture = (name: string) => parseNvidiaSmiXml(readFileSync(join(FIXTURES, 'xml', name), 'utf8'))

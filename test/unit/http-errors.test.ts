@@ -4,7 +4,7 @@ import t from 'tap'
 import { pino } from 'pino'
 import { HttpServer } from '../../src/http/server.js'
 import { InvalidRequestError, UnavailableError } from '../../src/errors.js'
-import { UnknownActionError } from '../../src/agent/actions.js'
+import { UnknownActionError } from '../../src/core/actions.js'
 
 t.test('domain errors map to 400 and 503', async (t) => {
   const http = new HttpServer({

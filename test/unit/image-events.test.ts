@@ -7,7 +7,7 @@ import { DockerRuntime } from '../../src/runtime/docker.js'
 import { toRuntimeEvent, type DockerEvent } from '../../src/runtime/docker-events.js'
 import { imageUseTimes } from '../../src/inventory/image-facts.js'
 import { ImageCollector } from '../../src/inventory/images.js'
-import { SnapshotStore } from '../../src/agent/snapshot.js'
+import { SnapshotStore } from '../../src/core/snapshot.js'
 import { UsageTracker } from '../../src/inventory/usage.js'
 
 const events: DockerEvent[] = readFileSync(new URL('../fixtures/docker/events-api-1.41.jsonl', import.meta.url), 'utf8')

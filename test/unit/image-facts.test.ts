@@ -10,7 +10,7 @@ import {
   type ListedContainer,
   type ListedImage,
 } from '../../src/inventory/image-facts.js'
-import { imageState, summarizeImages } from '../../src/agent/snapshot.js'
+import { imageState, summarizeImages } from '../../src/core/snapshot.js'
 
 const fixture = (name: string) =>
   JSON.parse(readFileSync(new URL(`../fixtures/docker/${name}`, import.meta.url), 'utf8'))

@@ -2,8 +2,8 @@
 // component.failed, shown in status, and the start is retried with backoff until it succeeds.
 import t from 'tap'
 import { pino } from 'pino'
-import { Lifecycle, type Component } from '../../src/agent/lifecycle.js'
-import { EventBus, type AgentEvent } from '../../src/agent/events.js'
+import { Lifecycle, type Component } from '../../src/core/lifecycle.js'
+import { EventBus, type AgentEvent } from '../../src/core/events.js'
 
 /** fails its first `failures` starts, then starts */
 function flaky(name: string, failures: number): Component & { starts: number; running: boolean } {

@@ -9,7 +9,7 @@ import { buildNfdLabels, imageLabelId, labelValue, renderNfdFile } from '../../s
 import { labelKeyProblem, labelValueProblem } from '../../src/labels.js'
 import { FIXTURES } from '../harness/nvidia-smi.js'
 import { imageFactsAt } from '../support/image-facts.js'
-import type { GpuFacts } from '../../src/agent/snapshot.js'
+import type { GpuFacts } from '../../src/core/snapshot.js'
 
 const XML = join(FIXTURES, 'xml')
 const LONG_REFS = [

@@ -6,7 +6,7 @@ import {
   type PrewarmPlanInput,
   type RemoteFailure,
 } from '../../src/prewarm/plan.js'
-import type { DiskFacts, ImageCompat } from '../../src/agent/snapshot.js'
+import type { DiskFacts, ImageCompat } from '../../src/core/snapshot.js'
 import type { RemoteImage } from '../../src/registry/types.js'
 
 const MiB = 1024 * 1024

@@ -1,12 +1,12 @@
 // Making room through the prune action: a dry run first, a real prune only when it can free enough.
 import t from 'tap'
-import { ActionRegistry, type ActionMap } from '../../src/agent/actions.js'
+import { ActionRegistry, type ActionMap } from '../../src/core/actions.js'
 import type { PruneArgs } from '../../src/prune/request.js'
 import { agentConfigSchema, parseConfig } from '../../src/config.js'
 import { createLogger } from '../../src/log.js'
 import { makeRoom } from '../../src/prewarm/executor.js'
 import { planPrewarm } from '../../src/prewarm/plan.js'
-import type { DiskFacts } from '../../src/agent/snapshot.js'
+import type { DiskFacts } from '../../src/core/snapshot.js'
 import type { RemoteImage } from '../../src/registry/types.js'
 
 const MiB = 1024 * 1024

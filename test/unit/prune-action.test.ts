@@ -5,7 +5,7 @@ import { pino } from 'pino'
 import { Agent } from '../../src/agent/agent.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
 import { createPruneFeature } from '../../src/prune/feature.js'
-import type { AgentEvent } from '../../src/agent/events.js'
+import type { AgentEvent } from '../../src/core/events.js'
 import { InvalidRequestError } from '../../src/errors.js'
 
 t.test('the coordinator can invoke prune; bad args are refused with the reason', async (t) => {

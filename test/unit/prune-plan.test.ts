@@ -6,11 +6,11 @@ import {
   bytesToFree,
   expectedFreedBytes,
   KEPT,
-  repositoryOf,
   type PlanInput,
   type PrunePlan,
 } from '../../src/prune/plan.js'
-import type { ImageFacts } from '../../src/agent/snapshot.js'
+import type { ImageFacts } from '../../src/core/snapshot.js'
+import { repositoryOf } from '../../src/registry/image-names.js'
 import { generateCase, NOW } from '../support/generated-images.js'
 import { imageFactsAt } from '../support/image-facts.js'
 

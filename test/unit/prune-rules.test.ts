@@ -3,7 +3,7 @@
 // the threshold takes everything eligible unless thresholdScope is "include".
 import t from 'tap'
 import { planPrune, type PrunePolicy } from '../../src/prune/plan.js'
-import type { ImageFacts } from '../../src/agent/snapshot.js'
+import type { ImageFacts } from '../../src/core/snapshot.js'
 
 const GiB = 1024 ** 3
 const NOW = new Date('2026-11-30T12:00:00Z')

@@ -2,7 +2,7 @@
 // the hint for an unreachable runtime, on the errors Docker's and containerd's clients give.
 import t from 'tap'
 import { failingParts, readiness } from '../../src/agent/readiness.js'
-import { SnapshotStore, type HostSnapshot } from '../../src/agent/snapshot.js'
+import { SnapshotStore, type HostSnapshot } from '../../src/core/snapshot.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
 import { runtimeUnreachableHint } from '../../src/runtime/unreachable-hint.js'
 

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { EventBus, type AgentEvent } from '../../src/agent/events.js'
+import { EventBus, type AgentEvent } from '../../src/core/events.js'
 import { StateGuard, isNoSpace } from '../../src/state/guard.js'
 
 const KiB = 1024

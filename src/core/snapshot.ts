@@ -2,9 +2,59 @@
 // planners read. A scrape or a status call reads this; it never queries Docker or nvidia-smi.
 import { EventEmitter } from 'node:events'
 import { systemClock, type Clock } from './clock.js'
-import type { NvidiaRuntimeFacts } from '../compat/nvidia-runtime.js'
-import type { DiskBreakdown } from '../inventory/disk-breakdown.js'
 import type { HostFacts } from '../inventory/host-facts-schema.js'
+
+/** the slow disk breakdown's kinds of space (src/inventory/disk-breakdown.ts measures them) */
+export const DISK_KINDS = [
+  'images_unique',
+  'images_shared',
+  'containers_running',
+  'containers_stopped',
+  'logs',
+  'build_cache',
+  'volumes_in_use',
+  'volumes_dangling',
+] as const
+export type DiskKind = (typeof DISK_KINDS)[number]
+
+export interface ContainerLog {
+  id: string
+  name: string
+  state: string
+  logBytes: number
+}
+
+export interface DiskBreakdown {
+  /** when the runtime was asked (ISO) */
+  takenAt: string
+  /** how long the runtime's accounting took */
+  durationSeconds: number
+  bytes: Record<DiskKind, number>
+  /** every image layer once (`docker system df`'s images size): images_unique + images_shared */
+  imagesBytes: number
+  /** the containers with the largest logs, largest first */
+  topLogs: ContainerLog[]
+  /** every container whose log is over disk.logWarnBytes, largest first; empty when that is off */
+  largeLogs: ContainerLog[]
+}
+
+/** the NVIDIA runtime as src/compat/nvidia-runtime.ts judges it */
+export interface NvidiaRuntimeFacts {
+  /** an NVIDIA runtime is registered with Docker or its config file exists */
+  installed: boolean
+  /** Docker's runtimes whose name contains "nvidia" */
+  dockerRuntimes: string[]
+  defaultRuntime: string | null
+  /** `mode` of [nvidia-container-runtime] in config.toml; "auto" (the toolkit's default) when unset */
+  mode: string | null
+  /** what the mode amounts to here: legacy, csv, cdi, jit-cdi, or unknown */
+  effectiveMode: string
+  toolkitVersion: string | null
+  cdiSpecs: string[]
+  /** the runtime itself refuses a container whose NVIDIA_REQUIRE_* does not hold */
+  enforced: boolean
+  reason: string
+}
 
 export interface MigDevice {
   index: number

@@ -3,28 +3,24 @@
 // each one takes and answers, so a caller inside the agent gets a typed result.
 import type { z } from 'zod'
 import { InvalidRequestError } from '../errors.js'
+import type { CommandAction } from '../protocol.js'
 import type { triggerSchema } from '../protocol-events.js'
-import type { PruneArgs } from '../prune/request.js'
-import type { PruneReport } from '../prune/executor.js'
-import type { PrewarmArgs, ReleaseArgs } from '../prewarm/request.js'
-import type { PrewarmReport } from '../prewarm/executor.js'
-import type { CheckArgs } from '../compat/feature.js'
-import type { CheckReport } from '../compat/check-report.js'
-import type { AgentStatus } from './status.js'
 
 export type Trigger = z.infer<typeof triggerSchema>
 
-/** action name → the args it takes and the result it answers with */
-export interface ActionMap {
-  prune: { args: PruneArgs; result: PruneReport & { joined: boolean } }
-  prewarm: { args: PrewarmArgs; result: PrewarmReport }
-  /** takes held images out of the wanted set */
-  release: { args: ReleaseArgs; result: { released: string[] } }
-  check: { args: CheckArgs; result: CheckReport }
-  status: { args: Record<string, never>; result: AgentStatus }
-}
+/**
+ * action name → the args it takes and the result it answers with. Each feature adds the actions it
+ * offers by declaration merging (`declare module '../core/actions.js' { interface ActionMap { … } }`
+ * in its own actions.ts), so this contract names no feature's types.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled in by declaration merging
+export interface ActionMap {}
 
-export type ActionName = keyof ActionMap
+/**
+ * The names are the wire protocol's (COMMAND_ACTIONS): indexing ActionMap with them below fails to
+ * compile while one of them has no entry.
+ */
+export type ActionName = CommandAction
 
 /** A handler validates its args itself: they may come from a request body or a coordinator frame. */
 export type ActionHandler<K extends ActionName> = (args: unknown, trigger: Trigger) => Promise<ActionMap[K]['result']>

@@ -3,7 +3,6 @@
 import type { Registry } from 'prom-client'
 import type { AgentEvent } from './events.js'
 import type { HostSnapshot } from './snapshot.js'
-import type { PeerServeStats } from '../peers/metrics.js'
 
 /** every series name starts with this */
 export const METRIC_PREFIX = 'gpuhost_'
@@ -16,8 +15,6 @@ export interface MetricsSources {
   stateWriteErrors?: () => Record<string, number>
   /** the prewarm's wanted set (references); absent: none */
   wanted?: () => string[]
-  /** the peer listener's counts; absent or null while this host does not serve peers */
-  peers?: () => PeerServeStats | null
   version: string
 }
 
