@@ -3,9 +3,9 @@
 // Every write resolves once it is durable: the hub acks an agent's frame, and the API answers, only then.
 import type { CommandAction, CommandResult, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
 import type { RolloutStore } from './rollout-store.js'
-import type { CommandRecord, EventRecord, HostDetail } from './store.js'
+import type { CommandRecord, EventRecord, HostDetail } from './records.js'
 
-export type { CommandRecord, CommandStatus, EventRecord, HostDetail, HostRecord } from './store.js'
+export type { CommandRecord, CommandStatus, EventRecord, HostDetail, HostRecord } from './records.js'
 
 export interface EventFilter {
   hostId?: string

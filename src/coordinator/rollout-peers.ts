@@ -15,7 +15,7 @@ import type { PeerGrantKey } from './peer-advert.js'
 import { planPeerSources, type PeerSourceHost } from './peer-sources.js'
 import type { RolloutSpec } from './rollout-plan.js'
 import type { RolloutHost } from './rollout-store.js'
-import type { HostDetail } from './store.js'
+import type { HostDetail } from './records.js'
 
 /**
  * A host that finished with the image is counted as a source to come for this long while its

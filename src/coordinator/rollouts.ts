@@ -24,7 +24,7 @@ import {
 import type { CoordinatorEvent, Rollout, RolloutChanges, RolloutHost } from './rollout-store.js'
 import type { PeerGrant, PeerGrantRequest } from './peer-grants.js'
 import { planRolloutPeers, type RolloutPeerChoice } from './rollout-peers.js'
-import { COORDINATOR_HOST, type CommandRecord, type HostDetail } from './store.js'
+import { COORDINATOR_HOST, type CommandRecord, type HostDetail } from './records.js'
 
 /** the lease of the one replica that drives rollouts */
 const LEASE = 'rollouts'

@@ -10,59 +10,14 @@ import type { StoredPeerServing } from './peer-advert.js'
 import { rebuildHostFacts, type HostFacts } from '../inventory/host-facts-schema.js'
 import { systemClock, type Clock } from '../core/clock.js'
 import { checkSchemaVersion } from './fleet-store.js'
+import {
+  type CommandRecord,
+  type CommandStatus,
+  type EventRecord,
+  type HostDetail,
+  type HostRecord,
+} from './records.js'
 import { ROLLOUT_SCHEMA, SqliteRolloutTables, type RolloutTables } from './rollout-store.js'
-
-/** the host id the coordinator's own events (rollout.*) are stored under when they concern no one host */
-export const COORDINATOR_HOST = 'coordinator'
-
-export type CommandStatus = 'pending' | 'running' | 'succeeded' | 'failed'
-
-export interface HostRecord {
-  hostId: string
-  connected: boolean
-  lastSeen: string | null
-  version: string | null
-  gpu: Record<string, unknown> | null
-  disk: Record<string, unknown> | null
-  images: Record<string, unknown> | null
-  lastPrune: Record<string, unknown> | null
-  lastPrewarm: Record<string, unknown> | null
-  /** the host's labels, as its agent last sent them */
-  labels: Record<string, string>
-  /** where other hosts fetch images from this one (its hello's `peers` fact); null: it does not serve peers */
-  peers: StoredPeerServing | null
-  /** OS, kernel, CPU, memory, system and block devices from its last hello; null: its agent sent none */
-  host: HostFacts | null
-}
-
-export interface HostDetail extends HostRecord {
-  actions: string[]
-  localImages: import('../protocol.js').ReportedImage[] | null
-}
-
-/**
- * an event as received: `data` has the shape eventPayloadSchemas gives its type, but agents of other
- * versions may differ
- */
-export interface EventRecord {
-  id: string
-  hostId: string
-  type: string
-  ts: string
-  data: EventMessage['data']
-}
-
-export interface CommandRecord {
-  commandId: string
-  hostId: string
-  action: CommandAction
-  args: Record<string, unknown>
-  status: CommandStatus
-  result: unknown
-  error: string | null
-  createdAt: string
-  updatedAt: string
-}
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS hosts (
