@@ -1,6 +1,7 @@
 // Docker's disk accounting: /system/df (every layer walked once, so it is slow on a big host) and the
 // size of each container's log file, the one thing /system/df does not count. A log is stat'ed at
 // the path Docker reports for it (LogPath), so a daemon with another log root or driver is right too.
+import type Dockerode from 'dockerode'
 import { stat } from 'node:fs/promises'
 import { pathPart, statusOf, type DockerApi } from './docker-api.js'
 import type { RuntimeDiskUsage } from './runtime.js'
@@ -109,7 +110,7 @@ export async function dockerDiskUsage(api: DockerApi): Promise<RuntimeDiskUsage>
 
 /** the container's log size (null: none, a driver that ships logs away, or gone) and finish time */
 async function inspectExtra(api: DockerApi, id: string): Promise<ContainerExtra> {
-  let info: { LogPath?: string; State?: { FinishedAt?: string; Running?: boolean } }
+  let info: Dockerode.ContainerInspectInfo
   try {
     info = await api.within('GET /containers/{id}/json', (abortSignal) =>
       api.docker.getContainer(pathPart(id)).inspect({ abortSignal }),
