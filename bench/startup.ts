@@ -2,9 +2,11 @@
 // as a service manager sees it; `gpuhost --version` (node loading the CLI and nothing else) is the
 // reference for what any start costs on this machine. Then the idle agent's RSS (no Docker, no GPU),
 // side by side with an idle `node -e` and with Debian's prometheus-node-exporter, each read from
-// /proc after the same quiet time (--idle-seconds).
+// /proc after the same quiet time (--idle-seconds). The agent's idle RSS is the median of --idle-runs
+// agents started one after another: V8 may or may not have shrunk its heap after that quiet time,
+// which moves one reading by several MiB.
 //
-//   npm run -s build && npx tsx bench/startup.ts [--runs 10] [--idle-seconds 10] [--json]
+//   npm run -s build && npx tsx bench/startup.ts [--runs 10] [--idle-seconds 10] [--idle-runs 1] [--json]
 //
 // Each run starts `node dist/cli.js agent` on a fresh config in a temporary directory: loopback on a
 // free port, a state directory of its own, a Docker socket that does not exist and no nvidia-smi, so
@@ -25,11 +27,13 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '10' },
     'idle-seconds': { type: 'string', default: '10' },
+    'idle-runs': { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
   },
 })
 const RUNS = Number(values.runs)
 const IDLE_S = Number(values['idle-seconds'])
+const IDLE_RUNS = Number(values['idle-runs'])
 /** human lines go to stderr when stdout carries the JSON figures */
 const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + '\n')
 if (!Number.isInteger(RUNS) || RUNS < 1) {
@@ -38,6 +42,10 @@ if (!Number.isInteger(RUNS) || RUNS < 1) {
 }
 if (!Number.isFinite(IDLE_S) || IDLE_S < 0) {
   console.error(`--idle-seconds must be a number ≥ 0, not ${values['idle-seconds']}`)
+  process.exit(2)
+}
+if (!Number.isInteger(IDLE_RUNS) || IDLE_RUNS < 1) {
+  console.error(`--idle-runs must be a positive integer, not ${values['idle-runs']}`)
   process.exit(2)
 }
 if (!existsSync(CLI)) {
@@ -180,7 +188,14 @@ for (let i = 0; i < RUNS; i++) {
   runs.push(await runAgentOnce(i))
   versions.push(await versionOnce())
 }
-const idle = IDLE_S > 0 ? await runAgentOnce(RUNS, IDLE_S) : null
+const idleRuns: number[] = []
+for (let i = 0; IDLE_S > 0 && i < IDLE_RUNS; i++) idleRuns.push((await runAgentOnce(RUNS + i, IDLE_S)).idleRssMiB!)
+const idle = idleRuns.length
+  ? percentile(
+      [...idleRuns].sort((a, b) => a - b),
+      50,
+    )
+  : null
 const nodeIdle = IDLE_S > 0 ? await idleNodeRss(IDLE_S) : null
 const exporterIdle = IDLE_S > 0 ? await idleExporterRss(IDLE_S) : null
 const exitCodes = [...new Set(runs.map((r) => r.code))].join(', ')
@@ -200,10 +215,11 @@ const rows = [
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
 say(`gpuhost agent start and stop, ${RUNS} runs, node ${process.version}`)
 for (const r of rows) say(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '))
-if (idle) {
+if (idle !== null) {
   const exporter = exporterIdle === null ? 'not installed' : `${exporterIdle.toFixed(1)} MiB`
   say(
-    `RSS after ${IDLE_S} s idle: gpuhost agent (no Docker, no GPU) ${idle.idleRssMiB!.toFixed(1)} MiB; ` +
+    `RSS after ${IDLE_S} s idle: gpuhost agent (no Docker, no GPU) ${idle.toFixed(1)} MiB ` +
+      `(median of ${idleRuns.map((x) => x.toFixed(1)).join(', ')}); ` +
       `node -e idle ${nodeIdle!.toFixed(1)} MiB; prometheus-node-exporter ${exporter}`,
   )
 }
@@ -219,7 +235,8 @@ if (values.json) {
     stopP50Ms: p50(runs.map((r) => r.stopMs)),
     versionP50Ms: p50(versions),
     idleSeconds: IDLE_S,
-    agentIdleRssMiB: idle?.idleRssMiB ?? null,
+    agentIdleRssMiB: idle,
+    agentIdleRssSamplesMiB: idleRuns,
     nodeIdleRssMiB: nodeIdle,
     exporterIdleRssMiB: exporterIdle,
   }
