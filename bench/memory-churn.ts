@@ -8,9 +8,10 @@
 //                                                    [--churn 20] [--churn-every 5] [--scrapers 50]
 //                                                    [--load-seconds 20] [--json]
 //
-// Once settled, and before any churn, the agent is put under load for --load-seconds: --scrapers
-// clients scraping /metrics back to back while a prune plans over every image (a dry run with target
-// 1 %, so the whole inventory is planned and reported). The peak RSS of that phase is read from
+// After the churn (so that the churn's first samples are not the load's memory being given back),
+// the agent is put under load for --load-seconds: --scrapers clients scraping /metrics back to back
+// while a prune plans over every image (a dry run with target 1 %, so the whole inventory is planned
+// and reported). The peak RSS of that phase is read from
 // VmHWM, reset first through /proc/PID/clear_refs. --scrapers 0 skips it.
 //
 // --minutes 0 measures the settled agent with its images and no churn (the figures `npm run bench`
@@ -166,16 +167,6 @@ async function main(): Promise<void> {
       `peak RSS since start ${idle.peakRssMiB.toFixed(1)} MiB`,
   )
 
-  let load: LoadFigures | null = null
-  if (SCRAPERS > 0 && LOAD_S > 0) {
-    load = await underLoad(agent)
-    say(
-      `# under load (${LOAD_S} s): ${SCRAPERS} scrapers made ${load.scrapes} scrapes while a prune planned ` +
-        `over every image (${load.result}: ${load.planned} planned, ${load.kept} kept; ${load.pruneMs} ms); ` +
-        `peak RSS ${load.peakRssMiB.toFixed(1)} MiB`,
-    )
-  }
-
   const samples: MemorySample[] = []
   let churned = 0
   if (MINUTES > 0) {
@@ -221,6 +212,16 @@ async function main(): Promise<void> {
       churned += CHURN
       await sleep(Math.max(0, CHURN_EVERY_S * 1000 - (Date.now() - step)))
     }
+  }
+
+  let load: LoadFigures | null = null
+  if (SCRAPERS > 0 && LOAD_S > 0) {
+    load = await underLoad(agent)
+    say(
+      `# under load (${LOAD_S} s): ${SCRAPERS} scrapers made ${load.scrapes} scrapes while a prune planned ` +
+        `over every image (${load.result}: ${load.planned} planned, ${load.kept} kept; ${load.pruneMs} ms); ` +
+        `peak RSS ${load.peakRssMiB.toFixed(1)} MiB`,
+    )
   }
 
   const quarter = Math.max(1, Math.floor(samples.length / 4))
