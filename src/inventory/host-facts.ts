@@ -1,63 +1,84 @@
 // Host facts collector: OS, kernel, CPU, memory, system vendor and model, virtualisation and block
 // devices, from systeminformation. They change only with a reboot or new hardware, so they are read
 // once at agent start and again on SIGHUP, never per scrape or per collection: systeminformation
-// reads files and runs commands (lsblk, and dmidecode or sysfs for the system) for them.
-// systeminformation is loaded on the first read, so commands that never read host facts never load it.
+// reads files and runs commands (lsblk, and dmidecode or sysfs for the system) for them. It runs in
+// a child process (host-facts-reader.ts) that prints what it read and exits, so the agent never
+// carries systeminformation's ~12 MiB; what the child prints is bounded and mapped by toHostFacts
+// as any outside input is.
+import { spawn } from 'node:child_process'
+import { extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { Logger } from 'pino'
 import type { Component } from '../core/lifecycle.js'
 import type { SnapshotStore } from '../core/snapshot.js'
 import { systemClock, type Clock } from '../core/clock.js'
 import { toHostFacts, type RawHostFacts } from './host-facts-map.js'
-import { HOST_PARTS, type HostFacts, type HostPart } from './host-facts-schema.js'
+import { HOST_PARTS, type HostFacts } from './host-facts-schema.js'
 
 /**
- * Each part's bound. systeminformation cannot be cancelled: a part past it is reported unavailable
- * and its late answer ignored; the commands it runs carry their own timeouts.
+ * Each part's bound in the reader. systeminformation cannot be cancelled: a part past it is
+ * reported unavailable; the child is killed if it has not answered a little after that.
  */
 export const HOST_FACTS_TIMEOUT_MS = 10_000
+/** what the reader may print: five parts of a host with many disks are a few tens of KiB */
+const READER_OUTPUT_MAX = 4 * 1024 * 1024
+// beside this module: compiled (.js), or as TypeScript under a loader (process.execArgv carries it)
+const READER = fileURLToPath(new URL(`./host-facts-reader${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
 
 /** Reads the host facts; never throws: a part that fails or times out is listed in `unavailable`. */
 export async function readHostFacts(opts: { timeoutMs?: number; log?: Logger; now?: Clock } = {}): Promise<HostFacts> {
   const timeoutMs = opts.timeoutMs ?? HOST_FACTS_TIMEOUT_MS
   const now = opts.now ?? systemClock
-  const unavailable: RawHostFacts['unavailable'] = []
-  const failed = (part: HostPart, err: unknown) => {
-    const reason = err instanceof Error ? err.message : String(err)
-    unavailable.push({ part, reason })
-    opts.log?.warn({ part, err: reason }, `cannot read the host's ${part} facts: they are left out`)
-  }
-  let si: typeof import('systeminformation')
+  let raw: RawHostFacts
   try {
-    si = (await import('systeminformation')).default
+    raw = await runReader(timeoutMs)
   } catch (err) {
-    for (const part of HOST_PARTS) failed(part, err)
-    return toHostFacts({ unavailable }, now())
+    raw = { unavailable: HOST_PARTS.map((part) => ({ part, reason: (err as Error).message })) }
   }
-  const read = async (part: HostPart, call: () => Promise<unknown>): Promise<unknown> => {
-    try {
-      return await withTimeout(Promise.resolve().then(call), timeoutMs, part)
-    } catch (err) {
-      failed(part, err)
-      return undefined
-    }
-  }
-  const [osInfo, cpu, mem, system, blockDevices] = await Promise.all([
-    read('os', () => si.osInfo()),
-    read('cpu', () => si.cpu()),
-    read('memory', () => si.mem()),
-    read('system', () => si.system()),
-    read('blockDevices', () => si.blockDevices()),
-  ])
-  return toHostFacts({ osInfo, cpu, mem, system, blockDevices, unavailable }, now())
+  const facts = toHostFacts(raw, now())
+  for (const { part, reason } of facts.unavailable)
+    opts.log?.warn({ part, err: reason }, `cannot read the host's ${part} facts: they are left out`)
+  return facts
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms / 1000} s`)), ms)
-    timer.unref()
+/** runs the reader under the same Node (and its loader flags), its output bounded and parsed */
+function runReader(timeoutMs: number): Promise<RawHostFacts> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...loaderFlags(process.execArgv), READER, String(timeoutMs)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs + 5000,
+      killSignal: 'SIGKILL',
+    })
+    const out: Buffer[] = []
+    let size = 0
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > READER_OUTPUT_MAX) child.kill('SIGKILL')
+      else out.push(chunk)
+    })
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 2000) stderr += chunk.toString('utf8')
+    })
+    child.once('error', reject)
+    child.once('close', (code, signal) => {
+      if (size > READER_OUTPUT_MAX)
+        return reject(new Error(`the host facts reader printed over ${READER_OUTPUT_MAX} bytes`))
+      if (code !== 0) {
+        const why = signal ? `was killed (${signal})` : `exited with ${code}`
+        return reject(
+          new Error(`the host facts reader ${why}${stderr.trim() ? `: ${stderr.trim().slice(0, 300)}` : ''}`),
+        )
+      }
+      try {
+        const parsed: unknown = JSON.parse(Buffer.concat(out).toString('utf8'))
+        if (!parsed || typeof parsed !== 'object') throw new Error('not an object')
+        resolve(parsed as RawHostFacts)
+      } catch (err) {
+        reject(new Error(`the host facts reader printed no facts (${(err as Error).message})`))
+      }
+    })
   })
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer))
 }
 
 /**
@@ -134,4 +155,14 @@ export class HostFactsCollector implements Component {
       ...(missing.length > 0 ? { error: `partial host facts: ${missing.join('; ')}` } : {}),
     })
   }
+}
+
+/**
+ * The flags of this Node that the reader needs too: a module loader (TypeScript under tests) and
+ * source maps. Not `-e`/`-p` and their code, which would run instead of the reader.
+ */
+function loaderFlags(execArgv: readonly string[]): string[] {
+  return execArgv.filter((a) =>
+    /^--(import|loader|experimental-loader|require|conditions)=|^--enable-source-maps$/.test(a),
+  )
 }

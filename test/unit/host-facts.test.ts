@@ -4,6 +4,9 @@
 // out of bounds, and the coordinator's rebuild keeping only the fields it names.
 import t from 'tap'
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { release, totalmem } from 'node:os'
+import { readHostFacts } from '../../src/inventory/host-facts.js'
 import { boundedText, hostSummary, toHostFacts } from '../../src/inventory/host-facts-map.js'
 import {
   HOST_BLOCK_DEVICES_MAX,
@@ -154,4 +157,12 @@ t.test('the hello schema refuses host facts out of bounds; the rebuild keeps onl
     t.notOk('extra' in stored!)
   }
   t.equal(rebuildHostFacts(undefined), null, 'an older agent sends none')
+})
+
+t.test('the facts are read in a child process: systeminformation never loads in this one', async (t) => {
+  const facts = await readHostFacts()
+  t.equal(facts.os?.kernel, release(), "this machine's kernel, as the child read it")
+  t.equal(facts.memory?.totalBytes, totalmem())
+  const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('systeminformation'))
+  t.same(loaded, [], 'no systeminformation module in this process')
 })
