@@ -22,8 +22,8 @@ import {
 } from '../protocol.js'
 import type { AgentIdentity } from './identity.js'
 import { acceptPeerAdvert } from './peer-advert.js'
-import type { FleetStore } from './fleet-store.js'
-import { COORDINATOR_EVENT_PREFIX } from './rollout-store.js'
+import type { FleetStore } from './store/fleet-store.js'
+import { COORDINATOR_EVENT_PREFIX } from './rollouts/store.js'
 
 const COORDINATOR_ID = 'coordinator'
 /** frames an agent may have sent before its hello is answered (an agent sends at most its send window) */

@@ -2,8 +2,8 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { COMMAND_ACTIONS } from '../protocol.js'
 import type { HubCounters } from './hub.js'
-import type { FleetStore } from './fleet-store.js'
-import { ROLLOUT_HOST_STATES, ROLLOUT_STATES, SOURCE_KINDS } from './rollout-plan.js'
+import type { FleetStore } from './store/fleet-store.js'
+import { ROLLOUT_HOST_STATES, ROLLOUT_STATES, SOURCE_KINDS } from './rollouts/plan.js'
 
 const P = 'gpuhost_coordinator_'
 const STATUSES = ['pending', 'running', 'succeeded', 'failed']

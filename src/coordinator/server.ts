@@ -13,12 +13,12 @@ import { COMPAT_EVALUATOR } from './evaluator.js'
 import { AgentHub } from './hub.js'
 import { verifyAgentCredential, type AgentAuthPolicy, type AgentIdentity } from './identity.js'
 import { createCoordinatorMetrics } from './metrics.js'
-import type { FleetStore } from './fleet-store.js'
-import { PostgresFleetStore } from './postgres-store.js'
-import { SqliteFleetStore } from './sqlite-store.js'
-import { RolloutDriver } from './rollouts.js'
+import type { FleetStore } from './store/fleet-store.js'
+import { PostgresFleetStore } from './store/postgres/fleet.js'
+import { SqliteFleetStore } from './store/sqlite/fleet-store.js'
+import { RolloutDriver } from './rollouts/driver.js'
 import { grantPeer, grantTtlSeconds } from './peer-grants.js'
-import { addRolloutRoutes } from './rollout-api.js'
+import { addRolloutRoutes } from './rollouts/api.js'
 
 export class Coordinator {
   readonly http: HttpServer

@@ -8,9 +8,9 @@
 // reconnect, and the agent answers a repeat from its record.
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
-import { matchesSelector, parseSelector } from '../labels.js'
-import { fleetCompat, type CompatEvaluator } from './compat.js'
-import type { FleetStore } from './fleet-store.js'
+import { matchesSelector, parseSelector } from '../../labels.js'
+import { fleetCompat, type CompatEvaluator } from '../compat.js'
+import type { FleetStore } from '../store/fleet-store.js'
 import {
   hostOutcome,
   planRollout,
@@ -20,11 +20,11 @@ import {
   type RolloutState,
   type SourceKind,
   SOURCE_KINDS,
-} from './rollout-plan.js'
-import type { CoordinatorEvent, Rollout, RolloutChanges, RolloutHost } from './rollout-store.js'
-import type { PeerGrant, PeerGrantRequest } from './peer-grants.js'
-import { planRolloutPeers, type RolloutPeerChoice } from './rollout-peers.js'
-import { COORDINATOR_HOST, type CommandRecord, type HostDetail } from './records.js'
+} from './plan.js'
+import type { CoordinatorEvent, Rollout, RolloutChanges, RolloutHost } from './store.js'
+import type { PeerGrant, PeerGrantRequest } from '../peer-grants.js'
+import { planRolloutPeers, type RolloutPeerChoice } from './peers.js'
+import { COORDINATOR_HOST, type CommandRecord, type HostDetail } from '../store/records.js'
 
 /** the lease of the one replica that drives rollouts */
 const LEASE = 'rollouts'
