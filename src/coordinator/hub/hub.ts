@@ -3,7 +3,6 @@
 // events stored then acked in batches, commands sent until a result is stored.
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { parseRequestUrl } from '../../http/server.js'
 import {
@@ -17,8 +16,7 @@ import {
   type Command,
   type Hello,
 } from '../../protocol.js'
-import type { AgentIdentity } from '../identity.js'
-import type { FleetStore } from '../store/fleet-store.js'
+import type { HubCounters, HubOptions } from './options.js'
 import { COORDINATOR_EVENT_PREFIX } from '../rollouts/store.js'
 import { withPeerAdvert } from './peer-hello.js'
 import { closeReason, COORDINATOR_ID, refuseUpgrade } from './replies.js'
@@ -29,13 +27,6 @@ const MAX_HELD_FRAMES = 1024
 /** RFC 6455: the frame broke the endpoint's policy */
 const POLICY_VIOLATION = 1008
 
-export interface HubCounters {
-  eventsReceived: number
-  eventsDuplicate: number
-  framesRefused: number
-  connectionsRefused: number
-}
-
 export class AgentHub {
   readonly name = 'agent-hub'
   private readonly wss: WebSocketServer
@@ -44,23 +35,7 @@ export class AgentHub {
   private pingTimer: NodeJS.Timeout | null = null
   readonly counters: HubCounters = { eventsReceived: 0, eventsDuplicate: 0, framesRefused: 0, connectionsRefused: 0 }
 
-  constructor(
-    private readonly opts: {
-      store: FleetStore
-      log: Logger
-      /** who the upgrade request's credential speaks for */
-      authenticate: (req: IncomingMessage) => AgentIdentity
-      maxFrameBytes: number
-      pingIntervalSeconds: number
-      commandTimeoutSeconds: number
-      /** a host's hello was accepted and its pending commands sent */
-      onHostConnected?: (hostId: string) => void
-      /** command results were stored */
-      onResultsStored?: () => void
-      /** a snapshot with the host's (changed) image list was stored */
-      onImagesReported?: (hostId: string) => void
-    },
-  ) {
+  constructor(private readonly opts: HubOptions) {
     // The hard cap is above the protocol limit so that a frame over the limit is answered with an
     // error; beyond the cap ws closes the connection (1009) before buffering it whole.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes * 4, perMessageDeflate: false })
