@@ -1,7 +1,7 @@
 // gpuhost coordinator: the reference coordinator in the foreground until SIGTERM/SIGINT.
 import { loadCoordinatorConfig } from '../config.js'
 import { Coordinator } from '../coordinator/server.js'
-import { redact } from '../coordinator/postgres-store.js'
+import { redact } from '../coordinator/store/postgres/connection.js'
 import { createLogger } from '../log.js'
 import { sdNotify } from '../agent/sd-notify.js'
 import type { GlobalOptions } from './options.js'

@@ -6,7 +6,7 @@
 import { familiarRef } from '../registry/reference.js'
 import type { GpuFacts } from '../core/snapshot.js'
 import type { ReportedImage } from '../protocol.js'
-import type { HostDetail } from './records.js'
+import type { HostDetail } from './store/records.js'
 
 export interface CompatVerdict {
   compatible: boolean | null

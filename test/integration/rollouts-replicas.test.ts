@@ -3,8 +3,8 @@
 // the lease and carries the rollout on from the stored state.
 import t from 'tap'
 import pino from 'pino'
-import { PostgresFleetStore } from '../../src/coordinator/postgres-store.js'
-import { RolloutDriver } from '../../src/coordinator/rollouts.js'
+import { PostgresFleetStore } from '../../src/coordinator/store/postgres/fleet.js'
+import { RolloutDriver } from '../../src/coordinator/rollouts/driver.js'
 import { startPostgres } from '../harness/postgres.js'
 import { waitFor } from '../harness/ports.js'
 import { requireServices } from '../harness/services.js'

@@ -3,7 +3,7 @@ import { hostOfInstance, routeAlerts } from '../../src/coordinator/alerts.js'
 import { fleetCompat, type CompatEvaluator } from '../../src/coordinator/compat.js'
 import { familiarRef as normalizeRef } from '../../src/registry/reference.js'
 import { COMPAT_EVALUATOR } from '../../src/coordinator/evaluator.js'
-import type { HostDetail } from '../../src/coordinator/records.js'
+import type { HostDetail } from '../../src/coordinator/store/records.js'
 
 t.test('instance labels lose their port, IPv6 included', async (t) => {
   t.equal(hostOfInstance('gpu-node-1:9477'), 'gpu-node-1')

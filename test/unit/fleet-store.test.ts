@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { SqliteFleet, SQLITE_SCHEMA_VERSION } from '../../src/coordinator/store.js'
+import { SqliteFleet, SQLITE_SCHEMA_VERSION } from '../../src/coordinator/store/sqlite/engine.js'
 import { event, hello } from '../support/fleet-messages.js'
 
 function dataDir(t: { teardown(fn: () => void): void }): string {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { closeReason } from '../../src/coordinator/hub.js'
+import { closeReason } from '../../src/coordinator/hub/replies.js'
 import {
   envelop,
   errorReply,

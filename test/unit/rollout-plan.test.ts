@@ -6,7 +6,7 @@ import {
   type PlannerHost,
   type RolloutSpec,
   type RolloutState,
-} from '../../src/coordinator/rollout-plan.js'
+} from '../../src/coordinator/rollouts/plan.js'
 
 const spec = (over: Partial<RolloutSpec> = {}): RolloutSpec => ({
   images: ['reg/a:1', 'reg/b:1'],

@@ -3,9 +3,8 @@
 // events stored then acked in batches, commands sent until a result is stored.
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { parseRequestUrl } from '../http/server.js'
+import { parseRequestUrl } from '../../http/server.js'
 import {
   AGENTS_PATH,
   CLOSE_CODES,
@@ -13,64 +12,20 @@ import {
   errorReply,
   parseAgentMessage,
   ProtocolError,
-  type Ack,
   type AgentMessage,
   type Command,
-  type CommandResult,
-  type EventMessage,
   type Hello,
-} from '../protocol.js'
-import type { AgentIdentity } from './identity.js'
-import { acceptPeerAdvert } from './peer-advert.js'
-import type { FleetStore } from './fleet-store.js'
-import { COORDINATOR_EVENT_PREFIX } from './rollout-store.js'
+} from '../../protocol.js'
+import type { HubCounters, HubOptions } from './options.js'
+import { COORDINATOR_EVENT_PREFIX } from '../rollouts/store.js'
+import { withPeerAdvert } from './peer-hello.js'
+import { closeReason, COORDINATOR_ID, refuseUpgrade } from './replies.js'
+import { answer, answersPings, newSession, releaseFrames, send, type HeldFrames, type Session } from './session.js'
 
-const COORDINATOR_ID = 'coordinator'
 /** frames an agent may have sent before its hello is answered (an agent sends at most its send window) */
 const MAX_HELD_FRAMES = 1024
 /** RFC 6455: the frame broke the endpoint's policy */
 const POLICY_VIOLATION = 1008
-
-/**
- * Frames that arrived while the hello was being decided (up to 5 s waiting for the host's older
- * connection to answer a ping). Once they pass maxFrameBytes the socket is paused, so TCP holds
- * the rest at the sender: what is held is at most maxFrameBytes and what ws had already read. The
- * socket is not paused before that, so an agent's own pings are answered while it waits.
- */
-interface HeldFrames {
-  frames: { data: Buffer; isBinary: boolean }[]
-  bytes: number
-}
-
-interface Session {
-  ws: WebSocket
-  /** the host of the accepted hello */
-  hostId: string | null
-  /** the host the credential speaks for; null: any (the shared token) */
-  credentialHostId: string | null
-  /** the address the connection came from (a proxy's, behind one) */
-  remoteAddress: string | null
-  alive: boolean
-  /** when the agent last showed it is there (a frame or a pong) */
-  lastSignAt: number
-  /** frames that arrived while the hello was being decided, handled in order once it is accepted */
-  held: HeldFrames | null
-  /** refused and closing: later frames are ignored, not refused (a refusal would make the agent drop them) */
-  closing: boolean
-  /** events and results received and not yet stored and acked */
-  events: EventMessage[]
-  results: CommandResult[]
-  flushScheduled: boolean
-  /** commands sent on this connection whose 'running' mark may not be committed yet */
-  dispatched: Set<string>
-}
-
-export interface HubCounters {
-  eventsReceived: number
-  eventsDuplicate: number
-  framesRefused: number
-  connectionsRefused: number
-}
 
 export class AgentHub {
   readonly name = 'agent-hub'
@@ -80,23 +35,7 @@ export class AgentHub {
   private pingTimer: NodeJS.Timeout | null = null
   readonly counters: HubCounters = { eventsReceived: 0, eventsDuplicate: 0, framesRefused: 0, connectionsRefused: 0 }
 
-  constructor(
-    private readonly opts: {
-      store: FleetStore
-      log: Logger
-      /** who the upgrade request's credential speaks for */
-      authenticate: (req: IncomingMessage) => AgentIdentity
-      maxFrameBytes: number
-      pingIntervalSeconds: number
-      commandTimeoutSeconds: number
-      /** a host's hello was accepted and its pending commands sent */
-      onHostConnected?: (hostId: string) => void
-      /** command results were stored */
-      onResultsStored?: () => void
-      /** a snapshot with the host's (changed) image list was stored */
-      onImagesReported?: (hostId: string) => void
-    },
-  ) {
+  constructor(private readonly opts: HubOptions) {
     // The hard cap is above the protocol limit so that a frame over the limit is answered with an
     // error; beyond the cap ws closes the connection (1009) before buffering it whole.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes * 4, perMessageDeflate: false })
@@ -130,32 +69,19 @@ export class AgentHub {
   readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy())
     const path = parseRequestUrl(req.url)?.pathname
-    if (path === undefined) return refuse(socket, 400, 'Bad Request')
+    if (path === undefined) return refuseUpgrade(socket, 400, 'Bad Request')
     const identity = this.opts.authenticate(req)
     if (!identity.ok) {
       const why = identity.reason
       this.opts.log.warn({ remote: req.socket.remoteAddress, why }, 'refused an agent: bad or missing credential')
-      return refuse(socket, 401, 'Unauthorized')
+      return refuseUpgrade(socket, 401, 'Unauthorized')
     }
-    if (path !== AGENTS_PATH) return refuse(socket, 404, 'Not Found')
+    if (path !== AGENTS_PATH) return refuseUpgrade(socket, 404, 'Not Found')
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, identity.hostId))
   }
 
   private accept(ws: WebSocket, req: IncomingMessage, credentialHostId: string | null): void {
-    const session: Session = {
-      ws,
-      hostId: null,
-      credentialHostId,
-      remoteAddress: req.socket.remoteAddress ?? null,
-      alive: true,
-      lastSignAt: Date.now(),
-      held: null,
-      closing: false,
-      events: [],
-      results: [],
-      flushScheduled: false,
-      dispatched: new Set(),
-    }
+    const session = newSession(ws, credentialHostId, req.socket.remoteAddress ?? null)
     this.all.add(session)
     ws.on('pong', () => {
       session.alive = true
@@ -187,20 +113,12 @@ export class AgentHub {
     if (held.bytes > maxFrameBytes && !session.ws.isPaused) session.ws.pause()
   }
 
-  /** The hello is decided: nothing more is held, the socket reads again. */
-  private release(session: Session): HeldFrames['frames'] {
-    const frames = session.held?.frames ?? []
-    session.held = null
-    session.ws.resume()
-    return frames
-  }
-
   private handleFrame(session: Session, data: Buffer, isBinary: boolean): void {
     try {
       this.onFrame(session, data, isBinary)
     } catch (err) {
       this.opts.log.error({ hostId: session.hostId, err: (err as Error).message }, 'failed to handle an agent frame')
-      this.send(session, errorReply(COORDINATOR_ID, new ProtocolError('internal', (err as Error).message, null), true))
+      send(session, errorReply(COORDINATOR_ID, new ProtocolError('internal', (err as Error).message, null), true))
     }
   }
 
@@ -231,7 +149,7 @@ export class AgentHub {
     switch (message.type) {
       case 'snapshot':
         return void this.write(this.opts.store.recordSnapshot(message)).then((stored) => {
-          this.answer(session, [message.id], stored)
+          answer(session, [message.id], stored)
           if (stored && message.localImages !== null) this.opts.onImagesReported?.(message.hostId)
         })
       case 'event':
@@ -258,23 +176,6 @@ export class AgentHub {
    * has no other live connection (an older one that no longer answers pings is replaced). Frames
    * after the hello wait until it is decided, stored and the host's unfinished commands are sent.
    */
-  /**
-   * The hello as stored: its advertised peer listener kept only when its address is acceptable
-   * (peer-advert.ts), with the credential the host checks grants with.
-   */
-  private withPeerAdvert(session: Session, hello: Hello): Hello {
-    if (!hello.facts.peers) return hello
-    const { peers, refused } = acceptPeerAdvert(hello.facts.peers, {
-      remoteAddress: session.remoteAddress,
-      sharedCredential: session.credentialHostId === null,
-    })
-    if (refused) {
-      const { url } = hello.facts.peers
-      this.opts.log.warn({ hostId: hello.hostId, url, why: refused }, 'refused the peer URL a host advertised')
-    }
-    return { ...hello, facts: { ...hello.facts, peers: peers ?? undefined } }
-  }
-
   private async onHello(session: Session, hello: Hello): Promise<void> {
     const { log } = this.opts
     if (session.hostId !== null) {
@@ -282,7 +183,7 @@ export class AgentHub {
         const why = `this connection already speaks for ${session.hostId}`
         return this.refuse(session, new ProtocolError('bad_message', why, hello.id))
       }
-      return this.answer(session, [hello.id], true)
+      return answer(session, [hello.id], true)
     }
     if (session.credentialHostId !== null && hello.hostId !== session.credentialHostId) {
       const { credentialHostId } = session
@@ -293,11 +194,11 @@ export class AgentHub {
     session.held = { frames: [], bytes: 0 }
     const previous = this.sessions.get(hello.hostId)
     if (previous && previous !== session) {
-      if (await this.answersPings(previous)) {
+      if (await answersPings(previous, this.opts.pingIntervalSeconds)) {
         log.warn({ hostId: hello.hostId }, 'refused a second connection for a host that is connected and answering')
         return this.close(session, CLOSE_CODES.duplicate, 'this host already has a live connection')
       }
-      if (session.ws.readyState !== session.ws.OPEN) return void this.release(session)
+      if (session.ws.readyState !== session.ws.OPEN) return void releaseFrames(session)
       log.warn({ hostId: hello.hostId }, "the host's older connection stopped answering pings: replacing it")
       this.flush(previous)
       previous.hostId = null
@@ -305,39 +206,21 @@ export class AgentHub {
       previous.ws.close(CLOSE_CODES.replaced, 'replaced by a newer connection')
       previous.ws.terminate()
     }
-    const recorded = await this.write(this.opts.store.recordHello(this.withPeerAdvert(session, hello)))
+    const recorded = await this.write(this.opts.store.recordHello(withPeerAdvert(session, hello, this.opts.log)))
     if (!recorded) {
       return this.close(session, CLOSE_CODES.unavailable, 'the coordinator cannot store the hello; try later')
     }
-    if (session.ws.readyState !== session.ws.OPEN) return void this.release(session)
+    if (session.ws.readyState !== session.ws.OPEN) return void releaseFrames(session)
     if (this.sessions.has(hello.hostId)) {
       return this.close(session, CLOSE_CODES.duplicate, 'this host already has a live connection')
     }
     session.hostId = hello.hostId
     this.sessions.set(hello.hostId, session)
     log.info({ hostId: hello.hostId, version: hello.version }, 'agent said hello')
-    this.answer(session, [hello.id], true)
+    answer(session, [hello.id], true)
     void this.dispatch(hello.hostId)
     this.opts.onHostConnected?.(hello.hostId)
-    for (const frame of this.release(session)) this.handleFrame(session, frame.data, frame.isBinary)
-  }
-
-  /** Whether a connection shows life: a sign within the ping interval, else a pong to a probe in time. */
-  private answersPings(session: Session): Promise<boolean> {
-    if (session.ws.readyState !== session.ws.OPEN) return Promise.resolve(false)
-    const probeMs = Math.min(5000, this.opts.pingIntervalSeconds * 1000)
-    const since = Date.now()
-    return new Promise((resolve) => {
-      const done = (alive: boolean) => {
-        clearTimeout(timer)
-        session.ws.off('pong', onPong)
-        resolve(alive)
-      }
-      const onPong = () => done(true)
-      const timer = setTimeout(() => done(session.lastSignAt >= since), probeMs)
-      session.ws.on('pong', onPong)
-      session.ws.ping()
-    })
+    for (const frame of releaseFrames(session)) this.handleFrame(session, frame.data, frame.isBinary)
   }
 
   private close(session: Session, code: number, reason: string): void {
@@ -347,16 +230,6 @@ export class AgentHub {
     session.ws.close(code, closeReason(reason))
     // Read on (and ignore) what follows, so the agent's closing frame ends the handshake.
     session.ws.resume()
-  }
-
-  /** Acks what was stored; answers what could not be stored with a retryable error per frame. */
-  private answer(session: Session, ids: string[], stored: boolean): void {
-    if (!ids.length) return
-    if (stored) return void this.send(session, envelop<Ack>(COORDINATOR_ID, { type: 'ack', ids }))
-    for (const id of ids) {
-      const error = new ProtocolError('store_failed', 'the coordinator could not store this; send it again later', id)
-      this.send(session, errorReply(COORDINATOR_ID, error, true))
-    }
   }
 
   /** A durable write whose failure is logged; resolves false when it failed. */
@@ -376,7 +249,7 @@ export class AgentHub {
       { hostId: session.hostId, code: error.code, ref: error.ref, err: error.message },
       'refused a frame from an agent',
     )
-    this.send(session, errorReply(COORDINATOR_ID, error))
+    send(session, errorReply(COORDINATOR_ID, error))
   }
 
   private scheduleFlush(session: Session): void {
@@ -401,7 +274,7 @@ export class AgentHub {
       }
     })
     void this.write(stored).then((stored) => {
-      this.answer(session, [...events.map((e) => e.id), ...results.map((r) => r.id)], stored)
+      answer(session, [...events.map((e) => e.id), ...results.map((r) => r.id)], stored)
       if (stored && results.length) this.opts.onResultsStored?.()
     })
   }
@@ -429,7 +302,7 @@ export class AgentHub {
         action: c.action,
         args: c.args,
       })
-      if (!this.send(session, command)) return
+      if (!send(session, command)) return
       session.dispatched.add(c.commandId)
       void this.write(this.opts.store.markRunning(c.commandId))
     }
@@ -470,29 +343,4 @@ export class AgentHub {
       () => {},
     )
   }
-
-  private send(session: Session, message: object): boolean {
-    if (session.ws.readyState !== session.ws.OPEN) return false
-    session.ws.send(JSON.stringify(message))
-    return true
-  }
-}
-
-/** A WebSocket close reason is at most 123 bytes of UTF-8: cut whole characters off the end. */
-export function closeReason(text: string): string {
-  let reason = text
-  while (Buffer.byteLength(reason) > 123) reason = Array.from(reason).slice(0, -1).join('')
-  return reason
-}
-
-function refuse(socket: Duplex, status: number, text: string): void {
-  const body = JSON.stringify({ error: text }) + '\n'
-  const head = [
-    `HTTP/1.1 ${status} ${text}`,
-    'Connection: close',
-    'Content-Type: application/json',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-  ]
-  socket.end(head.join('\r\n') + '\r\n\r\n' + body)
-  setTimeout(() => socket.destroy(), 1000).unref()
 }

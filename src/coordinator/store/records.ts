@@ -1,9 +1,9 @@
 // The fleet's records as every store gives them (SQLite and PostgreSQL alike), apart from the
 // stores so that the FleetStore interface and the engines that implement it share them without
 // importing each other.
-import type { CommandAction, EventMessage, ReportedImage } from '../protocol.js'
-import type { HostFacts } from '../inventory/host-facts-schema.js'
-import type { StoredPeerServing } from './peer-advert.js'
+import type { CommandAction, EventMessage, ReportedImage } from '../../protocol.js'
+import type { HostFacts } from '../../inventory/host-facts-schema.js'
+import type { StoredPeerServing } from '../peer-advert.js'
 
 /** the host id the coordinator's own events (rollout.*) are stored under when they concern no one host */
 export const COORDINATOR_HOST = 'coordinator'
@@ -55,4 +55,10 @@ export interface CommandRecord {
   error: string | null
   createdAt: string
   updatedAt: string
+}
+
+/** A host as the API shows it: the record of INTERFACES.md, without the bulky local image list. */
+export function publicHost(h: HostDetail): HostRecord {
+  const { actions: _actions, localImages: _images, ...record } = h
+  return record
 }

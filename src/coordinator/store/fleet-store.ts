@@ -1,8 +1,8 @@
 // The coordinator's durable fleet state behind one asynchronous interface, with two engines: SQLite
 // in one process (the default, nothing to install) and PostgreSQL shared by any number of replicas.
 // Every write resolves once it is durable: the hub acks an agent's frame, and the API answers, only then.
-import type { CommandAction, CommandResult, EventMessage, Hello, SnapshotMessage } from '../protocol.js'
-import type { RolloutStore } from './rollout-store.js'
+import type { CommandAction, CommandResult, EventMessage, Hello, SnapshotMessage } from '../../protocol.js'
+import type { RolloutStore } from '../rollouts/store.js'
 import type { CommandRecord, EventRecord, HostDetail } from './records.js'
 
 export type { CommandRecord, CommandStatus, EventRecord, HostDetail, HostRecord } from './records.js'

@@ -1,14 +1,15 @@
 // The rollouts API: start one, list them, one with its hosts, cancel/pause/resume; and the release
 // of one host's held image. Writes are POST/DELETE, so they carry the admin token like the rest.
 import { z } from 'zod'
-import { HttpError, type HttpServer } from '../http/server.js'
-import { labelKeySchema, parseSelector, SelectorError } from '../labels.js'
-import { describeZodIssues } from '../validation.js'
-import type { RolloutSpec } from './rollout-plan.js'
-import type { Rollout } from './rollout-store.js'
-import { hostBytesBySource, rolloutTotals, type RolloutDriver } from './rollouts.js'
-import type { FleetStore } from './fleet-store.js'
-import { isImageRef, imageRefSchema } from '../image-ref-schema.js'
+import { HttpError, type HttpServer } from '../../http/server.js'
+import { labelKeySchema, parseSelector, SelectorError } from '../../labels.js'
+import { describeZodIssues } from '../../validation.js'
+import type { RolloutSpec } from './plan.js'
+import type { Rollout } from './store.js'
+import type { RolloutDriver } from './driver.js'
+import { hostBytesBySource, rolloutTotals } from './totals.js'
+import type { FleetStore } from '../store/fleet-store.js'
+import { isImageRef, imageRefSchema } from '../../image-ref-schema.js'
 
 const rolloutBodySchema = z.strictObject({
   images: z.array(imageRefSchema).min(1).max(100),

@@ -9,13 +9,13 @@
 // trust this id: the fetching host checks what it loaded against the config digest of the registry's
 // manifest, which it reads anyway, so a source holding something else costs one failed attempt and
 // never wrong content.
-import { parseImageRef, parseRepoDigest, qualifiedRef, type ImageRef } from '../registry/reference.js'
-import type { ReportedImage } from '../protocol.js'
-import type { PeerGrantKey } from './peer-advert.js'
-import { planPeerSources, type PeerSourceHost } from './peer-sources.js'
-import type { RolloutSpec } from './rollout-plan.js'
-import type { RolloutHost } from './rollout-store.js'
-import type { HostDetail } from './records.js'
+import { parseImageRef, parseRepoDigest, qualifiedRef, type ImageRef } from '../../registry/reference.js'
+import type { ReportedImage } from '../../protocol.js'
+import type { PeerGrantKey } from '../peer-advert.js'
+import { planPeerSources, type PeerSourceHost } from '../peer-sources.js'
+import type { RolloutSpec } from './plan.js'
+import type { RolloutHost } from './store.js'
+import type { HostDetail } from '../store/records.js'
 
 /**
  * A host that finished with the image is counted as a source to come for this long while its

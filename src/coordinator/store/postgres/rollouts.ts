@@ -1,19 +1,12 @@
-// Rollouts in PostgreSQL: the RolloutStore over the tables of migration 2. A change to a rollout
+// Rollouts in PostgreSQL: the RolloutStore over the tables of migration 2 (schema.ts). A change to a rollout
 // locks its row (FOR UPDATE), so a pause or cancel through one replica and a step of the driver on
 // another are applied one after the other, and a step stored after a pause is refused.
 import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
-import type { RolloutHostState, RolloutSpec, RolloutState } from './rollout-plan.js'
-import type {
-  CoordinatorEvent,
-  Rollout,
-  RolloutChanges,
-  RolloutHost,
-  RolloutHostPatch,
-  RolloutStore,
-} from './rollout-store.js'
-
-type Queryable = pg.Pool | pg.PoolClient
+import type { RolloutSpec, RolloutState } from '../../rollouts/plan.js'
+import type { CoordinatorEvent, Rollout, RolloutChanges, RolloutHostPatch, RolloutStore } from '../../rollouts/store.js'
+import { normaliseRow, toRollout, toRolloutHost, type Row } from '../mappers.js'
+import type { Queryable } from './connection.js'
 
 const FINISHED = "('succeeded', 'failed', 'cancelled')"
 const HOST_COLUMNS: Record<keyof RolloutHostPatch, string> = {
@@ -193,28 +186,13 @@ export class PostgresRollouts implements RolloutStore {
     return rows.map((r) => ({ sourceKind: r.source_kind, n: Number(r.n) }))
   }
 
-  private async toRollout(r: Record<string, unknown>, c: Queryable): Promise<Rollout> {
+  private async toRollout(r: Row, c: Queryable): Promise<Rollout> {
     const { rows } = await c.query('SELECT * FROM rollout_hosts WHERE rollout_id = $1 ORDER BY host_id COLLATE "C"', [
       r.id,
     ])
-    const hosts = rows.map((h): RolloutHost => ({
-      hostId: h.host_id as string,
-      state: h.state as RolloutHostState,
-      reason: (h.reason as string | null) ?? null,
-      commandId: (h.command_id as string | null) ?? null,
-      images: JSON.parse(h.images as string) as RolloutHost['images'],
-      bytesPulled: Number(h.bytes_pulled),
-      startedAt: (h.started_at as string | null) ?? null,
-      finishedAt: (h.finished_at as string | null) ?? null,
-    }))
-    return {
-      id: r.id as string,
-      state: r.state as RolloutState,
-      spec: JSON.parse(r.spec as string) as RolloutSpec,
-      createdAt: r.created_at as string,
-      updatedAt: r.updated_at as string,
-      finishedAt: (r.finished_at as string | null) ?? null,
-      hosts,
-    }
+    return toRollout(
+      normaliseRow(r),
+      rows.map((h: Row) => toRolloutHost(normaliseRow(h))),
+    )
   }
 }

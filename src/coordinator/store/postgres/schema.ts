@@ -2,6 +2,13 @@
 // never edit: a replica that finds a version beyond this list refuses to start. Times the API shows
 // are ISO 8601 text, as the SQLite store keeps them (one clock, the same answers from both stores);
 // JSON documents are text too, so what an agent sent is returned as it was, whatever its content.
+import type pg from 'pg'
+import type { Logger } from 'pino'
+import { checkSchemaVersion } from '../fleet-store.js'
+
+/** pg_advisory_lock key held while migrating, so two replicas starting at once migrate once */
+const MIGRATION_LOCK = 0x67707568 // "gpuh"
+
 export const POSTGRES_MIGRATIONS: string[] = [
   `CREATE TABLE hosts (
      host_id text PRIMARY KEY,
@@ -50,3 +57,31 @@ export const POSTGRES_MIGRATIONS: string[] = [
   // the host facts of its hello: OS, CPU, memory, system, block devices
   `ALTER TABLE hosts ADD COLUMN host text;`,
 ]
+
+/** Brings the schema up to this build's version; refuses (StoreOpenError) one newer than it knows. */
+export async function migrate(pool: pg.Pool, where: string, log: Logger): Promise<void> {
+  const client = await pool.connect()
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
+    await client.query(`CREATE TABLE IF NOT EXISTS gpuhost_schema (
+      version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
+    const { rows } = await client.query<{ v: number }>('SELECT coalesce(max(version), 0)::int AS v FROM gpuhost_schema')
+    const found = rows[0].v
+    checkSchemaVersion(found, POSTGRES_MIGRATIONS.length, where)
+    for (let v = found; v < POSTGRES_MIGRATIONS.length; v++) {
+      await client.query('BEGIN')
+      try {
+        await client.query(POSTGRES_MIGRATIONS[v])
+        await client.query('INSERT INTO gpuhost_schema (version) VALUES ($1)', [v + 1])
+        await client.query('COMMIT')
+      } catch (err) {
+        await client.query('ROLLBACK')
+        throw err
+      }
+      log.info({ version: v + 1 }, 'fleet database schema migrated')
+    }
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {})
+    client.release()
+  }
+}
