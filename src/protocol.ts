@@ -87,6 +87,8 @@ export const snapshotSchema = z.strictObject({
   lastPrewarm: object.nullable(),
   /** the host's labels; absent: unchanged */
   labels: labelsSchema.optional(),
+  /** the host facts (OS, CPU, memory, devices), once read and after each re-read; absent: unchanged */
+  host: hostFactsSchema.optional(),
 })
 
 /**

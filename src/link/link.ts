@@ -27,7 +27,6 @@ import { Outbox } from './outbox.js'
 import { peerServingFact } from '../peers/advertise.js'
 import { ExecutedCommands } from './executed-commands.js'
 import { VERSION } from '../version.js'
-import { HOST_FACTS_TIMEOUT_MS } from '../inventory/host-facts.js'
 import { backoffDelay } from '../backoff.js'
 import { coordinatorUrls, readTokenFile } from '../config.js'
 
@@ -271,11 +270,8 @@ export class CoordinatorLink implements Component {
   }
 
   private async sendHello(ws: WebSocket): Promise<void> {
-    // The host facts are read once at start: the first hello waits for them (null: being read).
-    if (this.ctx.store.get().host === null) {
-      await this.ctx.store.collected('host', HOST_FACTS_TIMEOUT_MS + 1000)
-      if (ws.readyState !== WebSocket.OPEN) return
-    }
+    // The host facts are not waited for (a slow lsblk would hold up the hello): a hello before the
+    // first read says none, and every snapshot from the read on carries them (the read is a change).
     const status = await this.status()
     const { peers } = this.ctx.config
     // Peer tokens are checked with the link token: without one every peer request would be refused.
@@ -584,6 +580,7 @@ function buildSnapshotMessage(
       lastPrune: asObject(status.lastPrune),
       lastPrewarm: asObject(status.lastPrewarm),
       labels: ctx.config.labels,
+      ...(snapshot.host ? { host: snapshot.host } : {}),
     },
     { ts: ctx.now().toISOString() },
   )

@@ -43,7 +43,7 @@ t.test('gpuhost check shows the host facts of this machine', async (t) => {
   t.match(human.stdout, /^ {2}Memory: \d+\.\d GiB$/m)
 })
 
-t.test('the agent shows them in /v1/status and /metrics, re-reads on SIGHUP, and says them in its hello', async (t) => {
+t.test('the agent shows them in /v1/status and /metrics, re-reads on SIGHUP, and tells the coordinator', async (t) => {
   const coord = await startCoordinator(t)
   const agent = await startAgent(t, {
     hostId: 'facts-1',
@@ -72,7 +72,7 @@ t.test('the agent shows them in /v1/status and /metrics, re-reads on SIGHUP, and
     200,
   )
   const stored = (await coord.api('/v1/hosts/facts-1')).body.host
-  t.same(stored, first, 'GET /v1/hosts/:id shows the facts of the hello')
+  t.same(stored, first, 'GET /v1/hosts/:id shows the facts the agent read')
   const listed = (await coord.api('/v1/hosts')).body.hosts.find((h: any) => h.hostId === 'facts-1')
   t.same(listed.host, first, 'and GET /v1/hosts lists them')
 
@@ -80,6 +80,13 @@ t.test('the agent shows them in /v1/status and /metrics, re-reads on SIGHUP, and
   await waitFor('a second read after SIGHUP', async () => (await status()).host.readAt !== first.readAt, 30_000, 100)
   expectHost(t, (await status()).host, 'after SIGHUP')
   t.match(agent.logs(), /SIGHUP: reading the host facts again/)
+  const reread = (await status()).host
+  await waitFor(
+    'the re-read facts in the coordinator (a snapshot carries them)',
+    async () => (await coord.api('/v1/hosts/facts-1')).body?.host?.readAt === reread.readAt,
+    30_000,
+    200,
+  )
   t.equal((await fetch(`${agent.url}/healthz`)).status, 200, 'SIGHUP does not end the agent')
   t.equal((await agent.stop()).code, 0, 'and it stops cleanly')
 })

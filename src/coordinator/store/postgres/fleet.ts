@@ -131,6 +131,7 @@ export class PostgresFleetStore implements FleetStore {
     await this.ctx.pool.query(
       `UPDATE hosts SET last_seen = $2, gpu = $3, disk = $4, images = $5,
          local_images = coalesce($6, local_images), labels = coalesce($7, labels),
+         host = coalesce($12, host),
          last_prune = CASE WHEN $8::text IS NOT NULL AND (last_prune_at IS NULL OR last_prune_at <= $9)
            THEN $8 ELSE last_prune END,
          last_prune_at = CASE WHEN $8::text IS NOT NULL AND (last_prune_at IS NULL OR last_prune_at <= $9)
@@ -152,6 +153,7 @@ export class PostgresFleetStore implements FleetStore {
         pruneAt,
         json(s.lastPrewarm),
         prewarmAt,
+        json(s.host ? rebuildHostFacts(s.host) : null),
       ],
     )
   }

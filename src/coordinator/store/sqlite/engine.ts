@@ -84,6 +84,7 @@ export class SqliteFleet {
       lastPrune: json(s.lastPrune),
       lastPrewarm: json(s.lastPrewarm),
       labels: json(s.labels),
+      host: json(s.host ? rebuildHostFacts(s.host) : null),
     })
   }
 

@@ -18,6 +18,7 @@ export function prepareStatements(db: Database.Database): Record<string, Databas
         labels = @labels, peers = @peers, host = @host`),
     snapshot: p(`UPDATE hosts SET lastSeen = @lastSeen, gpu = @gpu, disk = @disk, images = @images,
       localImages = coalesce(@localImages, localImages), labels = coalesce(@labels, labels),
+      host = coalesce(@host, host),
       lastPrune = CASE WHEN @lastPrune IS NOT NULL AND ${NEWER('lastPrune', '@lastPrune')}
         THEN @lastPrune ELSE lastPrune END,
       lastPrewarm = CASE WHEN @lastPrewarm IS NOT NULL AND ${NEWER('lastPrewarm', '@lastPrewarm')}
