@@ -1,5 +1,5 @@
 // The configuration reference (docs/configuration.md), rendered from the schemas' JSON Schema: each key's
-// type, default and description come from src/config.ts and nowhere else. `npm run docs:config` writes it.
+// type, default and description come from src/config.ts (with its sections under src/config/) and nowhere else.
 import { writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { z } from 'zod'

@@ -4,6 +4,7 @@
 // under a digest, so what was read once is kept for the process's life.
 import { createHash } from 'node:crypto'
 import { arch } from 'node:process'
+import { qualifiedRef } from '../registry/reference.js'
 import { isNotFound, timestampMs, type ContainerdClient } from './containerd-client.js'
 import { chainIds } from './containerd-accounting.js'
 import type { OciConfig, OciIndex, OciManifest, WireContentInfo, WireImage } from './containerd-wire.js'
@@ -181,4 +182,11 @@ export class ImageStoreReader {
 
 function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex')
+}
+
+/** containerd stores fully qualified names (`docker.io/library/ubuntu:latest`), as CRI does */
+export function containerdName(ref: string): string {
+  if (ref.startsWith('sha256:')) return ref
+  const q = qualifiedRef(ref)
+  return /[:@][^/]*$/.test(q.slice(q.lastIndexOf('/'))) ? q : `${q}:latest`
 }

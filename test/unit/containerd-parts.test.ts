@@ -4,7 +4,7 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { accountImages, chainIds } from '../../src/runtime/containerd-accounting.js'
 import { toRuntimeEvent } from '../../src/runtime/containerd-events.js'
-import { containerdName } from '../../src/runtime/containerd.js'
+import { containerdName } from '../../src/runtime/containerd-images.js'
 import { agentConfigSchema, parseConfig } from '../../src/config.js'
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex')
