@@ -1,6 +1,6 @@
 // The human form of a prune report: what was planned, removed, skipped and kept, and whether
 // enough was freed. --json prints the report itself.
-import type { PruneReport } from '../prune/executor.js'
+import type { PruneReport } from '../prune/report.js'
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']

@@ -4,7 +4,7 @@
 import { breakdownOf } from '../inventory/disk-breakdown.js'
 import type { DiskKind } from '../core/snapshot.js'
 import type { RuntimeDiskUsage } from '../runtime/runtime.js'
-import { KEPT, type KeptItem } from './plan.js'
+import { KEPT, type KeptItem } from './plan-types.js'
 
 export type HeldKind =
   Exclude<DiskKind, 'images_unique'> | 'images_in_use' | 'images_wanted' | 'images_kept' | 'images_not_removed'

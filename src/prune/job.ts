@@ -6,7 +6,9 @@ import type { HostSnapshot } from '../core/snapshot.js'
 import { withPruneLock } from './lock.js'
 import { UnavailableError } from '../errors.js'
 import { readFilesystem, type DiskReading } from '../inventory/disk.js'
-import { runPrune, type PruneHooks, type PruneReport, type PruneRequest } from './executor.js'
+import { runPrune } from './executor.js'
+import type { PruneHooks, PruneRequest } from './executor-deps.js'
+import type { PruneReport } from './report.js'
 import { rulesFor } from './schedules.js'
 
 export interface PruneJobOptions {

@@ -5,7 +5,8 @@ import type { Logger } from 'pino'
 import type { Component } from '../core/lifecycle.js'
 import type { EventBus } from '../core/events.js'
 import type { DiskFacts } from '../core/snapshot.js'
-import type { PruneReport, PruneRequest } from './executor.js'
+import type { PruneRequest } from './executor-deps.js'
+import type { PruneReport } from './report.js'
 
 export type StartPrune = (req: PruneRequest) => Promise<{ report: Pick<PruneReport, 'result' | 'after'> }>
 

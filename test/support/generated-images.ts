@@ -1,6 +1,6 @@
 // Seeded generators of image sets, disks and policies for property tests and the planner benchmark.
 import type { ImageFacts } from '../../src/core/snapshot.js'
-import type { PlanInput } from '../../src/prune/plan.js'
+import type { PlanInput } from '../../src/prune/plan-types.js'
 
 /** mulberry32: a small, fast, seeded PRNG so every generated case can be replayed from its seed */
 export function seededRandom(seed: number): () => number {

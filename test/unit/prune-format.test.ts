@@ -1,7 +1,7 @@
 // The human prune report: the exited containers rule's decisions and the bytes freed per kind.
 import t from 'tap'
 import { formatPruneReport } from '../../src/commands/prune-format.js'
-import type { PruneReport } from '../../src/prune/executor.js'
+import type { PruneReport } from '../../src/prune/report.js'
 
 const MiB = 1024 * 1024
 const disk = {

@@ -2,7 +2,8 @@
 // times must never change an answer: the same input planned again, after other globs, or after
 // other images, gives the same plan; a time reads as Date.parse reads it, odd ones included.
 import t from 'tap'
-import { planPrune, type PlanInput } from '../../src/prune/plan.js'
+import { planPrune } from '../../src/prune/plan.js'
+import type { PlanInput } from '../../src/prune/plan-types.js'
 import { timeOf } from '../../src/registry/image-names.js'
 import { gen, generateCase, NOW } from '../support/generated-images.js'
 

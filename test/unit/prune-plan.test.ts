@@ -1,14 +1,8 @@
 // Properties of the prune planner over thousands of generated cases (seeded: a failure names its
 // seed, and `seedFor(i)` replays it), plus examples for the rules that need a closer look.
 import t, { type Test } from 'tap'
-import {
-  planPrune,
-  bytesToFree,
-  expectedFreedBytes,
-  KEPT,
-  type PlanInput,
-  type PrunePlan,
-} from '../../src/prune/plan.js'
+import { planPrune, bytesToFree, expectedFreedBytes } from '../../src/prune/plan.js'
+import { KEPT, type PlanInput, type PrunePlan } from '../../src/prune/plan-types.js'
 import type { ImageFacts } from '../../src/core/snapshot.js'
 import { repositoryOf } from '../../src/registry/image-names.js'
 import { generateCase, NOW } from '../support/generated-images.js'

@@ -2,7 +2,8 @@
 // planner: the age rule takes old unused images in scope whatever the usage, behind every guard;
 // the threshold takes everything eligible unless thresholdScope is "include".
 import t from 'tap'
-import { planPrune, type PrunePolicy } from '../../src/prune/plan.js'
+import { planPrune } from '../../src/prune/plan.js'
+import type { PrunePolicy } from '../../src/prune/plan-types.js'
 import type { ImageFacts } from '../../src/core/snapshot.js'
 
 const GiB = 1024 ** 3

@@ -11,7 +11,7 @@ import { EventBus, type AgentEvent } from '../../src/core/events.js'
 import type { DiskFacts } from '../../src/core/snapshot.js'
 import { runPrune } from '../../src/prune/executor.js'
 import { planPrune } from '../../src/prune/plan.js'
-import type { PruneRequest } from '../../src/prune/executor.js'
+import type { PruneRequest } from '../../src/prune/executor-deps.js'
 import { generateCase, NOW } from '../support/generated-images.js'
 import { parseConfig, agentConfigSchema } from '../../src/config.js'
 
