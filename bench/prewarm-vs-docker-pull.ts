@@ -21,7 +21,7 @@ import { CLI, startAgent } from '../test/harness/agent.js'
 import { startDockerd } from '../test/harness/dockerd.js'
 import { makeImage, pushImage } from '../test/harness/images.js'
 import { startRegistry } from '../test/harness/registry.js'
-import type { PrewarmReport } from '../src/prewarm/executor.js'
+import type { PrewarmReport } from '../src/prewarm/result.js'
 import { benchRun } from './support.js'
 
 const { values } = parseArgs({

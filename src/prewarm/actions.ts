@@ -1,6 +1,6 @@
 // The prewarm feature's actions, added to the agent's ActionMap.
 import type { PrewarmArgs, ReleaseArgs } from './request.js'
-import type { PrewarmReport } from './executor.js'
+import type { PrewarmReport } from './result.js'
 
 declare module '../core/actions.js' {
   interface ActionMap {

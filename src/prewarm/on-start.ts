@@ -4,7 +4,7 @@
 // agent in a restart loop does not pull (or ask the registry) on every start.
 import type { Logger } from 'pino'
 import type { Component } from '../core/lifecycle.js'
-import type { PrewarmReport } from './executor.js'
+import type { PrewarmReport } from './result.js'
 import { backoffDelay } from '../backoff.js'
 import { DockerUnreachableError, type PrewarmHostFacts } from './facts.js'
 import type { StartBackoff } from './start-backoff.js'

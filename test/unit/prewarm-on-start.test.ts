@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { prewarmOnStart } from '../../src/prewarm/on-start.js'
 import { START_BACKOFF_FILE, StartBackoff } from '../../src/prewarm/start-backoff.js'
-import type { PrewarmReport, PullStatus } from '../../src/prewarm/executor.js'
+import type { PrewarmReport, PullStatus } from '../../src/prewarm/result.js'
 
 const log = pino({ level: 'silent' })
 
