@@ -46,7 +46,7 @@ export class CoordinatorLink implements Component {
   state(): LinkState {
     return {
       configured: true,
-      connected: this.socket.connection !== null,
+      connected: this.socket.isConnected,
       pending: this.delivery.pending,
       lastError: this.socket.lastError,
       dropped: this.delivery.dropped,
@@ -109,6 +109,7 @@ export class CoordinatorLink implements Component {
     )
     this.helloId = hello.id
     this.socket.send(ws, hello)
+    this.socket.helloSent(ws)
     this.snapshots.send()
     this.delivery.pump()
   }

@@ -24,6 +24,8 @@ export interface SocketHandlers {
 export class LinkSocket {
   private ws: WebSocket | null = null
   private connected = false
+  /** the hello went out on this connection: until then nothing else may be sent on it */
+  private greeted = false
   private stopped = false
   private attempt = 0
   /** the coordinator.url entry connected to or tried next */
@@ -39,9 +41,14 @@ export class LinkSocket {
     private readonly handlers: SocketHandlers,
   ) {}
 
-  /** the open connection, or null while not connected */
+  /** whether a connection is open (its hello may not be sent yet) */
+  get isConnected(): boolean {
+    return this.connected
+  }
+
+  /** the open connection once its hello is sent, or null: the coordinator refuses anything before the hello */
   get connection(): WebSocket | null {
-    return this.connected ? this.ws : null
+    return this.connected && this.greeted ? this.ws : null
   }
 
   /** why the link is not connected (the last failure or refusal); null once a connection is accepted */
@@ -60,6 +67,11 @@ export class LinkSocket {
     this.attempt = 0
     this.refusals = 0
     this.error = null
+  }
+
+  /** The hello went out on ws: what waited for it may follow. */
+  helloSent(ws: WebSocket): void {
+    if (this.ws === ws) this.greeted = true
   }
 
   send(ws: WebSocket, message: object): void {
@@ -167,6 +179,7 @@ export class LinkSocket {
   private onOpen(ws: WebSocket): void {
     const { config, log } = this.ctx
     this.connected = true
+    this.greeted = false
     if (this.failures > 0) log.info({ url: this.url, afterFailures: this.failures }, 'coordinator reachable again')
     else log.info({ url: this.url }, 'connected to the coordinator')
     this.failures = 0
