@@ -218,7 +218,9 @@ export class AgentHub {
     this.sessions.set(hello.hostId, session)
     log.info({ hostId: hello.hostId, version: hello.version }, 'agent said hello')
     answer(session, [hello.id], true)
-    void this.dispatch(hello.hostId)
+    // The host's unfinished commands are sent before a frame it sent after the hello is handled: a
+    // result handled first would make a command the agent has to answer again look finished.
+    await this.dispatch(hello.hostId)
     this.opts.onHostConnected?.(hello.hostId)
     for (const frame of releaseFrames(session)) this.handleFrame(session, frame.data, frame.isBinary)
   }
